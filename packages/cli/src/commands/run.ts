@@ -1,0 +1,71 @@
+import { Command } from 'commander'
+import { createLogger } from '@pos-relay/shared'
+import { DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
+import { collect, intArg, LOG_LEVEL_HELP, option } from '../options.js'
+import { handleShutdown } from '../shutdown.js'
+
+interface RunOptions {
+  config: string
+  announce?: string[]
+  port?: number
+  host?: string
+  apiUrl?: string
+  metricsPort?: number
+  metricsHost?: string
+  drainSeconds?: number
+  maxReservations?: number
+  reservationTtl?: number
+  maxCircuits?: number
+  circuitDataLimit?: number
+  circuitDuration?: number
+  logLevel?: string
+}
+
+/** Flags and env vars override the file; the result is validated as a whole. */
+export function applyOverrides (file: RelayConfig, o: RunOptions): RelayConfig {
+  const limits = { ...file.limits }
+  if (o.maxReservations != null) limits.max_reservations = o.maxReservations
+  if (o.reservationTtl != null) limits.reservation_ttl_seconds = o.reservationTtl
+  if (o.maxCircuits != null) limits.max_circuits = o.maxCircuits
+  if (o.circuitDataLimit != null) limits.circuit_data_limit_bytes = o.circuitDataLimit
+  if (o.circuitDuration != null) limits.circuit_duration_seconds = o.circuitDuration
+  return parseConfig({
+    ...file,
+    ...(o.port != null ? { port: o.port } : {}),
+    ...(o.host != null ? { host: o.host } : {}),
+    ...(o.apiUrl != null ? { api_url: o.apiUrl } : {}),
+    ...(o.announce != null && o.announce.length > 0 ? { announce: o.announce } : {}),
+    ...(o.metricsPort != null ? { metrics_port: o.metricsPort } : {}),
+    ...(o.metricsHost != null ? { metrics_host: o.metricsHost } : {}),
+    ...(o.drainSeconds != null ? { drain_seconds: o.drainSeconds } : {}),
+    limits
+  }, 'config after flags')
+}
+
+export function runCommand (): Command {
+  return new Command('run')
+    .description('Run the relay (the default command): Circuit Relay v2 over TCP with Noise and Yamux, registered with the discovery API')
+    .addOption(option('-c, --config <file>', 'config file written by `pos-relay init`', 'CONFIG_PATH').default('./config.json'))
+    .addOption(option('-a, --announce <multiaddr>', 'public address to advertise and register (repeatable, or comma-separated)', 'RELAY_ANNOUNCE').argParser(collect))
+    .addOption(option('-p, --port <port>', `TCP port to listen on (config: port, default ${DEFAULT_PORT})`, 'RELAY_PORT').argParser(intArg('--port')))
+    .addOption(option('--host <ip>', 'IPv4 address to listen on (config: host, default 0.0.0.0)', 'RELAY_HOST'))
+    .addOption(option('--api-url <url>', 'discovery API base URL (config: api_url)', 'API_URL'))
+    .addOption(option('--metrics-port <port>', `HTTP port for /metrics, /healthz, /readyz (config: metrics_port, default ${DEFAULT_METRICS_PORT})`, 'METRICS_PORT').argParser(intArg('--metrics-port')))
+    .addOption(option('--metrics-host <ip>', 'address the metrics port binds to (config: metrics_host, default 0.0.0.0)', 'METRICS_HOST'))
+    .addOption(option('--drain-seconds <s>', 'after SIGTERM, how long open circuits may keep running (config: drain_seconds, default 30)', 'DRAIN_SECONDS').argParser(intArg('--drain-seconds')))
+    .addOption(option('--max-reservations <n>', 'reservations held at once (config: limits.max_reservations)', 'MAX_RESERVATIONS').argParser(intArg('--max-reservations')))
+    .addOption(option('--reservation-ttl <s>', 'reservation lifetime in seconds (config: limits.reservation_ttl_seconds)', 'RESERVATION_TTL_SECONDS').argParser(intArg('--reservation-ttl')))
+    .addOption(option('--max-circuits <n>', 'circuits relayed at once (config: limits.max_circuits)', 'MAX_CIRCUITS').argParser(intArg('--max-circuits')))
+    .addOption(option('--circuit-data-limit <bytes>', 'bytes per circuit, both directions, 0 = unlimited (config: limits.circuit_data_limit_bytes)', 'CIRCUIT_DATA_LIMIT_BYTES').argParser(intArg('--circuit-data-limit')))
+    .addOption(option('--circuit-duration <s>', 'seconds per circuit, 0 = unlimited (config: limits.circuit_duration_seconds)', 'CIRCUIT_DURATION_SECONDS').argParser(intArg('--circuit-duration')))
+    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
+    .action(async (opts: RunOptions) => {
+      const config = applyOverrides(await loadConfig(opts.config), opts)
+      const logger = createLogger({ name: 'relay', level: opts.logLevel })
+      const relay = new RelayServer({ config, logger })
+      await relay.start()
+      // one line on stdout for scripts and tests: where to reach this relay
+      process.stdout.write(JSON.stringify({ event: 'relay_ready', peer_id: relay.peerId, addrs: relay.addresses, metrics_port: relay.metricsAddress?.port }) + '\n')
+      handleShutdown(logger, async () => { await relay.drain() }, async () => { await relay.stop() })
+    })
+}

@@ -1,0 +1,3 @@
+export { program, main } from './main.js'
+export { applyOverrides } from './commands/run.js'
+export { readSecret } from './secret.js'

@@ -1,0 +1,21 @@
+import { createInterface } from 'node:readline'
+
+/**
+ * Reads the p2p secret: from P2P_SECRET if set, else a hidden prompt when
+ * stdin is a terminal, else the first line of stdin (containers, scripts).
+ */
+export async function readSecret (env: NodeJS.ProcessEnv = process.env, stdin: NodeJS.ReadStream = process.stdin): Promise<string> {
+  const fromEnv = env.P2P_SECRET
+  if (fromEnv != null && fromEnv !== '') return fromEnv.trim()
+  if (stdin.isTTY === true) {
+    const { default: password } = await import('@inquirer/password')
+    return (await password({ message: 'p2p secret (shared with the discovery API):', mask: '*' })).trim()
+  }
+  const rl = createInterface({ input: stdin, crlfDelay: Infinity })
+  try {
+    for await (const line of rl) return line.trim()
+  } finally {
+    rl.close()
+  }
+  return ''
+}

@@ -1,0 +1,231 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { fetchRelays, rankRelays, type RelayInfo } from './discovery.js'
+import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
+
+export interface RelayManagerOptions {
+  /** base URL of the discovery API, e.g. http://127.0.0.1:8080 */
+  discoveryUrl: string
+  /** relays to hold a reservation on at once (default 2) */
+  relayCount?: number
+  /** how often to refresh the relay list (default 60 s; the original client polled every 11 min) */
+  pollIntervalMs?: number
+  /** how often to verify reservations are alive (default 2 s) */
+  checkIntervalMs?: number
+  /** log hook; default silent */
+  onEvent?: (event: RelayManagerEvent) => void
+}
+
+export type RelayManagerEvent =
+  | { type: 'relays', relays: string[] }
+  | { type: 'reserved', relay: string, addrs: string[] }
+  | { type: 'reservation_lost', relay: string }
+  | { type: 'reserve_failed', relay: string, error: string }
+  | { type: 'discovery_failed', error: string }
+
+interface RelayState {
+  info: RelayInfo
+  peerId: PeerId
+  /** a circuit listener exists for this relay (transport keeps it across reservations) */
+  listening: boolean
+  failures: number
+  nextAttempt: number
+  reserving?: Promise<void>
+}
+
+/**
+ * Internals of @libp2p/circuit-relay-v2 4.2.13's transport we need to renew
+ * a reservation on the existing listener (pinned exactly; checked at runtime).
+ */
+interface TransportReservationStore {
+  addRelay: (peer: PeerId, type: 'configured') => Promise<unknown>
+  relayFilter?: { remove: (item: Uint8Array) => boolean }
+}
+
+/**
+ * Keeps reservations on `relayCount` relays chosen from the discovery API.
+ *
+ * Upstream js-libp2p never re-establishes a relay reservation after the
+ * relay connection drops (js-libp2p#3601), and after one failed dial it
+ * blacklists the relay for good. This manager checks every few seconds (and
+ * at once when a relay connection closes) that each chosen relay still gives
+ * us a `/p2p-circuit` address, and if not reconnects with backoff and renews
+ * the reservation on the transport's existing listener.
+ */
+export class RelayManager {
+  private readonly node: Libp2p
+  private readonly opts: Required<Omit<RelayManagerOptions, 'onEvent'>> & Pick<RelayManagerOptions, 'onEvent'>
+  private readonly relays = new Map<string, RelayState>()
+  private known: RelayInfo[] = []
+  private pollTimer?: NodeJS.Timeout
+  private checkTimer?: NodeJS.Timeout
+  private readonly controller = new AbortController()
+  private running = false
+
+  constructor (node: Libp2p, opts: RelayManagerOptions) {
+    this.node = node
+    this.opts = { relayCount: 2, pollIntervalMs: 60_000, checkIntervalMs: 2_000, ...opts }
+  }
+
+  /** Fetches relays and reserves; resolves once the first reservation exists (or rejects after `timeoutMs`). */
+  async start (opts: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.running) return
+    this.running = true
+    this.node.addEventListener('connection:close', this.onConnectionClose)
+    await this.refresh()
+    this.pollTimer = setInterval(() => { void this.refresh() }, this.opts.pollIntervalMs)
+    this.checkTimer = setInterval(() => { void this.check() }, this.opts.checkIntervalMs)
+    this.pollTimer.unref(); this.checkTimer.unref()
+    await this.waitForReservation(opts.timeoutMs ?? 20_000)
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    this.controller.abort()
+    clearInterval(this.pollTimer)
+    clearInterval(this.checkTimer)
+    this.node.removeEventListener('connection:close', this.onConnectionClose)
+  }
+
+  /** The relays currently chosen, in preference order. */
+  get chosen (): RelayInfo[] {
+    return [...this.relays.values()].map((s) => s.info)
+  }
+
+  /** The relay list from the last successful poll. */
+  get knownRelays (): RelayInfo[] {
+    return this.known
+  }
+
+  /** Our own `/p2p-circuit` addresses: how other peers reach us through relays. */
+  circuitAddresses (): Multiaddr[] {
+    return this.node.getMultiaddrs().filter((ma) => ma.toString().includes('/p2p-circuit'))
+  }
+
+  hasReservation (relayPeerId: string): boolean {
+    return this.circuitAddresses().some((ma) => ma.toString().includes(`/p2p/${relayPeerId}/p2p-circuit`))
+  }
+
+  /**
+   * Circuit addresses at which `peer` should be reachable: the relays ranked
+   * first for its peer id (the same ranking it used to choose its relays).
+   */
+  addressesFor (peer: PeerId | string, count = this.opts.relayCount): Multiaddr[] {
+    const target = peer.toString()
+    return rankRelays(this.known, target)
+      .slice(0, count)
+      .flatMap((relay) => relay.addrs.map((a) => multiaddr(`${a}/p2p-circuit/p2p/${target}`)))
+  }
+
+  /** Dials `peer` through the relays it is expected on; DCUtR may later upgrade the connection to a direct one. */
+  async dial (peer: PeerId | string, options: { signal?: AbortSignal } = {}): Promise<Connection> {
+    const addrs = this.addressesFor(peer)
+    if (addrs.length === 0) throw new Error('no relays known: is the discovery API reachable?')
+    let lastError: unknown
+    for (const addr of addrs) {
+      try {
+        return await this.node.dial(addr, options)
+      } catch (err) {
+        lastError = err
+      }
+    }
+    throw lastError
+  }
+
+  async waitForReservation (timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (this.circuitAddresses().length === 0) {
+      if (Date.now() > deadline) throw new Error(`no relay reservation within ${timeoutMs} ms`)
+      if (!this.running) throw new Error('relay manager stopped')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
+  private readonly onConnectionClose = (evt: CustomEvent<Connection>): void => {
+    const state = this.relays.get(evt.detail.remotePeer.toString())
+    if (state == null || !this.running) return
+    // reconnect promptly, not at the next tick
+    state.nextAttempt = 0
+    setTimeout(() => { void this.check() }, 100).unref()
+  }
+
+  /** Polls discovery and re-chooses relays; keeps the old ones until the new ones are reserved. */
+  async refresh (): Promise<void> {
+    let relays: RelayInfo[]
+    try {
+      relays = await fetchRelays(this.opts.discoveryUrl, { signal: this.controller.signal })
+    } catch (err: any) {
+      this.opts.onEvent?.({ type: 'discovery_failed', error: err.message })
+      return
+    }
+    this.known = relays
+    const wanted = rankRelays(relays, this.node.peerId.toString()).slice(0, this.opts.relayCount)
+    for (const info of wanted) {
+      const existing = this.relays.get(info.peer_id)
+      if (existing != null) { existing.info = info; continue }
+      this.relays.set(info.peer_id, { info, peerId: peerIdFromString(info.peer_id), listening: false, failures: 0, nextAttempt: 0 })
+    }
+    this.opts.onEvent?.({ type: 'relays', relays: wanted.map((r) => r.peer_id) })
+    await this.check()
+    // drop relays no longer chosen only after the chosen ones hold reservations
+    const wantedIds = new Set(wanted.map((r) => r.peer_id))
+    for (const [id, state] of this.relays) {
+      if (wantedIds.has(id)) continue
+      if (wanted.some((r) => !this.hasReservation(r.peer_id))) break
+      this.relays.delete(id)
+      await this.node.hangUp(state.peerId).catch(() => {})
+    }
+  }
+
+  private async check (): Promise<void> {
+    if (!this.running) return
+    await Promise.all([...this.relays.values()].map(async (state) => {
+      if (this.hasReservation(state.info.peer_id)) { state.failures = 0; return }
+      if (state.reserving != null || Date.now() < state.nextAttempt) return
+      state.reserving = this.reserve(state).finally(() => { state.reserving = undefined })
+      await state.reserving
+    }))
+  }
+
+  private async reserve (state: RelayState): Promise<void> {
+    const { peerId, info } = state
+    try {
+      await this.node.peerStore.merge(peerId, { multiaddrs: info.addrs.map((a) => multiaddr(a)) })
+      const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(10_000)])
+      if (!state.listening) {
+        // first time: the transport dials the relay, reserves and adds a listener
+        await this.transportManager().listen([multiaddr(`/p2p/${info.peer_id}/p2p-circuit`)])
+        state.listening = true
+      } else {
+        // renew on the existing listener: it re-announces when the transport
+        // reports a new 'configured' reservation for its relay
+        const store = this.reservationStore()
+        store.relayFilter?.remove(peerId.toMultihash().bytes)
+        await this.node.dial(peerId, { signal })
+        await store.addRelay(peerId, 'configured')
+      }
+      state.failures = 0
+      if (!this.hasReservation(info.peer_id)) await new Promise((resolve) => setTimeout(resolve, 50))
+      this.opts.onEvent?.({ type: 'reserved', relay: info.peer_id, addrs: this.circuitAddresses().map(String) })
+    } catch (err: any) {
+      state.failures++
+      // 0.5 s, 1 s, 2 s ... capped at 10 s: a restarting relay is back within seconds
+      state.nextAttempt = Date.now() + Math.min(10_000, 500 * 2 ** (state.failures - 1))
+      this.opts.onEvent?.({ type: 'reserve_failed', relay: info.peer_id, error: err.message })
+    }
+  }
+
+  private transportManager (): { listen: (addrs: Multiaddr[]) => Promise<void>, getTransports: () => unknown[] } {
+    const tm = (this.node as any).components?.transportManager
+    if (tm == null) throw new Error('libp2p internals changed: components.transportManager is missing')
+    return tm
+  }
+
+  private reservationStore (): TransportReservationStore {
+    const transport = this.transportManager().getTransports()
+      .find((t: any) => t?.[Symbol.toStringTag] === '@libp2p/circuit-relay-v2-transport') as any
+    const store = transport?.reservationStore
+    if (typeof store?.addRelay !== 'function') throw new Error('@libp2p/circuit-relay-v2 internals changed: transport.reservationStore.addRelay; pin 4.2.13')
+    return store
+  }
+}

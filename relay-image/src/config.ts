@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto'
+import { chmod, readFile, writeFile, open } from 'node:fs/promises'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { z } from 'zod'
+import type { PrivateKey } from '@libp2p/interface'
+
+export const DEFAULT_PORT = 7373
+export const DEFAULT_METRICS_PORT = 9373
+
+/**
+ * Production defaults for the relay's limits (see README "Relay limits").
+ * Upstream js-libp2p's defaults (15 reservations, 128 KiB / 2 min per circuit)
+ * only suffice to coordinate a hole punch; a relay that is the fallback path
+ * for file transfer needs circuits that carry real data.
+ */
+export const DEFAULT_LIMITS = {
+  /** reservations held at once; a reservation costs one idle connection (~tens of KiB). */
+  max_reservations: 4096,
+  /** seconds; clients refresh well before (js-libp2p: 5 min before expiry). go/rust use 1 h too. */
+  reservation_ttl_seconds: 3600,
+  /** circuits relayed at once; each holds two yamux streams and their buffers. */
+  max_circuits: 1024,
+  /** bytes per circuit, both directions together (js-libp2p semantics); 0 = unlimited. */
+  circuit_data_limit_bytes: 4 * 1024 ** 3,
+  /** seconds per circuit; 0 = unlimited. A client opens a new circuit after this. */
+  circuit_duration_seconds: 3600
+} as const
+
+const limitsSchema = z.object({
+  max_reservations: z.number().int().min(0).default(DEFAULT_LIMITS.max_reservations),
+  reservation_ttl_seconds: z.number().int().min(30).max(86_400).default(DEFAULT_LIMITS.reservation_ttl_seconds),
+  max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.max_circuits),
+  circuit_data_limit_bytes: z.number().int().min(0).default(DEFAULT_LIMITS.circuit_data_limit_bytes),
+  circuit_duration_seconds: z.number().int().min(0).default(DEFAULT_LIMITS.circuit_duration_seconds)
+}).strict()
+
+const multiaddrString = z.string().refine((s) => {
+  try { multiaddr(s); return true } catch { return false }
+}, { message: 'not a valid multiaddr' })
+
+/**
+ * The relay's config file. The first five fields are the original
+ * `pos-p2p-relay` config (`keypair` is the hex of the protobuf-encoded
+ * private key, byte-compatible with rust-libp2p's `Keypair::to_protobuf_encoding`).
+ */
+export const relayConfigSchema = z.object({
+  id: z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
+  api_url: z.url({ protocol: /^https?$/ }).optional(),
+  p2p_secret: z.string().min(1, 'p2p_secret must not be empty'),
+  port: z.number().int().min(0).max(65_535).default(DEFAULT_PORT),
+  keypair: z.string().regex(/^[0-9a-f]+$/i, 'hex of a protobuf-encoded libp2p private key'),
+  /** address the TCP listener binds to */
+  host: z.string().default('0.0.0.0'),
+  /** public multiaddrs advertised in reservations and registered with discovery */
+  announce: z.array(multiaddrString).default([]),
+  metrics_host: z.string().default('0.0.0.0'),
+  metrics_port: z.number().int().min(0).max(65_535).default(DEFAULT_METRICS_PORT),
+  /** seconds open circuits may keep running after SIGTERM */
+  drain_seconds: z.number().int().min(0).max(3600).default(30),
+  limits: limitsSchema.default(limitsSchema.parse({}))
+}).strict()
+
+export type RelayConfig = z.infer<typeof relayConfigSchema>
+export type RelayLimits = RelayConfig['limits']
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Formats zod issues as `field: problem` lines. */
+export function formatIssues (err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ')
+}
+
+export function parseConfig (value: unknown, source = 'config'): RelayConfig {
+  const result = relayConfigSchema.safeParse(value)
+  if (!result.success) throw new ConfigError(`${source}: ${formatIssues(result.error)}`)
+  // fail early on a keypair that does not decode, not at libp2p start
+  decodeKeypair(result.data.keypair)
+  return result.data
+}
+
+export async function loadConfig (path: string): Promise<RelayConfig> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err: any) {
+    if (err.code === 'ENOENT') throw new ConfigError(`config file ${path} does not exist; create it with \`pos-relay init --config ${path}\``)
+    throw new ConfigError(`cannot read config file ${path}: ${err.message}`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err: any) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${err.message}`)
+  }
+  return parseConfig(json, path)
+}
+
+/**
+ * Writes the config with mode 0600 (it holds the secret and the private key).
+ * Refuses to replace an existing file unless `force`.
+ */
+export async function writeConfig (path: string, config: RelayConfig, force = false): Promise<void> {
+  const text = JSON.stringify(config, null, 2) + '\n'
+  if (!force) {
+    // 'wx' fails if the file exists, atomically (no check-then-write race)
+    let handle
+    try {
+      handle = await open(path, 'wx', 0o600)
+    } catch (err: any) {
+      if (err.code === 'EEXIST') throw new ConfigError(`config file ${path} already exists; pass --force to overwrite it`)
+      throw new ConfigError(`cannot write config file ${path}: ${err.message}`)
+    }
+    try { await handle.writeFile(text) } finally { await handle.close() }
+  } else {
+    await writeFile(path, text, { mode: 0o600 })
+  }
+  await chmod(path, 0o600)
+}
+
+export async function newKeypairHex (): Promise<string> {
+  const key = await generateKeyPair('Ed25519')
+  return Buffer.from(privateKeyToProtobuf(key)).toString('hex')
+}
+
+export function decodeKeypair (hex: string): PrivateKey {
+  try {
+    return privateKeyFromProtobuf(Buffer.from(hex, 'hex'))
+  } catch (err: any) {
+    throw new ConfigError(`keypair: cannot decode private key: ${err.message}`)
+  }
+}
+
+export function peerIdOfKeypair (hex: string): string {
+  return peerIdFromPrivateKey(decodeKeypair(hex)).toString()
+}
+
+export interface NewConfigInput {
+  p2p_secret: string
+  api_url?: string | undefined
+  port?: number | undefined
+  id?: string | undefined
+}
+
+export async function newConfig (input: NewConfigInput): Promise<RelayConfig> {
+  return parseConfig({
+    id: input.id ?? randomUUID(),
+    ...(input.api_url != null ? { api_url: input.api_url } : {}),
+    p2p_secret: input.p2p_secret,
+    port: input.port ?? DEFAULT_PORT,
+    keypair: await newKeypairHex()
+  })
+}

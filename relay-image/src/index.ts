@@ -1,0 +1,8 @@
+export { RelayServer, withPeerId, type RelayServerOptions } from './relay.js'
+export { RelayMetrics } from './metrics.js'
+export { DiscoveryRegistration, type RegistrationRecord } from './registration.js'
+export { HopStatus, encodeHopStatus, type HopStatusCode } from './hop-status.js'
+export {
+  relayConfigSchema, parseConfig, loadConfig, writeConfig, newConfig, newKeypairHex, decodeKeypair, peerIdOfKeypair, formatIssues,
+  ConfigError, DEFAULT_LIMITS, DEFAULT_PORT, DEFAULT_METRICS_PORT, type RelayConfig, type RelayLimits, type NewConfigInput
+} from './config.js'

@@ -1,0 +1,51 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+
+/**
+ * The relay's Prometheus metrics. Labels are small closed sets (direction,
+ * result, reason): never peer ids or account ids, so cardinality is bounded.
+ */
+/** Live values the gauges read at scrape time; set by the parts that own them. */
+export interface GaugeSources {
+  connections: () => number
+  reservations: () => number
+  circuits: () => number
+  registered: () => boolean
+}
+
+export class RelayMetrics {
+  readonly registry: Registry
+  readonly sources: GaugeSources = { connections: () => 0, reservations: () => 0, circuits: () => 0, registered: () => false }
+  readonly connectionsActive: Gauge
+  readonly connectionsTotal: Counter<'direction'>
+  readonly reservationsActive: Gauge
+  readonly reservationsTotal: Counter<'result'>
+  readonly circuitsActive: Gauge
+  readonly circuitsTotal: Counter<'result'>
+  readonly circuitEndsTotal: Counter<'reason'>
+  readonly relayedBytesTotal: Counter<'direction'>
+  readonly denialsTotal: Counter<'reason'>
+  readonly registrationAttemptsTotal: Counter<'result'>
+  readonly registrationFailuresTotal: Counter
+  readonly registered: Gauge
+  readonly draining: Gauge
+
+  constructor (registry = new Registry()) {
+    this.registry = registry
+    collectDefaultMetrics({ register: registry })
+    const r = [registry]
+    const sources = this.sources
+    this.connectionsActive = new Gauge({ name: 'pos_relay_connections_active', help: 'Open libp2p connections on this relay', registers: r, collect () { this.set(sources.connections()) } })
+    this.connectionsTotal = new Counter({ name: 'pos_relay_connections_total', help: 'libp2p connections opened, by direction', labelNames: ['direction'], registers: r })
+    this.reservationsActive = new Gauge({ name: 'pos_relay_reservations_active', help: 'Circuit Relay v2 reservations currently held', registers: r, collect () { this.set(sources.reservations()) } })
+    this.reservationsTotal = new Counter({ name: 'pos_relay_reservations_total', help: 'Reservation requests answered, by result (ok, refreshed, refused, denied)', labelNames: ['result'], registers: r })
+    this.circuitsActive = new Gauge({ name: 'pos_relay_circuits_active', help: 'Relayed circuits currently open', registers: r, collect () { this.set(sources.circuits()) } })
+    this.circuitsTotal = new Counter({ name: 'pos_relay_circuits_total', help: 'Circuit (CONNECT) requests, by result (opened, denied, failed)', labelNames: ['result'], registers: r })
+    this.circuitEndsTotal = new Counter({ name: 'pos_relay_circuit_ends_total', help: 'Circuits closed, by reason (closed, data_limit, duration_limit, error, shutdown)', labelNames: ['reason'], registers: r })
+    this.relayedBytesTotal = new Counter({ name: 'pos_relay_relayed_bytes_total', help: 'Bytes relayed through circuits, by direction (to_destination, to_source)', labelNames: ['direction'], registers: r })
+    this.denialsTotal = new Counter({ name: 'pos_relay_denials_total', help: 'Requests refused by this relay, by reason', labelNames: ['reason'], registers: r })
+    this.registrationAttemptsTotal = new Counter({ name: 'pos_relay_registration_attempts_total', help: 'Registrations/heartbeats sent to the discovery API, by result', labelNames: ['result'], registers: r })
+    this.registrationFailuresTotal = new Counter({ name: 'pos_relay_registration_failures_total', help: 'Failed registrations/heartbeats to the discovery API', registers: r })
+    this.registered = new Gauge({ name: 'pos_relay_registered', help: '1 while the last registration with the discovery API succeeded and has not expired', registers: r, collect () { this.set(sources.registered() ? 1 : 0) } })
+    this.draining = new Gauge({ name: 'pos_relay_draining', help: '1 while the relay is draining (SIGTERM received)', registers: r })
+  }
+}

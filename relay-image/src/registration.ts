@@ -1,0 +1,123 @@
+import { Backoff, sleep, type Logger } from '@pos-relay/shared'
+import type { RelayMetrics } from './metrics.js'
+
+export interface RegistrationRecord {
+  id: string
+  peer_id: string
+  addrs: string[]
+}
+
+export interface DiscoveryRegistrationOptions {
+  apiUrl: string
+  secret: string
+  /** called before each registration, so address changes are picked up */
+  record: () => RegistrationRecord
+  logger: Logger
+  metrics: RelayMetrics
+  /** used when the discovery API does not say its TTL */
+  defaultTtlSeconds?: number
+  requestTimeoutMs?: number
+}
+
+/**
+ * Keeps this relay registered with the discovery API: POST on start, then a
+ * heartbeat at a third of the TTL the API reports, so two heartbeats can be
+ * lost before the entry expires. Failures retry with capped backoff and never
+ * stop the relay (the original relay panicked when the first attempt failed).
+ */
+export class DiscoveryRegistration {
+  private readonly opts: DiscoveryRegistrationOptions
+  private readonly controller = new AbortController()
+  private readonly backoff = new Backoff({ initialMs: 500, maxMs: 30_000 })
+  private loop?: Promise<void>
+  private registeredUntil = 0
+  /** resolves after the first successful registration */
+  readonly firstRegistration: Promise<void>
+  private markRegistered!: () => void
+
+  constructor (opts: DiscoveryRegistrationOptions) {
+    this.opts = opts
+    this.firstRegistration = new Promise((resolve) => { this.markRegistered = resolve })
+    opts.metrics.sources.registered = () => Date.now() < this.registeredUntil
+  }
+
+  private get endpoint (): string {
+    return new URL('api/p2p/relays', this.opts.apiUrl.endsWith('/') ? this.opts.apiUrl : this.opts.apiUrl + '/').toString()
+  }
+
+  start (): void {
+    this.loop ??= this.run().catch(() => {})
+  }
+
+  private async run (): Promise<void> {
+    const signal = this.controller.signal
+    while (!signal.aborted) {
+      let delay: number
+      try {
+        const ttl = await this.register(signal)
+        this.backoff.reset()
+        delay = Math.max(1000, Math.min(60_000, (ttl * 1000) / 3))
+      } catch (err: any) {
+        if (signal.aborted) return
+        delay = this.backoff.next()
+        this.opts.metrics.registrationFailuresTotal.inc()
+        this.opts.logger.warn({ event: 'registration_failed', err: err.message, retry_in_ms: delay }, 'registration with discovery failed; retrying')
+      }
+      await sleep(delay, signal).catch(() => {})
+    }
+  }
+
+  private async register (signal: AbortSignal): Promise<number> {
+    const record = this.opts.record()
+    const res = await fetch(this.endpoint, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.opts.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(record),
+      signal: AbortSignal.any([signal, AbortSignal.timeout(this.opts.requestTimeoutMs ?? 5000)])
+    })
+    const text = await res.text()
+    if (!res.ok) {
+      this.opts.metrics.registrationAttemptsTotal.inc({ result: res.status === 401 ? 'unauthorized' : res.status >= 500 ? 'unavailable' : 'rejected' })
+      throw new Error(`discovery answered ${res.status}: ${text.slice(0, 300)}`)
+    }
+    this.opts.metrics.registrationAttemptsTotal.inc({ result: 'ok' })
+    let ttl = this.opts.defaultTtlSeconds ?? 30
+    try {
+      const body = JSON.parse(text)
+      if (typeof body.ttl_seconds === 'number' && body.ttl_seconds > 0) ttl = body.ttl_seconds
+    } catch {}
+    const first = this.registeredUntil === 0
+    this.registeredUntil = Date.now() + ttl * 1000
+    if (first) {
+      this.opts.logger.info({ event: 'registered', discovery: this.endpoint, ttl_seconds: ttl, addrs: record.addrs }, 'registered with discovery')
+      this.markRegistered()
+    }
+    return ttl
+  }
+
+  /** Stops heartbeats and removes this relay from discovery now (best effort, bounded). */
+  async deregister (id: string, timeoutMs = 2000): Promise<boolean> {
+    this.controller.abort()
+    await this.loop
+    this.registeredUntil = 0
+    try {
+      const res = await fetch(`${this.endpoint}/${encodeURIComponent(id)}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${this.opts.secret}` },
+        signal: AbortSignal.timeout(timeoutMs)
+      })
+      if (!res.ok) throw new Error(`discovery answered ${res.status}`)
+      this.opts.logger.info({ event: 'deregistered' }, 'removed from discovery')
+      return true
+    } catch (err: any) {
+      this.opts.logger.warn({ event: 'deregistration_failed', err: err.message }, 'could not deregister; the entry expires with its TTL')
+      return false
+    }
+  }
+
+  /** Stops heartbeats without deregistering. */
+  async stop (): Promise<void> {
+    this.controller.abort()
+    await this.loop
+  }
+}

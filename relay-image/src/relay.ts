@@ -1,0 +1,188 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { HttpServer, send, type Logger } from '@pos-relay/shared'
+import { decodeKeypair, type RelayConfig } from './config.js'
+import { installHopHooks, type HopHooks } from './hop-hooks.js'
+import { RelayMetrics } from './metrics.js'
+import { DiscoveryRegistration } from './registration.js'
+
+export interface RelayServerOptions {
+  config: RelayConfig
+  logger: Logger
+  metrics?: RelayMetrics
+}
+
+/** Appends `/p2p/<peer>` unless the address already names a peer. */
+export function withPeerId (ma: Multiaddr, peerId: string): string {
+  const s = ma.toString()
+  return s.includes('/p2p/') ? s : `${s}/p2p/${peerId}`
+}
+
+/**
+ * One relay: a js-libp2p node serving Circuit Relay v2 (hop), identify and
+ * ping over TCP + Noise + Yamux, an HTTP port for /metrics, /healthz and
+ * /readyz, and its registration with the discovery API.
+ */
+export class RelayServer {
+  readonly config: RelayConfig
+  readonly metrics: RelayMetrics
+  private readonly logger: Logger
+  private readonly http = new HttpServer()
+  private node?: Libp2p
+  private hooks?: HopHooks
+  private registration?: DiscoveryRegistration
+  private draining = false
+  private started = false
+  metricsAddress?: { host: string, port: number }
+
+  constructor (opts: RelayServerOptions) {
+    this.config = opts.config
+    this.logger = opts.logger
+    this.metrics = opts.metrics ?? new RelayMetrics()
+  }
+
+  get libp2p (): Libp2p {
+    if (this.node == null) throw new Error('relay not started')
+    return this.node
+  }
+
+  get peerId (): string {
+    return this.libp2p.peerId.toString()
+  }
+
+  /** Addresses clients should dial: the announced ones, else what we listen on. */
+  get addresses (): string[] {
+    const node = this.libp2p
+    const addrs = this.config.announce.length > 0
+      ? this.config.announce.map((a) => multiaddr(a))
+      : node.getMultiaddrs().filter((ma) => !ma.toString().includes('/p2p-circuit'))
+    return [...new Set(addrs.map((ma) => withPeerId(ma, this.peerId)))]
+  }
+
+  get isDraining (): boolean {
+    return this.draining
+  }
+
+  get activeCircuits (): number {
+    return this.hooks?.activeCircuits ?? 0
+  }
+
+  async start (): Promise<void> {
+    const { config, metrics, logger } = this
+    const limits = config.limits
+    const node = await createLibp2p({
+      privateKey: decodeKeypair(config.keypair),
+      addresses: {
+        listen: [`/ip4/${config.host}/tcp/${config.port}`],
+        announce: config.announce
+      },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionManager: {
+        // every reservation holds a connection, every circuit up to two more
+        maxConnections: limits.max_reservations + 2 * limits.max_circuits + 256
+      },
+      services: {
+        identify: identify(),
+        ping: ping(),
+        relay: circuitRelayServer({
+          reservations: {
+            maxReservations: limits.max_reservations,
+            reservationTtl: limits.reservation_ttl_seconds * 1000,
+            // limits are applied by our hooks, see hop-hooks.ts
+            applyDefaultLimit: false
+          }
+        })
+      }
+    })
+    this.node = node
+    this.hooks = installHopHooks(node.services.relay, {
+      limits,
+      metrics,
+      logger,
+      isDraining: () => this.draining
+    })
+
+    node.addEventListener('connection:open', (evt) => {
+      metrics.connectionsTotal.inc({ direction: evt.detail.direction })
+    })
+    metrics.sources.connections = () => node.getConnections().length
+    // Upstream keeps a reservation until its TTL even after the peer left,
+    // holding a slot for an hour; a reservation is only usable while the
+    // peer is connected, so free it when the peer's last connection closes.
+    node.addEventListener('peer:disconnect', (evt) => { this.hooks?.dropReservation(evt.detail) })
+
+    this.http
+      .get('/metrics', async (_req, res) => {
+        send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType)
+      })
+      .get('/healthz', (_req, res) => { send(res, 200, { status: 'ok' }) })
+      .get('/readyz', (_req, res) => {
+        const ready = this.started && !this.draining && node.getMultiaddrs().length > 0
+        send(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'starting' })
+      })
+    const httpAddr = await this.http.listen(config.metrics_port, config.metrics_host)
+    this.metricsAddress = { host: httpAddr.address, port: httpAddr.port }
+
+    await node.start()
+    this.started = true
+    logger.info({
+      event: 'relay_started',
+      peer_id: this.peerId,
+      listen: node.getMultiaddrs().map(String),
+      announce: this.addresses,
+      metrics: `http://${config.metrics_host}:${httpAddr.port}/metrics`,
+      limits
+    }, 'relay listening')
+
+    if (config.api_url != null) {
+      this.registration = new DiscoveryRegistration({
+        apiUrl: config.api_url,
+        secret: config.p2p_secret,
+        record: () => ({ id: config.id, peer_id: this.peerId, addrs: this.addresses }),
+        logger,
+        metrics
+      })
+      this.registration.start()
+    } else {
+      logger.info({ event: 'registration_disabled' }, 'no api_url configured: not registering with a discovery API')
+    }
+  }
+
+  /** resolves after the first successful registration (never, without api_url) */
+  get registered (): Promise<void> {
+    return this.registration?.firstRegistration ?? new Promise(() => {})
+  }
+
+  /**
+   * Graceful shutdown (SIGTERM): refuse new reservations, leave discovery at
+   * once so clients stop picking this relay, let open circuits finish until
+   * `drain_seconds`, then stop.
+   */
+  async drain (): Promise<void> {
+    if (this.draining) return
+    this.draining = true
+    this.metrics.draining.set(1)
+    const deadline = this.config.drain_seconds
+    this.logger.info({ event: 'drain_started', active_circuits: this.activeCircuits, drain_seconds: deadline }, 'draining')
+    await this.registration?.deregister(this.config.id)
+    await this.hooks?.waitForCircuitsToEnd(AbortSignal.timeout(deadline * 1000))
+    this.logger.info({ event: 'drain_finished', active_circuits: this.activeCircuits }, 'drain finished')
+    await this.stop()
+  }
+
+  async stop (): Promise<void> {
+    await this.registration?.stop()
+    await this.node?.stop()
+    await this.http.close()
+    this.started = false
+    this.logger.info({ event: 'relay_stopped' }, 'relay stopped')
+  }
+}
