@@ -40,7 +40,7 @@ describe('relay + discovery + SDK, end to end', { timeout: 240_000 }, () => {
   let relayPort: number
   let metricsPort: number
   let configFile: string
-  const peers: Array<{ stop: () => Promise<void> }> = []
+  const peers: Array<{ stop: () => void | Promise<void> }> = []
 
   const startRelay = (): CliProcess => spawnCli(['run', '--config', configFile, '--announce', `/ip4/127.0.0.1/tcp/${relayPort}`, '--metrics-port', String(metricsPort), '--metrics-host', '127.0.0.1', '--drain-seconds', '3'])
 
@@ -62,7 +62,7 @@ describe('relay + discovery + SDK, end to end', { timeout: 240_000 }, () => {
   })
 
   after(async () => {
-    for (const p of peers) await p.stop().catch(() => {})
+    for (const p of peers) await Promise.resolve(p.stop()).catch(() => {})
     await relay?.kill('SIGKILL')
     await discovery?.kill('SIGKILL')
     await redis?.stop()
