@@ -61,6 +61,9 @@ export class RelayManager {
   private checkTimer?: NodeJS.Timeout
   private readonly controller = new AbortController()
   private running = false
+  /** consecutive failed discovery polls; while no relay is chosen we retry sooner than the poll interval */
+  private discoveryFailures = 0
+  private nextRetry = 0
 
   constructor (node: Libp2p, opts: RelayManagerOptions) {
     this.node = node
@@ -74,7 +77,10 @@ export class RelayManager {
     this.node.addEventListener('connection:close', this.onConnectionClose)
     await this.refresh()
     this.pollTimer = setInterval(() => { void this.refresh() }, this.opts.pollIntervalMs)
-    this.checkTimer = setInterval(() => { void this.check() }, this.opts.checkIntervalMs)
+    this.checkTimer = setInterval(() => {
+      if (this.relays.size === 0 && Date.now() >= this.nextRetry) void this.refresh()
+      else void this.check()
+    }, this.opts.checkIntervalMs)
     this.pollTimer.unref(); this.checkTimer.unref()
     await this.waitForReservation(opts.timeoutMs ?? 20_000)
   }
@@ -155,9 +161,14 @@ export class RelayManager {
     try {
       relays = await fetchRelays(this.opts.discoveryUrl, { signal: this.controller.signal })
     } catch (err: any) {
+      this.discoveryFailures++
+      this.nextRetry = Date.now() + Math.min(30_000, 1000 * 2 ** (this.discoveryFailures - 1))
       this.opts.onEvent?.({ type: 'discovery_failed', error: err.message })
       return
     }
+    // an empty list backs off like a failure, so clients do not poll every tick
+    this.discoveryFailures = relays.length === 0 ? this.discoveryFailures + 1 : 0
+    this.nextRetry = Date.now() + Math.min(30_000, 1000 * 2 ** Math.max(0, this.discoveryFailures - 1))
     this.known = relays
     const wanted = rankRelays(relays, this.node.peerId.toString()).slice(0, this.opts.relayCount)
     for (const info of wanted) {

@@ -1,0 +1,27 @@
+# pos-relay: every target works on a fresh Debian machine whose system Node is
+# older than 22: `npm install` brings Node 24 (the registry's `node` package)
+# into node_modules/.bin, which npm scripts and npx put first on PATH.
+.PHONY: setup build dev test bench clean
+
+setup: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json $(wildcard */package.json packages/*/package.json examples/*/package.json)
+	npm install --no-audit --no-fund
+	@touch $@
+
+build: setup
+	npm run build
+
+# local mode: discovery (in-memory store) + one relay on 127.0.0.1
+dev: setup
+	npx pos-relay dev
+
+# all hermetic suites; starts its own redis-server (installed with apt-get when missing)
+test: setup
+	npm test
+
+bench: setup
+	npm run bench
+
+clean:
+	npm run clean

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { peerIdOfKeypair } from '@pos-relay/relay'
+import { runCli } from '../../../e2e/test/helpers/cli.ts'
+
+let dir: string
+before(async () => { dir = await mkdtemp(join(tmpdir(), 'pos-relay-cli-')) })
+after(async () => { await rm(dir, { recursive: true, force: true }) })
+
+describe('pos-relay init', () => {
+  it('reads the secret from stdin and writes a 0600 config with the original fields', async () => {
+    const file = join(dir, 'stdin.json')
+    const res = await runCli(['init', '--config', file, '--api-url', 'http://127.0.0.1:1234', '--port', '7444'], { input: 'from-stdin\n' })
+    assert.equal(res.code, 0, res.stderr)
+    assert.equal((await stat(file)).mode & 0o777, 0o600)
+    const config = JSON.parse(await readFile(file, 'utf8'))
+    assert.equal(config.p2p_secret, 'from-stdin')
+    assert.equal(config.api_url, 'http://127.0.0.1:1234')
+    assert.equal(config.port, 7444)
+    assert.match(config.id, /^[0-9a-f-]{36}$/)
+    assert.match(config.keypair, /^[0-9a-f]+$/)
+    const out = JSON.parse(res.stdout)
+    assert.equal(out.peer_id, peerIdOfKeypair(config.keypair))
+    assert.doesNotMatch(res.stdout + res.stderr, /from-stdin/, 'the secret is never printed')
+  })
+
+  it('prefers P2P_SECRET from the environment', async () => {
+    const file = join(dir, 'env.json')
+    const res = await runCli(['init', '--config', file], { env: { P2P_SECRET: 'from-env' }, input: 'ignored\n' })
+    assert.equal(res.code, 0, res.stderr)
+    assert.equal(JSON.parse(await readFile(file, 'utf8')).p2p_secret, 'from-env')
+  })
+
+  it('refuses to overwrite without --force, and overwrites with it', async () => {
+    const file = join(dir, 'exists.json')
+    await writeFile(file, 'keep me')
+    const refused = await runCli(['init', '--config', file], { input: 's\n' })
+    assert.notEqual(refused.code, 0)
+    assert.match(refused.stderr, /already exists.*--force/)
+    assert.equal(await readFile(file, 'utf8'), 'keep me')
+    const forced = await runCli(['init', '--config', file, '--force'], { input: 's\n' })
+    assert.equal(forced.code, 0, forced.stderr)
+    assert.equal(JSON.parse(await readFile(file, 'utf8')).p2p_secret, 's')
+  })
+
+  it('rejects an empty secret and a bad port', async () => {
+    const empty = await runCli(['init', '--config', join(dir, 'empty.json')], { input: '\n' })
+    assert.notEqual(empty.code, 0)
+    assert.match(empty.stderr, /no p2p secret/)
+    const port = await runCli(['init', '--config', join(dir, 'port.json'), '--port', 'abc'], { input: 's\n' })
+    assert.notEqual(port.code, 0)
+    assert.match(port.stderr, /--port must be a non-negative integer/)
+  })
+})
+
+describe('pos-relay run', () => {
+  it('explains a missing config file', async () => {
+    const res = await runCli(['run', '--config', join(dir, 'missing.json')])
+    assert.equal(res.code, 2)
+    assert.match(res.stderr, /does not exist.*pos-relay init/)
+  })
+
+  it('names the broken field of an invalid config, without printing the secret', async () => {
+    const file = join(dir, 'bad.json')
+    await writeFile(file, JSON.stringify({ id: 'r1', p2p_secret: 'top-secret', port: 99999, keypair: 'zz' }))
+    const res = await runCli(['run', '--config', file])
+    assert.equal(res.code, 2)
+    assert.match(res.stderr, /port/)
+    assert.match(res.stderr, /keypair/)
+    assert.doesNotMatch(res.stderr, /top-secret/)
+  })
+
+  it('rejects malformed JSON and a bad --announce multiaddr', async () => {
+    const file = join(dir, 'garbage.json')
+    await writeFile(file, '{ not json')
+    const res = await runCli(['run', '--config', file])
+    assert.equal(res.code, 2)
+    assert.match(res.stderr, /not valid JSON/)
+    const good = join(dir, 'good.json')
+    assert.equal((await runCli(['init', '--config', good], { input: 's\n' })).code, 0)
+    const bad = await runCli(['run', '--config', good, '--announce', '/ip4/nonsense/tcp/1'])
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /announce\.0: not a valid multiaddr/)
+  })
+})
+
+describe('pos-relay discovery', () => {
+  it('requires the p2p secret', async () => {
+    const res = await runCli(['discovery', '--port', '0'], { env: { P2P_SECRET: '' } })
+    assert.notEqual(res.code, 0)
+    assert.match(res.stderr, /P2P_SECRET/)
+  })
+})
+
+describe('--help', () => {
+  const expectations: Record<string, string[]> = {
+    init: ['--config', 'CONFIG_PATH', '--api-url', 'API_URL', '--port', 'RELAY_PORT', '--id', 'RELAY_ID', '--force', 'P2P_SECRET'],
+    run: ['--config', 'CONFIG_PATH', '--announce', 'RELAY_ANNOUNCE', '--port', 'RELAY_PORT', '--host', 'RELAY_HOST', '--api-url', 'API_URL', '--metrics-port', 'METRICS_PORT', '--metrics-host', 'METRICS_HOST', '--drain-seconds', 'DRAIN_SECONDS', '--max-reservations', 'MAX_RESERVATIONS', '--reservation-ttl', 'RESERVATION_TTL_SECONDS', '--max-circuits', 'MAX_CIRCUITS', '--circuit-data-limit', 'CIRCUIT_DATA_LIMIT_BYTES', '--circuit-duration', 'CIRCUIT_DURATION_SECONDS', '--log-level', 'LOG_LEVEL'],
+    discovery: ['--port', 'DISCOVERY_PORT', '--host', 'DISCOVERY_HOST', '--redis', 'REDIS_URL', '--ttl', 'RELAY_TTL_SECONDS', '--p2p-secret-file', 'P2P_SECRET_FILE', 'P2P_SECRET', '--log-level'],
+    dev: ['--port', 'DISCOVERY_PORT', '--relay-port', 'RELAY_PORT', '--metrics-port', 'METRICS_PORT', '--ttl', '--log-level']
+  }
+  for (const [command, words] of Object.entries(expectations)) {
+    it(`${command} --help lists every flag and environment variable`, async () => {
+      const res = await runCli([command, '--help'])
+      assert.equal(res.code, 0)
+      for (const word of words) assert.ok(res.stdout.includes(word), `${command} --help lacks ${word}`)
+    })
+  }
+  it('the top-level help lists the commands', async () => {
+    const res = await runCli(['--help'])
+    for (const word of ['run', 'init', 'discovery', 'dev']) assert.match(res.stdout, new RegExp(`\\b${word}\\b`))
+  })
+})
