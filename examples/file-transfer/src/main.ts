@@ -48,9 +48,9 @@ async function listen (): Promise<void> {
       }
       hash.update(buf)
       bytes += buf.length
-      if (!out.write(buf)) await new Promise((resolve) => out!.once('drain', resolve))
+      if (!out.write(buf)) await new Promise<void>((resolve) => { out!.once('drain', () => { resolve() }) })
     }
-    await new Promise((resolve) => out?.end(resolve) ?? resolve(undefined))
+    await new Promise<void>((resolve) => { if (out == null) resolve(); else out.end(() => { resolve() }) })
     const sha256 = hash.digest('hex')
     stream.send(new TextEncoder().encode(sha256))
     await stream.close()

@@ -1,0 +1,10 @@
+export {
+  StoreUnavailableError,
+  type RelayRecord,
+  type RelayRegistration,
+  type RelayStore,
+} from './types.js'
+export { createMemoryStore } from './memory-store.js'
+export { createRedisStore, type RedisStoreOptions } from './redis-store.js'
+export { createDiscoveryServer, type DiscoveryServerOptions } from './server.js'
+export { relayRegistrationSchema, relayRecordSchema, normaliseAddr } from './schemas.js'

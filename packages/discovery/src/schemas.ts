@@ -1,0 +1,128 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Component } from '@multiformats/multiaddr'
+import { z } from 'zod'
+
+type PeerId = ReturnType<typeof peerIdFromString>
+
+export const MAX_ADDRS = 32
+export const MAX_META_ENTRIES = 16
+
+function parsePeerId(value: string): PeerId | undefined {
+  try {
+    return peerIdFromString(value)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Validates one announced address and returns it as a full multiaddr ending in
+ * /p2p/<peer id>, or an error message.
+ */
+export function normaliseAddr(addr: string, peerId: PeerId | undefined): { addr: string } | { error: string } {
+  let components: Component[]
+  try {
+    components = multiaddr(addr).getComponents()
+  } catch (err) {
+    return { error: `is not a valid multiaddr (${(err as Error).message})` }
+  }
+  if (components.some((c) => c.name === 'p2p-circuit')) {
+    return { error: "is a /p2p-circuit address; a relay must announce its own transport address" }
+  }
+  const p2pAt = components.findIndex((c) => c.name === 'p2p')
+  if (p2pAt !== -1) {
+    if (p2pAt !== components.length - 1) return { error: 'must not have components after /p2p/<peer id>' }
+    const owner = parsePeerId(components[p2pAt]?.value ?? '')
+    if (peerId && !owner?.equals(peerId)) {
+      return { error: `names peer ${components[p2pAt]?.value}, which is not peer_id ${peerId.toString()}` }
+    }
+  }
+  const transport = p2pAt === -1 ? components : components.slice(0, p2pAt)
+  if (transport.length === 0) return { error: 'has no transport address (a bare /p2p/<peer id> is not dialable)' }
+  if (transport.length < 2 && transport[0]?.name !== 'dnsaddr') {
+    return { error: 'needs a host and a transport, e.g. /ip4/203.0.113.7/tcp/4001' }
+  }
+  if (!peerId) return { addr }
+  return { addr: multiaddr(transport).encapsulate(`/p2p/${peerId.toString()}`).toString() }
+}
+
+export const relayIdSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:-]+$/, 'may only contain letters, digits and . _ : -')
+  .meta({ description: 'Stable relay identifier chosen by the operator', example: 'relay-eu-1' })
+
+const metaSchema = z
+  .record(z.string().min(1).max(256), z.string().max(256))
+  .refine((m) => Object.keys(m).length <= MAX_META_ENTRIES, `must have at most ${MAX_META_ENTRIES} entries`)
+  .meta({ description: 'Free-form string labels (region, version, ...)' })
+
+/**
+ * POST /api/p2p/relays body. Output is normalised: peer_id in base58btc form, each addr ending in
+ * /p2p/<peer_id>, duplicates removed.
+ */
+export const relayRegistrationSchema = z
+  .strictObject({
+    id: relayIdSchema,
+    peer_id: z
+      .string()
+      .max(256)
+      .refine((s) => parsePeerId(s) !== undefined, 'is not a valid libp2p PeerId')
+      .meta({ description: 'libp2p PeerId of the relay', example: '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN' }),
+    addrs: z
+      .array(z.string().max(1024))
+      .min(1)
+      .max(MAX_ADDRS)
+      .meta({
+        description: 'Public multiaddrs of the relay; /p2p/<peer_id> is appended when missing',
+        example: ['/ip4/203.0.113.7/tcp/4001'],
+      }),
+    meta: metaSchema.optional(),
+  })
+  .superRefine((body, ctx) => {
+    // Runs even when other fields have (non-aborting) issues, so do not trust the types here.
+    if (!Array.isArray(body.addrs)) return
+    const peerId = typeof body.peer_id === 'string' ? parsePeerId(body.peer_id) : undefined
+    body.addrs.forEach((addr, i) => {
+      const result = typeof addr === 'string' ? normaliseAddr(addr, peerId) : undefined
+      if (result && 'error' in result) ctx.addIssue({ code: 'custom', path: ['addrs', i], message: result.error })
+    })
+  })
+  .transform((body) => {
+    // Only reached when everything above passed, so both parses succeed.
+    const peerId = peerIdFromString(body.peer_id)
+    const addrs = body.addrs.map((a) => {
+      const result = normaliseAddr(a, peerId)
+      return 'addr' in result ? result.addr : a
+    })
+    return { ...body, peer_id: peerId.toString(), addrs: [...new Set(addrs)] }
+  })
+
+const isoTime = z.string().meta({ format: 'date-time' })
+
+export const relayRecordSchema = z
+  .object({
+    id: z.string(),
+    peer_id: z.string(),
+    addrs: z.array(z.string()).meta({ description: 'Full multiaddrs, each ending in /p2p/<peer_id>' }),
+    registered_at: isoTime,
+    updated_at: isoTime,
+    expires_at: isoTime,
+    meta: z.record(z.string(), z.string()).optional(),
+  })
+
+export const registrationResultSchema = relayRecordSchema
+  .extend({
+    ttl_seconds: z.number().meta({ description: 'Re-register (heartbeat) well before this many seconds pass' }),
+  })
+
+export const errorSchema = z
+  .object({
+    error: z.string().meta({ example: 'Bad Request' }),
+    message: z.string(),
+    field: z.string().optional().meta({ description: 'Path of the offending field, e.g. addrs.1' }),
+    statusCode: z.number(),
+  })
+
+export type ErrorBody = z.infer<typeof errorSchema>

@@ -1,0 +1,247 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import fastifySwagger from '@fastify/swagger'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodFastifySchemaValidationError,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod'
+import { pino, type Logger } from 'pino'
+import { Registry } from 'prom-client'
+import { z } from 'zod'
+import { createMetrics, type RegistrationResult } from './metrics.js'
+import {
+  errorSchema,
+  registrationResultSchema,
+  relayIdSchema,
+  relayRecordSchema,
+  relayRegistrationSchema,
+  type ErrorBody,
+} from './schemas.js'
+import { StoreUnavailableError, type RelayStore } from './types.js'
+
+export interface DiscoveryServerOptions {
+  store: RelayStore
+  /** bearer secret relays must present to register / deregister */
+  p2pSecret: string
+  /** registration lifetime; default 30 */
+  ttlSeconds?: number
+  /** default 64 KiB */
+  bodyLimitBytes?: number
+  /** structured JSON logs; default: a pino logger at info level. The secret is never logged. */
+  logger?: Logger | false
+  /** default: a fresh Registry (never prom-client's global one); one server per registry */
+  metricsRegistry?: Registry
+}
+
+const RELAYS = '/api/p2p/relays'
+const bearer = [{ bearerAuth: [] }]
+
+function errorBody(statusCode: number, message: string, field?: string): ErrorBody {
+  return { error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field === undefined ? {} : { field }), statusCode }
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest()
+
+/** Turns fastify-type-provider-zod validation issues into one error body. */
+function validationError(err: { validation: ZodFastifySchemaValidationError[]; validationContext?: string }): ErrorBody {
+  const context = err.validationContext ?? 'body'
+  const issues = err.validation.map((v) => {
+    const path = v.instancePath.split('/').filter(Boolean)
+    // strictObject reports unknown keys on the parent object; point at the key itself
+    const keys = v.params.keys
+    if (Array.isArray(keys) && typeof keys[0] === 'string') path.push(keys[0])
+    return { field: path.join('.'), message: v.message ?? 'is invalid' }
+  })
+  const fields = new Set(issues.map((i) => i.field))
+  const only = fields.size === 1 ? [...fields][0] : undefined
+  const message = issues.map((i) => `${i.field || context}: ${i.message}`).join('; ')
+  return errorBody(400, message, only || undefined)
+}
+
+function clientErrorMessage(err: FastifyError, req: FastifyRequest, bodyLimit: number): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'request body is not valid JSON'
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'request body is empty; expected a JSON object'
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return `unsupported content type ${JSON.stringify(req.headers['content-type'] ?? '')}; send application/json`
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `request body exceeds the limit of ${bodyLimit} bytes`
+    default:
+      return err.message
+  }
+}
+
+function registrationResult(status: number): RegistrationResult | undefined {
+  if (status === 200) return 'ok'
+  if (status === 401) return 'unauthorized'
+  if (status === 503) return 'unavailable'
+  if (status >= 400 && status < 500) return 'invalid'
+  return undefined // unexpected 5xx: not a registration outcome
+}
+
+/** Builds the discovery API (not yet listening: call `.listen({ host, port })`). */
+export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promise<FastifyInstance> {
+  const { store } = opts
+  const ttlSeconds = opts.ttlSeconds ?? 30
+  const bodyLimit = opts.bodyLimitBytes ?? 64 * 1024
+  if (!opts.p2pSecret) throw new Error('p2pSecret must be a non-empty string')
+  if (!(ttlSeconds > 0)) throw new RangeError('ttlSeconds must be > 0')
+  const secretDigest = sha256(opts.p2pSecret)
+  const registry = opts.metricsRegistry ?? new Registry()
+  const metrics = createMetrics(registry, store)
+
+  // Typed as the base logger so the instance matches the plain FastifyInstance we return.
+  const logger: FastifyBaseLogger | undefined =
+    opts.logger === false
+      ? undefined
+      : (opts.logger ?? pino({ name: 'pos-relay-discovery', redact: ['req.headers.authorization'] }))
+  const app = Fastify({ bodyLimit, ...(logger ? { loggerInstance: logger } : { logger: false }) })
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  // Only JSON is accepted; without this text/plain would be parsed and reach validation as a string.
+  app.removeContentTypeParser('text/plain')
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'pos-relay discovery API', version: '0.1.0', description: 'Registry of live libp2p Circuit Relay v2 relays' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'The relays\' shared P2P secret' } } },
+    },
+    transform: jsonSchemaTransform,
+  })
+
+  const requireBearer = async (req: FastifyRequest, reply: FastifyReply) => {
+    const header = req.headers.authorization ?? ''
+    const token = /^bearer /i.test(header) ? header.slice(7).trim() : ''
+    // Compare digests so neither content nor length of the secret leaks through timing.
+    if (token && timingSafeEqual(sha256(token), secretDigest)) return
+    req.log.warn({ reason: header ? 'invalid bearer token' : 'no credentials' }, 'unauthorized request')
+    return reply
+      .code(401)
+      .header('www-authenticate', 'Bearer realm="pos-relay"')
+      .send(errorBody(401, 'missing or invalid bearer token'))
+  }
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof StoreUnavailableError) {
+      req.log.warn({ cause: (err.cause as Error | undefined)?.message }, 'relay store unavailable')
+      return reply.code(503).send(errorBody(503, 'relay registry (Redis) is unreachable'))
+    }
+    if (hasZodFastifySchemaValidationErrors(err)) return reply.code(400).send(validationError(err))
+    const status = err.statusCode
+    if (status !== undefined && status >= 400 && status < 500) {
+      return reply.code(status).send(errorBody(status, clientErrorMessage(err, req, bodyLimit)))
+    }
+    req.log.error({ err }, 'request failed')
+    return reply.code(500).send(errorBody(500, 'internal server error'))
+  })
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    const labels = { route, method: req.method, status_code: String(reply.statusCode) }
+    metrics.httpRequests.inc(labels)
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000)
+    if (route === RELAYS && req.method === 'POST') {
+      const result = registrationResult(reply.statusCode)
+      if (result) metrics.registrations.inc({ result })
+    }
+  })
+
+  const api = app.withTypeProvider<ZodTypeProvider>()
+  const errors = { 400: errorSchema, 401: errorSchema, 413: errorSchema, 415: errorSchema, 503: errorSchema }
+
+  api.get(
+    RELAYS,
+    {
+      schema: {
+        summary: 'List live relays',
+        tags: ['relays'],
+        response: { 200: z.array(relayRecordSchema), 503: errorSchema },
+      },
+    },
+    async () => {
+      const relays = await store.list()
+      metrics.relaysListed.set(relays.length)
+      return relays
+    },
+  )
+
+  api.post(
+    RELAYS,
+    {
+      onRequest: requireBearer,
+      schema: {
+        summary: 'Register or refresh (heartbeat) a relay',
+        tags: ['relays'],
+        security: bearer,
+        body: relayRegistrationSchema,
+        response: { 200: registrationResultSchema, ...errors },
+      },
+    },
+    async (req) => {
+      const record = await store.register(req.body, ttlSeconds * 1000)
+      const first = record.registered_at === record.updated_at
+      // heartbeats are frequent; only first registrations are worth an info line
+      const fields = { relay_id: record.id, peer_id: record.peer_id, addrs: record.addrs.length }
+      if (first) req.log.info(fields, 'relay registered')
+      else req.log.debug(fields, 'relay refreshed')
+      return { ...record, ttl_seconds: ttlSeconds }
+    },
+  )
+
+  api.delete(
+    `${RELAYS}/:id`,
+    {
+      onRequest: requireBearer,
+      schema: {
+        summary: 'Deregister a relay (idempotent)',
+        tags: ['relays'],
+        security: bearer,
+        params: z.object({ id: relayIdSchema }),
+        response: { 204: z.null().meta({ description: 'Deregistered (or was not registered)' }), ...errors },
+      },
+    },
+    async (req, reply) => {
+      const existed = await store.deregister(req.params.id)
+      req.log.info({ relay_id: req.params.id, existed }, 'relay deregistered')
+      return reply.code(204).send(null)
+    },
+  )
+
+  api.get(
+    '/healthz',
+    { logLevel: 'warn', schema: { summary: 'Liveness', tags: ['ops'], response: { 200: z.object({ status: z.literal('ok') }) } } },
+    async () => ({ status: 'ok' as const }),
+  )
+
+  api.get(
+    '/readyz',
+    {
+      logLevel: 'warn',
+      schema: {
+        summary: 'Readiness: the relay store is reachable',
+        tags: ['ops'],
+        response: { 200: z.object({ status: z.literal('ready') }), 503: errorSchema },
+      },
+    },
+    async () => {
+      await store.ping()
+      return { status: 'ready' as const }
+    },
+  )
+
+  app.get('/metrics', { logLevel: 'warn', schema: { hide: true } }, async (_req, reply) => {
+    return reply.header('content-type', registry.contentType).send(await registry.metrics())
+  })
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  return app
+}

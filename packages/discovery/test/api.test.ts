@@ -1,0 +1,441 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { after, afterEach, before, describe, it } from 'node:test'
+import { createDiscoveryServer, createRedisStore, type RelayStore } from '@pos-relay/discovery'
+import { startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import type { FastifyInstance, InjectOptions } from 'fastify'
+import { pino } from 'pino'
+import { PEER_A, PEER_A_CID, PEER_B, PEER_C, registration, sleep } from './fixtures.ts'
+
+const SECRET = 'test-p2p-secret-7f3a9c'
+const AUTH = { authorization: `Bearer ${SECRET}` }
+const RELAYS = '/api/p2p/relays'
+
+type ServerOptions = Partial<Parameters<typeof createDiscoveryServer>[0]>
+
+let redis: RedisServer
+const cleanups: (() => Promise<unknown>)[] = []
+
+before(async () => {
+  redis = await startRedis()
+})
+afterEach(async () => {
+  // close servers before their stores
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+after(async () => {
+  await redis?.stop()
+})
+
+/** A server on a fresh key prefix of `url` (default: the shared Redis). */
+async function setup(opts: ServerOptions & { url?: string } = {}): Promise<{ app: FastifyInstance; store: RelayStore }> {
+  const store = createRedisStore({ url: opts.url ?? redis.url, keyPrefix: `api-${randomUUID()}:` })
+  cleanups.push(() => store.close())
+  const app = await createDiscoveryServer({ store, p2pSecret: SECRET, logger: false, ...opts })
+  cleanups.push(() => app.close())
+  return { app, store }
+}
+
+const post = (app: FastifyInstance, payload: unknown, headers: Record<string, string> = AUTH) =>
+  app.inject({ method: 'POST', url: RELAYS, headers, payload: payload as InjectOptions['payload'] })
+
+const validBody = (id = 'relay-1') => ({
+  id,
+  peer_id: PEER_A,
+  addrs: ['/ip4/203.0.113.7/tcp/4001', `/dns4/relay.example.com/tcp/443/wss/p2p/${PEER_A}`],
+  meta: { region: 'eu-west' },
+})
+
+describe('registration and listing', () => {
+  it('registers a relay and lists it with normalised addrs', async () => {
+    const { app } = await setup()
+    const res = await post(app, validBody())
+    assert.equal(res.statusCode, 200, res.body)
+    const body = res.json()
+    assert.equal(body.id, 'relay-1')
+    assert.equal(body.peer_id, PEER_A)
+    assert.equal(body.ttl_seconds, 30)
+    assert.ok(Math.abs(Date.parse(body.expires_at) - Date.now() - 30_000) < 2000, body.expires_at)
+
+    const list = await app.inject({ method: 'GET', url: RELAYS })
+    assert.equal(list.statusCode, 200)
+    assert.match(list.headers['content-type'] as string, /^application\/json/)
+    const relays = list.json()
+    assert.equal(relays.length, 1)
+    assert.deepEqual(relays[0].addrs, [
+      `/ip4/203.0.113.7/tcp/4001/p2p/${PEER_A}`,
+      `/dns4/relay.example.com/tcp/443/wss/p2p/${PEER_A}`,
+    ])
+    for (const addr of relays[0].addrs) assert.ok(addr.endsWith(`/p2p/${relays[0].peer_id}`))
+    assert.deepEqual(relays[0].meta, { region: 'eu-west' })
+    assert.equal(relays[0].expires_at, body.expires_at)
+    assert.equal('ttl_seconds' in relays[0], false)
+  })
+
+  it('re-registering keeps registered_at and moves expires_at', async () => {
+    const { app } = await setup()
+    const first = (await post(app, validBody())).json()
+    await sleep(20)
+    const second = (await post(app, { ...validBody(), addrs: ['/ip4/198.51.100.1/tcp/4001'] })).json()
+    assert.equal(second.registered_at, first.registered_at)
+    assert.ok(Date.parse(second.expires_at) > Date.parse(first.expires_at))
+    const relays = (await app.inject({ method: 'GET', url: RELAYS })).json()
+    assert.deepEqual(
+      relays.map((r: { addrs: string[] }) => r.addrs),
+      [[`/ip4/198.51.100.1/tcp/4001/p2p/${PEER_A}`]],
+    )
+  })
+
+  it('normalises a CID-form peer id to base58 and drops duplicate addrs', async () => {
+    const { app } = await setup()
+    const res = await post(app, {
+      id: 'cid',
+      peer_id: PEER_A_CID,
+      addrs: ['/ip4/203.0.113.7/tcp/4001', `/ip4/203.0.113.7/tcp/4001/p2p/${PEER_A}`],
+    })
+    assert.equal(res.statusCode, 200, res.body)
+    assert.equal(res.json().peer_id, PEER_A)
+    assert.deepEqual(res.json().addrs, [`/ip4/203.0.113.7/tcp/4001/p2p/${PEER_A}`])
+  })
+
+  it('DELETE removes a relay and is idempotent', async () => {
+    const { app, store } = await setup()
+    await post(app, validBody('relay-1'))
+    await post(app, validBody('relay-2'))
+    const del = await app.inject({ method: 'DELETE', url: `${RELAYS}/relay-1`, headers: AUTH })
+    assert.equal(del.statusCode, 204)
+    assert.equal(del.body, '')
+    assert.deepEqual(
+      (await store.list()).map((r) => r.id),
+      ['relay-2'],
+    )
+    const again = await app.inject({ method: 'DELETE', url: `${RELAYS}/relay-1`, headers: AUTH })
+    assert.equal(again.statusCode, 204)
+    const unknown = await app.inject({ method: 'DELETE', url: `${RELAYS}/never-seen`, headers: AUTH })
+    assert.equal(unknown.statusCode, 204)
+    const bad = await app.inject({ method: 'DELETE', url: `${RELAYS}/bad%20id`, headers: AUTH })
+    assert.equal(bad.statusCode, 400)
+    assert.equal(bad.json().field, 'id')
+    assert.deepEqual(
+      (await store.list()).map((r) => r.id),
+      ['relay-2'],
+    )
+  })
+
+  it('a relay registered with ttlSeconds 1 disappears from GET after about a second', async () => {
+    const { app } = await setup({ ttlSeconds: 1 })
+    const started = Date.now()
+    const res = await post(app, validBody())
+    assert.equal(res.json().ttl_seconds, 1)
+    const ids = async () => (await app.inject({ method: 'GET', url: RELAYS })).json().map((r: { id: string }) => r.id)
+    assert.deepEqual(await ids(), ['relay-1'])
+    await waitFor(async () => (await ids()).length === 0, { timeoutMs: 2500, intervalMs: 25, message: 'relay did not expire' })
+    const elapsed = Date.now() - started
+    assert.ok(elapsed >= 900, `expired after only ${elapsed} ms`)
+  })
+
+  it('serves over real HTTP', async () => {
+    const { app } = await setup()
+    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    const created = await fetch(`${address}${RELAYS}`, {
+      method: 'POST',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      body: JSON.stringify(validBody('http-relay')),
+    })
+    assert.equal(created.status, 200)
+    const res = await fetch(`${address}${RELAYS}`)
+    assert.equal(res.status, 200)
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json/)
+    const relays = (await res.json()) as { id: string }[]
+    assert.deepEqual(
+      relays.map((r) => r.id),
+      ['http-relay'],
+    )
+    const unauthorized = await fetch(`${address}${RELAYS}/http-relay`, { method: 'DELETE' })
+    assert.equal(unauthorized.status, 401)
+    assert.equal(unauthorized.headers.get('www-authenticate'), 'Bearer realm="pos-relay"')
+  })
+})
+
+describe('authentication', () => {
+  const badHeaders: [string, Record<string, string>][] = [
+    ['no Authorization header', {}],
+    ['wrong secret', { authorization: 'Bearer not-the-secret' }],
+    ['secret with a suffix', { authorization: `Bearer ${SECRET}x` }],
+    ['secret prefix only', { authorization: `Bearer ${SECRET.slice(0, -1)}` }],
+    ['Bearer with an empty token', { authorization: 'Bearer ' }],
+    ['bare Bearer', { authorization: 'Bearer' }],
+    ['Basic scheme', { authorization: `Basic ${Buffer.from(`relay:${SECRET}`).toString('base64')}` }],
+    ['secret without scheme', { authorization: SECRET }],
+  ]
+
+  for (const [name, headers] of badHeaders) {
+    it(`401 for ${name}, storing nothing`, async () => {
+      const { app, store } = await setup()
+      await store.register(registration('existing'), 60_000)
+      const snapshot = await store.list()
+      for (const res of [
+        await post(app, validBody(), headers),
+        await app.inject({ method: 'DELETE', url: `${RELAYS}/existing`, headers }),
+      ]) {
+        assert.equal(res.statusCode, 401)
+        assert.deepEqual(res.json(), { error: 'Unauthorized', message: 'missing or invalid bearer token', statusCode: 401 })
+        assert.equal(res.headers['www-authenticate'], 'Bearer realm="pos-relay"')
+      }
+      assert.deepEqual(await store.list(), snapshot)
+    })
+  }
+
+  it('401 takes precedence over body errors for unauthenticated requests', async () => {
+    const { app, store } = await setup()
+    const headers = { authorization: 'Bearer nope' }
+    const cases = [
+      await app.inject({ method: 'POST', url: RELAYS, headers: { ...headers, 'content-type': 'application/json' }, payload: '{"id":' }),
+      await app.inject({ method: 'POST', url: RELAYS, headers: { ...headers, 'content-type': 'text/plain' }, payload: 'hi' }),
+      await post(app, { id: 42 }, headers),
+      await post(app, { ...validBody(), pad: 'x'.repeat(100_000) }, headers),
+    ]
+    assert.deepEqual(
+      cases.map((r) => r.statusCode),
+      [401, 401, 401, 401],
+    )
+    assert.deepEqual(await store.list(), [])
+  })
+
+  it('accepts the scheme name case-insensitively', async () => {
+    const { app } = await setup()
+    const res = await post(app, validBody(), { authorization: `bearer ${SECRET}` })
+    assert.equal(res.statusCode, 200, res.body)
+  })
+})
+
+describe('validation', () => {
+  const tooManyAddrs = Array.from({ length: 33 }, (_, i) => `/ip4/203.0.113.7/tcp/${4000 + i}`)
+  const tooManyMeta = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v']))
+  // [name, body, field, message pattern]
+  const cases: [string, unknown, string | undefined, RegExp][] = [
+    ['id is a number', { ...validBody(), id: 42 }, 'id', /expected string/],
+    ['id has forbidden characters', { ...validBody(), id: 'relay one' }, 'id', /letters, digits/],
+    ['id is empty', { ...validBody(), id: '' }, 'id', /id:/],
+    ['id is too long', { ...validBody(), id: 'r'.repeat(129) }, 'id', /id:/],
+    ['addrs is a string', { ...validBody(), addrs: '/ip4/203.0.113.7/tcp/4001' }, 'addrs', /expected array/],
+    ['addrs is missing', { id: 'relay-1', peer_id: PEER_A }, 'addrs', /addrs/],
+    ['peer_id is missing', { id: 'relay-1', addrs: ['/ip4/203.0.113.7/tcp/4001'] }, 'peer_id', /peer_id/],
+    ['addrs is empty', { ...validBody(), addrs: [] }, 'addrs', /addrs/],
+    ['too many addrs', { ...validBody(), addrs: tooManyAddrs }, 'addrs', /addrs/],
+    ['an addr is not a multiaddr', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', 'not-a-multiaddr'] }, 'addrs.1', /not a valid multiaddr/],
+    ['an addr has an invalid IPv4', { ...validBody(), addrs: ['/ip4/999.1.1.1/tcp/4001'] }, 'addrs.0', /not a valid multiaddr/],
+    ['an addr is an integer', { ...validBody(), addrs: [4001] }, 'addrs.0', /expected string/],
+    ['an addr is a circuit address', { ...validBody(), addrs: [`/ip4/203.0.113.7/tcp/4001/p2p/${PEER_B}/p2p-circuit`] }, 'addrs.0', /p2p-circuit/],
+    ['an addr is a bare /p2p', { ...validBody(), addrs: [`/p2p/${PEER_A}`] }, 'addrs.0', /no transport/],
+    ['an addr has no transport', { ...validBody(), addrs: ['/ip4/203.0.113.7'] }, 'addrs.0', /host and a transport/],
+    ['an addr belongs to another peer', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', `/ip4/203.0.113.7/tcp/4002/p2p/${PEER_B}`] }, 'addrs.1', new RegExp(PEER_B)],
+    ['peer_id is not a PeerId', { ...validBody(), peer_id: 'QmNotAPeerId' }, 'peer_id', /not a valid libp2p PeerId/],
+    ['peer_id is a number', { ...validBody(), peer_id: 7 }, 'peer_id', /expected string/],
+    ['an unknown top-level key', { ...validBody(), ttl: 9999 }, 'ttl', /Unrecognized key/],
+    ['meta has too many entries', { ...validBody(), meta: tooManyMeta }, 'meta', /at most 16/],
+    ['a meta value is not a string', { ...validBody(), meta: { region: 1 } }, 'meta.region', /expected string/],
+    ['a meta value is too long', { ...validBody(), meta: { region: 'x'.repeat(257) } }, 'meta.region', /meta.region/],
+    ['the body is a JSON array', [validBody()], undefined, /expected object/],
+  ]
+
+  for (const [name, body, field, message] of cases) {
+    it(`400 when ${name}, storing nothing`, async () => {
+      const { app, store } = await setup()
+      await store.register(registration('relay-1', PEER_C), 60_000) // same id as the bad request
+      const snapshot = await store.list()
+      const res = await post(app, body)
+      assert.equal(res.statusCode, 400, res.body)
+      const error = res.json()
+      assert.equal(error.error, 'Bad Request')
+      assert.equal(error.statusCode, 400)
+      assert.equal(error.field, field)
+      assert.match(error.message, message)
+      assert.deepEqual(await store.list(), snapshot)
+    })
+  }
+
+  const transportCases: [string, InjectOptions, number, RegExp][] = [
+    ['malformed JSON', { headers: { 'content-type': 'application/json' }, payload: '{"id": "relay-1", ' }, 400, /not valid JSON/],
+    ['an empty JSON body', { headers: { 'content-type': 'application/json' }, payload: '' }, 400, /body/],
+    ['text/plain', { headers: { 'content-type': 'text/plain' }, payload: JSON.stringify(validBody()) }, 415, /content type/],
+    ['a form body', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'id=relay-1' }, 415, /content type/],
+    ['a body over 64 KiB', { payload: { ...validBody(), meta: { pad: 'x'.repeat(256) }, extra: 'x'.repeat(70_000) } }, 413, /65536 bytes/],
+  ]
+
+  for (const [name, opts, status, message] of transportCases) {
+    it(`${status} for ${name}, storing nothing`, async () => {
+      const { app, store } = await setup()
+      const res = await app.inject({ method: 'POST', url: RELAYS, ...opts, headers: { ...AUTH, ...opts.headers } })
+      assert.equal(res.statusCode, status, res.body)
+      const error = res.json()
+      assert.equal(error.statusCode, status)
+      assert.equal(typeof error.error, 'string')
+      assert.equal(error.field, undefined)
+      assert.match(error.message, message)
+      assert.deepEqual(await store.list(), [])
+    })
+  }
+
+  it('honours bodyLimitBytes', async () => {
+    const { app, store } = await setup({ bodyLimitBytes: 1024 })
+    const small = await post(app, validBody())
+    assert.equal(small.statusCode, 200)
+    const big = await post(app, { ...validBody('relay-2'), meta: { a: 'x'.repeat(200), b: 'x'.repeat(200), c: 'x'.repeat(200), d: 'x'.repeat(200) } })
+    assert.equal(big.statusCode, 413)
+    assert.equal(big.json().error, 'Payload Too Large')
+    assert.deepEqual(
+      (await store.list()).map((r) => r.id),
+      ['relay-1'],
+    )
+  })
+})
+
+describe('Redis outage', () => {
+  let own: RedisServer
+  after(async () => {
+    await own?.stop()
+  })
+
+  it('answers 503 quickly while Redis is down and recovers without a restart', async () => {
+    own = await startRedis()
+    const { app } = await setup({ url: own.url })
+    assert.equal((await post(app, validBody('before'))).statusCode, 200)
+
+    await own.kill()
+    const requests: [string, InjectOptions][] = [
+      ['GET list', { method: 'GET', url: RELAYS }],
+      ['POST', { method: 'POST', url: RELAYS, headers: AUTH, payload: validBody('during') }],
+      ['DELETE', { method: 'DELETE', url: `${RELAYS}/before`, headers: AUTH }],
+      ['readyz', { method: 'GET', url: '/readyz' }],
+    ]
+    for (const [name, req] of requests) {
+      const started = Date.now()
+      const res = await app.inject(req)
+      const took = Date.now() - started
+      assert.equal(res.statusCode, 503, `${name}: ${res.body}`)
+      assert.deepEqual(res.json(), { error: 'Service Unavailable', message: 'relay registry (Redis) is unreachable', statusCode: 503 })
+      assert.ok(took < 2000, `${name} took ${took} ms`)
+    }
+    // Liveness and metrics do not depend on Redis.
+    assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.match(metrics, /^pos_relay_discovery_store_up 0$/m)
+    assert.match(metrics, /^pos_relay_discovery_registrations_total\{result="unavailable"\} 1$/m)
+
+    await own.restart()
+    await waitFor(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, {
+      timeoutMs: 10_000,
+      message: 'discovery never became ready again',
+    })
+    const res = await post(app, validBody('after'))
+    assert.equal(res.statusCode, 200, res.body)
+    const list = await app.inject({ method: 'GET', url: RELAYS })
+    assert.deepEqual(
+      list.json().map((r: { id: string }) => r.id),
+      ['after'],
+    )
+  })
+})
+
+describe('operational endpoints', () => {
+  it('healthz and readyz', async () => {
+    const { app } = await setup()
+    const health = await app.inject({ method: 'GET', url: '/healthz' })
+    assert.equal(health.statusCode, 200)
+    assert.deepEqual(health.json(), { status: 'ok' })
+    const ready = await app.inject({ method: 'GET', url: '/readyz' })
+    assert.equal(ready.statusCode, 200)
+    assert.deepEqual(ready.json(), { status: 'ready' })
+  })
+
+  it('exposes Prometheus metrics with bounded labels and no relay identifiers', async () => {
+    const { app } = await setup()
+    const id = 'relay-metrics-canary'
+    assert.equal((await post(app, { ...validBody(id), peer_id: PEER_B, addrs: ['/ip4/203.0.113.9/tcp/4001'] })).statusCode, 200)
+    assert.equal((await post(app, validBody(), {})).statusCode, 401)
+    assert.equal((await post(app, { ...validBody(), id: 1 })).statusCode, 400)
+    await app.inject({ method: 'GET', url: RELAYS })
+    await app.inject({ method: 'DELETE', url: `${RELAYS}/another-canary-id`, headers: AUTH })
+
+    const res = await app.inject({ method: 'GET', url: '/metrics' })
+    assert.equal(res.statusCode, 200)
+    assert.match(res.headers['content-type'] as string, /^text\/plain/)
+    const text = res.body
+    for (const line of [
+      'pos_relay_discovery_http_requests_total{route="/api/p2p/relays",method="POST",status_code="200"} 1',
+      'pos_relay_discovery_http_requests_total{route="/api/p2p/relays/:id",method="DELETE",status_code="204"} 1',
+      'pos_relay_discovery_registrations_total{result="ok"} 1',
+      'pos_relay_discovery_registrations_total{result="unauthorized"} 1',
+      'pos_relay_discovery_registrations_total{result="invalid"} 1',
+      'pos_relay_discovery_registrations_total{result="unavailable"} 0',
+      'pos_relay_discovery_relays_listed 1',
+      'pos_relay_discovery_store_up 1',
+    ]) {
+      assert.ok(text.split('\n').includes(line), `missing metric line: ${line}`)
+    }
+    assert.match(text, /^pos_relay_discovery_http_request_duration_seconds_bucket\{le="0\.005",route="\/api\/p2p\/relays",method="GET",status_code="200"\} \d+$/m)
+    assert.match(text, /^pos_relay_discovery_process_cpu_user_seconds_total /m)
+    for (const secretish of [id, PEER_B, 'another-canary-id', SECRET]) {
+      assert.equal(text.includes(secretish), false, `metrics leak ${secretish}`)
+    }
+  })
+
+  it('keeps metrics per server (no global registry)', async () => {
+    const a = await setup()
+    const b = await setup()
+    await a.app.inject({ method: 'GET', url: RELAYS })
+    const metricsB = (await b.app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.doesNotMatch(metricsB, /route="\/api\/p2p\/relays",method="GET"/)
+  })
+
+  it('serves an OpenAPI document generated from the schemas', async () => {
+    const { app } = await setup()
+    const res = await app.inject({ method: 'GET', url: '/openapi.json' })
+    assert.equal(res.statusCode, 200)
+    const doc = res.json()
+    assert.match(doc.openapi, /^3\.\d+\.\d+$/)
+    assert.deepEqual(doc.components.securitySchemes.bearerAuth, {
+      type: 'http',
+      scheme: 'bearer',
+      description: "The relays' shared P2P secret",
+    })
+    const relays = doc.paths['/api/p2p/relays']
+    assert.ok(relays.get.responses['200'])
+    assert.equal(relays.get.security, undefined)
+    assert.deepEqual(relays.post.security, [{ bearerAuth: [] }])
+    const body = relays.post.requestBody.content['application/json'].schema
+    assert.deepEqual(body.required, ['id', 'peer_id', 'addrs'])
+    assert.equal(body.additionalProperties, false)
+    assert.equal(body.properties.addrs.maxItems, 32)
+    assert.equal(body.properties.id.pattern, '^[A-Za-z0-9._:-]+$')
+    const del = doc.paths['/api/p2p/relays/{id}'].delete
+    assert.deepEqual(del.security, [{ bearerAuth: [] }])
+    assert.ok(del.responses['204'])
+    assert.equal(del.parameters[0].name, 'id')
+    assert.equal(doc.paths['/metrics'], undefined)
+  })
+
+  it('logs structured JSON without the secret or the Authorization header', async () => {
+    const lines: string[] = []
+    const logger = pino({ level: 'trace' }, { write: (line: string) => void lines.push(line) })
+    const { app } = await setup({ logger })
+    const wrong = 'wrong-token-5d1e'
+    await post(app, validBody())
+    await post(app, validBody(), { authorization: `Bearer ${wrong}` })
+    await app.inject({ method: 'DELETE', url: `${RELAYS}/relay-1`, headers: AUTH })
+    await app.inject({ method: 'GET', url: RELAYS })
+    assert.ok(lines.length >= 4, `only ${lines.length} log lines`)
+    const entries = lines.map((l) => JSON.parse(l) as { msg?: string })
+    assert.ok(entries.some((e) => e.msg === 'relay registered'))
+    assert.ok(entries.some((e) => e.msg === 'unauthorized request'))
+    const all = lines.join('\n')
+    assert.equal(all.includes(SECRET), false, 'secret leaked into logs')
+    assert.equal(all.includes(wrong), false, 'presented token leaked into logs')
+    assert.equal(/authorization/i.test(all), false, 'Authorization header logged')
+  })
+
+  it('refuses to start without a secret', async () => {
+    await assert.rejects(setup({ p2pSecret: '' }), /p2pSecret/)
+  })
+})

@@ -1,0 +1,3 @@
+export { freePort } from './ports.js'
+export { startRedis, type RedisServer, type StartRedisOptions } from './redis.js'
+export { waitFor, type WaitForOptions } from './wait.js'
