@@ -1,8 +1,11 @@
+import { peerIdFromMultihash } from '@libp2p/peer-id'
+import * as Digest from 'multiformats/hashes/digest'
 import { hopStatusCodec, HopStatus, type HopStatusCode } from './hop-status.js'
+import { spliceStreams, type CircuitEnd } from './splice.js'
 import type { RelayMetrics } from './metrics.js'
 import type { RelayLimits } from './config.js'
 import type { Logger } from '@pos-relay/shared'
-import type { PeerId, Stream } from '@libp2p/interface'
+import type { Connection, ConnectionGater, PeerId, Stream } from '@libp2p/interface'
 
 /**
  * The parts of @libp2p/circuit-relay-v2's server (4.2.13, pinned exactly) that
@@ -14,13 +17,25 @@ interface UpstreamReservationStore {
   reservations: { size: number, get: (p: PeerId) => UpstreamReservation | undefined, delete: (p: PeerId) => void }
   reserve: (peer: PeerId, addr: unknown, limit?: unknown) => { status: string | number, expire?: number }
 }
-interface HopContext { stream: { write: (v: any, codec: any, o?: any) => Promise<void> }, connection: { remotePeer: PeerId }, request: any }
-interface StopHopArgs { connection: { remotePeer: PeerId }, request: { peer: { id: Uint8Array } } }
+interface PbStream {
+  write: (v: any, codec: any, o?: any) => Promise<void>
+  pb: (codec: any) => { write: (v: any, o?: any) => Promise<void> }
+  unwrap: () => Stream
+}
+interface HopContext { stream: PbStream, connection: Connection, request: { peer?: { id: Uint8Array } } }
+interface StopHopArgs { connection: Connection, request: { type: string, peer: { id: Uint8Array, addrs: Uint8Array[] }, limit?: { data?: bigint } } }
 interface UpstreamRelayServer {
+  components: { connectionGater: ConnectionGater, connectionManager: { getConnections: (peer: PeerId) => Connection[] } }
   reservationStore: UpstreamReservationStore
   handleReserve: (ctx: HopContext, options: any) => Promise<void>
   handleConnect: (ctx: HopContext, options: any) => Promise<void>
   stopHop: (args: StopHopArgs, options: any) => Promise<Stream | undefined>
+}
+
+// upstream's generated protobuf codec for HopMessage; not exported by the
+// package, so it is loaded by file from next to the package entry point
+const pb = await import(new URL('./pb/index.js', import.meta.resolve('@libp2p/circuit-relay-v2')).href) as {
+  HopMessage: { encode: (m: any) => Uint8Array, decode: (b: any) => any }
 }
 
 export interface HopHooksOptions {
@@ -37,19 +52,11 @@ export interface HopHooks {
   dropReservation: (peer: PeerId) => void
   /** resolves when no circuit is open, or at the signal */
   waitForCircuitsToEnd: (signal: AbortSignal) => Promise<void>
+  /** ends every open circuit (relay stop) */
+  abortCircuits: (reason: Error) => void
 }
 
-export class DurationLimitError extends Error {
-  override name = 'DurationLimitError'
-}
-
-function endReason (err: Error | undefined, shuttingDown: boolean): string {
-  if (err == null) return 'closed'
-  if (err.name === 'TransferLimitError') return 'data_limit'
-  if (err.name === 'DurationLimitError') return 'duration_limit'
-  if (shuttingDown) return 'shutdown'
-  return 'error'
-}
+const isCircuit = (conn: Connection): boolean => conn.remoteAddr.toString().includes('/p2p-circuit')
 
 export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHooks {
   const server = service as UpstreamRelayServer
@@ -57,22 +64,26 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     if (typeof server[name] !== 'function') throw new Error(`@libp2p/circuit-relay-v2 internals changed: ${name} is missing; pin 4.2.13`)
   }
   const store = server.reservationStore
-  if (typeof store?.reserve !== 'function' || store.reservations == null) throw new Error('@libp2p/circuit-relay-v2 internals changed: reservationStore; pin 4.2.13')
+  if (typeof store?.reserve !== 'function' || store.reservations == null || server.components?.connectionManager == null) {
+    throw new Error('@libp2p/circuit-relay-v2 internals changed: reservationStore/components; pin 4.2.13')
+  }
 
   const { limits, metrics, logger } = opts
-  let active = 0
+  const circuits = new Set<(reason: Error) => void>()
   const idleWaiters = new Set<() => void>()
-  const toDestination = metrics.relayedBytesTotal.labels('to_destination')
-  const toSource = metrics.relayedBytesTotal.labels('to_source')
+  const bytesTo = {
+    destination: metrics.relayedBytesTotal.labels('to_destination'),
+    source: metrics.relayedBytesTotal.labels('to_source')
+  }
   metrics.sources.reservations = () => store.reservations.size
-  metrics.sources.circuits = () => active
+  metrics.sources.circuits = () => circuits.size
 
   const refuse = async (ctx: HopContext, options: any, status: HopStatusCode, reason: string): Promise<void> => {
     metrics.denialsTotal.inc({ reason })
     await ctx.stream.write(status, hopStatusCodec, options)
   }
 
-  // RESERVE: refuse while draining so clients move to another relay; count results
+  // RESERVE: refuse while draining so clients move to another relay
   const handleReserve = server.handleReserve.bind(server)
   server.handleReserve = async (ctx, options) => {
     if (opts.isDraining()) {
@@ -85,8 +96,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
 
   // Upstream applies one default limit with the duration in ms, but writes
   // that number unchanged into the wire `Limit.duration`, which is in seconds
-  // (a 2 min limit is announced as 120000 s). So we announce and let upstream
-  // enforce only the data limit, and enforce the duration ourselves.
+  // (a 2 min limit is announced as 120000 s). So we announce only the data
+  // limit and enforce the duration ourselves.
   const dataLimit = limits.circuit_data_limit_bytes > 0 ? { data: BigInt(limits.circuit_data_limit_bytes) } : undefined
   const reserve = store.reserve.bind(store)
   store.reserve = (peer, addr) => {
@@ -104,51 +115,80 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     return result
   }
 
-  // CONNECT: cap concurrent circuits with the spec's status for it
-  const handleConnect = server.handleConnect.bind(server)
+  /**
+   * CONNECT, replacing upstream's handleConnect. Upstream joins the two
+   * streams with `pipe(src, dst, src)`, which wraps the source stream twice;
+   * the second wrapper queues every incoming chunk and is never read, so a
+   * circuit holds about its whole payload in memory until it closes (measured:
+   * ~400 MiB for a 256 MiB transfer). We splice the streams ourselves with
+   * pause/resume backpressure, which bounds memory by the yamux windows.
+   * Also: answer RESOURCE_LIMIT_EXCEEDED over max_circuits, and pick an open,
+   * direct connection to the destination rather than `connections[0]`.
+   */
+  const stopHop = server.stopHop.bind(server)
   server.handleConnect = async (ctx, options) => {
-    if (limits.max_circuits > 0 && active >= limits.max_circuits) {
-      metrics.circuitsTotal.inc({ result: 'denied' })
-      await refuse(ctx, options, HopStatus.RESOURCE_LIMIT_EXCEEDED, 'circuit_limit')
+    const { connection, request } = ctx
+    const fail = async (status: HopStatusCode, reason: string): Promise<void> => {
+      metrics.circuitsTotal.inc({ result: reason === 'circuit_limit' ? 'denied' : 'failed' })
+      await refuse(ctx, options, status, reason)
+    }
+    if (limits.max_circuits > 0 && circuits.size >= limits.max_circuits) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'circuit_limit'); return }
+    if (isCircuit(connection)) { await fail(HopStatus.PERMISSION_DENIED, 'relayed_source'); return }
+    let dst: PeerId
+    try {
+      if (request.peer?.id == null) throw new Error('no peer in CONNECT')
+      dst = peerIdFromMultihash(Digest.decode(request.peer.id))
+    } catch {
+      await fail(HopStatus.MALFORMED_MESSAGE, 'malformed'); return
+    }
+    const reservation = store.reservations.get(dst)
+    if (reservation == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return }
+    if ((await server.components.connectionGater.denyOutboundRelayedConnection?.(connection.remotePeer, dst)) === true) {
+      await fail(HopStatus.PERMISSION_DENIED, 'gater'); return
+    }
+    const dstConnection = server.components.connectionManager.getConnections(dst)
+      .filter((c) => c.status === 'open' && !isCircuit(c))
+      .sort((a, b) => b.timeline.open - a.timeline.open)[0]
+    if (dstConnection == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return }
+
+    const dstStream = await stopHop({
+      connection: dstConnection,
+      request: { type: 'CONNECT', peer: { id: connection.remotePeer.toMultihash().bytes, addrs: [] }, ...(dataLimit != null ? { limit: dataLimit } : {}) }
+    }, options).catch(() => undefined)
+    if (dstStream == null) { await fail(HopStatus.CONNECTION_FAILED, 'connection_failed'); return }
+    try {
+      await ctx.stream.pb(pb.HopMessage).write({ type: 'STATUS', status: 'OK', ...(dataLimit != null ? { limit: dataLimit } : {}) }, options)
+    } catch (err: any) {
+      dstStream.abort(err)
+      metrics.circuitsTotal.inc({ result: 'failed' })
       return
     }
-    const before = active
-    await handleConnect(ctx, options)
-    if (active === before) metrics.circuitsTotal.inc({ result: 'failed' })
-  }
-
-  // STOP: the stream to the destination is where a circuit becomes real.
-  // Bytes are counted by wrapping send/dispatchEvent, not by adding a
-  // 'message' listener: a listener attached before upstream's pipe() starts
-  // would receive (and so take) the first bytes.
-  const stopHop = server.stopHop.bind(server)
-  server.stopHop = async (args, options) => {
-    const stream = await stopHop(args, options)
-    if (stream == null) return stream
-    active++
+    // after the last protobuf write: unwrapping hands back any bytes read past the request
+    const srcStream = ctx.stream.unwrap()
     metrics.circuitsTotal.inc({ result: 'opened' })
-    const send = stream.send.bind(stream)
-    stream.send = (data) => { toDestination.inc(data.byteLength); return send(data) }
-    const dispatch = stream.dispatchEvent.bind(stream)
-    stream.dispatchEvent = (evt: any) => {
-      if (evt.type === 'message') toSource.inc(evt.data.byteLength)
-      return dispatch(evt)
+
+    const onEnd = (end: CircuitEnd): void => {
+      circuits.delete(abort)
+      reservation.signal.removeEventListener('abort', onReservationEnd)
+      metrics.circuitEndsTotal.inc({ reason: end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason })
+      logger.debug({ event: 'circuit_end', reason: end.reason, bytes_to_destination: end.bytesToDestination, bytes_to_source: end.bytesToSource }, 'circuit closed')
+      if (circuits.size === 0) for (const wake of idleWaiters) wake()
     }
-    const timer = limits.circuit_duration_seconds > 0
-      ? setTimeout(() => { stream.abort(new DurationLimitError(`duration limit of ${limits.circuit_duration_seconds} s reached`)) }, limits.circuit_duration_seconds * 1000)
-      : undefined
-    timer?.unref()
-    stream.addEventListener('close', (evt: any) => {
-      clearTimeout(timer)
-      active--
-      metrics.circuitEndsTotal.inc({ reason: endReason(evt.error, opts.isDraining()) })
-      if (active === 0) for (const wake of idleWaiters) wake()
-    }, { once: true })
-    return stream
+    const abort = spliceStreams(srcStream, dstStream, {
+      dataLimit: limits.circuit_data_limit_bytes,
+      durationMs: limits.circuit_duration_seconds * 1000,
+      onBytesToDestination: (n) => { bytesTo.destination.inc(n) },
+      onBytesToSource: (n) => { bytesTo.source.inc(n) },
+      onEnd
+    })
+    // the destination's reservation ending (expiry, disconnect) ends its circuits
+    const onReservationEnd = (): void => { abort(new Error('reservation ended')) }
+    reservation.signal.addEventListener('abort', onReservationEnd, { once: true })
+    circuits.add(abort)
   }
 
   return {
-    get activeCircuits () { return active },
+    get activeCircuits () { return circuits.size },
     dropReservation (peer) {
       const reservation = store.reservations.get(peer)
       if (reservation == null) return
@@ -157,12 +197,15 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       logger.debug({ event: 'reservation_dropped' }, 'reservation dropped: peer disconnected')
     },
     async waitForCircuitsToEnd (signal) {
-      if (active === 0 || signal.aborted) return
+      if (circuits.size === 0 || signal.aborted) return
       await new Promise<void>((resolve) => {
         const done = (): void => { idleWaiters.delete(done); signal.removeEventListener('abort', done); resolve() }
         idleWaiters.add(done)
         signal.addEventListener('abort', done, { once: true })
       })
+    },
+    abortCircuits (reason) {
+      for (const abort of [...circuits]) abort(reason)
     }
   }
 }

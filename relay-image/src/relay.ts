@@ -180,6 +180,7 @@ export class RelayServer {
 
   async stop (): Promise<void> {
     await this.registration?.stop()
+    this.hooks?.abortCircuits(new Error('relay stopping'))
     await this.node?.stop()
     await this.http.close()
     this.started = false

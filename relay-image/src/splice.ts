@@ -1,0 +1,97 @@
+import type { Stream } from '@libp2p/interface'
+
+export type CircuitEndReason = 'closed' | 'data_limit' | 'duration_limit' | 'error'
+
+export interface CircuitEnd {
+  reason: CircuitEndReason
+  bytesToDestination: number
+  bytesToSource: number
+  error?: Error
+}
+
+export interface SpliceOptions {
+  /** bytes in both directions together; 0 = unlimited */
+  dataLimit: number
+  /** 0 = unlimited */
+  durationMs: number
+  onBytesToDestination: (n: number) => void
+  onBytesToSource: (n: number) => void
+  onEnd: (end: CircuitEnd) => void
+}
+
+export class TransferLimitError extends Error {
+  override name = 'TransferLimitError'
+}
+
+export class DurationLimitError extends Error {
+  override name = 'DurationLimitError'
+}
+
+/**
+ * Joins two streams into a circuit. Each 'message' from one side is sent to
+ * the other; when the other side's send buffer is full the reading side is
+ * paused (yamux then stops granting window to the sender) until 'drain'. So
+ * the relay holds at most the yamux windows' worth of data per circuit, and
+ * no async iterators or queues sit between the two streams.
+ *
+ * A half-close (remote closed its write side) is passed on as a close of the
+ * other stream's write side; an error or reset on either side aborts both.
+ * Returns a function that aborts the circuit.
+ */
+export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (reason: Error) => void {
+  let bytesToDestination = 0
+  let bytesToSource = 0
+  let ended = false
+  let closedSides = 0
+  let timer: NodeJS.Timeout | undefined
+
+  const finish = (reason: CircuitEndReason, error?: Error): void => {
+    if (ended) return
+    ended = true
+    clearTimeout(timer)
+    opts.onEnd({ reason, bytesToDestination, bytesToSource, ...(error != null ? { error } : {}) })
+  }
+
+  const abort = (err: Error): void => {
+    const reason: CircuitEndReason = err instanceof TransferLimitError ? 'data_limit' : err instanceof DurationLimitError ? 'duration_limit' : 'error'
+    finish(reason, err)
+    src.abort(err)
+    dst.abort(err)
+  }
+
+  const forward = (from: Stream, to: Stream, count: (n: number) => void): void => {
+    from.addEventListener('message', (evt) => {
+      if (ended) return
+      const n = evt.data.byteLength
+      count(n)
+      if (opts.dataLimit > 0 && bytesToDestination + bytesToSource > opts.dataLimit) {
+        abort(new TransferLimitError(`data limit of ${opts.dataLimit} bytes reached`))
+        return
+      }
+      try {
+        if (!to.send(evt.data)) {
+          from.pause()
+          to.addEventListener('drain', () => { if (from.readStatus === 'paused') from.resume() }, { once: true })
+        }
+      } catch (err: any) {
+        abort(err)
+      }
+    })
+    from.addEventListener('remoteCloseWrite', () => {
+      to.close().catch((err: Error) => { abort(err) })
+    }, { once: true })
+    from.addEventListener('close', (evt) => {
+      if (evt.error != null) { abort(evt.error); return }
+      if (++closedSides === 2) finish('closed')
+    }, { once: true })
+  }
+
+  forward(src, dst, (n) => { bytesToDestination += n; opts.onBytesToDestination(n) })
+  forward(dst, src, (n) => { bytesToSource += n; opts.onBytesToSource(n) })
+
+  if (opts.durationMs > 0) {
+    timer = setTimeout(() => { abort(new DurationLimitError(`duration limit of ${opts.durationMs / 1000} s reached`)) }, opts.durationMs)
+    timer.unref()
+  }
+  return abort
+}
