@@ -118,6 +118,37 @@ describe('relay + discovery + SDK, end to end', { timeout: 240_000 }, () => {
     assert.doesNotMatch(metrics, new RegExp(a.node.peerId.toString()), 'peer ids must never be label values')
   })
 
+  it('a destination that stops reading mid-transfer is paused, not reset: 96 MiB arrive intact', async () => {
+    let received = 0
+    let stalled = false
+    const finished = new Promise<void>((resolve) => {
+      void a.node.handle('/stall/1', (stream) => {
+        stream.maxReadBufferLength = 64 * 1024 * 1024 // our own peer's buffer, not the relay's
+        stream.addEventListener('message', (evt) => {
+          received += evt.data.byteLength
+          if (!stalled && received >= 40 * 1024 * 1024) {
+            stalled = true
+            stream.pause()
+            setTimeout(() => { if (stream.readStatus === 'paused') stream.resume() }, 1500)
+          }
+        })
+        stream.addEventListener('close', () => { resolve() })
+        stream.addEventListener('remoteCloseWrite', () => { resolve() })
+      }, { runOnLimitedConnection: true })
+    })
+    const conn = await b.relays.dial(a.node.peerId)
+    const stream = await conn.newStream('/stall/1', { runOnLimitedConnection: true })
+    const chunk = new Uint8Array(64 * 1024)
+    const SIZE = 96 * 1024 * 1024
+    for (let sent = 0; sent < SIZE; sent += chunk.length) {
+      if (!stream.send(chunk)) await new Promise((resolve, reject) => { stream.addEventListener('drain', resolve, { once: true }); stream.addEventListener('close', () => { reject(new Error('circuit closed mid-transfer')) }, { once: true }) })
+    }
+    await stream.close()
+    await finished
+    assert.ok(stalled)
+    assert.equal(received, SIZE)
+  })
+
   it('heartbeats keep the relay listed past several TTLs', async () => {
     const deadline = Date.now() + TTL * 3 * 1000
     while (Date.now() < deadline) {

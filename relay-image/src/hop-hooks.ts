@@ -171,7 +171,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       circuits.delete(abort)
       reservation.signal.removeEventListener('abort', onReservationEnd)
       metrics.circuitEndsTotal.inc({ reason: end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason })
-      logger.debug({ event: 'circuit_end', reason: end.reason, bytes_to_destination: end.bytesToDestination, bytes_to_source: end.bytesToSource }, 'circuit closed')
+      logger.debug({ event: 'circuit_end', reason: end.reason, err: end.error?.message, bytes_to_destination: end.bytesToDestination, bytes_to_source: end.bytesToSource }, 'circuit closed')
       if (circuits.size === 0) for (const wake of idleWaiters) wake()
     }
     const abort = spliceStreams(srcStream, dstStream, {

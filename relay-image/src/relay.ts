@@ -9,6 +9,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { HttpServer, send, type Logger } from '@pos-relay/shared'
 import { decodeKeypair, type RelayConfig } from './config.js'
 import { installHopHooks, type HopHooks } from './hop-hooks.js'
+import { CIRCUIT_WINDOW_BYTES } from './splice.js'
 import { RelayMetrics } from './metrics.js'
 import { DiscoveryRegistration } from './registration.js'
 
@@ -84,7 +85,10 @@ export class RelayServer {
       },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      // A spliced circuit pauses its reading side while the other side is
+      // backed up; the sender can still fill the yamux window it was granted,
+      // so the window bounds what one circuit direction can hold in memory.
+      streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES } })],
       connectionManager: {
         // every reservation holds a connection, every circuit up to two more
         maxConnections: limits.max_reservations + 2 * limits.max_circuits + 256

@@ -19,6 +19,14 @@ export interface SpliceOptions {
   onEnd: (end: CircuitEnd) => void
 }
 
+/**
+ * Largest yamux receive window the relay grants per stream (8 MiB: 160 MiB/s
+ * per circuit at 50 ms RTT). It bounds the memory of a stalled circuit
+ * direction; the read buffer must be able to take a whole window.
+ */
+export const CIRCUIT_WINDOW_BYTES = 8 * 1024 * 1024
+const READ_BUFFER_BYTES = CIRCUIT_WINDOW_BYTES + 512 * 1024
+
 export class TransferLimitError extends Error {
   override name = 'TransferLimitError'
 }
@@ -60,6 +68,7 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
   }
 
   const forward = (from: Stream, to: Stream, count: (n: number) => void): void => {
+    from.maxReadBufferLength = Math.max(from.maxReadBufferLength, READ_BUFFER_BYTES)
     from.addEventListener('message', (evt) => {
       if (ended) return
       const n = evt.data.byteLength

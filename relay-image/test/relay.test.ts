@@ -88,6 +88,42 @@ describe('relay server', { timeout: 120_000 }, () => {
     await waitFor(async () => await metric(relay, /pos_relay_circuit_ends_total\{reason="data_limit"\} (\d+)/) === 1, { timeoutMs: 5000, message: 'data_limit end not counted' })
   })
 
+  it('holds a circuit through a stalled destination (backpressure) and delivers every byte', async () => {
+    const relay = await startRelay()
+    const listener = await peer([`${relayAddr(relay)}/p2p-circuit`])
+    const SIZE = 64 * 1024 * 1024
+    let received = 0
+    let done!: () => void
+    const finished = new Promise<void>((resolve) => { done = resolve })
+    await listener.handle('/stall/1', async (stream) => {
+      // read at full speed first so the yamux windows grow to their maximum,
+      // then read nothing for a while: the relay must pause the sender, not
+      // buffer without bound or reset the circuit
+      let stalled = false
+      // js-libp2p peers' own yamux windows (16 MiB) exceed their default read buffer (4 MiB)
+      stream.maxReadBufferLength = 32 * 1024 * 1024
+      stream.addEventListener('message', (evt) => {
+        received += evt.data.byteLength
+        if (!stalled && received >= 24 * 1024 * 1024) {
+          stalled = true
+          stream.pause()
+          setTimeout(() => { if (stream.readStatus === 'paused') stream.resume() }, 1500)
+        }
+      })
+      stream.addEventListener('remoteCloseWrite', () => { done() })
+      stream.addEventListener('close', () => { done() })
+    }, { runOnLimitedConnection: true })
+    await waitFor(() => listener.getMultiaddrs().some((ma) => ma.toString().includes('/p2p-circuit')), { timeoutMs: 10_000 })
+    const dialer = await peer()
+    const conn = await dialer.dial(relayAddr(relay).encapsulate(`/p2p-circuit/p2p/${listener.peerId}`))
+    const stream = await conn.newStream('/stall/1', { runOnLimitedConnection: true })
+    assert.equal(await pump(stream, SIZE), SIZE)
+    await stream.close()
+    await finished
+    assert.equal(received, SIZE)
+    assert.equal(await metric(relay, /pos_relay_circuit_ends_total\{reason="error"\} (\d+)/), 0)
+  })
+
   it('ends a circuit at the duration limit', async () => {
     const relay = await startRelay({}, { circuit_duration_seconds: 1 })
     const listener = await reservedListener(relay)
