@@ -25,7 +25,27 @@ export const DEFAULT_LIMITS = {
   /** bytes per circuit, both directions together (js-libp2p semantics); 0 = unlimited. */
   circuit_data_limit_bytes: 4 * 1024 ** 3,
   /** seconds per circuit; 0 = unlimited. A client opens a new circuit after this. */
-  circuit_duration_seconds: 3600
+  circuit_duration_seconds: 3600,
+  /** connections at once; 0 = max_reservations + 2 × max_circuits + 256 */
+  max_connections: 0,
+  /** connections still in their handshake at once (js-libp2p default: 10, which 10 idle sockets exhaust) */
+  max_pending_connections: 256,
+  /** seconds a new connection has to finish Noise + Yamux (js-libp2p default: 10) */
+  handshake_timeout_seconds: 5,
+  /** connections at once from one IP address, on this relay; 0 = unlimited */
+  ip_max_connections: 64
+} as const
+
+/**
+ * Rate limits, shared by the fleet through Redis when `redis_url` is set
+ * (see README "Rate limits"). rust-libp2p's relay allows 30 reservations per
+ * 2 min per peer and 60 per minute per IP, locally.
+ */
+export const DEFAULT_RATE_LIMITS = {
+  ip_connections_per_second: 20,
+  peer_reservations_per_minute: 30,
+  peer_circuits_per_minute: 120,
+  account_circuits_per_minute: 0
 } as const
 
 const limitsSchema = z.object({
@@ -33,7 +53,19 @@ const limitsSchema = z.object({
   reservation_ttl_seconds: z.number().int().min(30).max(86_400).default(DEFAULT_LIMITS.reservation_ttl_seconds),
   max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.max_circuits),
   circuit_data_limit_bytes: z.number().int().min(0).default(DEFAULT_LIMITS.circuit_data_limit_bytes),
-  circuit_duration_seconds: z.number().int().min(0).default(DEFAULT_LIMITS.circuit_duration_seconds)
+  circuit_duration_seconds: z.number().int().min(0).default(DEFAULT_LIMITS.circuit_duration_seconds),
+  max_connections: z.number().int().min(0).default(DEFAULT_LIMITS.max_connections),
+  max_pending_connections: z.number().int().min(1).default(DEFAULT_LIMITS.max_pending_connections),
+  handshake_timeout_seconds: z.number().int().min(1).max(120).default(DEFAULT_LIMITS.handshake_timeout_seconds),
+  ip_max_connections: z.number().int().min(0).default(DEFAULT_LIMITS.ip_max_connections)
+}).strict()
+
+const rateLimitsSchema = z.object({
+  redis_url: z.url({ protocol: /^rediss?$/ }).optional(),
+  ip_connections_per_second: z.number().int().min(0).default(DEFAULT_RATE_LIMITS.ip_connections_per_second),
+  peer_reservations_per_minute: z.number().int().min(0).default(DEFAULT_RATE_LIMITS.peer_reservations_per_minute),
+  peer_circuits_per_minute: z.number().int().min(0).default(DEFAULT_RATE_LIMITS.peer_circuits_per_minute),
+  account_circuits_per_minute: z.number().int().min(0).default(DEFAULT_RATE_LIMITS.account_circuits_per_minute)
 }).strict()
 
 const multiaddrString = z.string().refine((s) => {
@@ -59,11 +91,13 @@ export const relayConfigSchema = z.object({
   metrics_port: z.number().int().min(0).max(65_535).default(DEFAULT_METRICS_PORT),
   /** seconds open circuits may keep running after SIGTERM */
   drain_seconds: z.number().int().min(0).max(3600).default(30),
-  limits: limitsSchema.default(limitsSchema.parse({}))
+  limits: limitsSchema.default(limitsSchema.parse({})),
+  rate_limits: rateLimitsSchema.default(rateLimitsSchema.parse({}))
 }).strict()
 
 export type RelayConfig = z.infer<typeof relayConfigSchema>
 export type RelayLimits = RelayConfig['limits']
+export type RelayRateLimits = RelayConfig['rate_limits']
 
 export class ConfigError extends Error {
   override name = 'ConfigError'

@@ -3,6 +3,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { hopStatusCodec, HopStatus, type HopStatusCode } from './hop-status.js'
 import { spliceStreams, type CircuitEnd } from './splice.js'
 import type { RelayMetrics } from './metrics.js'
+import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
 import type { Logger } from '@pos-relay/shared'
 import type { Connection, ConnectionGater, PeerId, Stream } from '@libp2p/interface'
@@ -43,6 +44,13 @@ export interface HopHooksOptions {
   metrics: RelayMetrics
   logger: Logger
   isDraining: () => boolean
+  rateLimiter: RelayRateLimiter
+  denials: SampledLog
+  /**
+   * The account a peer relays for, once accounts exist; circuits are then
+   * also limited per account (`rate_limits.account_circuits_per_minute`).
+   */
+  accountOf?: (peer: PeerId) => string | undefined
 }
 
 export interface HopHooks {
@@ -80,6 +88,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
 
   const refuse = async (ctx: HopContext, options: any, status: HopStatusCode, reason: string): Promise<void> => {
     metrics.denialsTotal.inc({ reason })
+    opts.denials.note(reason)
     await ctx.stream.write(status, hopStatusCodec, options)
   }
 
@@ -89,6 +98,11 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     if (opts.isDraining()) {
       metrics.reservationsTotal.inc({ result: 'refused' })
       await refuse(ctx, options, HopStatus.RESERVATION_REFUSED, 'draining')
+      return
+    }
+    if (!(await opts.rateLimiter.allow('peer_reservation', ctx.connection.remotePeer.toString()))) {
+      metrics.reservationsTotal.inc({ result: 'refused' })
+      await refuse(ctx, options, HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_reservation_rate')
       return
     }
     await handleReserve(ctx, options)
@@ -129,11 +143,18 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   server.handleConnect = async (ctx, options) => {
     const { connection, request } = ctx
     const fail = async (status: HopStatusCode, reason: string): Promise<void> => {
-      metrics.circuitsTotal.inc({ result: reason === 'circuit_limit' ? 'denied' : 'failed' })
+      metrics.circuitsTotal.inc({ result: status === HopStatus.RESOURCE_LIMIT_EXCEEDED || status === HopStatus.PERMISSION_DENIED ? 'denied' : 'failed' })
       await refuse(ctx, options, status, reason)
     }
     if (limits.max_circuits > 0 && circuits.size >= limits.max_circuits) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'circuit_limit'); return }
     if (isCircuit(connection)) { await fail(HopStatus.PERMISSION_DENIED, 'relayed_source'); return }
+    if (!(await opts.rateLimiter.allow('peer_circuit', connection.remotePeer.toString()))) {
+      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_circuit_rate'); return
+    }
+    const account = opts.accountOf?.(connection.remotePeer)
+    if (account != null && !(await opts.rateLimiter.allow('account_circuit', account))) {
+      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'account_circuit_rate'); return
+    }
     let dst: PeerId
     try {
       if (request.peer?.id == null) throw new Error('no peer in CONNECT')

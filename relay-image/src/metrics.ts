@@ -10,11 +10,12 @@ export interface GaugeSources {
   reservations: () => number
   circuits: () => number
   registered: () => boolean
+  rateLimitRedisUp: () => boolean
 }
 
 export class RelayMetrics {
   readonly registry: Registry
-  readonly sources: GaugeSources = { connections: () => 0, reservations: () => 0, circuits: () => 0, registered: () => false }
+  readonly sources: GaugeSources = { connections: () => 0, reservations: () => 0, circuits: () => 0, registered: () => false, rateLimitRedisUp: () => false }
   readonly connectionsActive: Gauge
   readonly connectionsTotal: Counter<'direction'>
   readonly reservationsActive: Gauge
@@ -28,6 +29,8 @@ export class RelayMetrics {
   readonly registrationFailuresTotal: Counter
   readonly registered: Gauge
   readonly draining: Gauge
+  readonly rateLimitRedisUp: Gauge
+  readonly rateLimitFallbackTotal: Counter
 
   constructor (registry = new Registry()) {
     this.registry = registry
@@ -46,6 +49,8 @@ export class RelayMetrics {
     this.registrationAttemptsTotal = new Counter({ name: 'pos_relay_registration_attempts_total', help: 'Registrations/heartbeats sent to the discovery API, by result', labelNames: ['result'], registers: r })
     this.registrationFailuresTotal = new Counter({ name: 'pos_relay_registration_failures_total', help: 'Failed registrations/heartbeats to the discovery API', registers: r })
     this.registered = new Gauge({ name: 'pos_relay_registered', help: '1 while the last registration with the discovery API succeeded and has not expired', registers: r, collect () { this.set(sources.registered() ? 1 : 0) } })
+    this.rateLimitRedisUp = new Gauge({ name: 'pos_relay_rate_limit_redis_up', help: '1 while rate limits are shared through Redis (0: limited by this relay alone, or no Redis configured)', registers: r, collect () { this.set(sources.rateLimitRedisUp() ? 1 : 0) } })
+    this.rateLimitFallbackTotal = new Counter({ name: 'pos_relay_rate_limit_fallback_total', help: 'Rate-limit checks answered by the local fallback because Redis was unreachable', registers: r })
     this.draining = new Gauge({ name: 'pos_relay_draining', help: '1 while the relay is draining (SIGTERM received)', registers: r })
   }
 }

@@ -11,6 +11,7 @@ import { decodeKeypair, type RelayConfig } from './config.js'
 import { installHopHooks, type HopHooks } from './hop-hooks.js'
 import { CIRCUIT_WINDOW_BYTES } from './splice.js'
 import { RelayMetrics } from './metrics.js'
+import { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import { DiscoveryRegistration } from './registration.js'
 
 export interface RelayServerOptions {
@@ -39,6 +40,9 @@ export class RelayServer {
   private hooks?: HopHooks
   private registration?: DiscoveryRegistration
   private draining = false
+  private rateLimiter?: RelayRateLimiter
+  /** connections per source IP on this relay, pending ones included */
+  private readonly connectionsPerIp = new Map<string, number>()
   private started = false
   metricsAddress?: { host: string, port: number }
 
@@ -77,6 +81,13 @@ export class RelayServer {
   async start (): Promise<void> {
     const { config, metrics, logger } = this
     const limits = config.limits
+    const rateLimiter = this.rateLimiter = new RelayRateLimiter({ settings: config.rate_limits, metrics, logger })
+    const denials = new SampledLog(logger)
+    const deny = (reason: string, ip: string): boolean => {
+      metrics.denialsTotal.inc({ reason })
+      denials.note(reason, { ip })
+      return true
+    }
     const node = await createLibp2p({
       privateKey: decodeKeypair(config.keypair),
       addresses: {
@@ -91,7 +102,29 @@ export class RelayServer {
       streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES } })],
       connectionManager: {
         // every reservation holds a connection, every circuit up to two more
-        maxConnections: limits.max_reservations + 2 * limits.max_circuits + 256
+        maxConnections: limits.max_connections > 0 ? limits.max_connections : limits.max_reservations + 2 * limits.max_circuits + 256,
+        maxIncomingPendingConnections: limits.max_pending_connections,
+        inboundUpgradeTimeout: limits.handshake_timeout_seconds * 1000,
+        // per-IP rates are ours (shared through Redis), see the gater below;
+        // upstream's local 5/s per IP would refuse many clients behind one NAT
+        inboundConnectionThreshold: Math.max(config.rate_limits.ip_connections_per_second, 1) * 10
+      },
+      // Refuse by IP before the Noise handshake: the cheapest place to say no.
+      connectionGater: {
+        denyInboundConnection: async (maConn) => {
+          const ip = maConn.remoteAddr.getComponents()[0]?.value
+          if (ip == null) return false
+          const open = this.connectionsPerIp.get(ip) ?? 0
+          if (limits.ip_max_connections > 0 && open >= limits.ip_max_connections) return deny('ip_concurrency', ip)
+          if (!(await rateLimiter.allow('ip_connection', ip))) return deny('ip_rate', ip)
+          this.connectionsPerIp.set(ip, open + 1)
+          maConn.addEventListener('close', () => {
+            const n = (this.connectionsPerIp.get(ip) ?? 1) - 1
+            if (n <= 0) this.connectionsPerIp.delete(ip)
+            else this.connectionsPerIp.set(ip, n)
+          }, { once: true })
+          return false
+        }
       },
       services: {
         identify: identify(),
@@ -111,7 +144,9 @@ export class RelayServer {
       limits,
       metrics,
       logger,
-      isDraining: () => this.draining
+      isDraining: () => this.draining,
+      rateLimiter,
+      denials
     })
 
     node.addEventListener('connection:open', (evt) => {
@@ -143,7 +178,8 @@ export class RelayServer {
       listen: node.getMultiaddrs().map(String),
       announce: this.addresses,
       metrics: `http://${config.metrics_host}:${httpAddr.port}/metrics`,
-      limits
+      limits,
+      rate_limits: { ...config.rate_limits, redis_url: undefined, shared: config.rate_limits.redis_url != null }
     }, 'relay listening')
 
     if (config.api_url != null) {
@@ -186,6 +222,7 @@ export class RelayServer {
     await this.registration?.stop()
     this.hooks?.abortCircuits(new Error('relay stopping'))
     await this.node?.stop()
+    await this.rateLimiter?.close()
     await this.http.close()
     this.started = false
     this.logger.info({ event: 'relay_stopped' }, 'relay stopped')

@@ -19,6 +19,8 @@ export class HttpServer {
     this.server.requestTimeout = 10_000
     this.server.keepAliveTimeout = 5_000
     this.server.maxHeadersCount = 50
+    // scrapes and probes need a handful of sockets; slow clients cannot hold more
+    this.server.maxConnections = 128
   }
 
   get (path: string, route: HttpRoute): this {

@@ -18,6 +18,14 @@ interface RunOptions {
   maxCircuits?: number
   circuitDataLimit?: number
   circuitDuration?: number
+  maxConnections?: number
+  maxPendingConnections?: number
+  handshakeTimeout?: number
+  ipMaxConnections?: number
+  redis?: string
+  ipConnectionsPerSecond?: number
+  peerReservationsPerMinute?: number
+  peerCircuitsPerMinute?: number
   logLevel?: string
 }
 
@@ -29,6 +37,15 @@ export function applyOverrides (file: RelayConfig, o: RunOptions): RelayConfig {
   if (o.maxCircuits != null) limits.max_circuits = o.maxCircuits
   if (o.circuitDataLimit != null) limits.circuit_data_limit_bytes = o.circuitDataLimit
   if (o.circuitDuration != null) limits.circuit_duration_seconds = o.circuitDuration
+  if (o.maxConnections != null) limits.max_connections = o.maxConnections
+  if (o.maxPendingConnections != null) limits.max_pending_connections = o.maxPendingConnections
+  if (o.handshakeTimeout != null) limits.handshake_timeout_seconds = o.handshakeTimeout
+  if (o.ipMaxConnections != null) limits.ip_max_connections = o.ipMaxConnections
+  const rateLimits = { ...file.rate_limits }
+  if (o.redis != null) rateLimits.redis_url = o.redis
+  if (o.ipConnectionsPerSecond != null) rateLimits.ip_connections_per_second = o.ipConnectionsPerSecond
+  if (o.peerReservationsPerMinute != null) rateLimits.peer_reservations_per_minute = o.peerReservationsPerMinute
+  if (o.peerCircuitsPerMinute != null) rateLimits.peer_circuits_per_minute = o.peerCircuitsPerMinute
   return parseConfig({
     ...file,
     ...(o.port != null ? { port: o.port } : {}),
@@ -38,7 +55,8 @@ export function applyOverrides (file: RelayConfig, o: RunOptions): RelayConfig {
     ...(o.metricsPort != null ? { metrics_port: o.metricsPort } : {}),
     ...(o.metricsHost != null ? { metrics_host: o.metricsHost } : {}),
     ...(o.drainSeconds != null ? { drain_seconds: o.drainSeconds } : {}),
-    limits
+    limits,
+    rate_limits: rateLimits
   }, 'config after flags')
 }
 
@@ -58,6 +76,14 @@ export function runCommand (): Command {
     .addOption(option('--max-circuits <n>', 'circuits relayed at once (config: limits.max_circuits)', 'MAX_CIRCUITS').argParser(intArg('--max-circuits')))
     .addOption(option('--circuit-data-limit <bytes>', 'bytes per circuit, both directions, 0 = unlimited (config: limits.circuit_data_limit_bytes)', 'CIRCUIT_DATA_LIMIT_BYTES').argParser(intArg('--circuit-data-limit')))
     .addOption(option('--circuit-duration <s>', 'seconds per circuit, 0 = unlimited (config: limits.circuit_duration_seconds)', 'CIRCUIT_DURATION_SECONDS').argParser(intArg('--circuit-duration')))
+    .addOption(option('--max-connections <n>', 'connections at once, 0 = derived from the other limits (config: limits.max_connections)', 'MAX_CONNECTIONS').argParser(intArg('--max-connections')))
+    .addOption(option('--max-pending-connections <n>', 'connections still handshaking at once (config: limits.max_pending_connections)', 'MAX_PENDING_CONNECTIONS').argParser(intArg('--max-pending-connections')))
+    .addOption(option('--handshake-timeout <s>', 'seconds a new connection has to finish Noise + Yamux (config: limits.handshake_timeout_seconds)', 'HANDSHAKE_TIMEOUT_SECONDS').argParser(intArg('--handshake-timeout')))
+    .addOption(option('--ip-max-connections <n>', 'connections at once from one IP, 0 = unlimited (config: limits.ip_max_connections)', 'IP_MAX_CONNECTIONS').argParser(intArg('--ip-max-connections')))
+    .addOption(option('--redis <url>', 'Redis shared by the fleet for rate limits; without it this relay limits alone (config: rate_limits.redis_url)', 'REDIS_URL'))
+    .addOption(option('--ip-connections-per-second <n>', 'new connections per second per source IP, 0 = off (config: rate_limits.ip_connections_per_second)', 'IP_CONNECTIONS_PER_SECOND').argParser(intArg('--ip-connections-per-second')))
+    .addOption(option('--peer-reservations-per-minute <n>', 'reservations per minute per peer across the fleet, 0 = off (config: rate_limits.peer_reservations_per_minute)', 'PEER_RESERVATIONS_PER_MINUTE').argParser(intArg('--peer-reservations-per-minute')))
+    .addOption(option('--peer-circuits-per-minute <n>', 'circuits per minute per source peer across the fleet, 0 = off (config: rate_limits.peer_circuits_per_minute)', 'PEER_CIRCUITS_PER_MINUTE').argParser(intArg('--peer-circuits-per-minute')))
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
     .action(async (opts: RunOptions) => {
       const config = applyOverrides(await loadConfig(opts.config), opts)
