@@ -6,6 +6,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import type { MultiaddrConnection } from '@libp2p/interface'
 import { HttpServer, send, type Logger } from '@pos-relay/shared'
 import { decodeKeypair, type RelayConfig } from './config.js'
 import { installHopHooks, type HopHooks } from './hop-hooks.js'
@@ -18,6 +19,11 @@ export interface RelayServerOptions {
   config: RelayConfig
   logger: Logger
   metrics?: RelayMetrics
+}
+
+/** `/ip4/a/tcp/p` of an address, without any `/p2p/...` suffix: one key per TCP connection. */
+function transportKey (ma: Multiaddr): string {
+  return ma.toString().split('/p2p/')[0]!
 }
 
 /** Appends `/p2p/<peer>` unless the address already names a peer. */
@@ -43,6 +49,8 @@ export class RelayServer {
   private rateLimiter?: RelayRateLimiter
   /** connections per source IP on this relay, pending ones included */
   private readonly connectionsPerIp = new Map<string, number>()
+  /** inbound connections still in their handshake, by remote address, oldest first */
+  private readonly pending = new Map<string, { conn: MultiaddrConnection, ip: string }>()
   private started = false
   metricsAddress?: { host: string, port: number }
 
@@ -103,7 +111,10 @@ export class RelayServer {
       connectionManager: {
         // every reservation holds a connection, every circuit up to two more
         maxConnections: limits.max_connections > 0 ? limits.max_connections : limits.max_reservations + 2 * limits.max_circuits + 256,
-        maxIncomingPendingConnections: limits.max_pending_connections,
+        // the handshake queue is bounded by the gater below (oldest evicted);
+        // upstream's cap refuses the newest instead, so a few hundred idle
+        // sockets would lock every legitimate peer out for the whole timeout
+        maxIncomingPendingConnections: limits.max_pending_connections * 4,
         inboundUpgradeTimeout: limits.handshake_timeout_seconds * 1000,
         // per-IP rates are ours (shared through Redis), see the gater below;
         // upstream's local 5/s per IP would refuse many clients behind one NAT
@@ -114,10 +125,11 @@ export class RelayServer {
         denyInboundConnection: async (maConn) => {
           const ip = maConn.remoteAddr.getComponents()[0]?.value
           if (ip == null) return false
-          const open = this.connectionsPerIp.get(ip) ?? 0
-          if (limits.ip_max_connections > 0 && open >= limits.ip_max_connections) return deny('ip_concurrency', ip)
+          if (limits.ip_max_connections > 0 && (this.connectionsPerIp.get(ip) ?? 0) >= limits.ip_max_connections) return deny('ip_concurrency', ip)
           if (!(await rateLimiter.allow('ip_connection', ip))) return deny('ip_rate', ip)
-          this.connectionsPerIp.set(ip, open + 1)
+          // refused connections never take (or evict) a handshake slot
+          this.admitPending(maConn, ip, limits.max_pending_connections)
+          this.connectionsPerIp.set(ip, (this.connectionsPerIp.get(ip) ?? 0) + 1)
           maConn.addEventListener('close', () => {
             const n = (this.connectionsPerIp.get(ip) ?? 1) - 1
             if (n <= 0) this.connectionsPerIp.delete(ip)
@@ -151,6 +163,8 @@ export class RelayServer {
 
     node.addEventListener('connection:open', (evt) => {
       metrics.connectionsTotal.inc({ direction: evt.detail.direction })
+      // handshake done: no longer a candidate for eviction
+      this.pending.delete(transportKey(evt.detail.remoteAddr))
     })
     metrics.sources.connections = () => node.getConnections().length
     // Upstream keeps a reservation until its TTL even after the peer left,
@@ -194,6 +208,34 @@ export class RelayServer {
     } else {
       logger.info({ event: 'registration_disabled' }, 'no api_url configured: not registering with a discovery API')
     }
+  }
+
+  /**
+   * Bounds the connections still handshaking. When the queue is full the
+   * oldest handshake of the address holding the most queued handshakes is
+   * evicted (the oldest overall on a tie): a flood then has to outpace
+   * legitimate handshakes, which take milliseconds, instead of merely
+   * filling the queue and waiting for the timeout, which is what upstream's
+   * refuse-the-newest cap lets a few hundred idle sockets do.
+   */
+  private admitPending (maConn: MultiaddrConnection, ip: string, cap: number): void {
+    while (this.pending.size >= cap) {
+      const perIp = new Map<string, number>()
+      for (const entry of this.pending.values()) perIp.set(entry.ip, (perIp.get(entry.ip) ?? 0) + 1)
+      let worst = ''
+      let most = 0
+      for (const [addr, n] of perIp) if (n > most) { most = n; worst = addr }
+      for (const [key, entry] of this.pending) {
+        if (most > 1 && entry.ip !== worst) continue
+        this.pending.delete(key)
+        this.metrics.denialsTotal.inc({ reason: 'handshake_evicted' })
+        entry.conn.abort(new Error('evicted: too many connections in handshake'))
+        break
+      }
+    }
+    const key = transportKey(maConn.remoteAddr)
+    this.pending.set(key, { conn: maConn, ip })
+    maConn.addEventListener('close', () => { if (this.pending.get(key)?.conn === maConn) this.pending.delete(key) }, { once: true })
   }
 
   /** resolves after the first successful registration (never, without api_url) */

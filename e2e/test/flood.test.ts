@@ -1,0 +1,159 @@
+/**
+ * Floods, bounded in count and time, from many loopback source addresses
+ * (127.0.0.0/8): connection attempts, idle half-open TCP connections and
+ * slow HTTP clients against the relay's metrics port and the discovery API.
+ * A legitimate peer must keep reserving throughout; the relay's connection
+ * count must return to its baseline afterwards.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { freePort, waitFor } from '@pos-relay/testing'
+import { createLibp2p } from 'libp2p'
+import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
+import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+
+const FLOOD_MS = 8_000
+const CONNECT_ATTEMPTS = 4_000
+const HALF_OPEN = 600
+const SLOW_HTTP = 100
+
+const ip = (block: number, i: number): string => `127.${block}.${(i >> 8) & 255}.${(i & 255) || 1}`
+
+function percentile (values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+async function metric (port: number, pattern: RegExp): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  return Number(pattern.exec(text)?.[1] ?? 0)
+}
+
+async function rssMiB (pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024
+}
+
+/** One legitimate peer: fresh node, dial, RESERVE; resolves with ms and status. */
+async function legitReservation (relay: Multiaddr): Promise<{ ms: number, status: number | undefined }> {
+  const node = await createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+  const start = performance.now()
+  try {
+    const { status } = await hopRequest(node, relay, RESERVE)
+    return { ms: performance.now() - start, status }
+  } finally {
+    await node.stop()
+  }
+}
+
+describe('flood resistance', { timeout: 120_000 }, () => {
+  let dir: string
+  let relay: CliProcess
+  let discovery: CliProcess
+  let relayAddr: Multiaddr
+  let relayPort: number
+  let metricsPort: number
+  let discoveryPort: number
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pos-relay-flood-'))
+    const config = join(dir, 'relay.json')
+    assert.equal((await runCli(['init', '--config', config], { input: 's\n' })).code, 0)
+    relayPort = await freePort(); metricsPort = await freePort(); discoveryPort = await freePort()
+    relay = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', String(relayPort), '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
+      '--ip-connections-per-second', '100', '--max-pending-connections', '128', '--handshake-timeout', '5'])
+    const ready = await relay.waitForJson((o) => o.event === 'relay_ready')
+    relayAddr = multiaddr(ready.addrs[0])
+    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(discoveryPort)], { env: { P2P_SECRET: 's' } })
+    await discovery.waitForJson((o) => o.event === 'discovery_ready')
+  })
+
+  after(async () => {
+    await relay?.kill('SIGKILL')
+    await discovery?.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('keeps serving a legitimate peer during connect, half-open and slow-HTTP floods, and recovers', async () => {
+    // warm up, then the baseline without flood
+    await legitReservation(relayAddr)
+    const baselineConnections = await metric(metricsPort, /^pos_relay_connections_active (\d+)/m)
+    const rssBefore = await rssMiB(relay.child.pid!)
+    const quiet: number[] = []
+    for (let i = 0; i < 15; i++) {
+      const r = await legitReservation(relayAddr)
+      assert.equal(r.status, 100)
+      quiet.push(r.ms)
+    }
+
+    const sockets = new Set<Socket>()
+    const open = (host: string, port: number, localAddress: string): Socket => {
+      const s = connect({ host, port, localAddress })
+      sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => { sockets.delete(s) })
+      return s
+    }
+    const stopAt = Date.now() + FLOOD_MS
+    // half-open: idle TCP connections that never start Noise, each from its own address
+    for (let i = 0; i < HALF_OPEN; i++) open('127.0.0.1', relayPort, ip(20, i + 1))
+    // slowloris: a header byte every 500 ms to the metrics port and the discovery API
+    const slow: Socket[] = []
+    for (let i = 0; i < SLOW_HTTP; i++) {
+      const port = i % 2 === 0 ? metricsPort : discoveryPort
+      const s = open('127.0.0.1', port, ip(30, i + 1))
+      s.write('GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ')
+      slow.push(s)
+    }
+    const drip = setInterval(() => { for (const s of slow) if (!s.destroyed) s.write('a') }, 500)
+    // connect flood: open and drop at once from 5 addresses: well over 100/s each
+    const connectFlood = (async () => {
+      let n = 0
+      while (n < CONNECT_ATTEMPTS && Date.now() < stopAt) {
+        for (let j = 0; j < 40 && n < CONNECT_ATTEMPTS; j++, n++) {
+          const s = open('127.0.0.1', relayPort, ip(10, (n % 5) + 1))
+          s.on('connect', () => { s.destroy() })
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      return n
+    })()
+
+    const flooded: number[] = []
+    while (Date.now() < stopAt) {
+      const r = await legitReservation(relayAddr)
+      assert.equal(r.status, 100, 'a legitimate reservation failed under flood')
+      flooded.push(r.ms)
+    }
+    const attempts = await connectFlood
+    // the metrics endpoint still answers while slow clients hold sockets
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200)
+    assert.equal((await fetch(`http://127.0.0.1:${discoveryPort}/healthz`)).status, 200)
+    clearInterval(drip)
+    for (const s of sockets) s.destroy()
+
+    const denials = await metric(metricsPort, /^pos_relay_denials_total\{reason="ip_rate"\} (\d+)/m)
+    const evicted = await metric(metricsPort, /^pos_relay_denials_total\{reason="handshake_evicted"\} (\d+)/m)
+    assert.ok(denials > 0, 'the connect flood was not rate limited')
+    // sampled logging: a handful of lines, not one per refused connection
+    const deniedLines = relay.stderr.filter((l) => l.includes('"event":"denied"')).length
+    assert.ok(deniedLines <= 10, `${deniedLines} denial log lines for ${denials} denials`)
+
+    await waitFor(async () => await metric(metricsPort, /^pos_relay_connections_active (\d+)/m) <= baselineConnections,
+      { timeoutMs: 15_000, intervalMs: 250, message: 'connections did not return to baseline after the flood' })
+    const rssAfter = await rssMiB(relay.child.pid!)
+    process.stdout.write(`# reservation ms without flood p50 ${percentile(quiet, 50).toFixed(1)} p99 ${percentile(quiet, 99).toFixed(1)} (n=${quiet.length}); ` +
+      `under flood p50 ${percentile(flooded, 50).toFixed(1)} p99 ${percentile(flooded, 99).toFixed(1)} (n=${flooded.length}); ` +
+      `${attempts} connect attempts, ${HALF_OPEN} half-open, ${SLOW_HTTP} slow HTTP; ip_rate denials ${denials}, handshakes evicted ${evicted}; relay RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB\n`)
+    assert.ok(flooded.length >= 5)
+  })
+})
