@@ -1,0 +1,141 @@
+/**
+ * Malformed Circuit Relay v2 traffic against a relay process: random and
+ * mutated HOP messages, oversized length prefixes, truncated frames, streams
+ * opened and abandoned, and a destination answering STOP with garbage. The
+ * relay must answer or close, never crash, and keep no state for it:
+ * reservations, connections and open file descriptors return to their
+ * baseline (deterministic counts, not timings).
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { freePort, waitFor } from '@pos-relay/testing'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { connectMessage, HOP, hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
+import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+
+const STOP = '/libp2p/circuit/relay/0.2.0/stop'
+const ROUNDS = Number(process.env.MALFORMED_ROUNDS ?? 400)
+
+function varint (n: number): number[] {
+  const out: number[] = []
+  while (n > 0x7f) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
+  out.push(n)
+  return out
+}
+
+/** one malformed payload of a kind chosen by `i` (bytes written raw on the HOP stream) */
+function malformed (i: number, target: Libp2p): Uint8Array {
+  const valid = i % 2 === 0 ? RESERVE : connectMessage(target.peerId)
+  switch (i % 6) {
+    case 0: return randomBytes(1 + (i % 64)) // garbage
+    case 1: { // a valid message with random bytes flipped, correctly length-prefixed
+      const m = Uint8Array.from(valid)
+      for (let k = 0; k < 2; k++) m[(i * 7 + k) % m.length]! ^= 1 + (i % 255)
+      return Uint8Array.from([...varint(m.length), ...m])
+    }
+    case 2: return Uint8Array.from(varint(2 ** 31)) // length prefix far past any limit
+    case 3: return Uint8Array.from([...varint(valid.length + 50), ...valid]) // truncated frame
+    case 4: return Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]) // overlong varint
+    default: return Uint8Array.from([...varint(valid.length), ...valid.subarray(0, Math.max(1, valid.length - 3))]) // prefix says more than sent, then abandon
+  }
+}
+
+async function metric (port: number, pattern: RegExp): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  return Number(pattern.exec(text)?.[1] ?? 0)
+}
+
+const openFds = async (pid: number): Promise<number> => (await readdir(`/proc/${pid}/fd`)).length
+
+function node (): Promise<Libp2p> {
+  return createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+}
+
+describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
+  let dir: string
+  let relay: CliProcess
+  let addr: Multiaddr
+  let metricsPort: number
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pos-relay-malformed-'))
+    const config = join(dir, 'relay.json')
+    assert.equal((await runCli(['init', '--config', config], { input: 's\n' })).code, 0)
+    metricsPort = await freePort()
+    relay = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
+      '--peer-reservations-per-minute', '0', '--peer-circuits-per-minute', '0', '--ip-connections-per-second', '0'])
+    addr = multiaddr((await relay.waitForJson((o) => o.event === 'relay_ready')).addrs[0])
+  })
+
+  after(async () => {
+    await relay?.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it(`survives ${ROUNDS} rounds of malformed HOP and STOP traffic and keeps no state for it`, async () => {
+    const legit = await node()
+    assert.equal((await hopRequest(legit, addr, RESERVE)).status, 100)
+    const baseline = {
+      fds: await openFds(relay.child.pid!),
+      reservations: await metric(metricsPort, /^pos_relay_reservations_active (\d+)/m),
+      connections: await metric(metricsPort, /^pos_relay_connections_active (\d+)/m)
+    }
+
+    // a destination with a reservation that answers STOP with garbage, or not at all
+    const evilDestination = await node()
+    let stopRound = 0
+    await evilDestination.handle(STOP, async (stream) => {
+      const r = stopRound++
+      if (r % 3 === 0) stream.send(randomBytes(1 + (r % 40)))
+      else if (r % 3 === 1) stream.send(Uint8Array.from(varint(2 ** 30)))
+      if (r % 3 !== 2) await stream.close().catch(() => {})
+      else stream.abort(new Error('abandoned'))
+    }, { runOnLimitedConnection: true })
+    assert.equal((await hopRequest(evilDestination, addr, RESERVE)).status, 100)
+
+    const attacker = await node()
+    let answered = 0
+    for (let i = 0; i < ROUNDS; i++) {
+      const stream = await attacker.dialProtocol(addr, HOP, { runOnLimitedConnection: true })
+      const payload = i % 10 === 9 ? connectMessage(evilDestination.peerId) : malformed(i, evilDestination)
+      const framed = i % 10 === 9 ? Uint8Array.from([...varint(payload.length), ...payload]) : payload
+      stream.send(framed)
+      if (i % 4 === 0) { stream.abort(new Error('abandon')); continue } // opened and abandoned
+      await stream.close().catch(() => {})
+      const reply = await Promise.race([
+        (async () => { for await (const chunk of stream) { if (chunk.byteLength > 0) return true } return false })().catch(() => false),
+        new Promise<boolean>((resolve) => setTimeout(() => { resolve(false) }, 3000))
+      ])
+      if (reply) answered++
+      if (stream.status === 'open') stream.abort(new Error('done'))
+    }
+    assert.ok(answered > 0, 'the relay never answered a malformed request with a status')
+    await attacker.stop()
+    await evilDestination.stop()
+
+    // still serving
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200)
+    const fresh = await node()
+    assert.equal((await hopRequest(fresh, addr, RESERVE)).status, 100)
+    await fresh.stop()
+
+    // nothing left behind (the evil destination's reservation goes with its connection)
+    await waitFor(async () => await metric(metricsPort, /^pos_relay_reservations_active (\d+)/m) === baseline.reservations &&
+      await metric(metricsPort, /^pos_relay_connections_active (\d+)/m) === baseline.connections &&
+      await metric(metricsPort, /^pos_relay_circuits_active (\d+)/m) === 0,
+    { timeoutMs: 15_000, intervalMs: 250, message: 'reservations, connections or circuits stayed above baseline' })
+    const fds = await openFds(relay.child.pid!)
+    assert.ok(fds <= baseline.fds + 2, `open file descriptors grew from ${baseline.fds} to ${fds}`)
+    await legit.stop()
+    process.stdout.write(`# ${ROUNDS} malformed rounds: ${answered} answered with a status, ${stopRound} garbage STOP replies; relay fds ${baseline.fds} -> ${fds}\n`)
+  })
+})
