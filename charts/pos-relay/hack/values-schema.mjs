@@ -1,0 +1,106 @@
+// Generates charts/pos-relay/values.schema.json (the committed output; a test
+// fails when it drifts). Run: npx node charts/pos-relay/hack/values-schema.mjs
+// Every object has additionalProperties: false, so a mistyped key fails
+// helm install/upgrade/template/lint; only user-keyed maps (labels,
+// annotations, nodeSelector, resources) and core Kubernetes types (affinity,
+// env valueFrom) are open.
+const str = (description, extra = {}) => ({ type: 'string', ...(description ? { description } : {}), ...extra })
+const bool = (description) => ({ type: 'boolean', ...(description ? { description } : {}) })
+const int = (min, max, description) => ({ type: 'integer', ...(min != null ? { minimum: min } : {}), ...(max != null ? { maximum: max } : {}), ...(description ? { description } : {}) })
+const obj = (properties, description, required) => ({ type: 'object', additionalProperties: false, ...(description ? { description } : {}), ...(required ? { required } : {}), properties })
+const stringMap = (description) => ({ type: 'object', additionalProperties: { type: 'string' }, ...(description ? { description } : {}) })
+const quantity = { anyOf: [{ type: 'integer' }, { type: 'number' }, { type: 'string', pattern: '^[+]?[0-9.]+([eE][-+]?[0-9]+)?([KMGTPE]i|[numkMGTPE])?$' }] }
+const resources = obj({
+  requests: { type: 'object', additionalProperties: quantity },
+  limits: { type: 'object', additionalProperties: quantity },
+  claims: { type: 'array', items: obj({ name: str(), request: str() }, null, ['name']) }
+}, 'core/v1 ResourceRequirements')
+const toleration = obj({
+  key: str(), operator: { type: 'string', enum: ['Exists', 'Equal'] }, value: str(),
+  effect: { type: 'string', enum: ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'] }, tolerationSeconds: { type: ['integer', 'null'] }
+})
+const placement = {
+  nodeSelector: stringMap('node labels'),
+  tolerations: { type: 'array', items: toleration },
+  affinity: { type: 'object', description: 'core/v1 Affinity (validated by the API server)' }
+}
+const envVar = { type: 'object', required: ['name'], additionalProperties: false, properties: { name: str(), value: str(), valueFrom: { type: 'object' } } }
+const pullPolicy = { type: 'string', enum: ['Always', 'IfNotPresent', 'Never'] }
+const dnsName = { type: 'string', maxLength: 63, pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }
+const duration = str('Prometheus duration', { pattern: '^[0-9]+(ms|s|m|h)$' })
+
+const schema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  title: 'pos-relay chart values',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    global: { type: 'object', description: 'reserved by Helm for parent charts' },
+    nameOverride: dnsName,
+    fullnameOverride: dnsName,
+    image: obj({ repository: str(null, { minLength: 1 }), tag: str(), pullPolicy }, 'the one pos-relay image', ['repository']),
+    imagePullSecrets: { type: 'array', items: obj({ name: str(null, { minLength: 1 }) }, null, ['name']) },
+    rbac: obj({ create: bool() }),
+    operator: obj({
+      replicas: int(0, 10),
+      watchNamespace: dnsName,
+      leaderElection: obj({ enabled: bool(), leaseName: str(null, { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }) }),
+      metricsPort: int(1024, 65535),
+      logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] },
+      relayImage: obj({ repository: str(), tag: str(), pullPolicy: { type: 'string', enum: ['', 'Always', 'IfNotPresent', 'Never'] } }),
+      serviceAccount: obj({ create: bool(), name: str(), annotations: stringMap() }),
+      resources,
+      ...placement,
+      podAnnotations: stringMap(),
+      podLabels: stringMap(),
+      priorityClassName: str(),
+      extraEnv: { type: 'array', items: envVar }
+    }),
+    discovery: obj({
+      replicas: int(0, 100),
+      ttlSeconds: int(3, 3600),
+      logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] },
+      p2pSecret: str('registration secret; generated when empty'),
+      existingSecret: str('Secret with keys p2p-secret and redis-url'),
+      service: obj({
+        type: { type: 'string', enum: ['ClusterIP', 'NodePort', 'LoadBalancer'] },
+        port: int(1, 65535),
+        nodePort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
+        annotations: stringMap()
+      }),
+      podDisruptionBudget: obj({ enabled: bool(), minAvailable: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9]+%$' }] } }),
+      resources,
+      ...placement,
+      podAnnotations: stringMap(),
+      podLabels: stringMap(),
+      priorityClassName: str(),
+      extraEnv: { type: 'array', items: envVar }
+    }),
+    redis: obj({
+      enabled: bool(),
+      image: obj({ repository: str(null, { minLength: 1 }), tag: str(null, { minLength: 1 }), pullPolicy }),
+      password: str(),
+      externalUrl: str('redis:// or rediss:// URL', { pattern: '^$|^rediss?://' }),
+      resources,
+      ...placement
+    }),
+    monitoring: obj({
+      podMonitor: obj({ enabled: bool(), interval: duration, additionalLabels: stringMap() }),
+      serviceMonitor: obj({ enabled: bool(), interval: duration, additionalLabels: stringMap() })
+    }),
+    dashboards: obj({ enabled: bool(), label: str(null, { minLength: 1 }), labelValue: str(), namespace: dnsName, annotations: stringMap() }),
+    networkPolicy: obj({ enabled: bool() }),
+    cleanup: obj({ enabled: bool(), timeoutSeconds: int(10, 3600), removeFinalizersOnTimeout: bool(), resources })
+  },
+  // bundled Redis or an external URL (or an existing Secret that carries the URL)
+  if: { properties: { redis: { properties: { enabled: { const: false } } } } },
+  then: {
+    anyOf: [
+      { properties: { redis: { required: ['externalUrl'], properties: { externalUrl: { minLength: 1 } } } } },
+      { properties: { discovery: { required: ['existingSecret'], properties: { existingSecret: { minLength: 1 } } } } }
+    ]
+  }
+}
+import { writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+writeFileSync(process.argv[2] ?? fileURLToPath(new URL('../values.schema.json', import.meta.url)), JSON.stringify(schema, null, 2) + '\n')

@@ -1,0 +1,249 @@
+/**
+ * The Helm chart: lint, values.schema.json, generated files in sync, and every
+ * manifest it renders (defaults and several value combinations, hooks and the
+ * CRD included) accepted by a real kube-apiserver's server-side dry run with
+ * strict field validation. Plus the security settings of every pod it makes.
+ */
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { CHART_DIR, CRD_FILE, ensureKubeBinaries, run, startControlPlane, type ControlPlane } from '../harness.ts'
+import { ensureNamespace, helmOffline, renderChart, splitDocs } from './helpers.ts'
+
+const MONITORING_CRDS = new URL('./fixtures/monitoring-crds.yaml', import.meta.url).pathname
+
+/** Value combinations rendered and dry-run applied (besides the defaults). */
+export const COMBINATIONS: Record<string, Record<string, unknown>> = {
+  'monitoring, network policies, dashboards elsewhere': {
+    monitoring: {
+      podMonitor: { enabled: true, interval: '15s', additionalLabels: { release: 'kube-prometheus-stack' } },
+      serviceMonitor: { enabled: true, additionalLabels: { release: 'kube-prometheus-stack' } }
+    },
+    networkPolicy: { enabled: true },
+    dashboards: { namespace: 'monitoring', annotations: { grafana_folder: 'pos-relay' } }
+  },
+  'external Redis, one watched namespace, no leader election, LoadBalancer discovery': {
+    fullnameOverride: 'relay-stack',
+    imagePullSecrets: [{ name: 'regcred' }],
+    image: { repository: 'registry.example.com/pos-relay', tag: '1.2.3', pullPolicy: 'Always' },
+    redis: { enabled: false, externalUrl: 'redis://:secret@redis.example.com:6379/0' },
+    operator: {
+      replicas: 2,
+      watchNamespace: 'relays',
+      leaderElection: { enabled: false },
+      relayImage: { repository: 'registry.example.com/relay', tag: '9.9.9', pullPolicy: 'Always' },
+      extraEnv: [{ name: 'EXTRA', value: 'x' }],
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'ops', effect: 'NoSchedule' }],
+      priorityClassName: 'system-cluster-critical'
+    },
+    discovery: {
+      replicas: 1,
+      ttlSeconds: 60,
+      p2pSecret: 'fixed-secret',
+      service: { type: 'LoadBalancer', port: 80, nodePort: 30080, annotations: { 'service.beta.kubernetes.io/aws-load-balancer-type': 'nlb' } },
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }] }] } } }
+    },
+    cleanup: { removeFinalizersOnTimeout: true, timeoutSeconds: 60 },
+    networkPolicy: { enabled: true }
+  },
+  'existing Secret and ServiceAccount, no RBAC, no hooks, no dashboards': {
+    redis: { enabled: false },
+    rbac: { create: false },
+    operator: { serviceAccount: { create: false, name: 'my-operator' } },
+    discovery: { existingSecret: 'my-discovery', podDisruptionBudget: { enabled: false } },
+    cleanup: { enabled: false },
+    dashboards: { enabled: false }
+  }
+}
+
+let tmp: string
+function valuesFile (values: Record<string, unknown>): string {
+  tmp ??= mkdtempSync(join(tmpdir(), 'pos-relay-values-'))
+  const file = join(tmp, `values-${Math.random().toString(36).slice(2)}.json`)
+  writeFileSync(file, JSON.stringify(values))
+  return file
+}
+
+/** Pod templates of every workload in a List, with where they come from. */
+function podSpecs (objects: any[]): Array<{ where: string, spec: any }> {
+  const out: Array<{ where: string, spec: any }> = []
+  for (const o of objects) {
+    const spec = o.kind === 'Pod' ? o.spec : o.spec?.template?.spec
+    if (spec != null) out.push({ where: `${o.kind}/${o.metadata.name}`, spec })
+  }
+  return out
+}
+
+// Outside any test so no test timeout applies: the first run builds the binaries (~12 min).
+await ensureKubeBinaries()
+
+describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
+  after(() => { if (tmp != null) rmSync(tmp, { recursive: true, force: true }) })
+
+  it('helm lint --strict passes, with the defaults and every combination', async () => {
+    const r = await helmOffline(['lint', '--strict', CHART_DIR])
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/)
+    for (const [name, values] of Object.entries(COMBINATIONS)) {
+      const c = await helmOffline(['lint', '--strict', CHART_DIR, '-f', valuesFile(values)])
+      assert.equal(c.code, 0, `${name}:\n${c.stdout}${c.stderr}`)
+    }
+  })
+
+  it('ships the CRD file unchanged (crds/ is the single source)', () => {
+    const source = readFileSync(CRD_FILE, 'utf8')
+    const copy = readFileSync(join(CHART_DIR, 'crds', 'relaypools.pos-relay.io.yaml'), 'utf8')
+    assert.equal(copy, source, 'charts/pos-relay/crds/ differs from crds/: cp crds/relaypools.pos-relay.io.yaml charts/pos-relay/crds/')
+    assert.deepEqual(readdirSync(join(CHART_DIR, 'crds')), ['relaypools.pos-relay.io.yaml'])
+  })
+
+  it('dashboards and values.schema.json match their generators', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pos-relay-gen-'))
+    try {
+      let r = await run(process.execPath, [join(CHART_DIR, 'hack', 'dashboards.mjs'), dir])
+      assert.equal(r.code, 0, r.stderr)
+      for (const f of ['fleet-overview.json', 'operator.json']) {
+        assert.equal(readFileSync(join(CHART_DIR, 'dashboards', f), 'utf8'), readFileSync(join(dir, f), 'utf8'), `${f} drifted: npx node charts/pos-relay/hack/dashboards.mjs`)
+      }
+      r = await run(process.execPath, [join(CHART_DIR, 'hack', 'values-schema.mjs'), join(dir, 'schema.json')])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8'), readFileSync(join(dir, 'schema.json'), 'utf8'), 'values.schema.json drifted: npx node charts/pos-relay/hack/values-schema.mjs')
+    } finally { rmSync(dir, { recursive: true, force: true }) }
+  })
+
+  it('values.schema.json rejects unknown keys, at the top and nested, and bad values', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--set', 'bogus=1'], /bogus/],
+      [['--set', 'operator.replica=2'], /replica/],
+      [['--set', 'monitoring.podMonitor.enable=true'], /enable/],
+      [['--set', 'redis.image.tags=7'], /tags/],
+      [['--set', 'discovery.service.type=Ingress'], /type/],
+      [['--set', 'operator.metricsPort=80'], /metricsPort/],
+      [['--set', 'redis.externalUrl=http://x'], /externalUrl/]
+    ]
+    for (const [args, mention] of cases) {
+      const r = await helmOffline(['template', 'x', CHART_DIR, ...args])
+      assert.notEqual(r.code, 0, `helm template ${args.join(' ')} succeeded`)
+      assert.match(r.stderr, /values don't meet the specifications of the schema/)
+      assert.match(r.stderr, mention)
+    }
+    const additional = await helmOffline(['template', 'x', CHART_DIR, '--set', 'bogus=1'])
+    assert.match(additional.stderr, /additional properties 'bogus' not allowed|Additional property bogus is not allowed/)
+  })
+
+  it('refuses to render without a registry: redis disabled and neither an external URL nor an existing Secret', async () => {
+    const r = await helmOffline(['template', 'x', CHART_DIR, '--set', 'redis.enabled=false'])
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /redis\/externalUrl/)
+    assert.match(r.stderr, /discovery\/existingSecret/)
+  })
+
+  it('renders the pieces the issue asks for (defaults)', async () => {
+    const docs = splitDocs(await renderChart())
+    const kinds = docs.map((d) => `${d.kind}/${d.name}`)
+    for (const want of [
+      'Deployment/pos-relay-operator', 'Service/pos-relay-operator-metrics', 'ServiceAccount/pos-relay-operator',
+      'ClusterRole/pos-relay-operator', 'ClusterRoleBinding/pos-relay-operator', 'ClusterRole/pos-relay-operator-nodes',
+      'Role/pos-relay-operator-leader-election', 'RoleBinding/pos-relay-operator-leader-election',
+      'Deployment/pos-relay-discovery', 'Service/pos-relay-discovery', 'PodDisruptionBudget/pos-relay-discovery',
+      'Deployment/pos-relay-redis', 'Service/pos-relay-redis', 'Secret/pos-relay-discovery', 'Secret/pos-relay-redis',
+      'ConfigMap/pos-relay-dashboard-fleet-overview', 'ConfigMap/pos-relay-dashboard-operator',
+      'Job/pos-relay-cleanup', 'ServiceAccount/pos-relay-cleanup', 'ClusterRole/pos-relay-cleanup', 'ConfigMap/pos-relay-cleanup'
+    ]) assert.ok(kinds.includes(want), `missing ${want} in ${kinds.join(', ')}`)
+    assert.ok(!kinds.some((k) => k.startsWith('PodMonitor') || k.startsWith('ServiceMonitor') || k.startsWith('NetworkPolicy')), 'monitors and policies are opt-in')
+    const job = docs.find((d) => d.kind === 'Job')!
+    assert.match(job.text, /helm\.sh\/hook: pre-delete/)
+    const operator = docs.find((d) => d.name === 'pos-relay-operator' && d.kind === 'Deployment')!
+    assert.match(operator.text, /args: \[operator\]/)
+    for (const env of ['WATCH_NAMESPACE', 'POD_NAMESPACE', 'LEADER_ELECT', 'LEADER_ELECTION_ID', 'METRICS_PORT', 'RELAY_IMAGE']) assert.match(operator.text, new RegExp(`name: ${env}\\b`))
+    const discovery = docs.find((d) => d.name === 'pos-relay-discovery' && d.kind === 'Deployment')!
+    assert.match(discovery.text, /args: \[discovery,/)
+    assert.match(discovery.text, /name: REDIS_URL\s+valueFrom:\s+secretKeyRef:/)
+    assert.match(docs.find((d) => d.name === 'pos-relay-redis' && d.kind === 'Deployment')!.text, /image: "redis:7-alpine"/)
+  })
+
+  describe('every rendered manifest is accepted by the real API server (server-side dry run)', { timeout: 300_000 }, () => {
+    let cp: ControlPlane
+    before(async () => {
+      cp = await startControlPlane({ crds: [CRD_FILE, MONITORING_CRDS] })
+      for (const ns of ['pos-relay', 'relays', 'monitoring']) await ensureNamespace(cp, ns)
+    })
+    after(async () => { await cp?.stop() })
+
+    const check = async (name: string, values: Record<string, unknown>): Promise<any[]> => {
+      const rendered = await renderChart(['-f', valuesFile(values)], { includeCrds: true })
+      const docs = splitDocs(rendered)
+      const r = await cp.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-', '-o', 'json'], rendered)
+      assert.equal(r.code, 0, `${name}: the API server rejected a manifest:\n${r.stderr}`)
+      const parsed = JSON.parse(r.stdout)
+      const objects: any[] = parsed.kind === 'List' ? parsed.items : [parsed]
+      assert.equal(objects.length, docs.length, `${name}: ${docs.length} documents rendered, ${objects.length} accepted`)
+      return objects
+    }
+
+    it('strict field validation is on: a misspelt field in a rendered manifest is rejected', async () => {
+      const rendered = await renderChart()
+      const broken = rendered.replace(/^(\s+)terminationGracePeriodSeconds: 30$/m, '$1terminationGracePeriodSecs: 30')
+      assert.notEqual(broken, rendered)
+      const r = await cp.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], broken)
+      assert.notEqual(r.code, 0)
+      assert.match(r.stderr, /unknown field "spec\.template\.spec\.terminationGracePeriodSecs"/)
+    })
+
+    it('defaults', async () => {
+      const objects = await check('defaults', {})
+      const dashboards = objects.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1')
+      assert.equal(dashboards.length, 2)
+      for (const cm of dashboards) for (const [key, json] of Object.entries(cm.data as Record<string, string>)) {
+        const d = JSON.parse(json)
+        assert.ok(d.uid.startsWith('pos-relay-') && d.panels.length > 5, key)
+      }
+    })
+
+    for (const [name, values] of Object.entries(COMBINATIONS)) {
+      it(name, async () => { await check(name, values) })
+    }
+
+    it('every pod runs non-root, read-only, without capabilities, with RuntimeDefault seccomp', async () => {
+      const all: any[] = []
+      all.push(...await check('defaults', {}))
+      for (const [name, values] of Object.entries(COMBINATIONS)) all.push(...await check(name, values))
+      const specs = podSpecs(all)
+      assert.ok(specs.length >= 4)
+      for (const { where, spec } of specs) {
+        assert.equal(spec.securityContext?.runAsNonRoot, true, where)
+        assert.equal(spec.securityContext?.seccompProfile?.type, 'RuntimeDefault', where)
+        assert.ok(spec.securityContext?.runAsUser > 0, where)
+        for (const c of spec.containers) {
+          const sc = c.securityContext ?? {}
+          assert.equal(sc.readOnlyRootFilesystem, true, `${where} ${c.name}`)
+          assert.equal(sc.allowPrivilegeEscalation, false, `${where} ${c.name}`)
+          assert.deepEqual(sc.capabilities?.drop, ['ALL'], `${where} ${c.name}`)
+          assert.equal(sc.seccompProfile?.type, 'RuntimeDefault', `${where} ${c.name}`)
+          assert.ok(c.resources?.limits?.memory != null, `${where} ${c.name} has a memory limit`)
+          assert.ok(spec.volumes?.some((v: any) => v.emptyDir != null && c.volumeMounts?.some((m: any) => m.name === v.name && m.mountPath === '/tmp')), `${where} ${c.name} has a writable /tmp`)
+        }
+      }
+    })
+
+    it('RBAC is namespaced when the operator watches one namespace', async () => {
+      const objects = await check('namespaced', COMBINATIONS['external Redis, one watched namespace, no leader election, LoadBalancer discovery']!)
+      const role = objects.find((o) => o.kind === 'Role' && o.metadata.name === 'relay-stack-operator')
+      assert.equal(role?.metadata.namespace, 'relays')
+      assert.ok(!objects.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'relay-stack-operator'))
+      // nodes stay readable cluster-wide, read-only
+      const nodes = objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'relay-stack-operator-nodes')
+      assert.deepEqual(nodes.rules, [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }])
+      const pm = await check('monitoring', COMBINATIONS['monitoring, network policies, dashboards elsewhere']!)
+      const podMonitor = pm.find((o) => o.kind === 'PodMonitor')
+      assert.equal(podMonitor.metadata.labels.release, 'kube-prometheus-stack')
+      assert.deepEqual(podMonitor.spec.selector.matchLabels, { 'app.kubernetes.io/name': 'pos-relay', 'app.kubernetes.io/component': 'relay' })
+      assert.equal(podMonitor.spec.podMetricsEndpoints[0].port, 'metrics')
+      assert.ok(pm.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1').every((o) => o.metadata.namespace === 'monitoring'))
+    })
+  })
+
+})

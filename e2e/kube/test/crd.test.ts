@@ -1,0 +1,172 @@
+/**
+ * The RelayPool CRD in a real kube-apiserver: CEL rules reject bad pools with
+ * their messages, defaults are applied, the status subresource and the printer
+ * columns work, the example applies.
+ */
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { after, before, describe, it } from 'node:test'
+import { CRD_FILE, REPO_ROOT, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
+import { k, kJson } from './helpers.ts'
+
+const EXAMPLE = readFileSync(`${REPO_ROOT}/examples/relaypool.yaml`, 'utf8')
+
+/** A RelayPool manifest (JSON is YAML) from a spec. */
+function pool (name: string, spec: Record<string, unknown>): string {
+  return JSON.stringify({ apiVersion: 'pos-relay.io/v1alpha1', kind: 'RelayPool', metadata: { name, namespace: 'default' }, spec })
+}
+const discovery = { redisUrlSecretRef: { name: 'pos-relay-discovery' } }
+
+// Outside any test so no test timeout applies: the first run builds the binaries (~12 min).
+await ensureKubeBinaries()
+
+describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => {
+  let cp: ControlPlane
+  before(async () => {
+    cp = await startControlPlane({ crds: [CRD_FILE] })
+  })
+  after(async () => { await cp?.stop() })
+
+  const rejected: Array<[string, Record<string, unknown>, string]> = [
+    ['neither replicas nor perNode', { discovery }, 'set exactly one of spec.replicas (a fixed number of relays) or spec.perNode: true (one relay on every eligible node)'],
+    ['both replicas and perNode', { replicas: 2, perNode: true, discovery }, 'set exactly one of spec.replicas (a fixed number of relays) or spec.perNode: true (one relay on every eligible node)'],
+    ['perNode: false without replicas', { perNode: false, discovery }, 'set exactly one of spec.replicas'],
+    ['hostPort above 65535', { replicas: 1, hostPort: 70000, discovery }, 'spec.hostPort must be between 1 and 65535'],
+    ['hostPort 0', { replicas: 1, hostPort: 0, discovery }, 'spec.hostPort must be between 1 and 65535'],
+    ['hostPort of the kubelet', { replicas: 1, hostPort: 10250, discovery }, "spec.hostPort must not be a port of the node's own Kubernetes services"],
+    ['drainSeconds above an hour', { replicas: 1, drainSeconds: 7200, discovery }, 'spec.drainSeconds must be between 0 and 3600 seconds'],
+    ['negative drainSeconds', { replicas: 1, drainSeconds: -1, discovery }, 'spec.drainSeconds must be between 0 and 3600 seconds'],
+    ['static address with 2 replicas', { replicas: 2, publicAddress: { static: '203.0.113.7' }, discovery }, 'spec.publicAddress.static gives every relay the same address, so it needs spec.replicas of 0 or 1'],
+    ['static address in perNode mode', { perNode: true, publicAddress: { static: '203.0.113.7' }, discovery }, 'spec.publicAddress.static gives every relay the same address'],
+    ['static address that is no host', { replicas: 1, publicAddress: { static: 'Not_A_Host!' }, discovery }, 'publicAddress.static must be an IP address or a lower-case DNS name'],
+    ['maxReservations 0', { replicas: 1, limits: { maxReservations: 0 }, discovery }, 'limits.maxReservations must be between 1 and 1000000 (0 would refuse every peer)'],
+    ['reservation TTL of 10 s', { replicas: 1, limits: { reservationTtlSeconds: 10 }, discovery }, 'limits.reservationTtlSeconds must be between 30 and 86400 seconds'],
+    ['maxCircuits 0', { replicas: 1, limits: { maxCircuits: 0 }, discovery }, 'limits.maxCircuits must be between 1 and 1000000 (0 would refuse every circuit)'],
+    ['a 100-byte data limit', { replicas: 1, limits: { circuitDataLimitBytes: 100 }, discovery }, 'limits.circuitDataLimitBytes must be 0 (unlimited) or between 65536 (64 KiB) and 1099511627776 (1 TiB)'],
+    ['a 5 s circuit duration', { replicas: 1, limits: { circuitDurationSeconds: 5 }, discovery }, 'limits.circuitDurationSeconds must be 0 (unlimited) or between 10 and 86400 seconds'],
+    ['a 1 s registry TTL', { replicas: 1, discovery: { ...discovery, ttlSeconds: 1 } }, 'discovery.ttlSeconds must be between 3 and 3600 seconds'],
+    ['an Exists toleration with a value', { replicas: 1, tolerations: [{ key: 'k', operator: 'Exists', value: 'v' }], discovery }, 'a toleration with operator Exists must not have a value']
+  ]
+  for (const [what, spec, message] of rejected) {
+    it(`rejects ${what} with the CEL message`, async () => {
+      const r = await cp.kubectl(['apply', '-f', '-'], pool('bad', spec))
+      assert.notEqual(r.code, 0, `accepted: ${JSON.stringify(spec)}`)
+      assert.ok(r.stderr.includes(message), `expected "${message}" in:\n${r.stderr}`)
+      assert.match(r.stderr, /is invalid/)
+    })
+  }
+
+  it('rejects a name longer than 50 characters, a pool without discovery and an unknown field', async () => {
+    let r = await cp.kubectl(['apply', '-f', '-'], pool('a'.repeat(51), { replicas: 1, discovery }))
+    assert.notEqual(r.code, 0)
+    assert.ok(r.stderr.includes('a RelayPool name must be at most 50 characters'), r.stderr)
+    r = await cp.kubectl(['apply', '-f', '-'], pool('nodisc', { replicas: 1 }))
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /spec\.discovery: Required value/)
+    r = await cp.kubectl(['apply', '-f', '-'], pool('typo', { replicas: 1, discovery, hostport: 7373 }))
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /unknown field "spec\.hostport"/)
+  })
+
+  it('reports every broken rule at once', async () => {
+    const r = await cp.kubectl(['apply', '-f', '-'], pool('many', { hostPort: 70000, drainSeconds: 9999, discovery }))
+    assert.notEqual(r.code, 0)
+    for (const m of ['set exactly one of spec.replicas', 'spec.hostPort must be between 1 and 65535', 'spec.drainSeconds must be between 0 and 3600 seconds']) {
+      assert.ok(r.stderr.includes(m), `missing "${m}" in:\n${r.stderr}`)
+    }
+  })
+
+  it('accepts examples/relaypool.yaml (kubectl apply -f, as the README shows)', async () => {
+    const out = await k(cp, ['apply', '-n', 'default', '-f', '-'], EXAMPLE)
+    assert.match(out, /relaypool\.pos-relay\.io\/relays created/)
+    const obj = await kJson(cp, ['get', 'relaypool', 'relays', '-n', 'default'])
+    assert.equal(obj.spec.replicas, 2)
+    assert.equal(obj.spec.limits.circuitDataLimitBytes, 4294967296)
+  })
+
+  it('accepts a minimal pool and fills in the defaults', async () => {
+    await k(cp, ['apply', '-f', '-'], pool('minimal', { replicas: 1, discovery }))
+    const obj = await kJson(cp, ['get', 'relaypool', 'minimal', '-n', 'default'])
+    assert.equal(obj.spec.hostPort, 7373)
+    assert.equal(obj.spec.drainSeconds, 30)
+    assert.equal(obj.spec.discovery.ttlSeconds, 30)
+    assert.equal(obj.spec.discovery.redisUrlSecretRef.key, 'redis-url')
+  })
+
+  it('accepts a perNode pool with placement, resources, limits at their bounds and a static address on one replica', async () => {
+    await k(cp, ['apply', '-f', '-'], pool('edge', {
+      perNode: true,
+      nodeSelector: { 'pos-relay.io/relay': 'true' },
+      tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'relay', effect: 'NoSchedule' }, { operator: 'Exists' }],
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }] }] } } },
+      image: 'registry.example.com/pos-relay:0.1.0',
+      imagePullPolicy: 'Always',
+      hostPort: 443,
+      resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
+      limits: { maxReservations: 1, reservationTtlSeconds: 86400, maxCircuits: 1000000, circuitDataLimitBytes: 0, circuitDurationSeconds: 0 },
+      discovery: { ...discovery, p2pSecretRef: { name: 's', key: 'k' }, ttlSeconds: 3 },
+      drainSeconds: 0,
+      publicAddress: { nodeAddressTypes: ['InternalIP'], nodeAnnotation: 'pos-relay.io/public-address' },
+      logLevel: 'debug'
+    }))
+    await k(cp, ['apply', '-f', '-'], pool('single', { replicas: 1, publicAddress: { static: 'relay-1.example.com' }, discovery }))
+    await k(cp, ['apply', '-f', '-'], pool('single-ip', { replicas: 0, publicAddress: { static: '2001:db8::7' }, discovery }))
+  })
+
+  it('status is a subresource: the operator writes it there; spec writes do not touch it', async () => {
+    const before = await kJson(cp, ['get', 'relaypool', 'relays', '-n', 'default'])
+    const status = {
+      observedGeneration: before.metadata.generation,
+      desiredRelays: 2,
+      readyRelays: 1,
+      registeredRelays: 1,
+      conditions: [
+        { type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: '1 of 2 relays ready', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: before.metadata.generation },
+        { type: 'HostPortConflict', status: 'True', reason: 'PortInUse', message: "0/3 nodes are available: 3 node(s) didn't have free ports", lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: before.metadata.generation }
+      ],
+      relays: [
+        { pod: 'relays-0', slot: 0, node: 'node-a', publicAddress: '203.0.113.7', peerId: '12D3KooWExample', multiaddr: '/ip4/203.0.113.7/tcp/7373/p2p/12D3KooWExample', ready: true, registered: true, phase: 'Running' },
+        { pod: 'relays-1', slot: 1, ready: false, registered: false, phase: 'Unschedulable' }
+      ]
+    }
+    await k(cp, ['patch', 'relaypool', 'relays', '-n', 'default', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })])
+    const after = await kJson(cp, ['get', 'relaypool', 'relays', '-n', 'default'])
+    assert.equal(after.metadata.generation, before.metadata.generation, 'a status write must not bump generation')
+    assert.equal(after.status.readyRelays, 1)
+    assert.equal(after.status.relays[0].peerId, '12D3KooWExample')
+    // a status in a spec write is ignored
+    const r = await cp.kubectl(['patch', 'relaypool', 'relays', '-n', 'default', '--type=merge', '-p', JSON.stringify({ spec: { replicas: 3 }, status: { readyRelays: 99 } })])
+    assert.equal(r.code, 0, r.stderr)
+    const again = await kJson(cp, ['get', 'relaypool', 'relays', '-n', 'default'])
+    assert.equal(again.status.readyRelays, 1)
+    assert.equal(again.metadata.generation, before.metadata.generation + 1)
+    // invalid status (condition without reason) is rejected
+    const bad = await cp.kubectl(['patch', 'relaypool', 'relays', '-n', 'default', '--subresource=status', '--type=merge', '-p',
+      JSON.stringify({ status: { conditions: [{ type: 'Ready', status: 'Maybe', lastTransitionTime: '2026-01-01T00:00:00Z', reason: 'X', message: '' }] } })])
+    assert.notEqual(bad.code, 0)
+    assert.match(bad.stderr, /Unsupported value: "Maybe"/)
+  })
+
+  it('prints the columns: desired, ready, registered, Ready condition, age (and reason, host port, per-node with -o wide)', async () => {
+    const out = await k(cp, ['get', 'relaypools', '-n', 'default', '-o', 'wide'])
+    const [header, ...rows] = out.trim().split('\n')
+    assert.deepEqual(header!.trim().split(/\s+/), ['NAME', 'DESIRED', 'READY', 'REGISTERED', 'STATUS', 'REASON', 'HOST-PORT', 'PER-NODE', 'AGE'])
+    const relays = rows.find((r) => r.startsWith('relays '))!.trim().split(/\s+/)
+    // PER-NODE is empty for a replicas pool, so the row has 8 words
+    assert.deepEqual(relays.slice(0, 7), ['relays', '2', '1', '1', 'False', 'RelaysNotReady', '7373'])
+    assert.equal(relays.length, 8)
+    const edge = rows.find((r) => r.startsWith('edge '))!.trim().split(/\s+/)
+    // no status yet: only name, host port, per-node and age are printed
+    assert.deepEqual(edge.slice(0, 3), ['edge', '443', 'true'])
+    const narrow = await k(cp, ['get', 'rp', '-n', 'default'])
+    assert.deepEqual(narrow.split('\n')[0]!.trim().split(/\s+/), ['NAME', 'DESIRED', 'READY', 'REGISTERED', 'STATUS', 'AGE'])
+    // the category: kubectl get pos-relay
+    assert.match(await k(cp, ['get', 'pos-relay', '-n', 'default']), /^relays\s+2\s+1\s+1\s+False/m)
+  })
+
+  it('kubectl explain shows the field docs', async () => {
+    const out = await k(cp, ['explain', 'relaypool.spec.limits'])
+    assert.match(out, /circuitDataLimitBytes/)
+    assert.match(out, /Per-relay limits/)
+  })
+})
