@@ -1,7 +1,7 @@
 # pos-relay: every target works on a fresh Debian machine whose system Node is
 # older than 22: `npm install` brings Node 24 (the registry's `node` package)
 # into node_modules/.bin, which npm scripts and npx put first on PATH.
-.PHONY: setup build dev test bench clean
+.PHONY: setup build dev test test-kube bench clean
 
 setup: node_modules/.package-lock.json
 
@@ -19,6 +19,11 @@ dev: setup
 # all hermetic suites; starts its own redis-server (installed with apt-get when missing)
 test: setup
 	npm test
+
+# real etcd + kube-apiserver (+ controller-manager) and helm, built from Go
+# modules into ~/.cache/pos-relay on first use (~12 min on 2 cores), then cached
+test-kube: setup
+	npm run test:kube
 
 bench: setup
 	npm run bench
