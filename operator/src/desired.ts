@@ -1,0 +1,498 @@
+/**
+ * computeDesired: what a RelayPool should look like, as a pure function of
+ * what the operator observed (pool, its pods and identity Secrets, the nodes,
+ * other pools' relay pods, the registry's state and the time). No I/O, no
+ * clock, no randomness: the reconciler applies the difference it returns.
+ *
+ * Slots. A pool has integer slots; slot i is pod `<pool>-i` with identity
+ * Secret `<pool>-i-identity` (its libp2p key, so a restarted pod keeps its
+ * peer id). Each slot is pinned to one node, chosen here; the Secret remembers
+ * the node, so a replaced pod goes back to the same node when it can and its
+ * address (node IP + hostPort + peer id) stays what clients cached.
+ * - replicas mode: slots 0..replicas-1; a slot keeps the node of its live pod
+ *   while that node stays eligible; otherwise it takes its remembered node,
+ *   else the free placeable node that ranks highest for it by rendezvous hash
+ *   (spreads pools over nodes deterministically). "Free": no relay of this
+ *   pool, and no relay of another pool on the same hostPort.
+ * - perNode mode: one slot per eligible node; a node keeps the slot of its
+ *   pod, else the slot whose Secret remembers it, else the lowest free slot
+ *   (so identities of departed nodes are reused and Secrets stay bounded).
+ */
+import { createHash } from 'node:crypto'
+import type { V1Pod, V1Secret } from '@kubernetes/client-node'
+import {
+  ANNOTATIONS, DEFAULT_HOST_PORT, FINALIZER, LABELS,
+  type Node, type Pod, type RelayPool, type RelayPoolStatus, type RelayStatus, type Secret
+} from './api.js'
+import { setConditions, type ConditionInput } from './conditions.js'
+import { buildPod, buildSecretMeta, podName, registryId, secretName } from './manifests.js'
+import { nodeEligibility, transportAddr, type NodeEligibility } from './nodes.js'
+
+export interface RegistryObservation {
+  /** a Redis URL could be resolved for the pool */
+  configured: boolean
+  /** the last registry operation for the pool failed (Redis unreachable, ...) */
+  error?: string
+  /** registry ids currently registered for this pool, with the content last desired */
+  registered: ReadonlySet<string>
+}
+
+export interface Observed {
+  pool: RelayPool
+  /** pods labelled with this pool's name in its namespace */
+  pods: Pod[]
+  /** identity Secrets labelled with this pool's name in its namespace */
+  secrets: Secret[]
+  nodes: Node[]
+  /** relay pods of every other pool (any namespace): their hostPorts occupy nodes */
+  otherRelayPods: Pod[]
+  registry: RegistryObservation
+  defaults: { image?: string, imagePullPolicy?: string }
+  now: number
+}
+
+export interface Registration {
+  id: string
+  peer_id: string
+  addrs: string[]
+  meta: Record<string, string>
+}
+
+export interface SlotPlan {
+  slot: number
+  node?: string
+  publicAddress?: string
+  /** live (not terminating) pod of the slot */
+  pod?: Pod
+}
+
+export interface Desired {
+  addFinalizer: boolean
+  /** identity Secrets to create; the applier adds the key (data + peer-id annotation) */
+  createSecrets: V1Secret[]
+  /** identity Secrets to re-apply (node annotation moved); data is the observed data */
+  updateSecrets: V1Secret[]
+  deleteSecrets: Array<{ name: string, uid?: string }>
+  /** pods to create (server-side apply of a missing pod) */
+  createPods: V1Pod[]
+  deletePods: Array<{ name: string, uid?: string, reason: string }>
+  /** registry entries that should exist for this pool now */
+  registrations: Registration[]
+  /** the status to write; equal to the observed one when nothing changed */
+  status: RelayPoolStatus
+  /** status differs from the observed status */
+  statusChanged: boolean
+  slots: SlotPlan[]
+}
+
+// ---------------------------------------------------------------- pod state
+
+export function isTerminating (pod: { metadata: { deletionTimestamp?: string } }): boolean {
+  return pod.metadata.deletionTimestamp != null
+}
+
+export function isPodReady (pod: Pod): boolean {
+  if (isTerminating(pod) || pod.status?.phase !== 'Running') return false
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true
+}
+
+export function isPodFinished (pod: Pod): boolean {
+  return pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded'
+}
+
+const PORT_MESSAGE = /free ports|host ?ports?|port .*(in use|conflict|taken|unavailable)/i
+
+/** the scheduler's or kubelet's message when the hostPort is taken, else undefined */
+export function hostPortConflictOf (pod: Pod): string | undefined {
+  if (isTerminating(pod)) return undefined
+  const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled')
+  if (sched?.status === 'False' && PORT_MESSAGE.test(`${sched.reason ?? ''} ${sched.message ?? ''}`)) return sched.message ?? sched.reason ?? 'host port taken'
+  if (pod.status?.phase === 'Failed' && (pod.status.reason === 'NodePorts' || PORT_MESSAGE.test(pod.status.message ?? ''))) return pod.status.message ?? 'host port taken'
+  if (pod.status?.phase === 'Pending' && PORT_MESSAGE.test(pod.status.message ?? '')) return pod.status.message
+  return undefined
+}
+
+export function unschedulableOf (pod: Pod): string | undefined {
+  const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled')
+  if (sched?.status === 'False' && sched.reason === 'Unschedulable') return sched.message ?? 'unschedulable'
+  return undefined
+}
+
+const FAILING_WAIT_REASONS = new Set(['CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePull', 'CreateContainerConfigError', 'CreateContainerError', 'InvalidImageName', 'RunContainerError'])
+
+export function containerFailureOf (pod: Pod): string | undefined {
+  for (const cs of pod.status?.containerStatuses ?? []) {
+    const reason = cs.state?.waiting?.reason
+    if (reason != null && FAILING_WAIT_REASONS.has(reason)) return `${cs.name}: ${reason}${cs.state?.waiting?.message != null ? ` (${cs.state.waiting.message})` : ''}`
+  }
+  return undefined
+}
+
+export function podPhase (pod: Pod): string {
+  if (isTerminating(pod)) return 'Draining'
+  if (isPodFinished(pod)) return pod.status?.phase ?? 'Failed'
+  if (hostPortConflictOf(pod) != null || unschedulableOf(pod) != null) return 'Unschedulable'
+  if (containerFailureOf(pod) != null) return 'Failing'
+  if (isPodReady(pod)) return 'Running'
+  if (pod.status?.phase === 'Running') return 'NotReady'
+  return 'Pending'
+}
+
+export function slotOf (obj: { metadata: { labels?: Record<string, string> } }): number | undefined {
+  const v = obj.metadata.labels?.[LABELS.slot]
+  return v != null && /^(0|[1-9]\d{0,5})$/.test(v) ? Number(v) : undefined
+}
+
+/** node a pod runs on, or is pinned to while unscheduled */
+export function nodeOfPod (pod: Pod): string | undefined {
+  return pod.spec?.nodeName ?? pod.metadata.annotations?.[ANNOTATIONS.node]
+}
+
+function hostPortOfPod (pod: Pod): number | undefined {
+  for (const c of pod.spec?.containers ?? []) for (const p of c.ports ?? []) if (p.hostPort != null && (p.protocol ?? 'TCP') === 'TCP') return p.hostPort
+  return undefined
+}
+
+/** rendezvous (highest random weight) score of `node` for `slotKey` */
+function score (slotKey: string, node: string): string {
+  return createHash('sha256').update(slotKey).update('\0').update(node).digest('hex')
+}
+
+// ---------------------------------------------------------------- compute
+
+export function computeDesired (o: Observed): Desired {
+  const { pool, now } = o
+  const spec = pool.spec ?? {}
+  const ns = pool.metadata.namespace ?? 'default'
+  const poolName = pool.metadata.name
+  const hostPort = spec.hostPort ?? DEFAULT_HOST_PORT
+  const perNode = spec.perNode === true
+  const image = spec.image ?? o.defaults.image
+  const pullPolicy = spec.imagePullPolicy ?? o.defaults.imagePullPolicy ?? 'IfNotPresent'
+
+  const out: Desired = {
+    addFinalizer: !(pool.metadata.finalizers ?? []).includes(FINALIZER),
+    createSecrets: [],
+    updateSecrets: [],
+    deleteSecrets: [],
+    createPods: [],
+    deletePods: [],
+    registrations: [],
+    status: {},
+    statusChanged: false,
+    slots: []
+  }
+
+  // ---- nodes
+  const nodes = [...o.nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
+  const elig = new Map<string, NodeEligibility>(nodes.map((n) => [n.metadata.name, nodeEligibility(n, spec)]))
+  const occupiedByOthers = new Set<string>()
+  for (const p of o.otherRelayPods) {
+    const n = nodeOfPod(p)
+    if (n != null && !isPodFinished(p) && hostPortOfPod(p) === hostPort) occupiedByOthers.add(n)
+  }
+
+  // ---- this pool's pods, by slot
+  const mine = o.pods.filter((p) => {
+    const owner = p.metadata.ownerReferences?.find((r) => r.controller === true)
+    return owner == null || owner.uid === pool.metadata.uid
+  })
+  const foreign = o.pods.filter((p) => !mine.includes(p)) // left over from an earlier pool of the same name
+  const live = new Map<number, Pod>() // not terminating
+  const terminating = new Map<number, Pod>()
+  const deletions = new Map<string, { name: string, uid?: string, reason: string }>()
+  const del = (p: Pod, reason: string): void => {
+    if (!isTerminating(p) && !deletions.has(p.metadata.name)) deletions.set(p.metadata.name, { name: p.metadata.name, uid: p.metadata.uid, reason })
+  }
+  for (const p of foreign) del(p, 'owned by an earlier pool of the same name')
+  for (const p of mine) {
+    const slot = slotOf(p)
+    if (slot == null || p.metadata.name !== podName(poolName, slot)) { del(p, 'not a slot pod of this pool'); continue }
+    if (isTerminating(p)) terminating.set(slot, p)
+    else if (isPodFinished(p)) { del(p, `pod ${p.status?.phase ?? 'finished'}`); terminating.set(slot, p) } // its name is taken until it is gone
+    else live.set(slot, p)
+  }
+
+  // ---- identity Secrets, by slot
+  const secretBySlot = new Map<number, Secret>()
+  for (const s of o.secrets) {
+    const slot = slotOf(s)
+    if (slot != null && s.metadata.name === secretName(poolName, slot)) secretBySlot.set(slot, s)
+  }
+  const rememberedNode = (slot: number): string | undefined => secretBySlot.get(slot)?.metadata.annotations?.[ANNOTATIONS.node]
+  const secretPeer = (slot: number): string | undefined => nonEmpty(secretBySlot.get(slot)?.metadata.annotations?.[ANNOTATIONS.peerId])
+  /** the key a pod runs with: recorded on the pod at creation, else its Secret's */
+  const podPeer = (p: Pod, slot: number | undefined): string | undefined => nonEmpty(p.metadata.annotations?.[ANNOTATIONS.peerId]) ?? (slot != null ? secretPeer(slot) : undefined)
+
+  // ---- slot → node
+  const assignment = new Map<number, string>() // slot → node
+  const usedNodes = new Set<string>() // nodes holding a relay of this pool (assigned, or a pod still there)
+  for (const p of terminating.values()) { const n = nodeOfPod(p); if (n != null) usedNodes.add(n) }
+  let desiredCount: number
+  let unplaced = 0
+  let eligibleCount = 0
+
+  if (perNode) {
+    const targets = nodes.filter((n) => {
+      const e = elig.get(n.metadata.name)!
+      if (e.place) return true
+      // keep a relay that already runs there
+      return e.keep && [...live.values()].some((p) => nodeOfPod(p) === n.metadata.name)
+    }).map((n) => n.metadata.name)
+    eligibleCount = targets.length
+    desiredCount = targets.length
+    const targetSet = new Set(targets)
+    const takenSlots = new Set<number>()
+    const pending: string[] = []
+    for (const node of targets) {
+      const pod = [...live.entries()].find(([s, p]) => nodeOfPod(p) === node && !takenSlots.has(s))
+      if (pod != null) { assignment.set(pod[0], node); takenSlots.add(pod[0]); continue }
+      pending.push(node)
+    }
+    const rest: string[] = []
+    for (const node of pending) {
+      const s = [...secretBySlot.keys()].sort((a, b) => a - b).find((slot) => !takenSlots.has(slot) && !live.has(slot) && rememberedNode(slot) === node)
+      if (s != null) { assignment.set(s, node); takenSlots.add(s); continue }
+      rest.push(node)
+    }
+    for (const node of rest) {
+      let s = 0
+      // a free slot: not assigned, no live pod, and its Secret (if any) does not remember another target node
+      while (takenSlots.has(s) || live.has(s) || terminating.has(s) || (rememberedNode(s) != null && rememberedNode(s) !== node && targetSet.has(rememberedNode(s)!))) s++
+      assignment.set(s, node)
+      takenSlots.add(s)
+    }
+  } else {
+    const replicas = Math.max(0, spec.replicas ?? 0)
+    desiredCount = replicas
+    // keep live pods whose node is still fine
+    for (let slot = 0; slot < replicas; slot++) {
+      const p = live.get(slot)
+      const n = p != null ? nodeOfPod(p) : undefined
+      if (n != null && elig.get(n)?.keep === true && !usedNodes.has(n)) { assignment.set(slot, n); usedNodes.add(n) }
+    }
+    // a slot whose own pod is on its way out returns to that node (its port frees when the pod is gone)
+    for (let slot = 0; slot < replicas; slot++) {
+      const p = terminating.get(slot)
+      const n = p != null ? nodeOfPod(p) : undefined
+      if (assignment.has(slot) || live.has(slot) || n == null || elig.get(n)?.place !== true) continue
+      if ([...assignment.values()].includes(n)) continue
+      assignment.set(slot, n)
+    }
+    for (const p of live.values()) { const n = nodeOfPod(p); if (n != null && !assignment.has(slotOf(p)!)) usedNodes.add(n) }
+    const placeable = nodes.filter((n) => elig.get(n.metadata.name)!.place).map((n) => n.metadata.name)
+    eligibleCount = placeable.length
+    const free = (n: string): boolean => !usedNodes.has(n) && !occupiedByOthers.has(n)
+    for (let slot = 0; slot < replicas; slot++) {
+      if (assignment.has(slot)) continue
+      if (live.has(slot)) {
+        // its pod is on a node it may no longer use: replace it
+        const p = live.get(slot)!
+        del(p, `node ${nodeOfPod(p) ?? '?'} is no longer eligible`)
+        live.delete(slot)
+        terminating.set(slot, p)
+        continue // the new pod waits until the old one is gone (same name)
+      }
+      const remembered = rememberedNode(slot)
+      let node = remembered != null && placeable.includes(remembered) && free(remembered) ? remembered : undefined
+      if (node == null) {
+        const key = `${pool.metadata.uid ?? poolName}:${slot}`
+        node = placeable.filter(free).sort((a, b) => (score(key, a) < score(key, b) ? 1 : -1))[0]
+      }
+      if (node == null) { unplaced++; continue }
+      assignment.set(slot, node)
+      usedNodes.add(node)
+    }
+  }
+
+  // ---- surplus and moved pods
+  for (const [slot, p] of live) {
+    const node = assignment.get(slot)
+    if (node == null) { del(p, perNode ? 'node is no longer eligible' : 'scaled down'); continue }
+    if (nodeOfPod(p) !== node) del(p, `moved to node ${node}`)
+  }
+
+  // ---- pods to create, outdated pods
+  const slots: SlotPlan[] = []
+  let unavailable = 0
+  const outdatedReady: Pod[] = []
+  for (const slot of [...assignment.keys()].sort((a, b) => a - b)) {
+    const node = assignment.get(slot)!
+    const address = elig.get(node)?.address
+    const pod = live.get(slot)
+    const plan: SlotPlan = { slot, node, ...(address != null ? { publicAddress: address } : {}), ...(pod != null && !deletions.has(pod.metadata.name) ? { pod } : {}) }
+    slots.push(plan)
+    if (plan.pod == null || !isPodReady(plan.pod)) unavailable++
+    if (image == null || address == null) continue
+    const peer = secretPeer(slot)
+    const want = buildPod({ pool, slot, node, publicAddress: address, image, imagePullPolicy: pullPolicy, ...(peer != null ? { peerId: peer } : {}) })
+    if (plan.pod == null) {
+      if (!terminating.has(slot) && !deletions.has(podName(poolName, slot))) out.createPods.push(want)
+      continue
+    }
+    const have = plan.pod.metadata.annotations?.[ANNOTATIONS.templateHash]
+    const keyChanged = peer != null && podPeer(plan.pod, slot) !== peer
+    if (have !== want.metadata!.annotations![ANNOTATIONS.templateHash] || keyChanged) {
+      if (isPodReady(plan.pod)) outdatedReady.push(plan.pod)
+      else del(plan.pod, 'outdated')
+    }
+  }
+  // rolling replacement: at most one ready relay down at a time
+  if (outdatedReady.length > 0 && unavailable === 0) del(outdatedReady[0]!, 'outdated')
+  for (const plan of slots) if (plan.pod != null && deletions.has(plan.pod.metadata.name)) delete plan.pod
+  out.slots = slots
+  out.deletePods = [...deletions.values()]
+
+  // ---- identity Secrets
+  for (const [slot, node] of assignment) {
+    const s = secretBySlot.get(slot)
+    if (s == null) { out.createSecrets.push(buildSecretMeta(pool, slot, node)); continue }
+    if (rememberedNode(slot) !== node) {
+      const upd = buildSecretMeta(pool, slot, node)
+      upd.metadata!.annotations![ANNOTATIONS.peerId] = s.metadata.annotations?.[ANNOTATIONS.peerId] ?? ''
+      upd.data = s.data
+      out.updateSecrets.push(upd)
+    }
+  }
+  for (const [slot, s] of secretBySlot) {
+    const inUse = assignment.has(slot) || live.has(slot) || terminating.has(slot)
+    if (!inUse && slot >= desiredCount) out.deleteSecrets.push({ name: s.metadata.name, uid: s.metadata.uid })
+  }
+
+  // ---- registrations: Ready relays that stay
+  const relays: RelayStatus[] = []
+  const registered = new Set<string>()
+  const podsForStatus = [...mine].sort((a, b) => (slotOf(a) ?? 1e9) - (slotOf(b) ?? 1e9) || (a.metadata.name < b.metadata.name ? -1 : 1))
+  for (const p of podsForStatus) {
+    const slot = slotOf(p)
+    const peerId = podPeer(p, slot)
+    const address = p.metadata.annotations?.[ANNOTATIONS.publicAddress]
+    const ready = isPodReady(p)
+    const r: RelayStatus = { pod: p.metadata.name, phase: podPhase(p), ready, registered: false }
+    if (slot != null) r.slot = slot
+    if (p.spec?.nodeName != null) r.node = p.spec.nodeName
+    if (address != null) r.publicAddress = address
+    if (peerId != null && peerId !== '') r.peerId = peerId
+    const ma = address != null && peerId != null && peerId !== '' ? `${transportAddr(address, hostPort)}/p2p/${peerId}` : undefined
+    if (ma != null) r.multiaddr = ma
+    const stays = !deletions.has(p.metadata.name) && slot != null && assignment.get(slot) === nodeOfPod(p)
+    if (ready && stays && ma != null && p.spec?.nodeName != null) {
+      const id = registryId(ns, poolName, slot)
+      out.registrations.push({
+        id,
+        peer_id: peerId!,
+        addrs: [ma],
+        meta: { managed_by: 'pos-relay-operator', namespace: ns, pool: poolName, slot: String(slot), pod: p.metadata.name, node: p.spec.nodeName }
+      })
+      if (o.registry.registered.has(id)) { r.registered = true; registered.add(id) }
+    }
+    relays.push(r)
+  }
+
+  // ---- conditions
+  const readyCount = slots.filter((s) => s.pod != null && isPodReady(s.pod)).length
+  const registeredCount = registered.size
+  const portConflicts: string[] = []
+  const unschedulable: string[] = []
+  const failing: string[] = []
+  for (const p of mine) {
+    const c = hostPortConflictOf(p)
+    if (c != null) { portConflicts.push(`${p.metadata.name} on ${nodeOfPod(p) ?? '?'}: ${c}`); continue }
+    const u = unschedulableOf(p)
+    if (u != null) unschedulable.push(`${p.metadata.name}: ${u}`)
+    const f = containerFailureOf(p)
+    if (f != null) failing.push(`${p.metadata.name}: ${f}`)
+    if (isPodFinished(p) && !isTerminating(p)) failing.push(`${p.metadata.name}: pod ${p.status?.phase}${p.status?.reason != null ? ` (${p.status.reason})` : ''}`)
+  }
+
+  const conds: ConditionInput[] = []
+  // Ready
+  if (desiredCount === 0) {
+    conds.push(perNode
+      ? { type: 'Ready', status: 'False', reason: 'NoEligibleNodes', message: 'no node matches the pool\'s nodeSelector, affinity and tolerations' }
+      : { type: 'Ready', status: 'True', reason: 'ScaledToZero', message: 'spec.replicas is 0' })
+  } else if (readyCount < desiredCount) {
+    conds.push({ type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: `${readyCount}/${desiredCount} relays ready, ${registeredCount} registered` })
+  } else if (registeredCount < desiredCount) {
+    conds.push({ type: 'Ready', status: 'False', reason: 'RelaysNotRegistered', message: `${registeredCount}/${desiredCount} relays registered${o.registry.error != null ? `: ${o.registry.error}` : ''}` })
+  } else {
+    conds.push({ type: 'Ready', status: 'True', reason: 'AllRelaysReady', message: `${readyCount}/${desiredCount} relays ready and registered` })
+  }
+  // Progressing
+  const creating = out.createPods.length + out.createSecrets.length
+  const pendingPods = slots.filter((s) => s.pod != null && !isPodReady(s.pod) && hostPortConflictOf(s.pod) == null).length
+  const outdated = outdatedReady.length + out.deletePods.filter((d) => d.reason === 'outdated').length
+  const draining = terminating.size
+  if (image == null) {
+    conds.push({ type: 'Progressing', status: 'False', reason: 'ImageNotSet', message: 'set spec.image or the operator\'s RELAY_IMAGE' })
+  } else if (creating + pendingPods + outdated + draining + out.deletePods.length > 0) {
+    const parts: string[] = []
+    if (out.createPods.length > 0) parts.push(`creating ${out.createPods.length}`)
+    if (pendingPods > 0) parts.push(`${pendingPods} starting`)
+    if (outdated > 0) parts.push(`${outdated} to replace`)
+    if (draining + out.deletePods.length > 0) parts.push(`${draining + out.deletePods.length} draining`)
+    const reason = out.createPods.length > 0 ? 'CreatingRelays' : outdated > 0 ? 'UpdatingRelays' : draining + out.deletePods.length > 0 ? 'DrainingRelays' : 'StartingRelays'
+    conds.push({ type: 'Progressing', status: 'True', reason, message: parts.join(', ') })
+  } else {
+    conds.push({ type: 'Progressing', status: 'False', reason: 'Complete', message: unplaced > 0 ? `${slots.length} relays placed; ${unplaced} wait for a free node` : 'all relays are up to date' })
+  }
+  // Degraded
+  if (!o.registry.configured) {
+    conds.push({ type: 'Degraded', status: 'True', reason: 'RegistryNotConfigured', message: o.registry.error ?? 'no Redis URL for the discovery registry' })
+  } else if (o.registry.error != null) {
+    conds.push({ type: 'Degraded', status: 'True', reason: 'RegistryUnavailable', message: o.registry.error })
+  } else if (image == null) {
+    conds.push({ type: 'Degraded', status: 'True', reason: 'ImageNotSet', message: 'set spec.image or the operator\'s RELAY_IMAGE' })
+  } else if (failing.length > 0) {
+    conds.push({ type: 'Degraded', status: 'True', reason: 'RelaysFailing', message: failing.join('; ') })
+  } else if (unschedulable.length > 0) {
+    conds.push({ type: 'Degraded', status: 'True', reason: 'RelaysUnschedulable', message: unschedulable.join('; ') })
+  } else {
+    conds.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no relay is failing' })
+  }
+  // HostPortConflict
+  if (portConflicts.length > 0) {
+    conds.push({ type: 'HostPortConflict', status: 'True', reason: 'PortInUse', message: `hostPort ${hostPort} is taken: ${portConflicts.join('; ')}` })
+  } else if (unplaced > 0) {
+    const blocked = nodes.filter((n) => elig.get(n.metadata.name)!.place && occupiedByOthers.has(n.metadata.name)).length
+    conds.push({
+      type: 'HostPortConflict',
+      status: 'True',
+      reason: 'InsufficientNodes',
+      message: `${unplaced} of ${desiredCount} relays have no node: ${eligibleCount} eligible nodes, ${blocked} of them already run another relay on port ${hostPort}; at most one relay per node and port`
+    })
+  } else {
+    conds.push({ type: 'HostPortConflict', status: 'False', reason: 'NoConflict', message: `hostPort ${hostPort} is free on every relay's node` })
+  }
+
+  const prev = pool.status ?? {}
+  const status: RelayPoolStatus = {
+    observedGeneration: pool.metadata.generation,
+    desiredRelays: desiredCount,
+    readyRelays: readyCount,
+    registeredRelays: registeredCount,
+    conditions: setConditions(prev.conditions, conds, pool.metadata.generation, now),
+    relays
+  }
+  out.status = status
+  out.statusChanged = !statusEqual(prev, status)
+  return out
+}
+
+function nonEmpty (s: string | undefined): string | undefined {
+  return s != null && s !== '' ? s : undefined
+}
+
+export function statusEqual (a: RelayPoolStatus, b: RelayPoolStatus): boolean {
+  return JSON.stringify(normStatus(a)) === JSON.stringify(normStatus(b))
+}
+
+function normStatus (s: RelayPoolStatus): unknown {
+  const sortKeys = (o: any): any => {
+    if (Array.isArray(o)) return o.map(sortKeys)
+    if (o != null && typeof o === 'object') return Object.fromEntries(Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => [k, sortKeys(o[k])]))
+    return o
+  }
+  return sortKeys({ ...s, relays: s.relays ?? [], conditions: s.conditions ?? [] })
+}
+

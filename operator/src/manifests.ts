@@ -1,0 +1,183 @@
+/**
+ * The objects the operator owns, as server-side-apply intents: a relay pod per
+ * slot and an identity Secret per slot. Everything here is pure.
+ */
+import { createHash } from 'node:crypto'
+import type { V1Affinity, V1Container, V1Pod, V1Secret } from '@kubernetes/client-node'
+import {
+  ANNOTATIONS, API_VERSION, APP_NAME, COMPONENT_IDENTITY, COMPONENT_RELAY, CONFIG_DIR, CONFIG_KEY, DEFAULT_DRAIN_SECONDS,
+  DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT, type RelayPool
+} from './api.js'
+import { transportAddr } from './nodes.js'
+
+/** the discovery id of a slot's relay: `<namespace>:<pool>:<slot>` (the discovery API allows letters, digits and . _ : -) */
+export function registryId (namespace: string, pool: string, slot: number): string {
+  return `${namespace}:${pool}:${slot}`
+}
+
+export function podName (pool: string, slot: number): string { return `${pool}-${slot}` }
+export function secretName (pool: string, slot: number): string { return `${pool}-${slot}-identity` }
+
+/** JSON with sorted keys, so equal objects hash equally */
+export function canonicalJson (value: unknown): string {
+  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']'
+  if (value != null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return '{' + entries.map(([k, v]) => JSON.stringify(k) + ':' + canonicalJson(v)).join(',') + '}'
+  }
+  return JSON.stringify(value)
+}
+
+export function hashOf (value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 16)
+}
+
+export function ownerReference (pool: RelayPool): NonNullable<V1Pod['metadata']>['ownerReferences'] {
+  return [{ apiVersion: API_VERSION, kind: KIND, name: pool.metadata.name, uid: pool.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }]
+}
+
+export function relayLabels (pool: RelayPool, slot: number): Record<string, string> {
+  return {
+    [LABELS.name]: APP_NAME,
+    [LABELS.component]: COMPONENT_RELAY,
+    [LABELS.instance]: pool.metadata.name,
+    [LABELS.managedBy]: FIELD_MANAGER,
+    [LABELS.pool]: pool.metadata.name,
+    [LABELS.slot]: String(slot)
+  }
+}
+
+export interface PodInput {
+  pool: RelayPool
+  slot: number
+  node: string
+  publicAddress: string
+  image: string
+  imagePullPolicy: string
+  /** peer id of the slot's key, when known: recorded on the pod (not part of the template hash) */
+  peerId?: string
+}
+
+/**
+ * Node affinity pinning the pod to `node` (the DaemonSet controller's way):
+ * the scheduler still checks ports, resources and taints, and reports
+ * "didn't have free ports" when the hostPort is taken. The pool's own required
+ * node terms were already evaluated when the node was chosen, so the pin
+ * replaces them; preferred terms and pod (anti-)affinity are kept.
+ */
+export function pinnedAffinity (affinity: V1Affinity | undefined, node: string): V1Affinity {
+  const out: V1Affinity = structuredClone(affinity ?? {})
+  out.nodeAffinity = {
+    ...(out.nodeAffinity ?? {}),
+    requiredDuringSchedulingIgnoredDuringExecution: {
+      nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }]
+    }
+  }
+  return out
+}
+
+export function relayArgs (pool: RelayPool, publicAddress: string): string[] {
+  const spec = pool.spec
+  const hostPort = spec.hostPort ?? DEFAULT_HOST_PORT
+  const args = [
+    'run',
+    '--config', `${CONFIG_DIR}/${CONFIG_KEY}`,
+    '--announce', transportAddr(publicAddress, hostPort),
+    '--port', String(RELAY_CONTAINER_PORT),
+    '--metrics-port', String(RELAY_METRICS_PORT),
+    '--drain-seconds', String(spec.drainSeconds ?? DEFAULT_DRAIN_SECONDS)
+  ]
+  const l = spec.limits ?? {}
+  if (l.maxReservations != null) args.push('--max-reservations', String(l.maxReservations))
+  if (l.reservationTtlSeconds != null) args.push('--reservation-ttl', String(l.reservationTtlSeconds))
+  if (l.maxCircuits != null) args.push('--max-circuits', String(l.maxCircuits))
+  if (l.circuitDataLimitBytes != null) args.push('--circuit-data-limit', String(l.circuitDataLimitBytes))
+  if (l.circuitDurationSeconds != null) args.push('--circuit-duration', String(l.circuitDurationSeconds))
+  return args
+}
+
+/** The full pod intent; its template-hash annotation covers everything else in it. */
+export function buildPod (input: PodInput): V1Pod {
+  const { pool, slot, node, publicAddress } = input
+  const spec = pool.spec
+  const namespace = pool.metadata.namespace ?? 'default'
+  const hostPort = spec.hostPort ?? DEFAULT_HOST_PORT
+  const drain = spec.drainSeconds ?? DEFAULT_DRAIN_SECONDS
+  const container: V1Container = {
+    name: 'relay',
+    image: input.image,
+    imagePullPolicy: input.imagePullPolicy,
+    args: relayArgs(pool, publicAddress),
+    env: [{ name: 'LOG_LEVEL', value: spec.logLevel ?? 'info' }],
+    ports: [
+      { name: 'relay', containerPort: RELAY_CONTAINER_PORT, hostPort, protocol: 'TCP' },
+      { name: 'metrics', containerPort: RELAY_METRICS_PORT, protocol: 'TCP' }
+    ],
+    readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' as any }, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 1, successThreshold: 1 },
+    livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' as any }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+    // the image runs with a read-only root filesystem and writes only under /tmp
+    volumeMounts: [{ name: 'identity', mountPath: CONFIG_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }],
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] }
+    }
+  }
+  if (spec.resources != null) container.resources = spec.resources
+  const labels = { ...(spec.podLabels ?? {}), ...relayLabels(pool, slot) }
+  const annotations: Record<string, string> = {
+    'prometheus.io/scrape': 'true',
+    'prometheus.io/port': String(RELAY_METRICS_PORT),
+    'prometheus.io/path': '/metrics',
+    ...(spec.podAnnotations ?? {}),
+    [ANNOTATIONS.node]: node,
+    [ANNOTATIONS.publicAddress]: publicAddress
+  }
+  const pod: V1Pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: podName(pool.metadata.name, slot), namespace, labels, annotations, ownerReferences: ownerReference(pool) },
+    spec: {
+      affinity: pinnedAffinity(spec.affinity, node),
+      ...(spec.nodeSelector != null ? { nodeSelector: spec.nodeSelector } : {}),
+      ...(spec.tolerations != null ? { tolerations: spec.tolerations } : {}),
+      ...(spec.imagePullSecrets != null ? { imagePullSecrets: spec.imagePullSecrets } : {}),
+      ...(spec.priorityClassName != null ? { priorityClassName: spec.priorityClassName } : {}),
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      restartPolicy: 'Always',
+      terminationGracePeriodSeconds: drain + 15,
+      securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [container],
+      volumes: [
+        { name: 'identity', secret: { secretName: secretName(pool.metadata.name, slot), defaultMode: 0o440, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } },
+        { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }
+      ]
+    }
+  }
+  pod.metadata!.annotations![ANNOTATIONS.templateHash] = hashOf(pod)
+  // which key the relay was started with: registration uses it, and a pod whose
+  // key differs from its Secret's (the Secret was replaced) is rolled
+  if (input.peerId != null && input.peerId !== '') pod.metadata!.annotations![ANNOTATIONS.peerId] = input.peerId
+  return pod
+}
+
+/** identity Secret intent without its data (the key is generated once, by the applier) */
+export function buildSecretMeta (pool: RelayPool, slot: number, node: string | undefined): V1Secret {
+  const annotations: Record<string, string> = {}
+  if (node != null) annotations[ANNOTATIONS.node] = node
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: secretName(pool.metadata.name, slot),
+      namespace: pool.metadata.namespace ?? 'default',
+      labels: { ...relayLabels(pool, slot), [LABELS.component]: COMPONENT_IDENTITY },
+      annotations,
+      ownerReferences: ownerReference(pool)
+    },
+    type: 'Opaque',
+    immutable: true
+  }
+}

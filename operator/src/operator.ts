@@ -1,0 +1,553 @@
+/**
+ * The operator process: informers (RelayPools, relay pods, identity Secrets,
+ * Nodes) feed a de-duplicating work queue of pool keys; while this replica
+ * holds the Lease, workers reconcile pools and the registry heartbeats.
+ *
+ * reconcile(pool) = observe (informer caches + registry state) →
+ * computeDesired (pure) → apply the difference: registry first (the fastest
+ * way to stop sending clients to a relay that goes away), then identity
+ * Secrets, pods (server-side apply with one field manager; deletions with a
+ * uid precondition), and the status through the status subresource when it
+ * changed.
+ */
+import { hostname } from 'node:os'
+import type { KubeConfig } from '@kubernetes/client-node'
+import { createRedisStore, type RelayStore } from '@pos-relay/discovery'
+import { HttpServer, send, type Logger } from '@pos-relay/shared'
+import {
+  ANNOTATIONS, API_VERSION, COMPONENT_IDENTITY, CONFIG_KEY, DEFAULT_TTL_SECONDS, FIELD_MANAGER, FINALIZER, KIND, LABELS,
+  MANAGED_SELECTOR, corePath, keyOf, poolsPath, type Node, type Pod, type RelayPool, type RelayPoolStatus, type Secret
+} from './api.js'
+import { computeDesired, isPodReady, isTerminating, slotOf, statusEqual, type Desired } from './desired.js'
+import { KubeLeaseLock, LeaderElector } from './elector.js'
+import { newRelayIdentity } from './identity.js'
+import { Informer, stripManagedFields } from './informer.js'
+import { ApiError, isConflict, isNotFound, KubeClient, JSON_PATCH, loadKubeConfig } from './kube.js'
+import { registryId } from './manifests.js'
+import { OperatorMetrics } from './metrics.js'
+import { Registry } from './registry.js'
+import { exponentialRateLimiter, WorkQueue } from './workqueue.js'
+
+export const CONTROLLER_NAME = 'relaypool'
+
+export interface OperatorOptions {
+  /** path of a kubeconfig file, a loaded KubeConfig, or undefined for in-cluster / default */
+  kubeconfig?: string | KubeConfig
+  /** namespace to watch; empty or undefined = all namespaces */
+  namespace?: string
+  metricsPort?: number
+  metricsHost?: string
+  leaderElect?: boolean
+  leaseNamespace?: string
+  leaseName?: string
+  identity?: string
+  leaseDurationMs?: number
+  renewDeadlineMs?: number
+  retryPeriodMs?: number
+  /** Redis URL used when a pool names no Secret */
+  redisUrl?: string
+  /** registry TTL used when a pool does not set spec.discovery.ttlSeconds */
+  registryTtlSeconds?: number
+  relayImage?: string
+  relayImagePullPolicy?: string
+  workers?: number
+  /** every pool is reconciled at least this often; default 5 min */
+  resyncMs?: number
+  /** informers relist this often; default 10 min */
+  relistMs?: number
+  /** server-side watch timeout; default 300 s */
+  watchTimeoutSeconds?: number
+  logger: Logger
+  /** for tests: the registry store of a URL */
+  storeFor?: (url: string) => RelayStore
+}
+
+const SECRET_SELECTOR = `${LABELS.managedBy}=${FIELD_MANAGER},${LABELS.component}=${COMPONENT_IDENTITY}`
+
+export class Operator {
+  readonly metrics = new OperatorMetrics()
+  readonly client: KubeClient
+  readonly pools: Informer<RelayPool>
+  readonly pods: Informer<Pod>
+  readonly secrets: Informer<Secret>
+  readonly nodes: Informer<Node>
+  readonly registry: Registry
+  readonly identity: string
+  private readonly log: Logger
+  private queue: WorkQueue
+  private workers: Array<Promise<void>> = []
+  private elector: LeaderElector | undefined
+  private leading = false
+  private readonly stopCtl = new AbortController()
+  private electorRun: Promise<void> | undefined
+  private http: HttpServer | undefined
+  private resyncTimer: NodeJS.Timeout | undefined
+  /** last status this leader wrote per pool (the cache lags behind our own writes) */
+  private readonly written = new Map<string, { uid: string, status: RelayPoolStatus }>()
+  private readonly poolCounts = new Map<string, { desired: number, ready: number }>()
+  private readonly deletingSince = new Map<string, number>()
+  private readonly secretValues = new Map<string, { value?: string, error?: string, at: number }>()
+  private readonly ttlWarned = new Set<string>()
+  private stopped = false
+  readonly ready: Promise<void>
+  private markReady!: () => void
+  metricsAddress: { host: string, port: number } | undefined
+
+  constructor (readonly opts: OperatorOptions) {
+    this.log = opts.logger
+    const kc = typeof opts.kubeconfig === 'object' ? opts.kubeconfig : loadKubeConfig(opts.kubeconfig)
+    this.client = new KubeClient(kc, { onRequest: (method, code) => { this.metrics.restRequests.inc({ method, code }) } })
+    this.metrics.initController(CONTROLLER_NAME)
+    this.metrics.leaderStatus.set({ name: opts.leaseName ?? 'pos-relay-operator' }, 0)
+    this.identity = opts.identity ?? `${hostname()}_${process.pid}`
+    const ns = opts.namespace ?? ''
+    const common = {
+      logger: this.log,
+      relistMs: opts.relistMs,
+      watchTimeoutSeconds: opts.watchTimeoutSeconds,
+      transform: stripManagedFields,
+      onRestart: (name: string, reason: string) => { this.metrics.informerRestarts.inc({ informer: name, reason }) }
+    }
+    this.pools = new Informer<RelayPool>(this.client, { ...common, name: 'relaypools', path: poolsPath(ns) })
+    this.pods = new Informer<Pod>(this.client, { ...common, name: 'pods', path: corePath('pods', ns), labelSelector: MANAGED_SELECTOR })
+    this.secrets = new Informer<Secret>(this.client, { ...common, name: 'secrets', path: corePath('secrets', ns), labelSelector: SECRET_SELECTOR })
+    this.nodes = new Informer<Node>(this.client, { ...common, name: 'nodes', path: corePath('nodes') })
+    this.queue = this.newQueue()
+    this.registry = new Registry({
+      storeFor: opts.storeFor ?? ((url) => createRedisStore({ url, logger: this.log, commandTimeoutMs: 1000 })),
+      logger: this.log,
+      guard: (reg) => {
+        const pod = this.pods.get(`${reg.meta.namespace}/${reg.meta.pod}`)
+        return pod != null && isPodReady(pod)
+      },
+      onPoolChanged: (key) => { if (this.leading) this.queue.add(key) },
+      metrics: { operation: (op, result) => { this.metrics.registryOps.inc({ op, result }) } }
+    })
+    this.ready = new Promise((resolve) => { this.markReady = resolve })
+    this.installHandlers()
+  }
+
+  private newQueue (): WorkQueue {
+    const labels = { name: CONTROLLER_NAME, controller: CONTROLLER_NAME }
+    return new WorkQueue(CONTROLLER_NAME, exponentialRateLimiter(100, 60_000), {
+      depth: (n) => { this.metrics.queueDepth.set(labels, n) },
+      add: () => { this.metrics.queueAdds.inc(labels) },
+      retry: () => { this.metrics.queueRetries.inc(labels) },
+      queueLatency: (s) => { this.metrics.queueLatency.observe(labels, s) },
+      workDuration: (s) => { this.metrics.workDuration.observe(labels, s) }
+    })
+  }
+
+  isLeader (): boolean { return this.leading }
+
+  // ------------------------------------------------------------ event handlers
+
+  private enqueue (key: string): void { if (this.leading) this.queue.add(key) }
+  private enqueueAll (): void { for (const p of this.pools.list()) this.enqueue(keyOf(p)) }
+
+  private poolKeyOf (obj: { metadata: { namespace?: string, labels?: Record<string, string> } }): string | undefined {
+    const pool = obj.metadata.labels?.[LABELS.pool]
+    return pool != null && obj.metadata.namespace != null ? `${obj.metadata.namespace}/${pool}` : undefined
+  }
+
+  private installHandlers (): void {
+    this.pools.on({
+      add: (p) => { this.enqueue(keyOf(p)) },
+      update: (oldP, p) => {
+        // our own status writes only bump resourceVersion; skip them
+        if (oldP.metadata.generation !== p.metadata.generation ||
+          oldP.metadata.deletionTimestamp !== p.metadata.deletionTimestamp ||
+          JSON.stringify(oldP.metadata.finalizers) !== JSON.stringify(p.metadata.finalizers) ||
+          oldP.metadata.uid !== p.metadata.uid ||
+          !this.written.has(keyOf(p))) this.enqueue(keyOf(p))
+      },
+      delete: (p) => { this.enqueue(keyOf(p)) }
+    })
+    const onPod = (pod: Pod, gone: boolean): void => {
+      const key = this.poolKeyOf(pod)
+      if (key == null) return
+      // fast path: a relay that is no longer Ready, is terminating or is gone leaves the registry now
+      if (this.leading && (gone || isTerminating(pod) || !isPodReady(pod))) {
+        const slot = slotOf(pod)
+        if (slot != null) this.registry.revoke(key, registryId(pod.metadata.namespace ?? '', pod.metadata.labels![LABELS.pool]!, slot), gone || isTerminating(pod))
+      }
+      this.enqueue(key)
+    }
+    this.pods.on({
+      add: (p) => { onPod(p, false) },
+      update: (_o, p) => { onPod(p, false) },
+      delete: (p) => {
+        onPod(p, true)
+        // a freed node may unblock pools waiting for a free hostPort
+        for (const pool of this.pools.list()) {
+          if (pool.status?.conditions?.some((c) => c.type === 'HostPortConflict' && c.status === 'True') === true) this.enqueue(keyOf(pool))
+        }
+      }
+    })
+    const onSecret = (s: Secret): void => { const key = this.poolKeyOf(s); if (key != null) this.enqueue(key) }
+    this.secrets.on({ add: onSecret, update: (_o, s) => { onSecret(s) }, delete: onSecret })
+    this.nodes.on({
+      add: () => { this.enqueueAll() },
+      update: (o, n) => { if (nodeFingerprint(o) !== nodeFingerprint(n)) this.enqueueAll() },
+      delete: () => { this.enqueueAll() }
+    })
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  async start (): Promise<void> {
+    await this.startHttp()
+    for (const inf of [this.pools, this.pods, this.secrets, this.nodes]) inf.start()
+    const synced = Promise.all([this.pools, this.pods, this.secrets, this.nodes].map(async (i) => await i.waitForSync(this.stopCtl.signal)))
+    void synced.then(() => {
+      if (this.stopped) return
+      this.log.info({ event: 'caches_synced', pools: this.pools.size, pods: this.pods.size, nodes: this.nodes.size }, 'informer caches synced')
+      this.markReady()
+      this.startElection()
+    })
+  }
+
+  private startElection (): void {
+    const leaseName = this.opts.leaseName ?? 'pos-relay-operator'
+    if (this.opts.leaderElect === false) {
+      this.metrics.leaderStatus.set({ name: leaseName }, 1)
+      this.startLeading()
+      return
+    }
+    const ns = this.opts.leaseNamespace ?? 'default'
+    this.metrics.leaderStatus.set({ name: leaseName }, 0)
+    this.elector = new LeaderElector({
+      lock: new KubeLeaseLock(this.client, ns, leaseName),
+      identity: this.identity,
+      leaseDurationMs: this.opts.leaseDurationMs,
+      renewDeadlineMs: this.opts.renewDeadlineMs,
+      retryPeriodMs: this.opts.retryPeriodMs,
+      logger: this.log,
+      onStartedLeading: () => { this.metrics.leaderStatus.set({ name: leaseName }, 1); this.startLeading() },
+      onStoppedLeading: async () => { this.metrics.leaderStatus.set({ name: leaseName }, 0); await this.stopLeading() },
+      onNewLeader: (id) => { this.log.info({ event: 'leader_observed', leader: id, me: this.identity }, 'current leader') }
+    })
+    this.electorRun = this.elector.run(this.stopCtl.signal)
+  }
+
+  private startLeading (): void {
+    if (this.stopped || this.leading) return
+    this.leading = true
+    this.written.clear()
+    this.queue = this.newQueue()
+    this.registry.start()
+    const n = Math.max(1, this.opts.workers ?? 4)
+    this.metrics.maxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, n)
+    this.workers = Array.from({ length: n }, async () => { await this.worker(this.queue) })
+    this.enqueueAll()
+    this.resyncTimer = setInterval(() => { this.enqueueAll() }, this.opts.resyncMs ?? 300_000)
+    this.resyncTimer.unref()
+    this.log.info({ event: 'controller_started', workers: n, pools: this.pools.size }, 'reconciling RelayPools')
+  }
+
+  /** stops reconciling and heartbeating; deregisters nothing (a successor takes over the registry) */
+  private async stopLeading (): Promise<void> {
+    if (!this.leading) return
+    this.leading = false
+    if (this.resyncTimer != null) clearInterval(this.resyncTimer)
+    this.queue.shutDown()
+    await Promise.allSettled(this.workers)
+    this.workers = []
+    await this.registry.reset()
+    this.poolCounts.clear()
+    this.log.info({ event: 'controller_stopped' }, 'stopped reconciling')
+  }
+
+  /** SIGTERM: stop workers, release the Lease, stop informers; deregisters nothing */
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.stopCtl.abort()
+    if (this.electorRun != null) await this.electorRun
+    else await this.stopLeading()
+    await Promise.all([this.pools, this.pods, this.secrets, this.nodes].map(async (i) => { await i.stop() }))
+    await this.registry.reset()
+    await this.http?.close()
+    this.client.close()
+    this.log.info({ event: 'operator_stopped' }, 'operator stopped')
+  }
+
+  // ------------------------------------------------------------ http
+
+  private async startHttp (): Promise<void> {
+    if (this.opts.metricsPort == null || this.opts.metricsPort < 0) return
+    const http = new HttpServer()
+    http.get('/metrics', async (_req, res) => {
+      this.refreshGauges()
+      send(res, 200, await this.metrics.registry.metrics(), this.metrics.registry.contentType)
+    })
+    http.get('/healthz', (_req, res) => {
+      const stale = this.staleInformers()
+      if (stale.length > 0) send(res, 503, { status: 'unhealthy', stale_informers: stale })
+      else send(res, 200, { status: 'ok' })
+    })
+    http.get('/readyz', (_req, res) => {
+      const unsynced = [this.pools, this.pods, this.secrets, this.nodes].filter((i) => !i.hasSynced()).map((i) => i.name)
+      if (unsynced.length > 0 || this.stopped) send(res, 503, { status: 'not ready', unsynced })
+      else send(res, 200, { status: 'ready', leader: this.leading })
+    })
+    const addr = await http.listen(this.opts.metricsPort, this.opts.metricsHost ?? '0.0.0.0')
+    this.http = http
+    this.metricsAddress = { host: addr.address, port: addr.port }
+  }
+
+  /** informers that saw nothing (not even a watch reconnect) for 15 min */
+  private staleInformers (): string[] {
+    const now = Date.now()
+    return [this.pools, this.pods, this.secrets, this.nodes].filter((i) => i.hasSynced() && now - i.lastActivity > 15 * 60_000).map((i) => i.name)
+  }
+
+  private refreshGauges (): void {
+    let desired = 0
+    let ready = 0
+    for (const c of this.poolCounts.values()) { desired += c.desired; ready += c.ready }
+    this.metrics.relays.set({ state: 'desired' }, desired)
+    this.metrics.relays.set({ state: 'ready' }, ready)
+    this.metrics.relays.set({ state: 'registered' }, this.leading ? this.registry.counts().registered : 0)
+    this.metrics.activeWorkers.set({ controller: CONTROLLER_NAME }, this.queue.processingCount)
+    for (const i of [this.pools, this.pods, this.secrets, this.nodes]) this.metrics.informerLastActivity.set({ informer: i.name }, i.lastActivity / 1000)
+  }
+
+  // ------------------------------------------------------------ workers
+
+  private async worker (queue: WorkQueue): Promise<void> {
+    for (;;) {
+      const key = await queue.get()
+      if (key == null) return
+      const end = this.metrics.reconcileTime.startTimer({ controller: CONTROLLER_NAME })
+      try {
+        const requeueAfterMs = await this.reconcile(key)
+        queue.forget(key)
+        if (requeueAfterMs != null) {
+          queue.addAfter(key, requeueAfterMs)
+          this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'requeue_after' })
+        } else {
+          this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'success' })
+        }
+      } catch (err: any) {
+        this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'error' })
+        this.metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME })
+        const delay = queue.addRateLimited(key)
+        this.log.warn({ event: 'reconcile_error', pool: key, err: err?.message, retry_in_ms: delay }, 'reconcile failed; retrying with backoff')
+      } finally {
+        end()
+        queue.done(key)
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ reconcile
+
+  /** returns a requeue delay, or undefined */
+  async reconcile (key: string): Promise<number | undefined> {
+    const cached = this.pools.get(key)
+    if (cached == null) {
+      // the pool is gone (its finalizer already cleaned the registry): stop heartbeating its relays
+      await this.registry.setPool(key, null)
+      this.written.delete(key)
+      this.poolCounts.delete(key)
+      this.deletingSince.delete(key)
+      return undefined
+    }
+    if (cached.metadata.deletionTimestamp != null) return await this.finalize(key, cached)
+    const ns = cached.metadata.namespace ?? 'default'
+    const name = cached.metadata.name
+
+    if (!(cached.metadata.finalizers ?? []).includes(FINALIZER)) {
+      await this.client.apply(`${poolsPath(ns)}/${name}`, { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns, finalizers: [FINALIZER] } })
+    }
+
+    const written = this.written.get(key)
+    const pool: RelayPool = written != null && written.uid === cached.metadata.uid ? { ...cached, status: written.status } : cached
+    const redis = await this.resolveRedis(pool)
+    const ttlSeconds = pool.spec?.discovery?.ttlSeconds ?? this.opts.registryTtlSeconds ?? DEFAULT_TTL_SECONDS
+    this.warnShortTtl(key, ttlSeconds)
+    const pods = this.pods.list().filter((p) => p.metadata.namespace === ns && p.metadata.labels?.[LABELS.pool] === name)
+    const desired = computeDesired({
+      pool,
+      pods,
+      secrets: this.secrets.list().filter((s) => s.metadata.namespace === ns && s.metadata.labels?.[LABELS.pool] === name),
+      nodes: this.nodes.list(),
+      otherRelayPods: this.pods.list().filter((p) => !(p.metadata.namespace === ns && p.metadata.labels?.[LABELS.pool] === name)),
+      registry: {
+        configured: redis.url != null,
+        ...(redis.error != null ? { error: redis.error } : this.registry.poolError(key) != null ? { error: this.registry.poolError(key) } : {}),
+        registered: this.registry.registeredIds(key)
+      },
+      defaults: { image: this.opts.relayImage, imagePullPolicy: this.opts.relayImagePullPolicy },
+      now: Date.now()
+    })
+    this.poolCounts.set(key, { desired: desired.status.desiredRelays ?? 0, ready: desired.status.readyRelays ?? 0 })
+
+    // 1. registry: wanted entries, and ids of this pool's relays that exist but must not be listed
+    const wantedIds = new Set(desired.registrations.map((r) => r.id))
+    const absent = pods.map((p) => slotOf(p)).filter((s): s is number => s != null).map((s) => registryId(ns, name, s)).filter((id) => !wantedIds.has(id))
+    await this.registry.setPool(key, { url: redis.url, error: redis.error, ttlMs: ttlSeconds * 1000, registrations: desired.registrations, absent: [...new Set(absent)] })
+
+    // 2. children
+    const errors: Error[] = []
+    await this.applyChildren(key, pool, desired, errors)
+
+    // 3. status (only when it changed)
+    if (desired.statusChanged) {
+      const status = desired.status
+      await this.client.apply(`${poolsPath(ns)}/${name}/status`, { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns }, status })
+      this.written.set(key, { uid: cached.metadata.uid ?? '', status })
+    } else if (written == null && cached.status != null && statusEqual(cached.status, desired.status)) {
+      this.written.set(key, { uid: cached.metadata.uid ?? '', status: cached.status })
+    }
+    if (errors.length > 0) throw errors.length === 1 ? errors[0]! : new AggregateError(errors, errors.map((e) => e.message).join('; '))
+    // Secret missing or unreadable: a configuration problem, shown in Degraded; look again soon, without growing backoff
+    if (redis.error != null) return 5_000
+    // Redis unreachable: the registry retries on its own and re-queues the pool when it recovers
+    if (this.registry.poolError(key) != null) throw new Error(`registry: ${this.registry.poolError(key)}`)
+    return undefined
+  }
+
+  /**
+   * After a leader crash the successor heartbeats only once the Lease expired
+   * (leaseDuration + up to 1.2 retry periods). An entry last refreshed TTL/3
+   * before the crash must outlive that, or healthy relays drop out of discovery.
+   */
+  private warnShortTtl (key: string, ttlSeconds: number): void {
+    if (this.opts.leaderElect === false || this.ttlWarned.has(key)) return
+    const failoverMs = (this.opts.leaseDurationMs ?? 15_000) + 1.2 * (this.opts.retryPeriodMs ?? 2_000) + 1000
+    if ((ttlSeconds * 1000 * 2) / 3 > failoverMs) return
+    this.ttlWarned.add(key)
+    this.log.warn({ event: 'registry_ttl_short', pool: key, ttl_seconds: ttlSeconds, failover_ms: failoverMs },
+      'discovery.ttlSeconds is too short to keep relays listed through a leader crash: raise it above 1.5 × (lease duration + 1.2 × retry period + 1 s)')
+  }
+
+  private async applyChildren (key: string, pool: RelayPool, d: Desired, errors: Error[]): Promise<void> {
+    const ns = pool.metadata.namespace ?? 'default'
+    const failedSecrets = new Set<string>()
+    const createdPeers = new Map<string, string>() // Secret name → peer id of the key just generated
+    await Promise.all(d.createSecrets.map(async (s) => {
+      try {
+        const slot = slotOf(s as Secret)!
+        const { peerId, configJson } = await newRelayIdentity(registryId(ns, pool.metadata.name, slot))
+        s.metadata!.annotations![ANNOTATIONS.peerId] = peerId
+        s.data = { [CONFIG_KEY]: Buffer.from(configJson).toString('base64') }
+        await this.client.apply(`${corePath('secrets', ns)}/${s.metadata!.name}`, s)
+        createdPeers.set(s.metadata!.name!, peerId)
+        this.log.info({ event: 'identity_created', pool: key, slot, peer_id: peerId }, 'relay identity created')
+      } catch (err: any) {
+        failedSecrets.add(s.metadata!.name!)
+        errors.push(err)
+      }
+    }))
+    await Promise.all(d.updateSecrets.map(async (s) => {
+      try { await this.client.apply(`${corePath('secrets', ns)}/${s.metadata!.name}`, s) } catch (err: any) { errors.push(err) }
+    }))
+    await Promise.all(d.createPods.map(async (p) => {
+      const secretName = p.spec?.volumes?.[0]?.secret?.secretName
+      if (secretName != null && failedSecrets.has(secretName)) return
+      const peerId = secretName != null ? createdPeers.get(secretName) : undefined
+      if (peerId != null) p.metadata!.annotations![ANNOTATIONS.peerId] = peerId
+      try {
+        await this.client.apply(`${corePath('pods', ns)}/${p.metadata!.name}`, p)
+        this.log.info({ event: 'relay_pod_created', pool: key, pod: p.metadata!.name, node: p.metadata!.annotations![ANNOTATIONS.node] }, 'relay pod created')
+      } catch (err: any) { errors.push(err) }
+    }))
+    await Promise.all(d.deletePods.map(async (p) => {
+      try {
+        await this.client.delete(`${corePath('pods', ns)}/${p.name}`, { apiVersion: 'v1', kind: 'DeleteOptions', ...(p.uid != null ? { preconditions: { uid: p.uid } } : {}) })
+        this.log.info({ event: 'relay_pod_deleted', pool: key, pod: p.name, reason: p.reason }, 'relay pod deleted')
+      } catch (err: any) { if (!isNotFound(err) && !isConflict(err)) errors.push(err) }
+    }))
+    await Promise.all(d.deleteSecrets.map(async (s) => {
+      try {
+        await this.client.delete(`${corePath('secrets', ns)}/${s.name}`, { apiVersion: 'v1', kind: 'DeleteOptions', ...(s.uid != null ? { preconditions: { uid: s.uid } } : {}) })
+      } catch (err: any) { if (!isNotFound(err) && !isConflict(err)) errors.push(err) }
+    }))
+  }
+
+  /**
+   * A pool being deleted: stop heartbeating, remove its relays from the
+   * registry, then remove the finalizer. If the registry stays unreachable for
+   * longer than the TTL, the entries have expired on their own (nobody renews
+   * them), so the finalizer is removed anyway rather than blocking forever.
+   */
+  private async finalize (key: string, pool: RelayPool): Promise<number | undefined> {
+    const ns = pool.metadata.namespace ?? 'default'
+    const name = pool.metadata.name
+    const index = (pool.metadata.finalizers ?? []).indexOf(FINALIZER)
+    if (index === -1) { await this.registry.setPool(key, null); return undefined }
+    const since = this.deletingSince.get(key) ?? Date.now()
+    this.deletingSince.set(key, since)
+    const ttlMs = (pool.spec?.discovery?.ttlSeconds ?? this.opts.registryTtlSeconds ?? DEFAULT_TTL_SECONDS) * 1000
+    const redis = await this.resolveRedis(pool)
+    try {
+      const removed = await this.registry.cleanupPool(key, redis.url, ns, name)
+      this.log.info({ event: 'pool_registry_cleaned', pool: key, removed }, 'deregistered the pool\'s relays')
+    } catch (err: any) {
+      if (Date.now() - since < ttlMs + 5000) throw err
+      this.log.warn({ event: 'pool_registry_cleanup_skipped', pool: key, err: err?.message }, 'registry unreachable for longer than the TTL: its entries have expired; removing the finalizer')
+    }
+    try {
+      await this.client.request('PATCH', `${poolsPath(ns)}/${name}`, {
+        contentType: JSON_PATCH,
+        query: { fieldManager: FIELD_MANAGER },
+        body: [
+          { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
+          { op: 'remove', path: `/metadata/finalizers/${index}` }
+        ]
+      })
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      if (err instanceof ApiError && (err.code === 422 || err.code === 409)) return 100 // finalizers moved: retry with a fresh cache
+      throw err
+    }
+    this.deletingSince.delete(key)
+    this.written.delete(key)
+    this.poolCounts.delete(key)
+    this.log.info({ event: 'finalizer_removed', pool: key }, 'finalizer removed')
+    return undefined
+  }
+
+  /**
+   * The pool's Redis URL: from its Secret (cached 30 s), else the operator's
+   * default. A Secret that cannot be read or has disappeared does not take the
+   * fleet out of discovery: the last known URL stays in use (reported in
+   * Degraded) until the Secret is fixed.
+   */
+  private async resolveRedis (pool: RelayPool): Promise<{ url?: string, error?: string }> {
+    const ref = pool.spec?.discovery?.redisUrlSecretRef
+    if (ref?.name == null) {
+      return this.opts.redisUrl != null ? { url: this.opts.redisUrl } : { error: 'spec.discovery.redisUrlSecretRef is not set and the operator has no --redis default' }
+    }
+    const ns = pool.metadata.namespace ?? 'default'
+    const k = ref.key ?? 'redis-url'
+    const cacheKey = `${ns}/${ref.name}/${k}`
+    const hit = this.secretValues.get(cacheKey)
+    // a good answer is cached 30 s, a problem is looked at again after 2 s
+    if (hit != null && Date.now() - hit.at < (hit.error == null ? 30_000 : 2_000)) return { ...(hit.value != null ? { url: hit.value } : {}), ...(hit.error != null ? { error: hit.error } : {}) }
+    let value: string | undefined
+    let error: string | undefined
+    try {
+      const s = await this.client.get<Secret>(`${corePath('secrets', ns)}/${ref.name}`)
+      const raw = s.data?.[k]
+      value = raw != null ? Buffer.from(raw, 'base64').toString('utf8').trim() : undefined
+      if (value === '') value = undefined
+      if (value == null) error = `Secret ${ns}/${ref.name} has no key ${k}`
+    } catch (err: any) {
+      error = isNotFound(err) ? `Secret ${ns}/${ref.name} not found` : `cannot read Secret ${ns}/${ref.name}: ${err.message}`
+    }
+    if (value == null && hit?.value != null) {
+      value = hit.value
+      error = `${error ?? 'no Redis URL'}; still using the last known Redis URL`
+    }
+    this.secretValues.set(cacheKey, { ...(value != null ? { value } : {}), ...(error != null ? { error } : {}), at: Date.now() })
+    return { ...(value != null ? { url: value } : {}), ...(error != null ? { error } : {}) }
+  }
+}
+
+/** the parts of a Node that matter to placement and addresses */
+export function nodeFingerprint (n: Node): string {
+  return JSON.stringify([n.metadata.labels, n.metadata.annotations, n.spec?.taints, n.spec?.unschedulable, n.status?.addresses])
+}

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { spawnCli } from './kube-helpers.ts'
+
+async function run (args: string[], env: Record<string, string> = {}): Promise<{ code: number | string, stdout: string, stderr: string }> {
+  const p = spawnCli(args, env)
+  const code = await p.exited
+  return { code, stdout: p.stdout.join('\n'), stderr: p.stderr.join('\n') }
+}
+
+describe('pos-relay operator (CLI)', () => {
+  it('--help lists every flag and the environment variable it reads', async () => {
+    const r = await run(['operator', '--help'])
+    assert.equal(r.code, 0)
+    const words = [
+      '--kubeconfig', 'KUBECONFIG', '--namespace', 'WATCH_NAMESPACE', '--metrics-port', 'METRICS_PORT', 'default: 9374', '--metrics-host', 'METRICS_HOST',
+      '--leader-elect', 'LEADER_ELECT', '--leader-election-namespace', 'LEADER_ELECTION_NAMESPACE', '--lease-name', 'LEADER_ELECTION_ID',
+      '--identity', 'LEADER_ELECTION_IDENTITY', '--lease-duration', 'LEASE_DURATION_SECONDS', '--renew-deadline', 'RENEW_DEADLINE_SECONDS',
+      '--retry-period', 'RETRY_PERIOD_SECONDS', '--redis', 'REDIS_URL', '--registry-ttl', 'REGISTRY_TTL_SECONDS', '--relay-image', 'RELAY_IMAGE',
+      '--relay-image-pull-policy', 'RELAY_IMAGE_PULL_POLICY', '--workers', 'WORKERS', '--resync-period', 'RESYNC_PERIOD_SECONDS', '--log-level', 'LOG_LEVEL',
+      'POD_NAMESPACE', 'POD_NAME'
+    ]
+    for (const w of words) assert.ok(r.stdout.includes(w), `operator --help lacks ${w}`)
+  })
+
+  it('rejects impossible lease timings and bad values with a clear message', async () => {
+    let r = await run(['operator', '--lease-duration', '5', '--renew-deadline', '10'])
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /--lease-duration must be greater than --renew-deadline/)
+    r = await run(['operator', '--leader-elect', 'maybe'])
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /--leader-elect must be true or false/)
+    r = await run(['operator', '--registry-ttl', '1'])
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /--registry-ttl must be at least 3 seconds/)
+  })
+
+  it('fails clearly without a cluster to talk to', async () => {
+    const r = await run(['operator', '--kubeconfig', '/nonexistent/kubeconfig', '--metrics-port', '0'])
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /nonexistent/)
+  })
+})

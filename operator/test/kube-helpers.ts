@@ -1,0 +1,208 @@
+// Helpers for the integration tests against a real kube-apiserver: the test
+// plays kube-scheduler (binds pods to the node the operator pinned them to) and
+// the kubelet (writes pod status through the status subresource).
+import assert from 'node:assert/strict'
+import { request } from 'node:http'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import type { ControlPlane } from '../../e2e/kube/harness.ts'
+
+export async function api (cp: ControlPlane, method: string, path: string, body?: unknown, contentType?: string): Promise<any> {
+  const r = await cp.request(method, path, body, contentType)
+  if (r.status < 200 || r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text.slice(0, 500)}`)
+  return r.body
+}
+
+export async function tryApi (cp: ControlPlane, method: string, path: string): Promise<{ status: number, body: any }> {
+  const r = await cp.request(method, path)
+  return { status: r.status, body: r.body }
+}
+
+export function nodeObject (name: string, addresses: Array<[string, string]>, annotations: Record<string, string> = {}, labels: Record<string, string> = {}): any {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, annotations, labels: { 'kubernetes.io/hostname': name, ...labels } },
+    status: {
+      addresses: addresses.map(([type, address]) => ({ type, address })),
+      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test node', lastHeartbeatTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }]
+    }
+  }
+}
+
+export async function createNode (cp: ControlPlane, node: any): Promise<void> {
+  await api(cp, 'POST', '/api/v1/nodes', node)
+  // status is a subresource: write it the way the kubelet does
+  await api(cp, 'PATCH', `/api/v1/nodes/${node.metadata.name}/status`, { status: node.status }, 'application/merge-patch+json')
+  // the API server taints new nodes node.kubernetes.io/not-ready:NoSchedule; the node
+  // lifecycle controller (not running here) removes it once the node is Ready
+  await api(cp, 'PATCH', `/api/v1/nodes/${node.metadata.name}`, { spec: { taints: node.spec?.taints ?? null } }, 'application/merge-patch+json')
+}
+
+const ts = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z')
+
+/** the node the operator pinned the pod to (its required node affinity) */
+export function pinnedNode (pod: any): string {
+  const v = pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchFields?.[0]?.values?.[0]
+  assert.ok(v != null, `pod ${pod.metadata.name} is not pinned to a node`)
+  return v
+}
+
+/** kube-scheduler: bind the pod to its pinned node */
+export async function schedule (cp: ControlPlane, ns: string, name: string): Promise<any> {
+  const pod = await api(cp, 'GET', `/api/v1/namespaces/${ns}/pods/${name}`)
+  if (pod.spec.nodeName == null) {
+    await api(cp, 'POST', `/api/v1/namespaces/${ns}/pods/${name}/binding`, {
+      apiVersion: 'v1', kind: 'Binding', metadata: { name, namespace: ns }, target: { apiVersion: 'v1', kind: 'Node', name: pinnedNode(pod) }
+    })
+  }
+  return await api(cp, 'GET', `/api/v1/namespaces/${ns}/pods/${name}`)
+}
+
+/** kube-scheduler cannot place the pod: the hostPort is taken on its node */
+export async function unschedulable (cp: ControlPlane, ns: string, name: string, message = "0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."): Promise<void> {
+  await api(cp, 'PATCH', `/api/v1/namespaces/${ns}/pods/${name}/status`, {
+    status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: ts() }] }
+  }, 'application/strategic-merge-patch+json')
+}
+
+/** the kubelet: the relay container runs; Ready or not */
+export async function kubelet (cp: ControlPlane, ns: string, name: string, ready: boolean, podIP = '10.244.0.10'): Promise<void> {
+  const pod = await schedule(cp, ns, name)
+  const c = pod.spec.containers[0]
+  await api(cp, 'PATCH', `/api/v1/namespaces/${ns}/pods/${name}/status`, {
+    status: {
+      phase: 'Running',
+      podIP,
+      podIPs: [{ ip: podIP }],
+      hostIP: '10.1.0.1',
+      startTime: pod.status?.startTime ?? ts(),
+      conditions: [
+        { type: 'Initialized', status: 'True', lastTransitionTime: ts() },
+        { type: 'ContainersReady', status: ready ? 'True' : 'False', lastTransitionTime: ts() },
+        { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: ts() }
+      ],
+      containerStatuses: [{ name: c.name, ready, started: true, restartCount: 0, image: c.image, imageID: `docker-pullable://${c.image}`, containerID: 'containerd://0123', state: { running: { startedAt: ts() } } }]
+    }
+  }, 'application/strategic-merge-patch+json')
+}
+
+/** `pos-relay` as built in this checkout; POS_RELAY_CLI runs another build of it (e.g. an installed one) */
+export const CLI = process.env.POS_RELAY_CLI ?? fileURLToPath(new URL('../../packages/cli/bin/pos-relay.js', import.meta.url))
+
+const running = new Set<ChildProcess>()
+process.on('exit', () => { for (const c of running) c.kill('SIGKILL') })
+
+export interface CliProcess {
+  child: ChildProcess
+  stdout: string[]
+  stderr: string[]
+  exited: Promise<number | string>
+  waitForJson: (match: (obj: any) => boolean, timeoutMs?: number) => Promise<any>
+  kill: (signal?: NodeJS.Signals) => Promise<number | string>
+}
+
+export function spawnCli (args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  running.add(child)
+  const stdout: string[] = []
+  const stderr: string[] = []
+  const waiters = new Set<(line: string) => void>()
+  createInterface({ input: child.stdout! }).on('line', (line) => { stdout.push(line); for (const w of waiters) w(line) })
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    stderr.push(line)
+    if (process.env.E2E_VERBOSE != null) process.stderr.write(`[operator ${child.pid}] ${line}\n`)
+  })
+  const exited = new Promise<number | string>((resolve) => { child.on('exit', (code, signal) => { running.delete(child); resolve(code ?? signal ?? -1) }) })
+  const parse = (line: string): any => { try { return JSON.parse(line) } catch { return undefined } }
+  return {
+    child,
+    stdout,
+    stderr,
+    exited,
+    async waitForJson (match, timeoutMs = 20_000) {
+      const found = stdout.map(parse).find((o) => o != null && match(o))
+      if (found != null) return found
+      return await new Promise((resolve, reject) => {
+        const onLine = (line: string): void => {
+          const obj = parse(line)
+          if (obj != null && match(obj)) { clearTimeout(timer); waiters.delete(onLine); resolve(obj) }
+        }
+        const timer = setTimeout(() => { waiters.delete(onLine); reject(new Error(`timed out waiting for output of pos-relay ${args.join(' ')}\nstderr:\n${stderr.slice(-20).join('\n')}`)) }, timeoutMs)
+        waiters.add(onLine)
+        void exited.then((code) => {
+          if (!waiters.has(onLine)) return
+          clearTimeout(timer); waiters.delete(onLine)
+          reject(new Error(`pos-relay ${args.join(' ')} exited (${code})\nstderr:\n${stderr.slice(-20).join('\n')}`))
+        })
+      })
+    },
+    async kill (signal = 'SIGTERM') {
+      if (child.exitCode == null && child.signalCode == null) child.kill(signal)
+      return await exited
+    }
+  }
+}
+
+export interface OperatorProc extends CliProcess {
+  metricsPort: number
+  identity: string
+  metrics: () => Promise<string>
+  metric: (name: string, labels?: Record<string, string>) => Promise<number | undefined>
+}
+
+export const OPERATOR_FAST_LEASE = ['--lease-duration', '3', '--renew-deadline', '2', '--retry-period', '0.5']
+
+export async function startOperator (cp: ControlPlane, extra: string[] = [], env: Record<string, string> = {}): Promise<OperatorProc> {
+  const p = spawnCli(['operator', '--kubeconfig', cp.kubeconfigPath, '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--leader-election-namespace', 'default', ...OPERATOR_FAST_LEASE, ...extra], { LOG_LEVEL: 'info', ...env })
+  const started = await p.waitForJson((o) => o.event === 'operator_started', 30_000)
+  const metrics = async (): Promise<string> => await httpGet(`http://127.0.0.1:${started.metrics_port}/metrics`)
+  return {
+    ...p,
+    metricsPort: started.metrics_port,
+    identity: started.identity,
+    metrics,
+    metric: async (name, labels = {}) => metricValue(await metrics(), name, labels)
+  }
+}
+
+export function metricValue (text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  let sum: number | undefined
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue
+    const m = /^([^{ ]+)(\{([^}]*)\})? (\S+)$/.exec(line)
+    if (m == null || m[1] !== name) continue
+    const ls: Record<string, string> = {}
+    for (const kv of (m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)) ls[kv[1]!] = kv[2]!
+    if (Object.entries(labels).every(([k, v]) => ls[k] === v)) sum = (sum ?? 0) + Number(m[4])
+  }
+  return sum
+}
+
+export async function httpGet (url: string): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const req = request(url, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c) => { body += c })
+      res.on('end', () => { resolve(body) })
+    })
+    req.on('error', reject)
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')))
+    req.end()
+  })
+}
+
+export async function until<T> (what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v !== undefined && v !== false) return v
+    } catch (err) { last = err }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last != null ? `: ${String((last as Error).message ?? last)}` : ''}`)
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}

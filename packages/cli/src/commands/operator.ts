@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { Command, InvalidArgumentError } from 'commander'
+import { Operator } from '@pos-relay/operator'
+import { createLogger } from '@pos-relay/shared'
+import { intArg, LOG_LEVEL_HELP, option } from '../options.js'
+import { handleShutdown } from '../shutdown.js'
+
+export const DEFAULT_OPERATOR_METRICS_PORT = 9374
+
+interface OperatorCliOptions {
+  kubeconfig?: string
+  namespace?: string
+  metricsPort: number
+  metricsHost: string
+  leaderElect: boolean
+  leaderElectionNamespace?: string
+  leaseName: string
+  identity?: string
+  leaseDuration: number
+  renewDeadline: number
+  retryPeriod: number
+  redis?: string
+  registryTtl: number
+  relayImage?: string
+  relayImagePullPolicy?: string
+  workers: number
+  resyncPeriod: number
+  logLevel: string
+}
+
+/** seconds, decimals allowed (short lease timings in tests) */
+function secondsArg (name: string) {
+  return (value: string): number => {
+    if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0) throw new InvalidArgumentError(`${name} must be a positive number of seconds, got "${value}"`)
+    return Number(value)
+  }
+}
+
+function boolArg (name: string) {
+  return (value: string): boolean => {
+    if (/^(true|1|yes)$/i.test(value)) return true
+    if (/^(false|0|no)$/i.test(value)) return false
+    throw new InvalidArgumentError(`${name} must be true or false, got "${value}"`)
+  }
+}
+
+/** namespace of the operator's own pod: POD_NAMESPACE, else the service account's, else "default" */
+function ownNamespace (): string {
+  if (process.env.POD_NAMESPACE != null && process.env.POD_NAMESPACE !== '') return process.env.POD_NAMESPACE
+  try { return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() } catch { return 'default' }
+}
+
+export function operatorCommand (): Command {
+  return new Command('operator')
+    .description('Run the Kubernetes operator: reconciles RelayPools into relay pods on hostPort 7373 and keeps the discovery registry (Redis) in step with the Ready relays')
+    .addOption(option('--kubeconfig <file>', 'kubeconfig file; without it the in-cluster service account (or ~/.kube/config outside a cluster)', 'KUBECONFIG'))
+    .addOption(option('-n, --namespace <ns>', 'namespace whose RelayPools to reconcile; empty = all namespaces', 'WATCH_NAMESPACE'))
+    .addOption(option('--metrics-port <port>', 'HTTP port for /metrics, /healthz, /readyz (0 = any free port)', 'METRICS_PORT').argParser(intArg('--metrics-port')).default(DEFAULT_OPERATOR_METRICS_PORT))
+    .addOption(option('--metrics-host <ip>', 'address the metrics port binds to', 'METRICS_HOST').default('0.0.0.0'))
+    .addOption(option('--leader-elect <bool>', 'elect a leader on a coordination.k8s.io Lease; only the leader reconciles (true/false)', 'LEADER_ELECT').argParser(boolArg('--leader-elect')).default(true))
+    .addOption(option('--leader-election-namespace <ns>', 'namespace of the Lease (default: POD_NAMESPACE, else the service account\'s namespace, else "default")', 'LEADER_ELECTION_NAMESPACE'))
+    .addOption(option('--lease-name <name>', 'name of the Lease', 'LEADER_ELECTION_ID').default('pos-relay-operator'))
+    .addOption(option('--identity <id>', 'holder identity in the Lease (default: POD_NAME or the hostname, then "-<pid>")', 'LEADER_ELECTION_IDENTITY'))
+    .addOption(option('--lease-duration <s>', 'seconds a candidate waits before taking a Lease that is not renewed', 'LEASE_DURATION_SECONDS').argParser(secondsArg('--lease-duration')).default(15))
+    .addOption(option('--renew-deadline <s>', 'seconds the leader keeps trying to renew before it gives up leading', 'RENEW_DEADLINE_SECONDS').argParser(secondsArg('--renew-deadline')).default(10))
+    .addOption(option('--retry-period <s>', 'seconds between Lease acquire/renew attempts', 'RETRY_PERIOD_SECONDS').argParser(secondsArg('--retry-period')).default(2))
+    .addOption(option('--redis <url>', 'Redis URL of the discovery registry for pools that name no Secret (spec.discovery.redisUrlSecretRef wins)', 'REDIS_URL'))
+    .addOption(option('--registry-ttl <s>', 'registry TTL in seconds for pools without spec.discovery.ttlSeconds; heartbeats every TTL/3', 'REGISTRY_TTL_SECONDS').argParser(intArg('--registry-ttl')).default(30))
+    .addOption(option('--relay-image <image>', 'relay image for pools without spec.image', 'RELAY_IMAGE'))
+    .addOption(option('--relay-image-pull-policy <policy>', 'pull policy for pools without spec.imagePullPolicy (Always, IfNotPresent, Never)', 'RELAY_IMAGE_PULL_POLICY'))
+    .addOption(option('--workers <n>', 'RelayPools reconciled concurrently', 'WORKERS').argParser(intArg('--workers')).default(4))
+    .addOption(option('--resync-period <s>', 'every pool is reconciled at least this often (seconds)', 'RESYNC_PERIOD_SECONDS').argParser(secondsArg('--resync-period')).default(300))
+    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
+    .addHelpText('after', '\nEnvironment:\n  POD_NAMESPACE   default Lease namespace (set by the chart through the downward API)\n  POD_NAME        default holder identity prefix\n')
+    .action(async (opts: OperatorCliOptions) => {
+      if (opts.registryTtl < 3) throw new Error('--registry-ttl must be at least 3 seconds')
+      if (!(opts.leaseDuration > opts.renewDeadline && opts.renewDeadline > opts.retryPeriod)) {
+        throw new Error('--lease-duration must be greater than --renew-deadline, which must be greater than --retry-period')
+      }
+      const logger = createLogger({ name: 'operator', level: opts.logLevel })
+      const op = new Operator({
+        kubeconfig: opts.kubeconfig,
+        namespace: opts.namespace,
+        metricsPort: opts.metricsPort,
+        metricsHost: opts.metricsHost,
+        leaderElect: opts.leaderElect,
+        leaseNamespace: opts.leaderElectionNamespace ?? ownNamespace(),
+        leaseName: opts.leaseName,
+        identity: opts.identity ?? `${process.env.POD_NAME != null && process.env.POD_NAME !== '' ? process.env.POD_NAME : hostname()}-${process.pid}`,
+        leaseDurationMs: opts.leaseDuration * 1000,
+        renewDeadlineMs: opts.renewDeadline * 1000,
+        retryPeriodMs: opts.retryPeriod * 1000,
+        redisUrl: opts.redis,
+        registryTtlSeconds: opts.registryTtl,
+        relayImage: opts.relayImage,
+        relayImagePullPolicy: opts.relayImagePullPolicy,
+        workers: opts.workers,
+        resyncMs: opts.resyncPeriod * 1000,
+        logger
+      })
+      await op.start()
+      // one line on stdout for scripts and tests
+      process.stdout.write(JSON.stringify({ event: 'operator_started', identity: op.identity, metrics_port: op.metricsAddress?.port, namespace: opts.namespace ?? '' }) + '\n')
+      handleShutdown(logger, async () => { await op.stop() }, async () => { await op.stop() })
+    })
+}
