@@ -1,0 +1,74 @@
+import { once } from 'node:events'
+import { Redis } from 'ioredis'
+import { AccountsUnavailableError, type MinimalLogger } from './types.js'
+
+export interface RedisConnectionOptions {
+  redisUrl: string
+  /** per-command timeout; default 1000 ms */
+  commandTimeoutMs?: number
+  logger?: MinimalLogger
+  /** for log lines */
+  name: string
+}
+
+export interface FailFastRedis {
+  redis: Redis
+  /** runs fn, turning any Redis failure into AccountsUnavailableError */
+  run: <T>(fn: (redis: Redis) => Promise<T>) => Promise<T>
+  close: () => Promise<void>
+}
+
+/**
+ * A command connection that fails fast while Redis is down (no offline queue, bounded command
+ * timeout) and reconnects forever in the background, like the discovery store's.
+ */
+export function failFastRedis(opts: RedisConnectionOptions): FailFastRedis {
+  const timeoutMs = opts.commandTimeoutMs ?? 1000
+  const log = opts.logger
+  const redis = new Redis(opts.redisUrl, {
+    enableOfflineQueue: false,
+    commandTimeout: timeoutMs,
+    connectTimeout: Math.max(2 * timeoutMs, 1000),
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+  })
+  let everReady = false
+  let outageLogged = false
+  redis.on('ready', () => {
+    everReady = true
+    if (outageLogged) log?.info({ component: opts.name }, 'redis connection ready again')
+    outageLogged = false
+  })
+  redis.on('error', (err: Error) => {
+    if (outageLogged) return
+    outageLogged = true
+    log?.warn({ component: opts.name, err: err.message }, 'redis connection error')
+  })
+  const firstConnect = once(redis, 'ready', { signal: AbortSignal.timeout(timeoutMs) }).then(
+    () => {},
+    () => {},
+  )
+  return {
+    redis,
+    async run(fn) {
+      if (!everReady) await firstConnect
+      try {
+        return await fn(redis)
+      } catch (err) {
+        throw new AccountsUnavailableError(undefined, { cause: err })
+      }
+    },
+    async close() {
+      await quit(redis)
+    },
+  }
+}
+
+export async function quit(redis: Redis): Promise<void> {
+  try {
+    if (redis.status === 'ready') await redis.quit()
+  } catch {
+    // fall through to a hard disconnect
+  }
+  redis.disconnect()
+}

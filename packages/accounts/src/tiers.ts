@@ -1,0 +1,74 @@
+import { z } from 'zod'
+import type { Tier } from './contract.js'
+
+const MiB = 1024 ** 2
+const GiB = 1024 ** 3
+const TiB = 1024 ** 4
+
+/**
+ * The tiers used when no tiers file is given. 0 means "relay default" for the per-circuit limits
+ * and "unlimited" for the monthly quota.
+ */
+export const DEFAULT_TIERS: Record<string, Tier> = Object.freeze({
+  free: { name: 'free', max_reservations: 2, circuit_data_limit_bytes: 256 * MiB, circuit_duration_seconds: 30 * 60, monthly_bytes: 10 * GiB },
+  pro: { name: 'pro', max_reservations: 16, circuit_data_limit_bytes: 4 * GiB, circuit_duration_seconds: 60 * 60, monthly_bytes: TiB },
+  unlimited: { name: 'unlimited', max_reservations: 64, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 },
+})
+
+export const TIER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/
+
+export const tierNameSchema = z
+  .string()
+  .regex(TIER_NAME, 'must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit')
+
+const count = z.number().int('must be an integer').min(0, 'must be >= 0').max(Number.MAX_SAFE_INTEGER)
+
+const tierBodySchema = z.strictObject({
+  name: tierNameSchema.optional(),
+  max_reservations: count.min(1, 'must be >= 1 (an account needs at least one reservation)'),
+  circuit_data_limit_bytes: count,
+  circuit_duration_seconds: count,
+  monthly_bytes: count,
+})
+
+const tiersObjectSchema = z.record(tierNameSchema, tierBodySchema)
+const tiersArraySchema = z.array(tierBodySchema.extend({ name: tierNameSchema }))
+/** `{ "<name>": { max_reservations, circuit_data_limit_bytes, circuit_duration_seconds, monthly_bytes } }` or an array of tiers with `name`. */
+export const tiersFileSchema = z.union([tiersObjectSchema, tiersArraySchema])
+
+function describe(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
+}
+
+/**
+ * Validates a tiers document (already JSON-parsed). Accepts an object keyed by tier name or an
+ * array of tiers with `name`. Throws an Error naming every offending field.
+ */
+export function parseTiers(json: unknown): Record<string, Tier> {
+  let entries: [string, z.infer<typeof tierBodySchema>][]
+  if (Array.isArray(json)) {
+    const parsed = tiersArraySchema.safeParse(json)
+    if (!parsed.success) throw new Error(`invalid tiers: ${describe(parsed.error)}`)
+    entries = parsed.data.map((t) => [t.name, t])
+  } else if (typeof json === 'object' && json !== null) {
+    const parsed = tiersObjectSchema.safeParse(json)
+    if (!parsed.success) throw new Error(`invalid tiers: ${describe(parsed.error)}`)
+    entries = Object.entries(parsed.data)
+  } else {
+    throw new Error('invalid tiers: expected an object keyed by tier name, or an array of tiers with "name"')
+  }
+  const out: Record<string, Tier> = {}
+  for (const [key, t] of entries) {
+    if (t.name !== undefined && t.name !== key) throw new Error(`invalid tiers: tier "${key}" has name "${t.name}"`)
+    if (key in out) throw new Error(`invalid tiers: tier "${key}" is defined twice`)
+    out[key] = {
+      name: key,
+      max_reservations: t.max_reservations,
+      circuit_data_limit_bytes: t.circuit_data_limit_bytes,
+      circuit_duration_seconds: t.circuit_duration_seconds,
+      monthly_bytes: t.monthly_bytes,
+    }
+  }
+  if (Object.keys(out).length === 0) throw new Error('invalid tiers: at least one tier is required')
+  return out
+}
