@@ -1,8 +1,12 @@
 import { Command, CommanderError } from 'commander'
+import { accountsCommand } from './commands/accounts.js'
 import { devCommand } from './commands/dev.js'
 import { discoveryCommand } from './commands/discovery.js'
 import { initCommand } from './commands/init.js'
+import { keysCommand } from './commands/keys.js'
+import { operatorCommand } from './commands/operator.js'
 import { runCommand } from './commands/run.js'
+import { usageCommand } from './commands/usage.js'
 
 export function program (): Command {
   const major = Number(process.versions.node.split('.')[0])
@@ -14,6 +18,10 @@ export function program (): Command {
     .addCommand(initCommand())
     .addCommand(discoveryCommand())
     .addCommand(devCommand())
+    .addCommand(operatorCommand())
+    .addCommand(keysCommand())
+    .addCommand(accountsCommand())
+    .addCommand(usageCommand())
   if (major < 22) cmd.hook('preAction', () => { throw new Error(`Node ${process.versions.node} is too old: pos-relay needs Node >= 22 (run it through npx from the repository, which brings Node 24)`) })
   return cmd
 }

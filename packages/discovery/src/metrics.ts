@@ -5,10 +5,13 @@ const PREFIX = 'pos_relay_discovery_'
 
 export type RegistrationResult = 'ok' | 'unauthorized' | 'invalid' | 'unavailable'
 
+export type TicketRequestResult = 'ok' | 'unauthorized' | 'invalid' | 'unavailable'
+
 export interface DiscoveryMetrics {
   httpRequests: Counter<'route' | 'method' | 'status_code'>
   httpDuration: Histogram<'route' | 'method' | 'status_code'>
   registrations: Counter<'result'>
+  ticketRequests: Counter<'result'>
   relaysListed: Gauge
 }
 
@@ -42,8 +45,18 @@ export function createMetrics(registry: Registry, store: RelayStore): DiscoveryM
   for (const result of ['ok', 'unauthorized', 'invalid', 'unavailable'] satisfies RegistrationResult[]) {
     registrations.inc({ result }, 0)
   }
+  const ticketRequests = new Counter({
+    name: `${PREFIX}ticket_requests_total`,
+    help: 'Ticket requests (POST /api/p2p/tickets) by result; account ids are never labels',
+    labelNames: ['result'],
+    registers,
+  })
+  for (const result of ['ok', 'unauthorized', 'invalid', 'unavailable'] satisfies TicketRequestResult[]) {
+    ticketRequests.inc({ result }, 0)
+  }
   return {
     registrations,
+    ticketRequests,
     httpRequests: new Counter({
       name: `${PREFIX}http_requests_total`,
       help: 'HTTP requests by route template, method and status code',

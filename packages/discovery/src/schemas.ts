@@ -1,5 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Component } from '@multiformats/multiaddr'
+import { STATUS_CODES } from 'node:http'
 import { z } from 'zod'
 
 type PeerId = ReturnType<typeof peerIdFromString>
@@ -45,6 +46,13 @@ export function normaliseAddr(addr: string, peerId: PeerId | undefined): { addr:
   if (!peerId) return { addr }
   return { addr: multiaddr(transport).encapsulate(`/p2p/${peerId.toString()}`).toString() }
 }
+
+/** A libp2p PeerId in any accepted form; output is its base58btc string (what relays see). */
+export const peerIdSchema = z
+  .string()
+  .max(256)
+  .refine((s) => parsePeerId(s) !== undefined, 'is not a valid libp2p PeerId')
+  .transform((s) => peerIdFromString(s).toString())
 
 export const relayIdSchema = z
   .string()
@@ -126,3 +134,7 @@ export const errorSchema = z
   })
 
 export type ErrorBody = z.infer<typeof errorSchema>
+
+export function errorBody(statusCode: number, message: string, field?: string): ErrorBody {
+  return { error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field === undefined ? {} : { field }), statusCode }
+}

@@ -1,5 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { STATUS_CODES } from 'node:http'
 import fastifySwagger from '@fastify/swagger'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import {
@@ -13,8 +12,11 @@ import {
 import { pino, type Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { z } from 'zod'
+import { AccountsUnavailableError } from '@pos-relay/accounts'
+import { registerAccountRoutes, ticketResult, TICKETS, type AccountsOptions } from './accounts-routes.js'
 import { createMetrics, type RegistrationResult } from './metrics.js'
 import {
+  errorBody,
   errorSchema,
   registrationResultSchema,
   relayIdSchema,
@@ -36,14 +38,15 @@ export interface DiscoveryServerOptions {
   logger?: Logger | false
   /** default: a fresh Registry (never prom-client's global one); one server per registry */
   metricsRegistry?: Registry
+  /**
+   * Accounts, relay tickets and usage (POST /api/p2p/tickets, GET /api/p2p/ticket-keys,
+   * /api/admin/*). Without it those routes answer 404.
+   */
+  accounts?: AccountsOptions
 }
 
 const RELAYS = '/api/p2p/relays'
 const bearer = [{ bearerAuth: [] }]
-
-function errorBody(statusCode: number, message: string, field?: string): ErrorBody {
-  return { error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field === undefined ? {} : { field }), statusCode }
-}
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest()
 
@@ -93,6 +96,11 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   const bodyLimit = opts.bodyLimitBytes ?? 64 * 1024
   if (!opts.p2pSecret) throw new Error('p2pSecret must be a non-empty string')
   if (!(ttlSeconds > 0)) throw new RangeError('ttlSeconds must be > 0')
+  if (opts.accounts) {
+    if (!opts.accounts.adminSecret) throw new Error('accounts.adminSecret must be a non-empty string')
+    // the two credentials must never be interchangeable
+    if (opts.accounts.adminSecret === opts.p2pSecret) throw new Error('accounts.adminSecret must differ from p2pSecret')
+  }
   const secretDigest = sha256(opts.p2pSecret)
   const registry = opts.metricsRegistry ?? new Registry()
   const metrics = createMetrics(registry, store)
@@ -112,7 +120,13 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     openapi: {
       openapi: '3.1.0',
       info: { title: 'pos-relay discovery API', version: '0.1.0', description: 'Registry of live libp2p Circuit Relay v2 relays' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'The relays\' shared P2P secret' } } },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'The relays\' shared P2P secret' },
+          apiKeyAuth: { type: 'http', scheme: 'bearer', description: 'An account API key (pra_…)' },
+          adminAuth: { type: 'http', scheme: 'bearer', description: 'The admin secret (distinct from the P2P secret)' },
+        },
+      },
     },
     transform: jsonSchemaTransform,
   })
@@ -134,6 +148,10 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       req.log.warn({ cause: (err.cause as Error | undefined)?.message }, 'relay store unavailable')
       return reply.code(503).send(errorBody(503, 'relay registry (Redis) is unreachable'))
     }
+    if (err instanceof AccountsUnavailableError) {
+      req.log.warn({ cause: (err.cause as Error | undefined)?.message }, 'accounts store unavailable')
+      return reply.code(503).send(errorBody(503, 'accounts store (Redis) is unreachable'))
+    }
     if (hasZodFastifySchemaValidationErrors(err)) return reply.code(400).send(validationError(err))
     const status = err.statusCode
     if (status !== undefined && status >= 400 && status < 500) {
@@ -151,6 +169,10 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     if (route === RELAYS && req.method === 'POST') {
       const result = registrationResult(reply.statusCode)
       if (result) metrics.registrations.inc({ result })
+    }
+    if (route === TICKETS && req.method === 'POST' && opts.accounts) {
+      const result = ticketResult(reply.statusCode)
+      if (result) metrics.ticketRequests.inc({ result })
     }
   })
 
@@ -236,6 +258,8 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       return { status: 'ready' as const }
     },
   )
+
+  registerAccountRoutes(app, opts.accounts)
 
   app.get('/metrics', { logLevel: 'warn', schema: { hide: true } }, async (_req, reply) => {
     return reply.header('content-type', registry.contentType).send(await registry.metrics())

@@ -3,11 +3,16 @@ import { Command } from 'commander'
 import { createDiscoveryServer, createMemoryStore } from '@pos-relay/discovery'
 import { newConfig, parseConfig, RelayServer } from '@pos-relay/relay'
 import { createLogger } from '@pos-relay/shared'
+import { createDevAccounts, DEFAULT_TICKET_TTL_SECONDS, MAX_TICKET_TTL_SECONDS } from '@pos-relay/accounts'
 import { intArg, LOG_LEVEL_HELP, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
-import { DEFAULT_DISCOVERY_PORT } from './discovery.js'
+import { checkTicketTtl, DEFAULT_DISCOVERY_PORT, loadTiers } from './discovery.js'
 
-interface DevOptions { port: number, relayPort: number, metricsPort: number, ttl: number, logLevel: string }
+interface DevOptions extends DevAccountsFlags { port: number, relayPort: number, metricsPort: number, ttl: number, logLevel: string }
+
+// ---- accounts (issue 4), discovery side: flags of `dev` ----
+interface DevAccountsFlags { accounts: boolean, tiersFile?: string, ticketTtl: number }
+// ---- end accounts ----
 
 export function devCommand (): Command {
   return new Command('dev')
@@ -17,11 +22,28 @@ export function devCommand (): Command {
     .addOption(option('--metrics-port <port>', 'relay metrics port', 'METRICS_PORT').argParser(intArg('--metrics-port')).default(9373))
     .addOption(option('--ttl <seconds>', 'discovery TTL for relay entries', 'RELAY_TTL_SECONDS').argParser(intArg('--ttl')).default(30))
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('warn'))
+    // ---- accounts (issue 4), discovery side ----
+    .addOption(option('--no-accounts', 'turn accounts off (on by default: an in-memory ticket key, admin secret and a `dev` account are created)'))
+    .addOption(option('--tiers-file <file>', 'tiers (JSON object keyed by tier name); default: free, pro, unlimited', 'TIERS_FILE'))
+    .addOption(option('--ticket-ttl <seconds>', `relay ticket lifetime, 1-${MAX_TICKET_TTL_SECONDS}`, 'TICKET_TTL_SECONDS').argParser(intArg('--ticket-ttl')).default(DEFAULT_TICKET_TTL_SECONDS))
+    // ---- end accounts ----
     .action(async (opts: DevOptions) => {
       const secret = randomBytes(24).toString('base64url')
       const store = createMemoryStore()
       const discoveryLogger = createLogger({ name: 'discovery', level: opts.logLevel })
-      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger: discoveryLogger })
+
+      // ---- accounts (issue 4), discovery side: memory store, bus and usage sink shared in this
+      // process. devAccounts.{verifier, revocations, usageSink, tiers} are what the relay needs. ----
+      if (opts.accounts) checkTicketTtl(opts.ticketTtl)
+      const devAccounts = opts.accounts
+        ? await createDevAccounts({ tiers: await loadTiers(opts.tiersFile), ticketTtlSeconds: opts.ticketTtl })
+        : undefined
+      const accounts = devAccounts != null
+        ? { store: devAccounts.store, issuer: devAccounts.issuer, adminSecret: devAccounts.adminSecret, revocations: devAccounts.revocations, usage: devAccounts.usageSink, tiers: devAccounts.tiers }
+        : undefined
+      // ---- end accounts ----
+
+      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger: discoveryLogger, ...(accounts != null ? { accounts } : {}) })
       await app.listen({ host: '127.0.0.1', port: opts.port })
       const apiUrl = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 
@@ -45,14 +67,28 @@ export function devCommand (): Command {
         `  relay metrics:  http://127.0.0.1:${relay.metricsAddress?.port}/metrics`,
         `  try: curl -s ${apiUrl}/api/p2p/relays`,
         `  example app: npm run -w examples/file-transfer listen -- --discovery ${apiUrl}`,
+        // ---- accounts (issue 4) ----
+        ...(devAccounts != null
+          ? [
+              `  accounts:       on (dev only: these credentials live in memory and die with this process)`,
+              `  dev account:    ${devAccounts.account.id} (name "${devAccounts.account.name}", tier ${devAccounts.account.tier})`,
+              `  dev API key:    ${devAccounts.apiKey}`,
+              `  admin secret:   ${devAccounts.adminSecret}`,
+              `  ticket:         curl -s -X POST ${apiUrl}/api/p2p/tickets -H 'authorization: Bearer ${devAccounts.apiKey}' -H 'content-type: application/json' -d '{"peer_id":"<your peer id>"}'`,
+              `  admin:          ADMIN_SECRET=${devAccounts.adminSecret} npx pos-relay accounts list --api-url ${apiUrl}`
+            ]
+          : ['  accounts:       off']),
+        // ---- end accounts ----
         ''
       ].join('\n'))
       handleShutdown(discoveryLogger, async () => {
         await relay.drain()
         await app.close()
+        await devAccounts?.close()
       }, async () => {
         await relay.stop()
         await app.close()
+        await devAccounts?.close()
       })
     })
 }

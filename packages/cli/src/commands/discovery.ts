@@ -1,13 +1,85 @@
 import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
-import { createDiscoveryServer, createMemoryStore, createRedisStore, type RelayStore } from '@pos-relay/discovery'
-import { createLogger } from '@pos-relay/shared'
+import { createDiscoveryServer, createMemoryStore, createRedisStore, type AccountsOptions, type RelayStore } from '@pos-relay/discovery'
+import { createLogger, type Logger } from '@pos-relay/shared'
+import {
+  createMemoryAccountStore,
+  createMemoryRevocationBus,
+  createMemoryUsageSink,
+  createRedisAccountStore,
+  createRedisRevocationBus,
+  createRedisUsageSink,
+  DEFAULT_TICKET_TTL_SECONDS,
+  DEFAULT_TIERS,
+  MAX_TICKET_TTL_SECONDS,
+  parseTiers,
+  TicketIssuer,
+  type Tier
+} from '@pos-relay/accounts'
 import { intArg, LOG_LEVEL_HELP, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
+import { readTicketKeysFile } from './keys.js'
 
 export const DEFAULT_DISCOVERY_PORT = 8080
 
-interface DiscoveryOptions { port: number, host: string, redis?: string, ttl: number, p2pSecretFile?: string, logLevel: string }
+interface DiscoveryOptions extends AccountsFlags { port: number, host: string, redis?: string, ttl: number, p2pSecretFile?: string, logLevel: string }
+
+// ---- accounts (issue 4): flags, loading and wiring of the discovery side ----
+
+export interface AccountsFlags { adminSecretFile?: string, ticketKeysFile?: string, ticketTtl: number, tiersFile?: string }
+
+function configError (message: string): Error {
+  const err = new Error(message)
+  err.name = 'ConfigError'
+  return err
+}
+
+/** Reads and validates a tiers file (JSON); the built-in tiers without one. */
+export async function loadTiers (file: string | undefined): Promise<Record<string, Tier>> {
+  if (file == null) return DEFAULT_TIERS
+  let json: unknown
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'))
+  } catch (err: any) {
+    throw configError(err.code === 'ENOENT' ? `tiers file ${file} does not exist` : `tiers file ${file} is not valid JSON (${err.message})`)
+  }
+  try {
+    return parseTiers(json)
+  } catch (err: any) {
+    throw configError(`${file}: ${err.message}`)
+  }
+}
+
+export function checkTicketTtl (ttl: number): void {
+  if (ttl < 1 || ttl > MAX_TICKET_TTL_SECONDS) throw configError(`--ticket-ttl must be from 1 to ${MAX_TICKET_TTL_SECONDS} seconds`)
+}
+
+/**
+ * Accounts are on when both a ticket keys file and an admin secret are given. With a Redis URL
+ * accounts, revocations and usage live in Redis; otherwise in this process's memory.
+ */
+async function accountsFrom (opts: DiscoveryOptions, logger: Logger): Promise<{ accounts: AccountsOptions, close: () => Promise<void> } | undefined> {
+  let adminSecret: string | undefined
+  if (opts.adminSecretFile != null) adminSecret = (await readFile(opts.adminSecretFile, 'utf8')).trim()
+  else adminSecret = process.env.ADMIN_SECRET?.trim()
+  if (adminSecret === '') adminSecret = undefined
+  if (opts.ticketKeysFile == null && adminSecret == null) return undefined
+  if (opts.ticketKeysFile == null) throw configError('accounts need a ticket keys file too: pass --ticket-keys-file (create one with `pos-relay keys generate --out FILE`)')
+  if (adminSecret == null) throw configError('accounts need an admin secret too: set ADMIN_SECRET or pass --admin-secret-file')
+  checkTicketTtl(opts.ticketTtl)
+  const keys = await readTicketKeysFile(opts.ticketKeysFile).catch((err: Error) => { throw configError(err.message) })
+  const issuer = await TicketIssuer.create({ keys, ttlSeconds: opts.ticketTtl })
+  const tiers = await loadTiers(opts.tiersFile)
+  const revocations = opts.redis != null ? createRedisRevocationBus({ redisUrl: opts.redis, logger }) : createMemoryRevocationBus({ logger })
+  const store = opts.redis != null ? createRedisAccountStore({ redisUrl: opts.redis, revocations, logger }) : createMemoryAccountStore({ revocations })
+  const usage = opts.redis != null ? createRedisUsageSink({ redisUrl: opts.redis, logger }) : createMemoryUsageSink()
+  return {
+    accounts: { store, issuer, adminSecret, revocations, usage, tiers },
+    close: async () => { await store.close(); await usage.close(); await revocations.close() }
+  }
+}
+
+// ---- end accounts ----
 
 async function secretFrom (opts: DiscoveryOptions): Promise<string> {
   if (opts.p2pSecretFile != null) return (await readFile(opts.p2pSecretFile, 'utf8')).trim()
@@ -25,7 +97,12 @@ export function discoveryCommand (): Command {
     .addOption(option('--ttl <seconds>', 'seconds a relay stays listed after its last heartbeat', 'RELAY_TTL_SECONDS').argParser(intArg('--ttl')).default(30))
     .addOption(option('--p2p-secret-file <file>', 'read the relays\' p2p secret from this file instead of P2P_SECRET', 'P2P_SECRET_FILE'))
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
-    .addHelpText('after', '\nEnvironment:\n  P2P_SECRET   the secret relays send as `Authorization: Bearer <secret>` (required unless --p2p-secret-file)\n')
+    // accounts (issue 4): on when a ticket keys file and an admin secret are given
+    .addOption(option('--admin-secret-file <file>', 'read the admin secret (admin routes; must differ from the p2p secret) from this file instead of ADMIN_SECRET', 'ADMIN_SECRET_FILE'))
+    .addOption(option('--ticket-keys-file <file>', 'ticket-signing keys (JSON array of Ed25519 JWKs, first signs; `pos-relay keys generate`); turns accounts on with an admin secret', 'TICKET_KEYS_FILE'))
+    .addOption(option('--ticket-ttl <seconds>', `relay ticket lifetime, 1-${MAX_TICKET_TTL_SECONDS}`, 'TICKET_TTL_SECONDS').argParser(intArg('--ticket-ttl')).default(DEFAULT_TICKET_TTL_SECONDS))
+    .addOption(option('--tiers-file <file>', 'tiers (JSON object keyed by tier name); default: free, pro, unlimited', 'TIERS_FILE'))
+    .addHelpText('after', '\nEnvironment:\n  P2P_SECRET     the secret relays send as `Authorization: Bearer <secret>` (required unless --p2p-secret-file)\n  ADMIN_SECRET   the admin secret for /api/admin/* (accounts: with --ticket-keys-file; unless --admin-secret-file)\n\nAccounts live in Redis with --redis, otherwise in this process\'s memory.\n')
     .action(async (opts: DiscoveryOptions) => {
       if (opts.ttl < 1) throw new Error('--ttl must be at least 1 second')
       const secret = await secretFrom(opts)
@@ -33,11 +110,19 @@ export function discoveryCommand (): Command {
       const store: RelayStore = opts.redis != null
         ? createRedisStore({ url: opts.redis, logger })
         : createMemoryStore()
-      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger })
+      const accounts = await accountsFrom(opts, logger)
+      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger, ...(accounts != null ? { accounts: accounts.accounts } : {}) })
       await app.listen({ host: opts.host, port: opts.port })
       const port = (app.server.address() as { port: number }).port
-      process.stdout.write(JSON.stringify({ event: 'discovery_ready', url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`, store: opts.redis != null ? 'redis' : 'memory', ttl_seconds: opts.ttl }) + '\n')
-      const close = async (): Promise<void> => { await app.close(); await store.close() }
+      process.stdout.write(JSON.stringify({
+        event: 'discovery_ready',
+        url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
+        store: opts.redis != null ? 'redis' : 'memory',
+        ttl_seconds: opts.ttl,
+        accounts: accounts != null,
+        ...(accounts != null ? { ticket_kid: accounts.accounts.issuer.kid, ticket_ttl_seconds: opts.ticketTtl, tiers: Object.keys(accounts.accounts.tiers) } : {})
+      }) + '\n')
+      const close = async (): Promise<void> => { await app.close(); await store.close(); await accounts?.close() }
       handleShutdown(logger, close, close)
     })
 }

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
 import { createLogger } from '@pos-relay/shared'
 import { DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
@@ -26,11 +27,15 @@ interface RunOptions {
   ipConnectionsPerSecond?: number
   peerReservationsPerMinute?: number
   peerCircuitsPerMinute?: number
+  auth?: boolean
+  ticketKeysUrl?: string
+  tiersFile?: string
+  meteringInterval?: number
   logLevel?: string
 }
 
 /** Flags and env vars override the file; the result is validated as a whole. */
-export function applyOverrides (file: RelayConfig, o: RunOptions): RelayConfig {
+export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise<RelayConfig> {
   const limits = { ...file.limits }
   if (o.maxReservations != null) limits.max_reservations = o.maxReservations
   if (o.reservationTtl != null) limits.reservation_ttl_seconds = o.reservationTtl
@@ -46,6 +51,13 @@ export function applyOverrides (file: RelayConfig, o: RunOptions): RelayConfig {
   if (o.ipConnectionsPerSecond != null) rateLimits.ip_connections_per_second = o.ipConnectionsPerSecond
   if (o.peerReservationsPerMinute != null) rateLimits.peer_reservations_per_minute = o.peerReservationsPerMinute
   if (o.peerCircuitsPerMinute != null) rateLimits.peer_circuits_per_minute = o.peerCircuitsPerMinute
+  const auth = { ...file.auth }
+  if (o.auth === true) auth.enabled = true
+  if (o.ticketKeysUrl != null) auth.ticket_keys_url = o.ticketKeysUrl
+  if (o.meteringInterval != null) auth.metering_interval_seconds = o.meteringInterval
+  if (o.tiersFile != null) auth.tiers = JSON.parse(await readFile(o.tiersFile, 'utf8'))
+  // one Redis serves rate limits and accounts unless the config names two
+  if (auth.redis_url == null && rateLimits.redis_url != null) auth.redis_url = rateLimits.redis_url
   return parseConfig({
     ...file,
     ...(o.port != null ? { port: o.port } : {}),
@@ -56,7 +68,8 @@ export function applyOverrides (file: RelayConfig, o: RunOptions): RelayConfig {
     ...(o.metricsHost != null ? { metrics_host: o.metricsHost } : {}),
     ...(o.drainSeconds != null ? { drain_seconds: o.drainSeconds } : {}),
     limits,
-    rate_limits: rateLimits
+    rate_limits: rateLimits,
+    auth
   }, 'config after flags')
 }
 
@@ -84,9 +97,13 @@ export function runCommand (): Command {
     .addOption(option('--ip-connections-per-second <n>', 'new connections per second per source IP, 0 = off (config: rate_limits.ip_connections_per_second)', 'IP_CONNECTIONS_PER_SECOND').argParser(intArg('--ip-connections-per-second')))
     .addOption(option('--peer-reservations-per-minute <n>', 'reservations per minute per peer across the fleet, 0 = off (config: rate_limits.peer_reservations_per_minute)', 'PEER_RESERVATIONS_PER_MINUTE').argParser(intArg('--peer-reservations-per-minute')))
     .addOption(option('--peer-circuits-per-minute <n>', 'circuits per minute per source peer across the fleet, 0 = off (config: rate_limits.peer_circuits_per_minute)', 'PEER_CIRCUITS_PER_MINUTE').argParser(intArg('--peer-circuits-per-minute')))
+    .addOption(option('--auth', 'require account tickets for reservations and circuits (config: auth.enabled)', 'AUTH_ENABLED'))
+    .addOption(option('--ticket-keys-url <url>', 'JWKS of the ticket keys (config: auth.ticket_keys_url, default <api_url>/api/p2p/ticket-keys)', 'TICKET_KEYS_URL'))
+    .addOption(option('--tiers-file <file>', 'JSON object of tiers by name (config: auth.tiers)', 'TIERS_FILE'))
+    .addOption(option('--metering-interval <s>', 'seconds between usage flushes to Redis (config: auth.metering_interval_seconds)', 'METERING_INTERVAL_SECONDS').argParser(intArg('--metering-interval')))
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
     .action(async (opts: RunOptions) => {
-      const config = applyOverrides(await loadConfig(opts.config), opts)
+      const config = await applyOverrides(await loadConfig(opts.config), opts)
       const logger = createLogger({ name: 'relay', level: opts.logLevel })
       const relay = new RelayServer({ config, logger })
       await relay.start()

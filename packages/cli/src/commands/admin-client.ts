@@ -1,0 +1,57 @@
+import { readFile } from 'node:fs/promises'
+import type { Command } from 'commander'
+import { option } from '../options.js'
+
+export const DEFAULT_API_URL = 'http://127.0.0.1:8080'
+
+export interface AdminClientOptions { apiUrl: string, adminSecretFile?: string }
+
+/** Adds the flags every admin command takes (so each subcommand's --help lists them). */
+export function withAdminOptions (cmd: Command): Command {
+  return cmd
+    .addOption(option('--api-url <url>', 'discovery API base URL', 'API_URL').default(DEFAULT_API_URL))
+    .addOption(option('--admin-secret-file <file>', 'read the admin secret from this file instead of ADMIN_SECRET', 'ADMIN_SECRET_FILE'))
+    .addHelpText('after', '\nEnvironment:\n  ADMIN_SECRET   the discovery admin secret (required unless --admin-secret-file); never the relays\' P2P secret\n')
+}
+
+export async function adminSecret (opts: { adminSecretFile?: string }): Promise<string> {
+  if (opts.adminSecretFile != null) {
+    const secret = (await readFile(opts.adminSecretFile, 'utf8')).trim()
+    if (secret === '') throw new Error(`the admin secret file ${opts.adminSecretFile} is empty`)
+    return secret
+  }
+  const secret = process.env.ADMIN_SECRET?.trim()
+  if (secret == null || secret === '') throw new Error('the admin secret is required: set ADMIN_SECRET or pass --admin-secret-file')
+  return secret
+}
+
+/**
+ * Calls an admin route and returns the response body (parsed JSON, or text for non-JSON). A non-2xx
+ * answer becomes an Error carrying the API's message; the secret is never part of any message.
+ */
+export async function adminRequest (opts: AdminClientOptions, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  const secret = await adminSecret(opts)
+  const url = `${opts.apiUrl.replace(/\/+$/, '')}${path}`
+  let res: Response
+  try {
+    res = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${secret}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(15_000)
+    })
+  } catch (err: any) {
+    throw new Error(`cannot reach the discovery API at ${opts.apiUrl}: ${err.cause?.code ?? err.cause?.message ?? err.message}`)
+  }
+  const text = await res.text()
+  const json = (() => { try { return JSON.parse(text) } catch { return undefined } })()
+  if (!res.ok) {
+    const message = typeof json?.message === 'string' ? json.message : text.slice(0, 200)
+    throw new Error(`${method} ${path} failed: ${res.status} ${message}`)
+  }
+  return (res.headers.get('content-type') ?? '').includes('json') ? json : text
+}
+
+export function printJson (value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+}
