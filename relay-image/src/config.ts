@@ -77,6 +77,25 @@ const multiaddrString = z.string().refine((s) => {
  * `pos-p2p-relay` config (`keypair` is the hex of the protobuf-encoded
  * private key, byte-compatible with rust-libp2p's `Keypair::to_protobuf_encoding`).
  */
+const authSchema = z.object({
+  /** refuse reservations and circuits from peers without a valid account ticket */
+  enabled: z.boolean().default(false),
+  /** JWKS of the ticket keys; default `<api_url>/api/p2p/ticket-keys` */
+  ticket_keys_url: z.url({ protocol: /^https?$/ }).optional(),
+  /** Redis for revocations, metering, quotas and per-account reservation counts (shared by the fleet) */
+  redis_url: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** tiers by name (see @pos-relay/accounts DEFAULT_TIERS when absent) */
+  tiers: z.record(z.string(), z.object({
+    name: z.string(),
+    max_reservations: z.number().int().min(0),
+    circuit_data_limit_bytes: z.number().int().min(0),
+    circuit_duration_seconds: z.number().int().min(0),
+    monthly_bytes: z.number().int().min(0)
+  }).strict()).optional(),
+  /** usage is flushed to Redis this often; a crash loses at most this much metering */
+  metering_interval_seconds: z.number().int().min(1).max(300).default(5)
+}).strict()
+
 export const relayConfigSchema = z.object({
   id: z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
   api_url: z.url({ protocol: /^https?$/ }).optional(),
@@ -92,7 +111,8 @@ export const relayConfigSchema = z.object({
   /** seconds open circuits may keep running after SIGTERM */
   drain_seconds: z.number().int().min(0).max(3600).default(30),
   limits: limitsSchema.default(limitsSchema.parse({})),
-  rate_limits: rateLimitsSchema.default(rateLimitsSchema.parse({}))
+  rate_limits: rateLimitsSchema.default(rateLimitsSchema.parse({})),
+  auth: authSchema.default(authSchema.parse({}))
 }).strict()
 
 export type RelayConfig = z.infer<typeof relayConfigSchema>

@@ -1,4 +1,4 @@
-import { peerIdFromMultihash } from '@libp2p/peer-id'
+import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
 import { hopStatusCodec, HopStatus, type HopStatusCode } from './hop-status.js'
 import { spliceStreams, type CircuitEnd } from './splice.js'
@@ -7,6 +7,7 @@ import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
 import type { Logger } from '@pos-relay/shared'
 import type { Connection, ConnectionGater, PeerId, Stream } from '@libp2p/interface'
+import type { Tier, UsageDelta } from '@pos-relay/accounts'
 
 /**
  * The parts of @libp2p/circuit-relay-v2's server (4.2.13, pinned exactly) that
@@ -51,6 +52,20 @@ export interface HopHooksOptions {
    * also limited per account (`rate_limits.account_circuits_per_minute`).
    */
   accountOf?: (peer: PeerId) => string | undefined
+  /** with auth on: tickets, tiers, quotas and metering (see auth.ts / account-policy.ts) */
+  accounts?: AccountPolicy
+}
+
+/** Account rules the hooks apply when auth is on. */
+export interface AccountPolicy {
+  /** account and tier of a peer that presented a valid ticket; undefined: refuse */
+  identify: (peer: PeerId) => { account: string, tier: Tier } | undefined
+  /** fleet-wide admission of one more reservation for the account (tier.max_reservations) */
+  admitReservation: (account: string, peer: PeerId, tier: Tier) => Promise<boolean>
+  releaseReservation: (account: string, peer: PeerId) => void
+  /** bytes the account may still relay this month; Infinity when unlimited */
+  remainingBytes: (account: string, tier: Tier) => Promise<number>
+  meter: (account: string, delta: Partial<UsageDelta>) => void
 }
 
 export interface HopHooks {
@@ -62,6 +77,22 @@ export interface HopHooks {
   waitForCircuitsToEnd: (signal: AbortSignal) => Promise<void>
   /** ends every open circuit (relay stop) */
   abortCircuits: (reason: Error) => void
+  /** ends a peer's reservation and every circuit it is part of (revocation) */
+  revokePeer: (peer: PeerId, reason: string) => void
+  /**
+   * Called every metering interval: bills reservation- and circuit-seconds
+   * accrued since the last tick, and cuts circuits of accounts whose
+   * monthly quota was used up (possibly on other relays).
+   */
+  tick: () => Promise<void>
+}
+
+interface Circuit {
+  abort: (reason: Error) => void
+  src: string
+  dst: string
+  account?: string
+  lastBilled: number
 }
 
 const isCircuit = (conn: Connection): boolean => conn.remoteAddr.toString().includes('/p2p-circuit')
@@ -77,7 +108,10 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   }
 
   const { limits, metrics, logger } = opts
-  const circuits = new Set<(reason: Error) => void>()
+  const circuits = new Set<Circuit>()
+  /** reservations made with auth on: who pays for them, billed since when */
+  const reservationAccounts = new Map<string, { account: string, peer: PeerId, lastBilled: number }>()
+  const accounts = opts.accounts
   const idleWaiters = new Set<() => void>()
   const bytesTo = {
     destination: metrics.relayedBytesTotal.labels('to_destination'),
@@ -100,12 +134,36 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       await refuse(ctx, options, HopStatus.RESERVATION_REFUSED, 'draining')
       return
     }
-    if (!(await opts.rateLimiter.allow('peer_reservation', ctx.connection.remotePeer.toString()))) {
+    const peer = ctx.connection.remotePeer
+    if (!(await opts.rateLimiter.allow('peer_reservation', peer.toString()))) {
       metrics.reservationsTotal.inc({ result: 'refused' })
       await refuse(ctx, options, HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_reservation_rate')
       return
     }
-    await handleReserve(ctx, options)
+    if (accounts == null) { await handleReserve(ctx, options); return }
+    const who = accounts.identify(peer)
+    if (who == null) {
+      metrics.reservationsTotal.inc({ result: 'denied' })
+      await refuse(ctx, options, HopStatus.PERMISSION_DENIED, 'no_ticket')
+      return
+    }
+    const refreshing = store.reservations.get(peer) != null
+    if (!refreshing && !(await accounts.admitReservation(who.account, peer, who.tier))) {
+      metrics.reservationsTotal.inc({ result: 'refused' })
+      await refuse(ctx, options, HopStatus.RESOURCE_LIMIT_EXCEEDED, 'account_reservations')
+      return
+    }
+    limitOf.set(peer.toString(), circuitDataLimit(who.tier))
+    try {
+      await handleReserve(ctx, options)
+    } finally {
+      limitOf.delete(peer.toString())
+    }
+    if (store.reservations.get(peer) != null) {
+      if (!reservationAccounts.has(peer.toString())) reservationAccounts.set(peer.toString(), { account: who.account, peer, lastBilled: Date.now() })
+    } else if (!refreshing) {
+      accounts.releaseReservation(who.account, peer)
+    }
   }
 
   // Upstream applies one default limit with the duration in ms, but writes
@@ -113,6 +171,10 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   // (a 2 min limit is announced as 120000 s). So we announce only the data
   // limit and enforce the duration ourselves.
   const dataLimit = limits.circuit_data_limit_bytes > 0 ? { data: BigInt(limits.circuit_data_limit_bytes) } : undefined
+  const circuitDataLimit = (tier?: Tier): { data: bigint } | undefined =>
+    tier != null && tier.circuit_data_limit_bytes > 0 ? { data: BigInt(tier.circuit_data_limit_bytes) } : dataLimit
+  /** the limit to announce for a reservation being made (per tier with auth on) */
+  const limitOf = new Map<string, { data: bigint } | undefined>()
   const reserve = store.reserve.bind(store)
   store.reserve = (peer, addr) => {
     const existed = store.reservations.get(peer) != null
@@ -120,7 +182,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     // upstream's protons codec uses string enum values ('OK')
     if (result.status === 'OK' || result.status === HopStatus.OK) {
       const reservation = store.reservations.get(peer)
-      if (reservation != null) reservation.limit = dataLimit
+      if (reservation != null) reservation.limit = limitOf.has(peer.toString()) ? limitOf.get(peer.toString()) : dataLimit
       metrics.reservationsTotal.inc({ result: existed ? 'refreshed' : 'ok' })
     } else {
       metrics.reservationsTotal.inc({ result: 'refused' })
@@ -151,10 +213,24 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     if (!(await opts.rateLimiter.allow('peer_circuit', connection.remotePeer.toString()))) {
       await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_circuit_rate'); return
     }
-    const account = opts.accountOf?.(connection.remotePeer)
+    const who = accounts?.identify(connection.remotePeer)
+    if (accounts != null && who == null) { await fail(HopStatus.PERMISSION_DENIED, 'no_ticket'); return }
+    const account = who?.account ?? opts.accountOf?.(connection.remotePeer)
     if (account != null && !(await opts.rateLimiter.allow('account_circuit', account))) {
       await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'account_circuit_rate'); return
     }
+    // the circuit's data limit: the tier's (or the relay's), and never more than the quota left
+    let circuitLimit = circuitDataLimit(who?.tier)
+    let quotaBound = false
+    if (who != null && who.tier.monthly_bytes > 0) {
+      const remaining = await accounts!.remainingBytes(who.account, who.tier)
+      if (remaining <= 0) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'quota'); return }
+      if (circuitLimit == null || BigInt(Math.floor(remaining)) < circuitLimit.data) {
+        circuitLimit = { data: BigInt(Math.floor(remaining)) }
+        quotaBound = true
+      }
+    }
+    const durationSeconds = who != null && who.tier.circuit_duration_seconds > 0 ? who.tier.circuit_duration_seconds : limits.circuit_duration_seconds
     let dst: PeerId
     try {
       if (request.peer?.id == null) throw new Error('no peer in CONNECT')
@@ -174,11 +250,11 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
 
     const dstStream = await stopHop({
       connection: dstConnection,
-      request: { type: 'CONNECT', peer: { id: connection.remotePeer.toMultihash().bytes, addrs: [] }, ...(dataLimit != null ? { limit: dataLimit } : {}) }
+      request: { type: 'CONNECT', peer: { id: connection.remotePeer.toMultihash().bytes, addrs: [] }, ...(circuitLimit != null ? { limit: circuitLimit } : {}) }
     }, options).catch(() => undefined)
     if (dstStream == null) { await fail(HopStatus.CONNECTION_FAILED, 'connection_failed'); return }
     try {
-      await ctx.stream.pb(pb.HopMessage).write({ type: 'STATUS', status: 'OK', ...(dataLimit != null ? { limit: dataLimit } : {}) }, options)
+      await ctx.stream.pb(pb.HopMessage).write({ type: 'STATUS', status: 'OK', ...(circuitLimit != null ? { limit: circuitLimit } : {}) }, options)
     } catch (err: any) {
       dstStream.abort(err)
       metrics.circuitsTotal.inc({ result: 'failed' })
@@ -188,35 +264,56 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     const srcStream = ctx.stream.unwrap()
     metrics.circuitsTotal.inc({ result: 'opened' })
 
+    if (account != null) accounts?.meter(account, { circuits: 1 })
+    const circuit: Circuit = { abort: () => {}, src: connection.remotePeer.toString(), dst: dst.toString(), ...(who != null ? { account: who.account } : {}), lastBilled: Date.now() }
     const onEnd = (end: CircuitEnd): void => {
-      circuits.delete(abort)
+      circuits.delete(circuit)
       reservation.signal.removeEventListener('abort', onReservationEnd)
-      metrics.circuitEndsTotal.inc({ reason: end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason })
-      logger.debug({ event: 'circuit_end', reason: end.reason, err: end.error?.message, bytes_to_destination: end.bytesToDestination, bytes_to_source: end.bytesToSource }, 'circuit closed')
+      if (who != null) accounts!.meter(who.account, { circuit_seconds: (Date.now() - circuit.lastBilled) / 1000 })
+      const reason = (end.reason === 'data_limit' && quotaBound) || end.error?.name === 'QuotaExceededError' ? 'quota' : end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason
+      metrics.circuitEndsTotal.inc({ reason })
+      logger.debug({ event: 'circuit_end', reason, err: end.error?.message, bytes_to_destination: end.bytesToDestination, bytes_to_source: end.bytesToSource }, 'circuit closed')
       if (circuits.size === 0) for (const wake of idleWaiters) wake()
     }
-    const abort = spliceStreams(srcStream, dstStream, {
-      dataLimit: limits.circuit_data_limit_bytes,
-      durationMs: limits.circuit_duration_seconds * 1000,
-      onBytesToDestination: (n) => { bytesTo.destination.inc(n) },
-      onBytesToSource: (n) => { bytesTo.source.inc(n) },
+    circuit.abort = spliceStreams(srcStream, dstStream, {
+      dataLimit: circuitLimit != null ? Number(circuitLimit.data) : 0,
+      durationMs: durationSeconds * 1000,
+      onBytesToDestination: (n) => {
+        bytesTo.destination.inc(n)
+        if (who != null) accounts!.meter(who.account, { bytes_to_destination: n })
+      },
+      onBytesToSource: (n) => {
+        bytesTo.source.inc(n)
+        if (who != null) accounts!.meter(who.account, { bytes_to_source: n })
+      },
       onEnd
     })
     // the destination's reservation ending (expiry, disconnect) ends its circuits
-    const onReservationEnd = (): void => { abort(new Error('reservation ended')) }
+    const onReservationEnd = (): void => { circuit.abort(new Error('reservation ended')) }
     reservation.signal.addEventListener('abort', onReservationEnd, { once: true })
-    circuits.add(abort)
+    circuits.add(circuit)
+  }
+
+  const releaseReservation = (peer: PeerId): void => {
+    const billed = reservationAccounts.get(peer.toString())
+    if (billed == null) return
+    reservationAccounts.delete(peer.toString())
+    accounts?.meter(billed.account, { reservation_seconds: (Date.now() - billed.lastBilled) / 1000 })
+    accounts?.releaseReservation(billed.account, peer)
+  }
+
+  const dropReservation = (peer: PeerId): void => {
+    releaseReservation(peer)
+    const reservation = store.reservations.get(peer)
+    if (reservation == null) return
+    reservation.signal.clear()
+    store.reservations.delete(peer)
+    logger.debug({ event: 'reservation_dropped' }, 'reservation dropped')
   }
 
   return {
     get activeCircuits () { return circuits.size },
-    dropReservation (peer) {
-      const reservation = store.reservations.get(peer)
-      if (reservation == null) return
-      reservation.signal.clear()
-      store.reservations.delete(peer)
-      logger.debug({ event: 'reservation_dropped' }, 'reservation dropped: peer disconnected')
-    },
+    dropReservation,
     async waitForCircuitsToEnd (signal) {
       if (circuits.size === 0 || signal.aborted) return
       await new Promise<void>((resolve) => {
@@ -226,7 +323,43 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       })
     },
     abortCircuits (reason) {
-      for (const abort of [...circuits]) abort(reason)
+      for (const c of [...circuits]) c.abort(reason)
+    },
+    revokePeer (peer, reason) {
+      const id = peer.toString()
+      for (const c of [...circuits]) if (c.src === id || c.dst === id) c.abort(new Error(reason))
+      dropReservation(peer)
+    },
+    async tick () {
+      if (accounts == null) return
+      const now = Date.now()
+      for (const r of reservationAccounts.values()) {
+        // a reservation also ends by expiry, which upstream does silently
+        if (store.reservations.get(r.peer) == null) { releaseReservation(r.peer); continue }
+        // a ticket that expired without being renewed ends the reservation
+        if (accounts.identify(r.peer) == null) { metrics.denialsTotal.inc({ reason: 'ticket_expired' }); dropReservation(r.peer); continue }
+        accounts.meter(r.account, { reservation_seconds: (now - r.lastBilled) / 1000 })
+        r.lastBilled = now
+      }
+      const byAccount = new Map<string, Circuit[]>()
+      for (const c of circuits) {
+        if (c.account == null) continue
+        accounts.meter(c.account, { circuit_seconds: (now - c.lastBilled) / 1000 })
+        c.lastBilled = now
+        byAccount.set(c.account, [...(byAccount.get(c.account) ?? []), c])
+      }
+      // quotas are shared: another relay may have used up what this one allowed
+      for (const [account, list] of byAccount) {
+        const peer = list[0]!.src
+        const who = accounts.identify(peerIdFromString(peer))
+        if (who == null || who.tier.monthly_bytes <= 0) continue
+        if (await accounts.remainingBytes(account, who.tier) > 0) continue
+        for (const c of list) c.abort(new QuotaExceededError(`monthly quota of account used up`))
+      }
     }
   }
+}
+
+export class QuotaExceededError extends Error {
+  override name = 'QuotaExceededError'
 }

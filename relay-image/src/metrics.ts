@@ -31,6 +31,7 @@ export class RelayMetrics {
   readonly draining: Gauge
   readonly rateLimitRedisUp: Gauge
   readonly rateLimitFallbackTotal: Counter
+  readonly ticketsTotal: Counter<'result'>
 
   constructor (registry = new Registry()) {
     this.registry = registry
@@ -51,6 +52,7 @@ export class RelayMetrics {
     this.registered = new Gauge({ name: 'pos_relay_registered', help: '1 while the last registration with the discovery API succeeded and has not expired', registers: r, collect () { this.set(sources.registered() ? 1 : 0) } })
     this.rateLimitRedisUp = new Gauge({ name: 'pos_relay_rate_limit_redis_up', help: '1 while rate limits are shared through Redis (0: limited by this relay alone, or no Redis configured)', registers: r, collect () { this.set(sources.rateLimitRedisUp() ? 1 : 0) } })
     this.rateLimitFallbackTotal = new Counter({ name: 'pos_relay_rate_limit_fallback_total', help: 'Rate-limit checks answered by the local fallback because Redis was unreachable', registers: r })
+    this.ticketsTotal = new Counter({ name: 'pos_relay_tickets_total', help: 'Account tickets presented, by result (ok or the rejection reason)', labelNames: ['result'], registers: r })
     this.draining = new Gauge({ name: 'pos_relay_draining', help: '1 while the relay is draining (SIGTERM received)', registers: r })
   }
 }

@@ -8,17 +8,35 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { MultiaddrConnection } from '@libp2p/interface'
 import { HttpServer, send, type Logger } from '@pos-relay/shared'
-import { decodeKeypair, type RelayConfig } from './config.js'
+import { ConfigError, decodeKeypair, type RelayConfig } from './config.js'
 import { installHopHooks, type HopHooks } from './hop-hooks.js'
 import { CIRCUIT_WINDOW_BYTES } from './splice.js'
 import { RelayMetrics } from './metrics.js'
 import { RelayRateLimiter, SampledLog } from './rate-limits.js'
+import { TicketGate, type RevocationsLike, type TicketVerifierLike } from './auth.js'
+import { createAccountPolicy, createRedisReservationCounter, type ReservationCounter } from './account-policy.js'
+import type { Tier, UsageDelta } from '@pos-relay/accounts'
 import { DiscoveryRegistration } from './registration.js'
 
 export interface RelayServerOptions {
   config: RelayConfig
   logger: Logger
   metrics?: RelayMetrics
+  /**
+   * Account services to use instead of building them from `config.auth`
+   * (the one-process dev mode shares in-memory ones with its discovery API).
+   */
+  accounts?: RelayAccountServices
+}
+
+/** What the relay needs from @pos-relay/accounts when auth is on. */
+export interface RelayAccountServices {
+  verifier: TicketVerifierLike
+  revocations: RevocationsLike & { close?: () => Promise<void> }
+  tiers: Record<string, Tier>
+  meter: { add: (account: string, delta: Partial<UsageDelta>) => void, unflushedMonthlyBytes: (account: string) => number, start: () => void, stop: () => Promise<void> }
+  flushedMonthlyBytes: (account: string) => Promise<number>
+  reservations: ReservationCounter
 }
 
 /** `/ip4/a/tcp/p` of an address, without any `/p2p/...` suffix: one key per TCP connection. */
@@ -47,6 +65,10 @@ export class RelayServer {
   private registration?: DiscoveryRegistration
   private draining = false
   private rateLimiter?: RelayRateLimiter
+  private readonly accountServices?: RelayAccountServices
+  private gate?: TicketGate
+  private meteringTimer?: NodeJS.Timeout
+  private builtServices?: RelayAccountServices
   /** connections per source IP on this relay, pending ones included */
   private readonly connectionsPerIp = new Map<string, number>()
   /** inbound connections still in their handshake, by remote address, oldest first */
@@ -58,6 +80,7 @@ export class RelayServer {
     this.config = opts.config
     this.logger = opts.logger
     this.metrics = opts.metrics ?? new RelayMetrics()
+    this.accountServices = opts.accounts
   }
 
   get libp2p (): Libp2p {
@@ -118,7 +141,7 @@ export class RelayServer {
         inboundUpgradeTimeout: limits.handshake_timeout_seconds * 1000,
         // per-IP rates are ours (shared through Redis), see the gater below;
         // upstream's local 5/s per IP would refuse many clients behind one NAT
-        inboundConnectionThreshold: Math.max(config.rate_limits.ip_connections_per_second, 1) * 10
+        inboundConnectionThreshold: config.rate_limits.ip_connections_per_second > 0 ? config.rate_limits.ip_connections_per_second * 10 : Number.MAX_SAFE_INTEGER
       },
       // Refuse by IP before the Noise handshake: the cheapest place to say no.
       connectionGater: {
@@ -152,14 +175,38 @@ export class RelayServer {
       }
     })
     this.node = node
+    const services = this.accountServices ?? (config.auth.enabled ? (this.builtServices = await accountServicesFromConfig(config, logger)) : undefined)
+    if (services != null) {
+      this.gate = new TicketGate({
+        verifier: services.verifier,
+        revocations: services.revocations,
+        tiers: services.tiers,
+        metrics,
+        logger,
+        denials,
+        onRevoked: (peer, reason) => { this.hooks?.revokePeer(peer, reason) }
+      })
+      await this.gate.start(node)
+    }
     this.hooks = installHopHooks(node.services.relay, {
       limits,
       metrics,
       logger,
       isDraining: () => this.draining,
       rateLimiter,
-      denials
+      denials,
+      ...(services != null && this.gate != null
+        ? { accounts: createAccountPolicy({ gate: this.gate, meter: services.meter, flushedMonthlyBytes: services.flushedMonthlyBytes, reservations: services.reservations }) }
+        : {})
     })
+    if (services != null) {
+      services.meter.start()
+      this.meteringTimer = setInterval(() => {
+        void this.hooks?.tick().catch((err: Error) => { logger.warn({ event: 'metering_tick_failed', err: err.message }, 'metering tick failed') })
+        void services.reservations.refresh()
+      }, config.auth.metering_interval_seconds * 1000)
+      this.meteringTimer.unref()
+    }
 
     node.addEventListener('connection:open', (evt) => {
       metrics.connectionsTotal.inc({ direction: evt.detail.direction })
@@ -263,10 +310,36 @@ export class RelayServer {
   async stop (): Promise<void> {
     await this.registration?.stop()
     this.hooks?.abortCircuits(new Error('relay stopping'))
+    clearInterval(this.meteringTimer)
+    await this.hooks?.tick().catch(() => {})
     await this.node?.stop()
+    this.gate?.stop()
+    const services = this.accountServices ?? this.builtServices
+    await services?.meter.stop()
+    await services?.reservations.close()
+    if (this.accountServices == null) await services?.revocations.close?.()
     await this.rateLimiter?.close()
     await this.http.close()
     this.started = false
     this.logger.info({ event: 'relay_stopped' }, 'relay stopped')
+  }
+}
+
+/** Builds the account services of a fleet relay from its config (Redis-backed). */
+async function accountServicesFromConfig (config: RelayConfig, logger: Logger): Promise<RelayAccountServices> {
+  const accounts = await import('@pos-relay/accounts')
+  const { auth } = config
+  if (auth.redis_url == null) throw new ConfigError('auth.redis_url is required when auth is enabled (revocations, metering and quotas are shared through Redis)')
+  const jwksUrl = auth.ticket_keys_url ?? (config.api_url != null ? new URL('api/p2p/ticket-keys', config.api_url.endsWith('/') ? config.api_url : config.api_url + '/').toString() : undefined)
+  if (jwksUrl == null) throw new ConfigError('auth.ticket_keys_url (or api_url) is required when auth is enabled')
+  const redisUrl = auth.redis_url
+  const sink = accounts.createRedisUsageSink({ redisUrl })
+  return {
+    verifier: new accounts.TicketVerifier({ jwksUrl }),
+    revocations: accounts.createRedisRevocationBus({ redisUrl }),
+    tiers: auth.tiers ?? accounts.DEFAULT_TIERS,
+    meter: new accounts.UsageMeter({ sink, relayId: config.id, flushIntervalMs: auth.metering_interval_seconds * 1000, logger }),
+    flushedMonthlyBytes: async (account: string) => await accounts.monthlyBytes({ redisUrl }, account),
+    reservations: createRedisReservationCounter({ redisUrl, relayId: config.id })
   }
 }

@@ -22,10 +22,12 @@ export interface SpliceOptions {
 /**
  * Largest yamux receive window the relay grants per stream (8 MiB: 160 MiB/s
  * per circuit at 50 ms RTT). It bounds the memory of a stalled circuit
- * direction; the read buffer must be able to take a whole window.
+ * direction. The read buffer must take what arrives after the pause: the
+ * window granted by the last update plus frames already in flight, so up to
+ * two windows (one window plus 512 KiB was seen to overflow by a few KiB).
  */
 export const CIRCUIT_WINDOW_BYTES = 8 * 1024 * 1024
-const READ_BUFFER_BYTES = CIRCUIT_WINDOW_BYTES + 512 * 1024
+const READ_BUFFER_BYTES = 2 * CIRCUIT_WINDOW_BYTES
 
 export class TransferLimitError extends Error {
   override name = 'TransferLimitError'

@@ -2,3 +2,4 @@ export { fetchRelays, rankRelays, DiscoveryError, type RelayInfo } from './disco
 export { RelayManager, type RelayManagerOptions, type RelayManagerEvent } from './relay-manager.js'
 export { createRelayPeer, type RelayPeer, type RelayPeerOptions } from './peer.js'
 export { isRelayed } from './connections.js'
+export { TicketClient, TicketRejectedError, presentTicket, TICKET_PROTOCOL } from './tickets.js'

@@ -1,6 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { fetchRelays, rankRelays, type RelayInfo } from './discovery.js'
+import { presentTicket, TicketClient } from './tickets.js'
 import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 
 export interface RelayManagerOptions {
@@ -12,6 +13,8 @@ export interface RelayManagerOptions {
   pollIntervalMs?: number
   /** how often to verify reservations are alive (default 2 s) */
   checkIntervalMs?: number
+  /** the account's API key: with it the manager gets relay tickets and presents them before reserving and dialing */
+  apiKey?: string
   /** log hook; default silent */
   onEvent?: (event: RelayManagerEvent) => void
 }
@@ -54,13 +57,18 @@ interface TransportReservationStore {
  */
 export class RelayManager {
   private readonly node: Libp2p
-  private readonly opts: Required<Omit<RelayManagerOptions, 'onEvent'>> & Pick<RelayManagerOptions, 'onEvent'>
+  private readonly opts: Required<Omit<RelayManagerOptions, 'onEvent' | 'apiKey'>> & Pick<RelayManagerOptions, 'onEvent' | 'apiKey'>
+  private readonly tickets?: TicketClient
+  /** relay peer id -> id of the ticket presented on the current connection */
+  private readonly presented = new Map<string, string>()
   private readonly relays = new Map<string, RelayState>()
   private known: RelayInfo[] = []
   private pollTimer?: NodeJS.Timeout
   private checkTimer?: NodeJS.Timeout
   private readonly controller = new AbortController()
   private running = false
+  /** first-time circuit listens run one at a time: concurrent transportManager.listen calls for circuit addresses can hang */
+  private listenQueue: Promise<unknown> = Promise.resolve()
   /** consecutive failed discovery polls; while no relay is chosen we retry sooner than the poll interval */
   private discoveryFailures = 0
   private nextRetry = 0
@@ -68,6 +76,20 @@ export class RelayManager {
   constructor (node: Libp2p, opts: RelayManagerOptions) {
     this.node = node
     this.opts = { relayCount: 2, pollIntervalMs: 60_000, checkIntervalMs: 2_000, ...opts }
+    if (opts.apiKey != null) this.tickets = new TicketClient({ discoveryUrl: opts.discoveryUrl, apiKey: opts.apiKey, peerId: node.peerId })
+  }
+
+  /**
+   * With an API key: makes sure `relay` holds our current ticket (connecting
+   * to it if needed). A renewed ticket is presented again on the next check.
+   */
+  async ensureTicket (relay: PeerId, signal?: AbortSignal): Promise<void> {
+    if (this.tickets == null) return
+    const ticket = await this.tickets.current()
+    if (this.presented.get(relay.toString()) === ticket.jti && this.node.getConnections(relay).length > 0) return
+    await this.node.dial(relay, signal != null ? { signal } : {})
+    await presentTicket(this.node, relay, ticket.token, signal)
+    this.presented.set(relay.toString(), ticket.jti)
   }
 
   /** Fetches relays and reserves; resolves once the first reservation exists (or rejects after `timeoutMs`). */
@@ -125,14 +147,18 @@ export class RelayManager {
 
   /** Dials `peer` through the relays it is expected on; DCUtR may later upgrade the connection to a direct one. */
   async dial (peer: PeerId | string, options: { signal?: AbortSignal } = {}): Promise<Connection> {
-    const addrs = this.addressesFor(peer)
-    if (addrs.length === 0) throw new Error('no relays known: is the discovery API reachable?')
+    const target = peer.toString()
+    const relays = rankRelays(this.known, target).slice(0, this.opts.relayCount)
+    if (relays.length === 0) throw new Error('no relays known: is the discovery API reachable?')
     let lastError: unknown
-    for (const addr of addrs) {
-      try {
-        return await this.node.dial(addr, options)
-      } catch (err) {
-        lastError = err
+    for (const relay of relays) {
+      for (const a of relay.addrs) {
+        try {
+          await this.ensureTicket(peerIdFromString(relay.peer_id), options.signal)
+          return await this.node.dial(multiaddr(`${a}/p2p-circuit/p2p/${target}`), options)
+        } catch (err) {
+          lastError = err
+        }
       }
     }
     throw lastError
@@ -148,6 +174,7 @@ export class RelayManager {
   }
 
   private readonly onConnectionClose = (evt: CustomEvent<Connection>): void => {
+    if (this.node.getConnections(evt.detail.remotePeer).length === 0) this.presented.delete(evt.detail.remotePeer.toString())
     const state = this.relays.get(evt.detail.remotePeer.toString())
     if (state == null || !this.running) return
     // reconnect promptly, not at the next tick
@@ -191,7 +218,12 @@ export class RelayManager {
   private async check (): Promise<void> {
     if (!this.running) return
     await Promise.all([...this.relays.values()].map(async (state) => {
-      if (this.hasReservation(state.info.peer_id)) { state.failures = 0; return }
+      if (this.hasReservation(state.info.peer_id)) {
+        state.failures = 0
+        // keep a renewed ticket presented, or the relay ends our reservation when the old one expires
+        await this.ensureTicket(state.peerId).catch((err: Error) => { this.opts.onEvent?.({ type: 'reserve_failed', relay: state.info.peer_id, error: err.message }) })
+        return
+      }
       if (state.reserving != null || Date.now() < state.nextAttempt) return
       state.reserving = this.reserve(state).finally(() => { state.reserving = undefined })
       await state.reserving
@@ -203,9 +235,12 @@ export class RelayManager {
     try {
       await this.node.peerStore.merge(peerId, { multiaddrs: info.addrs.map((a) => multiaddr(a)) })
       const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(10_000)])
+      await this.ensureTicket(peerId, signal)
       if (!state.listening) {
         // first time: the transport dials the relay, reserves and adds a listener
-        await this.transportManager().listen([multiaddr(`/p2p/${info.peer_id}/p2p-circuit`)])
+        const listen = this.listenQueue.catch(() => {}).then(async () => { await this.transportManager().listen([multiaddr(`/p2p/${info.peer_id}/p2p-circuit`)]) })
+        this.listenQueue = listen
+        await listen
         state.listening = true
       } else {
         // renew on the existing listener: it re-announces when the transport

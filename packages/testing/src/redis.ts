@@ -13,6 +13,12 @@ export interface StartRedisOptions {
   startTimeoutMs?: number
   /** extra redis-server arguments */
   args?: string[]
+  /**
+   * Keep data across kill()/restart(), like a production Redis: an
+   * append-only file fsynced on every write in one directory shared by the
+   * restarts (removed when the server is stopped for good).
+   */
+  persistent?: boolean
 }
 
 export interface RedisServer {
@@ -32,6 +38,8 @@ export interface RedisServer {
 interface Running {
   child: ChildProcess
   dir: string
+  /** the directory outlives this process (persistent servers) */
+  keepDir?: boolean
 }
 
 // Every redis-server we started and that has not exited yet, so a crashing or
@@ -137,7 +145,7 @@ async function waitExit(r: Running, escalateAfterMs?: number): Promise<void> {
     }
   }
   live.delete(r)
-  rmSync(r.dir, { recursive: true, force: true })
+  if (r.keepDir !== true) rmSync(r.dir, { recursive: true, force: true })
 }
 
 function readLog(dir: string): string {
@@ -148,17 +156,18 @@ function readLog(dir: string): string {
   }
 }
 
-async function spawnRedis(port: number, opts: StartRedisOptions): Promise<Running> {
+async function spawnRedis(port: number, opts: StartRedisOptions, persistentDir?: string): Promise<Running> {
   const bin = redisBinary()
   installExitGuard()
-  const dir = mkdtempSync(join(tmpdir(), 'pos-relay-redis-'))
+  const dir = persistentDir ?? mkdtempSync(join(tmpdir(), 'pos-relay-redis-'))
+  const persistence = persistentDir != null ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
   // prettier-ignore
   const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence,
     '--daemonize', 'no', '--dir', dir, '--logfile', join(dir, 'redis.log'), ...(opts.args ?? []),
   ]
   const child = spawn(bin, args, { stdio: 'ignore' })
-  const running: Running = { child, dir }
+  const running: Running = { child, dir, keepDir: persistentDir != null }
   live.add(running)
   child.once('exit', () => live.delete(running))
   // Do not let a forgotten server keep the test process alive; the exit guard kills it.
@@ -179,17 +188,18 @@ async function spawnRedis(port: number, opts: StartRedisOptions): Promise<Runnin
 /** Starts a throwaway, non-persistent redis-server on 127.0.0.1. */
 export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
   let port = opts.port ?? (await freePort())
+  const persistentDir = opts.persistent === true ? mkdtempSync(join(tmpdir(), 'pos-relay-redis-data-')) : undefined
   let current: Running
   try {
-    current = await spawnRedis(port, opts)
+    current = await spawnRedis(port, opts, persistentDir)
   } catch (err) {
     if (opts.port !== undefined) throw err
     // The free port may have been taken between freePort() and bind; try once more.
     port = await freePort()
-    current = await spawnRedis(port, opts)
+    current = await spawnRedis(port, opts, persistentDir)
   }
 
-  const stop = async () => {
+  const stopProcess = async () => {
     current.child.kill('SIGTERM')
     await waitExit(current, 5000)
   }
@@ -199,14 +209,17 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
     get pid() {
       return current.child.pid ?? -1
     },
-    stop,
+    async stop() {
+      await stopProcess()
+      if (persistentDir != null) rmSync(persistentDir, { recursive: true, force: true })
+    },
     async kill() {
       current.child.kill('SIGKILL')
       await waitExit(current)
     },
     async restart() {
-      if (!exited(current.child)) await stop()
-      current = await spawnRedis(port, opts)
+      if (!exited(current.child)) await stopProcess()
+      current = await spawnRedis(port, opts, persistentDir)
     },
   }
 }

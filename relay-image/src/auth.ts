@@ -1,0 +1,128 @@
+import { TicketError, type RevocationEvent, type Tier, type TicketClaims } from '@pos-relay/accounts'
+import { lpStream } from '@libp2p/utils'
+import type { RelayMetrics } from './metrics.js'
+import type { SampledLog } from './rate-limits.js'
+import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
+import type { Logger } from '@pos-relay/shared'
+
+/** Our protocol for presenting a relay ticket before reserving or dialing. */
+export const TICKET_PROTOCOL = '/pos-relay/ticket/1.0.0'
+/** a compact JWS ticket is well under this; anything larger is refused unread */
+export const MAX_TICKET_BYTES = 4096
+
+export interface TicketVerifierLike {
+  verify: (token: string, expectedPeer: string) => Promise<TicketClaims>
+}
+
+export interface RevocationsLike {
+  subscribe: (handler: (evt: RevocationEvent) => void) => () => void
+  isRevoked: (claims: TicketClaims) => Promise<boolean>
+}
+
+export interface TicketGateOptions {
+  verifier: TicketVerifierLike
+  revocations: RevocationsLike
+  tiers: Record<string, Tier>
+  metrics: RelayMetrics
+  logger: Logger
+  denials: SampledLog
+  /** called when an account or ticket is revoked: end that peer's reservation and circuits */
+  onRevoked: (peer: PeerId, reason: string) => void
+}
+
+/** What the relay answers on the ticket protocol (one length-prefixed JSON message). */
+export interface TicketResponse {
+  status: 'OK' | 'REJECTED'
+  reason?: string
+  account?: string
+  tier?: string
+  expires_at?: string
+}
+
+interface Presented { claims: TicketClaims, peer: PeerId }
+
+/**
+ * Holds the verified ticket of each connected peer. A peer presents its ticket
+ * on TICKET_PROTOCOL; the relay verifies it offline (Ed25519 public keys),
+ * checks revocation and remembers the claims until the ticket expires or the
+ * peer disconnects. Reservations and circuits then look the claims up.
+ */
+export class TicketGate {
+  private readonly presented = new Map<string, Presented>()
+  private readonly opts: TicketGateOptions
+  private unsubscribe?: () => void
+
+  constructor (opts: TicketGateOptions) {
+    this.opts = opts
+  }
+
+  async start (node: Libp2p): Promise<void> {
+    await node.handle(TICKET_PROTOCOL, async (stream, connection) => { await this.onTicket(stream, connection) }, {
+      runOnLimitedConnection: false,
+      maxInboundStreams: 2
+    })
+    node.addEventListener('peer:disconnect', (evt) => { this.presented.delete(evt.detail.toString()) })
+    this.unsubscribe = this.opts.revocations.subscribe((evt) => { this.onRevocation(evt) })
+  }
+
+  stop (): void {
+    this.unsubscribe?.()
+    this.presented.clear()
+  }
+
+  /** The valid, unexpired claims a peer presented, if any. */
+  claimsFor (peer: PeerId): TicketClaims | undefined {
+    const entry = this.presented.get(peer.toString())
+    if (entry == null) return undefined
+    if (entry.claims.exp * 1000 <= Date.now()) {
+      this.presented.delete(peer.toString())
+      return undefined
+    }
+    return entry.claims
+  }
+
+  tierOf (claims: TicketClaims): Tier | undefined {
+    return this.opts.tiers[claims.tier]
+  }
+
+  /** peers currently holding a ticket of `account` */
+  peersOf (account: string): PeerId[] {
+    return [...this.presented.values()].filter((p) => p.claims.account === account).map((p) => p.peer)
+  }
+
+  private async onTicket (stream: Stream, connection: Connection): Promise<void> {
+    const lp = lpStream(stream, { maxDataLength: MAX_TICKET_BYTES })
+    const reply = async (response: TicketResponse): Promise<void> => {
+      await lp.write(new TextEncoder().encode(JSON.stringify(response)), { signal: AbortSignal.timeout(5000) })
+      await stream.close().catch(() => {})
+    }
+    const peer = connection.remotePeer
+    let claims: TicketClaims
+    try {
+      const message = await lp.read({ signal: AbortSignal.timeout(10_000) })
+      const token = new TextDecoder('utf-8', { fatal: true }).decode(message.subarray())
+      claims = await this.opts.verifier.verify(token, peer.toString())
+      if (await this.opts.revocations.isRevoked(claims)) throw new TicketError('revoked')
+      if (this.tierOf(claims) == null) throw new TicketError('bad_claims', `unknown tier ${claims.tier}`)
+    } catch (err: any) {
+      const reason = err instanceof TicketError ? err.reason : 'malformed'
+      this.opts.metrics.ticketsTotal.inc({ result: reason })
+      this.opts.denials.note(`ticket_${reason}`, { reason })
+      await reply({ status: 'REJECTED', reason }).catch(() => { stream.abort(new Error('ticket rejected')) })
+      return
+    }
+    this.presented.set(peer.toString(), { claims, peer })
+    this.opts.metrics.ticketsTotal.inc({ result: 'ok' })
+    await reply({ status: 'OK', account: claims.account, tier: claims.tier, expires_at: new Date(claims.exp * 1000).toISOString() }).catch(() => {})
+  }
+
+  private onRevocation (evt: RevocationEvent): void {
+    for (const [key, entry] of this.presented) {
+      const hit = evt.kind === 'account' ? entry.claims.account === evt.id : entry.claims.jti === evt.id
+      if (!hit) continue
+      this.presented.delete(key)
+      this.opts.logger.info({ event: 'ticket_revoked', kind: evt.kind }, 'revoked: ending reservation and circuits')
+      this.opts.onRevoked(entry.peer, `${evt.kind} revoked`)
+    }
+  }
+}
