@@ -1,0 +1,375 @@
+/**
+ * Side-by-side relay benchmark: our relay (`pos-relay run`) vs rust-libp2p's
+ * and go-libp2p's Circuit Relay v2 servers (small binaries from
+ * e2e/interop/, built and cached by e2e/interop/build.sh), in one run, each
+ * relay in its own process on 127.0.0.1.
+ *
+ *   npx tsc -b && npx node bench/src/relays-compare.ts      (writes docs/benchmarks-relays.md)
+ *
+ * Measured per relay:
+ * - relayed throughput (MiB/s): one rust-libp2p dialer sends BENCH_MIB MiB to
+ *   one rust-libp2p listener through the relay (a fresh pair and circuit per
+ *   transfer, DCUtR off), BENCH_ROUNDS rounds interleaved across the relays;
+ * - relay CPU seconds per GiB relayed (utime + stime from /proc/<pid>/stat
+ *   over the transfers);
+ * - relay RSS (VmRSS) idle, with 1,000 and with 5,000 idle reservations, held
+ *   by `rust-peer --mode reserve-many` (N identities, one connection and one
+ *   reservation each, from one process);
+ * - our relay's CPU profile during one transfer (node --cpu-prof).
+ *
+ * Env: BENCH_MIB (256), BENCH_ROUNDS (3), BENCH_RESERVATIONS ("1000,5000"),
+ * BENCH_SKIP_PROFILE=1. Bounded: every child has a timeout, and all are
+ * stopped at the end, on error and on Ctrl-C.
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { createServer } from 'node:net'
+import { peerIdOfKeypair } from '@pos-relay/relay'
+import { summariseProfile, type ProfileSummary } from './lib/cpuprofile.ts'
+import { machineInfo } from './lib/machine.ts'
+import { readCpuSeconds, readMem } from './lib/proc.ts'
+
+const run = promisify(execFile)
+const REPO = fileURLToPath(new URL('../../', import.meta.url))
+const CLI = join(REPO, 'packages/cli/bin/pos-relay.js')
+const MIB = Number(process.env.BENCH_MIB ?? 256)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const RESERVATION_STEPS = (process.env.BENCH_RESERVATIONS ?? '1000,5000').split(',').map(Number)
+const MAX_RES = Math.max(...RESERVATION_STEPS) + 1000
+
+type RelayKind = 'pos-relay' | 'rust-libp2p' | 'go-libp2p'
+const KINDS: RelayKind[] = ['pos-relay', 'rust-libp2p', 'go-libp2p']
+
+interface Bins { 'rust-peer': string, 'rust-relay': string, 'go-peer': string, 'go-relay': string }
+
+// ---- child processes --------------------------------------------------------
+
+const children = new Set<ChildProcess>()
+function killAll (): void { for (const c of children) { try { c.kill('SIGKILL') } catch {} } }
+process.on('exit', killAll)
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130) })
+
+interface Child { child: ChildProcess, pid: number, stdout: string[], stderr: string[], exited: Promise<number | string>, stop: (sig?: NodeJS.Signals) => Promise<void> }
+
+/** Spawns through `bash -c 'ulimit -n …; exec …'` so thousands of connections fit; the pid is the program's. */
+function start (cmd: string, args: string[], opts: { timeoutMs: number, env?: Record<string, string> }): Child {
+  const quoted = [cmd, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+  const child = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec ${quoted}`], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  children.add(child)
+  const stdout: string[] = []
+  const stderr: string[] = []
+  createInterface({ input: child.stdout! }).on('line', (l) => stdout.push(l))
+  createInterface({ input: child.stderr! }).on('line', (l) => { stderr.push(l); if (stderr.length > 200) stderr.shift() })
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, sig) => { children.delete(child); resolve(code ?? sig ?? -1) }))
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs)
+  void exited.then(() => clearTimeout(timer))
+  return {
+    child,
+    pid: child.pid!,
+    stdout,
+    stderr,
+    exited,
+    async stop (sig = 'SIGINT') {
+      if (child.exitCode != null || child.signalCode != null) return
+      child.kill(sig)
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(t)
+    }
+  }
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address() as { port: number }; srv.close(() => resolve(port)) })
+  })
+}
+
+async function waitFor<T> (what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = fn()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+const json = (lines: string[]): any[] => lines.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).filter((o) => o != null)
+
+// ---- relays -------------------------------------------------------------------
+
+interface Relay { kind: RelayKind, addr: string, proc: Child }
+
+async function startRelay (kind: RelayKind, bins: Bins, extraNodeArgs: string[] = []): Promise<Relay> {
+  if (kind === 'pos-relay') {
+    const dir = await mkdtemp(join(tmpdir(), 'pos-relay-cmp-'))
+    const config = join(dir, 'relay.json')
+    await run(process.execPath, [CLI, 'init', '--config', config, '--port', '0'], { env: { ...process.env, P2P_SECRET: 'bench' } })
+    const cfg = JSON.parse(await readFile(config, 'utf8'))
+    cfg.host = '127.0.0.1'
+    cfg.metrics_host = '127.0.0.1'
+    cfg.metrics_port = 0
+    cfg.drain_seconds = 0
+    // production defaults except what a single-host benchmark trips over:
+    // thousands of reservations from one IP, at a high rate
+    const set = (obj: any, key: string, value: number): void => { if (obj != null && key in obj) obj[key] = value }
+    set(cfg.limits, 'max_reservations', MAX_RES)
+    set(cfg.limits, 'ip_max_connections', 0)
+    set(cfg.limits, 'max_pending_connections', 1024)
+    // not 0: relay.ts derives js-libp2p's per-host inboundConnectionThreshold as max(this, 1) × 10,
+    // so "0 = off" still admits only 10 new connections per second from 127.0.0.1
+    set(cfg.rate_limits, 'ip_connections_per_second', 1_000_000)
+    set(cfg.rate_limits, 'peer_reservations_per_minute', 0)
+    set(cfg.rate_limits, 'peer_circuits_per_minute', 0)
+    const port = await freePort()
+    const metricsPort = await freePort()
+    cfg.port = port
+    cfg.metrics_port = metricsPort
+    await writeFile(config, JSON.stringify(cfg), { mode: 0o600 })
+    // log level warn: info logs a line per connection, which would cost the relay CPU
+    const proc = start(process.execPath, [...extraNodeArgs, CLI, 'run', '--config', config], { timeoutMs: 30 * 60_000 })
+    void proc.exited.then(async () => { await rm(dir, { recursive: true, force: true }) })
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      const ok = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then((r) => r.ok, () => false)
+      if (ok) break
+      if (Date.now() > deadline || proc.child.exitCode != null) throw new Error(`pos-relay did not get ready: ${proc.stderr.slice(-10).join('\n')}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    return { kind, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${peerIdOfKeypair(cfg.keypair)}`, proc }
+  }
+  const bin = kind === 'rust-libp2p' ? bins['rust-relay'] : bins['go-relay']
+  const proc = start(bin, ['--listen', '/ip4/127.0.0.1/tcp/0', '--max-reservations', String(MAX_RES)], { timeoutMs: 30 * 60_000 })
+  const line = await waitFor(`${kind} relay address`, () => json(proc.stdout).find((o) => o.role === 'relay'), 30_000)
+  return { kind, addr: line.addrs[0], proc }
+}
+
+// ---- measurements ---------------------------------------------------------------
+
+interface Transfer { mibPerS: number, relayCpuS: number, ms: number }
+
+/** One rust listener + one rust dialer through `relay`, DCUtR off. Rejects when the transfer fails or stalls (60 s). */
+async function transfer (relay: Relay, bins: Bins): Promise<Transfer> {
+  const dir = await mkdtemp(join(tmpdir(), 'pos-relay-cmp-pair-'))
+  const ready = join(dir, 'ready.json')
+  const common = ['--relay', relay.addr, '--no-dcutr', '--timeout-ms', '60000', '--listen', '/ip4/127.0.0.1/tcp/0']
+  const listener = start(bins['rust-peer'], [...common, '--mode', 'listen', '--ready-file', ready], { timeoutMs: 70_000 })
+  try {
+    const info = await waitFor('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
+    const cpu0 = readCpuSeconds(relay.proc.pid)
+    const dialer = start(bins['rust-peer'], [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB << 20)], { timeoutMs: 70_000 })
+    await dialer.exited
+    const cpu1 = readCpuSeconds(relay.proc.pid)
+    const res = json(dialer.stdout).find((o) => o.impl === 'rust')
+    if (res?.ok !== true || res.connection !== 'relayed') throw new Error(`${relay.kind}: transfer failed: ${res?.error ?? dialer.stderr.slice(-3).join(' | ')}`)
+    const ms = Number(res.transfer_ms)
+    return { mibPerS: MIB / (ms / 1000), relayCpuS: cpu1 - cpu0, ms }
+  } finally {
+    await listener.stop('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+interface RssResult { idleMiB: number, steps: Array<{ reservations: number, rssMiB: number, seconds: number }> }
+
+async function reservations (relay: Relay, bins: Bins): Promise<RssResult> {
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const idleMiB = readMem(relay.proc.pid).rssMiB
+  const steps: RssResult['steps'] = []
+  const holders: Child[] = []
+  let held = 0
+  try {
+    for (const target of RESERVATION_STEPS) {
+      const count = target - held
+      const t0 = Date.now()
+      const holder = start(bins['rust-peer'], ['--mode', 'reserve-many', '--relay', relay.addr, '--count', String(count), '--timeout-ms', '240000'], { timeoutMs: 15 * 60_000 })
+      holders.push(holder)
+      const line = await waitFor(`${count} reservations on ${relay.kind}`, () => json(holder.stdout).find((o) => o.role === 'reserver'), 250_000)
+      if (line.reserved !== count) throw new Error(`${relay.kind}: only ${line.reserved}/${count} reservations (${line.error})`)
+      held = target
+      const seconds = (Date.now() - t0) / 1000
+      await new Promise((resolve) => setTimeout(resolve, 3000)) // settle
+      steps.push({ reservations: target, rssMiB: readMem(relay.proc.pid).rssMiB, seconds })
+      process.stderr.write(`  ${relay.kind}: ${target} reservations, RSS ${steps.at(-1)!.rssMiB.toFixed(1)} MiB (${seconds.toFixed(1)} s to reserve ${count})\n`)
+    }
+  } finally {
+    for (const h of holders) await h.stop('SIGINT')
+  }
+  return { idleMiB, steps }
+}
+
+async function profileOurs (bins: Bins): Promise<(ProfileSummary & { completed: boolean, attempts: number }) | undefined> {
+  // up to 3 attempts, each a fresh relay process: a stalled transfer would make a profile of mostly idle time
+  let last: (ProfileSummary & { completed: boolean, attempts: number }) | undefined
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const dir = await mkdtemp(join(tmpdir(), 'pos-relay-cmp-prof-'))
+    try {
+      const relay = await startRelay('pos-relay', bins, ['--cpu-prof', '--cpu-prof-dir', dir])
+      let completed = true
+      try {
+        await transfer(relay, bins)
+      } catch (err: any) {
+        completed = false
+        process.stderr.write(`  profiled transfer ${attempt} failed: ${err.message}\n`)
+      } finally {
+        await relay.proc.stop('SIGINT')
+      }
+      const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'))
+      if (file != null) last = { ...summariseProfile(join(dir, file), 12), completed, attempts: attempt }
+      if (completed) return last
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+  return last
+}
+
+// ---- report -------------------------------------------------------------------
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
+const f = (n: number, d = 1): string => Number.isFinite(n) ? n.toFixed(d) : 'n/a'
+
+function versions (): Record<RelayKind, string> {
+  const lock = readFileSync(join(REPO, 'e2e/interop/rust-relay/Cargo.lock'), 'utf8')
+  const crate = (name: string): string => lock.match(new RegExp(`name = "${name}"\\nversion = "([^"]+)"`))?.[1] ?? '?'
+  const gomod = readFileSync(join(REPO, 'e2e/interop/go-relay/go.mod'), 'utf8')
+  const pkg = (name: string): string => { try { return JSON.parse(readFileSync(join(REPO, 'node_modules', name, 'package.json'), 'utf8')).version } catch { return '?' } }
+  return {
+    'pos-relay': `pos-relay ${gitRev()} (js-libp2p ${pkg('libp2p')}, @libp2p/circuit-relay-v2 ${pkg('@libp2p/circuit-relay-v2')}, Node ${process.version})`,
+    'rust-libp2p': `libp2p ${crate('libp2p')} (libp2p-relay ${crate('libp2p-relay')}, libp2p-yamux ${crate('libp2p-yamux')}, libp2p-noise ${crate('libp2p-noise')}), release build`,
+    'go-libp2p': `go-libp2p ${gomod.match(/github\.com\/libp2p\/go-libp2p (v\S+)/)?.[1] ?? '?'}`
+  }
+}
+
+let rev = ''
+function gitRev (): string {
+  if (rev === '') {
+    try { rev = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim() } catch { rev = '?' }
+  }
+  return rev
+}
+
+async function main (): Promise<void> {
+  const t0 = Date.now()
+  process.stderr.write('building / reusing interop binaries (e2e/interop/build.sh) ...\n')
+  const { stdout } = await run('bash', [join(REPO, 'e2e/interop/build.sh')], { maxBuffer: 16 << 20, timeout: 60 * 60_000 })
+  const bins = JSON.parse(stdout.trim().split('\n').pop()!) as Bins
+  const machine = machineInfo()
+  const rustc = await run('rustc', ['--version']).then((r) => r.stdout.trim(), () => '?')
+  const gover = await run('go', ['version']).then((r) => r.stdout.trim(), () => '?')
+
+  const transfers = new Map<RelayKind, Transfer[]>(KINDS.map((k) => [k, []]))
+  const failures = new Map<RelayKind, string[]>(KINDS.map((k) => [k, []]))
+  const rss = new Map<RelayKind, RssResult>()
+  const relays = new Map<RelayKind, Relay>()
+  try {
+    for (const k of KINDS) relays.set(k, await startRelay(k, bins))
+    process.stderr.write(`throughput: ${ROUNDS} rounds × ${MIB} MiB per relay, interleaved\n`)
+    await transfer(relays.get('pos-relay')!, bins).catch(() => {}) // warm-up (JIT)
+    // a failed or stalled transfer is recorded and the relay gets another try, up to 2 × ROUNDS attempts
+    for (let round = 0; round < 2 * ROUNDS; round++) {
+      const order = KINDS.map((_, i) => KINDS[(i + round) % KINDS.length]!).filter((k) => transfers.get(k)!.length < ROUNDS)
+      if (order.length === 0) break
+      for (const k of order) {
+        try {
+          const t = await transfer(relays.get(k)!, bins)
+          transfers.get(k)!.push(t)
+          process.stderr.write(`  round ${round + 1} ${k}: ${f(t.mibPerS)} MiB/s, relay CPU ${f(t.relayCpuS, 2)} s\n`)
+        } catch (err: any) {
+          failures.get(k)!.push(String(err.message).slice(0, 200))
+          process.stderr.write(`  round ${round + 1} ${k}: FAILED ${err.message}\n`)
+        }
+      }
+    }
+    for (const k of KINDS) await relays.get(k)!.proc.stop('SIGINT')
+    // a fresh process per relay, so "idle" is idle and not what the transfers left behind
+    for (const k of KINDS) {
+      process.stderr.write(`reservations on a fresh ${k} ...\n`)
+      const relay = await startRelay(k, bins)
+      relays.set(k, relay)
+      rss.set(k, await reservations(relay, bins))
+      await relay.proc.stop('SIGINT')
+    }
+  } finally {
+    for (const r of relays.values()) await r.proc.stop('SIGKILL')
+  }
+  const profile = process.env.BENCH_SKIP_PROFILE === '1' ? undefined : await profileOurs(bins)
+
+  const v = versions()
+  const out: string[] = []
+  out.push('# Relay benchmark: pos-relay vs rust-libp2p and go-libp2p relay servers', '')
+  out.push(`Generated by \`npx node bench/src/relays-compare.ts\` on ${machine.date.slice(0, 16).replace('T', ' ')} UTC in ${f((Date.now() - t0) / 60_000)} min. Do not edit by hand.`, '')
+  out.push('## Machine and versions', '')
+  out.push('| | |', '|---|---|')
+  out.push(`| CPU | ${machine.cpu}, ${machine.cores} cores (shared with other work on this machine) |`)
+  out.push(`| memory, OS | ${f(machine.memGiB)} GiB, ${machine.os}, Linux ${machine.kernel} |`)
+  for (const k of KINDS) out.push(`| ${k} relay | ${v[k]} |`)
+  out.push(`| peers (both ends, every relay) | rust-libp2p \`e2e/interop/rust-peer\` (same versions as the rust relay), ${rustc} |`)
+  out.push(`| go toolchain | ${gover} |`, '')
+  out.push('## Results', '')
+  out.push('| relay | relayed throughput, MiB/s (median; min–max) | failed transfers | relay CPU s per GiB relayed | RSS idle | RSS, 1,000 idle reservations | RSS, 5,000 idle reservations | per reservation | time to make 5,000 reservations |')
+  out.push('|---|---|---|---|---|---|---|---|---|')
+  for (const k of KINDS) {
+    const t = transfers.get(k)!
+    const tp = t.map((x) => x.mibPerS)
+    const cpuPerGiB = t.reduce((s, x) => s + x.relayCpuS, 0) / (t.length * MIB / 1024)
+    const r = rss.get(k)
+    const step = (n: number): { rssMiB: number, seconds: number } | undefined => r?.steps.find((s) => s.reservations === n)
+    const s1 = step(1000)
+    const s5 = step(5000)
+    const per = s5 != null && r != null ? ((s5.rssMiB - r.idleMiB) * 1024 / 5000) : NaN
+    const makeAll = r != null ? r.steps.reduce((s, x) => s + x.seconds, 0) : NaN
+    const failed = failures.get(k)!.length
+    out.push(`| **${k}** | ${f(median(tp))} (${f(Math.min(...tp))}–${f(Math.max(...tp))}) | ${failed > 0 ? `**${failed} of ${failed + t.length}**` : '0'} | ${f(cpuPerGiB, 2)} | ${f(r?.idleMiB ?? NaN)} MiB | ${f(s1?.rssMiB ?? NaN)} MiB | ${f(s5?.rssMiB ?? NaN)} MiB | ${f(per)} KiB | ${f(makeAll)} s |`)
+  }
+  out.push('')
+  const cpuOf = (k: RelayKind): number => { const t = transfers.get(k)!; return t.reduce((s, x) => s + x.relayCpuS, 0) / (t.length * MIB / 1024) }
+  const perRes = (k: RelayKind): number => { const r = rss.get(k); const s5 = r?.steps.find((x) => x.reservations === Math.max(...RESERVATION_STEPS)); return s5 != null && r != null ? (s5.rssMiB - r.idleMiB) / s5.reservations : NaN }
+  out.push(`Where we stand: pos-relay spends ${f(cpuOf('pos-relay') / cpuOf('rust-libp2p'))}× the CPU per GiB relayed of rust-libp2p's relay (${f(cpuOf('pos-relay') / cpuOf('go-libp2p'))}× go-libp2p's) and ` +
+    `${f(perRes('pos-relay') / perRes('rust-libp2p'))}× its memory per idle reservation (${f(perRes('pos-relay') / perRes('go-libp2p'))}× go-libp2p's). ` +
+    'Every relayed byte costs the relay one Noise decryption and one encryption (its two hops) plus Yamux framing; the profile below shows where our time goes.', '')
+  out.push('## How', '')
+  out.push(`- Each relay runs in its own process on 127.0.0.1: ours is \`node packages/cli/bin/pos-relay.js run --config …\` (a config from \`pos-relay init\`); rust's and go's are \`e2e/interop/rust-relay\` and \`e2e/interop/go-relay\` (built by \`e2e/interop/build.sh\`, release/optimized).`)
+  out.push('- **Limits**: each relay\'s defaults, except what the benchmark would trip over. Ours: `max_reservations` ' + MAX_RES + ', no per-IP connection cap, per-peer rate limits off and the per-IP connection rate at 1,000,000/s (every client is 127.0.0.1). ' +
+    'rust-libp2p: ' + MAX_RES + ' reservations, 1024 circuits, 1 h / 4 GiB per circuit, no rate limiters (defaults: 128 reservations, 2 min / 128 KiB per circuit). ' +
+    'go-libp2p: ' + MAX_RES + ' reservations (also per IP and per ASN), 1 h / 4 GiB per circuit, unlimited resource manager, no connection manager (defaults: 128 reservations, 8 per IP, 2 min / 128 KiB per circuit; its relay copy buffer stays at the default 2 KiB).')
+  out.push(`- **Throughput**: a rust-libp2p listener reserves on the relay, a rust-libp2p dialer dials \`<relay>/p2p-circuit/p2p/<listener>\` and sends ${MIB} MiB on one stream; the time runs from opening the stream until the listener's reply (byte count + SHA-256, checked). DCUtR is off. A fresh pair and circuit per transfer; ${ROUNDS} rounds, one transfer per relay per round, the order rotating; one untimed warm-up transfer through ours first. The peers are rust because they are the cheapest of the three implementations, but on 2 cores they are not free: every relayed byte is Noise-encrypted twice by the dialer (end-to-end + hop) and decrypted twice by the listener, and the relay decrypts and re-encrypts it once (its two hops), so the three processes share the two cores and throughput is a whole-system number. **CPU seconds per GiB** (relay utime + stime from \`/proc/<pid>/stat\` over the transfers) is the fairer comparison of the relays.`)
+  out.push('- **RSS**: a fresh relay process per relay (not the one that did the transfers); VmRSS before any reservation, then after `rust-peer --mode reserve-many` holds 1,000 and then 5,000 reservations (one identity, TCP connection, Noise + Yamux session and reservation each, idle apart from identify and ping), 3 s after the last one was accepted. "Per reservation" = (RSS at 5,000 − idle RSS) / 5,000.')
+  out.push('')
+  if (profile != null) {
+    out.push('## Where our relay\'s CPU goes', '')
+    out.push(`\`node --cpu-prof\` of our relay during one ${MIB} MiB relayed transfer (self time; ${f(profile.busyMs / 1000, 2)} s busy of ${f(profile.totalMs / 1000, 2)} s sampled on the main thread, start-up included)${profile.completed ? (profile.attempts > 1 ? `; the first completed of ${profile.attempts} attempts, the others stalled` : '') : `. **All ${profile.attempts} profiled transfers stalled**, so this covers only the part that ran before the stall`}.`, '')
+    out.push('| package | self time | share of busy |', '|---|---|---|')
+    for (const p of profile.packages.slice(0, 10)) out.push(`| ${p.name} | ${f(p.selfMs / 1000, 2)} s | ${f(p.pct)} % |`)
+    out.push('', '| function | self time | share of busy |', '|---|---|---|')
+    for (const p of profile.functions.slice(0, 12)) out.push(`| \`${p.name.replace(/\|/g, '\\|')}\` | ${f(p.selfMs / 1000, 2)} s | ${f(p.pct)} % |`)
+    out.push('', 'Reading it: `writeBuffer` is Node writing to the sockets (one write per Noise frame); `createCipherBase`, `getKeyObjectSlots`, `getSlots`, `update` and `final` ' +
+      'are Node\'s crypto setting up and running a ChaCha20-Poly1305 cipher per Noise message (a new cipher object per frame, in each direction, on both hops); GC and `uint8arraylist` are the ' +
+      'per-frame buffers (@chainsafe/libp2p-noise calls \`crypto.createCipheriv\` / \`createDecipheriv\` for every message).', '')
+  }
+  out.push('## Raw transfers', '', '| relay | transfer | MiB/s | relay CPU s |', '|---|---|---|---|')
+  for (const k of KINDS) transfers.get(k)!.forEach((t, i) => out.push(`| ${k} | ${i + 1} | ${f(t.mibPerS)} | ${f(t.relayCpuS, 2)} |`))
+  out.push('')
+  if ([...failures.values()].some((x) => x.length > 0)) {
+    out.push('## Failed transfers', '', 'A transfer fails when the dialer does not get the listener\'s checked reply within 60 s (a stalled circuit). It is not retried silently: it is listed here and the relay gets another attempt.', '')
+    for (const k of KINDS) for (const e of failures.get(k)!) out.push(`- ${k}: ${e}`)
+    out.push('')
+  }
+  const md = out.join('\n') + '\n'
+  await writeFile(join(REPO, 'docs/benchmarks-relays.md'), md)
+  process.stdout.write(md)
+}
+
+main().then(() => { killAll(); process.exit(0) }, (err) => { console.error(err); killAll(); process.exit(1) })
