@@ -17,8 +17,12 @@ describe('pos-relay dev', { timeout: 60_000 }, () => {
       const relays = await (await fetch(`${url}/api/p2p/relays`)).json() as any[]
       assert.equal(relays.length, 1)
 
-      const a = await createRelayPeer({ discoveryUrl: url, listen: ['/ip4/127.0.0.1/tcp/0'] })
-      const b = await createRelayPeer({ discoveryUrl: url, listen: ['/ip4/127.0.0.1/tcp/0'] })
+      // accounts are on in dev: without a ticket the relay refuses, with the dev API key it serves
+      const apiKey = /dev API key:\s+(\S+)/.exec(dev.stdout.join('\n'))?.[1]
+      assert.ok(apiKey != null, 'dev printed no API key')
+      await assert.rejects(createRelayPeer({ discoveryUrl: url, listen: ['/ip4/127.0.0.1/tcp/0'], reservationTimeoutMs: 3000 }).then(async (p) => { await p.stop() }), /no relay reservation/)
+      const a = await createRelayPeer({ discoveryUrl: url, apiKey, listen: ['/ip4/127.0.0.1/tcp/0'] })
+      const b = await createRelayPeer({ discoveryUrl: url, apiKey, listen: ['/ip4/127.0.0.1/tcp/0'] })
       try {
         await serveSink(a.node)
         const { sent, received } = await sendToSink(await b.relays.dial(a.node.peerId), 512 * 1024)

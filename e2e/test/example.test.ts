@@ -26,24 +26,28 @@ describe('examples/file-transfer (the README walk-through)', { timeout: 90_000 }
     const [port, relayPort, metricsPort] = [await freePort(), await freePort(), await freePort()]
     const dev = spawnCli(['dev', '--port', String(port), '--relay-port', String(relayPort), '--metrics-port', String(metricsPort)])
     const url = `http://127.0.0.1:${port}`
-    const listener = example(['listen', '--discovery', url, '--out', dir])
+    let listener: ReturnType<typeof example> | undefined
     try {
       await waitFor(() => dev.stdout.some((l) => l.includes('relay address:')), { timeoutMs: 20_000, message: 'dev not up' })
-      await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 20_000, message: 'listener not up' })
+      // dev runs with accounts on: the relay wants tickets, which the app gets with the dev API key
+      const apiKey = /dev API key:\s+(\S+)/.exec(dev.stdout.join('\n'))?.[1]
+      assert.ok(apiKey != null, 'dev printed no API key')
+      listener = example(['listen', '--discovery', url, '--out', dir, '--api-key', apiKey])
+      await waitFor(() => listener!.lines.some((l) => l.event === 'listening'), { timeoutMs: 20_000, message: 'listener not up' })
       const peerId = listener.lines.find((l) => l.event === 'listening').peer_id
       const file = join(dir, 'photo.bin')
       const content = randomBytes(3 * 1024 * 1024)
       await writeFile(file, content)
-      const sender = example(['send', '--discovery', url, '--peer', peerId, '--file', file])
+      const sender = example(['send', '--discovery', url, '--api-key', apiKey, '--peer', peerId, '--file', file])
       assert.equal(await sender.exited, 0)
       const sent = sender.lines.find((l) => l.event === 'sent')
       assert.equal(sent.intact, true)
       assert.equal(sent.bytes, content.length)
-      await waitFor(() => listener.lines.some((l) => l.event === 'received'), { timeoutMs: 5000 })
+      await waitFor(() => listener!.lines.some((l) => l.event === 'received'), { timeoutMs: 5000 })
       const received = await readFile(join(dir, 'received-photo.bin'))
       assert.equal(createHash('sha256').update(received).digest('hex'), createHash('sha256').update(content).digest('hex'))
     } finally {
-      listener.child.kill('SIGKILL')
+      listener?.child.kill('SIGKILL')
       await dev.kill('SIGKILL')
       await rm(dir, { recursive: true, force: true })
     }

@@ -6,3 +6,6 @@ export {
   relayConfigSchema, parseConfig, loadConfig, writeConfig, newConfig, newKeypairHex, decodeKeypair, peerIdOfKeypair, formatIssues,
   ConfigError, DEFAULT_LIMITS, DEFAULT_PORT, DEFAULT_METRICS_PORT, type RelayConfig, type RelayLimits, type NewConfigInput
 } from './config.js'
+export { createMemoryReservationCounter, createRedisReservationCounter, type ReservationCounter } from './account-policy.js'
+export { TicketGate, TICKET_PROTOCOL } from './auth.js'
+export type { RelayAccountServices } from './relay.js'

@@ -1,8 +1,8 @@
 /**
  * Example: two peers exchange a file through a pos-relay relay.
  *
- *   node src/main.ts listen --discovery http://127.0.0.1:8080 [--out DIR]
- *   node src/main.ts send   --discovery http://127.0.0.1:8080 --peer <peer id> --file PATH
+ *   node src/main.ts listen --discovery http://127.0.0.1:8080 --api-key KEY [--out DIR]
+ *   node src/main.ts send   --discovery http://127.0.0.1:8080 --api-key KEY --peer <peer id> --file PATH
  *
  * Both peers find relays through the discovery API. The listener reserves a
  * slot and prints its peer id; the sender dials it through the relay (DCUtR
@@ -22,6 +22,8 @@ const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: {
     discovery: { type: 'string', default: process.env.DISCOVERY_URL ?? 'http://127.0.0.1:8080' },
+    // the account's API key, when the relays require tickets (pos-relay dev prints one)
+    'api-key': { type: 'string', default: process.env.API_KEY },
     out: { type: 'string', default: '.' },
     peer: { type: 'string' },
     file: { type: 'string' }
@@ -31,7 +33,7 @@ const { positionals, values } = parseArgs({
 const print = (obj: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(obj) + '\n') }
 
 async function listen (): Promise<void> {
-  const peer = await createRelayPeer({ discoveryUrl: values.discovery! })
+  const peer = await createRelayPeer({ discoveryUrl: values.discovery!, ...(values['api-key'] != null ? { apiKey: values['api-key'] } : {}) })
   await peer.node.handle(PROTOCOL, async (stream, connection) => {
     const hash = createHash('sha256')
     let header = ''
@@ -63,7 +65,7 @@ async function listen (): Promise<void> {
 
 async function send (): Promise<void> {
   if (values.peer == null || values.file == null) throw new Error('send needs --peer <peer id> and --file <path>')
-  const peer = await createRelayPeer({ discoveryUrl: values.discovery!, relayCount: 1 })
+  const peer = await createRelayPeer({ discoveryUrl: values.discovery!, relayCount: 1, ...(values['api-key'] != null ? { apiKey: values['api-key'] } : {}) })
   try {
     const conn = await peer.relays.dial(values.peer)
     const stream = await conn.newStream(PROTOCOL, { runOnLimitedConnection: true })

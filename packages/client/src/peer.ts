@@ -16,6 +16,8 @@ export interface RelayPeerOptions extends RelayManagerOptions {
   listen?: string[]
   /** addresses to announce instead of the observed ones (e.g. a port forward) */
   announce?: string[]
+  /** how long creation waits for the first reservation (default 20 s) */
+  reservationTimeoutMs?: number
 }
 
 export interface RelayPeer {
@@ -50,7 +52,7 @@ export async function createRelayPeer (opts: RelayPeerOptions): Promise<RelayPee
   await node.start()
   const relays = new RelayManager(node, opts)
   try {
-    await relays.start()
+    await relays.start(opts.reservationTimeoutMs != null ? { timeoutMs: opts.reservationTimeoutMs } : {})
   } catch (err) {
     await relays.stop()
     await node.stop()

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { Command } from 'commander'
 import { createDiscoveryServer, createMemoryStore } from '@pos-relay/discovery'
-import { newConfig, parseConfig, RelayServer } from '@pos-relay/relay'
+import { createMemoryReservationCounter, newConfig, parseConfig, RelayServer } from '@pos-relay/relay'
 import { createLogger } from '@pos-relay/shared'
-import { createDevAccounts, DEFAULT_TICKET_TTL_SECONDS, MAX_TICKET_TTL_SECONDS } from '@pos-relay/accounts'
+import { createDevAccounts, DEFAULT_TICKET_TTL_SECONDS, MAX_TICKET_TTL_SECONDS, monthlyBytes, UsageMeter } from '@pos-relay/accounts'
 import { intArg, LOG_LEVEL_HELP, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
 import { checkTicketTtl, DEFAULT_DISCOVERY_PORT, loadTiers } from './discovery.js'
@@ -56,7 +56,23 @@ export function devCommand (): Command {
         metrics_port: opts.metricsPort,
         drain_seconds: 2
       })
-      const relay = new RelayServer({ config, logger: createLogger({ name: 'relay', level: opts.logLevel }) })
+      // the relay shares the in-memory accounts services with discovery, so auth is on in dev too
+      const relay = new RelayServer({
+        config,
+        logger: createLogger({ name: 'relay', level: opts.logLevel }),
+        ...(devAccounts != null
+          ? {
+              accounts: {
+                verifier: devAccounts.verifier,
+                revocations: devAccounts.revocations,
+                tiers: devAccounts.tiers,
+                meter: new UsageMeter({ sink: devAccounts.usageSink, relayId: config.id, flushIntervalMs: config.auth.metering_interval_seconds * 1000 }),
+                flushedMonthlyBytes: async (account: string) => await monthlyBytes({ sink: devAccounts.usageSink }, account),
+                reservations: createMemoryReservationCounter()
+              }
+            }
+          : {})
+      })
       await relay.start()
       await relay.registered
 
@@ -66,7 +82,7 @@ export function devCommand (): Command {
         `  relay address:  ${relay.addresses.join(' ')}`,
         `  relay metrics:  http://127.0.0.1:${relay.metricsAddress?.port}/metrics`,
         `  try: curl -s ${apiUrl}/api/p2p/relays`,
-        `  example app: npm run -w examples/file-transfer listen -- --discovery ${apiUrl}`,
+        `  example app: npm run -w examples/file-transfer listen -- --discovery ${apiUrl}${devAccounts != null ? ` --api-key ${devAccounts.apiKey}` : ''}`,
         // ---- accounts (issue 4) ----
         ...(devAccounts != null
           ? [
