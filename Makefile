@@ -1,7 +1,7 @@
 # pos-relay: every target works on a fresh Debian machine whose system Node is
 # older than 22: `npm install` brings Node 24 (the registry's `node` package)
 # into node_modules/.bin, which npm scripts and npx put first on PATH.
-.PHONY: setup build dev test test-kube bench clean
+.PHONY: setup build dev test test-kube test-nat bench clean
 
 setup: node_modules/.package-lock.json
 
@@ -24,6 +24,11 @@ test: setup
 # modules into ~/.cache/pos-relay on first use (~12 min on 2 cores), then cached
 test-kube: setup
 	npm run test:kube
+
+# NAT lab (root): network namespaces + iptables NAT, js/rust-libp2p/go-libp2p
+# peers through our relay; rust/go peers built into ~/.cache/pos-relay on first use
+test-nat: setup
+	npm run test:nat
 
 bench: setup
 	npm run bench
