@@ -127,9 +127,8 @@ export class RelayServer {
       },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      // A spliced circuit pauses its reading side while the other side is
-      // backed up; the sender can still fill the yamux window it was granted,
-      // so the window bounds what one circuit direction can hold in memory.
+      // a spliced circuit pauses its reading side while the other side is
+      // backed up; the yamux window (CIRCUIT_WINDOW_BYTES) bounds what it holds
       streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES } })],
       connectionManager: {
         // every reservation holds a connection, every circuit up to two more
@@ -143,6 +142,11 @@ export class RelayServer {
         // upstream's local 5/s per IP would refuse many clients behind one NAT
         inboundConnectionThreshold: config.rate_limits.ip_connections_per_second > 0 ? config.rate_limits.ip_connections_per_second * 10 : Number.MAX_SAFE_INTEGER
       },
+      // js-libp2p's monitor pings every connection and drops those whose ping
+      // times out; a connection carrying a backed-up circuit answers late and
+      // was dropped mid-transfer. Dead peers are found by TCP and yamux instead,
+      // as in rust-libp2p's and go-libp2p's relays.
+      connectionMonitor: { enabled: false },
       // Refuse by IP before the Noise handshake: the cheapest place to say no.
       connectionGater: {
         denyInboundConnection: async (maConn) => {

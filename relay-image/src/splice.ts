@@ -20,13 +20,14 @@ export interface SpliceOptions {
 }
 
 /**
- * Largest yamux receive window the relay grants per stream (8 MiB: 160 MiB/s
- * per circuit at 50 ms RTT). It bounds the memory of a stalled circuit
- * direction. The read buffer must take what arrives after the pause: the
- * window granted by the last update plus frames already in flight, so up to
- * two windows (one window plus 512 KiB was seen to overflow by a few KiB).
+ * The largest yamux receive window a stream grants (js yamux's default,
+ * 16 MiB). It bounds what a stalled circuit direction holds in memory. The
+ * read buffer must take what arrives after a pause: the window granted by the
+ * last update plus frames already in flight, so up to two windows. (A smaller
+ * relay window, 8 MiB, made transfers from rust-libp2p peers fail: their
+ * destination connections closed mid-transfer; not understood yet.)
  */
-export const CIRCUIT_WINDOW_BYTES = 8 * 1024 * 1024
+export const CIRCUIT_WINDOW_BYTES = 16 * 1024 * 1024
 const READ_BUFFER_BYTES = 2 * CIRCUIT_WINDOW_BYTES
 
 export class TransferLimitError extends Error {
@@ -35,6 +36,19 @@ export class TransferLimitError extends Error {
 
 export class DurationLimitError extends Error {
   override name = 'DurationLimitError'
+}
+
+/** Largest chunk handed to the other stream: a resumed reader delivers its whole backlog (megabytes) as one message. */
+const MAX_CHUNK_BYTES = 64 * 1024
+
+/** send() in chunks of at most MAX_CHUNK_BYTES; false if the last send asked to wait for 'drain' */
+function sendInChunks (to: Stream, data: Parameters<Stream['send']>[0]): boolean {
+  if (data.byteLength <= MAX_CHUNK_BYTES) return to.send(data)
+  let ok = true
+  for (let offset = 0; offset < data.byteLength; offset += MAX_CHUNK_BYTES) {
+    ok = to.send(data.subarray(offset, Math.min(offset + MAX_CHUNK_BYTES, data.byteLength)))
+  }
+  return ok
 }
 
 /**
@@ -80,7 +94,7 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
         return
       }
       try {
-        if (!to.send(evt.data)) {
+        if (!sendInChunks(to, evt.data)) {
           from.pause()
           to.addEventListener('drain', () => { if (from.readStatus === 'paused') from.resume() }, { once: true })
         }
@@ -88,6 +102,11 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
         abort(err)
       }
     })
+    // `from` may be paused waiting for `to` to drain; if `to` closes first that
+    // 'drain' never comes, and `from` would hold the circuit open forever
+    to.addEventListener('close', () => {
+      if (!ended && from.readStatus === 'paused') abort(new Error('the other side of the circuit closed while this side waited for it'))
+    }, { once: true })
     from.addEventListener('remoteCloseWrite', () => {
       to.close().catch((err: Error) => { abort(err) })
     }, { once: true })
