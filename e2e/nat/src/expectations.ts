@@ -1,0 +1,27 @@
+import type { Impl } from './lab.ts'
+import type { NatBehaviour } from './topology.ts'
+
+export interface Expectation {
+  /** how the payload must travel */
+  connection: 'direct' | 'relayed'
+  /** why, when it is not the hoped-for direct connection */
+  reason?: string
+  /** short key for footnotes */
+  note?: 'js-tcp' | 'symmetric'
+}
+
+export const REASONS = {
+  'js-tcp': 'js-libp2p on Node cannot bind an outgoing TCP socket to its listening port (Node has no SO_REUSEPORT for outgoing sockets, js-libp2p#2620). ' +
+    'Its connection to the relay leaves from an ephemeral port, so the address the relay observes is a NAT mapping that only ever talks to the relay, ' +
+    'its listening port is not mapped at all, and its own hole-punch SYN leaves from yet another port: the other peer\'s router drops it. ' +
+    'TCP hole punching with a js peer behind a NAT cannot work, whatever the other implementation (libp2p/test-plans#864 marks js "known-failing" for the same reason).',
+  symmetric: 'Symmetric NAT (MASQUERADE --random-fully): every new connection gets a new random external port, so the address the relay observed, which DCUtR exchanges, ' +
+    'is not where the hole-punch SYN comes from and not where the other side\'s SYN is let in. DCUtR fails by design and the connection stays relayed.'
+} as const
+
+/** What each cell of the matrix must show. Asserted exactly: an unexpected direct connection fails the test too. */
+export function expectation (nat: NatBehaviour, dialer: Impl, listener: Impl): Expectation {
+  if (nat === 'symmetric') return { connection: 'relayed', reason: REASONS.symmetric, note: 'symmetric' }
+  if (dialer === 'js' || listener === 'js') return { connection: 'relayed', reason: REASONS['js-tcp'], note: 'js-tcp' }
+  return { connection: 'direct' }
+}

@@ -1,0 +1,259 @@
+/**
+ * Processes of the NAT lab: the peers' binaries (built by e2e/interop/build.sh),
+ * our relay and discovery in the relay namespace, and one dialer/listener run.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { ADDR, INTERNET_CIDR, NS } from './topology.ts'
+
+const run = promisify(execFile)
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url))
+export const CLI = join(REPO, 'packages/cli/bin/pos-relay.js')
+export const JS_PEER = join(REPO, 'e2e/interop/js-peer/peer.ts')
+export const RELAY_PORT = 7373
+export const DISCOVERY_PORT = 8080
+export const METRICS_PORT = 9373
+
+export type Impl = 'js' | 'rust' | 'go'
+export const IMPLS: Impl[] = ['js', 'rust', 'go']
+
+export interface Binaries { 'rust-peer': string, 'rust-relay': string, 'go-peer': string, 'go-relay': string }
+
+/** Builds (or reuses from the cache) the rust and go binaries. */
+export async function ensureBinaries (): Promise<Binaries> {
+  const started = Date.now()
+  const { stdout, stderr } = await run('bash', [join(REPO, 'e2e/interop/build.sh')], { maxBuffer: 64 << 20, timeout: 60 * 60_000 })
+  if (process.env.NAT_VERBOSE != null) process.stderr.write(stderr)
+  const line = stdout.trim().split('\n').pop()!
+  const bins = JSON.parse(line) as Binaries
+  process.stderr.write(`# interop binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
+  return bins
+}
+
+/** A process running inside a namespace, with its output collected. */
+export interface NsProcess {
+  child: ChildProcess
+  stdout: string[]
+  stderr: string[]
+  exited: Promise<number | string>
+  kill: (signal?: NodeJS.Signals) => Promise<number | string>
+}
+
+const running = new Set<ChildProcess>()
+process.on('exit', () => { for (const c of running) { try { c.kill('SIGKILL') } catch {} } })
+
+export function spawnIn (ns: string, cmd: string, args: string[], opts: { env?: Record<string, string>, label?: string, timeoutMs?: number } = {}): NsProcess {
+  // `ip netns exec` execs the command, so the child's pid is the command's
+  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  running.add(child)
+  const stdout: string[] = []
+  const stderr: string[] = []
+  const label = opts.label ?? cmd
+  createInterface({ input: child.stdout! }).on('line', (l) => { stdout.push(l); if (process.env.NAT_VERBOSE != null) process.stderr.write(`[${label}] ${l}\n`) })
+  createInterface({ input: child.stderr! }).on('line', (l) => { stderr.push(l); if (process.env.NAT_VERBOSE != null) process.stderr.write(`[${label}!] ${l}\n`) })
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, signal) => { running.delete(child); resolve(code ?? signal ?? -1) })
+  })
+  let timer: NodeJS.Timeout | undefined
+  if (opts.timeoutMs != null) {
+    timer = setTimeout(() => { stderr.push(`killed after ${opts.timeoutMs} ms`); child.kill('SIGKILL') }, opts.timeoutMs)
+    void exited.then(() => clearTimeout(timer))
+  }
+  return {
+    child,
+    stdout,
+    stderr,
+    exited,
+    async kill (signal = 'SIGTERM') {
+      if (child.exitCode == null && child.signalCode == null) child.kill(signal)
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000)
+      const code = await exited
+      clearTimeout(t)
+      return code
+    }
+  }
+}
+
+export async function waitFor<T> (what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
+
+/** HTTP GET from inside a namespace (the root namespace has no route to the lab). */
+export async function fetchIn (ns: string, url: string): Promise<string> {
+  const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, '-e',
+    `fetch(${JSON.stringify(url)}).then(async r => { if (!r.ok) process.exit(2); process.stdout.write(await r.text()) }).catch(() => process.exit(1))`], { timeout: 10_000, maxBuffer: 16 << 20 })
+  return stdout
+}
+
+export interface RelayStack {
+  relayAddr: string
+  relayPeerId: string
+  discoveryUrl: string
+  relay: NsProcess
+  discovery: NsProcess
+  /** pos_relay_relayed_bytes_total summed over directions */
+  relayedBytes: () => Promise<number>
+  stop: () => Promise<void>
+}
+
+/** Our discovery API (in-memory) and `pos-relay run` in the relay namespace, the relay registered with discovery. */
+export async function startRelayStack (): Promise<RelayStack> {
+  const dir = await mkdtemp(join(tmpdir(), 'pos-relay-nat-'))
+  const secret = 'nat-lab-secret'
+  const config = join(dir, 'relay.json')
+  const discoveryUrl = `http://${ADDR.relay}:${DISCOVERY_PORT}`
+  await run(process.execPath, [CLI, 'init', '--config', config, '--api-url', `http://127.0.0.1:${DISCOVERY_PORT}`, '--port', String(RELAY_PORT)], {
+    env: { ...process.env, P2P_SECRET: secret }
+  })
+  const cfg = JSON.parse(await readFile(config, 'utf8'))
+  Object.assign(cfg, {
+    host: '0.0.0.0',
+    announce: [`/ip4/${ADDR.relay}/tcp/${RELAY_PORT}`],
+    metrics_host: '127.0.0.1',
+    metrics_port: METRICS_PORT,
+    drain_seconds: 0
+  })
+  await writeFile(config, JSON.stringify(cfg, null, 2), { mode: 0o600 })
+  const discovery = spawnIn(NS.relay, process.execPath, [CLI, 'discovery', '--host', '0.0.0.0', '--port', String(DISCOVERY_PORT), '--ttl', '30'], { env: { P2P_SECRET: secret }, label: 'discovery' })
+  const relay = spawnIn(NS.relay, process.execPath, [CLI, 'run', '--config', config], { label: 'relay' })
+  const stop = async (): Promise<void> => {
+    await relay.kill('SIGINT')
+    await discovery.kill('SIGTERM')
+    await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    const listening = await waitFor('relay listening', () => relay.stderr.map((l) => { try { return JSON.parse(l) } catch { return undefined } })
+      .find((o) => o?.msg === 'relay listening'), 30_000)
+    const relayPeerId: string = listening.peer_id ?? listening.peerId
+    if (relayPeerId == null) throw new Error(`relay log has no peer id: ${JSON.stringify(listening)}`)
+    await waitFor('relay registered with discovery', async () => {
+      try {
+        const list = JSON.parse(await fetchIn(NS.relay, `http://127.0.0.1:${DISCOVERY_PORT}/api/p2p/relays`))
+        return list.some((r: any) => r.peer_id === relayPeerId) ? true : undefined
+      } catch { return undefined }
+    }, 30_000, 200)
+    return {
+      relayAddr: `/ip4/${ADDR.relay}/tcp/${RELAY_PORT}/p2p/${relayPeerId}`,
+      relayPeerId,
+      discoveryUrl,
+      relay,
+      discovery,
+      async relayedBytes () {
+        const text = await fetchIn(NS.relay, `http://127.0.0.1:${METRICS_PORT}/metrics`)
+        let sum = 0
+        for (const line of text.split('\n')) {
+          if (line.startsWith('pos_relay_relayed_bytes_total')) sum += Number(line.split(' ').pop())
+        }
+        return sum
+      },
+      stop
+    }
+  } catch (err) {
+    process.stderr.write(`relay stderr:\n${relay.stderr.slice(-20).join('\n')}\ndiscovery stderr:\n${discovery.stderr.slice(-10).join('\n')}\n`)
+    await stop()
+    throw err
+  }
+}
+
+export interface PeerResult {
+  impl: Impl
+  role: 'dialer' | 'listener'
+  ok: boolean
+  connection?: 'relayed' | 'direct'
+  remote_addr?: string
+  sha256?: string
+  bytes?: number
+  upgraded_after_ms?: number | null
+  elapsed_ms?: number
+  error?: string
+  [k: string]: unknown
+}
+
+export interface PairResult {
+  dialer: PeerResult
+  listener: PeerResult
+  /** bytes the relay counted between the listener's reservation and both peers' exit */
+  relayDelta: number
+  wallMs: number
+  dialerStderr: string[]
+  listenerStderr: string[]
+}
+
+export interface PairOptions {
+  payloadBytes: number
+  marker?: string
+  directTimeoutMs?: number
+  noDcutr?: boolean
+  timeoutMs?: number
+}
+
+function peerCommand (impl: Impl, bins: Binaries, stack: RelayStack): { cmd: string, args: string[] } {
+  switch (impl) {
+    case 'js': return { cmd: process.execPath, args: [JS_PEER, '--discovery', stack.discoveryUrl] }
+    case 'rust': return { cmd: bins['rust-peer'], args: [] }
+    // go only hole punches from addresses manet.IsPublicAddr accepts: see topology.ts / README
+    case 'go': return { cmd: bins['go-peer'], args: ['--public-cidr', INTERNET_CIDR] }
+  }
+}
+
+function parseResult (impl: Impl, role: 'dialer' | 'listener', p: NsProcess, code: number | string): PeerResult {
+  const lines = p.stdout.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).filter((o) => o?.impl != null)
+  if (lines.length === 1) return lines[0]
+  return { impl, role, ok: false, error: `exit ${code}, ${lines.length} result lines; stderr: ${p.stderr.slice(-8).join(' | ')}` }
+}
+
+/** Runs one listener (LAN B) and one dialer (LAN A) through our relay. */
+export async function runPair (dialer: Impl, listener: Impl, bins: Binaries, stack: RelayStack, opts: PairOptions): Promise<PairResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'pos-relay-pair-'))
+  const ready = join(dir, 'ready.json')
+  const timeoutMs = opts.timeoutMs ?? 45_000
+  const common = ['--relay', stack.relayAddr, '--timeout-ms', String(timeoutMs)]
+  const started = Date.now()
+  const l = peerCommand(listener, bins, stack)
+  const lp = spawnIn(NS.lanB, l.cmd, [...l.args, ...common, '--mode', 'listen', '--ready-file', ready, ...(opts.noDcutr === true ? ['--no-dcutr'] : [])],
+    { label: `${listener}-listener`, timeoutMs: timeoutMs + 10_000 })
+  try {
+    const info = await waitFor('listener reservation', async () => {
+      try { return JSON.parse(await readFile(ready, 'utf8')) } catch { return undefined }
+    }, 30_000).catch(async (err) => {
+      await lp.kill('SIGKILL')
+      throw new Error(`${listener} listener: ${err.message}; stdout: ${lp.stdout.join(' ')} stderr: ${lp.stderr.slice(-10).join(' | ')}`)
+    })
+    const before = await stack.relayedBytes()
+    const d = peerCommand(dialer, bins, stack)
+    const dp = spawnIn(NS.lanA, d.cmd, [...d.args, ...common, '--mode', 'dial', '--peer', info.peer_id,
+      '--payload-bytes', String(opts.payloadBytes), '--direct-timeout-ms', String(opts.directTimeoutMs ?? 10_000),
+      ...(opts.marker != null ? ['--marker', opts.marker] : []), ...(opts.noDcutr === true ? ['--no-dcutr'] : [])],
+    { label: `${dialer}-dialer`, timeoutMs: timeoutMs + 10_000 })
+    const dcode = await dp.exited
+    // the listener exits ~1 s after replying; if the dialer failed it may wait for its timeout
+    const lcode = await Promise.race([lp.exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 5000))])
+    if (lcode === 'still running') await lp.kill('SIGKILL')
+    const after = await stack.relayedBytes()
+    return {
+      dialer: parseResult(dialer, 'dialer', dp, dcode),
+      listener: parseResult(listener, 'listener', lp, lcode),
+      relayDelta: after - before,
+      wallMs: Date.now() - started,
+      dialerStderr: dp.stderr,
+      listenerStderr: lp.stderr
+    }
+  } finally {
+    await lp.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  }
+}
