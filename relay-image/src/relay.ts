@@ -35,6 +35,8 @@ export interface RelayAccountServices {
   revocations: RevocationsLike & { close?: () => Promise<void> }
   tiers: Record<string, Tier>
   meter: { add: (account: string, delta: Partial<UsageDelta>) => void, unflushedMonthlyBytes: (account: string) => number, start: () => void, stop: () => Promise<void> }
+  /** closed with the relay (the usage sink of a fleet relay); injected services are closed by their owner */
+  close?: () => Promise<void>
   flushedMonthlyBytes: (account: string) => Promise<number>
   reservations: ReservationCounter
 }
@@ -319,9 +321,13 @@ export class RelayServer {
     await this.node?.stop()
     this.gate?.stop()
     const services = this.accountServices ?? this.builtServices
-    await services?.meter.stop()
+    // the last flush may fail (Redis away): the meter logs what it could not write
+    await services?.meter.stop().catch((err: Error) => { this.logger.warn({ event: 'metering_final_flush_failed', err: err.message }, 'final usage flush failed') })
     await services?.reservations.close()
-    if (this.accountServices == null) await services?.revocations.close?.()
+    if (this.accountServices == null) {
+      await services?.revocations.close?.()
+      await services?.close?.()
+    }
     await this.rateLimiter?.close()
     await this.http.close()
     this.started = false
@@ -343,7 +349,9 @@ async function accountServicesFromConfig (config: RelayConfig, logger: Logger): 
     revocations: accounts.createRedisRevocationBus({ redisUrl }),
     tiers: auth.tiers ?? accounts.DEFAULT_TIERS,
     meter: new accounts.UsageMeter({ sink, relayId: config.id, flushIntervalMs: auth.metering_interval_seconds * 1000, logger }),
-    flushedMonthlyBytes: async (account: string) => await accounts.monthlyBytes({ redisUrl }, account),
-    reservations: createRedisReservationCounter({ redisUrl, relayId: config.id })
+    // through the sink's own connection: monthlyBytes({ redisUrl }) would open one per call
+    flushedMonthlyBytes: async (account: string) => await sink.monthlyBytes(account),
+    reservations: createRedisReservationCounter({ redisUrl, relayId: config.id }),
+    close: async () => { await sink.close() }
   }
 }
