@@ -251,7 +251,11 @@ describe('accounts: tickets, revocation, metering, quotas', { timeout: 300_000 }
     const dialer = await plainNode()
     await presentTicket(dialer, (await dialer.dial(r0.addr)).remotePeer, (await ticketFor(t.api_key, dialer.peerId.toString())).ticket)
     const conn = await dialer.dial(r0.addr.encapsulate(`/p2p-circuit/p2p/${listener.peerId}`))
-    await assert.rejects(sendToSink(conn, 5 * MiB), 'a 5 MiB transfer went through a 3 MiB quota')
+    await assert.rejects(Promise.race([
+      sendToSink(conn, 5 * MiB),
+      new Promise((resolve) => { setTimeout(resolve, 30_000, 'neither cut nor finished within 30 s').unref() })
+    ]).then((v) => { if (v === 'neither cut nor finished within 30 s') throw new assert.AssertionError({ message: String(v) }); return v }).then(() => 'completed'),
+    (err: any) => !(err instanceof assert.AssertionError), 'a 5 MiB transfer went through a 3 MiB quota, or hung')
     await waitFor(async () => await metric(r0.metricsPort, /^pos_relay_circuit_ends_total\{reason="quota"\} (\d+)/m) >= 1, { timeoutMs: 5000, message: 'circuit not ended for quota' })
     await new Promise((resolve) => setTimeout(resolve, 2000)) // one metering interval: usage reaches Redis
     // on the second relay: reserve works (quota is about bytes), but the circuit is refused

@@ -26,7 +26,13 @@ export async function sendToSink (conn: Connection, size: number): Promise<{ sen
   for (let sent = 0; sent < size; sent += chunkSize) {
     const chunk = randomBytes(Math.min(chunkSize, size - sent))
     hash.update(chunk)
-    if (!stream.send(chunk)) await new Promise((resolve) => stream.addEventListener('drain', resolve, { once: true }))
+    if (!stream.send(chunk)) {
+      // a stream reset while we wait for 'drain' never drains: fail instead of waiting forever
+      await new Promise<void>((resolve, reject) => {
+        stream.addEventListener('drain', () => { resolve() }, { once: true })
+        stream.addEventListener('close', (evt) => { reject(evt.error ?? new Error('stream closed while waiting for drain')) }, { once: true })
+      })
+    }
   }
   await stream.close()
   let reply = ''
