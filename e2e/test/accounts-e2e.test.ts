@@ -17,7 +17,7 @@ import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createRelayPeer, presentTicket, TicketRejectedError, type RelayPeer } from '@pos-relay/client'
-import { freePort, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { freePort, startRedis, waitFor, type RedisServer, scrapeMetric } from '@pos-relay/testing'
 import { importJWK, SignJWT } from 'jose'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
@@ -35,10 +35,7 @@ const TIERS = {
 
 const b64url = (x: string | Buffer): string => Buffer.from(x).toString('base64url')
 
-async function metric (port: number, pattern: RegExp): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  return Number(pattern.exec(text)?.[1] ?? 0)
-}
+const metric = scrapeMetric
 
 describe('accounts: tickets, revocation, metering, quotas', { timeout: 300_000 }, () => {
   let redis: RedisServer

@@ -16,7 +16,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { freePort, waitFor } from '@pos-relay/testing'
+import { freePort, waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p } from 'libp2p'
 import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
 import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
@@ -33,10 +33,7 @@ function percentile (values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
-async function metric (port: number, pattern: RegExp): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  return Number(pattern.exec(text)?.[1] ?? 0)
-}
+const metric = scrapeMetric
 
 async function rssMiB (pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')

@@ -17,7 +17,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { freePort, waitFor } from '@pos-relay/testing'
+import { freePort, waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { connectMessage, HOP, hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
 import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
@@ -49,10 +49,7 @@ function malformed (i: number, target: Libp2p): Uint8Array {
   }
 }
 
-async function metric (port: number, pattern: RegExp): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  return Number(pattern.exec(text)?.[1] ?? 0)
-}
+const metric = scrapeMetric
 
 const openFds = async (pid: number): Promise<number> => (await readdir(`/proc/${pid}/fd`)).length
 

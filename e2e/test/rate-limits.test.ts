@@ -13,7 +13,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { freePort, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { freePort, startRedis, waitFor, type RedisServer, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
@@ -28,10 +28,7 @@ async function client (): Promise<Libp2p> {
   return await createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
 }
 
-async function metric (port: number, pattern: RegExp): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  return Number(pattern.exec(text)?.[1] ?? 0)
-}
+const metric = scrapeMetric
 
 describe('rate limits shared through Redis', { timeout: 120_000 }, () => {
   let redis: RedisServer

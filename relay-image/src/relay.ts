@@ -340,7 +340,7 @@ async function accountServicesFromConfig (config: RelayConfig, logger: Logger): 
   const accounts = await import('@pos-relay/accounts')
   const { auth } = config
   if (auth.redis_url == null) throw new ConfigError('auth.redis_url is required when auth is enabled (revocations, metering and quotas are shared through Redis)')
-  const jwksUrl = auth.ticket_keys_url ?? (config.api_url != null ? new URL('api/p2p/ticket-keys', config.api_url.endsWith('/') ? config.api_url : config.api_url + '/').toString() : undefined)
+  const jwksUrl = auth.ticket_keys_url ?? (config.api_url != null ? accounts.ticketKeysUrl(config.api_url) : undefined)
   if (jwksUrl == null) throw new ConfigError('auth.ticket_keys_url (or api_url) is required when auth is enabled')
   const redisUrl = auth.redis_url
   const sink = accounts.createRedisUsageSink({ redisUrl })

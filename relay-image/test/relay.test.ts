@@ -9,7 +9,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createDiscoveryServer, createMemoryStore } from '@pos-relay/discovery'
 import { HopStatus, newConfig, parseConfig, RelayServer } from '@pos-relay/relay'
 import { createLogger } from '@pos-relay/shared'
-import { freePort, waitFor } from '@pos-relay/testing'
+import { freePort, waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { connectMessage, hopRequest, RESERVE } from './hop-client.ts'
 
@@ -40,11 +40,7 @@ async function peer (listen: string[] = []): Promise<Libp2p> {
 
 const relayAddr = (relay: RelayServer): Multiaddr => multiaddr(relay.addresses[0]!)
 
-async function metric (relay: RelayServer, pattern: RegExp): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${relay.metricsAddress!.port}/metrics`)).text()
-  const m = pattern.exec(text)
-  return m == null ? 0 : Number(m[1])
-}
+const metric = async (relay: RelayServer, pattern: RegExp): Promise<number> => await scrapeMetric(relay.metricsAddress!.port, pattern)
 
 /** A listener with a reservation and a sink protocol counting what arrives. */
 async function reservedListener (relay: RelayServer): Promise<{ node: Libp2p, received: () => number, closed: Promise<void> }> {
