@@ -23,9 +23,7 @@ export interface SpliceOptions {
  * The largest yamux receive window a stream grants (js yamux's default,
  * 16 MiB). It bounds what a stalled circuit direction holds in memory. The
  * read buffer must take what arrives after a pause: the window granted by the
- * last update plus frames already in flight, so up to two windows. (A smaller
- * relay window, 8 MiB, made transfers from rust-libp2p peers fail: their
- * destination connections closed mid-transfer; not understood yet.)
+ * last update plus frames already in flight, so up to two windows.
  */
 export const CIRCUIT_WINDOW_BYTES = 16 * 1024 * 1024
 const READ_BUFFER_BYTES = 2 * CIRCUIT_WINDOW_BYTES

@@ -1,0 +1,87 @@
+/**
+ * Yamux with data frames of bounded size.
+ *
+ * @chainsafe/libp2p-yamux 8.0.1 ignores its own `maxMessageSize` option (64
+ * KiB by default; 7.x honoured it): a stream sends everything queued, up to
+ * its whole send window, as one data frame. rust-libp2p (yamux crate 0.13+,
+ * `MAX_FRAME_BODY_LEN` = 1 MiB) refuses a frame body larger than 1 MiB with
+ * `FrameTooLarge` and closes the whole connection. Once a rust peer has grown
+ * its receive window past 1 MiB, any js sender whose queue holds more than
+ * that (a relay splicing a fast circuit into a slower one, a peer writing
+ * faster than the network) sends such a frame and loses the connection, with
+ * every stream on it. That is what broke large transfers between rust peers
+ * through our relay (about 1 in 6 of 256 MiB transfers on loopback).
+ *
+ * `yamux()` here is upstream's, with each stream's `sendData` (the contract
+ * every @libp2p/utils AbstractMessageStream implements: send what the window
+ * allows, report how much) fed at most `maxMessageSize - 12` bytes at a time,
+ * so no frame is larger than `maxMessageSize`. Every libp2p node of ours (the
+ * relay, the client SDK, test and bench peers) uses it.
+ */
+import { yamux as upstreamYamux, type YamuxMuxerInit } from '@chainsafe/libp2p-yamux'
+import type { StreamMuxerFactory } from '@libp2p/interface'
+
+/** yamux frame header (version, type, flags, stream id, length) */
+export const YAMUX_HEADER_BYTES = 12
+/** upstream's documented default for maxMessageSize; rust-yamux splits at 16 KiB and accepts up to 1 MiB */
+export const DEFAULT_YAMUX_MAX_MESSAGE_BYTES = 64 * 1024
+
+/** the list type AbstractMessageStream hands to sendData (a Uint8ArrayList) */
+interface ByteList {
+  byteLength: number
+  sublist: (start?: number, end?: number) => ByteList
+  consume: (bytes: number) => void
+}
+interface SendResult { sentBytes: number, canSendMore: boolean }
+type SendData = (this: unknown, data: ByteList) => SendResult
+
+/** Wraps a stream's sendData so that each call upstream sees at most maxBody bytes. */
+export function limitFrameSize (stream: { sendData: SendData }, maxBody: number): void {
+  const sendData = stream.sendData
+  if (typeof sendData !== 'function') throw new Error('@chainsafe/libp2p-yamux changed: its streams have no sendData(); re-check the frame size fix in @pos-relay/shared/yamux')
+  stream.sendData = function (data: ByteList): SendResult {
+    if (data.byteLength <= maxBody) return sendData.call(this, data)
+    let sentBytes = 0
+    let canSendMore = true
+    while (data.byteLength > 0) {
+      const piece = data.byteLength > maxBody ? data.sublist(0, maxBody) : data.sublist()
+      const pieceBytes = piece.byteLength
+      const result = sendData.call(this, piece)
+      sentBytes += result.sentBytes
+      data.consume(result.sentBytes)
+      canSendMore = result.canSendMore
+      // window exhausted or muxer saturated: the caller re-queues the rest
+      if (!canSendMore || result.sentBytes < pieceBytes) break
+    }
+    return { sentBytes, canSendMore }
+  }
+}
+
+export interface BoundedYamuxInit extends YamuxMuxerInit {
+  /** largest yamux frame sent, header included (default 64 KiB, at most 1 MiB + 12 for rust peers) */
+  maxMessageSize?: number
+}
+
+export function yamux (init: BoundedYamuxInit = {}): () => StreamMuxerFactory {
+  const maxMessageSize = init.maxMessageSize ?? DEFAULT_YAMUX_MAX_MESSAGE_BYTES
+  const maxBody = maxMessageSize - YAMUX_HEADER_BYTES
+  if (!Number.isInteger(maxBody) || maxBody < 1024) throw new Error(`yamux maxMessageSize must be an integer of at least ${1024 + YAMUX_HEADER_BYTES} bytes`)
+  const createFactory = upstreamYamux({ ...init, maxMessageSize })
+  return () => {
+    const factory = createFactory()
+    const createStreamMuxer = factory.createStreamMuxer.bind(factory)
+    factory.createStreamMuxer = (maConn) => {
+      const muxer = createStreamMuxer(maConn) as unknown as { _newStream?: (...args: unknown[]) => { sendData: SendData } }
+      const newStream = muxer._newStream
+      if (typeof newStream !== 'function') throw new Error('@chainsafe/libp2p-yamux changed: its muxer has no _newStream(); re-check the frame size fix in @pos-relay/shared/yamux')
+      // every stream, inbound and outbound, is made here
+      muxer._newStream = function (...args: unknown[]) {
+        const stream = newStream.apply(this, args)
+        limitFrameSize(stream, maxBody)
+        return stream
+      }
+      return muxer as unknown as ReturnType<typeof createStreamMuxer>
+    }
+    return factory
+  }
+}
