@@ -1,6 +1,7 @@
 /**
  * `npx node bench/src/limits.ts`: what the relay's limits cost and what they
- * buy, in one run (about 3 minutes), written to docs/benchmarks-limits.md.
+ * buy, in one run (about 3 minutes), written as the `limits` section of
+ * docs/benchmarks.md.
  *
  * 1. Cost per new connection of the per-IP rate check:
  *    a. RelayRateLimiter.allow('ip_connection', ip) in this process, memory
@@ -29,7 +30,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -42,24 +42,18 @@ import { createLibp2p } from 'libp2p'
 // not exported by @pos-relay/relay's index: the compiled module itself
 import { RelayRateLimiter, type RateLimitSettings } from '../../relay-image/dist/rate-limits.js'
 import { benchScript, killAllChildren, spawnChild, type Child } from './lib/children.ts'
-import { machineInfo, type MachineInfo } from './lib/machine.ts'
+import { envNumber } from './lib/env.ts'
+import { loadavg, machineInfo, type LoadAvg, type MachineInfo } from './lib/machine.ts'
 import { readCpuSeconds, readMem } from './lib/proc.ts'
+import { BENCH_DOC, writeSection } from './lib/report.ts'
 import { median, summarize, type Summary } from './lib/stats.ts'
 import type { TransferResult } from './lib/transfer.ts'
 import { killAllRelays, metricValue, p2pConnectionCount, p2pSockets, socketCount, startCliRelay, type CliRelay } from './limits/cli-relay.ts'
 import { legitReservation, type LegitResult } from './limits/hop.ts'
 import { callsDelta, commandCalls, redisCommand } from './limits/redis-admin.ts'
-import { renderLimitsReport } from './limits/report.ts'
+import { limitsSection, renderLimitsReport } from './limits/report.ts'
 
 const MiB = 1024 * 1024
-
-function envNumber (name: string, dflt: number): number {
-  const v = process.env[name]
-  if (v == null || v === '') return dflt
-  const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(v)}`)
-  return n
-}
 
 function envList (name: string, dflt: number[]): number[] {
   const v = process.env[name]
@@ -104,13 +98,12 @@ export const config = {
     if (!['checks', 'conns', 'throughput', 'floods'].includes(x)) throw new Error(`LIMITS_ONLY: unknown part ${x}`)
     return x
   })),
-  out: process.env.LIMITS_OUT ?? (process.env.LIMITS_ONLY != null ? '-' : fileURLToPath(new URL('../../docs/benchmarks-limits.md', import.meta.url))),
+  /** the document whose `limits` section gets the report; '-' = nowhere */
+  out: process.env.LIMITS_OUT ?? (process.env.LIMITS_ONLY != null ? '-' : BENCH_DOC),
   json: process.env.LIMITS_JSON ?? '',
   deadlineS: envNumber('LIMITS_DEADLINE_S', 290)
 }
 
-export type LoadAvg = [number, number, number]
-const loadavg = (): LoadAvg => os.loadavg().map((x) => Math.round(x * 100) / 100) as LoadAvg
 
 export interface CheckResult {
   label: string
@@ -599,10 +592,7 @@ async function main (): Promise<void> {
   results.durationS = (performance.now() - started) / 1000
   const report = renderLimitsReport(results)
   process.stdout.write(report)
-  if (config.out !== '-') {
-    writeFileSync(config.out, report)
-    log(`wrote ${config.out}`)
-  }
+  log(writeSection(config.out, limitsSection(results, report)))
   if (config.json !== '') writeFileSync(config.json, JSON.stringify(results, null, 2) + '\n')
   clearTimeout(watchdog)
   if (results.errors.length > 0) process.exitCode = 1

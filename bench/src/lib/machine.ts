@@ -68,3 +68,10 @@ export function machineInfo (): MachineInfo {
     date: new Date().toISOString()
   }
 }
+
+export type LoadAvg = [number, number, number]
+
+/** os.loadavg() rounded to two decimals: how busy the (shared) machine was */
+export function loadavg (): LoadAvg {
+  return os.loadavg().map((x) => Math.round(x * 100) / 100) as LoadAvg
+}
