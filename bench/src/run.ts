@@ -16,6 +16,7 @@ import { loadavg, machineInfo, type LoadAvg } from './lib/machine.ts'
 import { readCpu, readCpuSeconds, readMem, type CpuSample, type MemSample } from './lib/proc.ts'
 import { BENCH_DOC, writeSection } from './lib/report.ts'
 import { renderReport, runSection } from './run/report.ts'
+import { attempter, benchLog, runScript } from './lib/script.ts'
 import { median, summarize, type Summary } from './lib/stats.ts'
 import type { TransferResult } from './lib/transfer.ts'
 
@@ -108,9 +109,7 @@ export interface BenchResults {
   durationS: number
 }
 
-function log (msg: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`)
-}
+const log = benchLog('bench')
 
 function transferTimeoutMs (bytes: number): number {
   return 30_000 + Math.ceil(bytes / MiB / config.minMiBps) * 1000
@@ -340,13 +339,6 @@ async function discoveryPath (store: 'redis' | 'memory'): Promise<DiscoveryResul
 
 async function main (): Promise<void> {
   const started = performance.now()
-  const watchdog = setTimeout(() => {
-    log(`deadline of ${config.deadlineS} s reached: killing child processes`)
-    killAllChildren()
-    process.exit(2)
-  }, config.deadlineS * 1000)
-  watchdog.unref()
-
   const machine = machineInfo()
   log(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; ${config.mib} MiB transfers, parts: ${[...config.parts].join(', ')}`)
   const results: BenchResults = {
@@ -361,14 +353,8 @@ async function main (): Promise<void> {
     durationS: 0
   }
   // One part failing must not lose the others: record the error and go on.
-  const attempt = async <T>(name: string, fn: () => Promise<T>, sink: T[]): Promise<void> => {
-    try {
-      sink.push(await fn())
-    } catch (err: any) {
-      log(`${name} FAILED: ${err?.stack ?? err}`)
-      results.errors.push(`${name}: ${String(err?.message ?? err).split('\n')[0]}`)
-    }
-  }
+  const tryPart = attempter(results.errors, log)
+  const attempt = async <T>(name: string, fn: () => Promise<T>, sink: T[]): Promise<void> => { await tryPart(name, async () => { sink.push(await fn()) }) }
   if (config.parts.has('relay') || config.parts.has('plain') || config.parts.has('direct')) {
     const sink: PathResult[][] = []
     await attempt('transfers', transferPaths, sink)
@@ -393,15 +379,7 @@ async function main (): Promise<void> {
     writeFileSync(config.json, JSON.stringify(results, (_k, v) => v instanceof Set ? [...v] : v, 2) + '\n')
     log(`wrote ${config.json}`)
   }
-  clearTimeout(watchdog)
   if (results.errors.length > 0) process.exitCode = 1
 }
 
-try {
-  await main()
-} catch (err: any) {
-  log(`failed: ${err?.stack ?? err}`)
-  process.exitCode = 1
-} finally {
-  killAllChildren()
-}
+await runScript('bench', { deadlineS: config.deadlineS, cleanup: killAllChildren, log }, main)

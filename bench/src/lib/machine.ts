@@ -29,7 +29,7 @@ export interface MachineInfo {
   date: string
 }
 
-function packageVersion (name: string): string {
+export function packageVersion (name: string): string {
   try {
     return JSON.parse(readFileSync(new URL(`node_modules/${name}/package.json`, root), 'utf8')).version
   } catch {
