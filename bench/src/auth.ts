@@ -46,7 +46,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { createRedisRevocationBus, parseTicketKeys, TicketError, TicketIssuer, ticketKeysUrl, TicketVerifier } from '@pos-relay/accounts'
+import { createMemoryUsageSink, createRedisRevocationBus, parseTicketKeys, TicketError, TicketIssuer, ticketKeysUrl, TicketVerifier, UsageMeter } from '@pos-relay/accounts'
 import { startRedis, type RedisServer } from '@pos-relay/testing'
 import { benchScript, killAllChildren, spawnChild, type Child } from './lib/children.ts'
 import { envNumber } from './lib/env.ts'
@@ -65,9 +65,9 @@ const PARTS = ['throughput', 'tickets'] as const
 
 export const config = {
   /** MiB per timed transfer */
-  mib: envNumber('AUTH_MIB', 256),
+  mib: envNumber('AUTH_MIB', 128),
   /** rounds: one timed transfer per relay each */
-  rounds: Math.round(envNumber('AUTH_ROUNDS', 8)),
+  rounds: Math.round(envNumber('AUTH_ROUNDS', 12)),
   /** untimed transfer per relay before the rounds (JIT, first circuit) */
   warmupMiB: envNumber('AUTH_WARMUP_MIB', 32),
   chunkKiB: envNumber('AUTH_CHUNK_KIB', 64),
@@ -164,6 +164,8 @@ export interface AuthResults {
   metering?: MeteringCheck
   issuance?: IssuanceResult
   issueInProcess?: RateResult
+  /** UsageMeter.add() per relayed chunk, the only per-byte work auth adds (in process, no flush) */
+  meterAdd?: RateResult
   verify: RateResult[]
   errors: string[]
   durationS: number
@@ -430,6 +432,15 @@ async function measureTickets (redis: RedisServer, d: Discovery, results: AuthRe
   for (let p = 0; p < config.passes; p++) issuePasses.push(await ratePasses(n, async (i) => (await issuer.issue({ account: d.account, tier: config.tier, peer: peers[i]! })).ticket.length > 0))
   results.issueInProcess = rateResult('TicketIssuer.issue (signing), in process', issuePasses)
   log(`TicketIssuer.issue in process: ${results.issueInProcess.perCpuSecond.toFixed(0)} per CPU second`)
+
+  // the per-chunk work of metering on the relay's data path: one add() per chunk each way
+  const meter = new UsageMeter({ sink: createMemoryUsageSink(), relayId: 'bench' })
+  const adds = 200_000
+  for (let i = 0; i < 20_000; i++) meter.add(d.account, { bytes_to_destination: 65_536 })
+  const addPasses: Array<RatePass & { wrong: number }> = []
+  for (let p = 0; p < config.passes; p++) addPasses.push(await ratePasses(adds, async () => { meter.add(d.account, { bytes_to_destination: 65_536 }); return true }))
+  results.meterAdd = rateResult('UsageMeter.add (per relayed chunk), in process', addPasses)
+  log(`UsageMeter.add: ${results.meterAdd.cpuUs.toFixed(2)} µs CPU per call (with the loop's await)`)
 }
 
 async function main (): Promise<void> {
