@@ -80,7 +80,7 @@ export function renderAuthReport (r: AuthResults): string {
       ['relay CPU s per GiB relayed', ...cols.map((x) => `**${f(x.cpuSPerGiB, 2)}**`), `${signed(cost.cpuPct, 1)} % CPU per GiB`, verdict(cost.cpuPct, goal, aaCpu)],
       ['relay CPU busy during transfers', ...cols.map((x) => pct(x.relayBusy)), '', ''],
       ['timed transfers (failed)', ...cols.map((x) => `${x.transfers.length} (${x.failed})`), '', ''],
-      ['listener reservation ms', ...cols.map((x) => f(x.reserveMs, 0)), '', ''],
+      ['listener reservation ms (on the auth relay over the connection that presented the ticket)', ...cols.map((x) => f(x.reserveMs, 0)), '', ''],
       ['relay RSS after, MiB', ...cols.map((x) => f(x.rssAfterMiB, 0)), '', '']
     ])) line(l)
     line()
