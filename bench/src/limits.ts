@@ -1,6 +1,7 @@
 /**
  * `npx node bench/src/limits.ts`: what the relay's limits cost and what they
- * buy, in one run (about 3 minutes), written to docs/benchmarks-limits.md.
+ * buy, in one run (about 3 minutes), written as the `limits` section of
+ * docs/benchmarks.md.
  *
  * 1. Cost per new connection of the per-IP rate check:
  *    a. RelayRateLimiter.allow('ip_connection', ip) in this process, memory
@@ -26,10 +27,9 @@
  * killed from an exit handler). Knobs: LIMITS_* environment variables, see
  * `config` below.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@pos-relay/shared/yamux'
@@ -42,24 +42,19 @@ import { createLibp2p } from 'libp2p'
 // not exported by @pos-relay/relay's index: the compiled module itself
 import { RelayRateLimiter, type RateLimitSettings } from '../../relay-image/dist/rate-limits.js'
 import { benchScript, killAllChildren, spawnChild, type Child } from './lib/children.ts'
-import { machineInfo, type MachineInfo } from './lib/machine.ts'
+import { envNumber } from './lib/env.ts'
+import { loadavg, machineInfo, packageVersion, type LoadAvg, type MachineInfo } from './lib/machine.ts'
 import { readCpuSeconds, readMem } from './lib/proc.ts'
+import { BENCH_DOC, writeSection } from './lib/report.ts'
+import { attempter, benchLog, runScript } from './lib/script.ts'
 import { median, summarize, type Summary } from './lib/stats.ts'
 import type { TransferResult } from './lib/transfer.ts'
-import { killAllRelays, metricValue, p2pConnectionCount, p2pSockets, socketCount, startCliRelay, type CliRelay } from './limits/cli-relay.ts'
+import { killAllRelays, metricValue, p2pConnectionCount, p2pSockets, socketCount, startCliRelay, type CliRelay } from './lib/cli.ts'
 import { legitReservation, type LegitResult } from './limits/hop.ts'
-import { callsDelta, commandCalls, redisCommand } from './limits/redis-admin.ts'
-import { renderLimitsReport } from './limits/report.ts'
+import { callsDelta, commandCalls, redisCommand } from './lib/redis-admin.ts'
+import { limitsSection, renderLimitsReport } from './limits/report.ts'
 
 const MiB = 1024 * 1024
-
-function envNumber (name: string, dflt: number): number {
-  const v = process.env[name]
-  if (v == null || v === '') return dflt
-  const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(v)}`)
-  return n
-}
 
 function envList (name: string, dflt: number[]): number[] {
   const v = process.env[name]
@@ -104,13 +99,12 @@ export const config = {
     if (!['checks', 'conns', 'throughput', 'floods'].includes(x)) throw new Error(`LIMITS_ONLY: unknown part ${x}`)
     return x
   })),
-  out: process.env.LIMITS_OUT ?? (process.env.LIMITS_ONLY != null ? '-' : fileURLToPath(new URL('../../docs/benchmarks-limits.md', import.meta.url))),
+  /** the document whose `limits` section gets the report; '-' = nowhere */
+  out: process.env.LIMITS_OUT ?? (process.env.LIMITS_ONLY != null ? '-' : BENCH_DOC),
   json: process.env.LIMITS_JSON ?? '',
   deadlineS: envNumber('LIMITS_DEADLINE_S', 290)
 }
 
-export type LoadAvg = [number, number, number]
-const loadavg = (): LoadAvg => os.loadavg().map((x) => Math.round(x * 100) / 100) as LoadAvg
 
 export interface CheckResult {
   label: string
@@ -216,9 +210,7 @@ export interface LimitsResults {
   durationS: number
 }
 
-function log (msg: string): void {
-  process.stderr.write(`[limits ${new Date().toISOString().slice(11, 19)}] ${msg}\n`)
-}
+const log = benchLog('limits')
 
 const ipOf = (block: number, i: number): string => `127.${block + Math.floor(i / (254 * 256))}.${Math.floor(i / 254) % 256}.${1 + (i % 254)}`
 const keyIp = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
@@ -533,29 +525,14 @@ async function measureFloods (dir: string, redis: RedisServer, results: LimitsRe
 
 async function main (): Promise<void> {
   const started = performance.now()
-  const watchdog = setTimeout(() => {
-    log(`deadline of ${config.deadlineS} s exceeded: killing everything`)
-    killAllRelays()
-    killAllChildren()
-    process.exit(2)
-  }, config.deadlineS * 1000)
-  watchdog.unref()
   const defaultConfig = parseConfig(await newConfig({ p2p_secret: 'bench' }))
   const defaults = { limits: { ...defaultConfig.limits }, rate_limits: { ...defaultConfig.rate_limits } }
-  let rateLimiterVersion = 'unknown'
-  try { rateLimiterVersion = JSON.parse(readFileSync(new URL('../../node_modules/rate-limiter-flexible/package.json', import.meta.url), 'utf8')).version } catch {}
+  const rateLimiterVersion = packageVersion('rate-limiter-flexible')
   const results: LimitsResults = { machine: machineInfo(), config, loadavg: { start: loadavg() }, checks: [], conns: [], throughput: [], defaults, rateLimiterVersion, errors: [], durationS: 0 }
   log(`load average at start: ${results.loadavg.start!.join(' ')} (${results.machine.cores} cores)`)
   const dir = mkdtempSync(join(os.tmpdir(), 'pos-relay-bench-limits-'))
   let redis: RedisServer | undefined
-  const attempt = async (name: string, fn: () => Promise<void>): Promise<void> => {
-    try {
-      await fn()
-    } catch (err: any) {
-      log(`${name} FAILED: ${err?.stack ?? err}`)
-      results.errors.push(`${name}: ${String(err?.message ?? err).split('\n')[0]}`)
-    }
-  }
+  const attempt = attempter(results.errors, log)
   try {
     redis = await startRedis()
     log(`redis-server at ${redis.url} (pid ${redis.pid})`)
@@ -599,31 +576,9 @@ async function main (): Promise<void> {
   results.durationS = (performance.now() - started) / 1000
   const report = renderLimitsReport(results)
   process.stdout.write(report)
-  if (config.out !== '-') {
-    writeFileSync(config.out, report)
-    log(`wrote ${config.out}`)
-  }
+  log(writeSection(config.out, limitsSection(results, report)))
   if (config.json !== '') writeFileSync(config.json, JSON.stringify(results, null, 2) + '\n')
-  clearTimeout(watchdog)
   if (results.errors.length > 0) process.exitCode = 1
 }
 
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
-    process.stderr.write(`\nlimits: ${sig}, killing child processes\n`)
-    killAllRelays()
-    killAllChildren()
-    process.exit(130) // the 'exit' handler of @pos-relay/testing kills redis-server
-  })
-}
-process.once('exit', () => { killAllRelays(); killAllChildren() })
-
-try {
-  await main()
-} catch (err: any) {
-  log(`failed: ${err?.stack ?? err}`)
-  process.exitCode = 1
-} finally {
-  killAllRelays()
-  killAllChildren()
-}
+await runScript('limits', { deadlineS: config.deadlineS, cleanup: () => { killAllRelays(); killAllChildren() }, log }, main)

@@ -10,6 +10,12 @@
  *                             n fresh client nodes, one after another (at most
  *                             one per spacingMs), each timed from its first
  *                             dial to the relay until its reservation is held
+ *   present {relay, who, discoveryUrl, apiKey}
+ *                             the listener or the dialer gets an account ticket
+ *                             for its peer id from discovery with the API key
+ *                             (the client SDK's TicketClient, cached and
+ *                             renewed) and presents it to `relay` over
+ *                             /pos-relay/ticket/1.0.0 (presentTicket)
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@pos-relay/shared/yamux'
@@ -17,6 +23,7 @@ import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
+import { presentTicket, TicketClient } from '@pos-relay/client'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { serve } from './lib/rpc-child.ts'
 import { handleSink, transfer } from './lib/transfer.ts'
@@ -51,7 +58,21 @@ await dialer.start()
 await handleSink(listener)
 const directAddr = listener.getMultiaddrs().find((a) => a.toString().startsWith('/ip4/127.0.0.1/tcp/'))!
 
-serve({ listener: listener.peerId.toString(), direct: directAddr.toString() }, {
+const ticketClients = new Map<string, TicketClient>()
+
+serve({ listener: listener.peerId.toString(), dialer: dialer.peerId.toString(), direct: directAddr.toString() }, {
+  async present ({ relay, who, discoveryUrl, apiKey }: { relay: string, who: 'listener' | 'dialer', discoveryUrl: string, apiKey: string }) {
+    const node = who === 'listener' ? listener : dialer
+    let client = ticketClients.get(who)
+    if (client == null) ticketClients.set(who, client = new TicketClient({ discoveryUrl, apiKey, peerId: node.peerId }))
+    const t0 = performance.now()
+    const ticket = await client.current()
+    const t1 = performance.now()
+    const conn = await node.dial(multiaddr(relay), { signal: AbortSignal.timeout(10_000) })
+    await presentTicket(node, conn.remotePeer, ticket.token)
+    return { ticketMs: t1 - t0, presentMs: performance.now() - t1 }
+  },
+
   async listen ({ relay, timeoutMs = 20_000 }: { relay: string, timeoutMs?: number }) {
     const t0 = performance.now()
     const addrs = await reserve(listener, relay, timeoutMs)

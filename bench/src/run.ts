@@ -1,9 +1,9 @@
 /**
  * `npm run bench`: relay throughput, memory and CPU (our relay vs a plain
  * upstream js-libp2p relay vs a direct connection), time to reservation and
- * discovery API latency. Prints a markdown report and writes it to
- * docs/benchmarks.md. See bench/README.md for what is measured and the
- * BENCH_* knobs.
+ * discovery API latency. Prints a markdown report and writes it as the
+ * `run` section of docs/benchmarks.md. See bench/README.md for what is
+ * measured and the BENCH_* knobs.
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -11,21 +11,16 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { benchScript, killAllChildren, spawnChild, type Child } from './lib/children.ts'
 import { summariseProfile, type ProfileSummary } from './lib/cpuprofile.ts'
-import { machineInfo } from './lib/machine.ts'
+import { envNumber } from './lib/env.ts'
+import { loadavg, machineInfo, type LoadAvg } from './lib/machine.ts'
 import { readCpu, readCpuSeconds, readMem, type CpuSample, type MemSample } from './lib/proc.ts'
-import { renderReport } from './lib/report.ts'
+import { BENCH_DOC, writeSection } from './lib/report.ts'
+import { renderReport, runSection } from './run/report.ts'
+import { attempter, benchLog, runScript } from './lib/script.ts'
 import { median, summarize, type Summary } from './lib/stats.ts'
 import type { TransferResult } from './lib/transfer.ts'
 
 const MiB = 1024 * 1024
-
-function envNumber (name: string, dflt: number): number {
-  const v = process.env[name]
-  if (v == null || v === '') return dflt
-  const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(v)}`)
-  return n
-}
 
 const PARTS = ['relay', 'plain', 'direct', 'reserve', 'discovery'] as const
 type Part = typeof PARTS[number]
@@ -53,8 +48,8 @@ export const config = {
     return s as Part
   })),
   profileDir,
-  /** where the report goes; '-' = nowhere. Profiling runs do not overwrite the doc unless BENCH_OUT is set. */
-  out: process.env.BENCH_OUT ?? (profileDir != null || process.env.BENCH_ONLY != null ? '-' : fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url))),
+  /** the document whose `run` section gets the report; '-' = nowhere. Profiling and partial runs do not write it unless BENCH_OUT is set. */
+  out: process.env.BENCH_OUT ?? (profileDir != null || process.env.BENCH_ONLY != null ? '-' : BENCH_DOC),
   json: process.env.BENCH_JSON ?? '',
   /** the whole run is killed after this */
   deadlineS: envNumber('BENCH_DEADLINE_S', 600)
@@ -105,6 +100,8 @@ export interface BenchResults {
   machine: ReturnType<typeof machineInfo>
   config: typeof config
   layout: string
+  /** load average (1 / 5 / 15 min) at moments of the run */
+  loadavg: Record<string, LoadAvg>
   paths: PathResult[]
   reserve: ReserveResult[]
   discovery: DiscoveryResult[]
@@ -112,9 +109,7 @@ export interface BenchResults {
   durationS: number
 }
 
-function log (msg: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`)
-}
+const log = benchLog('bench')
 
 function transferTimeoutMs (bytes: number): number {
   return 30_000 + Math.ceil(bytes / MiB / config.minMiBps) * 1000
@@ -344,19 +339,13 @@ async function discoveryPath (store: 'redis' | 'memory'): Promise<DiscoveryResul
 
 async function main (): Promise<void> {
   const started = performance.now()
-  const watchdog = setTimeout(() => {
-    log(`deadline of ${config.deadlineS} s reached: killing child processes`)
-    killAllChildren()
-    process.exit(2)
-  }, config.deadlineS * 1000)
-  watchdog.unref()
-
   const machine = machineInfo()
   log(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; ${config.mib} MiB transfers, parts: ${[...config.parts].join(', ')}`)
   const results: BenchResults = {
     machine,
     config,
     layout: 'each relay in its own process; dialer and listener together in one more process (the listener holds a reservation on each relay); the bench driver in a third (idle while measuring); transfers interleaved round by round, the order rotating',
+    loadavg: { start: loadavg() },
     paths: [],
     reserve: [],
     discovery: [],
@@ -364,18 +353,13 @@ async function main (): Promise<void> {
     durationS: 0
   }
   // One part failing must not lose the others: record the error and go on.
-  const attempt = async <T>(name: string, fn: () => Promise<T>, sink: T[]): Promise<void> => {
-    try {
-      sink.push(await fn())
-    } catch (err: any) {
-      log(`${name} FAILED: ${err?.stack ?? err}`)
-      results.errors.push(`${name}: ${String(err?.message ?? err).split('\n')[0]}`)
-    }
-  }
+  const tryPart = attempter(results.errors, log)
+  const attempt = async <T>(name: string, fn: () => Promise<T>, sink: T[]): Promise<void> => { await tryPart(name, async () => { sink.push(await fn()) }) }
   if (config.parts.has('relay') || config.parts.has('plain') || config.parts.has('direct')) {
     const sink: PathResult[][] = []
     await attempt('transfers', transferPaths, sink)
     results.paths.push(...(sink[0] ?? []))
+    results.loadavg['after transfers'] = loadavg()
   }
   if (config.parts.has('reserve')) {
     await attempt('time to reservation (pos-relay)', () => reservePath('pos-relay'), results.reserve)
@@ -385,27 +369,17 @@ async function main (): Promise<void> {
     await attempt('discovery (redis)', () => discoveryPath('redis'), results.discovery)
     await attempt('discovery (memory)', () => discoveryPath('memory'), results.discovery)
   }
+  results.loadavg.end = loadavg()
   results.durationS = (performance.now() - started) / 1000
 
   const report = renderReport(results)
   process.stdout.write(report)
-  if (config.out !== '-') {
-    writeFileSync(config.out, report)
-    log(`wrote ${config.out}`)
-  }
+  log(writeSection(config.out, runSection(results, report)))
   if (config.json !== '') {
     writeFileSync(config.json, JSON.stringify(results, (_k, v) => v instanceof Set ? [...v] : v, 2) + '\n')
     log(`wrote ${config.json}`)
   }
-  clearTimeout(watchdog)
   if (results.errors.length > 0) process.exitCode = 1
 }
 
-try {
-  await main()
-} catch (err: any) {
-  log(`failed: ${err?.stack ?? err}`)
-  process.exitCode = 1
-} finally {
-  killAllChildren()
-}
+await runScript('bench', { deadlineS: config.deadlineS, cleanup: killAllChildren, log }, main)

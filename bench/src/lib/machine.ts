@@ -29,7 +29,7 @@ export interface MachineInfo {
   date: string
 }
 
-function packageVersion (name: string): string {
+export function packageVersion (name: string): string {
   try {
     return JSON.parse(readFileSync(new URL(`node_modules/${name}/package.json`, root), 'utf8')).version
   } catch {
@@ -67,4 +67,11 @@ export function machineInfo (): MachineInfo {
     packages: Object.fromEntries(VERSIONED_PACKAGES.map((p) => [p, packageVersion(p)])),
     date: new Date().toISOString()
   }
+}
+
+export type LoadAvg = [number, number, number]
+
+/** os.loadavg() rounded to two decimals: how busy the (shared) machine was */
+export function loadavg (): LoadAvg {
+  return os.loadavg().map((x) => Math.round(x * 100) / 100) as LoadAvg
 }

@@ -1,12 +1,14 @@
 /**
- * A relay started exactly as an operator would: `pos-relay init`, then
- * `pos-relay run --config <file> ...flags` (packages/cli/bin/pos-relay.js, this
- * Node), on 127.0.0.1 with random ports. Resolves once the relay printed its
- * `{"event":"relay_ready"}` line. The relay exits when the bench goes away
- * (see exit-with-parent.ts) and is killed on stop().
+ * The `pos-relay` CLI as an operator runs it (packages/cli/bin/pos-relay.js,
+ * this Node): short commands (`runCli`: init, keys generate, accounts
+ * create), long-running servers that print a ready JSON line
+ * (`startCliServer`: discovery), and a relay (`startCliRelay`: `pos-relay
+ * init`, then `pos-relay run --config <file> ...flags` on 127.0.0.1 with
+ * random ports). Servers exit when the bench goes away (see
+ * exit-with-parent.ts) and are killed on stop().
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -39,14 +41,68 @@ export interface CliRelay {
   stderrTail: () => string
 }
 
-async function runInit (config: string): Promise<void> {
-  const child = spawn(process.execPath, [CLI, 'init', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, P2P_SECRET: 'bench-limits' } })
+/** Runs a short `pos-relay` command to completion; its stdout. Throws on a non-zero exit. */
+export async function runCli (args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<string> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   live.add(child)
+  let out = ''
   let err = ''
   child.stderr!.on('data', (d) => { err += String(d) })
-  child.stdout!.resume()
+  child.stdout!.on('data', (d) => { out += String(d) })
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => { live.delete(child); resolve(c) }))
-  if (code !== 0) throw new Error(`pos-relay init exited with ${code}: ${err.slice(-2000)}`)
+  clearTimeout(timer)
+  if (code !== 0) throw new Error(`pos-relay ${args[0]} exited with ${code}: ${err.slice(-2000)}`)
+  return out
+}
+
+export interface CliServer {
+  name: string
+  pid: number
+  /** the ready line */
+  ready: any
+  /** SIGTERM, SIGKILL after graceMs; resolves once exited */
+  stop: (graceMs?: number) => Promise<void>
+  stderrTail: () => string
+}
+
+/** Starts a long-running `pos-relay` command; resolves once it printed a JSON line with `event: readyEvent`. */
+export async function startCliServer (name: string, args: string[], readyEvent: string, opts: { env?: Record<string, string>, readyTimeoutMs?: number } = {}): Promise<CliServer> {
+  const child = spawn(process.execPath, ['--import', PRELOAD, CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
+  live.add(child)
+  child.stdin!.on('error', () => {})
+  const tail: string[] = []
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    if (process.env.BENCH_VERBOSE === '1') process.stderr.write(`[${name}] ${line}\n`)
+    tail.push(line)
+    if (tail.length > 30) tail.shift()
+  })
+  let exited = false
+  const exit = new Promise<void>((resolve) => { child.once('exit', () => { exited = true; live.delete(child); resolve() }) })
+  const stderrTail = (): string => tail.join('\n')
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000
+  const ready = await new Promise<any>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`${name}: no ${readyEvent} after ${readyTimeoutMs} ms\n${stderrTail()}`)) }, readyTimeoutMs)
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let msg: any
+      try { msg = JSON.parse(line) } catch { return }
+      if (msg?.event === readyEvent) { clearTimeout(timer); resolve(msg) }
+    })
+    void exit.then(() => { clearTimeout(timer); reject(new Error(`${name} exited before ${readyEvent}\n${stderrTail()}`)) })
+  }).catch((err) => { child.kill('SIGKILL'); throw err })
+  return {
+    name,
+    pid: child.pid!,
+    ready,
+    async stop (graceMs = 5000) {
+      if (exited) return
+      child.kill('SIGTERM')
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs)
+      await exit
+      clearTimeout(t)
+    },
+    stderrTail
+  }
 }
 
 /** Sum of one metric's samples whose label set matches `labels` (substring), e.g. `reason="ip_rate"`. */
@@ -113,37 +169,29 @@ export function p2pSockets (pid: number, port: number): { connections: number, a
   return { connections: n, acceptQueue }
 }
 
-export async function startCliRelay (name: string, dir: string, flags: string[], opts: { readyTimeoutMs?: number } = {}): Promise<CliRelay> {
+export interface StartCliRelayOptions {
+  readyTimeoutMs?: number
+  /** edits the config file `pos-relay init` wrote (for fields without a flag, e.g. auth.redis_url) */
+  configure?: (config: Record<string, any>) => void
+}
+
+export async function startCliRelay (name: string, dir: string, flags: string[], opts: StartCliRelayOptions = {}): Promise<CliRelay> {
   const config = join(dir, `${name}.json`)
-  await runInit(config)
+  await runCli(['init', '--config', config], { P2P_SECRET: 'bench-limits' })
+  if (opts.configure != null) {
+    const cfg = JSON.parse(readFileSync(config, 'utf8'))
+    opts.configure(cfg)
+    writeFileSync(config, JSON.stringify(cfg, null, 2), { mode: 0o600 })
+  }
   const args = ['run', '--config', config, '--host', '127.0.0.1', '--port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
     '--drain-seconds', '0', '--log-level', process.env.LIMITS_RELAY_LOG ?? 'warn', ...flags]
-  const child = spawn(process.execPath, ['--import', PRELOAD, CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-  live.add(child)
-  child.stdin!.on('error', () => {})
-  const tail: string[] = []
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    if (process.env.BENCH_VERBOSE === '1') process.stderr.write(`[${name}] ${line}\n`)
-    tail.push(line)
-    if (tail.length > 30) tail.shift()
-  })
-  let exited = false
-  const exit = new Promise<void>((resolve) => { child.once('exit', () => { exited = true; live.delete(child); resolve() }) })
-  const stderrTail = (): string => tail.join('\n')
-  const ready = await new Promise<any>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`${name}: no relay_ready after ${opts.readyTimeoutMs ?? 30_000} ms\n${stderrTail()}`)) }, opts.readyTimeoutMs ?? 30_000)
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let msg: any
-      try { msg = JSON.parse(line) } catch { return }
-      if (msg?.event === 'relay_ready') { clearTimeout(timer); resolve(msg) }
-    })
-    void exit.then(() => { clearTimeout(timer); reject(new Error(`${name} exited before relay_ready\n${stderrTail()}`)) })
-  }).catch((err) => { child.kill('SIGKILL'); throw err })
+  const server = await startCliServer(name, args, 'relay_ready', { readyTimeoutMs: opts.readyTimeoutMs })
+  const ready = server.ready
   const addr: string = ready.addrs.find((a: string) => a.startsWith('/ip4/127.0.0.1/tcp/')) ?? ready.addrs[0]
   const metricsPort: number = ready.metrics_port
   return {
     name,
-    pid: child.pid!,
+    pid: server.pid,
     addr,
     port: Number(/\/tcp\/(\d+)/.exec(addr)![1]),
     peerId: ready.peer_id,
@@ -154,13 +202,7 @@ export async function startCliRelay (name: string, dir: string, flags: string[],
       const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(10_000) })
       return await res.text()
     },
-    async stop (graceMs = 5000) {
-      if (exited) return
-      child.kill('SIGTERM')
-      const t = setTimeout(() => child.kill('SIGKILL'), graceMs)
-      await exit
-      clearTimeout(t)
-    },
-    stderrTail
+    stop: server.stop,
+    stderrTail: server.stderrTail
   }
 }

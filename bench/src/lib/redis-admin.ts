@@ -1,5 +1,5 @@
 /**
- * A minimal RESP client for the few admin commands the limits bench sends to
+ * A minimal RESP client for the few admin commands the benches send to
  * its own Redis (CONFIG RESETSTAT, INFO commandstats, FLUSHALL): one command
  * per connection, bounded in time. Not used on any measured path.
  */
