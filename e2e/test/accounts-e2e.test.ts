@@ -286,4 +286,34 @@ describe('accounts: tickets, revocation, metering, quotas', { timeout: 300_000 }
     assert.ok(rejected >= cases * 0.95, `only ${rejected} of ${cases} rejected`)
     assert.equal((await fetch(`http://127.0.0.1:${relay.metricsPort}/healthz`)).status, 200)
   })
+  it('verifies tickets offline with public keys from a file, without a discovery URL, and refuses private keys there', async () => {
+    const keysFile = join(dir, 'ticket-keys.json')
+    const pub = await runCli(['keys', 'public', '--in', keysFile])
+    assert.equal(pub.code, 0, pub.stderr)
+    const publicFile = join(dir, 'ticket-keys.public.json')
+    await writeFile(publicFile, pub.stdout)
+    const config = join(dir, 'relay-offline.json')
+    assert.equal((await runCli(['init', '--config', config], { input: 'p2p\n' })).code, 0) // no --api-url: nothing to fetch from
+    const base = ['run', '--config', config, '--host', '127.0.0.1', '--port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--auth', '--auth-redis', redis.url, '--drain-seconds', '0']
+
+    const refused = await runCli([...base, '--ticket-keys-file', keysFile])
+    assert.notEqual(refused.code, 0)
+    assert.match(refused.stderr, /relays take public keys only/)
+
+    const proc = spawnCli([...base, '--ticket-keys-file', publicFile])
+    cleanup.push(async () => { await proc.kill('SIGKILL') })
+    const ready = await proc.waitForJson((o) => o.event === 'relay_ready')
+    const addr = multiaddr(ready.addrs[0])
+    const { api_key: apiKey } = await admin('POST', '/api/admin/accounts', { name: 'offline', tier: 'free' })
+    const peer = await plainNode()
+    const relayId = (await peer.dial(addr)).remotePeer
+    const otherKey = JSON.parse((await runCli(['keys', 'generate'])).stdout)[0]
+    const now = Math.floor(Date.now() / 1000)
+    const foreign = await new SignJWT({ account: 'x', tier: 'free', sub: peer.peerId.toString(), jti: randomUUID(), iat: now, exp: now + 600 })
+      .setProtectedHeader({ alg: 'EdDSA', kid: otherKey.kid }).sign(await importJWK(otherKey, 'EdDSA'))
+    await assert.rejects(presentTicket(peer, relayId, foreign), (err: any) => err instanceof TicketRejectedError && err.reason === 'unknown_key')
+    assert.equal((await hopRequest(peer, addr, RESERVE)).status, PERMISSION_DENIED)
+    await presentTicket(peer, relayId, (await ticketFor(apiKey, peer.peerId.toString())).ticket)
+    assert.equal((await hopRequest(peer, addr, RESERVE)).status, 100)
+  })
 })

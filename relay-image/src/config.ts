@@ -80,8 +80,19 @@ const multiaddrString = z.string().refine((s) => {
 const authSchema = z.object({
   /** refuse reservations and circuits from peers without a valid account ticket */
   enabled: z.boolean().default(false),
-  /** JWKS of the ticket keys; default `<api_url>/api/p2p/ticket-keys` */
+  /** JWKS of the ticket keys; default `<api_url>/api/p2p/ticket-keys` unless ticket_keys is set */
   ticket_keys_url: z.url({ protocol: /^https?$/ }).optional(),
+  /**
+   * Public ticket keys configured offline (a JWKS, as `pos-relay keys public`
+   * prints it). With these and no ticket_keys_url the relay never fetches
+   * keys; with both it accepts either.
+   */
+  ticket_keys: z.object({
+    keys: z.array(z.record(z.string(), z.unknown())
+      // a relay never needs, and should never hold, the signing key
+      .refine((k) => !('d' in k), 'a private key: relays take public keys only (`pos-relay keys public --in <keys file>` prints them)'))
+      .min(1, 'ticket_keys.keys must hold at least one public key')
+  }, { error: 'a JWKS object {"keys": [...]} of public keys, as `pos-relay keys public` prints it' }).strict().optional(),
   /** Redis for revocations, metering, quotas and per-account reservation counts (shared by the fleet) */
   redis_url: z.url({ protocol: /^rediss?$/ }).optional(),
   /** tiers by name (see @pos-relay/accounts DEFAULT_TIERS when absent) */

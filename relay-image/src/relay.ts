@@ -340,12 +340,19 @@ async function accountServicesFromConfig (config: RelayConfig, logger: Logger): 
   const accounts = await import('@pos-relay/accounts')
   const { auth } = config
   if (auth.redis_url == null) throw new ConfigError('auth.redis_url is required when auth is enabled (revocations, metering and quotas are shared through Redis)')
-  const jwksUrl = auth.ticket_keys_url ?? (config.api_url != null ? accounts.ticketKeysUrl(config.api_url) : undefined)
-  if (jwksUrl == null) throw new ConfigError('auth.ticket_keys_url (or api_url) is required when auth is enabled')
+  // keys configured offline replace the discovery's key set unless a URL is named explicitly
+  const jwksUrl = auth.ticket_keys_url ?? (auth.ticket_keys == null && config.api_url != null ? accounts.ticketKeysUrl(config.api_url) : undefined)
+  if (jwksUrl == null && auth.ticket_keys == null) throw new ConfigError('auth.ticket_keys, auth.ticket_keys_url or api_url is required when auth is enabled (where the ticket keys come from)')
+  let verifier: InstanceType<typeof accounts.TicketVerifier>
+  try {
+    verifier = new accounts.TicketVerifier({ ...(jwksUrl != null ? { jwksUrl } : {}), ...(auth.ticket_keys != null ? { jwks: auth.ticket_keys as { keys: any[] } } : {}) })
+  } catch (err: any) {
+    throw new ConfigError(`auth.ticket_keys: ${err.message}`)
+  }
   const redisUrl = auth.redis_url
   const sink = accounts.createRedisUsageSink({ redisUrl })
   return {
-    verifier: new accounts.TicketVerifier({ jwksUrl }),
+    verifier,
     revocations: accounts.createRedisRevocationBus({ redisUrl }),
     tiers: auth.tiers ?? accounts.DEFAULT_TIERS,
     meter: new accounts.UsageMeter({ sink, relayId: config.id, flushIntervalMs: auth.metering_interval_seconds * 1000, logger }),

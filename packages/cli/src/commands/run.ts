@@ -29,9 +29,17 @@ interface RunOptions {
   peerCircuitsPerMinute?: number
   auth?: boolean
   ticketKeysUrl?: string
+  ticketKeysFile?: string
+  authRedis?: string
   tiersFile?: string
   meteringInterval?: number
   logLevel?: string
+}
+
+async function readJsonFile (file: string, flag: string): Promise<any> {
+  let text: string
+  try { text = await readFile(file, 'utf8') } catch (err: any) { throw new Error(`${flag} ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`) }
+  try { return JSON.parse(text) } catch { throw new Error(`${flag} ${file} is not valid JSON`) }
 }
 
 /** Flags and env vars override the file; the result is validated as a whole. */
@@ -54,8 +62,15 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
   const auth = { ...file.auth }
   if (o.auth === true) auth.enabled = true
   if (o.ticketKeysUrl != null) auth.ticket_keys_url = o.ticketKeysUrl
+  if (o.ticketKeysFile != null) {
+    const keys = await readJsonFile(o.ticketKeysFile, '--ticket-keys-file')
+    // discovery's keys file is a JSON array of private keys
+    if (Array.isArray(keys)) throw new Error(`--ticket-keys-file ${o.ticketKeysFile} is a signing keys file: relays take public keys only (\`pos-relay keys public --in ${o.ticketKeysFile}\` prints them)`)
+    auth.ticket_keys = keys
+  }
+  if (o.authRedis != null) auth.redis_url = o.authRedis
   if (o.meteringInterval != null) auth.metering_interval_seconds = o.meteringInterval
-  if (o.tiersFile != null) auth.tiers = JSON.parse(await readFile(o.tiersFile, 'utf8'))
+  if (o.tiersFile != null) auth.tiers = await readJsonFile(o.tiersFile, '--tiers-file')
   // one Redis serves rate limits and accounts unless the config names two
   if (auth.redis_url == null && rateLimits.redis_url != null) auth.redis_url = rateLimits.redis_url
   return parseConfig({
@@ -99,6 +114,8 @@ export function runCommand (): Command {
     .addOption(option('--peer-circuits-per-minute <n>', 'circuits per minute per source peer across the fleet, 0 = off (config: rate_limits.peer_circuits_per_minute)', 'PEER_CIRCUITS_PER_MINUTE').argParser(intArg('--peer-circuits-per-minute')))
     .addOption(option('--auth', 'require account tickets for reservations and circuits (config: auth.enabled)', 'AUTH_ENABLED'))
     .addOption(option('--ticket-keys-url <url>', 'JWKS of the ticket keys (config: auth.ticket_keys_url, default <api_url>/api/p2p/ticket-keys)', 'TICKET_KEYS_URL'))
+    .addOption(option('--ticket-keys-file <file>', 'public ticket keys configured offline: a JWKS file, as `pos-relay keys public` prints it (config: auth.ticket_keys); without --ticket-keys-url the relay then never fetches keys', 'TICKET_KEYS_PUBLIC_FILE'))
+    .addOption(option('--auth-redis <url>', 'Redis for revocations, metering, quotas and account reservation counts (config: auth.redis_url, default: --redis)', 'AUTH_REDIS_URL'))
     .addOption(option('--tiers-file <file>', 'JSON object of tiers by name (config: auth.tiers)', 'TIERS_FILE'))
     .addOption(option('--metering-interval <s>', 'seconds between usage flushes to Redis (config: auth.metering_interval_seconds)', 'METERING_INTERVAL_SECONDS').argParser(intArg('--metering-interval')))
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
