@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { Command } from 'commander'
-import { createDiscoveryServer, createMemoryStore } from '@pos-relay/discovery'
 import { createMemoryReservationCounter, newConfig, parseConfig, RelayServer } from '@pos-relay/relay'
 import { createLogger } from '@pos-relay/shared'
 import { createDevAccounts, DEFAULT_TICKET_TTL_SECONDS, MAX_TICKET_TTL_SECONDS, monthlyBytes, UsageMeter } from '@pos-relay/accounts'
@@ -29,6 +28,7 @@ export function devCommand (): Command {
     // ---- end accounts ----
     .action(async (opts: DevOptions) => {
       const secret = randomBytes(24).toString('base64url')
+      const { createDiscoveryServer, createMemoryStore } = await import('@pos-relay/discovery')
       const store = createMemoryStore()
       const discoveryLogger = createLogger({ name: 'discovery', level: opts.logLevel })
 

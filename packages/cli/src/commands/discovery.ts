@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
-import { createDiscoveryServer, createMemoryStore, createRedisStore, type AccountsOptions, type RelayStore } from '@pos-relay/discovery'
+// the server itself (fastify, swagger) loads only when the command runs: see action()
+import type { AccountsOptions, RelayStore } from '@pos-relay/discovery'
 import { createLogger, type Logger } from '@pos-relay/shared'
 import {
   createMemoryAccountStore,
@@ -107,6 +108,7 @@ export function discoveryCommand (): Command {
       if (opts.ttl < 1) throw new Error('--ttl must be at least 1 second')
       const secret = await secretFrom(opts)
       const logger = createLogger({ name: 'discovery', level: opts.logLevel })
+      const { createDiscoveryServer, createMemoryStore, createRedisStore } = await import('@pos-relay/discovery')
       const store: RelayStore = opts.redis != null
         ? createRedisStore({ url: opts.redis, logger })
         : createMemoryStore()

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { Command, InvalidArgumentError } from 'commander'
-import { Operator } from '@pos-relay/operator'
+// @pos-relay/operator (and @kubernetes/client-node) load only when this command runs: a relay process should not carry them
 import { createLogger } from '@pos-relay/shared'
 import { intArg, LOG_LEVEL_HELP, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
@@ -79,6 +79,7 @@ export function operatorCommand (): Command {
         throw new Error('--lease-duration must be greater than --renew-deadline, which must be greater than --retry-period')
       }
       const logger = createLogger({ name: 'operator', level: opts.logLevel })
+      const { Operator } = await import('@pos-relay/operator')
       const op = new Operator({
         kubeconfig: opts.kubeconfig,
         namespace: opts.namespace,
