@@ -1,7 +1,7 @@
 export * from './api.js'
 export { setConditions, nextCondition, findCondition, k8sTime, CONDITION_TYPES, type ConditionInput } from './conditions.js'
 export * from './desired.js'
-export { buildPod, buildSecretMeta, registryId, podName, secretName, hashOf, canonicalJson, pinnedAffinity, relayArgs } from './manifests.js'
+export { buildPod, buildSecretMeta, registryId, podName, secretName, hashOf, canonicalJson, pinnedAffinity, relayArgs, relayEnv, rateLimitRedisRef } from './manifests.js'
 export { nodeEligibility, publicAddressOf, transportAddr, tolerates, matchesTerm } from './nodes.js'
 export { WorkQueue, exponentialRateLimiter, type RateLimiter, type Timers } from './workqueue.js'
 export { LeaderElector, KubeLeaseLock, microTime, type LeaseLock, type LeaseRecord, type ElectorOptions } from './elector.js'

@@ -16,7 +16,7 @@ import { createRedisStore, type RelayStore } from '@pos-relay/discovery'
 import { HttpServer, send, type Logger } from '@pos-relay/shared'
 import {
   ANNOTATIONS, API_VERSION, COMPONENT_IDENTITY, CONFIG_KEY, DEFAULT_TTL_SECONDS, FIELD_MANAGER, FINALIZER, KIND, LABELS,
-  MANAGED_SELECTOR, corePath, keyOf, poolsPath, type Node, type Pod, type RelayPool, type RelayPoolStatus, type Secret
+  MANAGED_SELECTOR, REDIS_URL_KEY, corePath, keyOf, poolsPath, type Node, type Pod, type RelayPool, type RelayPoolStatus, type Secret
 } from './api.js'
 import { computeDesired, isPodReady, isTerminating, slotOf, statusEqual, type Desired } from './desired.js'
 import { KubeLeaseLock, LeaderElector } from './elector.js'
@@ -522,7 +522,7 @@ export class Operator {
       return this.opts.redisUrl != null ? { url: this.opts.redisUrl } : { error: 'spec.discovery.redisUrlSecretRef is not set and the operator has no --redis default' }
     }
     const ns = pool.metadata.namespace ?? 'default'
-    const k = ref.key ?? 'redis-url'
+    const k = ref.key ?? REDIS_URL_KEY
     const cacheKey = `${ns}/${ref.name}/${k}`
     const hit = this.secretValues.get(cacheKey)
     // a good answer is cached 30 s, a problem is looked at again after 2 s

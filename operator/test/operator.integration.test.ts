@@ -11,9 +11,9 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createRedisStore, type RelayStore } from '@pos-relay/discovery'
 import { peerIdOfKeypairHex as peerIdOfKeypair } from '@pos-relay/operator'
-import { startRedis, type RedisServer } from '@pos-relay/testing'
+import { scrapeMetric, startRedis, type RedisServer } from '@pos-relay/testing'
 import { CRD_FILE, REPO_ROOT, startControlPlane, type ControlPlane } from '../../e2e/kube/harness.ts'
-import { api, createNode, kubelet, nodeObject, pinnedNode, startOperator, tryApi, unschedulable, until, type OperatorProc } from './kube-helpers.ts'
+import { api, createNode, kubelet, nodeObject, pinnedNode, runRelayContainer, startOperator, tryApi, unschedulable, until, type OperatorProc } from './kube-helpers.ts'
 
 const NS = 'relays'
 const POOL = 'relays' // examples/relaypool.yaml
@@ -373,5 +373,59 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     }, 30_000, 200)
     // the other pool is untouched
     assert.equal((await api(cp, 'GET', `${POOLS}/edge`)).metadata.deletionTimestamp, undefined)
+  })
+  it('rate limits: relay pods get exactly the flags set and REDIS_URL from the registry\'s Secret; the relay runs with them and counts in that Redis', async () => {
+    const spec = {
+      replicas: 1,
+      hostPort: 7575,
+      image: 'pos-relay:test',
+      limits: { maxConnections: 900, maxPendingConnections: 32, handshakeTimeoutSeconds: 3, ipMaxConnections: 0 },
+      rateLimits: { shared: true, ipConnectionsPerSecond: 7, peerReservationsPerMinute: 11, peerCircuitsPerMinute: 0 },
+      discovery: { redisUrlSecretRef: { name: 'pos-relay-discovery' }, ttlSeconds: 10 }
+    }
+    await api(cp, 'POST', POOLS, { apiVersion: 'pos-relay.io/v1alpha1', kind: 'RelayPool', metadata: { name: 'limited' }, spec })
+    const pod = await until('limited-0', async () => { const r = await tryApi(cp, 'GET', `${PODS}/limited-0`); return r.status === 200 ? r.body : undefined })
+    const c = pod.spec.containers[0]
+    assert.deepEqual(c.args.slice(c.args.indexOf('--drain-seconds') + 2), [
+      '--max-connections', '900', '--max-pending-connections', '32', '--handshake-timeout', '3', '--ip-max-connections', '0',
+      '--ip-connections-per-second', '7', '--peer-reservations-per-minute', '11', '--peer-circuits-per-minute', '0'
+    ])
+    assert.deepEqual(c.env, [{ name: 'LOG_LEVEL', value: 'info' }, { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'redis-url' } } }])
+    assert.ok(!JSON.stringify(pod).includes(redis.url), 'the Redis URL is not written into the pod')
+    // a pool without rate limits (edge) leaves every one of them to the relay
+    for (const p of (await api(cp, 'GET', `${PODS}?labelSelector=pos-relay.io/pool=edge`)).items) {
+      const ec = p.spec.containers[0]
+      assert.ok(!ec.args.some((a: string) => /^--(ip-connections-per-second|peer-reservations-per-minute|peer-circuits-per-minute|max-connections|redis)$/.test(a)), ec.args.join(' '))
+      assert.deepEqual(ec.env, [{ name: 'LOG_LEVEL', value: 'info' }])
+    }
+
+    // the kubelet's part: run the container as specified; the relay reports the limits it enforces
+    const relay = await runRelayContainer(cp, pod, cp.dir)
+    try {
+      assert.deepEqual(relay.started.rate_limits, { ip_connections_per_second: 7, peer_reservations_per_minute: 11, peer_circuits_per_minute: 0, account_circuits_per_minute: 0, shared: true })
+      const l = relay.started.limits
+      assert.deepEqual([l.max_connections, l.max_pending_connections, l.handshake_timeout_seconds, l.ip_max_connections], [900, 32, 3, 0])
+      assert.equal(l.max_reservations, 4096, 'an unset limit keeps the relay default')
+      await until('rate limits shared through the Redis named by the Secret', async () => (await scrapeMetric(relay.ready.metrics_port, /^pos_relay_rate_limit_redis_up (\d+)/m)) === 1, 10_000)
+    } finally {
+      await relay.kill('SIGKILL')
+    }
+
+    // a changed rate limit rolls the pod (not Ready here, so at once)
+    await api(cp, 'PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: 60 } } }, 'application/merge-patch+json')
+    const rolled = await until('pod replaced with the new limit', async () => {
+      const r = await tryApi(cp, 'GET', `${PODS}/limited-0`)
+      return r.status === 200 && r.body.metadata.uid !== pod.metadata.uid ? r.body : undefined
+    })
+    const args = rolled.spec.containers[0].args
+    assert.equal(args[args.indexOf('--peer-circuits-per-minute') + 1], '60')
+    // the API server refuses a bad value with the CRD's message, and the pod stays as it is
+    const bad = await cp.request('PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: -1, ipConnectionsPerSecond: 100001 } } }, 'application/merge-patch+json')
+    assert.equal(bad.status, 422, bad.text)
+    assert.ok(bad.text.includes('rateLimits.peerCircuitsPerMinute must be between 0 (off) and 100000'), bad.text)
+    assert.ok(bad.text.includes('rateLimits.ipConnectionsPerSecond must be between 0 (off) and 100000'), bad.text)
+    assert.equal((await api(cp, 'GET', `${PODS}/limited-0`)).metadata.uid, rolled.metadata.uid)
+    await api(cp, 'DELETE', `${POOLS}/limited`)
+    await until('limited pool gone', async () => (await tryApi(cp, 'GET', `${POOLS}/limited`)).status === 404, 20_000)
   })
 })
