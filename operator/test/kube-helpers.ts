@@ -51,6 +51,14 @@ export function pinnedNode (pod: any): string {
   return v
 }
 
+/** events.k8s.io/v1 Events about a RelayPool (optionally one reason), oldest first */
+export async function poolEvents (cp: ControlPlane, ns: string, pool: string, reason?: string): Promise<any[]> {
+  const list = await api(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${ns}/events`)
+  return list.items
+    .filter((e: any) => e.regarding?.kind === 'RelayPool' && e.regarding.name === pool && (reason == null || e.reason === reason))
+    .sort((a: any, b: any) => Date.parse(a.eventTime) - Date.parse(b.eventTime))
+}
+
 /** kube-scheduler: bind the pod to its pinned node */
 export async function schedule (cp: ControlPlane, ns: string, name: string): Promise<any> {
   const pod = await api(cp, 'GET', `/api/v1/namespaces/${ns}/pods/${name}`)

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test'
 import { createRedisStore, type RelayStore } from '@pos-relay/discovery'
 import { startRedis, type RedisServer } from '@pos-relay/testing'
 import { CHART_DIR, CRD_FILE, startControlPlane, type ControlPlane } from '../../e2e/kube/harness.ts'
-import { api, createNode, kubelet, nodeObject, startOperator, tryApi, until, type OperatorProc } from './kube-helpers.ts'
+import { api, createNode, kubelet, nodeObject, poolEvents, startOperator, tryApi, until, type OperatorProc } from './kube-helpers.ts'
 
 const RELEASE_NS = 'pos-relay'
 const NS = 'tenant'
@@ -74,6 +74,11 @@ describe('operator with the chart\'s least-privilege RBAC', { timeout: 300_000 }
     await api(cp, 'DELETE', `${pools}/p`)
     await until('pool finalized', async () => (await tryApi(cp, 'GET', `${pools}/p`)).status === 404)
     assert.equal((await store.list()).length, 0)
+    // Events were written with the chart's permissions
+    const reasons = new Set((await poolEvents(cp, NS, 'p')).map((e) => e.reason))
+    for (const r of ['RelayPodCreated', 'RelayRegistered', 'RelayPodDeleted', 'RelayDeregistered', 'RegistryCleanedUp']) assert.ok(reasons.has(r), `no ${r} Event: ${[...reasons].join(', ')}`)
+    assert.ok((await op!.metric('pos_relay_operator_events_total', { result: 'created' }))! >= 5)
+    assert.equal(await op!.metric('pos_relay_operator_events_total', { result: 'error' }), undefined)
     assert.equal(await op!.metric('rest_client_requests_total', { code: '403' }), undefined, 'no request was forbidden')
     assert.equal(await op!.metric('controller_runtime_reconcile_errors_total'), 0)
   })
