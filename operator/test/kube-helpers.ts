@@ -159,10 +159,12 @@ export function spawnCli (args: string[], env: Record<string, string> = {}, base
  * The kubelet running a relay pod's container, on loopback: the identity
  * Secret's config.json written where the pod mounts it, environment variables
  * resolved from their Secrets, the container's args as rendered, and only the
- * listen addresses moved to free loopback ports (the container would own
- * 7373/9373 in its own network namespace).
+ * listen addresses moved to loopback: the relay port to `opts.port` (the
+ * hostPort the container's 7373 would be mapped to), else a free port, and the
+ * metrics port to a free one (the container would own 7373/9373 in its own
+ * network namespace).
  */
-export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string): Promise<CliProcess & { started: any, ready: any }> {
+export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string, opts: { port?: number } = {}): Promise<CliProcess & { started: any, ready: any }> {
   const ns = pod.metadata.namespace
   const c = pod.spec.containers[0]
   const secretValue = async (name: string, key: string): Promise<string> => {
@@ -182,7 +184,7 @@ export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string
   const args = [...c.args]
   args[args.indexOf('--config') + 1] = config
   // commander keeps the last value of a repeated option
-  args.push('--host', '127.0.0.1', '--port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0')
+  args.push('--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--metrics-host', '127.0.0.1', '--metrics-port', '0')
   // the variables the relay reads, exactly as the pod sets them (none inherited from this process)
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(REDIS_URL|LOG_LEVEL|MAX_|IP_|PEER_|HANDSHAKE_|RELAY_|API_URL)/.test(k)))
   const p = spawnCli(args, env, clean)
