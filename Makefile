@@ -1,7 +1,7 @@
 # pos-relay: every target works on a fresh Debian machine whose system Node is
 # older than 22: `npm install` brings Node 24 (the registry's `node` package)
 # into node_modules/.bin, which npm scripts and npx put first on PATH.
-.PHONY: setup build dev test test-kube test-nat bench clean
+.PHONY: setup build dev test test-kube e2e-kind test-nat bench clean
 
 setup: node_modules/.package-lock.json
 
@@ -24,6 +24,13 @@ test: setup
 # modules into ~/.cache/pos-relay on first use (~12 min on 2 cores), then cached
 test-kube: setup
 	npm run test:kube
+
+# kind cluster (Docker + internet; not on the project's machines or in CI):
+# builds the image, installs the chart, applies examples/relaypool.yaml and
+# relays a payload between two SDK peers through the relay pod on hostPort
+# 7373. Prerequisites and options: e2e/kind/README.md
+e2e-kind: setup
+	npm run test:kind
 
 # NAT lab (root): network namespaces + iptables NAT, js/rust-libp2p/go-libp2p
 # peers through our relay; rust/go peers built into ~/.cache/pos-relay on first use

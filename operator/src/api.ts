@@ -28,6 +28,8 @@ export const DEFAULT_DRAIN_SECONDS = 30
 /** where the identity Secret is mounted in the relay pod */
 export const CONFIG_DIR = '/etc/pos-relay'
 export const CONFIG_KEY = 'config.json'
+/** default key of a Secret holding a Redis URL (the CRD's default for every redisUrlSecretRef) */
+export const REDIS_URL_KEY = 'redis-url'
 
 export const LABELS = {
   name: 'app.kubernetes.io/name',
@@ -76,6 +78,18 @@ export interface RelayPoolSpec {
     maxCircuits?: number
     circuitDataLimitBytes?: number
     circuitDurationSeconds?: number
+    maxConnections?: number
+    maxPendingConnections?: number
+    handshakeTimeoutSeconds?: number
+    ipMaxConnections?: number
+  }
+  rateLimits?: {
+    /** share the counts through Redis (REDIS_URL from redisUrlSecretRef, else discovery.redisUrlSecretRef) */
+    shared?: boolean
+    redisUrlSecretRef?: SecretKeyRef
+    ipConnectionsPerSecond?: number
+    peerReservationsPerMinute?: number
+    peerCircuitsPerMinute?: number
   }
   discovery?: {
     redisUrlSecretRef?: SecretKeyRef

@@ -3,10 +3,10 @@
  * slot and an identity Secret per slot. Everything here is pure.
  */
 import { createHash } from 'node:crypto'
-import type { V1Affinity, V1Container, V1Pod, V1Secret } from '@kubernetes/client-node'
+import type { V1Affinity, V1Container, V1EnvVar, V1Pod, V1Secret } from '@kubernetes/client-node'
 import {
   ANNOTATIONS, API_VERSION, APP_NAME, COMPONENT_IDENTITY, COMPONENT_RELAY, CONFIG_DIR, CONFIG_KEY, DEFAULT_DRAIN_SECONDS,
-  DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT, type RelayPool
+  DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, REDIS_URL_KEY, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT, type RelayPool, type SecretKeyRef
 } from './api.js'
 import { transportAddr } from './nodes.js'
 
@@ -93,7 +93,39 @@ export function relayArgs (pool: RelayPool, publicAddress: string): string[] {
   if (l.maxCircuits != null) args.push('--max-circuits', String(l.maxCircuits))
   if (l.circuitDataLimitBytes != null) args.push('--circuit-data-limit', String(l.circuitDataLimitBytes))
   if (l.circuitDurationSeconds != null) args.push('--circuit-duration', String(l.circuitDurationSeconds))
+  if (l.maxConnections != null) args.push('--max-connections', String(l.maxConnections))
+  if (l.maxPendingConnections != null) args.push('--max-pending-connections', String(l.maxPendingConnections))
+  if (l.handshakeTimeoutSeconds != null) args.push('--handshake-timeout', String(l.handshakeTimeoutSeconds))
+  if (l.ipMaxConnections != null) args.push('--ip-max-connections', String(l.ipMaxConnections))
+  // only what the user set: an absent flag leaves the relay's own default, so
+  // the relay stays the one place that knows its defaults
+  const r = spec.rateLimits ?? {}
+  if (r.ipConnectionsPerSecond != null) args.push('--ip-connections-per-second', String(r.ipConnectionsPerSecond))
+  if (r.peerReservationsPerMinute != null) args.push('--peer-reservations-per-minute', String(r.peerReservationsPerMinute))
+  if (r.peerCircuitsPerMinute != null) args.push('--peer-circuits-per-minute', String(r.peerCircuitsPerMinute))
   return args
+}
+
+/**
+ * The relay container's environment. The Redis URL of shared rate limits is
+ * passed as REDIS_URL (read by `pos-relay run --redis`) straight from its
+ * Secret, never as an argument: the URL carries the Redis password, and
+ * arguments are visible in the pod spec and in `ps`.
+ */
+export function relayEnv (pool: RelayPool): V1EnvVar[] {
+  const spec = pool.spec
+  const env: V1EnvVar[] = [{ name: 'LOG_LEVEL', value: spec.logLevel ?? 'info' }]
+  const ref = rateLimitRedisRef(pool)
+  if (ref != null) env.push({ name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: ref.name, key: ref.key ?? REDIS_URL_KEY } } })
+  return env
+}
+
+/** the Secret key of the Redis shared rate limits use, when `rateLimits.shared` is on */
+export function rateLimitRedisRef (pool: RelayPool): SecretKeyRef | undefined {
+  const r = pool.spec.rateLimits
+  if (r?.shared !== true) return undefined
+  // the discovery registry's Redis unless the pool names another one
+  return r.redisUrlSecretRef ?? pool.spec.discovery?.redisUrlSecretRef
 }
 
 /** The full pod intent; its template-hash annotation covers everything else in it. */
@@ -108,7 +140,7 @@ export function buildPod (input: PodInput): V1Pod {
     image: input.image,
     imagePullPolicy: input.imagePullPolicy,
     args: relayArgs(pool, publicAddress),
-    env: [{ name: 'LOG_LEVEL', value: spec.logLevel ?? 'info' }],
+    env: relayEnv(pool),
     ports: [
       { name: 'relay', containerPort: RELAY_CONTAINER_PORT, hostPort, protocol: 'TCP' },
       { name: 'metrics', containerPort: RELAY_METRICS_PORT, protocol: 'TCP' }

@@ -26,6 +26,7 @@ export class OperatorMetrics {
   readonly registryOps: Counter<'op' | 'result'>
   readonly informerRestarts: Counter<'informer' | 'reason'>
   readonly informerLastActivity: Gauge<'informer'>
+  readonly events: Counter<'type' | 'result'>
 
   /** series exist (at 0) from the start, as controller-runtime does, so dashboards and alerts see them before the first event */
   initController (controller: string): void {
@@ -59,6 +60,7 @@ export class OperatorMetrics {
     this.registryOps = new Counter({ name: 'pos_relay_operator_registry_operations_total', help: 'Discovery registry operations (register includes heartbeats)', labelNames: ['op', 'result'], registers: r })
     this.informerRestarts = new Counter({ name: 'pos_relay_operator_informer_restarts_total', help: 'List/watch restarts after an error, per informer', labelNames: ['informer', 'reason'], registers: r })
     this.informerLastActivity = new Gauge({ name: 'pos_relay_operator_informer_last_activity_timestamp_seconds', help: 'Unix time of the last list or watch event (or bookmark) per informer', labelNames: ['informer'], registers: r })
+    this.events = new Counter({ name: 'pos_relay_operator_events_total', help: 'Kubernetes Events: created, series (count of a repeated event updated), dropped (rate limited or too many in flight), error (the API call failed)', labelNames: ['type', 'result'], registers: r })
     for (const state of ['desired', 'ready', 'registered']) this.relays.set({ state }, 0)
     for (const op of ['register', 'deregister']) for (const result of ['success', 'error']) this.registryOps.inc({ op, result }, 0)
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })

@@ -16,16 +16,18 @@ import { createRedisStore, type RelayStore } from '@pos-relay/discovery'
 import { HttpServer, send, type Logger } from '@pos-relay/shared'
 import {
   ANNOTATIONS, API_VERSION, COMPONENT_IDENTITY, CONFIG_KEY, DEFAULT_TTL_SECONDS, FIELD_MANAGER, FINALIZER, KIND, LABELS,
-  MANAGED_SELECTOR, corePath, keyOf, poolsPath, type Node, type Pod, type RelayPool, type RelayPoolStatus, type Secret
+  MANAGED_SELECTOR, REDIS_URL_KEY, corePath, keyOf, poolsPath, type Node, type Pod, type RelayPool, type RelayPoolStatus, type Secret
 } from './api.js'
 import { computeDesired, isPodReady, isTerminating, slotOf, statusEqual, type Desired } from './desired.js'
+import { findCondition } from './conditions.js'
+import { EventRecorder, type EventInput, type ObjectRef } from './events.js'
 import { KubeLeaseLock, LeaderElector } from './elector.js'
 import { newRelayIdentity } from './identity.js'
 import { Informer, stripManagedFields } from './informer.js'
 import { ApiError, isConflict, isNotFound, KubeClient, JSON_PATCH, loadKubeConfig } from './kube.js'
 import { registryId } from './manifests.js'
 import { OperatorMetrics } from './metrics.js'
-import { Registry } from './registry.js'
+import { Registry, type RegistryTransition } from './registry.js'
 import { exponentialRateLimiter, WorkQueue } from './workqueue.js'
 
 export const CONTROLLER_NAME = 'relaypool'
@@ -73,6 +75,7 @@ export class Operator {
   readonly nodes: Informer<Node>
   readonly registry: Registry
   readonly identity: string
+  readonly events: EventRecorder
   private readonly log: Logger
   private queue: WorkQueue
   private workers: Array<Promise<void>> = []
@@ -113,6 +116,12 @@ export class Operator {
     this.secrets = new Informer<Secret>(this.client, { ...common, name: 'secrets', path: corePath('secrets', ns), labelSelector: SECRET_SELECTOR })
     this.nodes = new Informer<Node>(this.client, { ...common, name: 'nodes', path: corePath('nodes') })
     this.queue = this.newQueue()
+    this.events = new EventRecorder({
+      client: this.client,
+      instance: this.identity,
+      logger: this.log,
+      onResult: (type, result) => { this.metrics.events.inc({ type, result }) }
+    })
     this.registry = new Registry({
       storeFor: opts.storeFor ?? ((url) => createRedisStore({ url, logger: this.log, commandTimeoutMs: 1000 })),
       logger: this.log,
@@ -121,6 +130,7 @@ export class Operator {
         return pod != null && isPodReady(pod)
       },
       onPoolChanged: (key) => { if (this.leading) this.queue.add(key) },
+      onTransition: (key, t) => { this.recordRegistryTransition(key, t) },
       metrics: { operation: (op, result) => { this.metrics.registryOps.inc({ op, result }) } }
     })
     this.ready = new Promise((resolve) => { this.markReady = resolve })
@@ -267,6 +277,7 @@ export class Operator {
     else await this.stopLeading()
     await Promise.all([this.pools, this.pods, this.secrets, this.nodes].map(async (i) => { await i.stop() }))
     await this.registry.reset()
+    await this.events.close()
     await this.http?.close()
     this.client.close()
     this.log.info({ event: 'operator_stopped' }, 'operator stopped')
@@ -334,6 +345,8 @@ export class Operator {
         this.metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME })
         const delay = queue.addRateLimited(key)
         this.log.warn({ event: 'reconcile_error', pool: key, err: err?.message, retry_in_ms: delay }, 'reconcile failed; retrying with backoff')
+        // the same error on every retry continues one Event's series (see events.ts)
+        this.recordFor(key, { type: 'Warning', reason: 'ReconcileError', action: 'Reconcile', note: String(err?.message ?? err) })
       } finally {
         end()
         queue.done(key)
@@ -392,6 +405,7 @@ export class Operator {
     // 2. children
     const errors: Error[] = []
     await this.applyChildren(key, pool, desired, errors)
+    this.recordConditionEvents(pool, desired)
 
     // 3. status (only when it changed)
     if (desired.statusChanged) {
@@ -450,14 +464,31 @@ export class Operator {
       const peerId = secretName != null ? createdPeers.get(secretName) : undefined
       if (peerId != null) p.metadata!.annotations![ANNOTATIONS.peerId] = peerId
       try {
-        await this.client.apply(`${corePath('pods', ns)}/${p.metadata!.name}`, p)
-        this.log.info({ event: 'relay_pod_created', pool: key, pod: p.metadata!.name, node: p.metadata!.annotations![ANNOTATIONS.node] }, 'relay pod created')
+        const created = await this.client.apply<Pod>(`${corePath('pods', ns)}/${p.metadata!.name}`, p)
+        const node = p.metadata!.annotations![ANNOTATIONS.node]
+        this.log.info({ event: 'relay_pod_created', pool: key, pod: p.metadata!.name, node }, 'relay pod created')
+        this.events.record({
+          regarding: poolRef(pool),
+          related: { apiVersion: 'v1', kind: 'Pod', namespace: ns, name: p.metadata!.name!, ...(created?.metadata?.uid != null ? { uid: created.metadata.uid } : {}) },
+          type: 'Normal',
+          reason: 'RelayPodCreated',
+          action: 'Create',
+          note: `Created relay pod ${p.metadata!.name} on node ${node ?? '?'} (public address ${p.metadata!.annotations![ANNOTATIONS.publicAddress] ?? '?'})`
+        })
       } catch (err: any) { errors.push(err) }
     }))
     await Promise.all(d.deletePods.map(async (p) => {
       try {
         await this.client.delete(`${corePath('pods', ns)}/${p.name}`, { apiVersion: 'v1', kind: 'DeleteOptions', ...(p.uid != null ? { preconditions: { uid: p.uid } } : {}) })
         this.log.info({ event: 'relay_pod_deleted', pool: key, pod: p.name, reason: p.reason }, 'relay pod deleted')
+        this.events.record({
+          regarding: poolRef(pool),
+          related: { apiVersion: 'v1', kind: 'Pod', namespace: ns, name: p.name, ...(p.uid != null ? { uid: p.uid } : {}) },
+          type: 'Normal',
+          reason: 'RelayPodDeleted',
+          action: 'Delete',
+          note: `Deleted relay pod ${p.name}: ${p.reason}`
+        })
       } catch (err: any) { if (!isNotFound(err) && !isConflict(err)) errors.push(err) }
     }))
     await Promise.all(d.deleteSecrets.map(async (s) => {
@@ -482,12 +513,15 @@ export class Operator {
     this.deletingSince.set(key, since)
     const ttlMs = (pool.spec?.discovery?.ttlSeconds ?? this.opts.registryTtlSeconds ?? DEFAULT_TTL_SECONDS) * 1000
     const redis = await this.resolveRedis(pool)
+    let cleanup: Pick<EventInput, 'type' | 'reason' | 'note'>
     try {
       const removed = await this.registry.cleanupPool(key, redis.url, ns, name)
       this.log.info({ event: 'pool_registry_cleaned', pool: key, removed }, 'deregistered the pool\'s relays')
+      cleanup = { type: 'Normal', reason: 'RegistryCleanedUp', note: `Removed ${removed} relay${removed === 1 ? '' : 's'} of the pool from discovery; finalizer ${FINALIZER} removed` }
     } catch (err: any) {
       if (Date.now() - since < ttlMs + 5000) throw err
       this.log.warn({ event: 'pool_registry_cleanup_skipped', pool: key, err: err?.message }, 'registry unreachable for longer than the TTL: its entries have expired; removing the finalizer')
+      cleanup = { type: 'Warning', reason: 'RegistryCleanupSkipped', note: `The discovery registry stayed unreachable for longer than the TTL (its entries have expired on their own): ${err?.message ?? err}; finalizer ${FINALIZER} removed` }
     }
     try {
       await this.client.request('PATCH', `${poolsPath(ns)}/${name}`, {
@@ -507,7 +541,42 @@ export class Operator {
     this.written.delete(key)
     this.poolCounts.delete(key)
     this.log.info({ event: 'finalizer_removed', pool: key }, 'finalizer removed')
+    this.events.record({ regarding: poolRef(pool), action: 'Finalize', ...cleanup })
     return undefined
+  }
+
+  /** an Event about the pool `key`, when the pool is still known */
+  private recordFor (key: string, e: Omit<EventInput, 'regarding'>): void {
+    const pool = this.pools.get(key)
+    if (pool != null) this.events.record({ regarding: poolRef(pool), ...e })
+  }
+
+  private recordRegistryTransition (key: string, t: RegistryTransition): void {
+    if (!this.leading) return
+    const reg = t.registration
+    const relay = reg?.meta.pod != null ? `relay ${reg.meta.pod} (slot ${reg.meta.slot ?? '?'}, ${reg.peer_id})` : `relay ${t.op === 'deregistered' ? t.id : reg?.id ?? '?'}`
+    if (t.op === 'registered') {
+      this.recordFor(key, { type: 'Normal', reason: 'RelayRegistered', action: 'Register', note: `Listed ${relay} in discovery as ${t.registration.addrs.join(', ')}` })
+    } else {
+      this.recordFor(key, { type: 'Normal', reason: 'RelayDeregistered', action: 'Deregister', note: `Removed ${relay} from discovery` })
+    }
+  }
+
+  /**
+   * Events for condition changes that need a person: a hostPort conflict
+   * appearing (or changing kind), and its end. Compared with the status the
+   * pool had before this reconcile, so a conflict that persists is not
+   * reported again on every loop (and not again after an operator restart).
+   */
+  private recordConditionEvents (pool: RelayPool, d: Desired): void {
+    const before = findCondition(pool.status?.conditions, 'HostPortConflict')
+    const now = findCondition(d.status.conditions, 'HostPortConflict')
+    if (now == null) return
+    if (now.status === 'True' && (before?.status !== 'True' || before.reason !== now.reason)) {
+      this.events.record({ regarding: poolRef(pool), type: 'Warning', reason: 'HostPortConflict', action: 'PlaceRelays', note: `${now.reason}: ${now.message}` })
+    } else if (now.status !== 'True' && before?.status === 'True') {
+      this.events.record({ regarding: poolRef(pool), type: 'Normal', reason: 'HostPortConflictResolved', action: 'PlaceRelays', note: now.message })
+    }
   }
 
   /**
@@ -522,7 +591,7 @@ export class Operator {
       return this.opts.redisUrl != null ? { url: this.opts.redisUrl } : { error: 'spec.discovery.redisUrlSecretRef is not set and the operator has no --redis default' }
     }
     const ns = pool.metadata.namespace ?? 'default'
-    const k = ref.key ?? 'redis-url'
+    const k = ref.key ?? REDIS_URL_KEY
     const cacheKey = `${ns}/${ref.name}/${k}`
     const hit = this.secretValues.get(cacheKey)
     // a good answer is cached 30 s, a problem is looked at again after 2 s
@@ -545,6 +614,10 @@ export class Operator {
     this.secretValues.set(cacheKey, { ...(value != null ? { value } : {}), ...(error != null ? { error } : {}), at: Date.now() })
     return { ...(value != null ? { url: value } : {}), ...(error != null ? { error } : {}) }
   }
+}
+
+export function poolRef (pool: RelayPool): ObjectRef {
+  return { apiVersion: API_VERSION, kind: KIND, name: pool.metadata.name, namespace: pool.metadata.namespace ?? 'default', ...(pool.metadata.uid != null ? { uid: pool.metadata.uid } : {}) }
 }
 
 /** the parts of a Node that matter to placement and addresses */

@@ -46,12 +46,23 @@ export interface RegistryOptions {
   guard?: (reg: Registration) => boolean
   /** a pool's registered set or error changed (to refresh its status) */
   onPoolChanged?: (poolKey: string) => void
+  /**
+   * A relay was listed with new content (first registration by this process,
+   * or a changed address or key), or a relay was removed from the registry.
+   * Heartbeats and retries of the same content are not transitions.
+   */
+  onTransition?: (poolKey: string, t: RegistryTransition) => void
   metrics?: RegistryMetrics
   /** heartbeat scheduler tick; default 500 ms */
   tickMs?: number
   /** parallel registry operations per tick; default 32 */
   concurrency?: number
 }
+
+export type RegistryTransition =
+  | { op: 'registered', registration: Registration }
+  /** `registration`: what this process had listed, when it knows */
+  | { op: 'deregistered', id: string, registration?: Registration }
 
 interface Entry {
   poolKey: string
@@ -81,6 +92,8 @@ export class Registry {
   private ticking = false
   private generation = 0
   private readonly now: () => number
+  /** pools being cleaned up → entries setPool deregistered meanwhile */
+  private readonly removedDuringCleanup = new Map<string, number>()
 
   constructor (private readonly opts: RegistryOptions) {
     this.now = opts.now ?? Date.now
@@ -250,17 +263,29 @@ export class Registry {
    * store cannot be reached (the caller retries).
    */
   async cleanupPool (poolKey: string, url: string | undefined, namespace: string, name: string): Promise<number> {
-    await this.setPool(poolKey, null)
+    // entries this process listed are deregistered by setPool; they count as removed too
+    this.removedDuringCleanup.set(poolKey, 0)
+    let removed = 0
+    try {
+      await this.setPool(poolKey, null)
+    } finally {
+      removed = this.removedDuringCleanup.get(poolKey) ?? 0
+      this.removedDuringCleanup.delete(poolKey)
+    }
     const urls = new Set<string>()
     if (url != null) urls.add(url)
     for (const e of this.entries.values()) if (e.poolKey === poolKey) urls.add(e.url)
-    let removed = 0
     for (const u of urls) {
       const store = this.store(u)
       const records = await store.list()
       for (const r of records) {
         if (r.meta?.managed_by === 'pos-relay-operator' && r.meta.namespace === namespace && r.meta.pool === name) {
-          await this.locked(entryKey(u, r.id), async () => { if (await store.deregister(r.id)) removed++ })
+          await this.locked(entryKey(u, r.id), async () => {
+            if (await store.deregister(r.id)) {
+              removed++
+              this.opts.onTransition?.(poolKey, { op: 'deregistered', id: r.id, registration: { id: r.id, peer_id: r.peer_id, addrs: r.addrs, meta: r.meta ?? {} } })
+            }
+          })
           this.opts.metrics?.operation?.('deregister', 'success')
         }
       }
@@ -302,8 +327,11 @@ export class Registry {
         const due = e.appliedJson !== e.desiredJson || e.error != null || t - e.registeredAt >= e.ttlMs / 3
         if (!due) return
         try {
-          await store.register(e.desired, e.ttlMs)
+          const registration = e.desired
+          const isNew = e.appliedJson !== e.desiredJson
+          await store.register(registration, e.ttlMs)
           if (gen !== this.generation) return
+          if (isNew) this.opts.onTransition?.(e.poolKey, { op: 'registered', registration })
           e.appliedJson = e.desiredJson
           e.registeredAt = this.now()
           e.absent = false
@@ -318,9 +346,12 @@ export class Registry {
       }
       if (e.absent) return
       try {
-        await store.deregister(e.id)
+        const removed = await store.deregister(e.id)
         if (gen !== this.generation) return
         this.opts.logger?.info({ event: 'relay_deregistered', id: e.id, pool: e.poolKey }, 'relay deregistered')
+        // only a relay that was listed is a transition (an unknown id is deregistered just in case)
+        if (removed && this.removedDuringCleanup.has(e.poolKey)) this.removedDuringCleanup.set(e.poolKey, this.removedDuringCleanup.get(e.poolKey)! + 1)
+        if (removed) this.opts.onTransition?.(e.poolKey, { op: 'deregistered', id: e.id, ...(e.appliedJson != null ? { registration: JSON.parse(e.appliedJson) as Registration } : {}) })
         e.absent = true
         e.appliedJson = undefined
         e.error = undefined

@@ -516,6 +516,79 @@ describe('computeDesired: pod spec from the pool spec', () => {
   })
 })
 
+describe('computeDesired: connection and rate limits', () => {
+  const nodes = [node('n1')]
+  const podOf = (spec: Record<string, unknown>): any => compute({ pool: pool({ replicas: 1, ...spec }), nodes }).createPods[0]
+  const container = (spec: Record<string, unknown>): any => podOf(spec).spec.containers[0]
+  const tail = (args: string[]): string[] => args.slice(args.indexOf('--drain-seconds') + 2)
+
+  it('every connection limit and rate limit becomes its `pos-relay run` flag, with exactly the value set', () => {
+    const c = container({
+      limits: { maxConnections: 5000, maxPendingConnections: 64, handshakeTimeoutSeconds: 3, ipMaxConnections: 8 },
+      rateLimits: { ipConnectionsPerSecond: 5, peerReservationsPerMinute: 10, peerCircuitsPerMinute: 60 }
+    })
+    assert.deepEqual(tail(c.args), [
+      '--max-connections', '5000', '--max-pending-connections', '64', '--handshake-timeout', '3', '--ip-max-connections', '8',
+      '--ip-connections-per-second', '5', '--peer-reservations-per-minute', '10', '--peer-circuits-per-minute', '60'
+    ])
+  })
+
+  it('0 is passed on (it means off, unlimited or derived), not dropped as unset', () => {
+    const c = container({ limits: { maxConnections: 0, ipMaxConnections: 0 }, rateLimits: { ipConnectionsPerSecond: 0, peerReservationsPerMinute: 0, peerCircuitsPerMinute: 0 } })
+    assert.deepEqual(tail(c.args), ['--max-connections', '0', '--ip-max-connections', '0', '--ip-connections-per-second', '0', '--peer-reservations-per-minute', '0', '--peer-circuits-per-minute', '0'])
+  })
+
+  it('unset fields leave the relay defaults: no flag, and no Redis for rate limits', () => {
+    for (const spec of [{}, { rateLimits: {} }, { rateLimits: { shared: false } }, { limits: { maxCircuits: 10 } }]) {
+      const c = container(spec)
+      assert.ok(!c.args.some((a: string) => /^--(max-connections|max-pending-connections|handshake-timeout|ip-max-connections|ip-connections-per-second|peer-reservations-per-minute|peer-circuits-per-minute|redis)$/.test(a)), JSON.stringify(c.args))
+      assert.deepEqual(c.env, [{ name: 'LOG_LEVEL', value: 'info' }])
+    }
+  })
+
+  it('shared: true → REDIS_URL from the discovery registry\'s Secret (default key redis-url), never an argument', () => {
+    const c = container({ rateLimits: { shared: true, peerCircuitsPerMinute: 60 } })
+    assert.deepEqual(c.env, [{ name: 'LOG_LEVEL', value: 'info' }, { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'disc', key: 'redis-url' } } }])
+    assert.ok(!c.args.includes('--redis'))
+    const keyed = container({ discovery: { redisUrlSecretRef: { name: 'disc', key: 'url' } }, rateLimits: { shared: true } })
+    assert.deepEqual(keyed.env[1], { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'disc', key: 'url' } } })
+  })
+
+  it('rateLimits.redisUrlSecretRef names another Redis; without shared: true it is ignored', () => {
+    const c = container({ rateLimits: { shared: true, redisUrlSecretRef: { name: 'limits-redis', key: 'url' } } })
+    assert.deepEqual(c.env[1], { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'limits-redis', key: 'url' } } })
+    assert.deepEqual(container({ rateLimits: { shared: true, redisUrlSecretRef: { name: 'limits-redis' } } }).env[1].valueFrom.secretKeyRef, { name: 'limits-redis', key: 'redis-url' })
+    // the CRD rejects this combination; the operator still never guesses a Redis
+    assert.equal(container({ rateLimits: { redisUrlSecretRef: { name: 'limits-redis' } } }).env.length, 1)
+  })
+
+  it('changing a rate limit or turning sharing on changes the template hash (pods are rolled); unrelated fields do not', () => {
+    const hash = (spec: Record<string, unknown>): string => podOf(spec).metadata.annotations[ANNOTATIONS.templateHash]
+    const base = hash({ rateLimits: { peerCircuitsPerMinute: 60 } })
+    assert.notEqual(hash({ rateLimits: { peerCircuitsPerMinute: 61 } }), base)
+    assert.notEqual(hash({ rateLimits: { peerCircuitsPerMinute: 60, shared: true } }), base)
+    assert.notEqual(hash({ rateLimits: { peerCircuitsPerMinute: 60 }, limits: { handshakeTimeoutSeconds: 4 } }), base)
+    assert.equal(hash({ rateLimits: { peerCircuitsPerMinute: 60 }, discovery: { redisUrlSecretRef: { name: 'disc' }, ttlSeconds: 10 } }), base)
+    // a pool written before these fields existed keeps its pods: nothing new is rendered for it
+    assert.equal(hash({}), hash({ rateLimits: {} }))
+  })
+
+  it('the flags are flags of the relay CLI that read the same environment variables', async () => {
+    const { spawnCli } = await import('./kube-helpers.ts')
+    const p = spawnCli(['run', '--help'])
+    assert.equal(await p.exited, 0)
+    const help = p.stdout.join(' ').replace(/\s+/g, ' ') // commander wraps at 80 columns
+    for (const [flag, env] of [['--max-connections', 'MAX_CONNECTIONS'], ['--max-pending-connections', 'MAX_PENDING_CONNECTIONS'], ['--handshake-timeout', 'HANDSHAKE_TIMEOUT_SECONDS'],
+      ['--ip-max-connections', 'IP_MAX_CONNECTIONS'], ['--ip-connections-per-second', 'IP_CONNECTIONS_PER_SECOND'], ['--peer-reservations-per-minute', 'PEER_RESERVATIONS_PER_MINUTE'],
+      ['--peer-circuits-per-minute', 'PEER_CIRCUITS_PER_MINUTE'], ['--redis', 'REDIS_URL']]) {
+      const at = help.indexOf(` ${flag} <`)
+      assert.ok(at !== -1, `pos-relay run --help lacks ${flag}`)
+      // every option names its variable, so the first one after the flag is the flag's
+      assert.equal(/env: ([A-Z_]+)\)/.exec(help.slice(at))?.[1], env, `${flag} should read ${env}`)
+    }
+  })
+})
+
 describe('computeDesired: status and conditions over time', () => {
   const p = pool({ replicas: 1 })
   const nodes = [node('n1')]

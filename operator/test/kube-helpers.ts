@@ -5,6 +5,8 @@ import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ControlPlane } from '../../e2e/kube/harness.ts'
 
@@ -47,6 +49,14 @@ export function pinnedNode (pod: any): string {
   const v = pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchFields?.[0]?.values?.[0]
   assert.ok(v != null, `pod ${pod.metadata.name} is not pinned to a node`)
   return v
+}
+
+/** events.k8s.io/v1 Events about a RelayPool (optionally one reason), oldest first */
+export async function poolEvents (cp: ControlPlane, ns: string, pool: string, reason?: string): Promise<any[]> {
+  const list = await api(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${ns}/events`)
+  return list.items
+    .filter((e: any) => e.regarding?.kind === 'RelayPool' && e.regarding.name === pool && (reason == null || e.reason === reason))
+    .sort((a: any, b: any) => Date.parse(a.eventTime) - Date.parse(b.eventTime))
 }
 
 /** kube-scheduler: bind the pod to its pinned node */
@@ -103,8 +113,8 @@ export interface CliProcess {
   kill: (signal?: NodeJS.Signals) => Promise<number | string>
 }
 
-export function spawnCli (args: string[], env: Record<string, string> = {}): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+export function spawnCli (args: string[], env: Record<string, string> = {}, baseEnv: NodeJS.ProcessEnv = process.env): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)
   const stdout: string[] = []
   const stderr: string[] = []
@@ -143,6 +153,44 @@ export function spawnCli (args: string[], env: Record<string, string> = {}): Cli
       return await exited
     }
   }
+}
+
+/**
+ * The kubelet running a relay pod's container, on loopback: the identity
+ * Secret's config.json written where the pod mounts it, environment variables
+ * resolved from their Secrets, the container's args as rendered, and only the
+ * listen addresses moved to loopback: the relay port to `opts.port` (the
+ * hostPort the container's 7373 would be mapped to), else a free port, and the
+ * metrics port to a free one (the container would own 7373/9373 in its own
+ * network namespace).
+ */
+export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string, opts: { port?: number } = {}): Promise<CliProcess & { started: any, ready: any }> {
+  const ns = pod.metadata.namespace
+  const c = pod.spec.containers[0]
+  const secretValue = async (name: string, key: string): Promise<string> => {
+    const s = await api(cp, 'GET', `/api/v1/namespaces/${ns}/secrets/${name}`)
+    assert.ok(s.data?.[key] != null, `Secret ${ns}/${name} has no key ${key}`)
+    return Buffer.from(s.data[key], 'base64').toString('utf8')
+  }
+  const env: Record<string, string> = {}
+  for (const e of c.env ?? []) {
+    if (e.value != null) env[e.name] = e.value
+    else if (e.valueFrom?.secretKeyRef != null) env[e.name] = await secretValue(e.valueFrom.secretKeyRef.name, e.valueFrom.secretKeyRef.key)
+    else throw new Error(`env ${e.name}: unsupported source ${JSON.stringify(e.valueFrom)}`)
+  }
+  const volume = pod.spec.volumes.find((v: any) => v.secret != null)
+  const config = join(dir, `${pod.metadata.name}.json`)
+  writeFileSync(config, await secretValue(volume.secret.secretName, 'config.json'), { mode: 0o600 })
+  const args = [...c.args]
+  args[args.indexOf('--config') + 1] = config
+  // commander keeps the last value of a repeated option
+  args.push('--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--metrics-host', '127.0.0.1', '--metrics-port', '0')
+  // the variables the relay reads, exactly as the pod sets them (none inherited from this process)
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(REDIS_URL|LOG_LEVEL|MAX_|IP_|PEER_|HANDSHAKE_|RELAY_|API_URL)/.test(k)))
+  const p = spawnCli(args, env, clean)
+  const ready = await p.waitForJson((o) => o.event === 'relay_ready', 30_000)
+  const started = await until('relay_started log line', async () => p.stderr.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).find((o) => o?.event === 'relay_started'), 5000)
+  return { ...p, started, ready }
 }
 
 export interface OperatorProc extends CliProcess {

@@ -10,10 +10,10 @@ import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createRedisStore, type RelayStore } from '@pos-relay/discovery'
-import { peerIdOfKeypairHex as peerIdOfKeypair } from '@pos-relay/operator'
-import { startRedis, type RedisServer } from '@pos-relay/testing'
+import { EventRecorder, KubeClient, loadKubeConfig, peerIdOfKeypairHex as peerIdOfKeypair } from '@pos-relay/operator'
+import { scrapeMetric, startRedis, type RedisServer } from '@pos-relay/testing'
 import { CRD_FILE, REPO_ROOT, startControlPlane, type ControlPlane } from '../../e2e/kube/harness.ts'
-import { api, createNode, kubelet, nodeObject, pinnedNode, startOperator, tryApi, unschedulable, until, type OperatorProc } from './kube-helpers.ts'
+import { api, createNode, kubelet, nodeObject, pinnedNode, poolEvents, runRelayContainer, startOperator, tryApi, unschedulable, until, type OperatorProc } from './kube-helpers.ts'
 
 const NS = 'relays'
 const POOL = 'relays' // examples/relaypool.yaml
@@ -121,6 +121,22 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     assert.equal(cond(st, 'Progressing').status, 'True')
     assert.equal(cond(st, 'HostPortConflict').status, 'False')
     assert.equal((await listed()).size, 0, 'nothing registered before the pods are Ready')
+    // Events on the pool, one per pod created, as the recorder of a controller writes them
+    const created = await until('RelayPodCreated events', async () => { const e = await poolEvents(cp, NS, POOL, 'RelayPodCreated'); return e.length === 2 ? e : undefined })
+    for (const e of created) {
+      assert.equal(e.type, 'Normal')
+      assert.equal(e.action, 'Create')
+      assert.equal(e.reportingController, 'pos-relay.io/operator')
+      assert.equal(e.reportingInstance, operators[0]!.identity)
+      assert.deepEqual(e.regarding, { apiVersion: 'pos-relay.io/v1alpha1', kind: 'RelayPool', namespace: NS, name: POOL, uid: p.metadata.uid })
+      const pod = pods.find((x: any) => x.metadata.name === e.related.name)
+      assert.ok(pod != null, `related pod ${e.related.name}`)
+      assert.equal(e.related.uid, pod.metadata.uid)
+      assert.equal(e.note, `Created relay pod ${pod.metadata.name} on node ${pinnedNode(pod)} (public address ${NODE_ADDR[pinnedNode(pod)]})`)
+    }
+    const table = await cp.kubectl(['events', '-n', NS, '--for', `relaypool/${POOL}`])
+    assert.equal(table.code, 0, table.stderr)
+    assert.match(table.stdout, /Normal\s+RelayPodCreated\s+relaypool\/relays\s+Created relay pod relays-0/i)
   })
 
   it('Ready relays are registered in Redis with their public address and peer id; status and printer columns follow', async () => {
@@ -155,6 +171,14 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     const op = operators[0]!
     assert.equal(await op.metric('pos_relay_operator_relays', { state: 'registered' }), 2)
     assert.equal(await op.metric('pos_relay_operator_relays', { state: 'ready' }), 2)
+    const regs = await until('RelayRegistered events', async () => { const e = await poolEvents(cp, NS, POOL, 'RelayRegistered'); return e.length === 2 ? e : undefined })
+    for (const e of regs) {
+      const r = [...entries.values()].find((x) => e.note.includes(x.addrs[0]))
+      assert.ok(r != null, e.note)
+      assert.equal(e.note, `Listed relay ${r.meta!.pod} (slot ${r.meta!.slot}, ${r.peer_id}) in discovery as ${r.addrs[0]}`)
+    }
+    // heartbeats are not transitions: still two, later too
+    assert.equal((await poolEvents(cp, NS, POOL, 'RelayRegistered')).length, 2)
   })
 
   it('heartbeats keep entries alive past the TTL; a spec change bumps observedGeneration without moving lastTransitionTime', async () => {
@@ -187,6 +211,11 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     await until('Ready=False', async () => cond(await pool(), 'Ready')?.status === 'False')
     await kubelet(cp, NS, 'relays-1', true)
     await until('registered again', async () => (await listed()).has(id), 5000, 20)
+    const dereg = await until('RelayDeregistered event', async () => (await poolEvents(cp, NS, POOL, 'RelayDeregistered')).find((e) => e.note.includes('relay relays-1 ')))
+    assert.match(dereg.note, /^Removed relay relays-1 \(slot 1, 12D3KooW\w+\) from discovery$/)
+    // listed again with the same address: the same Event continues (a series), no second one
+    await sleep(500)
+    assert.equal((await poolEvents(cp, NS, POOL, 'RelayRegistered')).filter((e) => e.note.includes('relay relays-1 ')).length, 1)
   })
 
   it('a deleted relay pod is deregistered within 2 s; its replacement keeps the slot\'s node, peer id and address', async () => {
@@ -238,6 +267,11 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     await until('relays-2 terminating', async () => { const r = await tryApi(cp, 'GET', `${PODS}/relays-2`); return r.status === 404 || r.body?.metadata?.deletionTimestamp != null })
     await cp.request('DELETE', `${PODS}/relays-2`, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0 })
     await until('HostPortConflict=False, Ready=True', async () => { const x = await pool(); return cond(x, 'HostPortConflict')?.status === 'False' && cond(x, 'Ready')?.status === 'True' })
+    const conflicts = await poolEvents(cp, NS, POOL, 'HostPortConflict')
+    assert.deepEqual(conflicts.map((e) => [e.type, e.action, e.note.split(':')[0]]), [['Warning', 'PlaceRelays', 'PortInUse'], ['Warning', 'PlaceRelays', 'InsufficientNodes']])
+    assert.match(conflicts[0].note, /relays-2 on n\d: .*didn't have free ports/)
+    assert.ok((await poolEvents(cp, NS, POOL, 'HostPortConflictResolved')).length >= 1)
+    assert.ok((await poolEvents(cp, NS, POOL, 'RelayPodDeleted')).some((e) => e.note === 'Deleted relay pod relays-2: scaled down'))
     await until('identity Secret of the removed slot deleted', async () => (await tryApi(cp, 'GET', `${SECRETS}/${POOL}-2-identity`)).status === 404)
     assert.equal((await listed()).size, 2)
   })
@@ -316,6 +350,13 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     assert.equal(p.status.readyRelays, 2)
     const op = operators[0]!
     assert.ok((await op.metric('pos_relay_operator_registry_operations_total', { result: 'error' }))! > 0)
+    // the failing reconcile loop is reported, and not as one Event per retry
+    const errorsBefore = (await op.metric('controller_runtime_reconcile_errors_total'))!
+    await until('several failed reconciles', async () => (await op.metric('controller_runtime_reconcile_errors_total'))! >= Math.max(errorsBefore, 6), 20_000)
+    const errorEvents = await until('ReconcileError event', async () => { const e = await poolEvents(cp, NS, POOL, 'ReconcileError'); return e.length > 0 ? e : undefined })
+    assert.ok(errorEvents.every((e) => e.type === 'Warning' && e.action === 'Reconcile' && e.note.startsWith('registry: ')), JSON.stringify(errorEvents.map((e) => e.note)))
+    const failures = (await op.metric('controller_runtime_reconcile_errors_total'))!
+    assert.ok(errorEvents.length <= 3 && errorEvents.length < failures, `${errorEvents.length} Events for ${failures} failed reconciles: ${errorEvents.map((e) => e.note).join(' | ')}`)
     await redis.restart() // no persistence: the registry comes back empty
     await until('relays listed again', async () => (await listed()).size === 2, 30_000)
     await until('Degraded=False, Ready=True', async () => { const x = await pool(); return cond(x, 'Degraded')?.status === 'False' && cond(x, 'Ready')?.status === 'True' }, 30_000)
@@ -362,6 +403,10 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
       assert.equal(pod.metadata.deletionTimestamp, undefined, 'the relay pods still run: it was the finalizer that deregistered them')
     }
     assert.ok([...(await listed()).keys()].some((id) => id.startsWith(`${NS}:edge:`)), 'other pools stay listed')
+    const cleaned = await until('RegistryCleanedUp event', async () => (await poolEvents(cp, NS, POOL, 'RegistryCleanedUp'))[0])
+    assert.equal(cleaned.type, 'Normal')
+    assert.equal(cleaned.action, 'Finalize')
+    assert.equal(cleaned.note, 'Removed 2 relays of the pool from discovery; finalizer pos-relay.io/registry-cleanup removed')
     await api(cp, 'PATCH', `${POOLS}/${POOL}`, { metadata: { finalizers: null } }, 'application/merge-patch+json')
     await until('pool gone', async () => (await tryApi(cp, 'GET', `${POOLS}/${POOL}`)).status === 404)
     await until('pods and identity Secrets garbage-collected', async () => {
@@ -373,5 +418,84 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     }, 30_000, 200)
     // the other pool is untouched
     assert.equal((await api(cp, 'GET', `${POOLS}/edge`)).metadata.deletionTimestamp, undefined)
+  })
+  it('rate limits: relay pods get exactly the flags set and REDIS_URL from the registry\'s Secret; the relay runs with them and counts in that Redis', async () => {
+    const spec = {
+      replicas: 1,
+      hostPort: 7575,
+      image: 'pos-relay:test',
+      limits: { maxConnections: 900, maxPendingConnections: 32, handshakeTimeoutSeconds: 3, ipMaxConnections: 0 },
+      rateLimits: { shared: true, ipConnectionsPerSecond: 7, peerReservationsPerMinute: 11, peerCircuitsPerMinute: 0 },
+      discovery: { redisUrlSecretRef: { name: 'pos-relay-discovery' }, ttlSeconds: 10 }
+    }
+    await api(cp, 'POST', POOLS, { apiVersion: 'pos-relay.io/v1alpha1', kind: 'RelayPool', metadata: { name: 'limited' }, spec })
+    const pod = await until('limited-0', async () => { const r = await tryApi(cp, 'GET', `${PODS}/limited-0`); return r.status === 200 ? r.body : undefined })
+    const c = pod.spec.containers[0]
+    assert.deepEqual(c.args.slice(c.args.indexOf('--drain-seconds') + 2), [
+      '--max-connections', '900', '--max-pending-connections', '32', '--handshake-timeout', '3', '--ip-max-connections', '0',
+      '--ip-connections-per-second', '7', '--peer-reservations-per-minute', '11', '--peer-circuits-per-minute', '0'
+    ])
+    assert.deepEqual(c.env, [{ name: 'LOG_LEVEL', value: 'info' }, { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'redis-url' } } }])
+    assert.ok(!JSON.stringify(pod).includes(redis.url), 'the Redis URL is not written into the pod')
+    // a pool without rate limits (edge) leaves every one of them to the relay
+    for (const p of (await api(cp, 'GET', `${PODS}?labelSelector=pos-relay.io/pool=edge`)).items) {
+      const ec = p.spec.containers[0]
+      assert.ok(!ec.args.some((a: string) => /^--(ip-connections-per-second|peer-reservations-per-minute|peer-circuits-per-minute|max-connections|redis)$/.test(a)), ec.args.join(' '))
+      assert.deepEqual(ec.env, [{ name: 'LOG_LEVEL', value: 'info' }])
+    }
+
+    // the kubelet's part: run the container as specified; the relay reports the limits it enforces
+    const relay = await runRelayContainer(cp, pod, cp.dir)
+    try {
+      assert.deepEqual(relay.started.rate_limits, { ip_connections_per_second: 7, peer_reservations_per_minute: 11, peer_circuits_per_minute: 0, account_circuits_per_minute: 0, shared: true })
+      const l = relay.started.limits
+      assert.deepEqual([l.max_connections, l.max_pending_connections, l.handshake_timeout_seconds, l.ip_max_connections], [900, 32, 3, 0])
+      assert.equal(l.max_reservations, 4096, 'an unset limit keeps the relay default')
+      await until('rate limits shared through the Redis named by the Secret', async () => (await scrapeMetric(relay.ready.metrics_port, /^pos_relay_rate_limit_redis_up (\d+)/m)) === 1, 10_000)
+    } finally {
+      await relay.kill('SIGKILL')
+    }
+
+    // a changed rate limit rolls the pod (not Ready here, so at once)
+    await api(cp, 'PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: 60 } } }, 'application/merge-patch+json')
+    const rolled = await until('pod replaced with the new limit', async () => {
+      const r = await tryApi(cp, 'GET', `${PODS}/limited-0`)
+      return r.status === 200 && r.body.metadata.uid !== pod.metadata.uid ? r.body : undefined
+    })
+    const args = rolled.spec.containers[0].args
+    assert.equal(args[args.indexOf('--peer-circuits-per-minute') + 1], '60')
+    // the API server refuses a bad value with the CRD's message, and the pod stays as it is
+    const bad = await cp.request('PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: -1, ipConnectionsPerSecond: 100001 } } }, 'application/merge-patch+json')
+    assert.equal(bad.status, 422, bad.text)
+    assert.ok(bad.text.includes('rateLimits.peerCircuitsPerMinute must be between 0 (off) and 100000'), bad.text)
+    assert.ok(bad.text.includes('rateLimits.ipConnectionsPerSecond must be between 0 (off) and 100000'), bad.text)
+    assert.equal((await api(cp, 'GET', `${PODS}/limited-0`)).metadata.uid, rolled.metadata.uid)
+    await api(cp, 'DELETE', `${POOLS}/limited`)
+    await until('limited pool gone', async () => (await tryApi(cp, 'GET', `${POOLS}/limited`)).status === 404, 20_000)
+  })
+  it('Event series: a repeated event is one Event whose series.count the API server accepts and keeps', async () => {
+    const client = new KubeClient(loadKubeConfig(cp.kubeconfigPath))
+    const results: string[] = []
+    const rec = new EventRecorder({ client, instance: 'test-recorder', flushIntervalMs: 200, onResult: (_t, r) => { results.push(r) } })
+    const regarding = { apiVersion: 'v1', kind: 'Namespace', name: NS, namespace: NS }
+    try {
+      for (let i = 0; i < 5; i++) rec.record({ regarding, type: 'Warning', reason: 'SeriesTest', action: 'Test', note: 'the same thing again' })
+      const ev = await until('series of 5', async () => {
+        const items = (await api(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)).items.filter((e: any) => e.reason === 'SeriesTest')
+        return items.length === 1 && items[0].series?.count === 5 ? items[0] : undefined
+      }, 10_000)
+      assert.equal(ev.reportingInstance, 'test-recorder')
+      assert.ok(Date.parse(ev.series.lastObservedTime) >= Date.parse(ev.eventTime))
+      // the core/v1 view of the same object counts it too (kubectl describe reads this)
+      const core = await api(cp, 'GET', `/api/v1/namespaces/${NS}/events/${ev.metadata.name}`)
+      assert.equal(core.series.count, 5)
+      assert.deepEqual(results, ['created', 'series'])
+      // an Event the recorder cannot write (bad namespace) is logged and counted, never thrown
+      rec.record({ regarding: { ...regarding, namespace: 'does-not-exist' }, type: 'Normal', reason: 'Nowhere', action: 'Test', note: 'x' })
+      await until('error counted', async () => results.includes('error'))
+    } finally {
+      await rec.close()
+      client.close()
+    }
   })
 })

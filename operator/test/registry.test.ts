@@ -17,7 +17,9 @@ function setup (opts: { guard?: (r: Registration) => boolean, wrap?: (s: RelaySt
   const clock = { t: 1_000_000 }
   const store = createMemoryStore({ now: () => clock.t })
   const changed: string[] = []
+  const transitions: string[] = []
   const registry = new Registry({
+    onTransition: (k, t) => { transitions.push(`${k} ${t.op} ${t.op === 'registered' ? t.registration.id : t.id}${t.op === 'deregistered' && t.registration != null ? ` (${t.registration.meta.pod})` : ''}`) },
     // closing a connection does not delete data: keep the memory store's content across close()
     storeFor: () => ({ ...(opts.wrap != null ? opts.wrap(store) : store), close: async () => {} }),
     now: () => clock.t,
@@ -25,12 +27,26 @@ function setup (opts: { guard?: (r: Registration) => boolean, wrap?: (s: RelaySt
     tickMs: 5,
     onPoolChanged: (k) => { changed.push(k) }
   })
-  return { clock, store, registry, changed }
+  return { clock, store, registry, changed, transitions }
 }
 
 const ids = async (s: RelayStore) => (await s.list()).map((r) => r.id)
 
 describe('Registry', () => {
+  it('reports transitions (for Events): a new listing and a removal, not heartbeats or no-op deregistrations', async () => {
+    const { clock, store, registry, transitions } = setup()
+    await registry.setPool('ns/edge', { url: URL, ttlMs: 30_000, registrations: [reg(0)], absent: ['ns:edge:5'] })
+    assert.deepEqual(transitions, ['ns/edge registered ns:edge:0'], 'an id that was not listed is not reported')
+    registry.start()
+    clock.t += 11_000 // past TTL/3: a heartbeat
+    const before = (await store.get('ns:edge:0'))!.updated_at
+    for (let i = 0; i < 100 && (await store.get('ns:edge:0'))!.updated_at === before; i++) await sleep(5)
+    assert.notEqual((await store.get('ns:edge:0'))!.updated_at, before, 'heartbeat happened')
+    await registry.setPool('ns/edge', { url: URL, ttlMs: 30_000, registrations: [], absent: [] })
+    assert.deepEqual(transitions, ['ns/edge registered ns:edge:0', 'ns/edge deregistered ns:edge:0 (edge-0)'])
+    await registry.reset()
+  })
+
   it('registers the wanted entries with the TTL, with meta, and reports them', async () => {
     const { store, registry, changed } = setup()
     await registry.setPool('ns/edge', { url: URL, ttlMs: 30_000, registrations: [reg(0), reg(1)], absent: [] })
@@ -155,7 +171,7 @@ describe('Registry', () => {
     await store.register(reg(0, 'core'), 30_000)
     await store.register({ id: 'self-hosted', peer_id: PEER, addrs: [`/ip4/192.0.2.9/tcp/7373/p2p/${PEER}`] }, 30_000)
     const removed = await registry.cleanupPool('ns/edge', URL, 'ns', 'edge')
-    assert.equal(removed, 1)
+    assert.equal(removed, 2, 'the one this process listed and the one it found')
     assert.deepEqual(await ids(store), ['ns:core:0', 'self-hosted'])
   })
 })

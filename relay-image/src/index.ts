@@ -4,7 +4,7 @@ export { DiscoveryRegistration, type RegistrationRecord } from './registration.j
 export { HopStatus, encodeHopStatus, type HopStatusCode } from './hop-status.js'
 export {
   relayConfigSchema, parseConfig, loadConfig, writeConfig, newConfig, newKeypairHex, decodeKeypair, peerIdOfKeypair, formatIssues,
-  ConfigError, DEFAULT_LIMITS, DEFAULT_PORT, DEFAULT_METRICS_PORT, type RelayConfig, type RelayLimits, type NewConfigInput
+  ConfigError, DEFAULT_LIMITS, DEFAULT_RATE_LIMITS, DEFAULT_PORT, DEFAULT_METRICS_PORT, type RelayConfig, type RelayLimits, type NewConfigInput
 } from './config.js'
 export { createMemoryReservationCounter, createRedisReservationCounter, type ReservationCounter } from './account-policy.js'
 export { TicketGate, TICKET_PROTOCOL } from './auth.js'

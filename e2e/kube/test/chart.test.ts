@@ -134,6 +134,16 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     assert.match(additional.stderr, /additional properties 'bogus' not allowed|Additional property bogus is not allowed/)
   })
 
+  it('RBAC: the Lease Role only with leader election, and only for the operator\'s Lease; no core events', async () => {
+    const rbac = await renderChart(['--show-only', 'templates/operator-rbac.yaml'])
+    assert.match(rbac, /resourceNames: \["pos-relay-operator"\]\n\s+verbs: \[get, update\]/)
+    assert.doesNotMatch(rbac, /apiGroups: \[""\]\n\s+resources: \[events\]/, 'core events are not used')
+    const without = splitDocs(await renderChart(['--show-only', 'templates/operator-rbac.yaml', '--set', 'operator.leaderElection.enabled=false']))
+    assert.ok(!without.some((d) => d.name.endsWith('-leader-election')), without.map((d) => `${d.kind}/${d.name}`).join(', '))
+    const renamed = await renderChart(['--show-only', 'templates/operator-rbac.yaml', '--set', 'operator.leaderElection.leaseName=my-lease'])
+    assert.match(renamed, /resourceNames: \["my-lease"\]/)
+  })
+
   it('refuses to render without a registry: redis disabled and neither an external URL nor an existing Secret', async () => {
     const r = await helmOffline(['template', 'x', CHART_DIR, '--set', 'redis.enabled=false'])
     assert.notEqual(r.code, 0)
@@ -236,7 +246,7 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
       assert.ok(!objects.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'relay-stack-operator'))
       // nodes stay readable cluster-wide, read-only
       const nodes = objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'relay-stack-operator-nodes')
-      assert.deepEqual(nodes.rules, [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }])
+      assert.deepEqual(nodes.rules, [{ apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] }])
       const pm = await check('monitoring', COMBINATIONS['monitoring, network policies, dashboards elsewhere']!)
       const podMonitor = pm.find((o) => o.kind === 'PodMonitor')
       assert.equal(podMonitor.metadata.labels.release, 'kube-prometheus-stack')

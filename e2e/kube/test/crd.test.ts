@@ -44,6 +44,17 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     ['maxCircuits 0', { replicas: 1, limits: { maxCircuits: 0 }, discovery }, 'limits.maxCircuits must be between 1 and 1000000 (0 would refuse every circuit)'],
     ['a 100-byte data limit', { replicas: 1, limits: { circuitDataLimitBytes: 100 }, discovery }, 'limits.circuitDataLimitBytes must be 0 (unlimited) or between 65536 (64 KiB) and 1099511627776 (1 TiB)'],
     ['a 5 s circuit duration', { replicas: 1, limits: { circuitDurationSeconds: 5 }, discovery }, 'limits.circuitDurationSeconds must be 0 (unlimited) or between 10 and 86400 seconds'],
+    ['negative maxConnections', { replicas: 1, limits: { maxConnections: -1 }, discovery }, 'limits.maxConnections must be between 0 (derived from the other limits) and 10000000'],
+    ['maxPendingConnections 0', { replicas: 1, limits: { maxPendingConnections: 0 }, discovery }, 'limits.maxPendingConnections must be between 1 and 100000 (0 would refuse every new connection)'],
+    ['a 0 s handshake timeout', { replicas: 1, limits: { handshakeTimeoutSeconds: 0 }, discovery }, 'limits.handshakeTimeoutSeconds must be between 1 and 120 seconds'],
+    ['a 121 s handshake timeout', { replicas: 1, limits: { handshakeTimeoutSeconds: 121 }, discovery }, 'limits.handshakeTimeoutSeconds must be between 1 and 120 seconds'],
+    ['negative ipMaxConnections', { replicas: 1, limits: { ipMaxConnections: -1 }, discovery }, 'limits.ipMaxConnections must be between 0 (unlimited) and 1000000'],
+    ['a rate-limit Redis without shared: true', { replicas: 1, rateLimits: { redisUrlSecretRef: { name: 'r' } }, discovery }, 'rateLimits.redisUrlSecretRef is only used with rateLimits.shared: true'],
+    ['a rate-limit Redis with shared: false', { replicas: 1, rateLimits: { shared: false, redisUrlSecretRef: { name: 'r' } }, discovery }, 'rateLimits.redisUrlSecretRef is only used with rateLimits.shared: true'],
+    ['negative ipConnectionsPerSecond', { replicas: 1, rateLimits: { ipConnectionsPerSecond: -1 }, discovery }, 'rateLimits.ipConnectionsPerSecond must be between 0 (off) and 100000'],
+    ['ipConnectionsPerSecond above 100000', { replicas: 1, rateLimits: { ipConnectionsPerSecond: 100001 }, discovery }, 'rateLimits.ipConnectionsPerSecond must be between 0 (off) and 100000'],
+    ['negative peerReservationsPerMinute', { replicas: 1, rateLimits: { peerReservationsPerMinute: -5 }, discovery }, 'rateLimits.peerReservationsPerMinute must be between 0 (off) and 100000'],
+    ['peerCircuitsPerMinute above 100000', { replicas: 1, rateLimits: { peerCircuitsPerMinute: 200000 }, discovery }, 'rateLimits.peerCircuitsPerMinute must be between 0 (off) and 100000'],
     ['a 1 s registry TTL', { replicas: 1, discovery: { ...discovery, ttlSeconds: 1 } }, 'discovery.ttlSeconds must be between 3 and 3600 seconds'],
     ['an Exists toleration with a value', { replicas: 1, tolerations: [{ key: 'k', operator: 'Exists', value: 'v' }], discovery }, 'a toleration with operator Exists must not have a value']
   ]
@@ -66,6 +77,12 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     r = await cp.kubectl(['apply', '-f', '-'], pool('typo', { replicas: 1, discovery, hostport: 7373 }))
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, /unknown field "spec\.hostport"/)
+    r = await cp.kubectl(['apply', '-f', '-'], pool('typo2', { replicas: 1, discovery, rateLimits: { peerCircuitsPerSecond: 1 } }))
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /unknown field "spec\.rateLimits\.peerCircuitsPerSecond"/)
+    r = await cp.kubectl(['apply', '-f', '-'], pool('notint', { replicas: 1, discovery, rateLimits: { peerCircuitsPerMinute: '60' } }))
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /spec\.rateLimits\.peerCircuitsPerMinute: Invalid value: "string": spec\.rateLimits\.peerCircuitsPerMinute in body must be of type integer/)
   })
 
   it('reports every broken rule at once', async () => {
@@ -82,6 +99,15 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     const obj = await kJson(cp, ['get', 'relaypool', 'relays', '-n', 'default'])
     assert.equal(obj.spec.replicas, 2)
     assert.equal(obj.spec.limits.circuitDataLimitBytes, 4294967296)
+    // the commented connection and rate limits are valid as they stand once uncommented
+    const fields = 'rateLimits|shared|ipConnectionsPerSecond|peerReservationsPerMinute|peerCircuitsPerMinute|maxConnections|maxPendingConnections|handshakeTimeoutSeconds|ipMaxConnections'
+    const uncommented = EXAMPLE.replace(new RegExp(`^( *)# ( *)(${fields}):`, 'gm'), '$1$2$3:').replace('name: relays', 'name: relays-limited')
+    assert.equal((uncommented.match(new RegExp(`^ *(${fields}):`, 'gm')) ?? []).length, 9, 'every commented limit found')
+    await k(cp, ['apply', '-n', 'default', '-f', '-'], uncommented)
+    const limited = await kJson(cp, ['get', 'relaypool', 'relays-limited', '-n', 'default'])
+    assert.deepEqual(limited.spec.rateLimits, { shared: true, ipConnectionsPerSecond: 20, peerReservationsPerMinute: 30, peerCircuitsPerMinute: 120 })
+    assert.equal(limited.spec.limits.maxPendingConnections, 256)
+    await k(cp, ['delete', 'relaypool', 'relays-limited', '-n', 'default'])
   })
 
   it('accepts a minimal pool and fills in the defaults', async () => {
@@ -103,12 +129,19 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
       imagePullPolicy: 'Always',
       hostPort: 443,
       resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
-      limits: { maxReservations: 1, reservationTtlSeconds: 86400, maxCircuits: 1000000, circuitDataLimitBytes: 0, circuitDurationSeconds: 0 },
+      limits: { maxReservations: 1, reservationTtlSeconds: 86400, maxCircuits: 1000000, circuitDataLimitBytes: 0, circuitDurationSeconds: 0, maxConnections: 10000000, maxPendingConnections: 1, handshakeTimeoutSeconds: 120, ipMaxConnections: 0 },
+      rateLimits: { shared: true, redisUrlSecretRef: { name: 'limits-redis' }, ipConnectionsPerSecond: 0, peerReservationsPerMinute: 100000, peerCircuitsPerMinute: 0 },
       discovery: { ...discovery, p2pSecretRef: { name: 's', key: 'k' }, ttlSeconds: 3 },
       drainSeconds: 0,
       publicAddress: { nodeAddressTypes: ['InternalIP'], nodeAnnotation: 'pos-relay.io/public-address' },
       logLevel: 'debug'
     }))
+    const edge = await kJson(cp, ['get', 'relaypool', 'edge', '-n', 'default'])
+    assert.equal(edge.spec.rateLimits.redisUrlSecretRef.key, 'redis-url', 'the Secret key defaults as in discovery.redisUrlSecretRef')
+    assert.equal(edge.spec.rateLimits.peerCircuitsPerMinute, 0, '0 (off) is kept, not dropped')
+    await k(cp, ['apply', '-f', '-'], pool('limited', { replicas: 1, limits: { maxConnections: 0, maxPendingConnections: 100000, handshakeTimeoutSeconds: 1, ipMaxConnections: 1000000 }, rateLimits: { shared: true, ipConnectionsPerSecond: 100000, peerReservationsPerMinute: 0, peerCircuitsPerMinute: 100000 }, discovery }))
+    const limited = await kJson(cp, ['get', 'relaypool', 'limited', '-n', 'default'])
+    assert.equal(limited.spec.rateLimits.redisUrlSecretRef, undefined, 'no rate-limit Redis of its own: the registry\'s is used')
     await k(cp, ['apply', '-f', '-'], pool('single', { replicas: 1, publicAddress: { static: 'relay-1.example.com' }, discovery }))
     await k(cp, ['apply', '-f', '-'], pool('single-ip', { replicas: 0, publicAddress: { static: '2001:db8::7' }, discovery }))
   })
@@ -168,5 +201,8 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     const out = await k(cp, ['explain', 'relaypool.spec.limits'])
     assert.match(out, /circuitDataLimitBytes/)
     assert.match(out, /Per-relay limits/)
+    const rl = await k(cp, ['explain', 'relaypool.spec.rateLimits'])
+    for (const f of ['shared', 'redisUrlSecretRef', 'ipConnectionsPerSecond', 'peerReservationsPerMinute', 'peerCircuitsPerMinute']) assert.match(rl, new RegExp(`^\\s+${f}\\s`, 'm'))
+    assert.match(rl, /Unset fields keep the relay's defaults/)
   })
 })

@@ -125,17 +125,22 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
 
   it('gives the operator what it needs and nothing more (RBAC)', async () => {
     const can = async (args: string[]): Promise<string> => (await cp.kubectl(['auth', 'can-i', ...args, `--as=${OPERATOR_SA}`])).stdout.trim()
+    // exactly the operator's calls (see the comment in templates/operator-rbac.yaml)
     const yes: string[][] = [
-      ['watch', 'relaypools.pos-relay.io', '-A'], ['patch', 'relaypools.pos-relay.io', '-n', 'default'],
+      ['list', 'relaypools.pos-relay.io', '-A'], ['watch', 'relaypools.pos-relay.io', '-A'], ['patch', 'relaypools.pos-relay.io', '-n', 'default'],
       ['patch', 'relaypools.pos-relay.io', '--subresource=status', '-n', 'default'], ['update', 'relaypools.pos-relay.io', '--subresource=finalizers', '-n', 'default'],
-      ['create', 'pods', '-n', 'default'], ['delete', 'pods', '-n', 'apps'], ['watch', 'pods', '-A'],
-      ['get', 'secrets', '-n', 'default'], ['create', 'secrets', '-n', 'default'],
-      ['list', 'nodes'], ['watch', 'nodes'], ['create', 'events', '-n', 'default'], ['create', 'events.events.k8s.io', '-n', 'default'],
-      ['update', 'leases.coordination.k8s.io', '-n', NS], ['create', 'leases.coordination.k8s.io', '-n', NS]
+      ['create', 'pods', '-n', 'default'], ['patch', 'pods', '-n', 'default'], ['delete', 'pods', '-n', 'apps'], ['list', 'pods', '-A'], ['watch', 'pods', '-A'],
+      ['get', 'secrets', '-n', 'default'], ['list', 'secrets', '-A'], ['watch', 'secrets', '-A'], ['create', 'secrets', '-n', 'default'], ['patch', 'secrets', '-n', 'default'], ['delete', 'secrets', '-n', 'default'],
+      ['list', 'nodes'], ['watch', 'nodes'], ['create', 'events.events.k8s.io', '-n', 'default'], ['patch', 'events.events.k8s.io', '-n', 'default'],
+      ['create', 'leases.coordination.k8s.io', '-n', NS], ['get', 'leases.coordination.k8s.io/pos-relay-operator', '-n', NS], ['update', 'leases.coordination.k8s.io/pos-relay-operator', '-n', NS]
     ]
     const no: string[][] = [
       ['delete', 'relaypools.pos-relay.io', '-n', 'default'], ['create', 'relaypools.pos-relay.io', '-n', 'default'],
-      ['update', 'leases.coordination.k8s.io', '-n', 'default'], ['patch', 'nodes'], ['delete', 'nodes'],
+      ['update', 'relaypools.pos-relay.io', '-n', 'default'], ['get', 'relaypools.pos-relay.io', '-n', 'default'], ['update', 'relaypools.pos-relay.io', '--subresource=status', '-n', 'default'],
+      ['get', 'pods', '-n', 'default'], ['update', 'pods', '-n', 'default'], ['update', 'secrets', '-n', 'default'], ['get', 'nodes'],
+      ['create', 'events', '-n', 'default'], ['delete', 'events.events.k8s.io', '-n', 'default'],
+      ['update', 'leases.coordination.k8s.io', '-n', 'default'], ['update', 'leases.coordination.k8s.io/another-lease', '-n', NS], ['list', 'leases.coordination.k8s.io', '-n', NS],
+      ['delete', 'leases.coordination.k8s.io/pos-relay-operator', '-n', NS], ['patch', 'nodes'], ['delete', 'nodes'],
       ['create', 'deployments.apps', '-n', NS], ['get', 'configmaps', '-n', NS], ['create', 'pods', '--subresource=exec', '-n', 'default'],
       ['update', 'pods', '--subresource=status', '-n', 'default'], ['create', 'clusterroles.rbac.authorization.k8s.io'],
       ['delete', 'customresourcedefinitions.apiextensions.k8s.io']

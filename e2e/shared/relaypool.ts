@@ -1,0 +1,174 @@
+/**
+ * What "a RelayPool works" means, end to end, for every suite that runs one:
+ * the hermetic kube suite (real API server, operator and discovery; relay
+ * processes started from the pod spec as a kubelet would) and the kind suite
+ * (a real cluster from the Helm chart). Both drive the cluster through a
+ * `kubectl` function, read discovery over HTTP and move bytes with the client
+ * SDK, so the checks below are the same code in both.
+ */
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { createRelayPeer, isRelayed, type RelayPeer } from '@pos-relay/client'
+import { sendToSink, serveSink } from '../test/helpers/transfer.ts'
+
+/** `kubectl ...args` against the cluster under test (stdin = `input`) */
+export type Kubectl = (args: string[], input?: string) => Promise<{ code: number | string, stdout: string, stderr: string }>
+
+export const EXAMPLE_FILE = new URL('../../examples/relaypool.yaml', import.meta.url)
+/** the pool examples/relaypool.yaml creates */
+export const EXAMPLE_POOL = 'relays'
+
+async function k (kubectl: Kubectl, args: string[], input?: string): Promise<string> {
+  const r = await kubectl(args, input)
+  assert.equal(r.code, 0, `kubectl ${args.join(' ')} failed:\n${r.stderr}`)
+  return r.stdout
+}
+
+async function poll<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs: number, describe: () => Promise<string> = async () => ''): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v !== undefined) return v
+    } catch (err) { last = err }
+    if (Date.now() > deadline) {
+      const state = await describe().catch((err) => `(could not read the state: ${String(err)})`)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last != null ? `: ${String((last as Error).message ?? last)}` : ''}${state !== '' ? `\n${state}` : ''}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+}
+
+export async function getPool (kubectl: Kubectl, ns: string, name: string): Promise<any> {
+  return JSON.parse(await k(kubectl, ['get', 'relaypool', name, '-n', ns, '-o', 'json']))
+}
+
+/**
+ * `kubectl apply -f examples/relaypool.yaml` as the README shows, then a merge
+ * patch of what the environment needs (e.g. fewer replicas than the example's
+ * two on a one-node cluster).
+ */
+export async function applyExamplePool (kubectl: Kubectl, ns: string, patch?: Record<string, unknown>): Promise<void> {
+  const out = await k(kubectl, ['apply', '-n', ns, '-f', '-'], readFileSync(EXAMPLE_FILE, 'utf8'))
+  assert.match(out, /relaypool\.pos-relay\.io\/relays (created|configured|unchanged)/)
+  if (patch != null) await k(kubectl, ['patch', 'relaypool', EXAMPLE_POOL, '-n', ns, '--type', 'merge', '-p', JSON.stringify({ spec: patch })])
+}
+
+/**
+ * Annotates every node with the address its relays announce (the example
+ * pool's `publicAddress.nodeAnnotation`): where this environment publishes the
+ * node's hostPort to the test's peers.
+ */
+export async function setNodesPublicAddress (kubectl: Kubectl, address: string): Promise<void> {
+  const nodes = (await k(kubectl, ['get', 'nodes', '-o', 'name'])).trim().split('\n').filter((n) => n !== '')
+  assert.ok(nodes.length > 0, 'the cluster has no node')
+  for (const n of nodes) await k(kubectl, ['annotate', '--overwrite', n, `pos-relay.io/public-address=${address}`])
+}
+
+/**
+ * Waits until the operator reports the pool done: status for the current
+ * generation, `relays` desired, ready and registered, Ready=True
+ * (AllRelaysReady); every relay with a peer id and a full multiaddr. On
+ * timeout the error carries the pool's conditions and relays.
+ */
+export async function waitForPoolReady (kubectl: Kubectl, ns: string, name: string, relays: number, timeoutMs = 120_000): Promise<any> {
+  const pool = await poll(`RelayPool ${ns}/${name} Ready with ${relays} relays`, async () => {
+    const p = await getPool(kubectl, ns, name)
+    const s = p.status ?? {}
+    const ready = s.conditions?.find((c: any) => c.type === 'Ready')
+    const done = s.observedGeneration === p.metadata.generation && s.desiredRelays === relays && s.readyRelays === relays &&
+      s.registeredRelays === relays && ready?.status === 'True'
+    return done ? p : undefined
+  }, timeoutMs, async () => {
+    const p = await getPool(kubectl, ns, name)
+    return `status: ${JSON.stringify({ conditions: p.status?.conditions?.map((c: any) => `${c.type}=${c.status} ${c.reason}: ${c.message}`), relays: p.status?.relays }, null, 2)}`
+  })
+  const ready = pool.status.conditions.find((c: any) => c.type === 'Ready')
+  assert.equal(ready.reason, 'AllRelaysReady')
+  assert.equal(ready.observedGeneration, pool.metadata.generation)
+  for (const c of ['Degraded', 'HostPortConflict']) assert.equal(pool.status.conditions.find((x: any) => x.type === c)?.status, 'False', `${c} should be False`)
+  assert.equal(pool.status.relays.length, relays)
+  for (const r of pool.status.relays) {
+    assert.equal(r.ready, true, `${r.pod} ready`)
+    assert.equal(r.registered, true, `${r.pod} registered`)
+    assert.equal(r.phase, 'Running')
+    assert.match(r.peerId, /^12D3KooW/)
+    assert.equal(r.multiaddr, `/${r.publicAddress.includes(':') ? 'ip6' : /^[\d.]+$/.test(r.publicAddress) ? 'ip4' : 'dns'}/${r.publicAddress}/tcp/${pool.spec.hostPort}/p2p/${r.peerId}`)
+  }
+  return pool
+}
+
+export interface ListedRelay { id: string, peer_id: string, addrs: string[], registered_at: string, updated_at: string, expires_at: string }
+
+export async function listRelays (discoveryUrl: string): Promise<ListedRelay[]> {
+  const res = await fetch(`${discoveryUrl}/api/p2p/relays`)
+  assert.equal(res.status, 200, `GET ${discoveryUrl}/api/p2p/relays`)
+  return await res.json() as ListedRelay[]
+}
+
+/** Waits until the discovery API lists every relay of `pool` (as its status names them), under the operator's registry id. */
+export async function waitForDiscovery (discoveryUrl: string, pool: any, timeoutMs = 60_000): Promise<ListedRelay[]> {
+  const ns = pool.metadata.namespace
+  const want = (pool.status.relays as any[]).map((r) => ({ id: `${ns}:${pool.metadata.name}:${r.slot}`, peer_id: r.peerId, addrs: [r.multiaddr] }))
+  return await poll(`discovery at ${discoveryUrl} to list ${want.map((w) => w.addrs[0]).join(', ')}`, async () => {
+    const listed = await listRelays(discoveryUrl)
+    const mine = want.map((w) => listed.find((l) => l.id === w.id))
+    if (mine.some((m) => m == null)) return undefined
+    for (let i = 0; i < want.length; i++) assert.deepEqual({ id: mine[i]!.id, peer_id: mine[i]!.peer_id, addrs: mine[i]!.addrs }, want[i])
+    return mine as ListedRelay[]
+  }, timeoutMs, async () => `listed: ${JSON.stringify(await listRelays(discoveryUrl))}`)
+}
+
+/** Waits until the discovery API no longer lists any relay of the pool (after its deletion: the finalizer's work). */
+export async function waitForDeregistered (discoveryUrl: string, ns: string, name: string, timeoutMs = 60_000): Promise<void> {
+  await poll(`discovery to drop the relays of ${ns}/${name}`, async () =>
+    (await listRelays(discoveryUrl)).some((l) => l.id.startsWith(`${ns}:${name}:`)) ? undefined : true, timeoutMs)
+}
+
+/** Waits until the pool has Events with each of `reasons` from the operator. */
+export async function waitForPoolEvents (kubectl: Kubectl, ns: string, name: string, reasons: string[], timeoutMs = 30_000): Promise<any[]> {
+  const events = async (): Promise<any[]> => JSON.parse(await k(kubectl, ['get', 'events.events.k8s.io', '-n', ns, '-o', 'json'])).items
+    .filter((e: any) => e.regarding?.kind === 'RelayPool' && e.regarding.name === name && e.reportingController === 'pos-relay.io/operator')
+  return await poll(`Events ${reasons.join(', ')} on RelayPool ${ns}/${name}`, async () => {
+    const got = await events()
+    return reasons.every((r) => got.some((e) => e.reason === r)) ? got : undefined
+  }, timeoutMs, async () => `events: ${(await events()).map((e) => `${e.type} ${e.reason}: ${e.note}`).join('\n')}`)
+}
+
+export interface TransferResult { bytes: number, sha256: string, relayPeerId: string, ms: number }
+
+/**
+ * Two app peers built with the client SDK find the relays through discovery;
+ * the listener reserves, the sender dials it through a relay, and `bytes`
+ * random bytes must arrive intact over the relayed connection. The relay used
+ * must be one of `relayPeerIds` (the pool's).
+ */
+export async function relayedTransfer (discoveryUrl: string, relayPeerIds: string[], bytes = 4 * 1024 * 1024): Promise<TransferResult> {
+  const peers: RelayPeer[] = []
+  try {
+    // peers listen on loopback only: the point is the relayed path, and a
+    // direct upgrade (DCUtR) between two processes on one host proves nothing
+    const listener = await createRelayPeer({ discoveryUrl, relayCount: 1, listen: ['/ip4/127.0.0.1/tcp/0'], reservationTimeoutMs: 30_000 })
+    peers.push(listener)
+    const sender = await createRelayPeer({ discoveryUrl, relayCount: 1, listen: ['/ip4/127.0.0.1/tcp/0'], reservationTimeoutMs: 30_000 })
+    peers.push(sender)
+    await serveSink(listener.node)
+    const t0 = Date.now()
+    const conn = await sender.relays.dial(listener.node.peerId)
+    assert.ok(isRelayed(conn), `not relayed: ${conn.remoteAddr.toString()}`)
+    const relayPeerId = /\/p2p\/([^/]+)\/p2p-circuit/.exec(conn.remoteAddr.toString())?.[1]
+    assert.ok(relayPeerId != null && relayPeerIds.includes(relayPeerId), `relayed by ${relayPeerId ?? '?'}, not by the pool's relays ${relayPeerIds.join(', ')}`)
+    const { sent, received } = await sendToSink(conn, bytes)
+    assert.deepEqual(received, sent, 'the payload arrived changed')
+    return { ...sent, relayPeerId, ms: Date.now() - t0 }
+  } finally {
+    for (const p of peers) await p.stop().catch(() => {})
+  }
+}
+
+/** Deletes the pool and waits until it is gone (the operator's finalizer has deregistered its relays). */
+export async function deletePool (kubectl: Kubectl, ns: string, name: string, timeoutMs = 60_000): Promise<void> {
+  await k(kubectl, ['delete', 'relaypool', name, '-n', ns, '--wait=false'])
+  await poll(`RelayPool ${ns}/${name} to be deleted`, async () => (await kubectl(['get', 'relaypool', name, '-n', ns])).code !== 0 ? true : undefined, timeoutMs)
+}
