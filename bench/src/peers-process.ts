@@ -17,7 +17,7 @@
  *                             renewed) and presents it to `relay` over
  *                             /pos-relay/ticket/1.0.0 (presentTicket)
  */
-import { noise } from '@chainsafe/libp2p-noise'
+import { noise } from '@pos-relay/shared/noise'
 import { yamux } from '@pos-relay/shared/yamux'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'

@@ -4,7 +4,7 @@
  * HopMessage RESERVE (the same bytes as relay-image/test/hop-client.ts), timed
  * from the dial until the relay's answer arrived.
  */
-import { noise } from '@chainsafe/libp2p-noise'
+import { noise } from '@pos-relay/shared/noise'
 import { yamux } from '@pos-relay/shared/yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto'
 import { rename, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { noise } from '@chainsafe/libp2p-noise'
+import { noise } from '@pos-relay/shared/noise'
 import { yamux } from '@pos-relay/shared/yamux'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'

@@ -27,10 +27,11 @@ export const YAMUX_HEADER_BYTES = 12
  * Largest frame we send, header included: the most plaintext one Noise
  * message carries (65535 minus the 16-byte tag), so a frame sent on its own is
  * one encryption instead of two (a 64 KiB frame is split
- * into 65519 + 17 bytes). Relay CPU for 3 × 256 MiB rust-to-rust: 7.8–10.4 s
- * with 65519-byte frames, 10.2–10.4 s with 64 KiB, 10.5–11.5 s with 512 KiB
- * frames (loopback, shared 2-core machine: differences within its noise).
- * rust-yamux sends 16 KiB and accepts up to 1 MiB.
+ * into 65519 + 17 bytes). Measured, it makes no difference to relay CPU
+ * (3 × 256 MiB rust to rust, two interleaved runs each: 64 KiB frames 10.9 and
+ * 9.6 s, 65519 bytes 10.9 and 9.5 s; 512 KiB frames with the key-object Noise
+ * of ./noise.ts 6.9 and 7.0 s, like 65519 bytes with it). rust-yamux sends
+ * 16 KiB and accepts up to 1 MiB.
  */
 export const DEFAULT_YAMUX_MAX_MESSAGE_BYTES = 65535 - 16
 
