@@ -321,20 +321,45 @@ async fn connect_relay(swarm: &mut Swarm<Behaviour>, args: &Args, conns: &mut Co
         }
     }
     swarm.dial(relay_addr.clone()).map_err(|e| e.to_string())?;
+    // Confirm the observed address only after identify's candidate for it went
+    // through the swarm: the swarm drops a candidate equal to a confirmed
+    // address, and DCUtR learns its addresses from candidates alone. Over TCP
+    // the candidate is the observed address translated to the listening port,
+    // so it differs; over QUIC the observed port is the listening port and the
+    // candidate is the observed address itself: confirmed first, DCUtR got no
+    // address and sent an empty CONNECT (the other side: "Protocol error").
+    let mut observed: Option<Multiaddr> = None;
+    let mut confirm_by: Option<tokio::time::Instant> = None;
     loop {
-        match swarm.select_next_some().await {
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
-                conns.by_id.insert(connection_id, (peer_id, remote_of(&endpoint)));
+        let wait = async {
+            match confirm_by {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => futures::future::pending::<()>().await,
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) if peer_id == relay_peer => {
-                log("observed_addr", &[("addr", info.observed_addr.to_string())]);
-                swarm.add_external_address(info.observed_addr.clone());
-                return Ok((relay_addr, relay_peer));
+        };
+        tokio::select! {
+            // identify queues the candidate right behind `Received`: this is only a bound
+            _ = wait => break,
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                    conns.by_id.insert(connection_id, (peer_id, remote_of(&endpoint)));
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) if peer_id == relay_peer && observed.is_none() => {
+                    log("observed_addr", &[("addr", info.observed_addr.to_string())]);
+                    observed = Some(info.observed_addr.clone());
+                    confirm_by = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                }
+                SwarmEvent::NewExternalAddrCandidate { address } if observed.is_some() => {
+                    log("address_candidate", &[("addr", address.to_string())]);
+                    break;
+                }
+                SwarmEvent::OutgoingConnectionError { error, .. } => return Err(format!("dial relay: {error}")),
+                _ => {}
             }
-            SwarmEvent::OutgoingConnectionError { error, .. } => return Err(format!("dial relay: {error}")),
-            _ => {}
         }
     }
+    swarm.add_external_address(observed.expect("observed address"));
+    Ok((relay_addr, relay_peer))
 }
 
 enum Done {
