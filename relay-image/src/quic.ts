@@ -48,6 +48,7 @@ interface QuicStreamLike {
   onData: (data: unknown) => void
   sendResume: () => void
   addEventListener: (type: 'close', fn: () => void, opts: { once: true }) => void
+  removeEventListener: (type: 'close', fn: () => void) => void
 }
 
 /**
@@ -128,9 +129,11 @@ async function installReadBackpressure (): Promise<void> {
     while (owner != null && owner.readStatus === 'paused' && owner.readBufferLength >= READ_AHEAD_BYTES) {
       const stream = owner
       await new Promise<void>((resolve) => {
-        waiting.set(stream, resolve)
         // closed or aborted while paused: read() then fails and the loop ends
-        stream.addEventListener('close', () => { resolve() }, { once: true })
+        const onClose = (): void => { waiting.delete(stream); resolve() }
+        // resumed: drop the close listener, or every pause of a long circuit would leave one behind
+        waiting.set(stream, () => { stream.removeEventListener('close', onClose); resolve() })
+        stream.addEventListener('close', onClose, { once: true })
       })
     }
     return await read.call(this, size)
