@@ -136,10 +136,17 @@ async function installReadBackpressure (): Promise<void> {
         stream.addEventListener('close', onClose, { once: true })
       })
     }
-    return await read.call(this, size)
+    return await read.call(this, Math.max(size, READ_CHUNK_BYTES))
   }
 }
 
 const PATCHED = Symbol.for('pos-relay.quic-read-backpressure')
-/** what a paused QUIC stream may still read into its js buffer (plus one 4 KiB chunk) */
+/** what a paused QUIC stream may still read into its js buffer (plus one chunk) */
 const READ_AHEAD_BYTES = 1024 * 1024
+/**
+ * Bytes asked of one native read(). The package asks for 4 KiB: one native
+ * call, promise and 'message' event per 4 KiB cost the relay about twice the
+ * CPU per GiB of TCP (docs/benchmarks-quic.md); read() returns what quinn
+ * has, up to this, so a slow stream still gets its bytes as they come.
+ */
+const READ_CHUNK_BYTES = 64 * 1024
