@@ -13,7 +13,7 @@ import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { newConfig, parseConfig, quicTransport, RelayServer } from '@pos-relay/relay'
+import { effectiveAnnounce, listenAddresses, newConfig, parseConfig, quicTransport, quicTwin, RelayServer } from '@pos-relay/relay'
 import { createLogger } from '@pos-relay/shared'
 import { waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -244,6 +244,18 @@ describe('relay over QUIC', { timeout: 120_000 }, () => {
       `/ip4/203.0.113.7/tcp/7373/p2p/${explicit.peerId}`,
       `/ip4/203.0.113.7/udp/7474/quic-v1/p2p/${explicit.peerId}`
     ])
+  })
+
+  it('derives listen addresses and QUIC twins for IPv4, IPv6 and DNS, and leaves other addresses alone', () => {
+    assert.deepEqual(listenAddresses({ host: '::', port: 7373, quic: true }), ['/ip6/::/tcp/7373', '/ip6/::/udp/7373/quic-v1'])
+    assert.deepEqual(listenAddresses({ host: '0.0.0.0', port: 7373, quic: false }), ['/ip4/0.0.0.0/tcp/7373'])
+    assert.equal(quicTwin('/ip6/2001:db8::1/tcp/443'), '/ip6/2001:db8::1/udp/443/quic-v1')
+    assert.equal(quicTwin('/dns/relay.example.com/tcp/7373/p2p/12D3KooWJpbc9ZbGctyXPrPC3W7qxYCqn3QDEUxJfnnvbUHsqqrD'), '/dns/relay.example.com/udp/7373/quic-v1/p2p/12D3KooWJpbc9ZbGctyXPrPC3W7qxYCqn3QDEUxJfnnvbUHsqqrD')
+    // not a plain TCP address: no twin (a websocket port says nothing about UDP)
+    assert.equal(quicTwin('/ip4/203.0.113.7/tcp/443/ws'), undefined)
+    assert.equal(quicTwin('/ip4/203.0.113.7/udp/7373/quic-v1'), undefined)
+    assert.deepEqual(effectiveAnnounce({ announce: ['/ip4/203.0.113.7/tcp/443/ws'], quic: true }), ['/ip4/203.0.113.7/tcp/443/ws'])
+    assert.deepEqual(effectiveAnnounce({ announce: ['/ip4/203.0.113.7/tcp/7373'], quic: false }), ['/ip4/203.0.113.7/tcp/7373'])
   })
 
   it('fails to start, naming the address, when the UDP port is taken', async () => {
