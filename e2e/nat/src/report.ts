@@ -143,7 +143,8 @@ export class Report {
     }
     out.push('Times in the direct cells are until the dialer had its direct connection, counted by the dialer: rust from its circuit dial (after connecting to the relay), go from process start (including about 0.3 s waiting for its hole-punch service). rust dialer → go listener takes about 5 s: the go listener, which initiates DCUtR, ' +
       'first tries a plain direct dial to the addresses it already has for the rust peer (go-libp2p holepuncher: "short-circuit hole punching if a direct dial works"), the NAT drops it, ' +
-      'and only after that dial gives up (about 5 s here) does it run the synchronised hole punch, which then succeeds. (go peers do not advertise unconfirmed addresses, so a go dialer gives the go listener nothing to try first.)', '')
+      'and only after that dial gives up (about 5 s here) does it run the synchronised hole punch, which then succeeds. (go peers do not advertise unconfirmed addresses, so a go dialer gives the go listener nothing to try first.) ' +
+      'rust (QUIC) → rust (QUIC) is hole-punched over UDP: each rust peer\'s QUIC dials leave from its listening socket, so the NAT mapping the relay observed (and DCUtR exchanged) is the one its punch packets use, and with port-preserving MASQUERADE the other side\'s packets find it.', '')
     out.push('[^js-tcp]: Expected: ' + REASONS['js-tcp'], '')
     out.push('[^symmetric]: Expected: ' + REASONS.symmetric, '')
     out.push('[^mixed-transport]: Expected: ' + REASONS['mixed-transport'], '')
