@@ -69,12 +69,12 @@ describe('relay + discovery + SDK, end to end', { timeout: 240_000 }, () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('lists the relay with full multiaddrs ending in its peer id', async () => {
+  it('lists the relay with full multiaddrs ending in its peer id: the announced TCP address and its QUIC twin', async () => {
     const ready = await relay.waitForJson((o) => o.event === 'relay_ready')
     await waitFor(async () => (await listRelays(discoveryUrl)).length === 1, { timeoutMs: 10_000, message: 'relay never listed' })
     const [entry] = await listRelays(discoveryUrl)
     assert.equal(entry.peer_id, ready.peer_id)
-    assert.deepEqual(entry.addrs, [`/ip4/127.0.0.1/tcp/${relayPort}/p2p/${ready.peer_id}`])
+    assert.deepEqual(entry.addrs, [`/ip4/127.0.0.1/tcp/${relayPort}/p2p/${ready.peer_id}`, `/ip4/127.0.0.1/udp/${relayPort}/quic-v1/p2p/${ready.peer_id}`])
   })
 
   it('an independent js-libp2p client finds the relay, reserves and relays 4 MiB intact', async () => {
@@ -106,7 +106,11 @@ describe('relay + discovery + SDK, end to end', { timeout: 240_000 }, () => {
     b = await createRelayPeer({ discoveryUrl, listen: ['/ip4/127.0.0.1/tcp/0'] })
     peers.push(a, b)
     await serveSink(a.node)
-    assert.equal(a.relays.circuitAddresses().length, 1)
+    // one relay, reached over TCP, hands out both its addresses: a QUIC
+    // dialer can reach this TCP-only peer through the relay's QUIC port
+    const circuits = a.relays.circuitAddresses().map(String)
+    assert.equal(circuits.length, 2, circuits.join(' '))
+    assert.ok(circuits.some((c) => c.includes('/tcp/')) && circuits.some((c) => c.includes('/quic-v1/')), circuits.join(' '))
     const conn = await b.relays.dial(a.node.peerId)
     assert.ok(isRelayed(conn))
     const { sent, received } = await sendToSink(conn, 8 * 1024 * 1024)

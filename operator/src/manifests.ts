@@ -143,7 +143,9 @@ export function buildPod (input: PodInput): V1Pod {
     env: relayEnv(pool),
     ports: [
       { name: 'relay', containerPort: RELAY_CONTAINER_PORT, hostPort, protocol: 'TCP' },
-      { name: 'metrics', containerPort: RELAY_METRICS_PORT, protocol: 'TCP' }
+      { name: 'metrics', containerPort: RELAY_METRICS_PORT, protocol: 'TCP' },
+      // the relay serves QUIC on the same port number over UDP and announces it as the twin of its TCP address
+      { name: 'relay-quic', containerPort: RELAY_CONTAINER_PORT, hostPort, protocol: 'UDP' }
     ],
     readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' as any }, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 1, successThreshold: 1 },
     livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' as any }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },

@@ -26,6 +26,7 @@ describe('computeDesired: a new pool', () => {
     const c = pod.spec.containers[0]
     assert.deepEqual(c.ports[0], { name: 'relay', containerPort: 7373, hostPort: 7373, protocol: 'TCP' })
     assert.deepEqual(c.ports[1], { name: 'metrics', containerPort: 9373, protocol: 'TCP' })
+    assert.deepEqual(c.ports[2], { name: 'relay-quic', containerPort: 7373, hostPort: 7373, protocol: 'UDP' })
     assert.equal(c.readinessProbe.httpGet.path, '/readyz')
     assert.equal(c.readinessProbe.httpGet.port, 'metrics')
     assert.equal(c.livenessProbe.httpGet.path, '/healthz')

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { isIP } from 'node:net'
 import { chmod, readFile, writeFile, open } from 'node:fs/promises'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -113,9 +114,19 @@ export const relayConfigSchema = z.object({
   p2p_secret: z.string().min(1, 'p2p_secret must not be empty'),
   port: z.number().int().min(0).max(65_535).default(DEFAULT_PORT),
   keypair: z.string().regex(/^[0-9a-f]+$/i, 'hex of a protobuf-encoded libp2p private key'),
-  /** address the TCP listener binds to */
-  host: z.string().default('0.0.0.0'),
-  /** public multiaddrs advertised in reservations and registered with discovery */
+  /** address the TCP (and QUIC) listeners bind to: an IPv4 or IPv6 literal */
+  host: z.string().refine((s) => isIP(s) !== 0, { message: 'must be an IPv4 or IPv6 address (e.g. 0.0.0.0 or ::), not a host name' }).default('0.0.0.0'),
+  /**
+   * Also serve QUIC (quic-v1) on UDP `port`, as the original relay did on
+   * UDP 7373. Off only where the native QUIC module cannot load or UDP is
+   * not wanted; see README "QUIC".
+   */
+  quic: z.boolean().default(true),
+  /**
+   * public multiaddrs advertised in reservations and registered with
+   * discovery; with QUIC on and no quic-v1 address among them, each TCP one
+   * is also announced as QUIC on the same host and port (see quicAnnounce)
+   */
   announce: z.array(multiaddrString).default([]),
   metrics_host: z.string().default('0.0.0.0'),
   metrics_port: z.number().int().min(0).max(65_535).default(DEFAULT_METRICS_PORT),
@@ -142,9 +153,49 @@ export function formatIssues (err: z.ZodError): string {
 export function parseConfig (value: unknown, source = 'config'): RelayConfig {
   const result = relayConfigSchema.safeParse(value)
   if (!result.success) throw new ConfigError(`${source}: ${formatIssues(result.error)}`)
+  // a QUIC address announced by a relay that does not serve QUIC would send
+  // every QUIC peer to a port nobody answers
+  if (!result.data.quic) {
+    const quicAddr = result.data.announce.find(isQuicAddr)
+    if (quicAddr != null) throw new ConfigError(`${source}: announce: ${quicAddr} is a QUIC address but quic is off (remove it, or turn QUIC on)`)
+  }
   // fail early on a keypair that does not decode, not at libp2p start
   decodeKeypair(result.data.keypair)
   return result.data
+}
+
+/** true for a `/…/udp/<port>/quic-v1…` address */
+export function isQuicAddr (addr: string): boolean {
+  return multiaddr(addr).getComponents().some((c) => c.name === 'quic-v1')
+}
+
+/**
+ * The QUIC twin of an announced TCP address: the same host and port over
+ * UDP (`/ip4/203.0.113.7/tcp/7373` → `/ip4/203.0.113.7/udp/7373/quic-v1`,
+ * a `/p2p/…` suffix kept), or undefined for an address that is not
+ * `/<ip4|ip6|dns|dns4|dns6>/<host>/tcp/<port>[/p2p/<id>]`. The same port
+ * number is the deployment contract: the relay binds UDP and TCP on one port
+ * and the operator's pods map both with one hostPort.
+ */
+export function quicTwin (addr: string): string | undefined {
+  const parts = multiaddr(addr).getComponents()
+  const [host, tcp, ...rest] = parts
+  if (host == null || tcp == null || tcp.name !== 'tcp') return undefined
+  if (!['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(host.name)) return undefined
+  if (rest.length > 1 || (rest.length === 1 && rest[0]!.name !== 'p2p')) return undefined
+  return `/${host.name}/${host.value}/udp/${tcp.value}/quic-v1${rest.length === 1 ? `/p2p/${rest[0]!.value}` : ''}`
+}
+
+/**
+ * What the relay announces: `announce` as configured, plus, with QUIC on
+ * and no QUIC address listed by the operator, the QUIC twin of each TCP
+ * address. An operator whose UDP port is mapped differently lists the QUIC
+ * address explicitly, and then exactly the configured list is announced.
+ */
+export function effectiveAnnounce (config: Pick<RelayConfig, 'announce' | 'quic'>): string[] {
+  if (!config.quic || config.announce.some(isQuicAddr)) return [...config.announce]
+  const twins = config.announce.map(quicTwin).filter((a): a is string => a != null)
+  return [...new Set([...config.announce, ...twins])]
 }
 
 export async function loadConfig (path: string): Promise<RelayConfig> {

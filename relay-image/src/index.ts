@@ -1,9 +1,11 @@
-export { RelayServer, withPeerId, type RelayServerOptions } from './relay.js'
+export { RelayServer, withPeerId, listenAddresses, type RelayServerOptions } from './relay.js'
+export { loadQuic, quicTransport, QuicUnavailableError } from './quic.js'
 export { RelayMetrics } from './metrics.js'
 export { DiscoveryRegistration, type RegistrationRecord } from './registration.js'
 export { HopStatus, encodeHopStatus, type HopStatusCode } from './hop-status.js'
 export {
   relayConfigSchema, parseConfig, loadConfig, writeConfig, newConfig, newKeypairHex, decodeKeypair, peerIdOfKeypair, formatIssues,
+  effectiveAnnounce, quicTwin, isQuicAddr,
   ConfigError, DEFAULT_LIMITS, DEFAULT_RATE_LIMITS, DEFAULT_PORT, DEFAULT_METRICS_PORT, type RelayConfig, type RelayLimits, type NewConfigInput
 } from './config.js'
 export { createMemoryReservationCounter, createRedisReservationCounter, type ReservationCounter } from './account-policy.js'

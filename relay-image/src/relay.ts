@@ -8,7 +8,9 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Connection, MultiaddrConnection } from '@libp2p/interface'
 import { HttpServer, send, type Logger } from '@pos-relay/shared'
-import { ConfigError, decodeKeypair, type RelayConfig } from './config.js'
+import { isIP } from 'node:net'
+import { ConfigError, decodeKeypair, effectiveAnnounce, isQuicAddr, type RelayConfig } from './config.js'
+import { quicTransport } from './quic.js'
 import { installHopHooks, type HopHooks } from './hop-hooks.js'
 import { CIRCUIT_WINDOW_BYTES } from './splice.js'
 import { RelayMetrics } from './metrics.js'
@@ -41,7 +43,7 @@ export interface RelayAccountServices {
   reservations: ReservationCounter
 }
 
-/** `/ip4/a/tcp/p` of an address, without any `/p2p/...` suffix: one key per TCP connection. */
+/** `/ip4/a/tcp/p` (or `/ip4/a/udp/p/quic-v1`) of an address, without any `/p2p/...` suffix: one key per connection. */
 function transportKey (ma: Multiaddr): string {
   return ma.toString().split('/p2p/')[0]!
 }
@@ -52,10 +54,28 @@ export function withPeerId (ma: Multiaddr, peerId: string): string {
   return s.includes('/p2p/') ? s : `${s}/p2p/${peerId}`
 }
 
+/** The relay's listen addresses: TCP, and QUIC on the same UDP port number when on. */
+export function listenAddresses (config: Pick<RelayConfig, 'host' | 'port' | 'quic'>): string[] {
+  const ip = isIP(config.host) === 6 ? 'ip6' : 'ip4'
+  return [
+    `/${ip}/${config.host}/tcp/${config.port}`,
+    ...(config.quic ? [`/${ip}/${config.host}/udp/${config.port}/quic-v1`] : [])
+  ]
+}
+
+/**
+ * TCP addresses first: a client that takes a relay's first address (as many
+ * do, and TCP-only clients such as our SDK must) gets one it can dial.
+ */
+function tcpFirst (addrs: string[]): string[] {
+  return [...addrs.filter((a) => !isQuicAddr(a)), ...addrs.filter(isQuicAddr)]
+}
+
 /**
  * One relay: a js-libp2p node serving Circuit Relay v2 (hop), identify and
- * ping over TCP + Noise + Yamux, an HTTP port for /metrics, /healthz and
- * /readyz, and its registration with the discovery API.
+ * ping over TCP + Noise + Yamux and over QUIC (UDP, same port), an HTTP port
+ * for /metrics, /healthz and /readyz, and its registration with the
+ * discovery API.
  */
 export class RelayServer {
   readonly config: RelayConfig
@@ -94,13 +114,18 @@ export class RelayServer {
     return this.libp2p.peerId.toString()
   }
 
-  /** Addresses clients should dial: the announced ones, else what we listen on. */
+  /**
+   * Addresses clients should dial: the announced ones (with the QUIC twins
+   * of TCP ones, see effectiveAnnounce), else what we listen on, which with
+   * port 0 means the TCP and UDP ports actually bound (they differ).
+   */
   get addresses (): string[] {
     const node = this.libp2p
-    const addrs = this.config.announce.length > 0
-      ? this.config.announce.map((a) => multiaddr(a))
+    const announce = effectiveAnnounce(this.config)
+    const addrs = announce.length > 0
+      ? announce.map((a) => multiaddr(a))
       : node.getMultiaddrs().filter((ma) => !ma.toString().includes('/p2p-circuit'))
-    return [...new Set(addrs.map((ma) => withPeerId(ma, this.peerId)))]
+    return tcpFirst([...new Set(addrs.map((ma) => withPeerId(ma, this.peerId)))])
   }
 
   get isDraining (): boolean {
@@ -124,10 +149,16 @@ export class RelayServer {
     const node = await createLibp2p({
       privateKey: decodeKeypair(config.keypair),
       addresses: {
-        listen: [`/ip4/${config.host}/tcp/${config.port}`],
-        announce: config.announce
+        listen: listenAddresses(config),
+        announce: effectiveAnnounce(config)
       },
-      transports: [tcp()],
+      // QUIC does its own TLS 1.3 handshake and stream multiplexing, natively:
+      // Noise and Yamux below are for TCP (and for the peers' end-to-end
+      // connection inside a circuit, which the relay never decrypts). A
+      // failed UDP bind fails the start like a failed TCP bind (libp2p's
+      // default fault tolerance): a relay that silently lost QUIC would still
+      // announce it.
+      transports: config.quic ? [tcp(), await quicTransport({ handshakeTimeout: limits.handshake_timeout_seconds * 1000 })] : [tcp()],
       connectionEncrypters: [noise()],
       // a spliced circuit pauses its reading side while the other side is
       // backed up; the yamux window (CIRCUIT_WINDOW_BYTES) bounds what it holds
@@ -150,6 +181,8 @@ export class RelayServer {
       // as in rust-libp2p's and go-libp2p's relays.
       connectionMonitor: { enabled: false },
       // Refuse by IP before the Noise handshake: the cheapest place to say no.
+      // (A QUIC connection reaches the gater after its TLS handshake, which
+      // the native transport completes first; the same limits then apply.)
       connectionGater: {
         denyInboundConnection: async (maConn) => {
           const ip = maConn.remoteAddr.getComponents()[0]?.value

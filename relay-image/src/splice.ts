@@ -94,7 +94,15 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
       try {
         if (!sendInChunks(to, evt.data)) {
           from.pause()
-          to.addEventListener('drain', () => { if (from.readStatus === 'paused') from.resume() }, { once: true })
+          to.addEventListener('drain', () => {
+            if (ended || from.readStatus !== 'paused') return
+            // 'drain' can come after `from`'s connection went away but before
+            // `from` heard of it (a QUIC destination drains asynchronously,
+            // when its native write completes): resume() then throws
+            // ("Cannot write to a stream that is closed", from yamux's window
+            // update), and a throw in an event listener ends the process
+            try { from.resume() } catch (err: any) { abort(err) }
+          }, { once: true })
         }
       } catch (err: any) {
         abort(err)

@@ -1,4 +1,4 @@
-import type { Impl } from './lab.ts'
+import { transportOf, type Impl } from './lab.ts'
 import type { NatBehaviour } from './topology.ts'
 
 export interface Expectation {
@@ -7,7 +7,7 @@ export interface Expectation {
   /** why, when it is not the hoped-for direct connection */
   reason?: string
   /** short key for footnotes */
-  note?: 'js-tcp' | 'symmetric'
+  note?: 'js-tcp' | 'symmetric' | 'mixed-transport'
 }
 
 export const REASONS = {
@@ -15,13 +15,17 @@ export const REASONS = {
     'Its connection to the relay leaves from an ephemeral port, so the address the relay observes is a NAT mapping that only ever talks to the relay, ' +
     'its listening port is not mapped at all, and its own hole-punch SYN leaves from yet another port: the other peer\'s router drops it. ' +
     'TCP hole punching with a js peer behind a NAT cannot work, whatever the other implementation (libp2p/test-plans#864 marks js "known-failing" for the same reason).',
-  symmetric: 'Symmetric NAT (MASQUERADE --random-fully): every new connection gets a new random external port, so the address the relay observed, which DCUtR exchanges, ' +
-    'is not where the hole-punch SYN comes from and not where the other side\'s SYN is let in. DCUtR fails by design and the connection stays relayed.'
+  symmetric: 'Symmetric NAT (MASQUERADE --random-fully): every new connection (TCP) or UDP flow (QUIC) gets a new random external port, so the address the relay observed, which DCUtR exchanges, ' +
+    'is not where the hole-punch packets come from and not where the other side\'s packets are let in. DCUtR fails by design and the connection stays relayed.',
+  'mixed-transport': 'The two peers listen on different transports: the rust QUIC peer reached the relay and listens over UDP, the other peer over TCP, so the observed addresses DCUtR exchanges are a UDP one and a TCP one. ' +
+    'Each side can only hole-punch towards the other\'s address with a transport it does not listen on: its packets leave from a fresh port that the other side never heard of, and the other side\'s router drops them. ' +
+    'The relay bridges the two transports (the circuit arrives over TCP and leaves over QUIC, or the reverse) and the connection stays relayed.'
 } as const
 
 /** What each cell of the matrix must show. Asserted exactly: an unexpected direct connection fails the test too. */
 export function expectation (nat: NatBehaviour, dialer: Impl, listener: Impl): Expectation {
   if (nat === 'symmetric') return { connection: 'relayed', reason: REASONS.symmetric, note: 'symmetric' }
   if (dialer === 'js' || listener === 'js') return { connection: 'relayed', reason: REASONS['js-tcp'], note: 'js-tcp' }
+  if (transportOf(dialer) !== transportOf(listener)) return { connection: 'relayed', reason: REASONS['mixed-transport'], note: 'mixed-transport' }
   return { connection: 'direct' }
 }

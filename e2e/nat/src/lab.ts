@@ -19,8 +19,15 @@ export const RELAY_PORT = 7373
 export const DISCOVERY_PORT = 8080
 export const METRICS_PORT = 9373
 
-export type Impl = 'js' | 'rust' | 'go'
-export const IMPLS: Impl[] = ['js', 'rust', 'go']
+/**
+ * A peer kind of the matrix: an implementation and the transport it reaches
+ * the relay (and listens) with. `rust-quic` is the rust peer with
+ * `--transport quic`: QUIC to the relay's UDP port, a QUIC listener for hole
+ * punching. The others use TCP (the js SDK and the go peer have no QUIC).
+ */
+export type Impl = 'js' | 'rust' | 'go' | 'rust-quic'
+export const IMPLS: Impl[] = ['js', 'rust', 'go', 'rust-quic']
+export const transportOf = (impl: Impl): 'tcp' | 'quic' => impl === 'rust-quic' ? 'quic' : 'tcp'
 
 export interface Binaries { 'rust-peer': string, 'rust-relay': string, 'go-peer': string, 'go-relay': string }
 
@@ -101,6 +108,8 @@ export async function fetchIn (ns: string, url: string): Promise<string> {
 
 export interface RelayStack {
   relayAddr: string
+  /** the relay's QUIC address (UDP 7373), announced as the twin of the TCP one */
+  relayQuicAddr: string
   relayPeerId: string
   discoveryUrl: string
   relay: NsProcess
@@ -146,14 +155,27 @@ export async function startRelayStack (): Promise<RelayStack> {
         return list.some((r: any) => r.peer_id === relayPeerId) ? true : undefined
       } catch { return undefined }
     }, 30_000, 200)
+    const relayQuicAddr = `/ip4/${ADDR.relay}/udp/${RELAY_PORT}/quic-v1/p2p/${relayPeerId}`
+    // the relay must register its QUIC address: the SDK peers and any other
+    // client learn it from discovery, not from this lab
+    const registered = JSON.parse(await fetchIn(NS.relay, `http://127.0.0.1:${DISCOVERY_PORT}/api/p2p/relays`)).find((r: any) => r.peer_id === relayPeerId)
+    if (!registered.addrs.includes(relayQuicAddr)) throw new Error(`relay registered ${JSON.stringify(registered.addrs)}, without ${relayQuicAddr}`)
     return {
       relayAddr: `/ip4/${ADDR.relay}/tcp/${RELAY_PORT}/p2p/${relayPeerId}`,
+      relayQuicAddr,
       relayPeerId,
       discoveryUrl,
       relay,
       discovery,
       async relayedBytes () {
-        const text = await fetchIn(NS.relay, `http://127.0.0.1:${METRICS_PORT}/metrics`)
+        let text: string
+        try {
+          text = await fetchIn(NS.relay, `http://127.0.0.1:${METRICS_PORT}/metrics`)
+        } catch (err: any) {
+          // most likely the relay is gone: say how it ended, not just that a fetch failed
+          const exit = relay.child.exitCode ?? relay.child.signalCode ?? 'still running'
+          throw new Error(`relay metrics unreachable (${String(err.message).split('\n')[0]}); relay process: ${exit}; relay stderr:\n${relay.stderr.slice(-30).join('\n')}`)
+        }
         let sum = 0
         for (const line of text.split('\n')) {
           if (line.startsWith('pos_relay_relayed_bytes_total')) sum += Number(line.split(' ').pop())
@@ -205,6 +227,7 @@ function peerCommand (impl: Impl, bins: Binaries, stack: RelayStack): { cmd: str
   switch (impl) {
     case 'js': return { cmd: process.execPath, args: [JS_PEER, '--discovery', stack.discoveryUrl] }
     case 'rust': return { cmd: bins['rust-peer'], args: [] }
+    case 'rust-quic': return { cmd: bins['rust-peer'], args: ['--transport', 'quic'] }
     // go only hole punches from addresses manet.IsPublicAddr accepts: see topology.ts / README
     case 'go': return { cmd: bins['go-peer'], args: ['--public-cidr', INTERNET_CIDR] }
   }
@@ -221,10 +244,10 @@ export async function runPair (dialer: Impl, listener: Impl, bins: Binaries, sta
   const dir = await mkdtemp(join(tmpdir(), 'pos-relay-pair-'))
   const ready = join(dir, 'ready.json')
   const timeoutMs = opts.timeoutMs ?? 45_000
-  const common = ['--relay', stack.relayAddr, '--timeout-ms', String(timeoutMs)]
+  const common = (impl: Impl): string[] => ['--relay', transportOf(impl) === 'quic' ? stack.relayQuicAddr : stack.relayAddr, '--timeout-ms', String(timeoutMs)]
   const started = Date.now()
   const l = peerCommand(listener, bins, stack)
-  const lp = spawnIn(NS.lanB, l.cmd, [...l.args, ...common, '--mode', 'listen', '--ready-file', ready, ...(opts.noDcutr === true ? ['--no-dcutr'] : [])],
+  const lp = spawnIn(NS.lanB, l.cmd, [...l.args, ...common(listener), '--mode', 'listen', '--ready-file', ready, ...(opts.noDcutr === true ? ['--no-dcutr'] : [])],
     { label: `${listener}-listener`, timeoutMs: timeoutMs + 10_000 })
   try {
     const info = await waitFor('listener reservation', async () => {
@@ -235,7 +258,7 @@ export async function runPair (dialer: Impl, listener: Impl, bins: Binaries, sta
     })
     const before = await stack.relayedBytes()
     const d = peerCommand(dialer, bins, stack)
-    const dp = spawnIn(NS.lanA, d.cmd, [...d.args, ...common, '--mode', 'dial', '--peer', info.peer_id,
+    const dp = spawnIn(NS.lanA, d.cmd, [...d.args, ...common(dialer), '--mode', 'dial', '--peer', info.peer_id,
       '--payload-bytes', String(opts.payloadBytes), '--direct-timeout-ms', String(opts.directTimeoutMs ?? 10_000),
       ...(opts.marker != null ? ['--marker', opts.marker] : []), ...(opts.noDcutr === true ? ['--no-dcutr'] : [])],
     { label: `${dialer}-dialer`, timeoutMs: timeoutMs + 10_000 })

@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, release } from 'node:os'
 import { join } from 'node:path'
 import { IMPLS, REPO, type Impl, type PairResult } from './lab.ts'
+import { PREFIX } from './topology.ts'
 import { REASONS, type Expectation } from './expectations.ts'
 import type { NatBehaviour } from './topology.ts'
 
@@ -60,12 +61,15 @@ function goModVersion (mod: string): string {
 export function versions (): Record<string, string> {
   return {
     'pos-relay (relay, discovery, client SDK)': `${tryRun('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'])} (working tree of the run)`,
-    'js-libp2p (SDK peer, relay)': `libp2p ${pkgVersion('libp2p')}, @libp2p/circuit-relay-v2 ${pkgVersion('@libp2p/circuit-relay-v2')}, @libp2p/dcutr ${pkgVersion('@libp2p/dcutr')}, @libp2p/tcp ${pkgVersion('@libp2p/tcp')}, Node ${process.version}`,
-    'rust-libp2p (rust-peer)': `libp2p ${cargoLockVersion('libp2p')} (libp2p-relay ${cargoLockVersion('libp2p-relay')}, libp2p-dcutr ${cargoLockVersion('libp2p-dcutr')}, libp2p-tcp ${cargoLockVersion('libp2p-tcp')}), ${tryRun('rustc', ['--version'])}`,
+    'js-libp2p (SDK peer, relay)': `libp2p ${pkgVersion('libp2p')}, @libp2p/circuit-relay-v2 ${pkgVersion('@libp2p/circuit-relay-v2')}, @libp2p/dcutr ${pkgVersion('@libp2p/dcutr')}, @libp2p/tcp ${pkgVersion('@libp2p/tcp')}, @chainsafe/libp2p-quic ${pkgVersion('@chainsafe/libp2p-quic')} (relay only), Node ${process.version}`,
+    'rust-libp2p (rust-peer)': `libp2p ${cargoLockVersion('libp2p')} (libp2p-relay ${cargoLockVersion('libp2p-relay')}, libp2p-dcutr ${cargoLockVersion('libp2p-dcutr')}, libp2p-tcp ${cargoLockVersion('libp2p-tcp')}, libp2p-quic ${cargoLockVersion('libp2p-quic')}, quinn ${cargoLockVersion('quinn')}), ${tryRun('rustc', ['--version'])}`,
     'go-libp2p (go-peer)': `github.com/libp2p/go-libp2p ${goModVersion('github.com/libp2p/go-libp2p')}, ${tryRun('go', ['version'])}`,
     machine: `Linux ${release()}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${tryRun('iptables', ['--version'])}`
   }
 }
+
+/** how a peer kind is shown in the tables */
+const label = (i: Impl): string => i === 'rust-quic' ? 'rust (QUIC)' : i
 
 const fmtBytes = (n: number): string => n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`
 
@@ -102,12 +106,14 @@ export class Report {
     out.push('')
     out.push('## Topology', '')
     out.push('Built and torn down by the test with network namespaces, veth pairs, a bridge and iptables (`e2e/nat/src/topology.ts`); ' +
-      'leftover namespaces of a crashed run (prefix `pnat-`) are removed first, and teardown runs on exit and on SIGINT/SIGTERM.', '')
+      'leftover namespaces of a crashed run (prefix `pnat-`, or `$NAT_PREFIX` so that two labs can run side by side) are removed first, and teardown runs on exit and on SIGINT/SIGTERM.' +
+      (PREFIX !== 'pnat-' ? ` (This run used the prefix \`${PREFIX}\`.)` : ''), '')
     out.push('```',
       '            "internet" 10.213.0.0/24 (bridge in pnat-inet)',
       '   ┌──────────────────────┬─────────────────────────┬─────────────────────────┐',
       ' pnat-relay 10.213.0.10  pnat-rtrA 10.213.0.2       pnat-rtrB 10.213.0.3',
       ' pos-relay run :7373     NAT ─ LAN 10.213.1.0/24    NAT ─ LAN 10.213.2.0/24',
+      '  (TCP, and UDP: QUIC)',
       ' pos-relay discovery     pnat-lanA 10.213.1.10      pnat-lanB 10.213.2.10',
       '  :8080 (in-memory)      (dialer)                   (listener)',
       '```', '')
@@ -115,7 +121,7 @@ export class Report {
     out.push('- Routers: `MASQUERADE` on the internet side; FORWARD and INPUT drop inbound packets without a conntrack entry (silently, like a home router).')
     out.push(`- **eim**: ${NAT_TITLE.eim}: Linux keeps the source port when it is free, so one local port has one external port for every destination; TCP simultaneous open works.`)
     out.push(`- **symmetric**: ${NAT_TITLE.symmetric}: a new random external port per connection.`)
-    out.push('- The relay is our `pos-relay run` (registered with `pos-relay discovery`); the js peers are our client SDK (`createRelayPeer`, relays from discovery); rust and go peers get the relay multiaddr.')
+    out.push('- The relay is our `pos-relay run` (registered with `pos-relay discovery`); the js peers are our client SDK (`createRelayPeer`, relays from discovery); rust and go peers get the relay multiaddr: its TCP one, or for **rust (QUIC)** (the rust peer with `--transport quic`: QUIC to the relay, a QUIC listener for hole punching) its QUIC one, `/ip4/10.213.0.10/udp/7373/quic-v1/p2p/…`, which the relay announces as the twin of `--announce /ip4/10.213.0.10/tcp/7373` (the lab checks it is registered).')
     out.push('- **go-libp2p and private addresses**: go-libp2p starts DCUtR only once it holds an address `manet.IsPublicAddr` accepts and drops private observed addresses from hole punching. ' +
       'Rather than a routable-looking "internet" range, the lab keeps private 10.213.0.0/24 and the go peer (test-only flag `--public-cidr 10.213.0.0/24`) removes exactly that /24 from its process\'s `manet.Private4`; the LANs stay private to it. ' +
       'The go peers also wait until their hole-punch service has started (it starts only after identify reports a public address) before reserving or dialing.', '')
@@ -129,23 +135,25 @@ export class Report {
       const cells = this.cells.filter((c) => c.nat === nat)
       if (cells.length === 0) continue
       out.push(`## Matrix: ${NAT_TITLE[nat]}`, '')
-      out.push(`| dialer ↓ / listener → | ${IMPLS.join(' | ')} |`, `|---|${IMPLS.map(() => '---').join('|')}|`)
+      out.push(`| dialer ↓ / listener → | ${IMPLS.map(label).join(' | ')} |`, `|---|${IMPLS.map(() => '---').join('|')}|`)
       for (const d of IMPLS) {
-        out.push(`| **${d}** | ${IMPLS.map((l) => { const c = cells.find((x) => x.dialer === d && x.listener === l); return c != null ? cellText(c) : 'not run' }).join(' | ')} |`)
+        out.push(`| **${label(d)}** | ${IMPLS.map((l) => { const c = cells.find((x) => x.dialer === d && x.listener === l); return c != null ? cellText(c) : 'not run' }).join(' | ')} |`)
       }
       out.push('')
     }
     out.push('Times in the direct cells are until the dialer had its direct connection, counted by the dialer: rust from its circuit dial (after connecting to the relay), go from process start (including about 0.3 s waiting for its hole-punch service). rust dialer → go listener takes about 5 s: the go listener, which initiates DCUtR, ' +
       'first tries a plain direct dial to the addresses it already has for the rust peer (go-libp2p holepuncher: "short-circuit hole punching if a direct dial works"), the NAT drops it, ' +
-      'and only after that dial gives up (about 5 s here) does it run the synchronised hole punch, which then succeeds. (go peers do not advertise unconfirmed addresses, so a go dialer gives the go listener nothing to try first.)', '')
+      'and only after that dial gives up (about 5 s here) does it run the synchronised hole punch, which then succeeds. (go peers do not advertise unconfirmed addresses, so a go dialer gives the go listener nothing to try first.) ' +
+      'rust (QUIC) → rust (QUIC) is hole-punched over UDP: each rust peer\'s QUIC dials leave from its listening socket, so the NAT mapping the relay observed (and DCUtR exchanged) is the one its punch packets use, and with port-preserving MASQUERADE the other side\'s packets find it.', '')
     out.push('[^js-tcp]: Expected: ' + REASONS['js-tcp'], '')
     out.push('[^symmetric]: Expected: ' + REASONS.symmetric, '')
+    out.push('[^mixed-transport]: Expected: ' + REASONS['mixed-transport'], '')
     out.push('## Every cell', '')
     out.push('| NAT | dialer → listener | expected | observed (dialer / listener) | dialer remote address | relay bytes during the cell | hole punch after | wall time | result |', '|---|---|---|---|---|---|---|---|---|')
     for (const c of this.cells) {
       const r = c.result
       const addr = (r?.dialer.remote_addr ?? '').replace(/\/p2p\/12D3KooW[1-9A-HJ-NP-Za-km-z]+/g, '/p2p/…')
-      out.push(`| ${c.nat} | ${c.dialer} → ${c.listener} | ${c.expected.connection} | ${r?.dialer.connection ?? '–'} / ${r?.listener.connection ?? '–'} | \`${addr}\` | ` +
+      out.push(`| ${c.nat} | ${label(c.dialer)} → ${label(c.listener)} | ${c.expected.connection} | ${r?.dialer.connection ?? '–'} / ${r?.listener.connection ?? '–'} | \`${addr}\` | ` +
         `${r != null ? fmtBytes(r.relayDelta) : '–'} of ${fmtBytes(c.payloadBytes)} payload | ${r?.dialer.upgraded_after_ms != null ? `${r.dialer.upgraded_after_ms} ms` : '–'} | ` +
         `${r != null ? `${(r.wallMs / 1000).toFixed(1)} s` : '–'} | ${c.passed ? 'as expected' : `**FAILED** ${c.failure ?? ''}`} |`)
     }
@@ -169,23 +177,28 @@ export class Report {
 
 const QUIC_SECTION = `## QUIC
 
-The original relay also served QUIC on UDP 7373. Findings (npm registry as of November 2026, libp2p 3.3.11; investigated by hand, not re-run by this suite):
+The relay serves QUIC (quic-v1) on UDP 7373 next to TCP 7373 (\`pos-relay run\`; \`--no-quic\` turns it off), through
+\`@chainsafe/libp2p-quic\` 2.1.1 (quinn in a napi-rs native module); the **rust (QUIC)** rows and columns above reserve and
+dial over it. The plaintext check above captures TCP only: QUIC encrypts every packet hop by hop (TLS 1.3), so a capture
+on the relay's interface shows nothing either way; inside the relay's QUIC connections the peers' own Noise session is the
+same as over TCP (the relay splices the peers' encrypted stream and never holds their keys).
 
-- \`@chainsafe/libp2p-quic\` is the only QUIC transport for js-libp2p found on npm (versions 1.1.3, 1.1.8, 2.1.1; native code through napi-rs
-  packages such as \`@chainsafe/libp2p-quic-linux-x64-gnu\`, which install from the registry with no download step).
-- **2.1.1 works with libp2p 3.3.11** in a clean install: two js nodes connect and ping over \`/udp/…/quic-v1\`, and a js
-  \`circuitRelayServer\` on QUIC relays a \`/p2p-circuit\` connection between two js QUIC peers (experiment: \`npm install
-  @chainsafe/libp2p-quic@2.1.1 libp2p@3.3.11 @libp2p/circuit-relay-v2@4.2.13 …\`, \`transports: [quic(), circuitRelayTransport()]\`
-  plus Noise and Yamux for the relayed connections). The same holds inside this monorepo's dependency tree
-  (\`npm install --no-save --ignore-scripts @chainsafe/libp2p-quic@2.1.1\` in a clone, script run from \`relay-image/\`:
-  QUIC ping 2 ms, a relayed QUIC circuit and ping through it). Its code takes addresses apart with \`getComponents()\`
-  (\`nodeAddressFromMultiaddr\` in \`dist/src/utils.js\`); nothing in that tree calls \`Multiaddr.nodeAddress()\`.
-- \`ma.nodeAddress is not a function\` is what a QUIC transport built for \`@multiformats/multiaddr\` 12 throws under multiaddr 13
-  (\`nodeAddress()\` was removed in 13, which libp2p 3 uses): that is the 1.x line of \`@chainsafe/libp2p-quic\`, which a
-  semver range such as \`^1\` resolves to. Pin exactly \`2.1.1\`.
-- Serving QUIC is a relay change (not made by this suite): in \`relay-image\`, add \`quic()\` to \`transports\` and
-  \`/ip4/<host>/udp/<port>/quic-v1\` to the listen addresses (and the announce list), and open UDP 7373.
-- Hole punching over QUIC with js peers is still not expected to work: js-libp2p confirms its addresses only through AutoNAT
-  and \`@chainsafe/libp2p-quic\` dials from a different socket than it listens on (libp2p/test-plans#864 marks js QUIC
-  "known-failing" too). rust↔rust QUIC through a QUIC-serving pos-relay is what the matrix would add once the relay serves it.
+- **Versions that work**: \`@chainsafe/libp2p-quic\` **2.1.1**, pinned exactly, with libp2p 3.3.11 and
+  \`@multiformats/multiaddr\` 13. Its prebuilt binary package \`@chainsafe/libp2p-quic-linux-x64-gnu\` 2.1.1 installs from the
+  npm registry with no download step (\`npm ci\` offline from the registry; the Dockerfile's \`npm ci --ignore-scripts\`
+  keeps it). The registry this project reaches serves no other platform's 2.1.1 binary (linux-arm64, musl, darwin, win32:
+  404), so the lock file has only linux-x64-gnu: the relay loads the module only when QUIC is on, and says to run with
+  \`--no-quic\` where it does not load.
+- **\`ma.nodeAddress is not a function\`** is the 1.x line (1.1.3, 1.1.8): built for \`@multiformats/multiaddr\` 12, whose
+  \`Multiaddr.nodeAddress()\` multiaddr 13 (libp2p 3's) removed. 2.1.1 takes addresses apart with \`getComponents()\`
+  (\`nodeAddressFromMultiaddr\` in \`dist/src/utils.js\`). A range such as \`^1\` resolves to the failing line.
+- **Backpressure**: in 2.1.1 \`pause()\` on a QUIC stream does not stop reading (its \`sendPause()\` is empty), so a paused
+  stream fills its read buffer and is aborted. The relay patches the package's read loop so that a paused stream stops
+  reading once 1 MiB is buffered and quinn stops granting flow-control credit (\`relay-image/src/quic.ts\`, tested in
+  \`relay-image/test/quic.test.ts\`).
+- **Our js SDK stays TCP-only**: js QUIC hole punching is not expected to work (\`@chainsafe/libp2p-quic\` dials from a
+  client socket that is not its listening socket, the same reason as [^js-tcp]; libp2p/test-plans#864 marks js QUIC
+  "known-failing" too), and the native module would make every app depend on a prebuilt binary that this registry has for
+  one platform only. A TCP-only SDK peer is still reachable from QUIC peers: the relay hands out both its addresses in a
+  reservation and bridges the transports (rust (QUIC) → js above).
 `

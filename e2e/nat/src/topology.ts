@@ -31,7 +31,19 @@ import { promisify } from 'node:util'
 
 const run = promisify(execFile)
 
-export const PREFIX = 'pnat-'
+/**
+ * Namespace name prefix. NAT_PREFIX lets two labs run side by side on one
+ * machine (e.g. two work trees): each removes only leftovers of its own
+ * prefix, and all names and addresses live inside its own namespaces.
+ */
+export const PREFIX = natPrefix(process.env.NAT_PREFIX)
+
+function natPrefix (value: string | undefined): string {
+  if (value == null || value === '') return 'pnat-'
+  // `ip netns` names become files under /run/netns: keep them short and plain
+  if (!/^[a-z][a-z0-9]{0,9}-$/.test(value)) throw new Error(`NAT_PREFIX must be 1-10 lowercase letters or digits (starting with a letter) and a trailing "-", e.g. "pq-"; got "${value}"`)
+  return value
+}
 export type NatBehaviour = 'eim' | 'symmetric'
 
 export const NS = {

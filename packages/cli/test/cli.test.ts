@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { peerIdOfKeypair } from '@pos-relay/relay'
-import { runCli } from '../../../e2e/test/helpers/cli.ts'
+import { runCli, spawnCli } from '../../../e2e/test/helpers/cli.ts'
 
 let dir: string
 before(async () => { dir = await mkdtemp(join(tmpdir(), 'pos-relay-cli-')) })
@@ -87,6 +87,40 @@ describe('pos-relay run', () => {
   })
 })
 
+describe('pos-relay run: QUIC', () => {
+  const ready = async (args: string[], env: Record<string, string> = {}): Promise<string[]> => {
+    const good = join(dir, `quic-${Math.random().toString(36).slice(2)}.json`)
+    assert.equal((await runCli(['init', '--config', good], { input: 's\n' })).code, 0)
+    const relay = spawnCli(['run', '--config', good, '--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--metrics-host', '127.0.0.1', ...args], { env })
+    try {
+      return (await relay.waitForJson((o) => o.event === 'relay_ready')).addrs
+    } finally {
+      await relay.kill('SIGKILL')
+    }
+  }
+
+  it('serves QUIC by default; --no-quic and RELAY_QUIC=false turn it off, --quic wins over the environment', async () => {
+    assert.ok((await ready([])).some((a) => /\/udp\/\d+\/quic-v1\//.test(a)))
+    assert.ok((await ready(['--no-quic'])).every((a) => !a.includes('/udp/')))
+    assert.ok((await ready([], { RELAY_QUIC: 'false' })).every((a) => !a.includes('/udp/')))
+    assert.ok((await ready(['--quic'], { RELAY_QUIC: 'off' })).some((a) => a.includes('/quic-v1/')))
+  })
+
+  it('rejects a RELAY_QUIC that is not a boolean, a QUIC announce address with QUIC off, and a host name as --host', async () => {
+    const good = join(dir, 'quic-bad.json')
+    assert.equal((await runCli(['init', '--config', good], { input: 's\n' })).code, 0)
+    const env = await runCli(['run', '--config', good], { env: { RELAY_QUIC: 'maybe' } })
+    assert.equal(env.code, 2)
+    assert.match(env.stderr, /RELAY_QUIC must be true or false.*"maybe"/)
+    const announce = await runCli(['run', '--config', good, '--no-quic', '--announce', '/ip4/203.0.113.7/udp/7373/quic-v1'])
+    assert.equal(announce.code, 2)
+    assert.match(announce.stderr, /announce: \/ip4\/203\.0\.113\.7\/udp\/7373\/quic-v1 is a QUIC address but quic is off/)
+    const host = await runCli(['run', '--config', good, '--host', 'localhost'])
+    assert.equal(host.code, 2)
+    assert.match(host.stderr, /host: must be an IPv4 or IPv6 address/)
+  })
+})
+
 describe('pos-relay discovery', () => {
   it('requires the p2p secret', async () => {
     const res = await runCli(['discovery', '--port', '0'], { env: { P2P_SECRET: '' } })
@@ -98,7 +132,7 @@ describe('pos-relay discovery', () => {
 describe('--help', () => {
   const expectations: Record<string, string[]> = {
     init: ['--config', 'CONFIG_PATH', '--api-url', 'API_URL', '--port', 'RELAY_PORT', '--id', 'RELAY_ID', '--force', 'P2P_SECRET'],
-    run: ['--config', 'CONFIG_PATH', '--announce', 'RELAY_ANNOUNCE', '--port', 'RELAY_PORT', '--host', 'RELAY_HOST', '--api-url', 'API_URL', '--metrics-port', 'METRICS_PORT', '--metrics-host', 'METRICS_HOST', '--drain-seconds', 'DRAIN_SECONDS', '--max-reservations', 'MAX_RESERVATIONS', '--reservation-ttl', 'RESERVATION_TTL_SECONDS', '--max-circuits', 'MAX_CIRCUITS', '--circuit-data-limit', 'CIRCUIT_DATA_LIMIT_BYTES', '--circuit-duration', 'CIRCUIT_DURATION_SECONDS', '--max-connections', 'MAX_CONNECTIONS', '--max-pending-connections', 'MAX_PENDING_CONNECTIONS', '--handshake-timeout', 'HANDSHAKE_TIMEOUT_SECONDS', '--ip-max-connections', 'IP_MAX_CONNECTIONS', '--redis', 'REDIS_URL', '--ip-connections-per-second', 'IP_CONNECTIONS_PER_SECOND', '--peer-reservations-per-minute', 'PEER_RESERVATIONS_PER_MINUTE', '--peer-circuits-per-minute', 'PEER_CIRCUITS_PER_MINUTE', '--auth', 'AUTH_ENABLED', '--ticket-keys-url', 'TICKET_KEYS_URL', '--tiers-file', 'TIERS_FILE', '--metering-interval', 'METERING_INTERVAL_SECONDS', '--log-level', 'LOG_LEVEL'],
+    run: ['--config', 'CONFIG_PATH', '--announce', 'RELAY_ANNOUNCE', '--port', 'RELAY_PORT', '--host', 'RELAY_HOST', '--quic', '--no-quic', 'RELAY_QUIC', '--api-url', 'API_URL', '--metrics-port', 'METRICS_PORT', '--metrics-host', 'METRICS_HOST', '--drain-seconds', 'DRAIN_SECONDS', '--max-reservations', 'MAX_RESERVATIONS', '--reservation-ttl', 'RESERVATION_TTL_SECONDS', '--max-circuits', 'MAX_CIRCUITS', '--circuit-data-limit', 'CIRCUIT_DATA_LIMIT_BYTES', '--circuit-duration', 'CIRCUIT_DURATION_SECONDS', '--max-connections', 'MAX_CONNECTIONS', '--max-pending-connections', 'MAX_PENDING_CONNECTIONS', '--handshake-timeout', 'HANDSHAKE_TIMEOUT_SECONDS', '--ip-max-connections', 'IP_MAX_CONNECTIONS', '--redis', 'REDIS_URL', '--ip-connections-per-second', 'IP_CONNECTIONS_PER_SECOND', '--peer-reservations-per-minute', 'PEER_RESERVATIONS_PER_MINUTE', '--peer-circuits-per-minute', 'PEER_CIRCUITS_PER_MINUTE', '--auth', 'AUTH_ENABLED', '--ticket-keys-url', 'TICKET_KEYS_URL', '--tiers-file', 'TIERS_FILE', '--metering-interval', 'METERING_INTERVAL_SECONDS', '--log-level', 'LOG_LEVEL'],
     discovery: ['--port', 'DISCOVERY_PORT', '--host', 'DISCOVERY_HOST', '--redis', 'REDIS_URL', '--ttl', 'RELAY_TTL_SECONDS', '--p2p-secret-file', 'P2P_SECRET_FILE', 'P2P_SECRET', '--log-level'],
     dev: ['--port', 'DISCOVERY_PORT', '--relay-port', 'RELAY_PORT', '--metrics-port', 'METRICS_PORT', '--ttl', '--log-level']
   }

@@ -1,5 +1,5 @@
-//! pos-relay NAT lab: a small rust-libp2p peer (TCP + Noise + Yamux, identify,
-//! ping, Circuit Relay v2 client, DCUtR). Test-only; built by ../build.sh.
+//! pos-relay NAT lab: a small rust-libp2p peer (TCP + Noise + Yamux and QUIC,
+//! identify, ping, Circuit Relay v2 client, DCUtR). Test-only; built by ../build.sh.
 //!
 //! Same command-line contract as ../js-peer/peer.ts and ../go-peer/main.go:
 //!
@@ -7,6 +7,10 @@
 //!   rust-peer --mode dial   --relay <relay multiaddr> --peer <listener id> --payload-bytes N
 //!             [--marker TEXT] [--direct-timeout-ms MS] [--no-dcutr]
 //!   rust-peer --mode reserve-many --relay <relay multiaddr> --count N   (benchmark helper)
+//!   common: [--transport tcp|quic]  (default tcp) which transport reaches the relay and is
+//!           listened on (default --listen /ip4/0.0.0.0/tcp/0 or /ip4/0.0.0.0/udp/0/quic-v1);
+//!           --relay must be an address of that transport. Both transports are in the swarm,
+//!           so a direct (DCUtR) connection uses whatever the other peer advertised.
 //!
 //! listen/dial print exactly one JSON result line on stdout (and to --out-file):
 //!   {"impl":"rust","role":"dialer","ok":true,"connection":"relayed"|"direct",
@@ -54,6 +58,7 @@ struct Args {
     no_dcutr: bool,
     count: usize,
     listen: String,
+    transport: String,
 }
 
 fn parse_args() -> Args {
@@ -62,7 +67,7 @@ fn parse_args() -> Args {
         timeout_ms: 60_000,
         direct_timeout_ms: 10_000,
         count: 1,
-        listen: "/ip4/0.0.0.0/tcp/0".into(),
+        transport: "tcp".into(),
         ..Default::default()
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -85,6 +90,7 @@ fn parse_args() -> Args {
             "--direct-timeout-ms" => a.direct_timeout_ms = val().parse().unwrap_or_else(|_| die("bad --direct-timeout-ms")),
             "--count" => a.count = val().parse().unwrap_or_else(|_| die("bad --count")),
             "--listen" => a.listen = val(),
+            "--transport" => a.transport = val(),
             "--no-dcutr" => a.no_dcutr = true,
             "--help" | "-h" => {
                 println!("see the header of e2e/interop/rust-peer/src/main.rs");
@@ -96,6 +102,19 @@ fn parse_args() -> Args {
     }
     if a.relay.is_empty() {
         die("--relay is required");
+    }
+    // the relay address decides which transport carries the reservation or
+    // circuit, and the listen address which socket hole punching uses: both
+    // must be of the transport asked for, or the cell would test the other one
+    let relay_is_quic = a.relay.contains("/quic-v1");
+    match a.transport.as_str() {
+        "tcp" if relay_is_quic => die("--transport tcp but --relay is a QUIC address"),
+        "quic" if !relay_is_quic => die("--transport quic but --relay is not a /udp/<port>/quic-v1 address"),
+        "tcp" | "quic" => {}
+        other => die(&format!("--transport must be tcp or quic, got {other}")),
+    }
+    if a.listen.is_empty() {
+        a.listen = if a.transport == "quic" { "/ip4/0.0.0.0/udp/0/quic-v1".into() } else { "/ip4/0.0.0.0/tcp/0".into() };
     }
     a
 }
@@ -155,6 +174,9 @@ fn build_swarm(no_dcutr: bool, idle: Duration) -> Swarm<Behaviour> {
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .expect("tcp")
+        // QUIC dials leave from the listening UDP socket (rust-libp2p shares
+        // one endpoint per listen address), which UDP hole punching needs
+        .with_quic()
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .expect("relay client")
         .with_behaviour(|key: &identity::Keypair, relay_client| Behaviour {
@@ -282,8 +304,8 @@ fn remote_of(endpoint: &ConnectedPoint) -> Multiaddr {
     }
 }
 
-/// Listens on TCP, connects to the relay and learns the observed address (the
-/// address the NAT gave us) from identify, as hole punching needs it.
+/// Listens (TCP or QUIC), connects to the relay and learns the observed address
+/// (the address the NAT gave us) from identify, as hole punching needs it.
 async fn connect_relay(swarm: &mut Swarm<Behaviour>, args: &Args, conns: &mut Conns) -> Result<(Multiaddr, PeerId), String> {
     let relay_addr: Multiaddr = args.relay.parse().map_err(|e| format!("bad --relay: {e}"))?;
     let relay_peer = relay_addr
@@ -291,7 +313,7 @@ async fn connect_relay(swarm: &mut Swarm<Behaviour>, args: &Args, conns: &mut Co
         .find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
         .ok_or("--relay must end in /p2p/<relay peer id>")?;
     swarm.listen_on(args.listen.parse().map_err(|e| format!("bad --listen: {e}"))?).map_err(|e| e.to_string())?;
-    // wait for the TCP listener so that dials can reuse its port
+    // wait for the listener so that dials can reuse its port (TCP) or socket (QUIC)
     loop {
         if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
             log("listening", &[("addr", address.to_string())]);
@@ -299,20 +321,45 @@ async fn connect_relay(swarm: &mut Swarm<Behaviour>, args: &Args, conns: &mut Co
         }
     }
     swarm.dial(relay_addr.clone()).map_err(|e| e.to_string())?;
+    // Confirm the observed address only after identify's candidate for it went
+    // through the swarm: the swarm drops a candidate equal to a confirmed
+    // address, and DCUtR learns its addresses from candidates alone. Over TCP
+    // the candidate is the observed address translated to the listening port,
+    // so it differs; over QUIC the observed port is the listening port and the
+    // candidate is the observed address itself: confirmed first, DCUtR got no
+    // address and sent an empty CONNECT (the other side: "Protocol error").
+    let mut observed: Option<Multiaddr> = None;
+    let mut confirm_by: Option<tokio::time::Instant> = None;
     loop {
-        match swarm.select_next_some().await {
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
-                conns.by_id.insert(connection_id, (peer_id, remote_of(&endpoint)));
+        let wait = async {
+            match confirm_by {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => futures::future::pending::<()>().await,
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) if peer_id == relay_peer => {
-                log("observed_addr", &[("addr", info.observed_addr.to_string())]);
-                swarm.add_external_address(info.observed_addr.clone());
-                return Ok((relay_addr, relay_peer));
+        };
+        tokio::select! {
+            // identify queues the candidate right behind `Received`: this is only a bound
+            _ = wait => break,
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                    conns.by_id.insert(connection_id, (peer_id, remote_of(&endpoint)));
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) if peer_id == relay_peer && observed.is_none() => {
+                    log("observed_addr", &[("addr", info.observed_addr.to_string())]);
+                    observed = Some(info.observed_addr.clone());
+                    confirm_by = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                }
+                SwarmEvent::NewExternalAddrCandidate { address } if observed.is_some() => {
+                    log("address_candidate", &[("addr", address.to_string())]);
+                    break;
+                }
+                SwarmEvent::OutgoingConnectionError { error, .. } => return Err(format!("dial relay: {error}")),
+                _ => {}
             }
-            SwarmEvent::OutgoingConnectionError { error, .. } => return Err(format!("dial relay: {error}")),
-            _ => {}
         }
     }
+    swarm.add_external_address(observed.expect("observed address"));
+    Ok((relay_addr, relay_peer))
 }
 
 enum Done {

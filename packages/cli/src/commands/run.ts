@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
-import { Command } from 'commander'
+import { Command, Option } from 'commander'
 import { createLogger } from '@pos-relay/shared'
-import { DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
+import { ConfigError, DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
 import { collect, intArg, LOG_LEVEL_HELP, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
 
@@ -10,6 +10,7 @@ interface RunOptions {
   announce?: string[]
   port?: number
   host?: string
+  quic?: boolean
   apiUrl?: string
   metricsPort?: number
   metricsHost?: string
@@ -42,8 +43,21 @@ async function readJsonFile (file: string, flag: string): Promise<any> {
   try { return JSON.parse(text) } catch { throw new Error(`${flag} ${file} is not valid JSON`) }
 }
 
+/**
+ * RELAY_QUIC as a boolean. Commander's own env support would turn any value
+ * of a `--no-…` flag's variable, `true` included, into "off"; read it here
+ * instead, strictly.
+ */
+export function quicFromEnv (value: string | undefined): boolean | undefined {
+  if (value == null || value === '') return undefined
+  if (/^(true|1|on|yes)$/i.test(value)) return true
+  if (/^(false|0|off|no)$/i.test(value)) return false
+  throw new ConfigError(`RELAY_QUIC must be true or false (also 1/0, on/off, yes/no), got "${value}"`)
+}
+
 /** Flags and env vars override the file; the result is validated as a whole. */
 export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise<RelayConfig> {
+  const quic = o.quic ?? quicFromEnv(process.env.RELAY_QUIC)
   const limits = { ...file.limits }
   if (o.maxReservations != null) limits.max_reservations = o.maxReservations
   if (o.reservationTtl != null) limits.reservation_ttl_seconds = o.reservationTtl
@@ -77,6 +91,7 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
     ...file,
     ...(o.port != null ? { port: o.port } : {}),
     ...(o.host != null ? { host: o.host } : {}),
+    ...(quic != null ? { quic } : {}),
     ...(o.apiUrl != null ? { api_url: o.apiUrl } : {}),
     ...(o.announce != null && o.announce.length > 0 ? { announce: o.announce } : {}),
     ...(o.metricsPort != null ? { metrics_port: o.metricsPort } : {}),
@@ -90,11 +105,15 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
 
 export function runCommand (): Command {
   return new Command('run')
-    .description('Run the relay (the default command): Circuit Relay v2 over TCP with Noise and Yamux, registered with the discovery API')
+    .description('Run the relay (the default command): Circuit Relay v2 over TCP (Noise, Yamux) and QUIC (UDP, same port), registered with the discovery API')
     .addOption(option('-c, --config <file>', 'config file written by `pos-relay init`', 'CONFIG_PATH').default('./config.json'))
-    .addOption(option('-a, --announce <multiaddr>', 'public address to advertise and register (repeatable, or comma-separated)', 'RELAY_ANNOUNCE').argParser(collect))
-    .addOption(option('-p, --port <port>', `TCP port to listen on (config: port, default ${DEFAULT_PORT})`, 'RELAY_PORT').argParser(intArg('--port')))
-    .addOption(option('--host <ip>', 'IPv4 address to listen on (config: host, default 0.0.0.0)', 'RELAY_HOST'))
+    .addOption(option('-a, --announce <multiaddr>', 'public address to advertise and register (repeatable, or comma-separated); with QUIC on and no quic-v1 address listed, each /tcp/<port> one is announced as /udp/<port>/quic-v1 too', 'RELAY_ANNOUNCE').argParser(collect))
+    .addOption(option('-p, --port <port>', `TCP port to listen on, and UDP port for QUIC (config: port, default ${DEFAULT_PORT}; 0 = a random port each)`, 'RELAY_PORT').argParser(intArg('--port')))
+    .addOption(option('--host <ip>', 'IPv4 or IPv6 address to listen on (config: host, default 0.0.0.0)', 'RELAY_HOST'))
+    // --quic and --no-quic both defined: without a flag the value stays
+    // undefined, so the config file (or RELAY_QUIC) decides
+    .addOption(new Option('--quic', 'serve QUIC (quic-v1) on UDP <port> too; the default (config: quic, default true; env: RELAY_QUIC=true|false)'))
+    .addOption(new Option('--no-quic', 'serve TCP only: no UDP socket, no QUIC address announced'))
     .addOption(option('--api-url <url>', 'discovery API base URL (config: api_url)', 'API_URL'))
     .addOption(option('--metrics-port <port>', `HTTP port for /metrics, /healthz, /readyz (config: metrics_port, default ${DEFAULT_METRICS_PORT})`, 'METRICS_PORT').argParser(intArg('--metrics-port')))
     .addOption(option('--metrics-host <ip>', 'address the metrics port binds to (config: metrics_host, default 0.0.0.0)', 'METRICS_HOST'))
