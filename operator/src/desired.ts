@@ -26,7 +26,7 @@ import {
 } from './api.js'
 import { setConditions, type ConditionInput } from './conditions.js'
 import { buildPod, buildSecretMeta, podName, registryId, secretName } from './manifests.js'
-import { nodeEligibility, transportAddr, type NodeEligibility } from './nodes.js'
+import { nodeEligibility, quicAddr, transportAddr, type NodeEligibility } from './nodes.js'
 
 export interface RegistryObservation {
   /** a Redis URL could be resolved for the pool */
@@ -381,7 +381,8 @@ export function computeDesired (o: Observed): Desired {
       out.registrations.push({
         id,
         peer_id: peerId!,
-        addrs: [ma],
+        // TCP first (clients that take the first address speak TCP), then the QUIC twin the pod serves on UDP
+        addrs: [ma, `${quicAddr(address!, hostPort)}/p2p/${peerId!}`],
         meta: { managed_by: 'pos-relay-operator', namespace: ns, pool: poolName, slot: String(slot), pod: p.metadata.name, node: p.spec.nodeName }
       })
       if (o.registry.registered.has(id)) { r.registered = true; registered.add(id) }

@@ -115,9 +115,17 @@ export function publicAddressOf (node: Node, spec: RelayPoolSpec): string | unde
   return undefined
 }
 
+function ipProto (address: string): string {
+  const v = isIP(address)
+  return v === 4 ? 'ip4' : v === 6 ? 'ip6' : 'dns'
+}
+
 /** `/ip4/…`, `/ip6/…` or `/dns/…` followed by `/tcp/<port>` */
 export function transportAddr (address: string, port: number): string {
-  const v = isIP(address)
-  const proto = v === 4 ? 'ip4' : v === 6 ? 'ip6' : 'dns'
-  return `/${proto}/${address}/tcp/${port}`
+  return `/${ipProto(address)}/${address}/tcp/${port}`
+}
+
+/** the relay's QUIC twin of transportAddr: same host and port number, over UDP */
+export function quicAddr (address: string, port: number): string {
+  return `/${ipProto(address)}/${address}/udp/${port}/quic-v1`
 }

@@ -305,8 +305,8 @@ describe('computeDesired: registry', () => {
     const pods = [relayPod(p, 0, 'n1'), relayPod(p, 1, 'n2', 'ready', '203.0.113.2'), relayPod(p, 2, 'n3', 'running')]
     const d = compute({ pool: p, nodes, pods, secrets })
     assert.deepEqual(d.registrations, [
-      { id: 'relays:edge:0', peer_id: '12D3KooWPeer0', addrs: ['/ip4/10.0.0.1/tcp/7373/p2p/12D3KooWPeer0'], meta: { managed_by: 'pos-relay-operator', namespace: 'relays', pool: 'edge', slot: '0', pod: 'edge-0', node: 'n1' } },
-      { id: 'relays:edge:1', peer_id: '12D3KooWPeer1', addrs: ['/ip4/203.0.113.2/tcp/7373/p2p/12D3KooWPeer1'], meta: { managed_by: 'pos-relay-operator', namespace: 'relays', pool: 'edge', slot: '1', pod: 'edge-1', node: 'n2' } }
+      { id: 'relays:edge:0', peer_id: '12D3KooWPeer0', addrs: ['/ip4/10.0.0.1/tcp/7373/p2p/12D3KooWPeer0', '/ip4/10.0.0.1/udp/7373/quic-v1/p2p/12D3KooWPeer0'], meta: { managed_by: 'pos-relay-operator', namespace: 'relays', pool: 'edge', slot: '0', pod: 'edge-0', node: 'n1' } },
+      { id: 'relays:edge:1', peer_id: '12D3KooWPeer1', addrs: ['/ip4/203.0.113.2/tcp/7373/p2p/12D3KooWPeer1', '/ip4/203.0.113.2/udp/7373/quic-v1/p2p/12D3KooWPeer1'], meta: { managed_by: 'pos-relay-operator', namespace: 'relays', pool: 'edge', slot: '1', pod: 'edge-1', node: 'n2' } }
     ])
     assert.equal(d.status.readyRelays, 2)
     assert.equal(cond(d, 'Ready').reason, 'RelaysNotReady')
