@@ -110,7 +110,9 @@ export async function listRelays (discoveryUrl: string): Promise<ListedRelay[]> 
 /** Waits until the discovery API lists every relay of `pool` (as its status names them), under the operator's registry id. */
 export async function waitForDiscovery (discoveryUrl: string, pool: any, timeoutMs = 60_000): Promise<ListedRelay[]> {
   const ns = pool.metadata.namespace
-  const want = (pool.status.relays as any[]).map((r) => ({ id: `${ns}:${pool.metadata.name}:${r.slot}`, peer_id: r.peerId, addrs: [r.multiaddr] }))
+  // the status names the TCP address; the operator registers it and then its QUIC twin (same host and port, UDP)
+  const quicTwin = (tcp: string): string => tcp.replace(/\/tcp\/(\d+)\/p2p\//, '/udp/$1/quic-v1/p2p/')
+  const want = (pool.status.relays as any[]).map((r) => ({ id: `${ns}:${pool.metadata.name}:${r.slot}`, peer_id: r.peerId, addrs: [r.multiaddr, quicTwin(r.multiaddr)] }))
   return await poll(`discovery at ${discoveryUrl} to list ${want.map((w) => w.addrs[0]).join(', ')}`, async () => {
     const listed = await listRelays(discoveryUrl)
     const mine = want.map((w) => listed.find((l) => l.id === w.id))

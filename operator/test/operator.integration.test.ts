@@ -175,7 +175,7 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     for (const e of regs) {
       const r = [...entries.values()].find((x) => e.note.includes(x.addrs[0]))
       assert.ok(r != null, e.note)
-      assert.equal(e.note, `Listed relay ${r.meta!.pod} (slot ${r.meta!.slot}, ${r.peer_id}) in discovery as ${r.addrs[0]}`)
+      assert.equal(e.note, `Listed relay ${r.meta!.pod} (slot ${r.meta!.slot}, ${r.peer_id}) in discovery as ${r.addrs.join(', ')}`)
     }
     // heartbeats are not transitions: still two, later too
     assert.equal((await poolEvents(cp, NS, POOL, 'RelayRegistered')).length, 2)

@@ -100,7 +100,7 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
 
   it('the discovery API lists the relay at the address peers can dial', async () => {
     const [entry] = await waitForDiscovery(discoveryUrl, pool)
-    assert.deepEqual(entry!.addrs, [`/ip4/127.0.0.1/tcp/${hostPort}/p2p/${relay!.ready.peer_id}`])
+    assert.deepEqual(entry!.addrs, [`/ip4/127.0.0.1/tcp/${hostPort}/p2p/${relay!.ready.peer_id}`, `/ip4/127.0.0.1/udp/${hostPort}/quic-v1/p2p/${relay!.ready.peer_id}`])
   })
 
   it('the operator recorded Events on the pool', async () => {
