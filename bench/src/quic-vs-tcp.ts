@@ -18,12 +18,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { freePort } from '@pos-relay/testing'
+import { jsonLines, waitForValue } from './lib/poll.ts'
 import { machineInfo } from './lib/machine.ts'
 import { readCpuSeconds } from './lib/proc.ts'
 import { BENCH_DOC, writeSection } from './lib/report.ts'
@@ -63,25 +64,8 @@ function start (cmd: string, args: string[], timeoutMs: number): Proc {
   return { child, stdout, stderr, exited }
 }
 
-const json = (lines: string[]): any[] => lines.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).filter((o) => o != null)
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address() as { port: number }; srv.close(() => { resolve(port) }) })
-  })
-}
 
-async function until<T> (what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 interface Result { transport: Transport, ok: boolean, mibPerS?: number, relayCpuS?: number, error?: string }
 
@@ -92,12 +76,12 @@ async function transfer (transport: Transport, relayAddrs: Record<Transport, str
   const common = ['--transport', transport, '--relay', relayAddrs[transport], '--listen', listen, '--no-dcutr', '--timeout-ms', '120000']
   const listener = start(rustPeer, [...common, '--mode', 'listen', '--ready-file', ready], 130_000)
   try {
-    const info = await until('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
+    const info = await waitForValue('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
     const cpu0 = readCpuSeconds(relayPid)
     const dialer = start(rustPeer, [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB * 2 ** 20)], 130_000)
     await dialer.exited
     const cpu = readCpuSeconds(relayPid) - cpu0
-    const res = json(dialer.stdout).find((o) => o.impl === 'rust')
+    const res = jsonLines(dialer.stdout).find((o) => o.impl === 'rust')
     if (res?.ok !== true || res.connection !== 'relayed') return { transport, ok: false, error: String(res?.error ?? dialer.stderr.slice(-2).join(' | ')) }
     return { transport, ok: true, mibPerS: MIB / (Number(res.transfer_ms) / 1000), relayCpuS: cpu }
   } finally {
@@ -119,7 +103,7 @@ async function main (): Promise<void> {
   await writeFile(config, JSON.stringify(cfg), { mode: 0o600 })
   const relay = start(process.execPath, [CLI, 'run', '--config', config], 60 * 60_000)
   try {
-    const readyLine = await until('relay_ready', () => json(relay.stdout).find((o) => o.event === 'relay_ready'), 30_000)
+    const readyLine = await waitForValue('relay_ready', () => jsonLines(relay.stdout).find((o) => o.event === 'relay_ready'), 30_000)
     const addrs = readyLine.addrs as string[]
     const relayAddrs: Record<Transport, string> = {
       tcp: addrs.find((a) => a.includes('/tcp/'))!,

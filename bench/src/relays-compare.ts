@@ -22,6 +22,8 @@
  * default docs/benchmarks.md; '-' = stdout only). Bounded: every child has a timeout, and all are
  * stopped at the end, on error and on Ctrl-C.
  */
+import { freePort } from '@pos-relay/testing'
+import { jsonLines, waitForValue } from './lib/poll.ts'
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
@@ -30,7 +32,6 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { createServer } from 'node:net'
 import { peerIdOfKeypair } from '@pos-relay/relay'
 import { summariseProfile, type ProfileSummary } from './lib/cpuprofile.ts'
 import { loadavg, machineInfo, type LoadAvg } from './lib/machine.ts'
@@ -91,25 +92,8 @@ function start (cmd: string, args: string[], opts: { timeoutMs: number, env?: Re
   }
 }
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address() as { port: number }; srv.close(() => resolve(port)) })
-  })
-}
 
-async function waitFor<T> (what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
-const json = (lines: string[]): any[] => lines.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).filter((o) => o != null)
 
 // ---- relays -------------------------------------------------------------------
 
@@ -155,7 +139,7 @@ async function startRelay (kind: RelayKind, bins: Bins, extraNodeArgs: string[] 
   }
   const bin = kind === 'rust-libp2p' ? bins['rust-relay'] : bins['go-relay']
   const proc = start(bin, ['--listen', '/ip4/127.0.0.1/tcp/0', '--max-reservations', String(MAX_RES)], { timeoutMs: 30 * 60_000 })
-  const line = await waitFor(`${kind} relay address`, () => json(proc.stdout).find((o) => o.role === 'relay'), 30_000)
+  const line = await waitForValue(`${kind} relay address`, () => jsonLines(proc.stdout).find((o) => o.role === 'relay'), 30_000)
   return { kind, addr: line.addrs[0], proc }
 }
 
@@ -170,12 +154,12 @@ async function transfer (relay: Relay, bins: Bins): Promise<Transfer> {
   const common = ['--relay', relay.addr, '--no-dcutr', '--timeout-ms', '60000', '--listen', '/ip4/127.0.0.1/tcp/0']
   const listener = start(bins['rust-peer'], [...common, '--mode', 'listen', '--ready-file', ready], { timeoutMs: 70_000 })
   try {
-    const info = await waitFor('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
+    const info = await waitForValue('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
     const cpu0 = readCpuSeconds(relay.proc.pid)
     const dialer = start(bins['rust-peer'], [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB << 20)], { timeoutMs: 70_000 })
     await dialer.exited
     const cpu1 = readCpuSeconds(relay.proc.pid)
-    const res = json(dialer.stdout).find((o) => o.impl === 'rust')
+    const res = jsonLines(dialer.stdout).find((o) => o.impl === 'rust')
     if (res?.ok !== true || res.connection !== 'relayed') throw new Error(`${relay.kind}: transfer failed: ${res?.error ?? dialer.stderr.slice(-3).join(' | ')}`)
     const ms = Number(res.transfer_ms)
     return { mibPerS: MIB / (ms / 1000), relayCpuS: cpu1 - cpu0, ms }
@@ -199,7 +183,7 @@ async function reservations (relay: Relay, bins: Bins): Promise<RssResult> {
       const t0 = Date.now()
       const holder = start(bins['rust-peer'], ['--mode', 'reserve-many', '--relay', relay.addr, '--count', String(count), '--timeout-ms', '240000'], { timeoutMs: 15 * 60_000 })
       holders.push(holder)
-      const line = await waitFor(`${count} reservations on ${relay.kind}`, () => json(holder.stdout).find((o) => o.role === 'reserver'), 250_000)
+      const line = await waitForValue(`${count} reservations on ${relay.kind}`, () => jsonLines(holder.stdout).find((o) => o.role === 'reserver'), 250_000)
       if (line.reserved !== count) throw new Error(`${relay.kind}: only ${line.reserved}/${count} reservations (${line.error})`)
       held = target
       const seconds = (Date.now() - t0) / 1000
