@@ -63,3 +63,4 @@ export {
   type UsageSink,
 } from './metering.js'
 export { createDevAccounts, type DevAccounts } from './dev.js'
+export { failFastRedis, type FailFastRedis, type RedisConnectionOptions } from './redis.js'

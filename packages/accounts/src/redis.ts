@@ -9,27 +9,32 @@ export interface RedisConnectionOptions {
   logger?: MinimalLogger
   /** for log lines */
   name: string
+  /** the error a failed command becomes; default AccountsUnavailableError */
+  unavailable?: (cause: unknown) => Error
 }
 
 export interface FailFastRedis {
   redis: Redis
-  /** runs fn, turning any Redis failure into AccountsUnavailableError */
+  /** runs fn, turning any Redis failure into `unavailable(cause)` (AccountsUnavailableError by default) */
   run: <T>(fn: (redis: Redis) => Promise<T>) => Promise<T>
   close: () => Promise<void>
 }
 
 /**
  * A command connection that fails fast while Redis is down (no offline queue, bounded command
- * timeout) and reconnects forever in the background, like the discovery store's.
+ * timeout) and reconnects forever in the background, so service resumes on its own. Used by the
+ * account services and by the discovery's relay store.
  */
 export function failFastRedis(opts: RedisConnectionOptions): FailFastRedis {
   const timeoutMs = opts.commandTimeoutMs ?? 1000
   const log = opts.logger
+  const unavailable = opts.unavailable ?? ((cause: unknown) => new AccountsUnavailableError(undefined, { cause }))
   const redis = new Redis(opts.redisUrl, {
     enableOfflineQueue: false,
     commandTimeout: timeoutMs,
     connectTimeout: Math.max(2 * timeoutMs, 1000),
     maxRetriesPerRequest: 1,
+    // at most every second
     retryStrategy: (times) => Math.min(times * 100, 1000),
   })
   let everReady = false
@@ -39,11 +44,15 @@ export function failFastRedis(opts: RedisConnectionOptions): FailFastRedis {
     if (outageLogged) log?.info({ component: opts.name }, 'redis connection ready again')
     outageLogged = false
   })
+  // Without an 'error' listener ioredis errors would crash the process; log once per outage.
   redis.on('error', (err: Error) => {
     if (outageLogged) return
     outageLogged = true
     log?.warn({ component: opts.name, err: err.message }, 'redis connection error')
   })
+  // Without an offline queue, commands issued while the first connection is still being
+  // established would fail; give that first connect a bounded head start (shared by all callers;
+  // rejects early on a connection error, so an absent Redis still fails fast).
   const firstConnect = once(redis, 'ready', { signal: AbortSignal.timeout(timeoutMs) }).then(
     () => {},
     () => {},
@@ -55,7 +64,7 @@ export function failFastRedis(opts: RedisConnectionOptions): FailFastRedis {
       try {
         return await fn(redis)
       } catch (err) {
-        throw new AccountsUnavailableError(undefined, { cause: err })
+        throw unavailable(err)
       }
     },
     async close() {

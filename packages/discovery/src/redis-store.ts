@@ -1,5 +1,4 @@
-import { once } from 'node:events'
-import { Redis } from 'ioredis'
+import { failFastRedis } from '@pos-relay/accounts'
 import type { Logger } from 'pino'
 import {
   assertTtl,
@@ -93,82 +92,44 @@ export function createRedisStore(opts: RedisStoreOptions): RelayStore {
   const prefix = opts.keyPrefix ?? 'pos-relay:'
   const indexKey = `${prefix}relays`
   const relayKey = (id: string) => `${prefix}relay:${id}`
-  const timeoutMs = opts.commandTimeoutMs ?? 1000
-  const log = opts.logger
-
-  const redis = new Redis(opts.url, {
-    enableOfflineQueue: false,
-    commandTimeout: timeoutMs,
-    connectTimeout: Math.max(2 * timeoutMs, 1000),
-    maxRetriesPerRequest: 1,
-    // keep reconnecting forever, at most every second, so service resumes on its own
-    retryStrategy: (times) => Math.min(times * 100, 1000),
+  // fails fast while Redis is down and reconnects forever in the background
+  const conn = failFastRedis({
+    redisUrl: opts.url,
+    commandTimeoutMs: opts.commandTimeoutMs,
+    logger: opts.logger,
+    name: 'relay-store',
+    unavailable: (cause) => new StoreUnavailableError(undefined, { cause }),
   })
+  const redis = conn.redis
   redis.defineCommand('posRelayRegister', { numberOfKeys: 2, lua: REGISTER })
   redis.defineCommand('posRelayList', { numberOfKeys: 1, lua: LIST })
   redis.defineCommand('posRelayDeregister', { numberOfKeys: 2, lua: DEREGISTER })
   const scripts = redis as unknown as Scripts
 
-  let everReady = false
-  let outageLogged = false
-  redis.on('ready', () => {
-    everReady = true
-    outageLogged = false
-    log?.info('redis connection ready')
-  })
-  // Without an 'error' listener ioredis errors would crash the process; log once per outage.
-  redis.on('error', (err: Error) => {
-    if (outageLogged) return
-    outageLogged = true
-    log?.warn({ err: err.message }, 'redis connection error')
-  })
-
-  // Without an offline queue, commands issued while the first connection is still being
-  // established would fail; give that first connect a bounded head start (shared by all callers;
-  // rejects early on a connection error, so an absent Redis still fails fast).
-  const firstConnect = once(redis, 'ready', { signal: AbortSignal.timeout(timeoutMs) }).then(
-    () => {},
-    () => {},
-  )
-
-  async function run<T>(fn: () => Promise<T>): Promise<T> {
-    if (!everReady) await firstConnect
-    try {
-      return await fn()
-    } catch (err) {
-      throw new StoreUnavailableError(undefined, { cause: err })
-    }
-  }
-
   return {
     async register(reg, ttlMs) {
       assertTtl(ttlMs)
-      const value = await run(() =>
+      const value = await conn.run(() =>
         scripts.posRelayRegister(relayKey(reg.id), indexKey, reg.id, JSON.stringify(pickRegistration(reg)), String(Math.ceil(ttlMs))),
       )
       return toRecord(value)
     },
     async deregister(id) {
-      return (await run(() => scripts.posRelayDeregister(relayKey(id), indexKey, id))) === 1
+      return (await conn.run(() => scripts.posRelayDeregister(relayKey(id), indexKey, id))) === 1
     },
     async list() {
-      const values = await run(() => scripts.posRelayList(indexKey, relayKey('')))
+      const values = await conn.run(() => scripts.posRelayList(indexKey, relayKey('')))
       return values.map(toRecord).sort(byId)
     },
     async get(id) {
-      const value = await run(() => redis.get(relayKey(id)))
+      const value = await conn.run(() => redis.get(relayKey(id)))
       return value === null ? undefined : toRecord(value)
     },
     async ping() {
-      await run(() => redis.ping())
+      await conn.run(() => redis.ping())
     },
     async close() {
-      try {
-        if (redis.status === 'ready') await redis.quit()
-      } catch {
-        // fall through to a hard disconnect
-      }
-      redis.disconnect()
+      await conn.close()
     },
   }
 }
