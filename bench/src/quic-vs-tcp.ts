@@ -15,16 +15,16 @@
  * Env: BENCH_MIB (256), BENCH_ROUNDS (6). Bounded: every child has a timeout
  * and all are killed at the end, on error and on Ctrl-C.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { freePort } from '@pos-relay/testing'
 import { jsonLines, waitForValue } from './lib/poll.ts'
+import { killAllProcesses, startProcess } from './lib/processes.ts'
 import { machineInfo } from './lib/machine.ts'
 import { readCpuSeconds } from './lib/proc.ts'
 import { BENCH_DOC, writeSection } from './lib/report.ts'
@@ -44,25 +44,6 @@ function positive (name: string, fallback: number): number {
   return Number(raw)
 }
 
-const children = new Set<ChildProcess>()
-const killAll = (): void => { for (const c of children) { try { c.kill('SIGKILL') } catch {} } }
-process.on('exit', killAll)
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130) })
-
-interface Proc { child: ChildProcess, stdout: string[], stderr: string[], exited: Promise<number | string> }
-
-function start (cmd: string, args: string[], timeoutMs: number): Proc {
-  const child = spawn(cmd, args, { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  children.add(child)
-  const stdout: string[] = []
-  const stderr: string[] = []
-  createInterface({ input: child.stdout! }).on('line', (l) => stdout.push(l))
-  createInterface({ input: child.stderr! }).on('line', (l) => { stderr.push(l); if (stderr.length > 50) stderr.shift() })
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, sig) => { children.delete(child); resolve(code ?? sig ?? -1) }))
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-  void exited.then(() => clearTimeout(timer))
-  return { child, stdout, stderr, exited }
-}
 
 
 
@@ -74,11 +55,11 @@ async function transfer (transport: Transport, relayAddrs: Record<Transport, str
   const ready = join(dir, 'ready.json')
   const listen = transport === 'quic' ? '/ip4/127.0.0.1/udp/0/quic-v1' : '/ip4/127.0.0.1/tcp/0'
   const common = ['--transport', transport, '--relay', relayAddrs[transport], '--listen', listen, '--no-dcutr', '--timeout-ms', '120000']
-  const listener = start(rustPeer, [...common, '--mode', 'listen', '--ready-file', ready], 130_000)
+  const listener = startProcess(rustPeer, [...common, '--mode', 'listen', '--ready-file', ready], { timeoutMs: 130_000 })
   try {
     const info = await waitForValue('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
     const cpu0 = readCpuSeconds(relayPid)
-    const dialer = start(rustPeer, [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB * 2 ** 20)], 130_000)
+    const dialer = startProcess(rustPeer, [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB * 2 ** 20)], { timeoutMs: 130_000 })
     await dialer.exited
     const cpu = readCpuSeconds(relayPid) - cpu0
     const res = jsonLines(dialer.stdout).find((o) => o.impl === 'rust')
@@ -101,7 +82,7 @@ async function main (): Promise<void> {
   const cfg = JSON.parse(await readFile(config, 'utf8'))
   Object.assign(cfg, { host: '127.0.0.1', metrics_host: '127.0.0.1', metrics_port: await freePort(), drain_seconds: 0 })
   await writeFile(config, JSON.stringify(cfg), { mode: 0o600 })
-  const relay = start(process.execPath, [CLI, 'run', '--config', config], 60 * 60_000)
+  const relay = startProcess(process.execPath, [CLI, 'run', '--config', config], { timeoutMs: 60 * 60_000 })
   try {
     const readyLine = await waitForValue('relay_ready', () => jsonLines(relay.stdout).find((o) => o.event === 'relay_ready'), 30_000)
     const addrs = readyLine.addrs as string[]
@@ -114,7 +95,7 @@ async function main (): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       // alternate which transport goes first, so neither always runs on a warmer relay
       for (const t of round % 2 === 1 ? TRANSPORTS : [...TRANSPORTS].reverse()) {
-        const r = await transfer(t, relayAddrs, relay.child.pid!, rustPeer)
+        const r = await transfer(t, relayAddrs, relay.pid, rustPeer)
         results.push(r)
         process.stderr.write(`# round ${round} ${t}: ${r.ok ? `${r.mibPerS!.toFixed(1)} MiB/s, relay ${(r.relayCpuS! / (MIB / 1024)).toFixed(1)} CPU s/GiB` : `FAILED ${r.error}`}\n`)
       }
@@ -172,4 +153,4 @@ function pkgVersion (name: string): string {
   try { return JSON.parse(readFileSync(join(REPO, 'node_modules', name, 'package.json'), 'utf8')).version } catch { return '?' }
 }
 
-main().catch((err) => { process.stderr.write(`quic-vs-tcp: ${err.stack ?? err}\n`); killAll(); process.exit(1) })
+main().catch((err) => { process.stderr.write(`quic-vs-tcp: ${err.stack ?? err}\n`); killAllProcesses(); process.exit(1) })

@@ -24,12 +24,12 @@
  */
 import { freePort } from '@pos-relay/testing'
 import { jsonLines, waitForValue } from './lib/poll.ts'
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { killAllProcesses, startProcess, type Process } from './lib/processes.ts'
+import { execFile, execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { peerIdOfKeypair } from '@pos-relay/relay'
@@ -52,52 +52,13 @@ const KINDS: RelayKind[] = ['pos-relay', 'rust-libp2p', 'go-libp2p']
 
 interface Bins { 'rust-peer': string, 'rust-relay': string, 'go-peer': string, 'go-relay': string }
 
-// ---- child processes --------------------------------------------------------
-
-const children = new Set<ChildProcess>()
-function killAll (): void { for (const c of children) { try { c.kill('SIGKILL') } catch {} } }
-process.on('exit', killAll)
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130) })
-
-interface Child { child: ChildProcess, pid: number, stdout: string[], stderr: string[], exited: Promise<number | string>, stop: (sig?: NodeJS.Signals) => Promise<void> }
-
-/** Spawns through `bash -c 'ulimit -n …; exec …'` so thousands of connections fit; the pid is the program's. */
-function start (cmd: string, args: string[], opts: { timeoutMs: number, env?: Record<string, string> }): Child {
-  const quoted = [cmd, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
-  const child = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec ${quoted}`], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  children.add(child)
-  const stdout: string[] = []
-  const stderr: string[] = []
-  createInterface({ input: child.stdout! }).on('line', (l) => stdout.push(l))
-  createInterface({ input: child.stderr! }).on('line', (l) => { stderr.push(l); if (stderr.length > 200) stderr.shift() })
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, sig) => { children.delete(child); resolve(code ?? sig ?? -1) }))
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs)
-  void exited.then(() => clearTimeout(timer))
-  return {
-    child,
-    pid: child.pid!,
-    stdout,
-    stderr,
-    exited,
-    async stop (sig = 'SIGINT') {
-      if (child.exitCode != null || child.signalCode != null) return
-      child.kill(sig)
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(t)
-    }
-  }
-}
 
 
 
 
 // ---- relays -------------------------------------------------------------------
 
-interface Relay { kind: RelayKind, addr: string, proc: Child }
+interface Relay { kind: RelayKind, addr: string, proc: Process }
 
 async function startRelay (kind: RelayKind, bins: Bins, extraNodeArgs: string[] = []): Promise<Relay> {
   if (kind === 'pos-relay') {
@@ -126,7 +87,7 @@ async function startRelay (kind: RelayKind, bins: Bins, extraNodeArgs: string[] 
     cfg.metrics_port = metricsPort
     await writeFile(config, JSON.stringify(cfg), { mode: 0o600 })
     // log level warn: info logs a line per connection, which would cost the relay CPU
-    const proc = start(process.execPath, [...extraNodeArgs, CLI, 'run', '--config', config], { timeoutMs: 30 * 60_000 })
+    const proc = startProcess(process.execPath, [...extraNodeArgs, CLI, 'run', '--config', config], { timeoutMs: 30 * 60_000 })
     void proc.exited.then(async () => { await rm(dir, { recursive: true, force: true }) })
     const deadline = Date.now() + 30_000
     for (;;) {
@@ -138,7 +99,7 @@ async function startRelay (kind: RelayKind, bins: Bins, extraNodeArgs: string[] 
     return { kind, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${peerIdOfKeypair(cfg.keypair)}`, proc }
   }
   const bin = kind === 'rust-libp2p' ? bins['rust-relay'] : bins['go-relay']
-  const proc = start(bin, ['--listen', '/ip4/127.0.0.1/tcp/0', '--max-reservations', String(MAX_RES)], { timeoutMs: 30 * 60_000 })
+  const proc = startProcess(bin, ['--listen', '/ip4/127.0.0.1/tcp/0', '--max-reservations', String(MAX_RES)], { timeoutMs: 30 * 60_000 })
   const line = await waitForValue(`${kind} relay address`, () => jsonLines(proc.stdout).find((o) => o.role === 'relay'), 30_000)
   return { kind, addr: line.addrs[0], proc }
 }
@@ -152,11 +113,11 @@ async function transfer (relay: Relay, bins: Bins): Promise<Transfer> {
   const dir = await mkdtemp(join(tmpdir(), 'pos-relay-cmp-pair-'))
   const ready = join(dir, 'ready.json')
   const common = ['--relay', relay.addr, '--no-dcutr', '--timeout-ms', '60000', '--listen', '/ip4/127.0.0.1/tcp/0']
-  const listener = start(bins['rust-peer'], [...common, '--mode', 'listen', '--ready-file', ready], { timeoutMs: 70_000 })
+  const listener = startProcess(bins['rust-peer'], [...common, '--mode', 'listen', '--ready-file', ready], { timeoutMs: 70_000 })
   try {
     const info = await waitForValue('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
     const cpu0 = readCpuSeconds(relay.proc.pid)
-    const dialer = start(bins['rust-peer'], [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB << 20)], { timeoutMs: 70_000 })
+    const dialer = startProcess(bins['rust-peer'], [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB << 20)], { timeoutMs: 70_000 })
     await dialer.exited
     const cpu1 = readCpuSeconds(relay.proc.pid)
     const res = jsonLines(dialer.stdout).find((o) => o.impl === 'rust')
@@ -175,13 +136,13 @@ async function reservations (relay: Relay, bins: Bins): Promise<RssResult> {
   await new Promise((resolve) => setTimeout(resolve, 1000))
   const idleMiB = readMem(relay.proc.pid).rssMiB
   const steps: RssResult['steps'] = []
-  const holders: Child[] = []
+  const holders: Process[] = []
   let held = 0
   try {
     for (const target of RESERVATION_STEPS) {
       const count = target - held
       const t0 = Date.now()
-      const holder = start(bins['rust-peer'], ['--mode', 'reserve-many', '--relay', relay.addr, '--count', String(count), '--timeout-ms', '240000'], { timeoutMs: 15 * 60_000 })
+      const holder = startProcess(bins['rust-peer'], ['--mode', 'reserve-many', '--relay', relay.addr, '--count', String(count), '--timeout-ms', '240000'], { timeoutMs: 15 * 60_000 })
       holders.push(holder)
       const line = await waitForValue(`${count} reservations on ${relay.kind}`, () => jsonLines(holder.stdout).find((o) => o.role === 'reserver'), 250_000)
       if (line.reserved !== count) throw new Error(`${relay.kind}: only ${line.reserved}/${count} reservations (${line.error})`)
@@ -371,4 +332,4 @@ async function main (): Promise<void> {
   }) + '\n')
 }
 
-main().then(() => { killAll(); process.exit(0) }, (err) => { console.error(err); killAll(); process.exit(1) })
+main().then(() => { killAllProcesses(); process.exit(0) }, (err) => { console.error(err); killAllProcesses(); process.exit(1) })
