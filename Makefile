@@ -1,7 +1,7 @@
 # pos-relay: every target works on a fresh Debian machine whose system Node is
 # older than 22: `npm install` brings Node 24 (the registry's `node` package)
 # into node_modules/.bin, which npm scripts and npx put first on PATH.
-.PHONY: setup build dev test test-kube e2e-kind test-nat bench clean
+.PHONY: setup build dev test test-kube e2e-kind e2e-kind-down image chart test-nat bench clean
 
 setup: node_modules/.package-lock.json
 
@@ -25,12 +25,24 @@ test: setup
 test-kube: setup
 	npm run test:kube
 
-# kind cluster (Docker + internet; not on the project's machines or in CI):
-# builds the image, installs the chart, applies examples/relaypool.yaml and
-# relays a payload between two SDK peers through the relay pod on hostPort
-# 7373. Prerequisites and options: e2e/kind/README.md
+# kind cluster: one control plane and two workers, the image built from
+# relay-image/Dockerfile, the chart packaged by `make chart`, then the RelayPool
+# scenario (e2e/kind/README.md). Without a container registry (or with
+# E2E_KIND_OFFLINE=1) every image is built locally first (e2e/kind/offline/).
+# E2E_KIND_KEEP=1 leaves the cluster running; `make e2e-kind-down` deletes it.
 e2e-kind: setup
 	npm run test:kind
+
+e2e-kind-down:
+	bash e2e/kind/down.sh
+
+# the pos-relay image (relay, discovery, operator): pos-relay:<version>
+image:
+	bash relay-image/build.sh
+
+# the Helm chart, packaged into dist/ with version and appVersion from package.json
+chart:
+	bash charts/package.sh
 
 # NAT lab (root): network namespaces + iptables NAT, js/rust-libp2p/go-libp2p
 # peers through our relay; rust/go peers built into ~/.cache/pos-relay on first use

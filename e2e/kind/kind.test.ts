@@ -1,38 +1,89 @@
 /**
- * pos-relay on a real Kubernetes cluster (kind): the image built from
- * relay-image/Dockerfile, the Helm chart, examples/relaypool.yaml, and two app
- * peers (client SDK) exchanging a payload through the relay pod on hostPort
- * 7373. Needs Docker and internet access (kind's node image, redis:7-alpine,
- * node:24-bookworm-slim): run it with `make e2e-kind` (npm run test:kind); it
- * is in neither `npm test` nor `npm run test:kube`. Missing prerequisites fail
- * the run with what to install. See e2e/kind/README.md.
+ * pos-relay on a real Kubernetes cluster (kind: one control plane, two
+ * workers): the image built from relay-image/Dockerfile (`make image`), the
+ * chart packaged by `make chart`, examples/relaypool.yaml, and peers relaying
+ * through the relay pods' hostPorts. Run it with `make e2e-kind` (npm run
+ * test:kind); see e2e/kind/README.md. Where no registry answers (this
+ * project's machines and CI) every image is built locally first
+ * (e2e/kind/offline/).
  *
- * The checks are e2e/shared/relaypool.ts, the same code the hermetic kube
- * suite (e2e/kube/test/relaypool-e2e.test.ts) runs against a real API server.
+ * The RelayPool checks are e2e/shared/relaypool.ts, the code the hermetic
+ * kube suite (e2e/kube/test/relaypool-e2e.test.ts) runs against a real API
+ * server; what needs nodes, a kubelet and a scheduler is only here.
  */
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import {
-  applyExamplePool, deletePool, EXAMPLE_POOL, relayedTransfer, setNodesPublicAddress, waitForDeregistered, waitForDiscovery, waitForPoolEvents, waitForPoolReady
+  applyExamplePool, EXAMPLE_POOL, getPool, listRelays, poll, relayedTransfer, transferThrough, waitForDiscovery, waitForPoolReady, type Kubectl
 } from '../shared/relaypool.ts'
-import { checkPrerequisites, DISCOVERY_URL, KindCluster, NAMESPACE, PUBLIC_ADDRESS, readKindConfig, RELAY_HOST_PORT } from './kind.ts'
+import { run } from '../kube/harness.ts'
+import {
+  checkPrerequisites, DISCOVERY_URL, ensureDocker, IMAGE, KindCluster, NAMESPACE, prepareSupply, readKindConfig, RELAY_HOST_PORT, RELEASE, WORKER_ADDRESSES
+} from './kind.ts'
 
-// Before any test, outside any timeout: fail at once, and clearly, without the tools.
+const log = (line: string): void => { process.stderr.write(`kind: ${line}\n`) }
+const KEEP = process.env.E2E_KIND_KEEP === '1'
+
+// Before any test, outside any timeout: a Docker engine, the image supply
+// (offline: built locally, ~15-25 min when nothing is cached) and the tools.
 readKindConfig()
-const tools = await checkPrerequisites()
+const docker = await ensureDocker()
+log(`Docker engine at ${docker.dockerHost}${docker.started ? ' (started by this suite)' : ''}`)
+const supply = await prepareSupply(log)
+const tools = await checkPrerequisites({ ...process.env, ...supply.env })
 
-describe(`kind: chart, RelayPool and a relayed transfer (docker ${tools.versions.docker}, kind ${tools.versions.kind}, kubectl ${tools.versions.kubectl}, helm ${tools.versions.helm})`, { timeout: 3_600_000 }, () => {
-  const cluster = new KindCluster(tools)
+async function k (kubectl: Kubectl, args: string[], input?: string): Promise<string> {
+  const r = await kubectl(args, input)
+  assert.equal(r.code, 0, `kubectl ${args.join(' ')} failed:\n${r.stderr}`)
+  return r.stdout
+}
+
+/** the relays of the example pool that discovery lists now */
+async function listedPoolRelays (): Promise<string[]> {
+  return (await listRelays(DISCOVERY_URL)).filter((r) => r.id.startsWith(`${NAMESPACE}:${EXAMPLE_POOL}:`)).map((r) => r.id)
+}
+
+/**
+ * Samples discovery every 250 ms while `during` runs; returns the fewest
+ * relays of the pool listed at any sample.
+ */
+async function fewestListedWhile (during: () => Promise<void>): Promise<{ fewest: number, samples: number }> {
+  let fewest = Infinity
+  let samples = 0
+  let done = false
+  const sampler = (async () => {
+    while (!done) {
+      const n = (await listedPoolRelays().catch(() => [])).length
+      fewest = Math.min(fewest, n)
+      samples++
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  })()
+  try { await during() } finally { done = true; await sampler }
+  return { fewest, samples }
+}
+
+describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.offline ? 'offline image supply' : 'stock images'}; docker ${tools.versions.docker}, kind ${tools.versions.kind}, kubectl ${tools.versions.kubectl}, helm ${tools.versions.helm})`, { timeout: 3_600_000 }, () => {
+  const cluster = new KindCluster(tools, supply)
+  let workers: string[] = []
   let pool: any
   let failed = false
 
   before(async () => {
     try {
+      log('creating the cluster (1 control plane, 2 workers)')
       await cluster.create()
-      await cluster.buildAndLoadImage()
-      await cluster.installChart()
-      // relays announce 127.0.0.1:7373, where the kind config publishes the node's hostPort
-      await setNodesPublicAddress(cluster.kubectl, PUBLIC_ADDRESS)
+      log('building the image (make image) and loading it into the nodes')
+      await cluster.buildAndLoadImages()
+      const chart = await cluster.packageChart()
+      log(`helm install ${RELEASE} ${chart} --wait`)
+      await cluster.installChart(chart)
+      workers = await cluster.workers()
+      assert.equal(workers.length, 2, `workers: ${workers.join(', ')}`)
+      // each worker's relay announces the loopback address the kind config publishes its hostPort on
+      for (let i = 0; i < workers.length; i++) await k(cluster.kubectl, ['annotate', '--overwrite', 'node', workers[i]!, `pos-relay.io/public-address=${WORKER_ADDRESSES[i]!}`])
     } catch (err) {
       failed = true
       throw err
@@ -41,36 +92,212 @@ describe(`kind: chart, RelayPool and a relayed transfer (docker ${tools.versions
 
   after(async () => {
     if (failed) process.stderr.write(`\n--- cluster state ---\n${await cluster.diagnostics()}\n`)
-    await cluster.delete()
+    if (KEEP && !failed) {
+      const relays = (await listRelays(DISCOVERY_URL).catch(() => [])).flatMap((r) => r.addrs)
+      // the last line: what a person (or another tool) needs to use the cluster
+      process.stdout.write(JSON.stringify({ kubeconfig: cluster.kubeconfig, discovery_url: DISCOVERY_URL, relays }) + '\n')
+    }
+    await cluster.delete(failed && !KEEP)
   })
 
-  const step = (name: string, fn: () => Promise<void>): void => {
-    it(name, async () => { try { await fn() } catch (err) { failed = true; throw err } })
+  const step = (name: string, fn: () => Promise<void>, opts: { skip?: string | boolean } = {}): void => {
+    it(name, { skip: opts.skip }, async () => { try { await fn() } catch (err) { failed = true; throw err } })
   }
 
-  step('kubectl apply -f examples/relaypool.yaml (one replica: one node, one hostPort) → Ready, relay registered', async () => {
-    await applyExamplePool(cluster.kubectl, NAMESPACE, { replicas: 1 })
-    // the first start includes the image's start-up and the readiness probe
-    pool = await waitForPoolReady(cluster.kubectl, NAMESPACE, EXAMPLE_POOL, 1, 300_000)
-    assert.equal(pool.spec.hostPort, RELAY_HOST_PORT)
-    assert.equal(pool.status.relays[0].multiaddr, `/ip4/127.0.0.1/tcp/${RELAY_HOST_PORT}/p2p/${pool.status.relays[0].peerId}`)
+  step('the cluster network: a pod on one worker reaches a pod IP and a ClusterIP Service on the other', async () => {
+    const ns = 'pos-relay-netcheck'
+    await k(cluster.kubectl, ['create', 'namespace', ns])
+    const pod = (name: string, node: string, script: string, labels: Record<string, string> = {}): string => JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, labels },
+      spec: {
+        nodeName: node,
+        restartPolicy: 'Never',
+        containers: [{ name, image: IMAGE, imagePullPolicy: 'Never', command: ['node', '--input-type=module', '-e', script] }]
+      }
+    })
+    await k(cluster.kubectl, ['apply', '-f', '-'], pod('server', workers[1]!,
+      "import { createServer } from 'node:http'; createServer((q, s) => s.end('pong from ' + process.env.HOSTNAME)).listen(8080)", { app: 'server' }))
+    await k(cluster.kubectl, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'server', namespace: ns }, spec: { selector: { app: 'server' }, ports: [{ port: 80, targetPort: 8080 }] } }))
+    await k(cluster.kubectl, ['wait', '-n', ns, '--for=condition=Ready', 'pod/server', '--timeout=120s'])
+    const serverIp = (await k(cluster.kubectl, ['get', 'pod', 'server', '-n', ns, '-o', 'jsonpath={.status.podIP}'])).trim()
+    const serviceIp = (await k(cluster.kubectl, ['get', 'service', 'server', '-n', ns, '-o', 'jsonpath={.spec.clusterIP}'])).trim()
+    await k(cluster.kubectl, ['apply', '-f', '-'], pod('client', workers[0]!, `
+      for (const url of ['http://${serverIp}:8080', 'http://${serviceIp}', 'http://server.${ns}.svc.cluster.local']) {
+        const body = await (await fetch(url, { signal: AbortSignal.timeout(10000) })).text()
+        console.log(url + ' ' + body)
+      }`))
+    const phase = await poll('the client pod to finish', async () => {
+      const p = (await k(cluster.kubectl, ['get', 'pod', 'client', '-n', ns, '-o', 'jsonpath={.status.phase}'])).trim()
+      return p === 'Succeeded' || p === 'Failed' ? p : undefined
+    }, 120_000)
+    const logs = await k(cluster.kubectl, ['logs', 'client', '-n', ns])
+    assert.equal(phase, 'Succeeded', logs)
+    for (const what of [`${serverIp}:8080`, serviceIp, 'server.']) assert.match(logs, new RegExp(`${what.replace(/\./g, '\\.')}\\S* pong from server`), logs)
+    await k(cluster.kubectl, ['delete', 'namespace', ns, '--wait=false'])
   })
 
-  step('the discovery API (NodePort 30080) lists the relay pod at 127.0.0.1:7373', async () => {
+  step('the image: no CA bundle of the build host in the final image', async () => {
+    const hostBundle = process.env.NODE_EXTRA_CA_CERTS
+    const r = await run(tools.docker, ['run', '--rm', '--entrypoint', '/bin/sh', IMAGE, '-c',
+      'find / -xdev \\( -path /proc -o -path /sys \\) -prune -o -type f -size +1k -print0 | xargs -0 sha256sum; echo; find / -xdev -name ".build-ca*" -print'], { timeoutMs: 300_000 })
+    assert.equal(r.code, 0, r.stderr)
+    assert.doesNotMatch(r.stdout, /\.build-ca/, 'the build-stage CA folder reached the final image')
+    if (hostBundle != null && hostBundle !== '') {
+      const sha = createHash('sha256').update(readFileSync(hostBundle)).digest('hex')
+      // had the image its own bundle identical to the host's, this check could not tell them apart
+      const ownBundle = r.stdout.split('\n').find((l) => l.endsWith('/etc/ssl/certs/ca-certificates.crt'))
+      assert.ok(ownBundle == null || !ownBundle.startsWith(sha), 'the image\'s own CA bundle equals the host\'s: this check cannot tell them apart')
+      assert.ok(!r.stdout.includes(sha), `a file with the content of the host's CA bundle (${hostBundle}) is in the final image`)
+    } else {
+      log('NODE_EXTRA_CA_CERTS is not set: no host CA bundle was given to the build')
+    }
+    const user = (await run(tools.docker, ['image', 'inspect', IMAGE, '--format', '{{.Config.User}}'], { timeoutMs: 30_000 })).stdout.trim()
+    assert.equal(user, '10001:10001')
+  })
+
+  step('helm test pos-relay passes (discovery answers from inside the cluster)', async () => {
+    const out = await cluster.helm(['test', RELEASE, '--namespace', NAMESPACE, '--logs', '--timeout', '3m'])
+    assert.match(out, /Phase:\s+Succeeded/)
+    assert.match(out, /GET \/api\/p2p\/relays: 200/)
+  })
+
+  step('kubectl apply -f examples/relaypool.yaml → one relay on each worker, Ready and registered; kubectl get rp shows 2/2', async () => {
+    await applyExamplePool(cluster.kubectl, NAMESPACE)
+    // the first start includes the image's start-up and the readiness probe
+    pool = await waitForPoolReady(cluster.kubectl, NAMESPACE, EXAMPLE_POOL, 2, 300_000)
+    assert.equal(pool.spec.hostPort, RELAY_HOST_PORT)
+    const nodes = pool.status.relays.map((r: any) => r.node).sort()
+    assert.deepEqual(nodes, [...workers].sort(), 'one relay per worker')
+    for (const r of pool.status.relays) {
+      assert.equal(r.multiaddr, `/ip4/${WORKER_ADDRESSES[workers.indexOf(r.node)]!}/tcp/${RELAY_HOST_PORT}/p2p/${r.peerId}`)
+    }
+    const table = await k(cluster.kubectl, ['get', 'rp', EXAMPLE_POOL, '-n', NAMESPACE])
+    assert.match(table, new RegExp(`^${EXAMPLE_POOL}\\s+2\\s+2\\s+2\\s+True\\s+AllRelaysReady`, 'm'), table)
+  })
+
+  step('the discovery API (NodePort 30080) lists both relays, each at its worker\'s address, TCP and QUIC', async () => {
     await waitForDiscovery(DISCOVERY_URL, pool)
   })
 
-  step('the operator recorded Events on the pool', async () => {
-    await waitForPoolEvents(cluster.kubectl, NAMESPACE, EXAMPLE_POOL, ['RelayPodCreated', 'RelayRegistered'])
+  step('each relay pod relays 4 MiB over TCP and over QUIC (TCP and UDP hostPort 7373 on both workers)', async () => {
+    for (const r of pool.status.relays) {
+      const tcp = await transferThrough(r.multiaddr)
+      assert.equal(tcp.relayPeerId, r.peerId)
+      const quic = await transferThrough(r.multiaddr.replace(/\/tcp\/(\d+)\/p2p\//, '/udp/$1/quic-v1/p2p/'))
+      assert.equal(quic.relayPeerId, r.peerId)
+      log(`${r.node}: 4 MiB relayed over TCP in ${tcp.ms} ms, over QUIC in ${quic.ms} ms`)
+    }
   })
 
-  step('two SDK peers exchange 4 MiB through the relay pod on hostPort 7373', async () => {
+  step('two SDK peers find the relays through discovery and exchange 4 MiB through a relay pod', async () => {
     const r = await relayedTransfer(DISCOVERY_URL, pool.status.relays.map((x: any) => x.peerId), 4 * 1024 * 1024)
     assert.equal(r.bytes, 4 * 1024 * 1024)
   })
 
-  step('deleting the pool removes its relay from discovery (finalizer)', async () => {
-    await deletePool(cluster.kubectl, NAMESPACE, EXAMPLE_POOL, 120_000)
-    await waitForDeregistered(DISCOVERY_URL, NAMESPACE, EXAMPLE_POOL)
+  step('inside a relay pod: non-root, read-only root filesystem, no capabilities, seccomp RuntimeDefault', async () => {
+    const podName = pool.status.relays[0].pod
+    const status = await k(cluster.kubectl, ['exec', '-n', NAMESPACE, podName, '--', 'cat', '/proc/1/status'])
+    const field = (name: string): string => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? ''
+    assert.match(field('Uid'), /^10001\s+10001\s+10001\s+10001$/, `Uid: ${field('Uid')}`)
+    for (const cap of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(field(cap), '0000000000000000', `${cap}: ${field(cap)}`)
+    assert.equal(field('NoNewPrivs'), '1')
+    assert.equal(field('Seccomp'), '2', 'seccomp filter mode (RuntimeDefault)')
+    const write = await cluster.kubectl(['exec', '-n', NAMESPACE, podName, '--', 'sh', '-c', 'touch /app/probe'])
+    assert.notEqual(write.code, 0)
+    assert.match(write.stderr, /Read-only file system/)
+    const tmp = await cluster.kubectl(['exec', '-n', NAMESPACE, podName, '--', 'sh', '-c', 'touch /tmp/probe && rm /tmp/probe'])
+    assert.equal(tmp.code, 0, `/tmp is writable: ${tmp.stderr}`)
   })
+
+  step('kubectl delete pod of a relay: out of discovery within 2 s, replaced, listed again', async () => {
+    const victim = pool.status.relays[1]
+    const id = `${NAMESPACE}:${EXAMPLE_POOL}:${victim.slot}`
+    assert.ok((await listedPoolRelays()).includes(id))
+    const uid = async (pod: string): Promise<string> => (await k(cluster.kubectl, ['get', 'pod', pod, '-n', NAMESPACE, '-o', 'jsonpath={.metadata.uid}'])).trim()
+    const victimUid = await uid(victim.pod)
+    await k(cluster.kubectl, ['delete', 'pod', victim.pod, '-n', NAMESPACE, '--wait=false'])
+    const t0 = Date.now()
+    await poll(`${id} to leave discovery`, async () => (await listedPoolRelays()).includes(id) ? undefined : true, 30_000)
+    const gone = Date.now() - t0
+    log(`relay ${id} left discovery ${gone} ms after the pod's deletion`)
+    assert.ok(gone <= 2000, `left discovery after ${gone} ms`)
+    pool = await waitForPoolReady(cluster.kubectl, NAMESPACE, EXAMPLE_POOL, 2, 180_000)
+    const replaced = pool.status.relays.find((r: any) => r.slot === victim.slot)
+    assert.notEqual(await uid(replaced.pod), victimUid, 'a new pod runs the slot')
+    assert.equal(replaced.peerId, victim.peerId, 'the slot keeps its identity')
+    await waitForDiscovery(DISCOVERY_URL, pool)
+  })
+
+  step('the operator pod is deleted: a new leader takes over, no Ready relay leaves discovery', async () => {
+    const lease = async (): Promise<string> => {
+      const leases = JSON.parse(await k(cluster.kubectl, ['get', 'leases', '-n', NAMESPACE, '-o', 'json'])).items
+      return leases.find((l: any) => /operator/.test(l.metadata.name))?.spec?.holderIdentity ?? ''
+    }
+    const before = await lease()
+    assert.notEqual(before, '', 'the operator holds a Lease')
+    const { fewest, samples } = await fewestListedWhile(async () => {
+      await k(cluster.kubectl, ['delete', 'pod', '-n', NAMESPACE, '-l', 'app.kubernetes.io/component=operator', '--wait=false'])
+      await poll('a new operator to take the lease', async () => { const h = await lease(); return h !== '' && h !== before ? h : undefined }, 180_000)
+      // and keep sampling a while under the new leader
+      await new Promise((resolve) => setTimeout(resolve, 10_000))
+    })
+    assert.equal(fewest, 2, `at some of ${samples} samples only ${fewest} relays were listed`)
+  })
+
+  step('a spec change that replaces pods (the image tag): never fewer than replicas−1 relays listed, every 250 ms', async () => {
+    const next = `${IMAGE}-rollout`
+    assert.equal((await run(tools.docker, ['tag', IMAGE, next], { timeoutMs: 60_000 })).code, 0)
+    await cluster.load([next])
+    const { fewest, samples } = await fewestListedWhile(async () => {
+      await k(cluster.kubectl, ['patch', 'relaypool', EXAMPLE_POOL, '-n', NAMESPACE, '--type', 'merge', '-p', JSON.stringify({ spec: { image: next, imagePullPolicy: 'Never' } })])
+      await poll('every relay pod to run the new image', async () => {
+        const pods = JSON.parse(await k(cluster.kubectl, ['get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/component=relay', '-o', 'json'])).items
+        return pods.length === 2 && pods.every((p: any) => p.spec.containers[0].image === next && p.metadata.deletionTimestamp == null) ? true : undefined
+      }, 600_000)
+      pool = await waitForPoolReady(cluster.kubectl, NAMESPACE, EXAMPLE_POOL, 2, 300_000)
+    })
+    log(`rollout: at least ${fewest} of 2 relays listed over ${samples} samples`)
+    assert.ok(fewest >= 1, `only ${fewest} relays listed at some point of the rollout`)
+    await waitForDiscovery(DISCOVERY_URL, pool)
+  })
+
+  step('kubectl drain a worker: its relay leaves discovery, the pool reports 1/2 and Ready=False naming the node, then recovers', async () => {
+    const node = workers[1]!
+    const drained = pool.status.relays.find((r: any) => r.node === node)
+    const id = `${NAMESPACE}:${EXAMPLE_POOL}:${drained.slot}`
+    const drain = run(tools.kubectl, ['--kubeconfig', cluster.kubeconfig, 'drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=180s'], { timeoutMs: 240_000 })
+    try {
+      await poll(`${id} to leave discovery`, async () => (await listedPoolRelays()).includes(id) ? undefined : true, 60_000)
+      const t0 = Date.now()
+      const p = await poll('the pool to report 1/2 with Ready=False', async () => {
+        const p = await getPool(cluster.kubectl, NAMESPACE, EXAMPLE_POOL)
+        const ready = p.status?.conditions?.find((c: any) => c.type === 'Ready')
+        return p.status?.readyRelays === 1 && ready?.status === 'False' ? p : undefined
+      }, 60_000)
+      log(`drain: pool at 1/2 ${Date.now() - t0} ms after the relay left discovery`)
+      const ready = p.status.conditions.find((c: any) => c.type === 'Ready')
+      assert.match(`${ready.reason}: ${ready.message}`, new RegExp(node), `Ready condition: ${ready.reason}: ${ready.message}`)
+      const table = await k(cluster.kubectl, ['get', 'rp', EXAMPLE_POOL, '-n', NAMESPACE])
+      assert.match(table, new RegExp(`^${EXAMPLE_POOL}\\s+2\\s+1\\s+1\\s+False`, 'm'), table)
+      const r = await drain
+      assert.equal(r.code, 0, `kubectl drain: ${r.stderr}`)
+    } finally {
+      await drain.catch(() => {})
+      await k(cluster.kubectl, ['uncordon', node])
+    }
+    pool = await waitForPoolReady(cluster.kubectl, NAMESPACE, EXAMPLE_POOL, 2, 300_000)
+    await waitForDiscovery(DISCOVERY_URL, pool)
+  })
+
+  step('helm uninstall: the pre-delete hook removes the pools, no relay pod is left', async () => {
+    await cluster.helm(['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait', '--timeout', '5m'])
+    const pools = await cluster.kubectl(['get', 'relaypools', '-A', '-o', 'name'])
+    assert.equal(pools.stdout.trim(), '', `RelayPools left: ${pools.stdout}`)
+    await poll('every relay pod to be gone', async () => {
+      const pods = await k(cluster.kubectl, ['get', 'pods', '-A', '-l', 'app.kubernetes.io/component=relay', '-o', 'name'])
+      return pods.trim() === '' ? true : undefined
+    }, 120_000)
+  }, { skip: KEEP ? 'E2E_KIND_KEEP=1: the release stays installed' : false })
 })

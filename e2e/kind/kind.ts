@@ -1,14 +1,16 @@
 /**
  * The kind suite's machinery: its settings (cluster, image, ports, Helm
- * values), the check of its kind config, the prerequisite check, and a kind
- * cluster driven through the docker, kind, kubectl and helm executables.
+ * values), the check of its kind config, the image supply (stock images, or the
+ * offline supply of e2e/kind/offline/ when no registry answers), the
+ * prerequisite check, and a kind cluster driven through the docker, kind,
+ * kubectl and helm executables.
  *
- * Only e2e/kind/kind.test.ts runs a cluster (make e2e-kind, for machines with
- * Docker and internet access). The settings and the config check are pure and
- * also run in the hermetic kube suite, so a broken config or Helm value is
- * caught where the kind suite cannot run.
+ * Only e2e/kind/kind.test.ts runs a cluster (make e2e-kind). The settings and
+ * the config check are pure and also run in the hermetic kube suite, so a
+ * broken config or Helm value is caught there too.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,41 +19,58 @@ import { CHART_DIR, REPO_ROOT, run, type ExecResult } from '../kube/harness.ts'
 import type { Kubectl } from '../shared/relaypool.ts'
 
 export const KIND_CONFIG = fileURLToPath(new URL('./kind-config.yaml', import.meta.url))
-export const DOCKERFILE = join(REPO_ROOT, 'relay-image', 'Dockerfile')
+export const OFFLINE_DIR = fileURLToPath(new URL('./offline/', import.meta.url))
+export const CACHE_ROOT = process.env.POS_RELAY_CACHE ?? join(process.env.HOME ?? '/root', '.cache', 'pos-relay')
 
 export const CLUSTER = process.env.POS_RELAY_KIND_CLUSTER ?? 'pos-relay-e2e'
 export const IMAGE = process.env.POS_RELAY_KIND_IMAGE ?? 'pos-relay:e2e-kind'
 export const RELEASE = 'pos-relay'
 export const NAMESPACE = 'pos-relay'
-/** the example pool's hostPort, published by the kind config on 127.0.0.1 */
+/** the example pool's hostPort, published by the kind config for each worker */
 export const RELAY_HOST_PORT = 7373
 /** the discovery Service's nodePort, published by the kind config on 127.0.0.1 */
 export const DISCOVERY_NODE_PORT = 30080
 export const DISCOVERY_URL = `http://127.0.0.1:${DISCOVERY_NODE_PORT}`
-/** the node address relays announce: where the kind config publishes the hostPort */
+/** the address the hermetic twin's single node announces */
 export const PUBLIC_ADDRESS = '127.0.0.1'
+/** the loopback address the kind config publishes each worker's hostPort on, in node order */
+export const WORKER_ADDRESSES = ['127.0.0.2', '127.0.0.3']
+
+export interface ImageOverrides { redis?: string }
 
 /**
  * Helm values of the kind install: the locally built image (loaded into the
- * node, so never pulled), discovery on a NodePort the kind config publishes,
- * one discovery replica on a one-node cluster.
+ * nodes, so never pulled), discovery on the NodePort the kind config
+ * publishes; offline, the chart's Redis from the locally built image.
  */
-export function helmValues (image = IMAGE): Record<string, unknown> {
-  const i = image.lastIndexOf(':')
-  const [repository, tag] = i > image.lastIndexOf('/') ? [image.slice(0, i), image.slice(i + 1)] : [image, 'latest']
-  return {
+export function helmValues (image = IMAGE, overrides: ImageOverrides = {}): Record<string, unknown> {
+  const [repository, tag] = splitImage(image)
+  const values: Record<string, any> = {
     image: { repository, tag, pullPolicy: 'Never' },
     discovery: { replicas: 1, service: { type: 'NodePort', nodePort: DISCOVERY_NODE_PORT } }
   }
+  if (overrides.redis != null) {
+    const [r, t] = splitImage(overrides.redis)
+    values.redis = { image: { repository: r, tag: t, pullPolicy: 'Never' } }
+  }
+  return values
+}
+
+export function splitImage (image: string): [string, string] {
+  const i = image.lastIndexOf(':')
+  return i > image.lastIndexOf('/') ? [image.slice(0, i), image.slice(i + 1)] : [image, 'latest']
 }
 
 export interface PortMapping { containerPort: number, hostPort: number, listenAddress?: string, protocol?: string }
+export interface KindConfig { nodes: Array<{ role: string, extraPortMappings?: PortMapping[] }> }
 
 /**
- * Parses the kind config and checks what the suite relies on; throws one
- * error naming every problem.
+ * Parses the kind config and checks what the suite relies on (one control
+ * plane publishing the discovery NodePort on 127.0.0.1, two workers each
+ * publishing TCP and UDP 7373 on its own loopback address); throws one error
+ * naming every problem.
  */
-export function readKindConfig (file = KIND_CONFIG): { nodes: Array<{ role: string, extraPortMappings?: PortMapping[] }> } {
+export function readKindConfig (file = KIND_CONFIG): KindConfig {
   let cfg: any
   try {
     cfg = parse(readFileSync(file, 'utf8'))
@@ -62,18 +81,20 @@ export function readKindConfig (file = KIND_CONFIG): { nodes: Array<{ role: stri
   if (cfg?.kind !== 'Cluster') problems.push(`kind must be Cluster, is ${JSON.stringify(cfg?.kind)}`)
   if (cfg?.apiVersion !== 'kind.x-k8s.io/v1alpha4') problems.push(`apiVersion must be kind.x-k8s.io/v1alpha4, is ${JSON.stringify(cfg?.apiVersion)}`)
   const nodes: any[] = Array.isArray(cfg?.nodes) ? cfg.nodes : []
-  // one node: kind untaints a lone control-plane node, so the relay can run there,
-  // and the hostPort mapping below reaches the only node a relay can be on
-  if (nodes.length !== 1 || nodes[0]?.role !== 'control-plane') problems.push('nodes must be exactly one control-plane node')
-  const maps: PortMapping[] = nodes[0]?.extraPortMappings ?? []
-  for (const [containerPort, what] of [[RELAY_HOST_PORT, 'the relay hostPort'], [DISCOVERY_NODE_PORT, 'the discovery NodePort']] as const) {
-    const m = maps.find((x) => x.containerPort === containerPort)
-    if (m == null) { problems.push(`extraPortMappings lacks containerPort ${containerPort} (${what})`); continue }
-    // the relay announces 127.0.0.1:7373, so the published port must be the same number
-    if (m.hostPort !== containerPort) problems.push(`containerPort ${containerPort} must be published on hostPort ${containerPort}, is ${m.hostPort}`)
-    if (m.listenAddress !== PUBLIC_ADDRESS) problems.push(`containerPort ${containerPort} must listen on ${PUBLIC_ADDRESS}, is ${String(m.listenAddress)}`)
-    if ((m.protocol ?? 'TCP') !== 'TCP') problems.push(`containerPort ${containerPort} must be TCP`)
+  const roles = nodes.map((n) => n?.role)
+  if (JSON.stringify(roles) !== JSON.stringify(['control-plane', 'worker', 'worker'])) problems.push(`nodes must be one control-plane and two workers, are ${JSON.stringify(roles)}`)
+  const maps = (i: number): PortMapping[] => nodes[i]?.extraPortMappings ?? []
+  const check = (i: number, port: number, protocol: string, address: string, what: string): void => {
+    const m = maps(i).find((x) => x.containerPort === port && (x.protocol ?? 'TCP') === protocol)
+    if (m == null) { problems.push(`node ${i} (${String(roles[i])}) lacks a ${protocol} mapping of containerPort ${port} (${what})`); return }
+    // relays announce <address>:7373, so the published port must be the same number
+    if (m.hostPort !== port) problems.push(`node ${i}: containerPort ${port}/${protocol} must be published on hostPort ${port}, is ${m.hostPort}`)
+    if (m.listenAddress !== address) problems.push(`node ${i}: containerPort ${port}/${protocol} must listen on ${address}, is ${String(m.listenAddress)}`)
   }
+  check(0, DISCOVERY_NODE_PORT, 'TCP', PUBLIC_ADDRESS, 'the discovery NodePort')
+  WORKER_ADDRESSES.forEach((address, w) => {
+    for (const protocol of ['TCP', 'UDP']) check(w + 1, RELAY_HOST_PORT, protocol, address, `the relay hostPort, ${protocol === 'UDP' ? 'QUIC' : 'TCP'}`)
+  })
   if (problems.length > 0) throw new Error(`${file}:\n- ${problems.join('\n- ')}`)
   return cfg
 }
@@ -83,8 +104,8 @@ export function readKindConfig (file = KIND_CONFIG): { nodes: Array<{ role: stri
 interface ToolSpec { name: string, env: string, versionArgs: string[], parse: (out: string) => string | undefined, min: string, hint: string }
 
 const TOOLS: ToolSpec[] = [
-  // the server version also proves the daemon answers
-  { name: 'docker', env: 'DOCKER', versionArgs: ['version', '--format', '{{.Server.Version}}'], parse: (o) => /^(\d+\.\d+(\.\d+)?)/.exec(o.trim())?.[1], min: '24.0.0', hint: 'install Docker Engine or Docker Desktop and start it (https://docs.docker.com/engine/install/)' },
+  // the server version also proves the daemon answers; Debian 12's docker.io (20.10) runs kind fine
+  { name: 'docker', env: 'DOCKER', versionArgs: ['version', '--format', '{{.Server.Version}}'], parse: (o) => /^(\d+\.\d+(\.\d+)?)/.exec(o.trim())?.[1], min: '20.10.0', hint: 'install Docker Engine or Docker Desktop and start it (https://docs.docker.com/engine/install/)' },
   { name: 'kind', env: 'KIND', versionArgs: ['version'], parse: (o) => /v(\d+\.\d+\.\d+)/.exec(o)?.[1], min: '0.30.0', hint: 'install kind v0.30.0 or newer, whose default node image is Kubernetes 1.34 (go install sigs.k8s.io/kind@v0.30.0, or a release binary: https://kind.sigs.k8s.io/docs/user/quick-start/#installation)' },
   { name: 'kubectl', env: 'KUBECTL', versionArgs: ['version', '--client', '-o', 'json'], parse: (o) => /"gitVersion":\s*"v(\d+\.\d+\.\d+)/.exec(o)?.[1], min: '1.33.0', hint: 'install kubectl 1.33 to 1.35, within one minor version of the cluster\'s 1.34 (https://kubernetes.io/docs/tasks/tools/)' },
   { name: 'helm', env: 'HELM', versionArgs: ['version', '--short'], parse: (o) => /v(\d+\.\d+\.\d+)/.exec(o)?.[1], min: '3.14.0', hint: 'install Helm 3.14 or newer (https://helm.sh/docs/intro/install/)' }
@@ -100,16 +121,16 @@ function older (a: string, b: string): boolean {
 export interface Tools { docker: string, kind: string, kubectl: string, helm: string, versions: Record<string, string> }
 
 /**
- * Finds docker, kind, kubectl and helm (on PATH, or named by DOCKER, KIND,
- * KUBECTL, HELM) and checks their versions; throws one error listing every
+ * Finds docker, kind, kubectl and helm (named by DOCKER, KIND, KUBECTL, HELM,
+ * else on PATH) and checks their versions; throws one error listing every
  * missing or too old tool and how to get it.
  */
-export async function checkPrerequisites (): Promise<Tools> {
+export async function checkPrerequisites (env: Record<string, string | undefined> = process.env): Promise<Tools> {
   const found: Record<string, string> = {}
   const versions: Record<string, string> = {}
   const problems: string[] = []
   for (const t of TOOLS) {
-    const bin = process.env[t.env] ?? t.name
+    const bin = env[t.env] ?? t.name
     let r: ExecResult
     try {
       r = await run(bin, t.versionArgs, { timeoutMs: 30_000 })
@@ -132,7 +153,27 @@ export async function checkPrerequisites (): Promise<Tools> {
   return { docker: found.docker!, kind: found.kind!, kubectl: found.kubectl!, helm: found.helm!, versions }
 }
 
-// ------------------------------------------------------------------ the cluster
+// ------------------------------------------------------------------ image supply
+
+/**
+ * `run` for the long steps (image supply, image build, cluster creation): their
+ * stderr goes to this process's stderr as it comes, so a CI log shows progress.
+ */
+export async function runShown (bin: string, args: string[], opts: { env?: Record<string, string>, timeoutMs: number }): Promise<ExecResult> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const out: Buffer[] = []
+    const err: string[] = []
+    child.stdout.on('data', (d: Buffer) => out.push(d))
+    child.stderr.on('data', (d: Buffer) => { process.stderr.write(d); err.push(d.toString('utf8')); if (err.length > 400) err.splice(0, 200) })
+    child.on('error', reject)
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code: code ?? signal ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: err.join('') })
+    })
+  })
+}
 
 async function must (what: string, p: Promise<ExecResult>): Promise<string> {
   const r = await p
@@ -140,16 +181,82 @@ async function must (what: string, p: Promise<ExecResult>): Promise<string> {
   return r.stdout
 }
 
+/**
+ * Makes sure a Docker engine answers: the one already running, else (as root
+ * on Debian) one started by e2e/kind/offline/docker.sh with Docker's iptables
+ * management off. Sets DOCKER_HOST for everything this process runs.
+ */
+export async function ensureDocker (): Promise<{ dockerHost: string, started: boolean }> {
+  const before = existsSync(join(CACHE_ROOT, 'kind', 'dockerd', 'dockerd.pid'))
+  const out = await must('e2e/kind/offline/docker.sh start', run('bash', [join(OFFLINE_DIR, 'docker.sh'), 'start'], { timeoutMs: 600_000 }))
+  const dockerHost = /DOCKER_HOST=(\S+)/.exec(out)?.[1]
+  if (dockerHost == null) throw new Error(`docker.sh printed no DOCKER_HOST: ${out}`)
+  process.env.DOCKER_HOST = dockerHost
+  return { dockerHost, started: !before && dockerHost.includes('/.cache/pos-relay/') }
+}
+
+export interface Supply {
+  offline: boolean
+  /** KIND, KUBECTL, HELM and DOCKER to use */
+  env: Record<string, string>
+  /** the node image (`kind create cluster --image`), unset = kind's default */
+  nodeImage?: string
+  /** the relay image's base (Dockerfile ARG NODE_IMAGE), unset = its default */
+  nodeJsImage?: string
+  /** images the chart uses besides the relay image, to `kind load` */
+  extraImages: string[]
+  overrides: ImageOverrides
+}
+
+/** kind v0.30.0's default node image (what `kind create cluster` pulls) */
+export const STOCK_NODE_IMAGE = 'kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a'
+
+/**
+ * Chooses the image supply: stock images when they can be pulled, else (or
+ * with E2E_KIND_OFFLINE=1) the offline supply, built by
+ * e2e/kind/offline/images.sh into ~/.cache/pos-relay/kind (reused when cached).
+ */
+export async function prepareSupply (log: (line: string) => void): Promise<Supply> {
+  const docker = process.env.DOCKER ?? 'docker'
+  let offline = process.env.E2E_KIND_OFFLINE === '1'
+  if (!offline && process.env.E2E_KIND_OFFLINE !== '0') {
+    const have = await run(docker, ['image', 'inspect', STOCK_NODE_IMAGE], { timeoutMs: 30_000 })
+    if (have.code !== 0) {
+      log(`pulling ${STOCK_NODE_IMAGE} (the offline supply is used when this fails)`)
+      const pulled = await run(docker, ['pull', STOCK_NODE_IMAGE], { timeoutMs: 600_000 }).catch(() => ({ code: 1, stdout: '', stderr: '' }))
+      offline = pulled.code !== 0
+    }
+  }
+  if (!offline) return { offline, env: {}, extraImages: [], overrides: {} }
+  log('offline image supply: e2e/kind/offline/images.sh (cached in ~/.cache/pos-relay/kind; ~15-25 min on 2 cores when nothing is cached)')
+  await must('e2e/kind/offline/images.sh', runShown('bash', [join(OFFLINE_DIR, 'images.sh')], { timeoutMs: 3_000_000 }))
+  const env = Object.fromEntries(readFileSync(join(CACHE_ROOT, 'kind', 'supply.env'), 'utf8').split('\n')
+    .map((l) => l.trim()).filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+  return {
+    offline,
+    env: { KIND: env.KIND!, KUBECTL: env.KUBECTL!, HELM: env.HELM! },
+    nodeImage: env.KIND_NODE_IMAGE,
+    nodeJsImage: env.POS_RELAY_NODE_BASE_IMAGE,
+    extraImages: [env.POS_RELAY_REDIS_IMAGE!],
+    overrides: { redis: env.POS_RELAY_REDIS_IMAGE }
+  }
+}
+
+// ------------------------------------------------------------------ the cluster
+
 export class KindCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'pos-relay-kind-'))
-  readonly kubeconfig = join(this.dir, 'kubeconfig')
+  readonly kubeconfig: string
   private created = false
   readonly tools: Tools
   readonly name: string
+  readonly supply: Supply
 
-  constructor (tools: Tools, name = CLUSTER) {
+  constructor (tools: Tools, supply: Supply, name = CLUSTER) {
     this.tools = tools
+    this.supply = supply
     this.name = name
+    this.kubeconfig = process.env.E2E_KIND_KEEP === '1' ? join(CACHE_ROOT, 'kind', `${name}.kubeconfig`) : join(this.dir, 'kubeconfig')
   }
 
   /** `kubectl` against this cluster */
@@ -167,48 +274,69 @@ export class KindCluster {
     return out.split('\n').map((s) => s.trim()).includes(this.name)
   }
 
-  /** creates the cluster from the kind config (KIND_NODE_IMAGE picks another node image) and writes its kubeconfig */
+  /** creates the cluster from the kind config (the offline node image, or KIND_NODE_IMAGE, or kind's default) */
   async create (): Promise<void> {
     readKindConfig()
     if (await this.exists()) {
-      throw new Error(`a kind cluster named ${this.name} exists already: delete it (kind delete cluster --name ${this.name}) or set POS_RELAY_KIND_CLUSTER to another name`)
+      throw new Error(`a kind cluster named ${this.name} exists already: delete it (make e2e-kind-down, or kind delete cluster --name ${this.name}) or set POS_RELAY_KIND_CLUSTER to another name`)
     }
     this.created = true
-    await must('kind create cluster', run(this.tools.kind, [
-      'create', 'cluster', '--name', this.name, '--config', KIND_CONFIG, '--wait', '180s', '--kubeconfig', this.kubeconfig,
-      ...(process.env.KIND_NODE_IMAGE != null ? ['--image', process.env.KIND_NODE_IMAGE] : [])
-    ], { timeoutMs: 600_000 }))
+    const image = process.env.KIND_NODE_IMAGE ?? this.supply.nodeImage
+    await must('kind create cluster', runShown(this.tools.kind, [
+      'create', 'cluster', '--name', this.name, '--config', KIND_CONFIG, '--wait', '300s', '--kubeconfig', this.kubeconfig,
+      ...(image != null ? ['--image', image] : [])
+    ], { timeoutMs: 900_000 }))
   }
 
-  /** docker build of relay-image/Dockerfile with the repository as context, then `kind load docker-image` */
-  async buildAndLoadImage (image = IMAGE): Promise<void> {
-    await must(`docker build -f relay-image/Dockerfile -t ${image} .`, run(this.tools.docker, ['build', '-f', DOCKERFILE, '-t', image, REPO_ROOT], { timeoutMs: 1_800_000 }))
-    await must(`kind load docker-image ${image}`, run(this.tools.kind, ['load', 'docker-image', image, '--name', this.name], { timeoutMs: 600_000 }))
+  /** `make image` (relay-image/build.sh) then `kind load docker-image` of it and the chart's other images */
+  async buildAndLoadImages (image = IMAGE): Promise<void> {
+    await must('relay-image/build.sh', runShown('bash', [join(REPO_ROOT, 'relay-image', 'build.sh'), image], {
+      env: this.supply.nodeJsImage != null ? { NODE_IMAGE: this.supply.nodeJsImage } : {},
+      timeoutMs: 1_800_000
+    }))
+    await this.load([image, ...this.supply.extraImages])
   }
 
-  /** helm install of charts/pos-relay with `helmValues(image)`, waiting for its Deployments */
-  async installChart (image = IMAGE): Promise<void> {
+  async load (images: string[]): Promise<void> {
+    for (const i of images) await must(`kind load docker-image ${i}`, run(this.tools.kind, ['load', 'docker-image', i, '--name', this.name], { timeoutMs: 600_000 }))
+  }
+
+  /** `make chart`: the packaged chart's path */
+  async packageChart (): Promise<string> {
+    const out = await must('charts/package.sh', run('bash', [join(REPO_ROOT, 'charts', 'package.sh')], { env: { HELM: this.tools.helm }, timeoutMs: 300_000 }))
+    return out.trim().split('\n').pop()!
+  }
+
+  /** helm install of the packaged chart with `helmValues`, waiting for its workloads */
+  async installChart (chart: string, image = IMAGE): Promise<void> {
     const values = join(this.dir, 'values.json')
-    writeFileSync(values, JSON.stringify(helmValues(image))) // JSON is YAML
-    await this.helm(['install', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--create-namespace', '-f', values, '--wait', '--timeout', '5m'])
+    writeFileSync(values, JSON.stringify(helmValues(image, this.supply.overrides))) // JSON is YAML
+    await this.helm(['install', RELEASE, chart, '--namespace', NAMESPACE, '--create-namespace', '-f', values, '--wait', '--timeout', '5m'])
   }
 
-  /** what went wrong, for a failed test: pods, events and the operator's last log lines */
+  /** the workers in the order of the kind config (kind names them <cluster>-worker, <cluster>-worker2) */
+  async workers (): Promise<string[]> {
+    const out = await must('kubectl get nodes', this.kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name}{"\\n"}{end}']))
+    return out.split('\n').filter((n) => n.startsWith(`${this.name}-worker`)).sort((a, b) => a.length - b.length || a.localeCompare(b))
+  }
+
+  /** what went wrong, for a failed test: nodes, pods, events and the operator's last log lines */
   async diagnostics (): Promise<string> {
     const parts: string[] = []
-    for (const args of [['get', 'pods', '-A', '-o', 'wide'], ['get', 'relaypools', '-A', '-o', 'wide'], ['get', 'events', '-n', NAMESPACE, '--sort-by=.lastTimestamp'], ['logs', '-n', NAMESPACE, 'deployment/pos-relay-operator', '--tail=40']]) {
+    for (const args of [['get', 'nodes', '-o', 'wide'], ['get', 'pods', '-A', '-o', 'wide'], ['get', 'relaypools', '-A', '-o', 'wide'], ['get', 'events', '-A', '--sort-by=.lastTimestamp'], ['logs', '-n', NAMESPACE, 'deployment/pos-relay-operator', '--tail=60']]) {
       const r = await this.kubectl(args).catch((err) => ({ code: -1, stdout: '', stderr: String(err) }))
-      parts.push(`$ kubectl ${args.join(' ')}\n${r.stdout}${r.stderr}`)
+      parts.push(`$ kubectl ${args.join(' ')}\n${r.stdout}${r.stderr}`.split('\n').slice(-80).join('\n'))
     }
     return parts.join('\n')
   }
 
-  /** deletes the cluster this object created (kept with POS_RELAY_KIND_KEEP=1) and the temp folder */
-  async delete (): Promise<void> {
+  /** deletes the cluster this object created (kept with E2E_KIND_KEEP=1) and the temp folder */
+  async delete (force = false): Promise<void> {
+    const keep = process.env.E2E_KIND_KEEP === '1' && !force
     try {
-      if (this.created && process.env.POS_RELAY_KIND_KEEP !== '1') await must('kind delete cluster', run(this.tools.kind, ['delete', 'cluster', '--name', this.name], { timeoutMs: 300_000 }))
+      if (this.created && !keep) await must('kind delete cluster', run(this.tools.kind, ['delete', 'cluster', '--name', this.name], { timeoutMs: 300_000 }))
     } finally {
-      if (process.env.POS_RELAY_KIND_KEEP !== '1') rmSync(this.dir, { recursive: true, force: true })
+      if (!keep) rmSync(this.dir, { recursive: true, force: true })
     }
   }
 }

@@ -4,6 +4,8 @@
 #
 #   ${POS_RELAY_CACHE:-$HOME/.cache/pos-relay}/k8s/<k8s-version>/bin/
 #     etcd  kube-apiserver  kube-controller-manager  kubectl  helm
+#   and, with K8S_NODE_BINARIES=1 (the kind suite's node image):
+#     kube-scheduler  kube-proxy  kubeadm  kubelet
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod requires every staging
 # module (k8s.io/api, k8s.io/client-go, ...) at v0.0.0 and maps them to
@@ -33,7 +35,9 @@ BIN="$DIR/bin"
 SRC="$DIR/src"
 STAMP="$BIN/.stamp"
 WANT_STAMP="k8s=$K8S_VERSION etcd=$ETCD_VERSION helm=$HELM_VERSION"
-BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm)
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kubectl)
+[ "${K8S_NODE_BINARIES:-0}" = 1 ] && K8S_COMMANDS+=(kube-scheduler kube-proxy kubeadm kubelet)
+BINARIES=(etcd helm "${K8S_COMMANDS[@]}")
 
 all_present() {
   [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] || return 1
@@ -80,8 +84,9 @@ echo "build-binaries: building into $BIN ($WANT_STAMP, $(go env GOVERSION), nice
 
 # ---------------------------------------------------------------- kubernetes
 K8S_STAMP="k8s=$K8S_VERSION"
-if ! component_ok kube-apiserver "$K8S_STAMP" || ! component_ok kube-controller-manager "$K8S_STAMP" \
-   || ! component_ok kubectl "$K8S_STAMP"; then
+k8s_missing=()
+for b in "${K8S_COMMANDS[@]}"; do component_ok "$b" "$K8S_STAMP" || k8s_missing+=("$b"); done
+if [ "${#k8s_missing[@]}" -gt 0 ]; then
   step "generating wrapper module for k8s.io/kubernetes@$K8S_VERSION"
   ver="${K8S_VERSION#v}"              # 1.34.4
   major="${ver%%.*}"                  # 1
@@ -109,16 +114,14 @@ if ! component_ok kube-apiserver "$K8S_STAMP" || ! component_ok kube-controller-
     echo ")"
     echo
     echo "tool ("
-    echo "	k8s.io/kubernetes/cmd/kube-apiserver"
-    echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
-    echo "	k8s.io/kubernetes/cmd/kubectl"
+    for b in "${K8S_COMMANDS[@]}"; do echo "	k8s.io/kubernetes/cmd/$b"; done
     echo ")"
   } > "$w/go.mod"
   echo "build-binaries:   ${#staging[@]} staging modules replaced with $staging_ver"
   (cd "$w" && run go mod tidy)
   step_done
 
-  step "compiling kube-apiserver, kube-controller-manager, kubectl (the long part)"
+  step "compiling ${k8s_missing[*]} (the long part)"
   info="$(dirname "$modfile")/$K8S_VERSION.info"
   build_date="$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info" 2>/dev/null || true)"
   [ -n "$build_date" ] || build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -131,12 +134,12 @@ if ! component_ok kube-apiserver "$K8S_STAMP" || ! component_ok kube-controller-
   done
   tmp="$(mktemp -d "$DIR/.build.XXXXXX")"
   (cd "$w" && run go build -trimpath -tags=selinux,notest -ldflags "$ldflags" -o "$tmp/" \
-     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
-  for b in kube-apiserver kube-controller-manager kubectl; do install_bin "$tmp" "$b" "$K8S_STAMP"; done
+     "${k8s_missing[@]/#/k8s.io/kubernetes/cmd/}")
+  for b in "${k8s_missing[@]}"; do install_bin "$tmp" "$b" "$K8S_STAMP"; done
   rm -rf "$tmp"
   step_done
 else
-  echo "build-binaries: kube-apiserver, kube-controller-manager, kubectl already built"
+  echo "build-binaries: ${K8S_COMMANDS[*]} already built"
 fi
 
 # ---------------------------------------------------------------- etcd

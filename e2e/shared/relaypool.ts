@@ -8,7 +8,15 @@
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { noise } from '@chainsafe/libp2p-noise'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createRelayPeer, isRelayed, type RelayPeer } from '@pos-relay/client'
+import { quicTransport } from '@pos-relay/relay'
+import { yamux } from '@pos-relay/shared/yamux'
+import { createLibp2p } from 'libp2p'
 import { sendToSink, serveSink } from '../test/helpers/transfer.ts'
 
 /** `kubectl ...args` against the cluster under test (stdin = `input`) */
@@ -174,3 +182,43 @@ export async function deletePool (kubectl: Kubectl, ns: string, name: string, ti
   await k(kubectl, ['delete', 'relaypool', name, '-n', ns, '--wait=false'])
   await poll(`RelayPool ${ns}/${name} to be deleted`, async () => (await kubectl(['get', 'relaypool', name, '-n', ns])).code !== 0 ? true : undefined, timeoutMs)
 }
+
+/**
+ * Moves `bytes` through one given relay address (TCP, or QUIC for a
+ * `/udp/…/quic-v1` address): a listener reserves on exactly that relay, a
+ * sender dials `<relay>/p2p-circuit/p2p/<listener>`, and the payload must
+ * arrive intact. Bare libp2p nodes rather than the SDK, because the SDK picks
+ * relays by rendezvous ranking and this must prove each relay pod works.
+ */
+export async function transferThrough (relayAddr: string, bytes = 4 * 1024 * 1024): Promise<TransferResult> {
+  const quic = relayAddr.includes('/quic-v1')
+  const make = async (): Promise<any> => await createLibp2p({
+    addresses: { listen: [quic ? '/ip4/127.0.0.1/udp/0/quic-v1' : '/ip4/127.0.0.1/tcp/0'] },
+    transports: [quic ? await quicTransport() : tcp(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() }
+  } as any)
+  const nodes: any[] = []
+  try {
+    const listener = await make()
+    nodes.push(listener)
+    const sender = await make()
+    nodes.push(sender)
+    await serveSink(listener)
+    await listener.dial(multiaddr(relayAddr), { signal: AbortSignal.timeout(20_000) })
+    // listening on <relay>/p2p-circuit makes the reservation
+    await listener.transportManager.listen([multiaddr(`${relayAddr}/p2p-circuit`)])
+    const relayPeerId = /\/p2p\/([^/]+)$/.exec(relayAddr)![1]!
+    const t0 = Date.now()
+    const conn = await sender.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${listener.peerId.toString()}`), { signal: AbortSignal.timeout(20_000) })
+    assert.ok(isRelayed(conn), `not relayed: ${conn.remoteAddr.toString()}`)
+    const { sent, received } = await sendToSink(conn, bytes)
+    assert.deepEqual(received, sent, 'the payload arrived changed')
+    return { ...sent, relayPeerId, ms: Date.now() - t0 }
+  } finally {
+    for (const n of nodes) await n.stop().catch(() => {})
+  }
+}
+
+export { poll }

@@ -75,7 +75,9 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
 
   it('the kind suite\'s config and Helm values are valid: its ports, and the chart rendered with its values accepted by the API server', async () => {
     const cfg = readKindConfig()
-    assert.deepEqual(cfg.nodes[0]!.extraPortMappings!.map((m) => m.containerPort).sort(), [RELAY_HOST_PORT, DISCOVERY_NODE_PORT].sort())
+    assert.deepEqual(cfg.nodes.map((n) => n.role), ['control-plane', 'worker', 'worker'])
+    assert.deepEqual(cfg.nodes[0]!.extraPortMappings!.map((m) => m.containerPort), [DISCOVERY_NODE_PORT])
+    for (const w of cfg.nodes.slice(1)) assert.deepEqual(w.extraPortMappings!.map((m) => `${m.containerPort}/${m.protocol}`), [`${RELAY_HOST_PORT}/TCP`, `${RELAY_HOST_PORT}/UDP`])
     const values = join(cp.dir, 'kind-values.json')
     writeFileSync(values, JSON.stringify(helmValues()))
     const rendered = await renderChart(['-f', values])

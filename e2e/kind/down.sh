@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make e2e-kind-down: deletes the cluster `E2E_KIND_KEEP=1 make e2e-kind` left
+# running, and stops the Docker engine the suite started (if it started one).
+set -euo pipefail
+CLUSTER="${POS_RELAY_KIND_CLUSTER:-pos-relay-e2e}"
+CACHE="${POS_RELAY_CACHE:-$HOME/.cache/pos-relay}/kind"
+KIND="${KIND:-$([ -x "$CACHE/bin/kind" ] && echo "$CACHE/bin/kind" || echo kind)}"
+if [ -z "${DOCKER_HOST:-}" ] && [ -S "$CACHE/dockerd/docker.sock" ]; then export DOCKER_HOST="unix://$CACHE/dockerd/docker.sock"; fi
+if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+  "$KIND" delete cluster --name "$CLUSTER"
+else
+  echo "no kind cluster named $CLUSTER"
+fi
+rm -f "$CACHE/$CLUSTER.kubeconfig"
+bash "$(dirname "$0")/offline/docker.sh" stop
