@@ -413,7 +413,8 @@ export function computeDesired (o: Observed): Desired {
       ? { type: 'Ready', status: 'False', reason: 'NoEligibleNodes', message: 'no node matches the pool\'s nodeSelector, affinity and tolerations' }
       : { type: 'Ready', status: 'True', reason: 'ScaledToZero', message: 'spec.replicas is 0' })
   } else if (readyCount < desiredCount) {
-    conds.push({ type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: `${readyCount}/${desiredCount} relays ready, ${registeredCount} registered` })
+    const why = notReadyDetails(slots, mine, elig, unplaced)
+    conds.push({ type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: `${readyCount}/${desiredCount} relays ready, ${registeredCount} registered${why !== '' ? `: ${why}` : ''}` })
   } else if (registeredCount < desiredCount) {
     conds.push({ type: 'Ready', status: 'False', reason: 'RelaysNotRegistered', message: `${registeredCount}/${desiredCount} relays registered${o.registry.error != null ? `: ${o.registry.error}` : ''}` })
   } else {
@@ -482,6 +483,31 @@ export function computeDesired (o: Observed): Desired {
 
 function nonEmpty (s: string | undefined): string | undefined {
   return s != null && s !== '' ? s : undefined
+}
+
+/**
+ * Why relays are short of ready, naming pods and nodes (a drained or cordoned
+ * node shows up here), so `kubectl get rp -o wide` and the Ready condition
+ * point at what to look at.
+ */
+export function notReadyDetails (slots: SlotPlan[], pods: Pod[], elig: Map<string, NodeEligibility>, unplaced: number): string {
+  const parts: string[] = []
+  const nodeWhy = (n: string | undefined): string => {
+    const e = n != null ? elig.get(n) : undefined
+    return e != null && !e.place && e.reason != null ? ` (${e.reason})` : ''
+  }
+  for (const s of slots) {
+    if (s.pod == null) parts.push(`slot ${s.slot} starting on ${s.node ?? '?'}`)
+    else if (!isPodReady(s.pod)) parts.push(`${s.pod.metadata.name} not ready on ${nodeOfPod(s.pod) ?? '?'}`)
+  }
+  for (const p of pods) {
+    if (isTerminating(p)) parts.push(`${p.metadata.name} leaving ${nodeOfPod(p) ?? '?'}${nodeWhy(nodeOfPod(p))}`)
+  }
+  if (unplaced > 0) {
+    const closed = [...elig].filter(([, e]) => !e.place).map(([n, e]) => `${n}${e.reason != null ? ` (${e.reason})` : ''}`)
+    parts.push(`${unplaced} waiting for a free node${closed.length > 0 ? `; not placeable: ${closed.slice(0, 3).join(', ')}${closed.length > 3 ? ', …' : ''}` : ''}`)
+  }
+  return parts.join('; ')
 }
 
 export function statusEqual (a: RelayPoolStatus, b: RelayPoolStatus): boolean {

@@ -619,3 +619,25 @@ describe('computeDesired: status and conditions over time', () => {
     assert.equal(next.statusChanged, true)
   })
 })
+
+describe('computeDesired: the Ready condition names what is wrong', () => {
+  const p = pool({ replicas: 2 })
+
+  it('a drained node: the leaving pod and its cordoned node are named, and the slot waits for a free node', () => {
+    // n2 is cordoned and its relay evicted (terminating); n1 holds the other relay; no third node
+    const pods = [relayPod(p, 0, 'n1'), relayPod(p, 1, 'n2', 'terminating')]
+    const secrets = [identity(p, 0, 'n1'), identity(p, 1, 'n2')]
+    const d = compute({ pool: p, nodes: [node('n1'), node('n2', { unschedulable: true })], pods, secrets })
+    const ready = cond(d, 'Ready')
+    assert.equal(ready.status, 'False')
+    assert.equal(ready.reason, 'RelaysNotReady')
+    assert.match(ready.message, /^1\/2 relays ready, 0 registered: /)
+    assert.match(ready.message, /edge-1 leaving n2 \(node is cordoned\)/)
+    assert.match(ready.message, /1 waiting for a free node; not placeable: n2 \(node is cordoned\)/)
+  })
+
+  it('a pod that is not ready is named with its node', () => {
+    const d = compute({ pool: p, nodes: [node('n1'), node('n2')], pods: [relayPod(p, 0, 'n1'), relayPod(p, 1, 'n2', 'running')], secrets: [identity(p, 0, 'n1'), identity(p, 1, 'n2')] })
+    assert.match(cond(d, 'Ready').message, /: edge-1 not ready on n2$/)
+  })
+})
