@@ -16,11 +16,11 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import {
-  applyExamplePool, EXAMPLE_POOL, getPool, listRelays, poll, relayedTransfer, transferThrough, waitForDiscovery, waitForPoolReady, type Kubectl
+  applyExamplePool, EXAMPLE_POOL, getPool, listRelays, poll, relayedTransfer, transferThrough, trickleThrough, waitForDiscovery, waitForPoolReady, type Kubectl
 } from '../shared/relaypool.ts'
 import { run } from '../kube/harness.ts'
 import {
-  checkPrerequisites, DISCOVERY_URL, ensureDocker, IMAGE, KindCluster, NAMESPACE, prepareSupply, readKindConfig, RELAY_HOST_PORT, RELEASE, WORKER_ADDRESSES
+  checkPrerequisites, DISCOVERY_URL, ensureDocker, IMAGE, KindCluster, NAMESPACE, prepareSupply, readKindConfig, RELAY_HOST_PORT, RELEASE, rustPeerBinary, rustRelayedTransfer, WORKER_ADDRESSES
 } from './kind.ts'
 
 const log = (line: string): void => { process.stderr.write(`kind: ${line}\n`) }
@@ -33,6 +33,7 @@ const docker = await ensureDocker()
 log(`Docker engine at ${docker.dockerHost}${docker.started ? ' (started by this suite)' : ''}`)
 const supply = await prepareSupply(log)
 const tools = await checkPrerequisites({ ...process.env, ...supply.env })
+const rustPeer = await rustPeerBinary()
 
 async function k (kubectl: Kubectl, args: string[], input?: string): Promise<string> {
   const r = await kubectl(args, input)
@@ -191,6 +192,18 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     }
   })
 
+  step('a rust-libp2p peer (the NAT lab\'s) relays 4 MiB to another through each relay pod over QUIC (UDP hostPort)', async () => {
+    for (const r of pool.status.relays) {
+      const quicAddr = r.multiaddr.replace(/\/tcp\/(\d+)\/p2p\//, '/udp/$1/quic-v1/p2p/')
+      const { dialer, listener } = await rustRelayedTransfer(rustPeer.bin!, quicAddr, 4 * 1024 * 1024)
+      assert.equal(dialer.ok, true, JSON.stringify(dialer))
+      assert.equal(dialer.connection, 'relayed', JSON.stringify(dialer))
+      assert.equal(listener.ok, true, JSON.stringify(listener))
+      assert.equal(listener.sha256, dialer.sha256, 'the listener received other bytes than the dialer sent')
+      assert.equal(listener.bytes, 4 * 1024 * 1024)
+    }
+  }, { skip: rustPeer.bin == null ? rustPeer.why : false })
+
   step('two SDK peers find the relays through discovery and exchange 4 MiB through a relay pod', async () => {
     const r = await relayedTransfer(DISCOVERY_URL, pool.status.relays.map((x: any) => x.peerId), 4 * 1024 * 1024)
     assert.equal(r.bytes, 4 * 1024 * 1024)
@@ -263,12 +276,29 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     await waitForDiscovery(DISCOVERY_URL, pool)
   })
 
-  step('kubectl drain a worker: its relay leaves discovery, the pool reports 1/2 and Ready=False naming the node, then recovers', async () => {
-    const node = workers[1]!
+  step('kubectl drain a worker: its relay refuses new reservations, an open circuit keeps flowing, it leaves discovery, the pool reports 1/2 with Ready=False naming the node; then recovers', async () => {
+    // drain the worker that runs the fewest of the release's single-replica
+    // workloads (Redis, discovery, operator): their eviction would measure them, not the relay
+    const singles = JSON.parse(await k(cluster.kubectl, ['get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/component in (redis,discovery,operator)', '-o', 'json'])).items
+    const weight = (n: string): number => singles.filter((p: any) => p.spec.nodeName === n).reduce((w: number, p: any) => w + (p.metadata.labels['app.kubernetes.io/component'] === 'redis' ? 10 : 1), 0)
+    const node = [...workers].sort((a, b) => weight(a) - weight(b))[0]!
     const drained = pool.status.relays.find((r: any) => r.node === node)
     const id = `${NAMESPACE}:${EXAMPLE_POOL}:${drained.slot}`
+    const trickle = await trickleThrough(drained.multiaddr)
     const drain = run(tools.kubectl, ['--kubeconfig', cluster.kubeconfig, 'drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=180s'], { timeoutMs: 240_000 })
     try {
+      await poll(`${drained.pod} to be evicted (terminating)`, async () => {
+        const r = await cluster.kubectl(['get', 'pod', drained.pod, '-n', NAMESPACE, '-o', 'jsonpath={.metadata.deletionTimestamp}'])
+        return r.code === 0 && r.stdout.trim() !== '' ? true : undefined
+      }, 60_000)
+      // while it drains (drainSeconds 30): no new reservation, the open circuit keeps carrying bytes
+      const refused = await transferThrough(drained.multiaddr, 1024, 8_000).then(() => 'reserved', (err: Error) => err.message)
+      assert.notEqual(refused, 'reserved', 'a draining relay accepted a new reservation')
+      const atEviction = trickle.received()
+      await new Promise((resolve) => setTimeout(resolve, 5_000))
+      assert.equal(trickle.error(), undefined)
+      assert.ok(trickle.received() > atEviction, `the open circuit stopped while the relay drained (${atEviction} bytes, then nothing)`)
+      log(`drain: the open circuit carried ${trickle.received() - atEviction} bytes in 5 s after the eviction; a new reservation: ${refused.split('\n')[0]}`)
       await poll(`${id} to leave discovery`, async () => (await listedPoolRelays()).includes(id) ? undefined : true, 60_000)
       const t0 = Date.now()
       const p = await poll('the pool to report 1/2 with Ready=False', async () => {
@@ -284,6 +314,7 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
       const r = await drain
       assert.equal(r.code, 0, `kubectl drain: ${r.stderr}`)
     } finally {
+      await trickle.stop()
       await drain.catch(() => {})
       await k(cluster.kubectl, ['uncordon', node])
     }

@@ -340,3 +340,52 @@ export class KindCluster {
     }
   }
 }
+
+// ------------------------------------------------------------------ rust-libp2p peers
+
+/**
+ * The NAT lab's rust-libp2p peer (e2e/interop/rust-peer), built by
+ * e2e/interop/build.sh into ~/.cache/pos-relay/interop (cached; CI builds it for
+ * the NAT lab first). Undefined when cargo is missing, with the reason.
+ */
+export async function rustPeerBinary (): Promise<{ bin?: string, why?: string }> {
+  const cargo = await run('bash', ['-c', 'PATH="$PATH:$HOME/.cargo/bin" cargo --version'], { timeoutMs: 30_000 }).catch(() => ({ code: 1, stdout: '', stderr: '' }))
+  if (cargo.code !== 0) return { why: 'cargo is not installed (the rust-libp2p peer is built from crates.io)' }
+  const out = await must('e2e/interop/build.sh rust-peer', runShown('bash', [join(REPO_ROOT, 'e2e', 'interop', 'build.sh'), 'rust-peer'], { timeoutMs: 1_800_000 }))
+  return { bin: JSON.parse(out.trim().split('\n').pop()!)['rust-peer'] }
+}
+
+/**
+ * A rust-libp2p listener reserves on `relayAddr` and a rust-libp2p dialer sends
+ * it `bytes` through that relay (no hole punching: both are on this host).
+ * Returns the two peers' result lines.
+ */
+export async function rustRelayedTransfer (bin: string, relayAddr: string, bytes: number): Promise<{ dialer: any, listener: any }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pos-relay-rust-'))
+  const quic = relayAddr.includes('/quic-v1')
+  const common = ['--transport', quic ? 'quic' : 'tcp', '--relay', relayAddr, '--timeout-ms', '45000', '--no-dcutr',
+    '--listen', quic ? '/ip4/127.0.0.1/udp/0/quic-v1' : '/ip4/127.0.0.1/tcp/0']
+  const ready = join(dir, 'ready.json')
+  const result = (out: string): any => out.split('\n').map((l) => { try { return JSON.parse(l) } catch { return undefined } }).find((o) => o?.impl === 'rust')
+  const listener = spawn(bin, [...common, '--mode', 'listen', '--ready-file', ready], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const lout: Buffer[] = []
+  const lerr: string[] = []
+  listener.stdout.on('data', (d: Buffer) => lout.push(d))
+  listener.stderr.on('data', (d: Buffer) => { lerr.push(d.toString()); if (lerr.length > 50) lerr.shift() })
+  const listenerDone = new Promise<void>((resolve) => listener.once('close', () => resolve()))
+  try {
+    const deadline = Date.now() + 30_000
+    let info: any
+    while (info == null) {
+      try { info = JSON.parse(readFileSync(ready, 'utf8')) } catch {}
+      if (info == null && Date.now() > deadline) throw new Error(`rust listener made no reservation on ${relayAddr}: ${lerr.join('').slice(-1500)}`)
+      if (info == null) await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    const dialer = await run(bin, [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(bytes)], { timeoutMs: 60_000 })
+    await Promise.race([listenerDone, new Promise((resolve) => setTimeout(resolve, 5000))])
+    return { dialer: result(dialer.stdout) ?? { ok: false, error: dialer.stderr.slice(-1500) }, listener: result(Buffer.concat(lout).toString()) ?? { ok: false, error: lerr.join('').slice(-1500) } }
+  } finally {
+    listener.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+}

@@ -190,7 +190,7 @@ export async function deletePool (kubectl: Kubectl, ns: string, name: string, ti
  * arrive intact. Bare libp2p nodes rather than the SDK, because the SDK picks
  * relays by rendezvous ranking and this must prove each relay pod works.
  */
-export async function transferThrough (relayAddr: string, bytes = 4 * 1024 * 1024): Promise<TransferResult> {
+export async function transferThrough (relayAddr: string, bytes = 4 * 1024 * 1024, reservationTimeoutMs = 30_000): Promise<TransferResult> {
   const quic = relayAddr.includes('/quic-v1')
   // listening on <relay>/p2p-circuit makes the listener reserve on that relay as it starts
   const make = async (listen: string[] = []): Promise<any> => await createLibp2p({
@@ -208,7 +208,7 @@ export async function transferThrough (relayAddr: string, bytes = 4 * 1024 * 102
     nodes.push(sender)
     await serveSink(listener)
     await poll(`a reservation on ${relayAddr}`, async () =>
-      listener.getMultiaddrs().some((ma: any) => ma.toString().startsWith(`${relayAddr}/p2p-circuit`)) ? true : undefined, 30_000)
+      listener.getMultiaddrs().some((ma: any) => ma.toString().startsWith(`${relayAddr}/p2p-circuit`)) ? true : undefined, reservationTimeoutMs)
     const relayPeerId = /\/p2p\/([^/]+)$/.exec(relayAddr)![1]!
     const t0 = Date.now()
     const conn = await sender.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${listener.peerId.toString()}`), { signal: AbortSignal.timeout(20_000) })
@@ -222,3 +222,56 @@ export async function transferThrough (relayAddr: string, bytes = 4 * 1024 * 102
 }
 
 export { poll }
+
+const TRICKLE_PROTOCOL = '/pos-relay-test/trickle/1.0.0'
+
+export interface Trickle {
+  /** bytes the listener has received so far */
+  received: () => number
+  /** the first error of either side, if any */
+  error: () => string | undefined
+  stop: () => Promise<void>
+}
+
+/**
+ * An open circuit through `relayAddr` that carries 16 KiB every 100 ms until
+ * stopped: for checks that a relay keeps carrying open circuits (while it
+ * drains, say).
+ */
+export async function trickleThrough (relayAddr: string): Promise<Trickle> {
+  const make = async (listen: string[] = []): Promise<any> => await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0', ...listen] },
+    transports: [tcp(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() }
+  } as any)
+  let received = 0
+  let error: string | undefined
+  let stopped = false
+  const listener = await make([`${relayAddr}/p2p-circuit`])
+  const sender = await make()
+  const stop = async (): Promise<void> => { stopped = true; await sender.stop().catch(() => {}); await listener.stop().catch(() => {}) }
+  try {
+    await listener.handle(TRICKLE_PROTOCOL, async (stream: any) => {
+      try { for await (const chunk of stream) received += chunk.subarray().byteLength } catch (err: any) { error ??= `listener: ${String(err.message ?? err)}` }
+    }, { runOnLimitedConnection: true })
+    await poll(`a reservation on ${relayAddr}`, async () =>
+      listener.getMultiaddrs().some((ma: any) => ma.toString().startsWith(`${relayAddr}/p2p-circuit`)) ? true : undefined, 30_000)
+    const conn = await sender.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${listener.peerId.toString()}`), { signal: AbortSignal.timeout(20_000) })
+    const stream = await conn.newStream(TRICKLE_PROTOCOL, { runOnLimitedConnection: true })
+    const chunk = new Uint8Array(16 * 1024)
+    void (async () => {
+      while (!stopped) {
+        try {
+          if (!stream.send(chunk)) await new Promise((resolve) => stream.addEventListener('drain', resolve, { once: true }))
+        } catch (err: any) { error ??= `sender: ${String(err.message ?? err)}`; return }
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    })()
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { received: () => received, error: () => error, stop }
+}
