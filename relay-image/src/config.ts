@@ -34,8 +34,40 @@ export const DEFAULT_LIMITS = {
   /** seconds a new connection has to finish Noise + Yamux (js-libp2p default: 10) */
   handshake_timeout_seconds: 5,
   /** connections at once from one IP address, on this relay; 0 = unlimited */
-  ip_max_connections: 64
+  ip_max_connections: 64,
+  /**
+   * circuits at once from one source peer; 0 = unlimited. A client opens one
+   * circuit per remote peer it cannot reach directly, and DCUtR moves most of
+   * them off the relay within seconds: 16 covers a busy client, while a peer
+   * id (free to make) can no longer hold all max_circuits.
+   */
+  peer_max_circuits: 16,
+  /**
+   * circuits at once from one source IP; 0 = unlimited. Several peers share
+   * an IP behind a NAT (4 busy clients at peer_max_circuits), and one address
+   * holds at most 1/16 of the default max_circuits. Matches ip_max_connections:
+   * one connection carries many circuits, so it does not bound them alone.
+   */
+  ip_max_circuits: 64,
+  /**
+   * seconds without a byte in either direction after which a circuit is
+   * closed; 0 = never. Peers keep live connections busy (js-libp2p pings
+   * every 10 s, go-libp2p's yamux every 30 s, rust apps use ping), so 5 min
+   * of silence is a dead or stalled circuit holding buffers and a slot.
+   */
+  circuit_idle_timeout_seconds: 300
 } as const
+
+/**
+ * The longest duration a Node.js timer holds (2^31 - 1 ms, ~24.8 days):
+ * setTimeout fires a longer one after 1 ms, which ended every circuit at
+ * once. Every duration in the config is bounded by it where it is parsed.
+ */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
+
+/** seconds: a whole number, 0 (= unlimited) allowed, at most MAX_TIMER_SECONDS */
+const unlimitedSeconds = z.number().int().min(0)
+  .max(MAX_TIMER_SECONDS, `at most ${MAX_TIMER_SECONDS} seconds (the longest timer Node.js holds, ~24.8 days); 0 = unlimited`)
 
 /**
  * Rate limits, shared by the fleet through Redis when `redis_url` is set
@@ -54,11 +86,14 @@ const limitsSchema = z.object({
   reservation_ttl_seconds: z.number().int().min(30).max(86_400).default(DEFAULT_LIMITS.reservation_ttl_seconds),
   max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.max_circuits),
   circuit_data_limit_bytes: z.number().int().min(0).default(DEFAULT_LIMITS.circuit_data_limit_bytes),
-  circuit_duration_seconds: z.number().int().min(0).default(DEFAULT_LIMITS.circuit_duration_seconds),
+  circuit_duration_seconds: unlimitedSeconds.default(DEFAULT_LIMITS.circuit_duration_seconds),
   max_connections: z.number().int().min(0).default(DEFAULT_LIMITS.max_connections),
   max_pending_connections: z.number().int().min(1).default(DEFAULT_LIMITS.max_pending_connections),
   handshake_timeout_seconds: z.number().int().min(1).max(120).default(DEFAULT_LIMITS.handshake_timeout_seconds),
-  ip_max_connections: z.number().int().min(0).default(DEFAULT_LIMITS.ip_max_connections)
+  ip_max_connections: z.number().int().min(0).default(DEFAULT_LIMITS.ip_max_connections),
+  peer_max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.peer_max_circuits),
+  ip_max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.ip_max_circuits),
+  circuit_idle_timeout_seconds: unlimitedSeconds.default(DEFAULT_LIMITS.circuit_idle_timeout_seconds)
 }).strict()
 
 const rateLimitsSchema = z.object({

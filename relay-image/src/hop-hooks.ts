@@ -2,6 +2,7 @@ import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
 import { hopStatusCodec, HopStatus, type HopStatusCode } from './hop-status.js'
 import { spliceStreams, type CircuitEnd } from './splice.js'
+import { CircuitSlots } from './circuit-slots.js'
 import type { RelayMetrics } from './metrics.js'
 import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
@@ -97,6 +98,12 @@ interface Circuit {
 
 const isCircuit = (conn: Connection): boolean => conn.remoteAddr.toString().includes('/p2p-circuit')
 
+/** the IP address a connection comes from; undefined for a non-IP transport */
+const ipOf = (conn: Connection): string | undefined => {
+  const first = conn.remoteAddr.getComponents()[0]
+  return first != null && (first.name === 'ip4' || first.name === 'ip6') ? first.value : undefined
+}
+
 export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHooks {
   const server = service as UpstreamRelayServer
   for (const name of ['handleReserve', 'handleConnect', 'stopHop'] as const) {
@@ -109,6 +116,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
 
   const { limits, metrics, logger } = opts
   const circuits = new Set<Circuit>()
+  const slots = new CircuitSlots(limits)
   /** reservations made with auth on: who pays for them, billed since when */
   const reservationAccounts = new Map<string, { account: string, peer: PeerId, lastBilled: number }>()
   const accounts = opts.accounts
@@ -198,7 +206,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
    * circuit holds about its whole payload in memory until it closes (measured:
    * ~400 MiB for a 256 MiB transfer). We splice the streams ourselves with
    * pause/resume backpressure, which bounds memory by the yamux windows.
-   * Also: answer RESOURCE_LIMIT_EXCEEDED over max_circuits, and pick an open,
+   * Also: answer RESOURCE_LIMIT_EXCEEDED over max_circuits (and the per-peer
+   * and per-IP caps), and pick an open,
    * direct connection to the destination rather than `connections[0]`.
    */
   const stopHop = server.stopHop.bind(server)
@@ -208,23 +217,36 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       metrics.circuitsTotal.inc({ result: status === HopStatus.RESOURCE_LIMIT_EXCEEDED || status === HopStatus.PERMISSION_DENIED ? 'denied' : 'failed' })
       await refuse(ctx, options, status, reason)
     }
-    if (limits.max_circuits > 0 && circuits.size >= limits.max_circuits) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'circuit_limit'); return }
     if (isCircuit(connection)) { await fail(HopStatus.PERMISSION_DENIED, 'relayed_source'); return }
+    // taken now, before the first await: see CircuitSlots
+    const slot = slots.take(connection.remotePeer.toString(), ipOf(connection))
+    if (!slot.ok) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, slot.reason); return }
+    let opened = false
+    try {
+      opened = await openCircuit(ctx, options, fail, slot.release)
+    } finally {
+      if (!opened) slot.release()
+    }
+  }
+
+  /** the rest of CONNECT, holding a slot; true once the circuit is open (its end then releases the slot) */
+  const openCircuit = async (ctx: HopContext, options: any, fail: (status: HopStatusCode, reason: string) => Promise<void>, releaseSlot: () => void): Promise<boolean> => {
+    const { connection, request } = ctx
     if (!(await opts.rateLimiter.allow('peer_circuit', connection.remotePeer.toString()))) {
-      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_circuit_rate'); return
+      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_circuit_rate'); return false
     }
     const who = accounts?.identify(connection.remotePeer)
-    if (accounts != null && who == null) { await fail(HopStatus.PERMISSION_DENIED, 'no_ticket'); return }
+    if (accounts != null && who == null) { await fail(HopStatus.PERMISSION_DENIED, 'no_ticket'); return false }
     const account = who?.account ?? opts.accountOf?.(connection.remotePeer)
     if (account != null && !(await opts.rateLimiter.allow('account_circuit', account))) {
-      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'account_circuit_rate'); return
+      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'account_circuit_rate'); return false
     }
     // the circuit's data limit: the tier's (or the relay's), and never more than the quota left
     let circuitLimit = circuitDataLimit(who?.tier)
     let quotaBound = false
     if (who != null && who.tier.monthly_bytes > 0) {
       const remaining = await accounts!.remainingBytes(who.account, who.tier)
-      if (remaining <= 0) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'quota'); return }
+      if (remaining <= 0) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'quota'); return false }
       if (circuitLimit == null || BigInt(Math.floor(remaining)) < circuitLimit.data) {
         circuitLimit = { data: BigInt(Math.floor(remaining)) }
         quotaBound = true
@@ -236,29 +258,29 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       if (request.peer?.id == null) throw new Error('no peer in CONNECT')
       dst = peerIdFromMultihash(Digest.decode(request.peer.id))
     } catch {
-      await fail(HopStatus.MALFORMED_MESSAGE, 'malformed'); return
+      await fail(HopStatus.MALFORMED_MESSAGE, 'malformed'); return false
     }
     const reservation = store.reservations.get(dst)
-    if (reservation == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return }
+    if (reservation == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return false }
     if ((await server.components.connectionGater.denyOutboundRelayedConnection?.(connection.remotePeer, dst)) === true) {
-      await fail(HopStatus.PERMISSION_DENIED, 'gater'); return
+      await fail(HopStatus.PERMISSION_DENIED, 'gater'); return false
     }
     const dstConnection = server.components.connectionManager.getConnections(dst)
       .filter((c) => c.status === 'open' && !isCircuit(c))
       .sort((a, b) => b.timeline.open - a.timeline.open)[0]
-    if (dstConnection == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return }
+    if (dstConnection == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return false }
 
     const dstStream = await stopHop({
       connection: dstConnection,
       request: { type: 'CONNECT', peer: { id: connection.remotePeer.toMultihash().bytes, addrs: [] }, ...(circuitLimit != null ? { limit: circuitLimit } : {}) }
     }, options).catch(() => undefined)
-    if (dstStream == null) { await fail(HopStatus.CONNECTION_FAILED, 'connection_failed'); return }
+    if (dstStream == null) { await fail(HopStatus.CONNECTION_FAILED, 'connection_failed'); return false }
     try {
       await ctx.stream.pb(pb.HopMessage).write({ type: 'STATUS', status: 'OK', ...(circuitLimit != null ? { limit: circuitLimit } : {}) }, options)
     } catch (err: any) {
       dstStream.abort(err)
       metrics.circuitsTotal.inc({ result: 'failed' })
-      return
+      return false
     }
     // after the last protobuf write: unwrapping hands back any bytes read past the request
     const srcStream = ctx.stream.unwrap()
@@ -268,6 +290,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     const circuit: Circuit = { abort: () => {}, src: connection.remotePeer.toString(), dst: dst.toString(), ...(who != null ? { account: who.account } : {}), lastBilled: Date.now() }
     const onEnd = (end: CircuitEnd): void => {
       circuits.delete(circuit)
+      releaseSlot()
       reservation.signal.removeEventListener('abort', onReservationEnd)
       if (who != null) accounts!.meter(who.account, { circuit_seconds: (Date.now() - circuit.lastBilled) / 1000 })
       const reason = (end.reason === 'data_limit' && quotaBound) || end.error?.name === 'QuotaExceededError' ? 'quota' : end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason
@@ -292,6 +315,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     const onReservationEnd = (): void => { circuit.abort(new Error('reservation ended')) }
     reservation.signal.addEventListener('abort', onReservationEnd, { once: true })
     circuits.add(circuit)
+    return true
   }
 
   const releaseReservation = (peer: PeerId): void => {
