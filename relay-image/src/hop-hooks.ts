@@ -301,6 +301,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     circuit.abort = spliceStreams(srcStream, dstStream, {
       dataLimit: circuitLimit != null ? Number(circuitLimit.data) : 0,
       durationMs: durationSeconds * 1000,
+      idleTimeoutMs: limits.circuit_idle_timeout_seconds * 1000,
       onBytesToDestination: (n) => {
         bytesTo.destination.inc(n)
         if (who != null) accounts!.meter(who.account, { bytes_to_destination: n })

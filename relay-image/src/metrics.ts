@@ -44,7 +44,7 @@ export class RelayMetrics {
     this.reservationsTotal = new Counter({ name: 'pos_relay_reservations_total', help: 'Reservation requests answered, by result (ok, refreshed, refused, denied)', labelNames: ['result'], registers: r })
     this.circuitsActive = new Gauge({ name: 'pos_relay_circuits_active', help: 'Relayed circuits currently open', registers: r, collect () { this.set(sources.circuits()) } })
     this.circuitsTotal = new Counter({ name: 'pos_relay_circuits_total', help: 'Circuit (CONNECT) requests, by result (opened, denied, failed)', labelNames: ['result'], registers: r })
-    this.circuitEndsTotal = new Counter({ name: 'pos_relay_circuit_ends_total', help: 'Circuits closed, by reason (closed, data_limit, duration_limit, error, shutdown)', labelNames: ['reason'], registers: r })
+    this.circuitEndsTotal = new Counter({ name: 'pos_relay_circuit_ends_total', help: 'Circuits closed, by reason (closed, data_limit, duration_limit, idle_timeout, quota, error, shutdown)', labelNames: ['reason'], registers: r })
     this.relayedBytesTotal = new Counter({ name: 'pos_relay_relayed_bytes_total', help: 'Bytes relayed through circuits, by direction (to_destination, to_source)', labelNames: ['direction'], registers: r })
     this.denialsTotal = new Counter({ name: 'pos_relay_denials_total', help: 'Requests refused by this relay, by reason', labelNames: ['reason'], registers: r })
     this.registrationAttemptsTotal = new Counter({ name: 'pos_relay_registration_attempts_total', help: 'Registrations/heartbeats sent to the discovery API, by result', labelNames: ['result'], registers: r })

@@ -1,6 +1,6 @@
 import type { Stream } from '@libp2p/interface'
 
-export type CircuitEndReason = 'closed' | 'data_limit' | 'duration_limit' | 'error'
+export type CircuitEndReason = 'closed' | 'data_limit' | 'duration_limit' | 'idle_timeout' | 'error'
 
 export interface CircuitEnd {
   reason: CircuitEndReason
@@ -14,6 +14,8 @@ export interface SpliceOptions {
   dataLimit: number
   /** 0 = unlimited */
   durationMs: number
+  /** no byte in either direction for this long ends the circuit; 0 = never */
+  idleTimeoutMs?: number
   onBytesToDestination: (n: number) => void
   onBytesToSource: (n: number) => void
   onEnd: (end: CircuitEnd) => void
@@ -34,6 +36,10 @@ export class TransferLimitError extends Error {
 
 export class DurationLimitError extends Error {
   override name = 'DurationLimitError'
+}
+
+export class IdleTimeoutError extends Error {
+  override name = 'IdleTimeoutError'
 }
 
 /** Largest chunk handed to the other stream: a resumed reader delivers its whole backlog (megabytes) as one message. */
@@ -66,16 +72,21 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
   let ended = false
   let closedSides = 0
   let timer: NodeJS.Timeout | undefined
+  let idleTimer: NodeJS.Timeout | undefined
+  let lastActivity = Date.now()
 
   const finish = (reason: CircuitEndReason, error?: Error): void => {
     if (ended) return
     ended = true
     clearTimeout(timer)
+    clearTimeout(idleTimer)
     opts.onEnd({ reason, bytesToDestination, bytesToSource, ...(error != null ? { error } : {}) })
   }
 
   const abort = (err: Error): void => {
-    const reason: CircuitEndReason = err instanceof TransferLimitError ? 'data_limit' : err instanceof DurationLimitError ? 'duration_limit' : 'error'
+    const reason: CircuitEndReason = err instanceof TransferLimitError
+      ? 'data_limit'
+      : err instanceof DurationLimitError ? 'duration_limit' : err instanceof IdleTimeoutError ? 'idle_timeout' : 'error'
     finish(reason, err)
     src.abort(err)
     dst.abort(err)
@@ -86,6 +97,7 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
     from.addEventListener('message', (evt) => {
       if (ended) return
       const n = evt.data.byteLength
+      lastActivity = Date.now()
       count(n)
       if (opts.dataLimit > 0 && bytesToDestination + bytesToSource > opts.dataLimit) {
         abort(new TransferLimitError(`data limit of ${opts.dataLimit} bytes reached`))
@@ -128,6 +140,19 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
   if (opts.durationMs > 0) {
     timer = setTimeout(() => { abort(new DurationLimitError(`duration limit of ${opts.durationMs / 1000} s reached`)) }, opts.durationMs)
     timer.unref()
+  }
+  // one timer per circuit, re-armed for the rest of the period when it finds
+  // traffic since it was set, rather than reset on every message
+  const idleMs = opts.idleTimeoutMs ?? 0
+  const checkIdle = (): void => {
+    const quiet = Date.now() - lastActivity
+    if (quiet >= idleMs) { abort(new IdleTimeoutError(`no data for ${idleMs / 1000} s`)); return }
+    idleTimer = setTimeout(checkIdle, idleMs - quiet)
+    idleTimer.unref()
+  }
+  if (idleMs > 0) {
+    idleTimer = setTimeout(checkIdle, idleMs)
+    idleTimer.unref()
   }
   return abort
 }

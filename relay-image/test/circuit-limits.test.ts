@@ -13,6 +13,12 @@ import { metric, peer, relayAddr, reservedListener, runCleanups, startRelay } fr
 afterEach(runCleanups)
 
 const CONCURRENT = 8
+
+async function within (promise: Promise<void>, ms: number, message: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(message)) }, ms) })
+  try { await Promise.race([promise, timeout]) } finally { clearTimeout(timer) }
+}
 const denials = (reason: string): RegExp => new RegExp(`pos_relay_denials_total\\{reason="${reason}"\\} (\\d+)`)
 
 describe('circuit and reservation limits under concurrency', { timeout: 120_000 }, () => {
@@ -85,5 +91,32 @@ describe('circuit and reservation limits under concurrency', { timeout: 120_000 
     // a CONNECT without a peer
     assert.equal((await hopRequest(dialer, relayAddr(relay), Uint8Array.from([0x08, 0x01]))).status, HopStatus.MALFORMED_MESSAGE)
     assert.equal((await hopRequest(dialer, relayAddr(relay), connectMessage(listener.node.peerId))).status, HopStatus.OK)
+  })
+
+  it('circuit_idle_timeout_seconds: a circuit silent in both directions is closed, one carrying data is not', async () => {
+    const relay = await startRelay({}, { circuit_idle_timeout_seconds: 1 })
+    const quiet = await reservedListener(relay)
+    const busy = await reservedListener(relay)
+    const dialer = await peer()
+    const open = async (listener: { node: { peerId: unknown } }): Promise<any> => {
+      const conn = await dialer.dial(relayAddr(relay).encapsulate(`/p2p-circuit/p2p/${String(listener.node.peerId)}`))
+      return await conn.newStream('/sink/1', { runOnLimitedConnection: true })
+    }
+    const quietStream = await open(quiet)
+    const busyStream = await open(busy)
+    quietStream.send(new Uint8Array(10))
+    // the busy circuit sends a little every 200 ms until the quiet one was closed
+    const ticker = setInterval(() => { try { busyStream.send(new Uint8Array(10)) } catch {} }, 200)
+    try {
+      await within(quiet.closed, 10_000, 'the silent circuit was not closed')
+      await waitFor(async () => await metric(relay, /pos_relay_circuit_ends_total\{reason="idle_timeout"\} (\d+)/) === 1, { timeoutMs: 5000, message: 'idle_timeout end not counted' })
+      // a further idle period on: the busy circuit is still relaying
+      const before = busy.received()
+      await waitFor(() => busy.received() >= before + 50, { timeoutMs: 5000, message: 'the busy circuit stopped relaying' })
+      assert.equal(await metric(relay, /pos_relay_circuits_active (\d+)/), 1)
+      assert.equal(quiet.received(), 10)
+    } finally {
+      clearInterval(ticker)
+    }
   })
 })
