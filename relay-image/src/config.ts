@@ -5,6 +5,8 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
+import { MAX_TIMER_SECONDS } from '@pos-relay/shared'
+import { tiersSchema } from '@pos-relay/accounts/tiers'
 import type { PrivateKey } from '@libp2p/interface'
 
 export const DEFAULT_PORT = 7373
@@ -57,13 +59,6 @@ export const DEFAULT_LIMITS = {
    */
   circuit_idle_timeout_seconds: 300
 } as const
-
-/**
- * The longest duration a Node.js timer holds (2^31 - 1 ms, ~24.8 days):
- * setTimeout fires a longer one after 1 ms, which ended every circuit at
- * once. Every duration in the config is bounded by it where it is parsed.
- */
-export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
 
 /** seconds: a whole number, 0 (= unlimited) allowed, at most MAX_TIMER_SECONDS */
 const unlimitedSeconds = z.number().int().min(0)
@@ -131,14 +126,12 @@ const authSchema = z.object({
   }, { error: 'a JWKS object {"keys": [...]} of public keys, as `pos-relay keys public` prints it' }).strict().optional(),
   /** Redis for revocations, metering, quotas and per-account reservation counts (shared by the fleet) */
   redis_url: z.url({ protocol: /^rediss?$/ }).optional(),
-  /** tiers by name (see @pos-relay/accounts DEFAULT_TIERS when absent) */
-  tiers: z.record(z.string(), z.object({
-    name: z.string(),
-    max_reservations: z.number().int().min(0),
-    circuit_data_limit_bytes: z.number().int().min(0),
-    circuit_duration_seconds: z.number().int().min(0),
-    monthly_bytes: z.number().int().min(0)
-  }).strict()).optional(),
+  /**
+   * tiers by name (see @pos-relay/accounts DEFAULT_TIERS when absent), in
+   * discovery's tiers file format and checked by the same schema: a tier one
+   * accepts and the other refuses would split the fleet's rules
+   */
+  tiers: tiersSchema.optional(),
   /** usage is flushed to Redis this often; a crash loses at most this much metering */
   metering_interval_seconds: z.number().int().min(1).max(300).default(5)
 }).strict()
