@@ -82,6 +82,9 @@ export interface RelayPoolSpec {
     maxPendingConnections?: number
     handshakeTimeoutSeconds?: number
     ipMaxConnections?: number
+    peerMaxCircuits?: number
+    ipMaxCircuits?: number
+    circuitIdleTimeoutSeconds?: number
   }
   rateLimits?: {
     /** share the counts through Redis (REDIS_URL from redisUrlSecretRef, else discovery.redisUrlSecretRef) */

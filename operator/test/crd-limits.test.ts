@@ -48,6 +48,7 @@ describe('RelayPool limits and rate limits vs the relay', () => {
     assert.deepEqual(ALL.map((f) => `${f.group}.${f.name}`), [
       'limits.maxReservations', 'limits.reservationTtlSeconds', 'limits.maxCircuits', 'limits.circuitDataLimitBytes', 'limits.circuitDurationSeconds',
       'limits.maxConnections', 'limits.maxPendingConnections', 'limits.handshakeTimeoutSeconds', 'limits.ipMaxConnections',
+      'limits.peerMaxCircuits', 'limits.ipMaxCircuits', 'limits.circuitIdleTimeoutSeconds',
       'rateLimits.ipConnectionsPerSecond', 'rateLimits.peerReservationsPerMinute', 'rateLimits.peerCircuitsPerMinute'
     ])
   })
