@@ -85,6 +85,7 @@ export interface RelayPoolSpec {
     peerMaxCircuits?: number
     ipMaxCircuits?: number
     circuitIdleTimeoutSeconds?: number
+    maxBufferedBytes?: number
   }
   rateLimits?: {
     /** share the counts through Redis (REDIS_URL from redisUrlSecretRef, else discovery.redisUrlSecretRef) */

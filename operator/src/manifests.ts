@@ -100,6 +100,7 @@ export function relayArgs (pool: RelayPool, publicAddress: string): string[] {
   if (l.peerMaxCircuits != null) args.push('--peer-max-circuits', String(l.peerMaxCircuits))
   if (l.ipMaxCircuits != null) args.push('--ip-max-circuits', String(l.ipMaxCircuits))
   if (l.circuitIdleTimeoutSeconds != null) args.push('--circuit-idle-timeout', String(l.circuitIdleTimeoutSeconds))
+  if (l.maxBufferedBytes != null) args.push('--max-buffered-bytes', String(l.maxBufferedBytes))
   // only what the user set: an absent flag leaves the relay's own default, so
   // the relay stays the one place that knows its defaults
   const r = spec.rateLimits ?? {}

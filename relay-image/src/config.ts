@@ -57,7 +57,16 @@ export const DEFAULT_LIMITS = {
    * every 10 s, go-libp2p's yamux every 30 s, rust apps use ping), so 5 min
    * of silence is a dead or stalled circuit holding buffers and a slot.
    */
-  circuit_idle_timeout_seconds: 300
+  circuit_idle_timeout_seconds: 300,
+  /**
+   * bytes buffered in all circuits together; at it, circuits stop reading and
+   * new circuits are refused; 0 = unlimited. Each circuit is bounded by its
+   * yamux windows (up to ~32 MiB when a side stalls), so without a relay-wide
+   * bound a few hundred stalled circuits pin gigabytes. 256 MiB leaves room
+   * for healthy circuits (which hold little: what they read is sent on at
+   * once) in a pod of 512 MiB–1 GiB.
+   */
+  max_buffered_bytes: 256 * 1024 ** 2
 } as const
 
 /** seconds: a whole number, 0 (= unlimited) allowed, at most MAX_TIMER_SECONDS */
@@ -88,7 +97,8 @@ const limitsSchema = z.object({
   ip_max_connections: z.number().int().min(0).default(DEFAULT_LIMITS.ip_max_connections),
   peer_max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.peer_max_circuits),
   ip_max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.ip_max_circuits),
-  circuit_idle_timeout_seconds: unlimitedSeconds.default(DEFAULT_LIMITS.circuit_idle_timeout_seconds)
+  circuit_idle_timeout_seconds: unlimitedSeconds.default(DEFAULT_LIMITS.circuit_idle_timeout_seconds),
+  max_buffered_bytes: z.number().int().min(0).default(DEFAULT_LIMITS.max_buffered_bytes)
 }).strict()
 
 const rateLimitsSchema = z.object({

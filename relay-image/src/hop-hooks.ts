@@ -1,8 +1,9 @@
 import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
 import { hopStatusCodec, HopStatus, type HopStatusCode } from './hop-status.js'
-import { spliceStreams, type CircuitEnd } from './splice.js'
+import { spliceStreams, type CircuitEnd, type Splice } from './splice.js'
 import { CircuitSlots } from './circuit-slots.js'
+import { BufferBudget } from './buffer-budget.js'
 import type { RelayMetrics } from './metrics.js'
 import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
@@ -117,6 +118,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   const { limits, metrics, logger } = opts
   const circuits = new Set<Circuit>()
   const slots = new CircuitSlots(limits)
+  const budget = new BufferBudget(limits.max_buffered_bytes)
   /** reservations made with auth on: who pays for them, billed since when */
   const reservationAccounts = new Map<string, { account: string, peer: PeerId, lastBilled: number }>()
   const accounts = opts.accounts
@@ -127,6 +129,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   }
   metrics.sources.reservations = () => store.reservations.size
   metrics.sources.circuits = () => circuits.size
+  metrics.sources.bufferedBytes = () => budget.bytes
 
   const refuse = async (ctx: HopContext, options: any, status: HopStatusCode, reason: string): Promise<void> => {
     metrics.denialsTotal.inc({ reason })
@@ -218,6 +221,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       await refuse(ctx, options, status, reason)
     }
     if (isCircuit(connection)) { await fail(HopStatus.PERMISSION_DENIED, 'relayed_source'); return }
+    // a circuit would add to buffers already at the relay-wide budget
+    if (budget.exhausted) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'buffer_budget'); return }
     // taken now, before the first await: see CircuitSlots
     const slot = slots.take(connection.remotePeer.toString(), ipOf(connection))
     if (!slot.ok) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, slot.reason); return }
@@ -288,9 +293,14 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
 
     if (account != null) accounts?.meter(account, { circuits: 1 })
     const circuit: Circuit = { abort: () => {}, src: connection.remotePeer.toString(), dst: dst.toString(), ...(who != null ? { account: who.account } : {}), lastBilled: Date.now() }
+    // set once spliceStreams returns; onEnd may in principle run before that
+    let splice: Splice | undefined
+    let ended = false
     const onEnd = (end: CircuitEnd): void => {
+      ended = true
       circuits.delete(circuit)
       releaseSlot()
+      if (splice != null) budget.delete(splice)
       reservation.signal.removeEventListener('abort', onReservationEnd)
       if (who != null) accounts!.meter(who.account, { circuit_seconds: (Date.now() - circuit.lastBilled) / 1000 })
       const reason = (end.reason === 'data_limit' && quotaBound) || end.error?.name === 'QuotaExceededError' ? 'quota' : end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason
@@ -298,7 +308,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       logger.debug({ event: 'circuit_end', reason, err: end.error?.message, bytes_to_destination: end.bytesToDestination, bytes_to_source: end.bytesToSource }, 'circuit closed')
       if (circuits.size === 0) for (const wake of idleWaiters) wake()
     }
-    circuit.abort = spliceStreams(srcStream, dstStream, {
+    splice = spliceStreams(srcStream, dstStream, {
       dataLimit: circuitLimit != null ? Number(circuitLimit.data) : 0,
       durationMs: durationSeconds * 1000,
       idleTimeoutMs: limits.circuit_idle_timeout_seconds * 1000,
@@ -312,6 +322,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       },
       onEnd
     })
+    circuit.abort = splice.abort
+    if (!ended) budget.add(splice)
     // the destination's reservation ending (expiry, disconnect) ends its circuits
     const onReservationEnd = (): void => { circuit.abort(new Error('reservation ended')) }
     reservation.signal.addEventListener('abort', onReservationEnd, { once: true })

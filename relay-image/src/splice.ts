@@ -55,6 +55,16 @@ function sendInChunks (to: Stream, data: Parameters<Stream['send']>[0]): boolean
   return ok
 }
 
+/** A running circuit, as spliceStreams returns it. */
+export interface Splice {
+  /** ends the circuit, resetting both streams */
+  abort: (reason: Error) => void
+  /** bytes the relay holds for this circuit: both streams' read and write buffers */
+  buffered: () => number
+  /** holds (true) or lets go (false) reading on both sides, for the relay-wide buffer budget */
+  hold: (held: boolean) => void
+}
+
 /**
  * Joins two streams into a circuit. Each 'message' from one side is sent to
  * the other; when the other side's send buffer is full the reading side is
@@ -66,7 +76,7 @@ function sendInChunks (to: Stream, data: Parameters<Stream['send']>[0]): boolean
  * other stream's write side; an error or reset on either side aborts both.
  * Returns a function that aborts the circuit.
  */
-export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (reason: Error) => void {
+export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): Splice {
   let bytesToDestination = 0
   let bytesToSource = 0
   let ended = false
@@ -74,6 +84,10 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
   let timer: NodeJS.Timeout | undefined
   let idleTimer: NodeJS.Timeout | undefined
   let lastActivity = Date.now()
+  /** held by the buffer budget: neither side reads */
+  let held = false
+  /** sides paused until the other side drains */
+  const waitingForDrain = new Set<Stream>()
 
   const finish = (reason: CircuitEndReason, error?: Error): void => {
     if (ended) return
@@ -106,8 +120,10 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
       try {
         if (!sendInChunks(to, evt.data)) {
           from.pause()
+          waitingForDrain.add(from)
           to.addEventListener('drain', () => {
-            if (ended || from.readStatus !== 'paused') return
+            waitingForDrain.delete(from)
+            if (ended || held || from.readStatus !== 'paused') return
             // 'drain' can come after `from`'s connection went away but before
             // `from` heard of it (a QUIC destination drains asynchronously,
             // when its native write completes): resume() then throws
@@ -123,7 +139,7 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
     // `from` may be paused waiting for `to` to drain; if `to` closes first that
     // 'drain' never comes, and `from` would hold the circuit open forever
     to.addEventListener('close', () => {
-      if (!ended && from.readStatus === 'paused') abort(new Error('the other side of the circuit closed while this side waited for it'))
+      if (!ended && waitingForDrain.has(from)) abort(new Error('the other side of the circuit closed while this side waited for it'))
     }, { once: true })
     from.addEventListener('remoteCloseWrite', () => {
       to.close().catch((err: Error) => { abort(err) })
@@ -154,5 +170,22 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
     idleTimer = setTimeout(checkIdle, idleMs)
     idleTimer.unref()
   }
-  return abort
+
+  const hold = (on: boolean): void => {
+    if (ended || held === on) return
+    held = on
+    for (const side of [src, dst]) {
+      try {
+        if (on && side.readStatus === 'readable') side.pause()
+        // a side still waiting for the other one's 'drain' stays paused: its drain handler resumes it
+        if (!on && side.readStatus === 'paused' && !waitingForDrain.has(side)) side.resume()
+      } catch (err: any) {
+        // the stream closed under us (see the drain handler)
+        abort(err)
+        return
+      }
+    }
+  }
+  const buffered = (): number => (src.readBufferLength ?? 0) + (src.writeBufferLength ?? 0) + (dst.readBufferLength ?? 0) + (dst.writeBufferLength ?? 0)
+  return { abort, buffered, hold }
 }

@@ -29,10 +29,11 @@ export async function startRelay (overrides: Record<string, unknown> = {}, limit
   return relay
 }
 
-export async function peer (listen: string[] = []): Promise<Libp2p> {
+/** `circuitTransport: false`: a peer that speaks the relay protocols by hand */
+export async function peer (listen: string[] = [], opts: { circuitTransport?: boolean } = {}): Promise<Libp2p> {
   const node = await createLibp2p({
     addresses: { listen },
-    transports: [tcp(), circuitRelayTransport()],
+    transports: opts.circuitTransport === false ? [tcp()] : [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: { identify: identify() }

@@ -27,6 +27,7 @@ interface RunOptions {
   peerMaxCircuits?: number
   ipMaxCircuits?: number
   circuitIdleTimeout?: number
+  maxBufferedBytes?: number
   redis?: string
   ipConnectionsPerSecond?: number
   peerReservationsPerMinute?: number
@@ -74,6 +75,7 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
   if (o.peerMaxCircuits != null) limits.peer_max_circuits = o.peerMaxCircuits
   if (o.ipMaxCircuits != null) limits.ip_max_circuits = o.ipMaxCircuits
   if (o.circuitIdleTimeout != null) limits.circuit_idle_timeout_seconds = o.circuitIdleTimeout
+  if (o.maxBufferedBytes != null) limits.max_buffered_bytes = o.maxBufferedBytes
   const rateLimits = { ...file.rate_limits }
   if (o.redis != null) rateLimits.redis_url = o.redis
   if (o.ipConnectionsPerSecond != null) rateLimits.ip_connections_per_second = o.ipConnectionsPerSecond
@@ -131,6 +133,7 @@ export function runCommand (): Command {
     .addOption(option('--circuit-duration <s>', `seconds per circuit, 0 = unlimited, at most ${MAX_TIMER_SECONDS} (config: limits.circuit_duration_seconds)`, 'CIRCUIT_DURATION_SECONDS').argParser(intArg('--circuit-duration')))
     .addOption(option('--circuit-idle-timeout <s>', `seconds without a byte either way after which a circuit is closed, 0 = never, at most ${MAX_TIMER_SECONDS} (config: limits.circuit_idle_timeout_seconds, default ${DEFAULT_LIMITS.circuit_idle_timeout_seconds})`, 'CIRCUIT_IDLE_TIMEOUT_SECONDS').argParser(intArg('--circuit-idle-timeout')))
     .addOption(option('--peer-max-circuits <n>', `circuits at once from one source peer, 0 = unlimited (config: limits.peer_max_circuits, default ${DEFAULT_LIMITS.peer_max_circuits})`, 'PEER_MAX_CIRCUITS').argParser(intArg('--peer-max-circuits')))
+    .addOption(option('--max-buffered-bytes <bytes>', `bytes buffered in all circuits together; at it circuits stop reading and new ones are refused, 0 = unlimited (config: limits.max_buffered_bytes, default ${DEFAULT_LIMITS.max_buffered_bytes})`, 'MAX_BUFFERED_BYTES').argParser(intArg('--max-buffered-bytes')))
     .addOption(option('--ip-max-circuits <n>', `circuits at once from one source IP, 0 = unlimited (config: limits.ip_max_circuits, default ${DEFAULT_LIMITS.ip_max_circuits})`, 'IP_MAX_CIRCUITS').argParser(intArg('--ip-max-circuits')))
     .addOption(option('--max-connections <n>', 'connections at once, 0 = derived from the other limits (config: limits.max_connections)', 'MAX_CONNECTIONS').argParser(intArg('--max-connections')))
     .addOption(option('--max-pending-connections <n>', 'connections still handshaking at once (config: limits.max_pending_connections)', 'MAX_PENDING_CONNECTIONS').argParser(intArg('--max-pending-connections')))
