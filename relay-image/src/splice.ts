@@ -74,7 +74,7 @@ export interface Splice {
  *
  * A half-close (remote closed its write side) is passed on as a close of the
  * other stream's write side; an error or reset on either side aborts both.
- * Returns a function that aborts the circuit.
+ * Returns the running circuit: abort it, measure and hold its buffers.
  */
 export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): Splice {
   let bytesToDestination = 0
@@ -136,10 +136,11 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): S
         abort(err)
       }
     })
-    // `from` may be paused waiting for `to` to drain; if `to` closes first that
-    // 'drain' never comes, and `from` would hold the circuit open forever
+    // `from` may be paused waiting for `to` to drain (or held by the buffer
+    // budget); if `to` closes first that 'drain' never comes, and `from` would
+    // hold the circuit open forever
     to.addEventListener('close', () => {
-      if (!ended && waitingForDrain.has(from)) abort(new Error('the other side of the circuit closed while this side waited for it'))
+      if (!ended && from.readStatus === 'paused') abort(new Error('the other side of the circuit closed while this side waited for it'))
     }, { once: true })
     from.addEventListener('remoteCloseWrite', () => {
       to.close().catch((err: Error) => { abort(err) })
