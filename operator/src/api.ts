@@ -82,6 +82,10 @@ export interface RelayPoolSpec {
     maxPendingConnections?: number
     handshakeTimeoutSeconds?: number
     ipMaxConnections?: number
+    peerMaxCircuits?: number
+    ipMaxCircuits?: number
+    circuitIdleTimeoutSeconds?: number
+    maxBufferedBytes?: number
   }
   rateLimits?: {
     /** share the counts through Redis (REDIS_URL from redisUrlSecretRef, else discovery.redisUrlSecretRef) */

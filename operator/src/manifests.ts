@@ -97,6 +97,10 @@ export function relayArgs (pool: RelayPool, publicAddress: string): string[] {
   if (l.maxPendingConnections != null) args.push('--max-pending-connections', String(l.maxPendingConnections))
   if (l.handshakeTimeoutSeconds != null) args.push('--handshake-timeout', String(l.handshakeTimeoutSeconds))
   if (l.ipMaxConnections != null) args.push('--ip-max-connections', String(l.ipMaxConnections))
+  if (l.peerMaxCircuits != null) args.push('--peer-max-circuits', String(l.peerMaxCircuits))
+  if (l.ipMaxCircuits != null) args.push('--ip-max-circuits', String(l.ipMaxCircuits))
+  if (l.circuitIdleTimeoutSeconds != null) args.push('--circuit-idle-timeout', String(l.circuitIdleTimeoutSeconds))
+  if (l.maxBufferedBytes != null) args.push('--max-buffered-bytes', String(l.maxBufferedBytes))
   // only what the user set: an absent flag leaves the relay's own default, so
   // the relay stays the one place that knows its defaults
   const r = spec.rateLimits ?? {}
@@ -128,6 +132,17 @@ export function rateLimitRedisRef (pool: RelayPool): SecretKeyRef | undefined {
   return r.redisUrlSecretRef ?? pool.spec.discovery?.redisUrlSecretRef
 }
 
+/**
+ * A not-Ready relay pod is deregistered from discovery, so one slow answer
+ * must not count: with a 1 s timeout and failureThreshold 1 a single probe
+ * delayed by a GC pause or a busy event loop delisted a healthy relay within
+ * 2 s. A probe now has 3 s to answer, and it takes 3 failures in a row (15 s)
+ * to delist: a hung relay still leaves within ~18 s, and its own TTL
+ * registration lapses too. Draining is not slowed by this: a terminating pod
+ * is deregistered at once, whatever its probe says.
+ */
+export const RELAY_READINESS_PROBE = { httpGet: { path: '/readyz', port: 'metrics' as any }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3, successThreshold: 1 }
+
 /** The full pod intent; its template-hash annotation covers everything else in it. */
 export function buildPod (input: PodInput): V1Pod {
   const { pool, slot, node, publicAddress } = input
@@ -147,7 +162,7 @@ export function buildPod (input: PodInput): V1Pod {
       // the relay serves QUIC on the same port number over UDP and announces it as the twin of its TCP address
       { name: 'relay-quic', containerPort: RELAY_CONTAINER_PORT, hostPort, protocol: 'UDP' }
     ],
-    readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' as any }, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 1, successThreshold: 1 },
+    readinessProbe: RELAY_READINESS_PROBE,
     livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' as any }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
     // the image runs with a read-only root filesystem and writes only under /tmp
     volumeMounts: [{ name: 'identity', mountPath: CONFIG_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }],

@@ -32,7 +32,18 @@ describe('pos-relay operator (CLI)', () => {
     assert.match(r.stderr, /--leader-elect must be true or false/)
     r = await run(['operator', '--registry-ttl', '1'])
     assert.notEqual(r.code, 0)
-    assert.match(r.stderr, /--registry-ttl must be at least 3 seconds/)
+    assert.match(r.stderr, /--registry-ttl must be between 3 and 3600 seconds/)
+    r = await run(['operator', '--kubeconfig', '/nonexistent/kubeconfig', '--metrics-port', '0', '--registry-ttl', '3601'])
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /--registry-ttl must be between 3 and 3600 seconds/)
+  })
+
+  it('refuses timer durations setTimeout cannot hold (it would fire them after 1 ms), naming the flag', async () => {
+    for (const flag of ['--resync-period', '--lease-duration', '--renew-deadline', '--retry-period']) {
+      const r = await run(['operator', '--kubeconfig', '/nonexistent/kubeconfig', '--metrics-port', '0', flag, '2147484'])
+      assert.notEqual(r.code, 0)
+      assert.match(r.stderr, new RegExp(`${flag} must be a positive number of seconds, at most 2147483`))
+    }
   })
 
   it('fails clearly without a cluster to talk to', async () => {

@@ -48,6 +48,7 @@ describe('RelayPool limits and rate limits vs the relay', () => {
     assert.deepEqual(ALL.map((f) => `${f.group}.${f.name}`), [
       'limits.maxReservations', 'limits.reservationTtlSeconds', 'limits.maxCircuits', 'limits.circuitDataLimitBytes', 'limits.circuitDurationSeconds',
       'limits.maxConnections', 'limits.maxPendingConnections', 'limits.handshakeTimeoutSeconds', 'limits.ipMaxConnections',
+      'limits.peerMaxCircuits', 'limits.ipMaxCircuits', 'limits.circuitIdleTimeoutSeconds', 'limits.maxBufferedBytes',
       'rateLimits.ipConnectionsPerSecond', 'rateLimits.peerReservationsPerMinute', 'rateLimits.peerCircuitsPerMinute'
     ])
   })
@@ -64,9 +65,9 @@ describe('RelayPool limits and rate limits vs the relay', () => {
 
   it('the default each description names is the relay\'s default', () => {
     for (const f of ALL) {
-      const m = /\(relay default (\d+)( GiB)?\)/.exec(f.description)
+      const m = /\(relay default (\d+)( [MG]iB)?\)/.exec(f.description)
       assert.ok(m != null, `${f.group}.${f.name}: the description names no relay default: ${f.description}`)
-      const documented = Number(m[1]) * (m[2] != null ? 1024 ** 3 : 1)
+      const documented = Number(m[1]) * (m[2] === ' GiB' ? 1024 ** 3 : m[2] === ' MiB' ? 1024 ** 2 : 1)
       assert.equal(documented, relayDefaults(f)[relayKey(f)], `${f.group}.${f.name}`)
     }
   })

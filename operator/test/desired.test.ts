@@ -35,6 +35,15 @@ describe('computeDesired: a new pool', () => {
     assert.equal(c.image, 'pos-relay:test')
   })
 
+  it('the readiness probe tolerates a slow answer: a 1.5 s stall is within its timeout, and one failed probe does not make the pod not-Ready', () => {
+    const probe = d.createPods[0]!.spec!.containers[0]!.readinessProbe!
+    assert.deepEqual(probe, { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3, successThreshold: 1 })
+    assert.ok(probe.timeoutSeconds! * 1000 > 1500)
+    assert.ok(probe.failureThreshold! >= 2)
+    // a hung relay still leaves discovery in well under a minute
+    assert.ok(probe.failureThreshold! * probe.periodSeconds! + probe.timeoutSeconds! <= 30)
+  })
+
   it('pods are owned by the pool (cascade deletion) and labelled for the chart\'s PodMonitor', () => {
     const pod: any = d.createPods[0]
     assert.deepEqual(pod.metadata.ownerReferences, [{ apiVersion: 'pos-relay.io/v1alpha1', kind: 'RelayPool', name: 'edge', uid: 'uid-edge', controller: true, blockOwnerDeletion: true }])
@@ -525,24 +534,25 @@ describe('computeDesired: connection and rate limits', () => {
 
   it('every connection limit and rate limit becomes its `pos-relay run` flag, with exactly the value set', () => {
     const c = container({
-      limits: { maxConnections: 5000, maxPendingConnections: 64, handshakeTimeoutSeconds: 3, ipMaxConnections: 8 },
+      limits: { maxConnections: 5000, maxPendingConnections: 64, handshakeTimeoutSeconds: 3, ipMaxConnections: 8, peerMaxCircuits: 4, ipMaxCircuits: 12, circuitIdleTimeoutSeconds: 120, maxBufferedBytes: 67108864 },
       rateLimits: { ipConnectionsPerSecond: 5, peerReservationsPerMinute: 10, peerCircuitsPerMinute: 60 }
     })
     assert.deepEqual(tail(c.args), [
       '--max-connections', '5000', '--max-pending-connections', '64', '--handshake-timeout', '3', '--ip-max-connections', '8',
+      '--peer-max-circuits', '4', '--ip-max-circuits', '12', '--circuit-idle-timeout', '120', '--max-buffered-bytes', '67108864',
       '--ip-connections-per-second', '5', '--peer-reservations-per-minute', '10', '--peer-circuits-per-minute', '60'
     ])
   })
 
   it('0 is passed on (it means off, unlimited or derived), not dropped as unset', () => {
-    const c = container({ limits: { maxConnections: 0, ipMaxConnections: 0 }, rateLimits: { ipConnectionsPerSecond: 0, peerReservationsPerMinute: 0, peerCircuitsPerMinute: 0 } })
-    assert.deepEqual(tail(c.args), ['--max-connections', '0', '--ip-max-connections', '0', '--ip-connections-per-second', '0', '--peer-reservations-per-minute', '0', '--peer-circuits-per-minute', '0'])
+    const c = container({ limits: { maxConnections: 0, ipMaxConnections: 0, peerMaxCircuits: 0, ipMaxCircuits: 0, circuitIdleTimeoutSeconds: 0, maxBufferedBytes: 0 }, rateLimits: { ipConnectionsPerSecond: 0, peerReservationsPerMinute: 0, peerCircuitsPerMinute: 0 } })
+    assert.deepEqual(tail(c.args), ['--max-connections', '0', '--ip-max-connections', '0', '--peer-max-circuits', '0', '--ip-max-circuits', '0', '--circuit-idle-timeout', '0', '--max-buffered-bytes', '0', '--ip-connections-per-second', '0', '--peer-reservations-per-minute', '0', '--peer-circuits-per-minute', '0'])
   })
 
   it('unset fields leave the relay defaults: no flag, and no Redis for rate limits', () => {
     for (const spec of [{}, { rateLimits: {} }, { rateLimits: { shared: false } }, { limits: { maxCircuits: 10 } }]) {
       const c = container(spec)
-      assert.ok(!c.args.some((a: string) => /^--(max-connections|max-pending-connections|handshake-timeout|ip-max-connections|ip-connections-per-second|peer-reservations-per-minute|peer-circuits-per-minute|redis)$/.test(a)), JSON.stringify(c.args))
+      assert.ok(!c.args.some((a: string) => /^--(max-connections|max-pending-connections|handshake-timeout|ip-max-connections|peer-max-circuits|ip-max-circuits|circuit-idle-timeout|max-buffered-bytes|ip-connections-per-second|peer-reservations-per-minute|peer-circuits-per-minute|redis)$/.test(a)), JSON.stringify(c.args))
       assert.deepEqual(c.env, [{ name: 'LOG_LEVEL', value: 'info' }])
     }
   })

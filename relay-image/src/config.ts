@@ -5,6 +5,8 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
+import { MAX_TIMER_SECONDS } from '@pos-relay/shared'
+import { tiersSchema } from '@pos-relay/accounts/tiers'
 import type { PrivateKey } from '@libp2p/interface'
 
 export const DEFAULT_PORT = 7373
@@ -34,8 +36,42 @@ export const DEFAULT_LIMITS = {
   /** seconds a new connection has to finish Noise + Yamux (js-libp2p default: 10) */
   handshake_timeout_seconds: 5,
   /** connections at once from one IP address, on this relay; 0 = unlimited */
-  ip_max_connections: 64
+  ip_max_connections: 64,
+  /**
+   * circuits at once from one source peer; 0 = unlimited. A client opens one
+   * circuit per remote peer it cannot reach directly, and DCUtR moves most of
+   * them off the relay within seconds: 16 covers a busy client, while a peer
+   * id (free to make) can no longer hold all max_circuits.
+   */
+  peer_max_circuits: 16,
+  /**
+   * circuits at once from one source IP; 0 = unlimited. Several peers share
+   * an IP behind a NAT (4 busy clients at peer_max_circuits), and one address
+   * holds at most 1/16 of the default max_circuits. Matches ip_max_connections:
+   * one connection carries many circuits, so it does not bound them alone.
+   */
+  ip_max_circuits: 64,
+  /**
+   * seconds without a byte in either direction after which a circuit is
+   * closed; 0 = never. Peers keep live connections busy (js-libp2p pings
+   * every 10 s, go-libp2p's yamux every 30 s, rust apps use ping), so 5 min
+   * of silence is a dead or stalled circuit holding buffers and a slot.
+   */
+  circuit_idle_timeout_seconds: 300,
+  /**
+   * bytes buffered in all circuits together; at it, circuits stop reading and
+   * new circuits are refused; 0 = unlimited. Each circuit is bounded by its
+   * yamux windows (up to ~32 MiB when a side stalls), so without a relay-wide
+   * bound a few hundred stalled circuits pin gigabytes. 256 MiB leaves room
+   * for healthy circuits (which hold little: what they read is sent on at
+   * once) in a pod of 512 MiB–1 GiB.
+   */
+  max_buffered_bytes: 256 * 1024 ** 2
 } as const
+
+/** seconds: a whole number, 0 (= unlimited) allowed, at most MAX_TIMER_SECONDS */
+const unlimitedSeconds = z.number().int().min(0)
+  .max(MAX_TIMER_SECONDS, `at most ${MAX_TIMER_SECONDS} seconds (the longest timer Node.js holds, ~24.8 days); 0 = unlimited`)
 
 /**
  * Rate limits, shared by the fleet through Redis when `redis_url` is set
@@ -54,11 +90,15 @@ const limitsSchema = z.object({
   reservation_ttl_seconds: z.number().int().min(30).max(86_400).default(DEFAULT_LIMITS.reservation_ttl_seconds),
   max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.max_circuits),
   circuit_data_limit_bytes: z.number().int().min(0).default(DEFAULT_LIMITS.circuit_data_limit_bytes),
-  circuit_duration_seconds: z.number().int().min(0).default(DEFAULT_LIMITS.circuit_duration_seconds),
+  circuit_duration_seconds: unlimitedSeconds.default(DEFAULT_LIMITS.circuit_duration_seconds),
   max_connections: z.number().int().min(0).default(DEFAULT_LIMITS.max_connections),
   max_pending_connections: z.number().int().min(1).default(DEFAULT_LIMITS.max_pending_connections),
   handshake_timeout_seconds: z.number().int().min(1).max(120).default(DEFAULT_LIMITS.handshake_timeout_seconds),
-  ip_max_connections: z.number().int().min(0).default(DEFAULT_LIMITS.ip_max_connections)
+  ip_max_connections: z.number().int().min(0).default(DEFAULT_LIMITS.ip_max_connections),
+  peer_max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.peer_max_circuits),
+  ip_max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.ip_max_circuits),
+  circuit_idle_timeout_seconds: unlimitedSeconds.default(DEFAULT_LIMITS.circuit_idle_timeout_seconds),
+  max_buffered_bytes: z.number().int().min(0).default(DEFAULT_LIMITS.max_buffered_bytes)
 }).strict()
 
 const rateLimitsSchema = z.object({
@@ -96,14 +136,12 @@ const authSchema = z.object({
   }, { error: 'a JWKS object {"keys": [...]} of public keys, as `pos-relay keys public` prints it' }).strict().optional(),
   /** Redis for revocations, metering, quotas and per-account reservation counts (shared by the fleet) */
   redis_url: z.url({ protocol: /^rediss?$/ }).optional(),
-  /** tiers by name (see @pos-relay/accounts DEFAULT_TIERS when absent) */
-  tiers: z.record(z.string(), z.object({
-    name: z.string(),
-    max_reservations: z.number().int().min(0),
-    circuit_data_limit_bytes: z.number().int().min(0),
-    circuit_duration_seconds: z.number().int().min(0),
-    monthly_bytes: z.number().int().min(0)
-  }).strict()).optional(),
+  /**
+   * tiers by name (see @pos-relay/accounts DEFAULT_TIERS when absent), in
+   * discovery's tiers file format and checked by the same schema: a tier one
+   * accepts and the other refuses would split the fleet's rules
+   */
+  tiers: tiersSchema.optional(),
   /** usage is flushed to Redis this often; a crash loses at most this much metering */
   metering_interval_seconds: z.number().int().min(1).max(300).default(5)
 }).strict()

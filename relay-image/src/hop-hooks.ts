@@ -1,7 +1,9 @@
 import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
 import { hopStatusCodec, HopStatus, type HopStatusCode } from './hop-status.js'
-import { spliceStreams, type CircuitEnd } from './splice.js'
+import { spliceStreams, type CircuitEnd, type Splice } from './splice.js'
+import { CircuitSlots } from './circuit-slots.js'
+import { BufferBudget } from './buffer-budget.js'
 import type { RelayMetrics } from './metrics.js'
 import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
@@ -97,6 +99,12 @@ interface Circuit {
 
 const isCircuit = (conn: Connection): boolean => conn.remoteAddr.toString().includes('/p2p-circuit')
 
+/** the IP address a connection comes from; undefined for a non-IP transport */
+const ipOf = (conn: Connection): string | undefined => {
+  const first = conn.remoteAddr.getComponents()[0]
+  return first != null && (first.name === 'ip4' || first.name === 'ip6') ? first.value : undefined
+}
+
 export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHooks {
   const server = service as UpstreamRelayServer
   for (const name of ['handleReserve', 'handleConnect', 'stopHop'] as const) {
@@ -109,6 +117,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
 
   const { limits, metrics, logger } = opts
   const circuits = new Set<Circuit>()
+  const slots = new CircuitSlots(limits)
+  const budget = new BufferBudget(limits.max_buffered_bytes)
   /** reservations made with auth on: who pays for them, billed since when */
   const reservationAccounts = new Map<string, { account: string, peer: PeerId, lastBilled: number }>()
   const accounts = opts.accounts
@@ -119,6 +129,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   }
   metrics.sources.reservations = () => store.reservations.size
   metrics.sources.circuits = () => circuits.size
+  metrics.sources.bufferedBytes = () => budget.bytes
 
   const refuse = async (ctx: HopContext, options: any, status: HopStatusCode, reason: string): Promise<void> => {
     metrics.denialsTotal.inc({ reason })
@@ -198,7 +209,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
    * circuit holds about its whole payload in memory until it closes (measured:
    * ~400 MiB for a 256 MiB transfer). We splice the streams ourselves with
    * pause/resume backpressure, which bounds memory by the yamux windows.
-   * Also: answer RESOURCE_LIMIT_EXCEEDED over max_circuits, and pick an open,
+   * Also: answer RESOURCE_LIMIT_EXCEEDED over max_circuits (and the per-peer
+   * and per-IP caps), and pick an open,
    * direct connection to the destination rather than `connections[0]`.
    */
   const stopHop = server.stopHop.bind(server)
@@ -208,23 +220,38 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       metrics.circuitsTotal.inc({ result: status === HopStatus.RESOURCE_LIMIT_EXCEEDED || status === HopStatus.PERMISSION_DENIED ? 'denied' : 'failed' })
       await refuse(ctx, options, status, reason)
     }
-    if (limits.max_circuits > 0 && circuits.size >= limits.max_circuits) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'circuit_limit'); return }
     if (isCircuit(connection)) { await fail(HopStatus.PERMISSION_DENIED, 'relayed_source'); return }
+    // a circuit would add to buffers already at the relay-wide budget
+    if (budget.exhausted) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'buffer_budget'); return }
+    // taken now, before the first await: see CircuitSlots
+    const slot = slots.take(connection.remotePeer.toString(), ipOf(connection))
+    if (!slot.ok) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, slot.reason); return }
+    let opened = false
+    try {
+      opened = await openCircuit(ctx, options, fail, slot.release)
+    } finally {
+      if (!opened) slot.release()
+    }
+  }
+
+  /** the rest of CONNECT, holding a slot; true once the circuit is open (its end then releases the slot) */
+  const openCircuit = async (ctx: HopContext, options: any, fail: (status: HopStatusCode, reason: string) => Promise<void>, releaseSlot: () => void): Promise<boolean> => {
+    const { connection, request } = ctx
     if (!(await opts.rateLimiter.allow('peer_circuit', connection.remotePeer.toString()))) {
-      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_circuit_rate'); return
+      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_circuit_rate'); return false
     }
     const who = accounts?.identify(connection.remotePeer)
-    if (accounts != null && who == null) { await fail(HopStatus.PERMISSION_DENIED, 'no_ticket'); return }
+    if (accounts != null && who == null) { await fail(HopStatus.PERMISSION_DENIED, 'no_ticket'); return false }
     const account = who?.account ?? opts.accountOf?.(connection.remotePeer)
     if (account != null && !(await opts.rateLimiter.allow('account_circuit', account))) {
-      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'account_circuit_rate'); return
+      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'account_circuit_rate'); return false
     }
     // the circuit's data limit: the tier's (or the relay's), and never more than the quota left
     let circuitLimit = circuitDataLimit(who?.tier)
     let quotaBound = false
     if (who != null && who.tier.monthly_bytes > 0) {
       const remaining = await accounts!.remainingBytes(who.account, who.tier)
-      if (remaining <= 0) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'quota'); return }
+      if (remaining <= 0) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'quota'); return false }
       if (circuitLimit == null || BigInt(Math.floor(remaining)) < circuitLimit.data) {
         circuitLimit = { data: BigInt(Math.floor(remaining)) }
         quotaBound = true
@@ -236,29 +263,29 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       if (request.peer?.id == null) throw new Error('no peer in CONNECT')
       dst = peerIdFromMultihash(Digest.decode(request.peer.id))
     } catch {
-      await fail(HopStatus.MALFORMED_MESSAGE, 'malformed'); return
+      await fail(HopStatus.MALFORMED_MESSAGE, 'malformed'); return false
     }
     const reservation = store.reservations.get(dst)
-    if (reservation == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return }
+    if (reservation == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return false }
     if ((await server.components.connectionGater.denyOutboundRelayedConnection?.(connection.remotePeer, dst)) === true) {
-      await fail(HopStatus.PERMISSION_DENIED, 'gater'); return
+      await fail(HopStatus.PERMISSION_DENIED, 'gater'); return false
     }
     const dstConnection = server.components.connectionManager.getConnections(dst)
       .filter((c) => c.status === 'open' && !isCircuit(c))
       .sort((a, b) => b.timeline.open - a.timeline.open)[0]
-    if (dstConnection == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return }
+    if (dstConnection == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return false }
 
     const dstStream = await stopHop({
       connection: dstConnection,
       request: { type: 'CONNECT', peer: { id: connection.remotePeer.toMultihash().bytes, addrs: [] }, ...(circuitLimit != null ? { limit: circuitLimit } : {}) }
     }, options).catch(() => undefined)
-    if (dstStream == null) { await fail(HopStatus.CONNECTION_FAILED, 'connection_failed'); return }
+    if (dstStream == null) { await fail(HopStatus.CONNECTION_FAILED, 'connection_failed'); return false }
     try {
       await ctx.stream.pb(pb.HopMessage).write({ type: 'STATUS', status: 'OK', ...(circuitLimit != null ? { limit: circuitLimit } : {}) }, options)
     } catch (err: any) {
       dstStream.abort(err)
       metrics.circuitsTotal.inc({ result: 'failed' })
-      return
+      return false
     }
     // after the last protobuf write: unwrapping hands back any bytes read past the request
     const srcStream = ctx.stream.unwrap()
@@ -266,8 +293,14 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
 
     if (account != null) accounts?.meter(account, { circuits: 1 })
     const circuit: Circuit = { abort: () => {}, src: connection.remotePeer.toString(), dst: dst.toString(), ...(who != null ? { account: who.account } : {}), lastBilled: Date.now() }
+    // set once spliceStreams returns; onEnd may in principle run before that
+    let splice: Splice | undefined
+    let ended = false
     const onEnd = (end: CircuitEnd): void => {
+      ended = true
       circuits.delete(circuit)
+      releaseSlot()
+      if (splice != null) budget.delete(splice)
       reservation.signal.removeEventListener('abort', onReservationEnd)
       if (who != null) accounts!.meter(who.account, { circuit_seconds: (Date.now() - circuit.lastBilled) / 1000 })
       const reason = (end.reason === 'data_limit' && quotaBound) || end.error?.name === 'QuotaExceededError' ? 'quota' : end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason
@@ -275,9 +308,10 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       logger.debug({ event: 'circuit_end', reason, err: end.error?.message, bytes_to_destination: end.bytesToDestination, bytes_to_source: end.bytesToSource }, 'circuit closed')
       if (circuits.size === 0) for (const wake of idleWaiters) wake()
     }
-    circuit.abort = spliceStreams(srcStream, dstStream, {
+    splice = spliceStreams(srcStream, dstStream, {
       dataLimit: circuitLimit != null ? Number(circuitLimit.data) : 0,
       durationMs: durationSeconds * 1000,
+      idleTimeoutMs: limits.circuit_idle_timeout_seconds * 1000,
       onBytesToDestination: (n) => {
         bytesTo.destination.inc(n)
         if (who != null) accounts!.meter(who.account, { bytes_to_destination: n })
@@ -288,10 +322,13 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       },
       onEnd
     })
+    circuit.abort = splice.abort
+    if (!ended) budget.add(splice)
     // the destination's reservation ending (expiry, disconnect) ends its circuits
     const onReservationEnd = (): void => { circuit.abort(new Error('reservation ended')) }
     reservation.signal.addEventListener('abort', onReservationEnd, { once: true })
     circuits.add(circuit)
+    return true
   }
 
   const releaseReservation = (peer: PeerId): void => {

@@ -9,18 +9,20 @@ export interface GaugeSources {
   connections: () => number
   reservations: () => number
   circuits: () => number
+  bufferedBytes: () => number
   registered: () => boolean
   rateLimitRedisUp: () => boolean
 }
 
 export class RelayMetrics {
   readonly registry: Registry
-  readonly sources: GaugeSources = { connections: () => 0, reservations: () => 0, circuits: () => 0, registered: () => false, rateLimitRedisUp: () => false }
+  readonly sources: GaugeSources = { connections: () => 0, reservations: () => 0, circuits: () => 0, bufferedBytes: () => 0, registered: () => false, rateLimitRedisUp: () => false }
   readonly connectionsActive: Gauge
   readonly connectionsTotal: Counter<'direction'>
   readonly reservationsActive: Gauge
   readonly reservationsTotal: Counter<'result'>
   readonly circuitsActive: Gauge
+  readonly bufferedBytes: Gauge
   readonly circuitsTotal: Counter<'result'>
   readonly circuitEndsTotal: Counter<'reason'>
   readonly relayedBytesTotal: Counter<'direction'>
@@ -43,8 +45,9 @@ export class RelayMetrics {
     this.reservationsActive = new Gauge({ name: 'pos_relay_reservations_active', help: 'Circuit Relay v2 reservations currently held', registers: r, collect () { this.set(sources.reservations()) } })
     this.reservationsTotal = new Counter({ name: 'pos_relay_reservations_total', help: 'Reservation requests answered, by result (ok, refreshed, refused, denied)', labelNames: ['result'], registers: r })
     this.circuitsActive = new Gauge({ name: 'pos_relay_circuits_active', help: 'Relayed circuits currently open', registers: r, collect () { this.set(sources.circuits()) } })
+    this.bufferedBytes = new Gauge({ name: 'pos_relay_circuit_buffered_bytes', help: 'Bytes held in circuits\' stream buffers, all circuits together (bounded by limits.max_buffered_bytes)', registers: r, collect () { this.set(sources.bufferedBytes()) } })
     this.circuitsTotal = new Counter({ name: 'pos_relay_circuits_total', help: 'Circuit (CONNECT) requests, by result (opened, denied, failed)', labelNames: ['result'], registers: r })
-    this.circuitEndsTotal = new Counter({ name: 'pos_relay_circuit_ends_total', help: 'Circuits closed, by reason (closed, data_limit, duration_limit, error, shutdown)', labelNames: ['reason'], registers: r })
+    this.circuitEndsTotal = new Counter({ name: 'pos_relay_circuit_ends_total', help: 'Circuits closed, by reason (closed, data_limit, duration_limit, idle_timeout, quota, error, shutdown)', labelNames: ['reason'], registers: r })
     this.relayedBytesTotal = new Counter({ name: 'pos_relay_relayed_bytes_total', help: 'Bytes relayed through circuits, by direction (to_destination, to_source)', labelNames: ['direction'], registers: r })
     this.denialsTotal = new Counter({ name: 'pos_relay_denials_total', help: 'Requests refused by this relay, by reason', labelNames: ['reason'], registers: r })
     this.registrationAttemptsTotal = new Counter({ name: 'pos_relay_registration_attempts_total', help: 'Registrations/heartbeats sent to the discovery API, by result', labelNames: ['result'], registers: r })

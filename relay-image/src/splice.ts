@@ -1,6 +1,6 @@
 import type { Stream } from '@libp2p/interface'
 
-export type CircuitEndReason = 'closed' | 'data_limit' | 'duration_limit' | 'error'
+export type CircuitEndReason = 'closed' | 'data_limit' | 'duration_limit' | 'idle_timeout' | 'error'
 
 export interface CircuitEnd {
   reason: CircuitEndReason
@@ -14,6 +14,8 @@ export interface SpliceOptions {
   dataLimit: number
   /** 0 = unlimited */
   durationMs: number
+  /** no byte in either direction for this long ends the circuit; 0 = never */
+  idleTimeoutMs?: number
   onBytesToDestination: (n: number) => void
   onBytesToSource: (n: number) => void
   onEnd: (end: CircuitEnd) => void
@@ -36,6 +38,10 @@ export class DurationLimitError extends Error {
   override name = 'DurationLimitError'
 }
 
+export class IdleTimeoutError extends Error {
+  override name = 'IdleTimeoutError'
+}
+
 /** Largest chunk handed to the other stream: a resumed reader delivers its whole backlog (megabytes) as one message. */
 const MAX_CHUNK_BYTES = 64 * 1024
 
@@ -49,6 +55,16 @@ function sendInChunks (to: Stream, data: Parameters<Stream['send']>[0]): boolean
   return ok
 }
 
+/** A running circuit, as spliceStreams returns it. */
+export interface Splice {
+  /** ends the circuit, resetting both streams */
+  abort: (reason: Error) => void
+  /** bytes the relay holds for this circuit: both streams' read and write buffers */
+  buffered: () => number
+  /** holds (true) or lets go (false) reading on both sides, for the relay-wide buffer budget */
+  hold: (held: boolean) => void
+}
+
 /**
  * Joins two streams into a circuit. Each 'message' from one side is sent to
  * the other; when the other side's send buffer is full the reading side is
@@ -58,24 +74,33 @@ function sendInChunks (to: Stream, data: Parameters<Stream['send']>[0]): boolean
  *
  * A half-close (remote closed its write side) is passed on as a close of the
  * other stream's write side; an error or reset on either side aborts both.
- * Returns a function that aborts the circuit.
+ * Returns the running circuit: abort it, measure and hold its buffers.
  */
-export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (reason: Error) => void {
+export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): Splice {
   let bytesToDestination = 0
   let bytesToSource = 0
   let ended = false
   let closedSides = 0
   let timer: NodeJS.Timeout | undefined
+  let idleTimer: NodeJS.Timeout | undefined
+  let lastActivity = Date.now()
+  /** held by the buffer budget: neither side reads */
+  let held = false
+  /** sides paused until the other side drains */
+  const waitingForDrain = new Set<Stream>()
 
   const finish = (reason: CircuitEndReason, error?: Error): void => {
     if (ended) return
     ended = true
     clearTimeout(timer)
+    clearTimeout(idleTimer)
     opts.onEnd({ reason, bytesToDestination, bytesToSource, ...(error != null ? { error } : {}) })
   }
 
   const abort = (err: Error): void => {
-    const reason: CircuitEndReason = err instanceof TransferLimitError ? 'data_limit' : err instanceof DurationLimitError ? 'duration_limit' : 'error'
+    const reason: CircuitEndReason = err instanceof TransferLimitError
+      ? 'data_limit'
+      : err instanceof DurationLimitError ? 'duration_limit' : err instanceof IdleTimeoutError ? 'idle_timeout' : 'error'
     finish(reason, err)
     src.abort(err)
     dst.abort(err)
@@ -86,6 +111,7 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
     from.addEventListener('message', (evt) => {
       if (ended) return
       const n = evt.data.byteLength
+      lastActivity = Date.now()
       count(n)
       if (opts.dataLimit > 0 && bytesToDestination + bytesToSource > opts.dataLimit) {
         abort(new TransferLimitError(`data limit of ${opts.dataLimit} bytes reached`))
@@ -94,8 +120,10 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
       try {
         if (!sendInChunks(to, evt.data)) {
           from.pause()
+          waitingForDrain.add(from)
           to.addEventListener('drain', () => {
-            if (ended || from.readStatus !== 'paused') return
+            waitingForDrain.delete(from)
+            if (ended || held || from.readStatus !== 'paused') return
             // 'drain' can come after `from`'s connection went away but before
             // `from` heard of it (a QUIC destination drains asynchronously,
             // when its native write completes): resume() then throws
@@ -108,8 +136,9 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
         abort(err)
       }
     })
-    // `from` may be paused waiting for `to` to drain; if `to` closes first that
-    // 'drain' never comes, and `from` would hold the circuit open forever
+    // `from` may be paused waiting for `to` to drain (or held by the buffer
+    // budget); if `to` closes first that 'drain' never comes, and `from` would
+    // hold the circuit open forever
     to.addEventListener('close', () => {
       if (!ended && from.readStatus === 'paused') abort(new Error('the other side of the circuit closed while this side waited for it'))
     }, { once: true })
@@ -129,5 +158,35 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): (
     timer = setTimeout(() => { abort(new DurationLimitError(`duration limit of ${opts.durationMs / 1000} s reached`)) }, opts.durationMs)
     timer.unref()
   }
-  return abort
+  // one timer per circuit, re-armed for the rest of the period when it finds
+  // traffic since it was set, rather than reset on every message
+  const idleMs = opts.idleTimeoutMs ?? 0
+  const checkIdle = (): void => {
+    const quiet = Date.now() - lastActivity
+    if (quiet >= idleMs) { abort(new IdleTimeoutError(`no data for ${idleMs / 1000} s`)); return }
+    idleTimer = setTimeout(checkIdle, idleMs - quiet)
+    idleTimer.unref()
+  }
+  if (idleMs > 0) {
+    idleTimer = setTimeout(checkIdle, idleMs)
+    idleTimer.unref()
+  }
+
+  const hold = (on: boolean): void => {
+    if (ended || held === on) return
+    held = on
+    for (const side of [src, dst]) {
+      try {
+        if (on && side.readStatus === 'readable') side.pause()
+        // a side still waiting for the other one's 'drain' stays paused: its drain handler resumes it
+        if (!on && side.readStatus === 'paused' && !waitingForDrain.has(side)) side.resume()
+      } catch (err: any) {
+        // the stream closed under us (see the drain handler)
+        abort(err)
+        return
+      }
+    }
+  }
+  const buffered = (): number => (src.readBufferLength ?? 0) + (src.writeBufferLength ?? 0) + (dst.readBufferLength ?? 0) + (dst.writeBufferLength ?? 0)
+  return { abort, buffered, hold }
 }

@@ -1,72 +1,12 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, describe, it } from 'node:test'
-import { noise } from '@pos-relay/shared/noise'
-import { yamux } from '@pos-relay/shared/yamux'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { identify } from '@libp2p/identify'
-import { tcp } from '@libp2p/tcp'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createDiscoveryServer, createMemoryStore } from '@pos-relay/discovery'
-import { HopStatus, newConfig, parseConfig, RelayServer } from '@pos-relay/relay'
-import { createLogger } from '@pos-relay/shared'
-import { freePort, waitFor, scrapeMetric } from '@pos-relay/testing'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { HopStatus } from '@pos-relay/relay'
+import { freePort, waitFor } from '@pos-relay/testing'
 import { connectMessage, hopRequest, RESERVE } from './hop-client.ts'
+import { cleanups, metric, peer, pump, relayAddr, reservedListener, runCleanups, startRelay } from './relay-harness.ts'
 
-const logger = createLogger({ name: 'relay-test', level: process.env.LOG_LEVEL ?? 'silent' })
-const cleanups: Array<() => unknown> = []
-afterEach(async () => { while (cleanups.length > 0) await cleanups.pop()!() })
-
-async function startRelay (overrides: Record<string, unknown> = {}, limits: Record<string, number> = {}): Promise<RelayServer> {
-  const base = await newConfig({ p2p_secret: 'test-secret', port: 0 })
-  const config = parseConfig({ ...base, host: '127.0.0.1', metrics_host: '127.0.0.1', metrics_port: 0, drain_seconds: 2, ...overrides, limits: { ...base.limits, ...limits } })
-  const relay = new RelayServer({ config, logger })
-  await relay.start()
-  cleanups.push(async () => { await relay.stop() })
-  return relay
-}
-
-async function peer (listen: string[] = []): Promise<Libp2p> {
-  const node = await createLibp2p({
-    addresses: { listen },
-    transports: [tcp(), circuitRelayTransport()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() }
-  })
-  cleanups.push(async () => { await node.stop() })
-  return node
-}
-
-const relayAddr = (relay: RelayServer): Multiaddr => multiaddr(relay.addresses[0]!)
-
-const metric = async (relay: RelayServer, pattern: RegExp): Promise<number> => await scrapeMetric(relay.metricsAddress!.port, pattern)
-
-/** A listener with a reservation and a sink protocol counting what arrives. */
-async function reservedListener (relay: RelayServer): Promise<{ node: Libp2p, received: () => number, closed: Promise<void> }> {
-  const node = await peer([`${relayAddr(relay)}/p2p-circuit`])
-  let received = 0
-  let onClosed!: () => void
-  const closed = new Promise<void>((resolve) => { onClosed = resolve })
-  await node.handle('/sink/1', async (stream) => {
-    try { for await (const chunk of stream) received += chunk.byteLength } catch {}
-    onClosed()
-  }, { runOnLimitedConnection: true })
-  await waitFor(() => node.getMultiaddrs().some((ma) => ma.toString().includes('/p2p-circuit')), { timeoutMs: 10_000, message: 'no reservation' })
-  return { node, received: () => received, closed }
-}
-
-async function pump (stream: any, bytes: number): Promise<number> {
-  const chunk = new Uint8Array(16 * 1024)
-  let sent = 0
-  try {
-    while (sent < bytes) {
-      if (!stream.send(chunk)) await new Promise((resolve, reject) => { stream.addEventListener('drain', resolve, { once: true }); stream.addEventListener('close', reject, { once: true }) })
-      sent += chunk.length
-    }
-  } catch {}
-  return sent
-}
+afterEach(runCleanups)
 
 describe('relay server', { timeout: 120_000 }, () => {
   it('advertises and enforces the per-circuit data limit', async () => {

@@ -49,6 +49,11 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     ['a 0 s handshake timeout', { replicas: 1, limits: { handshakeTimeoutSeconds: 0 }, discovery }, 'limits.handshakeTimeoutSeconds must be between 1 and 120 seconds'],
     ['a 121 s handshake timeout', { replicas: 1, limits: { handshakeTimeoutSeconds: 121 }, discovery }, 'limits.handshakeTimeoutSeconds must be between 1 and 120 seconds'],
     ['negative ipMaxConnections', { replicas: 1, limits: { ipMaxConnections: -1 }, discovery }, 'limits.ipMaxConnections must be between 0 (unlimited) and 1000000'],
+    ['negative peerMaxCircuits', { replicas: 1, limits: { peerMaxCircuits: -1 }, discovery }, 'limits.peerMaxCircuits must be between 0 (unlimited) and 1000000'],
+    ['ipMaxCircuits above 1000000', { replicas: 1, limits: { ipMaxCircuits: 1000001 }, discovery }, 'limits.ipMaxCircuits must be between 0 (unlimited) and 1000000'],
+    ['a 5 s circuit idle timeout', { replicas: 1, limits: { circuitIdleTimeoutSeconds: 5 }, discovery }, 'limits.circuitIdleTimeoutSeconds must be 0 (never) or between 10 and 86400 seconds'],
+    ['a 1 MiB buffer budget', { replicas: 1, limits: { maxBufferedBytes: 1048576 }, discovery }, 'limits.maxBufferedBytes must be 0 (unlimited) or between 16777216 (16 MiB) and 1099511627776 (1 TiB)'],
+    ['a circuit idle timeout above a day', { replicas: 1, limits: { circuitIdleTimeoutSeconds: 86401 }, discovery }, 'limits.circuitIdleTimeoutSeconds must be 0 (never) or between 10 and 86400 seconds'],
     ['a rate-limit Redis without shared: true', { replicas: 1, rateLimits: { redisUrlSecretRef: { name: 'r' } }, discovery }, 'rateLimits.redisUrlSecretRef is only used with rateLimits.shared: true'],
     ['a rate-limit Redis with shared: false', { replicas: 1, rateLimits: { shared: false, redisUrlSecretRef: { name: 'r' } }, discovery }, 'rateLimits.redisUrlSecretRef is only used with rateLimits.shared: true'],
     ['negative ipConnectionsPerSecond', { replicas: 1, rateLimits: { ipConnectionsPerSecond: -1 }, discovery }, 'rateLimits.ipConnectionsPerSecond must be between 0 (off) and 100000'],
@@ -100,9 +105,9 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     assert.equal(obj.spec.replicas, 2)
     assert.equal(obj.spec.limits.circuitDataLimitBytes, 4294967296)
     // the commented connection and rate limits are valid as they stand once uncommented
-    const fields = 'rateLimits|shared|ipConnectionsPerSecond|peerReservationsPerMinute|peerCircuitsPerMinute|maxConnections|maxPendingConnections|handshakeTimeoutSeconds|ipMaxConnections'
+    const fields = 'rateLimits|shared|ipConnectionsPerSecond|peerReservationsPerMinute|peerCircuitsPerMinute|maxConnections|maxPendingConnections|handshakeTimeoutSeconds|ipMaxConnections|peerMaxCircuits|ipMaxCircuits|circuitIdleTimeoutSeconds|maxBufferedBytes'
     const uncommented = EXAMPLE.replace(new RegExp(`^( *)# ( *)(${fields}):`, 'gm'), '$1$2$3:').replace('name: relays', 'name: relays-limited')
-    assert.equal((uncommented.match(new RegExp(`^ *(${fields}):`, 'gm')) ?? []).length, 9, 'every commented limit found')
+    assert.equal((uncommented.match(new RegExp(`^ *(${fields}):`, 'gm')) ?? []).length, 13, 'every commented limit found')
     await k(cp, ['apply', '-n', 'default', '-f', '-'], uncommented)
     const limited = await kJson(cp, ['get', 'relaypool', 'relays-limited', '-n', 'default'])
     assert.deepEqual(limited.spec.rateLimits, { shared: true, ipConnectionsPerSecond: 20, peerReservationsPerMinute: 30, peerCircuitsPerMinute: 120 })
@@ -129,7 +134,7 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
       imagePullPolicy: 'Always',
       hostPort: 443,
       resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
-      limits: { maxReservations: 1, reservationTtlSeconds: 86400, maxCircuits: 1000000, circuitDataLimitBytes: 0, circuitDurationSeconds: 0, maxConnections: 10000000, maxPendingConnections: 1, handshakeTimeoutSeconds: 120, ipMaxConnections: 0 },
+      limits: { maxReservations: 1, reservationTtlSeconds: 86400, maxCircuits: 1000000, circuitDataLimitBytes: 0, circuitDurationSeconds: 0, maxConnections: 10000000, maxPendingConnections: 1, handshakeTimeoutSeconds: 120, ipMaxConnections: 0, peerMaxCircuits: 0, ipMaxCircuits: 1000000, circuitIdleTimeoutSeconds: 0, maxBufferedBytes: 1099511627776 },
       rateLimits: { shared: true, redisUrlSecretRef: { name: 'limits-redis' }, ipConnectionsPerSecond: 0, peerReservationsPerMinute: 100000, peerCircuitsPerMinute: 0 },
       discovery: { ...discovery, p2pSecretRef: { name: 's', key: 'k' }, ttlSeconds: 3 },
       drainSeconds: 0,

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { MAX_TIMER_SECONDS } from '@pos-relay/shared'
 import type { Tier } from './contract.js'
 
 const MiB = 1024 ** 2
@@ -27,7 +28,7 @@ const tierBodySchema = z.strictObject({
   name: tierNameSchema.optional(),
   max_reservations: count.min(1, 'must be >= 1 (an account needs at least one reservation)'),
   circuit_data_limit_bytes: count,
-  circuit_duration_seconds: count,
+  circuit_duration_seconds: count.max(MAX_TIMER_SECONDS, `must be at most ${MAX_TIMER_SECONDS} seconds (the longest timer Node.js holds, ~24.8 days); 0 = the relay's default`),
   monthly_bytes: count,
 })
 
@@ -41,26 +42,29 @@ function describe(error: z.ZodError): string {
 }
 
 /**
- * Validates a tiers document (already JSON-parsed). Accepts an object keyed by tier name or an
- * array of tiers with `name`. Throws an Error naming every offending field.
+ * A tiers document (already JSON-parsed) to tiers by name: an object keyed by tier name or an
+ * array of tiers with `name`. The one definition of tiers: discovery's `--tiers-file` and the
+ * relay's `auth.tiers` (and its `--tiers-file`) both use it. Issues name the offending field.
  */
-export function parseTiers(json: unknown): Record<string, Tier> {
-  let entries: [string, z.infer<typeof tierBodySchema>][]
-  if (Array.isArray(json)) {
-    const parsed = tiersArraySchema.safeParse(json)
-    if (!parsed.success) throw new Error(`invalid tiers: ${describe(parsed.error)}`)
-    entries = parsed.data.map((t) => [t.name, t])
-  } else if (typeof json === 'object' && json !== null) {
-    const parsed = tiersObjectSchema.safeParse(json)
-    if (!parsed.success) throw new Error(`invalid tiers: ${describe(parsed.error)}`)
-    entries = Object.entries(parsed.data)
-  } else {
-    throw new Error('invalid tiers: expected an object keyed by tier name, or an array of tiers with "name"')
+export const tiersSchema = z.unknown().transform((json, ctx): Record<string, Tier> => {
+  // one branch per shape, so that issues name fields rather than "no union member matched"
+  const shape = Array.isArray(json) ? tiersArraySchema : typeof json === 'object' && json !== null ? tiersObjectSchema : undefined
+  if (shape === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected an object keyed by tier name, or an array of tiers with "name"' })
+    return z.NEVER
   }
+  const parsed = shape.safeParse(json)
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path })
+    return z.NEVER
+  }
+  const entries: [string, z.infer<typeof tierBodySchema>][] = Array.isArray(parsed.data)
+    ? parsed.data.map((t) => [t.name, t])
+    : Object.entries(parsed.data)
   const out: Record<string, Tier> = {}
   for (const [key, t] of entries) {
-    if (t.name !== undefined && t.name !== key) throw new Error(`invalid tiers: tier "${key}" has name "${t.name}"`)
-    if (key in out) throw new Error(`invalid tiers: tier "${key}" is defined twice`)
+    if (t.name !== undefined && t.name !== key) ctx.addIssue({ code: 'custom', message: `tier "${key}" has name "${t.name}"`, path: [key, 'name'] })
+    if (key in out) ctx.addIssue({ code: 'custom', message: `tier "${key}" is defined twice`, path: [key] })
     out[key] = {
       name: key,
       max_reservations: t.max_reservations,
@@ -69,6 +73,13 @@ export function parseTiers(json: unknown): Record<string, Tier> {
       monthly_bytes: t.monthly_bytes,
     }
   }
-  if (Object.keys(out).length === 0) throw new Error('invalid tiers: at least one tier is required')
+  if (Object.keys(out).length === 0) ctx.addIssue({ code: 'custom', message: 'at least one tier is required' })
   return out
+})
+
+/** Validates a tiers document (already JSON-parsed), see tiersSchema. Throws an Error naming every offending field. */
+export function parseTiers(json: unknown): Record<string, Tier> {
+  const parsed = tiersSchema.safeParse(json)
+  if (!parsed.success) throw new Error(`invalid tiers: ${describe(parsed.error)}`)
+  return parsed.data
 }

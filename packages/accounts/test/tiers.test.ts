@@ -28,6 +28,8 @@ it('parseTiers names what is wrong', () => {
     [{ free: { ...body, max_reservations: -1 } }, /max_reservations/],
     [{ free: { ...body, max_reservations: 0 } }, /max_reservations/],
     [{ free: { ...body, monthly_bytes: 1.5 } }, /monthly_bytes/],
+    // setTimeout runs a longer timer after 1 ms
+    [{ free: { ...body, circuit_duration_seconds: 2_147_484 } }, /free\.circuit_duration_seconds: must be at most 2147483 seconds/],
     [{ free: { ...body, circuit_data_limit_bytes: '10' } }, /circuit_data_limit_bytes/],
     [{ free: { ...body, extra: 1 } }, /extra/],
     [{ free: { max_reservations: 1 } }, /monthly_bytes/],

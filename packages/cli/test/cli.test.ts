@@ -85,6 +85,27 @@ describe('pos-relay run', () => {
     assert.equal(bad.code, 2)
     assert.match(bad.stderr, /announce\.0: not a valid multiaddr/)
   })
+
+  it('refuses at start a tiers file discovery would refuse and durations setTimeout cannot hold, naming the field', async () => {
+    const good = join(dir, 'limits.json')
+    assert.equal((await runCli(['init', '--config', good], { input: 's\n' })).code, 0)
+    const tiers = join(dir, 'relay-tiers.json')
+    await writeFile(tiers, JSON.stringify({ gold: { max_reservations: 0, circuit_data_limit_bytes: 1, circuit_duration_seconds: 1, monthly_bytes: 1 } }))
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [['--tiers-file', tiers], {}, /auth\.tiers\.gold\.max_reservations: must be >= 1/],
+      [['--circuit-duration', '2147484'], {}, /limits\.circuit_duration_seconds: at most 2147483 seconds/],
+      [[], { CIRCUIT_IDLE_TIMEOUT_SECONDS: '2147484' }, /limits\.circuit_idle_timeout_seconds: at most 2147483 seconds/]
+    ]
+    for (const [args, env, message] of cases) {
+      // a relay that started anyway is stopped, not waited for
+      const p = spawnCli(['run', '--config', good, '--host', '127.0.0.1', '--port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0', ...args], { env })
+      const deadline = setTimeout(() => { void p.kill('SIGKILL') }, 20_000)
+      const code = await p.exited
+      clearTimeout(deadline)
+      assert.equal(code, 2, `${args.join(' ')}: ${p.stderr.join('\n')}`)
+      assert.match(p.stderr.join('\n'), message)
+    }
+  })
 })
 
 describe('pos-relay run: QUIC', () => {
@@ -132,7 +153,7 @@ describe('pos-relay discovery', () => {
 describe('--help', () => {
   const expectations: Record<string, string[]> = {
     init: ['--config', 'CONFIG_PATH', '--api-url', 'API_URL', '--port', 'RELAY_PORT', '--id', 'RELAY_ID', '--force', 'P2P_SECRET'],
-    run: ['--config', 'CONFIG_PATH', '--announce', 'RELAY_ANNOUNCE', '--port', 'RELAY_PORT', '--host', 'RELAY_HOST', '--quic', '--no-quic', 'RELAY_QUIC', '--api-url', 'API_URL', '--metrics-port', 'METRICS_PORT', '--metrics-host', 'METRICS_HOST', '--drain-seconds', 'DRAIN_SECONDS', '--max-reservations', 'MAX_RESERVATIONS', '--reservation-ttl', 'RESERVATION_TTL_SECONDS', '--max-circuits', 'MAX_CIRCUITS', '--circuit-data-limit', 'CIRCUIT_DATA_LIMIT_BYTES', '--circuit-duration', 'CIRCUIT_DURATION_SECONDS', '--max-connections', 'MAX_CONNECTIONS', '--max-pending-connections', 'MAX_PENDING_CONNECTIONS', '--handshake-timeout', 'HANDSHAKE_TIMEOUT_SECONDS', '--ip-max-connections', 'IP_MAX_CONNECTIONS', '--redis', 'REDIS_URL', '--ip-connections-per-second', 'IP_CONNECTIONS_PER_SECOND', '--peer-reservations-per-minute', 'PEER_RESERVATIONS_PER_MINUTE', '--peer-circuits-per-minute', 'PEER_CIRCUITS_PER_MINUTE', '--auth', 'AUTH_ENABLED', '--ticket-keys-url', 'TICKET_KEYS_URL', '--tiers-file', 'TIERS_FILE', '--metering-interval', 'METERING_INTERVAL_SECONDS', '--log-level', 'LOG_LEVEL'],
+    run: ['--config', 'CONFIG_PATH', '--announce', 'RELAY_ANNOUNCE', '--port', 'RELAY_PORT', '--host', 'RELAY_HOST', '--quic', '--no-quic', 'RELAY_QUIC', '--api-url', 'API_URL', '--metrics-port', 'METRICS_PORT', '--metrics-host', 'METRICS_HOST', '--drain-seconds', 'DRAIN_SECONDS', '--max-reservations', 'MAX_RESERVATIONS', '--reservation-ttl', 'RESERVATION_TTL_SECONDS', '--max-circuits', 'MAX_CIRCUITS', '--circuit-data-limit', 'CIRCUIT_DATA_LIMIT_BYTES', '--circuit-duration', 'CIRCUIT_DURATION_SECONDS', '--max-connections', 'MAX_CONNECTIONS', '--max-pending-connections', 'MAX_PENDING_CONNECTIONS', '--handshake-timeout', 'HANDSHAKE_TIMEOUT_SECONDS', '--ip-max-connections', 'IP_MAX_CONNECTIONS', '--circuit-idle-timeout', 'CIRCUIT_IDLE_TIMEOUT_SECONDS', '--peer-max-circuits', 'PEER_MAX_CIRCUITS', '--max-buffered-bytes', 'MAX_BUFFERED_BYTES', '--ip-max-circuits', 'IP_MAX_CIRCUITS', '--redis', 'REDIS_URL', '--ip-connections-per-second', 'IP_CONNECTIONS_PER_SECOND', '--peer-reservations-per-minute', 'PEER_RESERVATIONS_PER_MINUTE', '--peer-circuits-per-minute', 'PEER_CIRCUITS_PER_MINUTE', '--auth', 'AUTH_ENABLED', '--ticket-keys-url', 'TICKET_KEYS_URL', '--tiers-file', 'TIERS_FILE', '--metering-interval', 'METERING_INTERVAL_SECONDS', '--log-level', 'LOG_LEVEL'],
     discovery: ['--port', 'DISCOVERY_PORT', '--host', 'DISCOVERY_HOST', '--redis', 'REDIS_URL', '--ttl', 'RELAY_TTL_SECONDS', '--p2p-secret-file', 'P2P_SECRET_FILE', 'P2P_SECRET', '--log-level'],
     dev: ['--port', 'DISCOVERY_PORT', '--relay-port', 'RELAY_PORT', '--metrics-port', 'METRICS_PORT', '--ttl', '--log-level']
   }

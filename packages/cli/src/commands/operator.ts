@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { Command, InvalidArgumentError } from 'commander'
 // @pos-relay/operator (and @kubernetes/client-node) load only when this command runs: a relay process should not carry them
-import { createLogger } from '@pos-relay/shared'
+import { createLogger, MAX_TIMER_SECONDS } from '@pos-relay/shared'
 import { intArg, LOG_LEVEL_HELP, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
 
@@ -29,10 +29,19 @@ interface OperatorCliOptions {
   logLevel: string
 }
 
-/** seconds, decimals allowed (short lease timings in tests) */
+/** the registry TTL range RelayPool's spec.discovery.ttlSeconds allows */
+const MAX_REGISTRY_TTL_SECONDS = 3600
+
+/**
+ * seconds, decimals allowed (short lease timings in tests); at most what a
+ * timer holds: setTimeout runs a longer one after 1 ms, which would turn a
+ * long resync period into a busy loop
+ */
 function secondsArg (name: string) {
   return (value: string): number => {
-    if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0) throw new InvalidArgumentError(`${name} must be a positive number of seconds, got "${value}"`)
+    if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0 || Number(value) > MAX_TIMER_SECONDS) {
+      throw new InvalidArgumentError(`${name} must be a positive number of seconds, at most ${MAX_TIMER_SECONDS}, got "${value}"`)
+    }
     return Number(value)
   }
 }
@@ -74,7 +83,7 @@ export function operatorCommand (): Command {
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
     .addHelpText('after', '\nEnvironment:\n  POD_NAMESPACE   default Lease namespace (set by the chart through the downward API)\n  POD_NAME        default holder identity prefix\n')
     .action(async (opts: OperatorCliOptions) => {
-      if (opts.registryTtl < 3) throw new Error('--registry-ttl must be at least 3 seconds')
+      if (opts.registryTtl < 3 || opts.registryTtl > MAX_REGISTRY_TTL_SECONDS) throw new Error(`--registry-ttl must be between 3 and ${MAX_REGISTRY_TTL_SECONDS} seconds (as spec.discovery.ttlSeconds)`)
       if (!(opts.leaseDuration > opts.renewDeadline && opts.renewDeadline > opts.retryPeriod)) {
         throw new Error('--lease-duration must be greater than --renew-deadline, which must be greater than --retry-period')
       }

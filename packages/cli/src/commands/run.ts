@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
-import { createLogger } from '@pos-relay/shared'
-import { ConfigError, DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
+import { createLogger, MAX_TIMER_SECONDS } from '@pos-relay/shared'
+import { ConfigError, DEFAULT_LIMITS, DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
 import { collect, intArg, LOG_LEVEL_HELP, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
 
@@ -24,6 +24,10 @@ interface RunOptions {
   maxPendingConnections?: number
   handshakeTimeout?: number
   ipMaxConnections?: number
+  peerMaxCircuits?: number
+  ipMaxCircuits?: number
+  circuitIdleTimeout?: number
+  maxBufferedBytes?: number
   redis?: string
   ipConnectionsPerSecond?: number
   peerReservationsPerMinute?: number
@@ -68,6 +72,10 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
   if (o.maxPendingConnections != null) limits.max_pending_connections = o.maxPendingConnections
   if (o.handshakeTimeout != null) limits.handshake_timeout_seconds = o.handshakeTimeout
   if (o.ipMaxConnections != null) limits.ip_max_connections = o.ipMaxConnections
+  if (o.peerMaxCircuits != null) limits.peer_max_circuits = o.peerMaxCircuits
+  if (o.ipMaxCircuits != null) limits.ip_max_circuits = o.ipMaxCircuits
+  if (o.circuitIdleTimeout != null) limits.circuit_idle_timeout_seconds = o.circuitIdleTimeout
+  if (o.maxBufferedBytes != null) limits.max_buffered_bytes = o.maxBufferedBytes
   const rateLimits = { ...file.rate_limits }
   if (o.redis != null) rateLimits.redis_url = o.redis
   if (o.ipConnectionsPerSecond != null) rateLimits.ip_connections_per_second = o.ipConnectionsPerSecond
@@ -122,7 +130,11 @@ export function runCommand (): Command {
     .addOption(option('--reservation-ttl <s>', 'reservation lifetime in seconds (config: limits.reservation_ttl_seconds)', 'RESERVATION_TTL_SECONDS').argParser(intArg('--reservation-ttl')))
     .addOption(option('--max-circuits <n>', 'circuits relayed at once (config: limits.max_circuits)', 'MAX_CIRCUITS').argParser(intArg('--max-circuits')))
     .addOption(option('--circuit-data-limit <bytes>', 'bytes per circuit, both directions, 0 = unlimited (config: limits.circuit_data_limit_bytes)', 'CIRCUIT_DATA_LIMIT_BYTES').argParser(intArg('--circuit-data-limit')))
-    .addOption(option('--circuit-duration <s>', 'seconds per circuit, 0 = unlimited (config: limits.circuit_duration_seconds)', 'CIRCUIT_DURATION_SECONDS').argParser(intArg('--circuit-duration')))
+    .addOption(option('--circuit-duration <s>', `seconds per circuit, 0 = unlimited, at most ${MAX_TIMER_SECONDS} (config: limits.circuit_duration_seconds)`, 'CIRCUIT_DURATION_SECONDS').argParser(intArg('--circuit-duration')))
+    .addOption(option('--circuit-idle-timeout <s>', `seconds without a byte either way after which a circuit is closed, 0 = never, at most ${MAX_TIMER_SECONDS} (config: limits.circuit_idle_timeout_seconds, default ${DEFAULT_LIMITS.circuit_idle_timeout_seconds})`, 'CIRCUIT_IDLE_TIMEOUT_SECONDS').argParser(intArg('--circuit-idle-timeout')))
+    .addOption(option('--peer-max-circuits <n>', `circuits at once from one source peer, 0 = unlimited (config: limits.peer_max_circuits, default ${DEFAULT_LIMITS.peer_max_circuits})`, 'PEER_MAX_CIRCUITS').argParser(intArg('--peer-max-circuits')))
+    .addOption(option('--max-buffered-bytes <bytes>', `bytes buffered in all circuits together; at it circuits stop reading and new ones are refused, 0 = unlimited (config: limits.max_buffered_bytes, default ${DEFAULT_LIMITS.max_buffered_bytes})`, 'MAX_BUFFERED_BYTES').argParser(intArg('--max-buffered-bytes')))
+    .addOption(option('--ip-max-circuits <n>', `circuits at once from one source IP, 0 = unlimited (config: limits.ip_max_circuits, default ${DEFAULT_LIMITS.ip_max_circuits})`, 'IP_MAX_CIRCUITS').argParser(intArg('--ip-max-circuits')))
     .addOption(option('--max-connections <n>', 'connections at once, 0 = derived from the other limits (config: limits.max_connections)', 'MAX_CONNECTIONS').argParser(intArg('--max-connections')))
     .addOption(option('--max-pending-connections <n>', 'connections still handshaking at once (config: limits.max_pending_connections)', 'MAX_PENDING_CONNECTIONS').argParser(intArg('--max-pending-connections')))
     .addOption(option('--handshake-timeout <s>', 'seconds a new connection has to finish Noise + Yamux (config: limits.handshake_timeout_seconds)', 'HANDSHAKE_TIMEOUT_SECONDS').argParser(intArg('--handshake-timeout')))
@@ -135,7 +147,7 @@ export function runCommand (): Command {
     .addOption(option('--ticket-keys-url <url>', 'JWKS of the ticket keys (config: auth.ticket_keys_url, default <api_url>/api/p2p/ticket-keys)', 'TICKET_KEYS_URL'))
     .addOption(option('--ticket-keys-file <file>', 'public ticket keys configured offline: a JWKS file, as `pos-relay keys public` prints it (config: auth.ticket_keys); without --ticket-keys-url the relay then never fetches keys', 'TICKET_KEYS_PUBLIC_FILE'))
     .addOption(option('--auth-redis <url>', 'Redis for revocations, metering, quotas and account reservation counts (config: auth.redis_url, default: --redis)', 'AUTH_REDIS_URL'))
-    .addOption(option('--tiers-file <file>', 'JSON object of tiers by name (config: auth.tiers)', 'TIERS_FILE'))
+    .addOption(option('--tiers-file <file>', 'tiers, in the format of `pos-relay discovery --tiers-file`: JSON object keyed by tier name, or array of tiers with "name" (config: auth.tiers)', 'TIERS_FILE'))
     .addOption(option('--metering-interval <s>', 'seconds between usage flushes to Redis (config: auth.metering_interval_seconds)', 'METERING_INTERVAL_SECONDS').argParser(intArg('--metering-interval')))
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
     .action(async (opts: RunOptions) => {

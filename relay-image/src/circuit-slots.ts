@@ -1,0 +1,65 @@
+/** The concurrent-circuit limits a slot is checked against; 0 = unlimited. */
+export interface CircuitSlotLimits {
+  max_circuits: number
+  peer_max_circuits: number
+  ip_max_circuits: number
+}
+
+export type SlotRefusal = 'circuit_limit' | 'peer_circuit_limit' | 'ip_circuit_limit'
+
+export type SlotResult = { ok: true, release: () => void } | { ok: false, reason: SlotRefusal }
+
+/**
+ * Counts circuits relay-wide, per source peer and per source IP. A CONNECT
+ * takes its slot in the same synchronous step that checks the limits:
+ * the circuit is set up over several awaits (rate limits, the STOP to the
+ * destination), and a count that only grew once the circuit was open let
+ * concurrent CONNECTs all pass the check (8 at once with max_circuits 1
+ * opened 5 circuits). The slot is held from the check until `release`,
+ * which the caller calls on every failure path and when the circuit ends.
+ */
+export class CircuitSlots {
+  private total = 0
+  private readonly perPeer = new Map<string, number>()
+  private readonly perIp = new Map<string, number>()
+
+  constructor (private readonly limits: CircuitSlotLimits) {}
+
+  /** slots taken: circuits open plus circuits being set up */
+  get size (): number {
+    return this.total
+  }
+
+  /** `ip` undefined: a source without an IP address (not counted per IP) */
+  take (peer: string, ip: string | undefined): SlotResult {
+    const { max_circuits: max, peer_max_circuits: perPeer, ip_max_circuits: perIp } = this.limits
+    if (max > 0 && this.total >= max) return { ok: false, reason: 'circuit_limit' }
+    if (perPeer > 0 && (this.perPeer.get(peer) ?? 0) >= perPeer) return { ok: false, reason: 'peer_circuit_limit' }
+    if (ip != null && perIp > 0 && (this.perIp.get(ip) ?? 0) >= perIp) return { ok: false, reason: 'ip_circuit_limit' }
+    this.total++
+    increment(this.perPeer, peer)
+    if (ip != null) increment(this.perIp, ip)
+    let released = false
+    return {
+      ok: true,
+      release: () => {
+        // failure paths and the circuit's end may both release: count once
+        if (released) return
+        released = true
+        this.total--
+        decrement(this.perPeer, peer)
+        if (ip != null) decrement(this.perIp, ip)
+      }
+    }
+  }
+}
+
+function increment (counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1)
+}
+
+function decrement (counts: Map<string, number>, key: string): void {
+  const n = (counts.get(key) ?? 1) - 1
+  if (n <= 0) counts.delete(key)
+  else counts.set(key, n)
+}
