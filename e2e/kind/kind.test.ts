@@ -99,6 +99,8 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
       process.stdout.write(JSON.stringify({ kubeconfig: cluster.kubeconfig, discovery_url: DISCOVERY_URL, relays }) + '\n')
     }
     await cluster.delete(failed && !KEEP)
+    // a Docker engine this suite started goes with the cluster (kept with the cluster under E2E_KIND_KEEP=1)
+    if (docker.started && !KEEP) await run('bash', [new URL('./offline/docker.sh', import.meta.url).pathname, 'stop'], { timeoutMs: 60_000 })
   })
 
   const step = (name: string, fn: () => Promise<void>, opts: { skip?: string | boolean } = {}): void => {

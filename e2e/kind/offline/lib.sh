@@ -20,6 +20,8 @@ timed() { # NAME command...: runs and prints the elapsed time
   say "$name ..."
   "$@"
   say "$name: done in $((SECONDS - t0)) s"
+  # kept for the record: how long each piece took when it was (re)built
+  mkdir -p "$CACHE"; echo "$(date -u +%FT%TZ) $name $((SECONDS - t0)) s" >> "$CACHE/timings.log"
 }
 
 # directory of module@version in the Go module cache (downloads it)
