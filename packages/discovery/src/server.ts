@@ -24,7 +24,7 @@ import {
   relayRegistrationSchema,
   type ErrorBody,
 } from './schemas.js'
-import { StoreUnavailableError, type RelayStore } from './types.js'
+import { RegistrationConflictError, StoreUnavailableError, type RelayStore } from './types.js'
 
 export interface DiscoveryServerOptions {
   store: RelayStore
@@ -84,6 +84,7 @@ function clientErrorMessage(err: FastifyError, req: FastifyRequest, bodyLimit: n
 function registrationResult(status: number): RegistrationResult | undefined {
   if (status === 200) return 'ok'
   if (status === 401) return 'unauthorized'
+  if (status === 409) return 'conflict'
   if (status === 503) return 'unavailable'
   if (status >= 400 && status < 500) return 'invalid'
   return undefined // unexpected 5xx: not a registration outcome
@@ -152,6 +153,10 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       req.log.warn({ cause: (err.cause as Error | undefined)?.message }, 'accounts store unavailable')
       return reply.code(503).send(errorBody(503, 'accounts store (Redis) is unreachable'))
     }
+    if (err instanceof RegistrationConflictError) {
+      req.log.warn({ relay_id: err.id, owner_peer_id: err.ownerPeerId }, 'registration refused: id owned by another peer')
+      return reply.code(409).send(errorBody(409, err.message, 'peer_id'))
+    }
     if (hasZodFastifySchemaValidationErrors(err)) return reply.code(400).send(validationError(err))
     const status = err.statusCode
     if (status !== undefined && status >= 400 && status < 500) {
@@ -201,10 +206,14 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       onRequest: requireBearer,
       schema: {
         summary: 'Register or refresh (heartbeat) a relay',
+        description:
+          'While an entry is live its id belongs to its peer_id: re-registering the id with the same peer_id refreshes it ' +
+          '(heartbeat; registered_at is kept), with another peer_id answers 409 and changes nothing. ' +
+          'Once the entry expired or was deleted, any peer may take the id.',
         tags: ['relays'],
         security: bearer,
         body: relayRegistrationSchema,
-        response: { 200: registrationResultSchema, ...errors },
+        response: { 200: registrationResultSchema, ...errors, 409: errorSchema },
       },
     },
     async (req) => {

@@ -86,6 +86,28 @@ describe('registration and listing', () => {
     )
   })
 
+  it('409 when another peer id posts a live id, changing nothing (not even registered_at)', async () => {
+    const { app, store } = await setup()
+    assert.equal((await post(app, validBody())).statusCode, 200)
+    const before = await store.list()
+    await sleep(20)
+    const res = await post(app, { ...validBody(), peer_id: PEER_B, addrs: ['/ip4/198.51.100.66/tcp/4001'] })
+    assert.equal(res.statusCode, 409, res.body)
+    assert.deepEqual(res.json(), {
+      error: 'Conflict',
+      message: `relay id relay-1 is registered by peer ${PEER_A}; another peer cannot take it over while it is live`,
+      field: 'peer_id',
+      statusCode: 409,
+    })
+    assert.deepEqual(await store.list(), before)
+    // the owner's heartbeat still works
+    const heartbeat = await post(app, validBody())
+    assert.equal(heartbeat.statusCode, 200, heartbeat.body)
+    assert.equal(heartbeat.json().registered_at, before[0]?.registered_at)
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.match(metrics, /^pos_relay_discovery_registrations_total\{result="conflict"\} 1$/m)
+  })
+
   it('normalises a CID-form peer id to base58 and drops duplicate addrs', async () => {
     const { app } = await setup()
     const res = await post(app, {
