@@ -21,7 +21,7 @@ import {
   registrationResultSchema,
   relayIdSchema,
   relayRecordSchema,
-  relayRegistrationSchema,
+  relayRegistrationSchemaFor,
   type ErrorBody,
 } from './schemas.js'
 import { RegistrationConflictError, StoreUnavailableError, type RelayStore } from './types.js'
@@ -34,6 +34,12 @@ export interface DiscoveryServerOptions {
   ttlSeconds?: number
   /** default 64 KiB */
   bodyLimitBytes?: number
+  /**
+   * Refuse loopback and private addresses too (public fleets). Unspecified, link-local, multicast
+   * and broadcast addresses are always refused. Default false: local mode, kind and private
+   * networks announce private addresses.
+   */
+  publicAddressesOnly?: boolean
   /** structured JSON logs; default: a pino logger at info level. The secret is never logged. */
   logger?: Logger | false
   /** default: a fresh Registry (never prom-client's global one); one server per registry */
@@ -212,7 +218,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
           'Once the entry expired or was deleted, any peer may take the id.',
         tags: ['relays'],
         security: bearer,
-        body: relayRegistrationSchema,
+        body: relayRegistrationSchemaFor({ publicOnly: opts.publicAddressesOnly ?? false }),
         response: { 200: registrationResultSchema, ...errors, 409: errorSchema },
       },
     },
