@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { readTextCapped } from '@pos-relay/shared'
 import { option } from '../options.js'
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8080'
@@ -43,7 +44,8 @@ export async function adminRequest (opts: AdminClientOptions, method: 'GET' | 'P
   } catch (err: any) {
     throw new Error(`cannot reach the discovery API at ${opts.apiUrl}: ${err.cause?.code ?? err.cause?.message ?? err.message}`)
   }
-  const text = await res.text()
+  // bounded: admin answers are small; a wrong URL must not make the CLI buffer an endless body
+  const text = await readTextCapped(res)
   const json = (() => { try { return JSON.parse(text) } catch { return undefined } })()
   if (!res.ok) {
     const message = typeof json?.message === 'string' ? json.message : text.slice(0, 200)
