@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { readTextCapped } from '@pos-relay/shared'
-import { option } from '../options.js'
+import { option, readSecretFile } from '../options.js'
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8080'
 
@@ -16,11 +15,7 @@ export function withAdminOptions (cmd: Command): Command {
 }
 
 export async function adminSecret (opts: { adminSecretFile?: string }): Promise<string> {
-  if (opts.adminSecretFile != null) {
-    const secret = (await readFile(opts.adminSecretFile, 'utf8')).trim()
-    if (secret === '') throw new Error(`the admin secret file ${opts.adminSecretFile} is empty`)
-    return secret
-  }
+  if (opts.adminSecretFile != null) return await readSecretFile('--admin-secret-file', opts.adminSecretFile)
   const secret = process.env.ADMIN_SECRET?.trim()
   if (secret == null || secret === '') throw new Error('the admin secret is required: set ADMIN_SECRET or pass --admin-secret-file')
   return secret
