@@ -13,6 +13,7 @@ import { pino, type Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { z } from 'zod'
 import { AccountsUnavailableError } from '@pos-relay/accounts'
+import { REDACTED_PATHS } from '@pos-relay/shared'
 import { registerAccountRoutes, ticketResult, TICKETS, type AccountsOptions } from './accounts-routes.js'
 import { createMetrics, type RegistrationResult } from './metrics.js'
 import {
@@ -116,7 +117,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   const logger: FastifyBaseLogger | undefined =
     opts.logger === false
       ? undefined
-      : (opts.logger ?? pino({ name: 'pos-relay-discovery', redact: ['req.headers.authorization'] }))
+      : (opts.logger ?? pino({ name: 'pos-relay-discovery', redact: REDACTED_PATHS }))
   const app = Fastify({ bodyLimit, ...(logger ? { loggerInstance: logger } : { logger: false }) })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
