@@ -15,6 +15,7 @@ import { z } from 'zod'
 import { AccountsUnavailableError } from '@pos-relay/accounts'
 import { REDACTED_PATHS } from '@pos-relay/shared'
 import { registerAccountRoutes, ticketResult, TICKETS, type AccountsOptions } from './accounts-routes.js'
+import { createAuthThrottle, DEFAULT_AUTH_FAILURES_PER_MINUTE, sendThrottled } from './auth-throttle.js'
 import { createMetrics, type RegistrationResult } from './metrics.js'
 import {
   errorBody,
@@ -41,6 +42,12 @@ export interface DiscoveryServerOptions {
    * networks announce private addresses.
    */
   publicAddressesOnly?: boolean
+  /**
+   * Failed bearer authentications (p2p secret, admin secret, API key) one source IP may make per
+   * minute before its authenticated requests are answered 429; default 60, 0 = no throttling.
+   * The IP is the TCP peer's: behind a proxy that is the proxy's address.
+   */
+  authFailuresPerMinute?: number
   /** structured JSON logs; default: a pino logger at info level. The secret is never logged. */
   logger?: Logger | false
   /** default: a fresh Registry (never prom-client's global one); one server per registry */
@@ -92,6 +99,7 @@ function registrationResult(status: number): RegistrationResult | undefined {
   if (status === 200) return 'ok'
   if (status === 401) return 'unauthorized'
   if (status === 409) return 'conflict'
+  if (status === 429) return 'throttled'
   if (status === 503) return 'unavailable'
   if (status >= 400 && status < 500) return 'invalid'
   return undefined // unexpected 5xx: not a registration outcome
@@ -110,6 +118,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     if (opts.accounts.adminSecret === opts.p2pSecret) throw new Error('accounts.adminSecret must differ from p2pSecret')
   }
   const secretDigest = sha256(opts.p2pSecret)
+  const throttle = createAuthThrottle(opts.authFailuresPerMinute ?? DEFAULT_AUTH_FAILURES_PER_MINUTE)
   const registry = opts.metricsRegistry ?? new Registry()
   const metrics = createMetrics(registry, store)
 
@@ -140,11 +149,14 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   })
 
   const requireBearer = async (req: FastifyRequest, reply: FastifyReply) => {
+    const wait = await throttle?.retryAfter(req.ip)
+    if (wait !== undefined) return sendThrottled(reply, wait)
     const header = req.headers.authorization ?? ''
     const token = /^bearer /i.test(header) ? header.slice(7).trim() : ''
     // Compare digests so neither content nor length of the secret leaks through timing.
     if (token && timingSafeEqual(sha256(token), secretDigest)) return
     req.log.warn({ reason: header ? 'invalid bearer token' : 'no credentials' }, 'unauthorized request')
+    await throttle?.failed(req.ip)
     return reply
       .code(401)
       .header('www-authenticate', 'Bearer realm="pos-relay"')
@@ -189,7 +201,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   })
 
   const api = app.withTypeProvider<ZodTypeProvider>()
-  const errors = { 400: errorSchema, 401: errorSchema, 413: errorSchema, 415: errorSchema, 503: errorSchema }
+  const errors = { 400: errorSchema, 401: errorSchema, 413: errorSchema, 415: errorSchema, 429: errorSchema, 503: errorSchema }
 
   api.get(
     RELAYS,
@@ -275,7 +287,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     },
   )
 
-  registerAccountRoutes(app, opts.accounts)
+  registerAccountRoutes(app, opts.accounts, throttle)
 
   app.get('/metrics', { logLevel: 'warn', schema: { hide: true } }, async (_req, reply) => {
     return reply.header('content-type', registry.contentType).send(await registry.metrics())

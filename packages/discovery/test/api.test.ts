@@ -231,6 +231,37 @@ describe('authentication', () => {
   })
 })
 
+describe('throttling failed authentications', () => {
+  it('answers 429 to a source IP after N failures a minute, even with the right secret; other IPs are unaffected', async () => {
+    const { app, store } = await setup({ authFailuresPerMinute: 3 })
+    const from = (remoteAddress: string, headers: Record<string, string>) =>
+      app.inject({ method: 'POST', url: RELAYS, remoteAddress, headers, payload: validBody() })
+    for (let i = 0; i < 3; i++) assert.equal((await from('198.51.100.9', { authorization: `Bearer guess-${i}` })).statusCode, 401)
+    const throttled = await from('198.51.100.9', { authorization: 'Bearer guess-3' })
+    assert.equal(throttled.statusCode, 429, throttled.body)
+    assert.ok(Number(throttled.headers['retry-after']) >= 1 && Number(throttled.headers['retry-after']) <= 60, String(throttled.headers['retry-after']))
+    assert.equal(throttled.json().error, 'Too Many Requests')
+    assert.match(throttled.json().message, /too many failed authentications/)
+    // the secret is not even compared while throttled, so guessing stops here
+    assert.equal((await from('198.51.100.9', AUTH)).statusCode, 429)
+    const del = await app.inject({ method: 'DELETE', url: `${RELAYS}/x`, remoteAddress: '198.51.100.9', headers: AUTH })
+    assert.equal(del.statusCode, 429)
+    assert.deepEqual(await store.list(), [])
+    assert.equal((await from('198.51.100.10', AUTH)).statusCode, 200)
+    // GET needs no authentication and is never throttled
+    assert.equal((await app.inject({ method: 'GET', url: RELAYS, remoteAddress: '198.51.100.9' })).statusCode, 200)
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.match(metrics, /^pos_relay_discovery_registrations_total\{result="throttled"\} 2$/m)
+  })
+
+  it('successful authentications do not count, and 0 turns throttling off', async () => {
+    const counted = await setup({ authFailuresPerMinute: 2 })
+    for (let i = 0; i < 5; i++) assert.equal((await post(counted.app, validBody())).statusCode, 200)
+    const off = await setup({ authFailuresPerMinute: 0 })
+    for (let i = 0; i < 70; i++) assert.equal((await post(off.app, validBody(), { authorization: 'Bearer nope' })).statusCode, 401)
+  })
+})
+
 describe('validation', () => {
   const tooManyAddrs = Array.from({ length: 17 }, (_, i) => `/ip4/203.0.113.7/tcp/${4000 + i}`)
   const tooManyMeta = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v']))

@@ -23,7 +23,7 @@ import { readTicketKeysFile } from './keys.js'
 
 export const DEFAULT_DISCOVERY_PORT = 8080
 
-interface DiscoveryOptions extends AccountsFlags { port: number, host: string, redis?: string, ttl: number, p2pSecretFile?: string, logLevel: string, publicAddressesOnly?: boolean }
+interface DiscoveryOptions extends AccountsFlags { port: number, host: string, redis?: string, ttl: number, p2pSecretFile?: string, logLevel: string, publicAddressesOnly?: boolean, authFailuresPerMinute: number }
 
 // ---- accounts (issue 4): flags, loading and wiring of the discovery side ----
 
@@ -94,6 +94,7 @@ export function discoveryCommand (): Command {
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('info'))
     // a boolean env var read strictly in action(): commander would take any value of it as true
     .addOption(option('--public-addresses-only', 'refuse relay addrs in loopback and private ranges (public fleets); unspecified, link-local, multicast and broadcast addrs are always refused (env: PUBLIC_ADDRESSES_ONLY=true|false)'))
+    .addOption(option('--auth-failures-per-minute <n>', 'failed bearer authentications (p2p secret, admin secret, API key) one source IP may make per minute before it gets 429; 0 = off (behind a proxy, the proxy\'s IP counts)', 'AUTH_FAILURES_PER_MINUTE').argParser(intArg('--auth-failures-per-minute')).default(60))
     // accounts (issue 4): on when a ticket keys file and an admin secret are given
     .addOption(option('--admin-secret-file <file>', 'read the admin secret (admin routes; must differ from the p2p secret) from this file instead of ADMIN_SECRET', 'ADMIN_SECRET_FILE'))
     .addOption(option('--ticket-keys-file <file>', 'ticket-signing keys (JSON array of Ed25519 JWKs, first signs; `pos-relay keys generate`); turns accounts on with an admin secret', 'TICKET_KEYS_FILE'))
@@ -111,7 +112,7 @@ export function discoveryCommand (): Command {
         ? createRedisStore({ url: opts.redis, logger })
         : createMemoryStore()
       const accounts = await accountsFrom(opts, logger)
-      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger, publicAddressesOnly, ...(accounts != null ? { accounts: accounts.accounts } : {}) })
+      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger, publicAddressesOnly, authFailuresPerMinute: opts.authFailuresPerMinute, ...(accounts != null ? { accounts: accounts.accounts } : {}) })
       await app.listen({ host: opts.host, port: opts.port })
       const port = (app.server.address() as { port: number }).port
       process.stdout.write(JSON.stringify({
