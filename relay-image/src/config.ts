@@ -1,6 +1,7 @@
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { isIP } from 'node:net'
-import { chmod, readFile, writeFile, open } from 'node:fs/promises'
+import { lstat, open, readFile, rename, rm } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -260,19 +261,43 @@ export async function loadConfig (path: string): Promise<RelayConfig> {
 export async function writeConfig (path: string, config: RelayConfig, force = false): Promise<void> {
   const text = JSON.stringify(config, null, 2) + '\n'
   if (!force) {
-    // 'wx' fails if the file exists, atomically (no check-then-write race)
-    let handle
-    try {
-      handle = await open(path, 'wx', 0o600)
-    } catch (err: any) {
-      if (err.code === 'EEXIST') throw new ConfigError(`config file ${path} already exists; pass --force to overwrite it`)
-      throw new ConfigError(`cannot write config file ${path}: ${err.message}`)
-    }
-    try { await handle.writeFile(text) } finally { await handle.close() }
-  } else {
-    await writeFile(path, text, { mode: 0o600 })
+    // 'wx' fails if the file exists, atomically (no check-then-write race); O_EXCL also refuses a symlink
+    await writeNew(path, text, (err) => err.code === 'EEXIST'
+      ? new ConfigError(`config file ${path} already exists; pass --force to overwrite it`)
+      : new ConfigError(`cannot write config file ${path}: ${err.message}`))
+    return
   }
-  await chmod(path, 0o600)
+  // A symlink at the path could point the secret anywhere (another user's file, /etc/...): refuse it.
+  const existing = await lstat(path).catch((err: any) => { if (err.code === 'ENOENT') return undefined; throw err })
+  if (existing?.isSymbolicLink() === true) throw new ConfigError(`config file ${path} is a symbolic link; refusing to follow it (remove it or pass the real path)`)
+  if (existing != null && !existing.isFile()) throw new ConfigError(`config file ${path} is not a regular file`)
+  // The secret goes into a new 0600 file that replaces the old one by rename: it is never readable
+  // with the old file's mode (overwriting in place kept e.g. 0644 until a chmod afterwards).
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+  await writeNew(tmp, text, (err) => new ConfigError(`cannot write config file ${path}: ${err.message}`))
+  try {
+    await rename(tmp, path)
+  } catch (err: any) {
+    await rm(tmp, { force: true })
+    throw new ConfigError(`cannot write config file ${path}: ${err.message}`)
+  }
+}
+
+/** Creates `path` (must not exist) with mode 0600 from the start and writes `text`. */
+async function writeNew (path: string, text: string, failure: (err: NodeJS.ErrnoException) => Error): Promise<void> {
+  let handle
+  try {
+    handle = await open(path, 'wx', 0o600)
+  } catch (err: any) {
+    throw failure(err)
+  }
+  try {
+    // the umask can only narrow 0600; this makes it exact
+    await handle.chmod(0o600)
+    await handle.writeFile(text)
+  } finally {
+    await handle.close()
+  }
 }
 
 export async function newKeypairHex (): Promise<string> {

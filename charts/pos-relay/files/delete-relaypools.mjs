@@ -13,8 +13,19 @@ const api = process.env.KUBE_API ||
   `https://${process.env.KUBERNETES_SERVICE_HOST}:${process.env.KUBERNETES_SERVICE_PORT ?? '443'}`
 const tokenFile = process.env.KUBE_TOKEN_FILE || '/var/run/secrets/kubernetes.io/serviceaccount/token'
 const ns = process.env.WATCH_NAMESPACE || ''
-const timeoutMs = Number(process.env.TIMEOUT_SECONDS || 300) * 1000
-const force = process.env.REMOVE_FINALIZERS_ON_TIMEOUT === 'true'
+// strict, like the CLI's boolean env vars: a typo must not silently mean "false" (or "true")
+function envBool (name, fallback) {
+  const v = (process.env[name] ?? '').trim()
+  if (v === '') return fallback
+  if (/^(true|1|yes|on)$/i.test(v)) return true
+  if (/^(false|0|no|off)$/i.test(v)) return false
+  process.stderr.write(`${name} must be true or false (also 1/0, yes/no, on/off), got "${v}"\n`)
+  process.exit(2)
+}
+const timeoutSeconds = Number(process.env.TIMEOUT_SECONDS || 300)
+if (!(timeoutSeconds > 0)) { process.stderr.write(`TIMEOUT_SECONDS must be a positive number, got "${process.env.TIMEOUT_SECONDS}"\n`); process.exit(2) }
+const timeoutMs = timeoutSeconds * 1000
+const force = envBool('REMOVE_FINALIZERS_ON_TIMEOUT', false)
 const base = `/apis/pos-relay.io/v1alpha1${ns ? `/namespaces/${ns}` : ''}/relaypools`
 
 const log = (event, fields = {}) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n')

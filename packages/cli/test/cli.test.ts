@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -7,6 +9,18 @@ import { peerIdOfKeypair } from '@pos-relay/relay'
 import { runCli, spawnCli } from '../../../e2e/test/helpers/cli.ts'
 
 let dir: string
+
+/**
+ * Like runCli, for commands that must stop at start-up: a process still running after `ms`
+ * (the bug: it came up and served) is killed and reported as 'still running', so the test fails
+ * instead of hanging.
+ */
+async function runExpectingExit (args: string[], opts: { env?: Record<string, string> } = {}, ms = 15_000): Promise<{ code: number | string, stdout: string, stderr: string }> {
+  const p = spawnCli(args, opts)
+  const timer = setTimeout(() => { void p.kill('SIGKILL') }, ms)
+  const code = await p.exited.finally(() => { clearTimeout(timer) })
+  return { code: p.child.signalCode === 'SIGKILL' ? 'still running' : code, stdout: p.stdout.join('\n'), stderr: p.stderr.join('\n') }
+}
 before(async () => { dir = await mkdtemp(join(tmpdir(), 'pos-relay-cli-')) })
 after(async () => { await rm(dir, { recursive: true, force: true }) })
 
@@ -53,6 +67,38 @@ describe('pos-relay init', () => {
     const port = await runCli(['init', '--config', join(dir, 'port.json'), '--port', 'abc'], { input: 's\n' })
     assert.notEqual(port.code, 0)
     assert.match(port.stderr, /--port must be a non-negative integer/)
+  })
+})
+
+describe('pos-relay init --force and the secret', () => {
+  it('replaces an existing file by a new 0600 one: the secret never lands in the old, readable file', async () => {
+    const file = join(dir, 'readable.json')
+    await writeFile(file, 'old content')
+    await chmod(file, 0o644)
+    // a reader holding the old file open (as anyone could, at 0644) must never see the secret
+    const old = await open(file, 'r')
+    try {
+      const forced = await runCli(['init', '--config', file, '--force'], { input: 'force-secret-31\n' })
+      assert.equal(forced.code, 0, forced.stderr)
+      assert.equal((await stat(file)).mode & 0o777, 0o600)
+      assert.equal(JSON.parse(await readFile(file, 'utf8')).p2p_secret, 'force-secret-31')
+      assert.equal((await old.readFile('utf8')).includes('force-secret-31'), false, 'the secret was written into the 0644 file')
+    } finally {
+      await old.close()
+    }
+  })
+
+  it('refuses a symlink at the config path, with or without --force, leaving its target alone', async () => {
+    const target = join(dir, 'symlink-target.txt')
+    await writeFile(target, 'not yours')
+    const link = join(dir, 'link.json')
+    await symlink(target, link)
+    const forced = await runCli(['init', '--config', link, '--force'], { input: 's\n' })
+    assert.equal(forced.code, 2, forced.stderr)
+    assert.match(forced.stderr, /is a symbolic link; refusing to follow it/)
+    const plain = await runCli(['init', '--config', link], { input: 's\n' })
+    assert.notEqual(plain.code, 0)
+    assert.equal(await readFile(target, 'utf8'), 'not yours')
   })
 })
 
@@ -148,13 +194,142 @@ describe('pos-relay discovery', () => {
     assert.notEqual(res.code, 0)
     assert.match(res.stderr, /P2P_SECRET/)
   })
+
+  it('refuses a bad Redis URL at start-up, naming the flag and not echoing the value', async () => {
+    for (const [args, env, message] of [
+      [['--redis', 'notaurl'], {}, /--redis \(REDIS_URL\) is not a URL/],
+      [[], { REDIS_URL: 'http://127.0.0.1:6379' }, /--redis \(REDIS_URL\) must use redis:\/\/ or rediss:\/\//],
+      [['--redis', 'redis://:hunter2@/0'], {}, /--redis \(REDIS_URL\) is not a URL/],
+      [['--redis', 'redis:///0'], {}, /--redis \(REDIS_URL\) has no host/],
+      [['--redis', 'redis://127.0.0.1:6379/cache'], {}, /--redis \(REDIS_URL\) has a path that is not a database number/],
+    ] as const) {
+      const res = await runExpectingExit(['discovery', '--port', '0', ...args], { env: { P2P_SECRET: 's', ...env } })
+      assert.equal(res.code, 2, res.stderr)
+      assert.match(res.stderr, message)
+      assert.doesNotMatch(res.stdout, /discovery_ready/)
+      assert.doesNotMatch(res.stderr, /hunter2/)
+    }
+  })
+
+  it('refuses an unknown --log-level, from the flag or LOG_LEVEL', async () => {
+    for (const [args, env] of [[['--log-level', 'loud'], {}], [[], { LOG_LEVEL: 'verbose' }]] as const) {
+      const res = await runExpectingExit(['discovery', '--port', '0', ...args], { env: { P2P_SECRET: 's', ...env } })
+      assert.notEqual(res.code, 0)
+      assert.match(res.stderr, /--log-level must be one of fatal, error, warn, info, debug, trace, silent/)
+    }
+  })
+
+  it('refuses missing or empty secret files, naming the flag', async () => {
+    const empty = join(dir, 'empty-secret')
+    await writeFile(empty, '\n')
+    for (const [args, message] of [
+      [['--p2p-secret-file', join(dir, 'no-such-secret')], /--p2p-secret-file .*no-such-secret: no such file/],
+      [['--p2p-secret-file', empty], /--p2p-secret-file .*empty-secret is empty/],
+      // an empty admin secret file used to mean "no accounts", silently
+      [['--admin-secret-file', empty], /--admin-secret-file .*empty-secret is empty/],
+    ] as const) {
+      const res = await runExpectingExit(['discovery', '--port', '0', ...args], { env: { P2P_SECRET: 's' } })
+      assert.equal(res.code, 2, res.stderr)
+      assert.match(res.stderr, message)
+    }
+  })
+
+  it('--public-addresses-only (or PUBLIC_ADDRESSES_ONLY) refuses private relay addrs; a non-boolean value is refused', async () => {
+    const bad = await runExpectingExit(['discovery', '--port', '0'], { env: { P2P_SECRET: 's', PUBLIC_ADDRESSES_ONLY: 'maybe' } })
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /PUBLIC_ADDRESSES_ONLY must be true or false/)
+    const peer = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
+    for (const [args, env, publicOnly] of [[['--public-addresses-only'], {}, true], [[], { PUBLIC_ADDRESSES_ONLY: 'yes' }, true], [[], { PUBLIC_ADDRESSES_ONLY: 'false' }, false]] as const) {
+      const p = spawnCli(['discovery', '--port', '0', '--host', '127.0.0.1', ...args], { env: { P2P_SECRET: 's', ...env } })
+      try {
+        const ready = await p.waitForJson((o) => o.event === 'discovery_ready')
+        assert.equal(ready.public_addresses_only, publicOnly)
+        const res = await fetch(`${ready.url}/api/p2p/relays`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer s', 'content-type': 'application/json' },
+          body: JSON.stringify({ id: 'r', peer_id: peer, addrs: ['/ip4/10.0.0.7/tcp/7373'] }),
+        })
+        assert.equal(res.status, publicOnly ? 400 : 200)
+      } finally {
+        await p.kill()
+      }
+    }
+  })
+})
+
+describe('boolean environment variables and Redis URLs of pos-relay run', () => {
+  let config: string
+  before(async () => {
+    config = join(dir, 'bools.json')
+    assert.equal((await runCli(['init', '--config', config], { input: 's\n' })).code, 0)
+  })
+
+  it('AUTH_ENABLED=false means off, AUTH_ENABLED=true on, anything else is refused', async () => {
+    const off = spawnCli(['run', '--config', config, '--port', '0', '--metrics-port', '0', '--no-quic'], { env: { AUTH_ENABLED: 'false' } })
+    try {
+      await off.waitForJson((o) => o.event === 'relay_ready')
+    } finally {
+      await off.kill()
+    }
+    // on: auth then needs Redis, which this config does not name
+    const on = await runExpectingExit(['run', '--config', config, '--port', '0', '--metrics-port', '0'], { env: { AUTH_ENABLED: 'true' } })
+    assert.equal(on.code, 2)
+    assert.match(on.stderr, /auth\.redis_url is required when auth is enabled/)
+    const bad = await runExpectingExit(['run', '--config', config], { env: { AUTH_ENABLED: 'ture' } })
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /AUTH_ENABLED must be true or false.*"ture"/)
+  })
+
+  it('refuses bad --redis and --auth-redis URLs naming the flag', async () => {
+    const redis = await runExpectingExit(['run', '--config', config, '--redis', 'localhost:6379'])
+    assert.equal(redis.code, 2)
+    assert.match(redis.stderr, /--redis \(REDIS_URL\) must use redis:\/\//)
+    const auth = await runExpectingExit(['run', '--config', config], { env: { AUTH_REDIS_URL: 'not a url' } })
+    assert.equal(auth.code, 2)
+    assert.match(auth.stderr, /--auth-redis \(AUTH_REDIS_URL\) is not a URL/)
+  })
+})
+
+describe('admin client response bound', () => {
+  it('refuses an admin answer over 1 MiB', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      for (let i = 0; i < 40; i++) res.write('x'.repeat(64 * 1024))
+      res.end()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      const res = await runCli(['accounts', 'list', '--api-url', url], { env: { ADMIN_SECRET: 'admin' } })
+      assert.notEqual(res.code, 0)
+      assert.match(res.stderr, /exceeds 1048576 bytes/)
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+})
+
+describe('pos-relay usage dates', () => {
+  it('refuses impossible dates instead of rolling them over', async () => {
+    for (const bad of ['2030-02-30', '2030-13-01', '2029-02-29', '2030-04-31T00:00:00Z', '2030-01-01T24:00:00Z', '2030-01-01T10:00:00']) {
+      const res = await runCli(['usage', '--from', bad], { env: { ADMIN_SECRET: 'admin' } })
+      assert.notEqual(res.code, 0, bad)
+      assert.match(res.stderr, new RegExp(`--from must be a real ISO 8601 date.*"${bad}"`))
+    }
+    // real dates pass the parser and get as far as the (absent) API
+    for (const good of ['2028-02-29', '2030-01-31T23:59:59.5+02:00']) {
+      const res = await runCli(['usage', '--to', good, '--api-url', 'http://127.0.0.1:1'], { env: { ADMIN_SECRET: 'admin' } })
+      assert.match(res.stderr, /cannot reach the discovery API/, good)
+    }
+  })
 })
 
 describe('--help', () => {
   const expectations: Record<string, string[]> = {
     init: ['--config', 'CONFIG_PATH', '--api-url', 'API_URL', '--port', 'RELAY_PORT', '--id', 'RELAY_ID', '--force', 'P2P_SECRET'],
     run: ['--config', 'CONFIG_PATH', '--announce', 'RELAY_ANNOUNCE', '--port', 'RELAY_PORT', '--host', 'RELAY_HOST', '--quic', '--no-quic', 'RELAY_QUIC', '--api-url', 'API_URL', '--metrics-port', 'METRICS_PORT', '--metrics-host', 'METRICS_HOST', '--drain-seconds', 'DRAIN_SECONDS', '--max-reservations', 'MAX_RESERVATIONS', '--reservation-ttl', 'RESERVATION_TTL_SECONDS', '--max-circuits', 'MAX_CIRCUITS', '--circuit-data-limit', 'CIRCUIT_DATA_LIMIT_BYTES', '--circuit-duration', 'CIRCUIT_DURATION_SECONDS', '--max-connections', 'MAX_CONNECTIONS', '--max-pending-connections', 'MAX_PENDING_CONNECTIONS', '--handshake-timeout', 'HANDSHAKE_TIMEOUT_SECONDS', '--ip-max-connections', 'IP_MAX_CONNECTIONS', '--circuit-idle-timeout', 'CIRCUIT_IDLE_TIMEOUT_SECONDS', '--peer-max-circuits', 'PEER_MAX_CIRCUITS', '--max-buffered-bytes', 'MAX_BUFFERED_BYTES', '--ip-max-circuits', 'IP_MAX_CIRCUITS', '--redis', 'REDIS_URL', '--ip-connections-per-second', 'IP_CONNECTIONS_PER_SECOND', '--peer-reservations-per-minute', 'PEER_RESERVATIONS_PER_MINUTE', '--peer-circuits-per-minute', 'PEER_CIRCUITS_PER_MINUTE', '--auth', 'AUTH_ENABLED', '--ticket-keys-url', 'TICKET_KEYS_URL', '--tiers-file', 'TIERS_FILE', '--metering-interval', 'METERING_INTERVAL_SECONDS', '--log-level', 'LOG_LEVEL'],
-    discovery: ['--port', 'DISCOVERY_PORT', '--host', 'DISCOVERY_HOST', '--redis', 'REDIS_URL', '--ttl', 'RELAY_TTL_SECONDS', '--p2p-secret-file', 'P2P_SECRET_FILE', 'P2P_SECRET', '--log-level'],
+    discovery: ['--port', 'DISCOVERY_PORT', '--host', 'DISCOVERY_HOST', '--redis', 'REDIS_URL', '--ttl', 'RELAY_TTL_SECONDS', '--p2p-secret-file', 'P2P_SECRET_FILE', 'P2P_SECRET', '--log-level', '--public-addresses-only', 'PUBLIC_ADDRESSES_ONLY', '--auth-failures-per-minute', 'AUTH_FAILURES_PER_MINUTE'],
     dev: ['--port', 'DISCOVERY_PORT', '--relay-port', 'RELAY_PORT', '--metrics-port', 'METRICS_PORT', '--ttl', '--log-level']
   }
   for (const [command, words] of Object.entries(expectations)) {

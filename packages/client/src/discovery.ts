@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { dialableRelayAddrs, readTextCapped, type AddressPolicy } from '@pos-relay/shared'
 
 /** One entry of `GET /api/p2p/relays`. */
 export interface RelayInfo {
@@ -13,12 +14,32 @@ export class DiscoveryError extends Error {
   override name = 'DiscoveryError'
 }
 
+export interface FetchRelaysOptions {
+  signal?: AbortSignal
+  timeoutMs?: number
+  /** which addrs may be dialed (the discovery API's policy, shared); default: loopback and private ranges allowed */
+  addressPolicy?: AddressPolicy
+  /** largest body read; default 1 MiB */
+  maxBytes?: number
+}
+
+/** Keeps an entry's addrs that belong to its peer and pass the address policy. */
+function usableAddrs (entry: { peer_id: string, addrs: unknown[] }, policy: AddressPolicy | undefined): string[] {
+  const own = entry.addrs.filter((a: unknown): a is string => {
+    if (typeof a !== 'string') return false
+    try { return multiaddr(a).getComponents().some((c) => c.value === entry.peer_id) } catch { return false }
+  })
+  // the same filter discovery applies on registration: a hostile or stale list must not make us dial metadata endpoints
+  return dialableRelayAddrs(own, policy)
+}
+
 /**
  * Fetches the live relays from a discovery API. Entries that do not parse
  * (bad peer id, no usable multiaddr) are dropped rather than failing the
  * whole list: one broken relay must not cut a client off from the others.
+ * Addrs the address policy refuses (link-local, multicast, ...) are dropped.
  */
-export async function fetchRelays (discoveryUrl: string, opts: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<RelayInfo[]> {
+export async function fetchRelays (discoveryUrl: string, opts: FetchRelaysOptions = {}): Promise<RelayInfo[]> {
   const url = new URL('api/p2p/relays', discoveryUrl.endsWith('/') ? discoveryUrl : discoveryUrl + '/')
   const signals = [AbortSignal.timeout(opts.timeoutMs ?? 10_000)]
   if (opts.signal != null) signals.push(opts.signal)
@@ -29,9 +50,15 @@ export async function fetchRelays (discoveryUrl: string, opts: { signal?: AbortS
     throw new DiscoveryError(`cannot reach discovery API ${url}: ${err.message}`)
   }
   if (!res.ok) throw new DiscoveryError(`discovery API ${url} answered ${res.status}`)
+  let text: string
+  try {
+    text = await readTextCapped(res, opts.maxBytes)
+  } catch (err: any) {
+    throw new DiscoveryError(`discovery API ${url}: ${err.message}`)
+  }
   let body: unknown
   try {
-    body = await res.json()
+    body = JSON.parse(text)
   } catch {
     throw new DiscoveryError(`discovery API ${url} did not return JSON`)
   }
@@ -39,10 +66,7 @@ export async function fetchRelays (discoveryUrl: string, opts: { signal?: AbortS
   return body.flatMap((entry): RelayInfo[] => {
     if (entry == null || typeof entry.id !== 'string' || typeof entry.peer_id !== 'string' || !Array.isArray(entry.addrs)) return []
     try { peerIdFromString(entry.peer_id) } catch { return [] }
-    const addrs = entry.addrs.filter((a: unknown): a is string => {
-      if (typeof a !== 'string') return false
-      try { return multiaddr(a).getComponents().some((c) => c.value === entry.peer_id) } catch { return false }
-    })
+    const addrs = usableAddrs(entry, opts.addressPolicy)
     return addrs.length > 0 ? [{ id: entry.id, peer_id: entry.peer_id, addrs }] : []
   })
 }

@@ -2,6 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { fetchRelays, rankRelays, type RelayInfo } from './discovery.js'
 import { presentTicket, TicketClient } from './tickets.js'
+import type { AddressPolicy } from '@pos-relay/shared'
 import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 
 export interface RelayManagerOptions {
@@ -15,6 +16,11 @@ export interface RelayManagerOptions {
   checkIntervalMs?: number
   /** the account's API key: with it the manager gets relay tickets and presents them before reserving and dialing */
   apiKey?: string
+  /**
+   * Relay addrs the manager may dial (the discovery API's policy): unspecified, link-local, multicast
+   * and broadcast addrs are always dropped; `{ publicOnly: true }` drops loopback and private ones too.
+   */
+  addressPolicy?: AddressPolicy
   /** log hook; default silent */
   onEvent?: (event: RelayManagerEvent) => void
 }
@@ -57,7 +63,7 @@ interface TransportReservationStore {
  */
 export class RelayManager {
   private readonly node: Libp2p
-  private readonly opts: Required<Omit<RelayManagerOptions, 'onEvent' | 'apiKey'>> & Pick<RelayManagerOptions, 'onEvent' | 'apiKey'>
+  private readonly opts: Required<Omit<RelayManagerOptions, 'onEvent' | 'apiKey' | 'addressPolicy'>> & Pick<RelayManagerOptions, 'onEvent' | 'apiKey' | 'addressPolicy'>
   private readonly tickets?: TicketClient
   /** relay peer id -> id of the ticket presented on the current connection */
   private readonly presented = new Map<string, string>()
@@ -186,7 +192,7 @@ export class RelayManager {
   async refresh (): Promise<void> {
     let relays: RelayInfo[]
     try {
-      relays = await fetchRelays(this.opts.discoveryUrl, { signal: this.controller.signal })
+      relays = await fetchRelays(this.opts.discoveryUrl, { signal: this.controller.signal, ...(this.opts.addressPolicy != null ? { addressPolicy: this.opts.addressPolicy } : {}) })
     } catch (err: any) {
       this.discoveryFailures++
       this.nextRetry = Date.now() + Math.min(30_000, 1000 * 2 ** (this.discoveryFailures - 1))

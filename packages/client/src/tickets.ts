@@ -1,5 +1,6 @@
 import { lpStream } from '@libp2p/utils'
 import type { Libp2p, PeerId } from '@libp2p/interface'
+import { readTextCapped } from '@pos-relay/shared'
 
 /** The relay's protocol for presenting an account ticket (see relay-image/src/auth.ts). */
 export const TICKET_PROTOCOL = '/pos-relay/ticket/1.0.0'
@@ -46,8 +47,10 @@ export class TicketClient {
       body: JSON.stringify({ peer_id: this.opts.peerId.toString() }),
       signal: AbortSignal.timeout(10_000)
     })
-    if (!res.ok) throw new Error(`ticket request failed: ${res.status} ${(await res.text()).slice(0, 200)}`)
-    const body = await res.json() as { ticket: string, jti: string, expires_at: string }
+    // bounded: a ticket answer is a few hundred bytes, whoever answers must not make us buffer more than 1 MiB
+    const text = await readTextCapped(res)
+    if (!res.ok) throw new Error(`ticket request failed: ${res.status} ${text.slice(0, 200)}`)
+    const body = JSON.parse(text) as { ticket: string, jti: string, expires_at: string }
     const ticket = { token: body.ticket, jti: body.jti, issuedAt: Date.now(), expiresAt: Date.parse(body.expires_at) }
     this.ticket = ticket
     return ticket

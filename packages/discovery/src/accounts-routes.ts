@@ -17,6 +17,7 @@ import {
   usageQuerySchema,
   usageRowSchema,
 } from './accounts-schemas.js'
+import { sendThrottled, type AuthThrottle } from './auth-throttle.js'
 import type { TicketRequestResult } from './metrics.js'
 import { errorBody, errorSchema } from './schemas.js'
 
@@ -50,7 +51,7 @@ const unauthorized = (reply: FastifyReply, message: string) =>
  * Registers the account routes. They are always part of the API (and of its OpenAPI document); a
  * server without `accounts` answers them with 404.
  */
-export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOptions | undefined): void {
+export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOptions | undefined, throttle?: AuthThrottle): void {
   const api = app.withTypeProvider<ZodTypeProvider>()
   const adminDigest = accounts ? sha256(accounts.adminSecret) : undefined
 
@@ -59,14 +60,19 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
   }
   const requireAdmin = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!accounts || !adminDigest) return reply.code(404).send(errorBody(404, 'accounts are not enabled on this discovery server'))
+    const wait = await throttle?.retryAfter(req.ip)
+    if (wait !== undefined) return sendThrottled(reply, wait)
     const token = bearerToken(req)
     // digests, so neither content nor length of the secret leaks through timing
     if (token && timingSafeEqual(sha256(token), adminDigest)) return
     req.log.warn({ reason: token ? 'invalid admin secret' : 'no credentials' }, 'unauthorized admin request')
+    await throttle?.failed(req.ip)
     return unauthorized(reply, 'missing or invalid admin secret')
   }
   const requireApiKey = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!accounts) return reply.code(404).send(errorBody(404, 'accounts are not enabled on this discovery server'))
+    const wait = await throttle?.retryAfter(req.ip)
+    if (wait !== undefined) return sendThrottled(reply, wait)
     const token = bearerToken(req)
     const account = token ? await accounts.store.authenticate(token) : undefined
     if (account) {
@@ -74,13 +80,14 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
       return
     }
     req.log.warn({ reason: token ? 'unknown, wrong or disabled API key' : 'no credentials' }, 'unauthorized ticket request')
+    await throttle?.failed(req.ip)
     return unauthorized(reply, 'missing or invalid API key')
   }
   const get = () => accounts as AccountsOptions
 
   const admin = [{ adminAuth: [] }]
-  const adminErrors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema, 415: errorSchema, 503: errorSchema }
-  const adminGetErrors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 503: errorSchema }
+  const adminErrors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema, 415: errorSchema, 429: errorSchema, 503: errorSchema }
+  const adminGetErrors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 429: errorSchema, 503: errorSchema }
   const notFound = (reply: FastifyReply) => reply.code(404).send(errorBody(404, 'account not found'))
   const idParams = z.object({ id: accountIdSchema })
 
@@ -93,7 +100,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
         tags: ['tickets'],
         security: [{ apiKeyAuth: [] }],
         body: ticketRequestSchema,
-        response: { 200: ticketResponseSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 413: errorSchema, 415: errorSchema, 503: errorSchema },
+        response: { 200: ticketResponseSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 413: errorSchema, 415: errorSchema, 429: errorSchema, 503: errorSchema },
       },
     },
     async (req, reply) => {
@@ -262,7 +269,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
 
 export function ticketResult(status: number): TicketRequestResult | undefined {
   if (status === 200) return 'ok'
-  if (status === 401 || status === 403) return 'unauthorized'
+  if (status === 401 || status === 403 || status === 429) return 'unauthorized'
   if (status === 503) return 'unavailable'
   if (status >= 400 && status < 500) return 'invalid'
   return undefined

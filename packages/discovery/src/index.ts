@@ -1,4 +1,5 @@
 export {
+  RegistrationConflictError,
   StoreUnavailableError,
   type RelayRecord,
   type RelayRegistration,

@@ -1,4 +1,4 @@
-import { assertTtl, byId, pickRegistration, type RelayRecord, type RelayStore } from './types.js'
+import { assertTtl, byId, pickRegistration, RegistrationConflictError, type RelayRecord, type RelayStore } from './types.js'
 
 interface Entry {
   record: RelayRecord
@@ -24,9 +24,11 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
       assertTtl(ttlMs)
       const t = now()
       const expiresAt = t + ttlMs
+      const prev = live(reg.id, t)
+      if (prev && prev.record.peer_id !== reg.peer_id) throw new RegistrationConflictError(reg.id, prev.record.peer_id)
       const record: RelayRecord = {
         ...pickRegistration(reg),
-        registered_at: live(reg.id, t)?.record.registered_at ?? new Date(t).toISOString(),
+        registered_at: prev?.record.registered_at ?? new Date(t).toISOString(),
         updated_at: new Date(t).toISOString(),
         expires_at: new Date(expiresAt).toISOString(),
       }

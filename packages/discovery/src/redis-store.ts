@@ -4,6 +4,7 @@ import {
   assertTtl,
   byId,
   pickRegistration,
+  RegistrationConflictError,
   StoreUnavailableError,
   type RelayRecord,
   type RelayRegistration,
@@ -25,7 +26,9 @@ const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// KEYS: relay key, index; ARGV: id, registration JSON, ttl ms
+// KEYS: relay key, index; ARGV: id, registration JSON, ttl ms, peer id
+// Returns {'ok', stored value} or {'conflict', owner peer id}. The ownership check lives in the
+// script so that two writers (HTTP route, operator) racing for one id cannot both win.
 const REGISTER = `${NOW}
 local ttl = tonumber(ARGV[3])
 local expires = now + ttl
@@ -33,14 +36,19 @@ local registered = now
 local prev = redis.call('GET', KEYS[1])
 if prev then
   local ok, rec = pcall(cjson.decode, prev)
-  if ok and type(rec) == 'table' and tonumber(rec.registered_at) then registered = tonumber(rec.registered_at) end
+  if ok and type(rec) == 'table' then
+    if type(rec.relay) == 'table' and type(rec.relay.peer_id) == 'string' and rec.relay.peer_id ~= ARGV[4] then
+      return {'conflict', rec.relay.peer_id}
+    end
+    if tonumber(rec.registered_at) then registered = tonumber(rec.registered_at) end
+  end
 end
 local value = string.format('{"registered_at":%d,"updated_at":%d,"expires_at":%d,"relay":%s}', registered, now, expires, ARGV[2])
 redis.call('SET', KEYS[1], value, 'PX', ttl)
 redis.call('ZADD', KEYS[2], expires, ARGV[1])
 -- the index is pruned here instead of by a sweeper process
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-return value`
+return {'ok', value}`
 
 // KEYS: index; ARGV: relay key prefix. Reads relay keys not passed in KEYS, so standalone Redis only (no Cluster).
 const LIST = `${NOW}
@@ -61,7 +69,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return n`
 
 interface Scripts {
-  posRelayRegister(relayKey: string, indexKey: string, id: string, reg: string, ttlMs: string): Promise<string>
+  posRelayRegister(relayKey: string, indexKey: string, id: string, reg: string, ttlMs: string, peerId: string): Promise<[string, string]>
   posRelayList(indexKey: string, relayKeyPrefix: string): Promise<string[]>
   posRelayDeregister(relayKey: string, indexKey: string, id: string): Promise<number>
 }
@@ -109,9 +117,11 @@ export function createRedisStore(opts: RedisStoreOptions): RelayStore {
   return {
     async register(reg, ttlMs) {
       assertTtl(ttlMs)
-      const value = await conn.run(() =>
-        scripts.posRelayRegister(relayKey(reg.id), indexKey, reg.id, JSON.stringify(pickRegistration(reg)), String(Math.ceil(ttlMs))),
+      const relay = pickRegistration(reg)
+      const [outcome, value] = await conn.run(() =>
+        scripts.posRelayRegister(relayKey(reg.id), indexKey, reg.id, JSON.stringify(relay), String(Math.ceil(ttlMs)), relay.peer_id),
       )
+      if (outcome === 'conflict') throw new RegistrationConflictError(reg.id, value)
       return toRecord(value)
     },
     async deregister(id) {

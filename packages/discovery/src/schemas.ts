@@ -2,10 +2,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Component } from '@multiformats/multiaddr'
 import { STATUS_CODES } from 'node:http'
 import { z } from 'zod'
+import { MAX_RELAY_ADDRS, relayAddressProblem, type AddressPolicy } from '@pos-relay/shared'
 
 type PeerId = ReturnType<typeof peerIdFromString>
 
-export const MAX_ADDRS = 32
+export const MAX_ADDRS = MAX_RELAY_ADDRS
 export const MAX_META_ENTRIES = 16
 
 function parsePeerId(value: string): PeerId | undefined {
@@ -17,10 +18,10 @@ function parsePeerId(value: string): PeerId | undefined {
 }
 
 /**
- * Validates one announced address and returns it as a full multiaddr ending in
- * /p2p/<peer id>, or an error message.
+ * Validates one announced address (syntax, then the address policy shared with the client SDK)
+ * and returns it as a full multiaddr ending in /p2p/<peer id>, or an error message.
  */
-export function normaliseAddr(addr: string, peerId: PeerId | undefined): { addr: string } | { error: string } {
+export function normaliseAddr(addr: string, peerId: PeerId | undefined, policy: AddressPolicy = {}): { addr: string } | { error: string } {
   let components: Component[]
   try {
     components = multiaddr(addr).getComponents()
@@ -43,6 +44,8 @@ export function normaliseAddr(addr: string, peerId: PeerId | undefined): { addr:
   if (transport.length < 2 && transport[0]?.name !== 'dnsaddr') {
     return { error: 'needs a host and a transport, e.g. /ip4/203.0.113.7/tcp/4001' }
   }
+  const problem = relayAddressProblem(multiaddr(transport), policy)
+  if (problem) return { error: problem }
   if (!peerId) return { addr }
   return { addr: multiaddr(transport).encapsulate(`/p2p/${peerId.toString()}`).toString() }
 }
@@ -70,42 +73,51 @@ const metaSchema = z
  * POST /api/p2p/relays body. Output is normalised: peer_id in base58btc form, each addr ending in
  * /p2p/<peer_id>, duplicates removed.
  */
-export const relayRegistrationSchema = z
-  .strictObject({
-    id: relayIdSchema,
-    peer_id: z
-      .string()
-      .max(256)
-      .refine((s) => parsePeerId(s) !== undefined, 'is not a valid libp2p PeerId')
-      .meta({ description: 'libp2p PeerId of the relay', example: '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN' }),
-    addrs: z
-      .array(z.string().max(1024))
-      .min(1)
-      .max(MAX_ADDRS)
-      .meta({
-        description: 'Public multiaddrs of the relay; /p2p/<peer_id> is appended when missing',
-        example: ['/ip4/203.0.113.7/tcp/4001'],
-      }),
-    meta: metaSchema.optional(),
-  })
-  .superRefine((body, ctx) => {
-    // Runs even when other fields have (non-aborting) issues, so do not trust the types here.
-    if (!Array.isArray(body.addrs)) return
-    const peerId = typeof body.peer_id === 'string' ? parsePeerId(body.peer_id) : undefined
-    body.addrs.forEach((addr, i) => {
-      const result = typeof addr === 'string' ? normaliseAddr(addr, peerId) : undefined
-      if (result && 'error' in result) ctx.addIssue({ code: 'custom', path: ['addrs', i], message: result.error })
+export function relayRegistrationSchemaFor(policy: AddressPolicy) {
+  return z
+    .strictObject({
+      id: relayIdSchema,
+      peer_id: z
+        .string()
+        .max(256)
+        .refine((s) => parsePeerId(s) !== undefined, 'is not a valid libp2p PeerId')
+        .meta({ description: 'libp2p PeerId of the relay', example: '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN' }),
+      addrs: z
+        .array(z.string().max(1024))
+        .min(1)
+        .max(MAX_ADDRS)
+        .meta({
+          description:
+            `Multiaddrs of the relay (at most ${MAX_RELAY_ADDRS}); /p2p/<peer_id> is appended when missing. ` +
+            'Always refused: unspecified (0.0.0.0/8, ::), link-local (169.254.0.0/16, fe80::/10), multicast (224.0.0.0/4, ff00::/8) ' +
+            'and broadcast addresses, UDP other than /quic-v1, port 0, hosts other than ip4/ip6/dns/dns4/dns6/dnsaddr. ' +
+            'Loopback and private ranges (127.0.0.0/8, 10/8, 172.16/12, 192.168/16, 100.64/10, ::1, fc00::/7, localhost) are ' +
+            'accepted unless discovery runs with --public-addresses-only. A refused address answers 400 naming it (addrs.<index>).',
+          example: ['/ip4/203.0.113.7/tcp/4001'],
+        }),
+      meta: metaSchema.optional(),
     })
-  })
-  .transform((body) => {
-    // Only reached when everything above passed, so both parses succeed.
-    const peerId = peerIdFromString(body.peer_id)
-    const addrs = body.addrs.map((a) => {
-      const result = normaliseAddr(a, peerId)
-      return 'addr' in result ? result.addr : a
+    .superRefine((body, ctx) => {
+      // Runs even when other fields have (non-aborting) issues, so do not trust the types here.
+      if (!Array.isArray(body.addrs)) return
+      const peerId = typeof body.peer_id === 'string' ? parsePeerId(body.peer_id) : undefined
+      body.addrs.forEach((addr, i) => {
+        const result = typeof addr === 'string' ? normaliseAddr(addr, peerId, policy) : undefined
+        if (result && 'error' in result) ctx.addIssue({ code: 'custom', path: ['addrs', i], message: result.error })
+      })
     })
-    return { ...body, peer_id: peerId.toString(), addrs: [...new Set(addrs)] }
-  })
+    .transform((body) => {
+      // Only reached when everything above passed, so both parses succeed.
+      const peerId = peerIdFromString(body.peer_id)
+      const addrs = body.addrs.map((a) => {
+        const result = normaliseAddr(a, peerId, policy)
+        return 'addr' in result ? result.addr : a
+      })
+      return { ...body, peer_id: peerId.toString(), addrs: [...new Set(addrs)] }
+    })
+}
+
+export const relayRegistrationSchema = relayRegistrationSchemaFor({})
 
 const isoTime = z.string().meta({ format: 'date-time' })
 

@@ -13,7 +13,9 @@ import { pino, type Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { z } from 'zod'
 import { AccountsUnavailableError } from '@pos-relay/accounts'
+import { REDACTED_PATHS } from '@pos-relay/shared'
 import { registerAccountRoutes, ticketResult, TICKETS, type AccountsOptions } from './accounts-routes.js'
+import { createAuthThrottle, DEFAULT_AUTH_FAILURES_PER_MINUTE, sendThrottled } from './auth-throttle.js'
 import { createMetrics, type RegistrationResult } from './metrics.js'
 import {
   errorBody,
@@ -21,10 +23,10 @@ import {
   registrationResultSchema,
   relayIdSchema,
   relayRecordSchema,
-  relayRegistrationSchema,
+  relayRegistrationSchemaFor,
   type ErrorBody,
 } from './schemas.js'
-import { StoreUnavailableError, type RelayStore } from './types.js'
+import { RegistrationConflictError, StoreUnavailableError, type RelayStore } from './types.js'
 
 export interface DiscoveryServerOptions {
   store: RelayStore
@@ -34,6 +36,18 @@ export interface DiscoveryServerOptions {
   ttlSeconds?: number
   /** default 64 KiB */
   bodyLimitBytes?: number
+  /**
+   * Refuse loopback and private addresses too (public fleets). Unspecified, link-local, multicast
+   * and broadcast addresses are always refused. Default false: local mode, kind and private
+   * networks announce private addresses.
+   */
+  publicAddressesOnly?: boolean
+  /**
+   * Failed bearer authentications (p2p secret, admin secret, API key) one source IP may make per
+   * minute before its authenticated requests are answered 429; default 60, 0 = no throttling.
+   * The IP is the TCP peer's: behind a proxy that is the proxy's address.
+   */
+  authFailuresPerMinute?: number
   /** structured JSON logs; default: a pino logger at info level. The secret is never logged. */
   logger?: Logger | false
   /** default: a fresh Registry (never prom-client's global one); one server per registry */
@@ -84,6 +98,8 @@ function clientErrorMessage(err: FastifyError, req: FastifyRequest, bodyLimit: n
 function registrationResult(status: number): RegistrationResult | undefined {
   if (status === 200) return 'ok'
   if (status === 401) return 'unauthorized'
+  if (status === 409) return 'conflict'
+  if (status === 429) return 'throttled'
   if (status === 503) return 'unavailable'
   if (status >= 400 && status < 500) return 'invalid'
   return undefined // unexpected 5xx: not a registration outcome
@@ -102,6 +118,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     if (opts.accounts.adminSecret === opts.p2pSecret) throw new Error('accounts.adminSecret must differ from p2pSecret')
   }
   const secretDigest = sha256(opts.p2pSecret)
+  const throttle = createAuthThrottle(opts.authFailuresPerMinute ?? DEFAULT_AUTH_FAILURES_PER_MINUTE)
   const registry = opts.metricsRegistry ?? new Registry()
   const metrics = createMetrics(registry, store)
 
@@ -109,7 +126,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   const logger: FastifyBaseLogger | undefined =
     opts.logger === false
       ? undefined
-      : (opts.logger ?? pino({ name: 'pos-relay-discovery', redact: ['req.headers.authorization'] }))
+      : (opts.logger ?? pino({ name: 'pos-relay-discovery', redact: REDACTED_PATHS }))
   const app = Fastify({ bodyLimit, ...(logger ? { loggerInstance: logger } : { logger: false }) })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
@@ -132,11 +149,14 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   })
 
   const requireBearer = async (req: FastifyRequest, reply: FastifyReply) => {
+    const wait = await throttle?.retryAfter(req.ip)
+    if (wait !== undefined) return sendThrottled(reply, wait)
     const header = req.headers.authorization ?? ''
     const token = /^bearer /i.test(header) ? header.slice(7).trim() : ''
     // Compare digests so neither content nor length of the secret leaks through timing.
     if (token && timingSafeEqual(sha256(token), secretDigest)) return
     req.log.warn({ reason: header ? 'invalid bearer token' : 'no credentials' }, 'unauthorized request')
+    await throttle?.failed(req.ip)
     return reply
       .code(401)
       .header('www-authenticate', 'Bearer realm="pos-relay"')
@@ -151,6 +171,10 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     if (err instanceof AccountsUnavailableError) {
       req.log.warn({ cause: (err.cause as Error | undefined)?.message }, 'accounts store unavailable')
       return reply.code(503).send(errorBody(503, 'accounts store (Redis) is unreachable'))
+    }
+    if (err instanceof RegistrationConflictError) {
+      req.log.warn({ relay_id: err.id, owner_peer_id: err.ownerPeerId }, 'registration refused: id owned by another peer')
+      return reply.code(409).send(errorBody(409, err.message, 'peer_id'))
     }
     if (hasZodFastifySchemaValidationErrors(err)) return reply.code(400).send(validationError(err))
     const status = err.statusCode
@@ -177,7 +201,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   })
 
   const api = app.withTypeProvider<ZodTypeProvider>()
-  const errors = { 400: errorSchema, 401: errorSchema, 413: errorSchema, 415: errorSchema, 503: errorSchema }
+  const errors = { 400: errorSchema, 401: errorSchema, 413: errorSchema, 415: errorSchema, 429: errorSchema, 503: errorSchema }
 
   api.get(
     RELAYS,
@@ -201,10 +225,14 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       onRequest: requireBearer,
       schema: {
         summary: 'Register or refresh (heartbeat) a relay',
+        description:
+          'While an entry is live its id belongs to its peer_id: re-registering the id with the same peer_id refreshes it ' +
+          '(heartbeat; registered_at is kept), with another peer_id answers 409 and changes nothing. ' +
+          'Once the entry expired or was deleted, any peer may take the id.',
         tags: ['relays'],
         security: bearer,
-        body: relayRegistrationSchema,
-        response: { 200: registrationResultSchema, ...errors },
+        body: relayRegistrationSchemaFor({ publicOnly: opts.publicAddressesOnly ?? false }),
+        response: { 200: registrationResultSchema, ...errors, 409: errorSchema },
       },
     },
     async (req) => {
@@ -259,7 +287,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     },
   )
 
-  registerAccountRoutes(app, opts.accounts)
+  registerAccountRoutes(app, opts.accounts, throttle)
 
   app.get('/metrics', { logLevel: 'warn', schema: { hide: true } }, async (_req, reply) => {
     return reply.header('content-type', registry.contentType).send(await registry.metrics())

@@ -20,7 +20,11 @@ export interface RelayRegistration {
 }
 
 export interface RelayStore {
-  /** Insert or refresh; keeps registered_at of a live record with the same id. ttlMs > 0. */
+  /**
+   * Insert or refresh; keeps registered_at of a live record with the same id. ttlMs > 0.
+   * While a record is live its id belongs to its peer id: registering it under another peer id
+   * throws RegistrationConflictError and changes nothing.
+   */
   register(reg: RelayRegistration, ttlMs: number): Promise<RelayRecord>
   /** true if a live record existed */
   deregister(id: string): Promise<boolean>
@@ -38,6 +42,18 @@ export class StoreUnavailableError extends Error {
 
   constructor(message = 'relay registry (Redis) is unreachable', options?: ErrorOptions) {
     super(message, options)
+  }
+}
+
+/** A live record with this id belongs to another peer id; the HTTP layer maps this to 409. */
+export class RegistrationConflictError extends Error {
+  override name = 'RegistrationConflictError'
+
+  constructor(
+    readonly id: string,
+    readonly ownerPeerId: string,
+  ) {
+    super(`relay id ${id} is registered by peer ${ownerPeerId}; another peer cannot take it over while it is live`)
   }
 }
 

@@ -56,7 +56,7 @@ interface Setup {
   prefix: string
 }
 
-async function setup(opts: { url?: string, logger?: pino.Logger, adminSecret?: string } = {}): Promise<Setup> {
+async function setup(opts: { url?: string, logger?: pino.Logger, adminSecret?: string, authFailuresPerMinute?: number } = {}): Promise<Setup> {
   const url = opts.url ?? redis.url
   const prefix = `acc-api-${randomUUID()}:`
   const bus = createRedisRevocationBus({ redisUrl: url, keyPrefix: prefix })
@@ -72,6 +72,7 @@ async function setup(opts: { url?: string, logger?: pino.Logger, adminSecret?: s
     store: relays,
     p2pSecret: P2P,
     logger: opts.logger ?? false,
+    ...(opts.authFailuresPerMinute === undefined ? {} : { authFailuresPerMinute: opts.authFailuresPerMinute }),
     accounts: { store, issuer, adminSecret: opts.adminSecret ?? ADMIN, revocations: bus, usage: sink, tiers: DEFAULT_TIERS },
   })
   cleanups.push(() => app.close())
@@ -88,6 +89,21 @@ async function createAccount(app: FastifyInstance, name = 'Acme', tier = 'free')
 }
 
 const ticket = (app: FastifyInstance, key: string, peer_id: unknown = PEER_A) => inject(app, 'POST', '/api/p2p/tickets', asBearer(key), { peer_id })
+
+describe('throttling failed admin and API key authentications', () => {
+  it('counts failures of both per source IP, then answers 429', async () => {
+    const { app } = await setup({ authFailuresPerMinute: 4 })
+    const { api_key } = await createAccount(app)
+    assert.equal((await inject(app, 'GET', '/api/admin/accounts', asBearer('wrong-admin'))).statusCode, 401)
+    assert.equal((await inject(app, 'GET', '/api/admin/accounts', asBearer('wrong-admin-2'))).statusCode, 401)
+    assert.equal((await ticket(app, 'pra_wrong')).statusCode, 401)
+    assert.equal((await ticket(app, 'pra_wrong_2')).statusCode, 401)
+    const admin = await inject(app, 'GET', '/api/admin/accounts')
+    assert.equal(admin.statusCode, 429, admin.body)
+    assert.ok(Number(admin.headers['retry-after']) >= 1)
+    assert.equal((await ticket(app, api_key)).statusCode, 429)
+  })
+})
 
 describe('without accounts', () => {
   it('every account route answers 404 in the usual error shape', async () => {

@@ -86,6 +86,28 @@ describe('registration and listing', () => {
     )
   })
 
+  it('409 when another peer id posts a live id, changing nothing (not even registered_at)', async () => {
+    const { app, store } = await setup()
+    assert.equal((await post(app, validBody())).statusCode, 200)
+    const before = await store.list()
+    await sleep(20)
+    const res = await post(app, { ...validBody(), peer_id: PEER_B, addrs: ['/ip4/198.51.100.66/tcp/4001'] })
+    assert.equal(res.statusCode, 409, res.body)
+    assert.deepEqual(res.json(), {
+      error: 'Conflict',
+      message: `relay id relay-1 is registered by peer ${PEER_A}; another peer cannot take it over while it is live`,
+      field: 'peer_id',
+      statusCode: 409,
+    })
+    assert.deepEqual(await store.list(), before)
+    // the owner's heartbeat still works
+    const heartbeat = await post(app, validBody())
+    assert.equal(heartbeat.statusCode, 200, heartbeat.body)
+    assert.equal(heartbeat.json().registered_at, before[0]?.registered_at)
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.match(metrics, /^pos_relay_discovery_registrations_total\{result="conflict"\} 1$/m)
+  })
+
   it('normalises a CID-form peer id to base58 and drops duplicate addrs', async () => {
     const { app } = await setup()
     const res = await post(app, {
@@ -209,8 +231,39 @@ describe('authentication', () => {
   })
 })
 
+describe('throttling failed authentications', () => {
+  it('answers 429 to a source IP after N failures a minute, even with the right secret; other IPs are unaffected', async () => {
+    const { app, store } = await setup({ authFailuresPerMinute: 3 })
+    const from = (remoteAddress: string, headers: Record<string, string>) =>
+      app.inject({ method: 'POST', url: RELAYS, remoteAddress, headers, payload: validBody() })
+    for (let i = 0; i < 3; i++) assert.equal((await from('198.51.100.9', { authorization: `Bearer guess-${i}` })).statusCode, 401)
+    const throttled = await from('198.51.100.9', { authorization: 'Bearer guess-3' })
+    assert.equal(throttled.statusCode, 429, throttled.body)
+    assert.ok(Number(throttled.headers['retry-after']) >= 1 && Number(throttled.headers['retry-after']) <= 60, String(throttled.headers['retry-after']))
+    assert.equal(throttled.json().error, 'Too Many Requests')
+    assert.match(throttled.json().message, /too many failed authentications/)
+    // the secret is not even compared while throttled, so guessing stops here
+    assert.equal((await from('198.51.100.9', AUTH)).statusCode, 429)
+    const del = await app.inject({ method: 'DELETE', url: `${RELAYS}/x`, remoteAddress: '198.51.100.9', headers: AUTH })
+    assert.equal(del.statusCode, 429)
+    assert.deepEqual(await store.list(), [])
+    assert.equal((await from('198.51.100.10', AUTH)).statusCode, 200)
+    // GET needs no authentication and is never throttled
+    assert.equal((await app.inject({ method: 'GET', url: RELAYS, remoteAddress: '198.51.100.9' })).statusCode, 200)
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.match(metrics, /^pos_relay_discovery_registrations_total\{result="throttled"\} 2$/m)
+  })
+
+  it('successful authentications do not count, and 0 turns throttling off', async () => {
+    const counted = await setup({ authFailuresPerMinute: 2 })
+    for (let i = 0; i < 5; i++) assert.equal((await post(counted.app, validBody())).statusCode, 200)
+    const off = await setup({ authFailuresPerMinute: 0 })
+    for (let i = 0; i < 70; i++) assert.equal((await post(off.app, validBody(), { authorization: 'Bearer nope' })).statusCode, 401)
+  })
+})
+
 describe('validation', () => {
-  const tooManyAddrs = Array.from({ length: 33 }, (_, i) => `/ip4/203.0.113.7/tcp/${4000 + i}`)
+  const tooManyAddrs = Array.from({ length: 17 }, (_, i) => `/ip4/203.0.113.7/tcp/${4000 + i}`)
   const tooManyMeta = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v']))
   // [name, body, field, message pattern]
   const cases: [string, unknown, string | undefined, RegExp][] = [
@@ -230,6 +283,17 @@ describe('validation', () => {
     ['an addr is a bare /p2p', { ...validBody(), addrs: [`/p2p/${PEER_A}`] }, 'addrs.0', /no transport/],
     ['an addr has no transport', { ...validBody(), addrs: ['/ip4/203.0.113.7'] }, 'addrs.0', /host and a transport/],
     ['an addr belongs to another peer', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', `/ip4/203.0.113.7/tcp/4002/p2p/${PEER_B}`] }, 'addrs.1', new RegExp(PEER_B)],
+    ['an addr is the cloud metadata endpoint', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', '/ip4/169.254.169.254/tcp/80'] }, 'addrs.1', /169\.254\.169\.254 is a link-local address/],
+    ['an addr is IPv4 link-local mapped into IPv6', { ...validBody(), addrs: ['/ip6/::ffff:169.254.169.254/tcp/80'] }, 'addrs.0', /link-local/],
+    ['an addr is 0.0.0.0', { ...validBody(), addrs: ['/ip4/0.0.0.0/tcp/4001'] }, 'addrs.0', /unspecified/],
+    ['an addr is ::', { ...validBody(), addrs: ['/ip6/::/tcp/4001'] }, 'addrs.0', /unspecified/],
+    ['an addr is IPv6 link-local', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', '/ip4/203.0.113.8/tcp/4001', '/ip6/fe80::1/tcp/4001'] }, 'addrs.2', /link-local/],
+    ['an addr is IPv4 multicast', { ...validBody(), addrs: ['/ip4/239.1.2.3/tcp/4001'] }, 'addrs.0', /multicast/],
+    ['an addr is IPv6 multicast', { ...validBody(), addrs: ['/ip6/ff02::1/tcp/4001'] }, 'addrs.0', /multicast/],
+    ['an addr is the broadcast address', { ...validBody(), addrs: ['/ip4/255.255.255.255/tcp/4001'] }, 'addrs.0', /broadcast/],
+    ['an addr is plain UDP', { ...validBody(), addrs: ['/ip4/203.0.113.7/udp/53'] }, 'addrs.0', /UDP other than \/quic-v1/],
+    ['an addr is QUIC draft-29', { ...validBody(), addrs: ['/ip4/203.0.113.7/udp/4001/quic'] }, 'addrs.0', /UDP other than \/quic-v1/],
+    ['an addr has port 0', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/0'] }, 'addrs.0', /port 0/],
     ['peer_id is not a PeerId', { ...validBody(), peer_id: 'QmNotAPeerId' }, 'peer_id', /not a valid libp2p PeerId/],
     ['peer_id is a number', { ...validBody(), peer_id: 7 }, 'peer_id', /expected string/],
     ['an unknown top-level key', { ...validBody(), ttl: 9999 }, 'ttl', /Unrecognized key/],
@@ -276,6 +340,36 @@ describe('validation', () => {
       assert.deepEqual(await store.list(), [])
     })
   }
+
+  it('accepts loopback, private and QUIC v1 addrs by default', async () => {
+    const { app } = await setup()
+    const addrs = ['/ip4/127.0.0.1/tcp/7373', '/ip4/10.0.0.5/tcp/7373', '/ip4/192.168.1.5/udp/7373/quic-v1', '/ip6/::1/tcp/7373', '/dns4/localhost/tcp/7373']
+    const res = await post(app, { ...validBody(), addrs })
+    assert.equal(res.statusCode, 200, res.body)
+    assert.equal(res.json().addrs.length, 5)
+  })
+
+  it('refuses loopback and private addrs with publicAddressesOnly, storing nothing', async () => {
+    const { app, store } = await setup({ publicAddressesOnly: true })
+    for (const [addr, what] of [
+      ['/ip4/127.0.0.1/tcp/7373', /loopback/],
+      ['/ip4/10.0.0.5/tcp/7373', /private/],
+      ['/ip4/172.20.0.5/tcp/7373', /private/],
+      ['/ip4/192.168.1.5/udp/7373/quic-v1', /private/],
+      ['/ip4/100.64.0.1/tcp/7373', /private/],
+      ['/ip6/::1/tcp/7373', /loopback/],
+      ['/ip6/fd00::1/tcp/7373', /private/],
+      ['/dns4/localhost/tcp/7373', /loopback/],
+    ] as const) {
+      const res = await post(app, { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', addr] })
+      assert.equal(res.statusCode, 400, `${addr}: ${res.body}`)
+      assert.equal(res.json().field, 'addrs.1')
+      assert.match(res.json().message, what)
+      assert.match(res.json().message, /public-addresses-only/)
+    }
+    assert.deepEqual(await store.list(), [])
+    assert.equal((await post(app, validBody())).statusCode, 200)
+  })
 
   it('honours bodyLimitBytes', async () => {
     const { app, store } = await setup({ bodyLimitBytes: 1024 })
@@ -407,7 +501,10 @@ describe('operational endpoints', () => {
     const body = relays.post.requestBody.content['application/json'].schema
     assert.deepEqual(body.required, ['id', 'peer_id', 'addrs'])
     assert.equal(body.additionalProperties, false)
-    assert.equal(body.properties.addrs.maxItems, 32)
+    assert.equal(body.properties.addrs.maxItems, 16)
+    assert.match(body.properties.addrs.description, /link-local/)
+    assert.match(body.properties.addrs.description, /--public-addresses-only/)
+    assert.ok(relays.post.responses['409'])
     assert.equal(body.properties.id.pattern, '^[A-Za-z0-9._:-]+$')
     const del = doc.paths['/api/p2p/relays/{id}'].delete
     assert.deepEqual(del.security, [{ bearerAuth: [] }])

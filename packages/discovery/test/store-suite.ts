@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { afterEach, beforeEach, describe, it } from 'node:test'
-import type { RelayStore } from '@pos-relay/discovery'
+import { RegistrationConflictError, type RelayStore } from '@pos-relay/discovery'
 import { waitFor } from '@pos-relay/testing'
 import { PEER_A, PEER_B, registration, sleep } from './fixtures.ts'
 
@@ -53,12 +53,33 @@ export function storeSuite(name: string, makeStore: () => RelayStore | Promise<R
     it('refresh keeps registered_at, replaces the data and extends expiry', async () => {
       const first = await store.register(registration('relay-1'), 10_000)
       await sleep(20)
-      const second = await store.register(registration('relay-1', PEER_B, 5000), 20_000)
+      const second = await store.register(registration('relay-1', PEER_A, 5000), 20_000)
       assert.equal(second.registered_at, first.registered_at)
       assert.ok(second.updated_at > first.updated_at, `${second.updated_at} > ${first.updated_at}`)
       assert.ok(Date.parse(second.expires_at) - Date.parse(first.expires_at) >= 10_000)
-      assert.equal(second.peer_id, PEER_B)
+      assert.equal(second.addrs[0], `/ip4/203.0.113.7/tcp/5000/p2p/${PEER_A}`)
       assert.deepEqual(await store.list(), [second])
+    })
+
+    it('refuses a live id to another peer id, changing nothing', async () => {
+      const first = await store.register(registration('relay-1'), 10_000)
+      await assert.rejects(store.register(registration('relay-1', PEER_B, 5000), 20_000), (err: unknown) => {
+        assert.ok(err instanceof RegistrationConflictError, String(err))
+        assert.equal(err.id, 'relay-1')
+        assert.equal(err.ownerPeerId, PEER_A)
+        return true
+      })
+      assert.deepEqual(await store.get('relay-1'), first)
+      assert.deepEqual(await store.list(), [first])
+    })
+
+    it('lets another peer id take an id once it was deregistered or expired', async () => {
+      await store.register(registration('gone'), 10_000)
+      await store.deregister('gone')
+      assert.equal((await store.register(registration('gone', PEER_B), 10_000)).peer_id, PEER_B)
+      await store.register(registration('short'), 200)
+      await waitFor(async () => (await store.get('short')) === undefined, { timeoutMs: 3000, message: 'short never expired' })
+      assert.equal((await store.register(registration('short', PEER_B), 10_000)).peer_id, PEER_B)
     })
 
     it('deregisters, reporting whether the relay existed', async () => {

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import { createMemoryStore, createRedisStore, StoreUnavailableError, type RelayStore } from '@pos-relay/discovery'
 import { startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
 import { Redis } from 'ioredis'
-import { registration, sleep } from './fixtures.ts'
+import { PEER_A, PEER_B, PEER_C, registration, sleep } from './fixtures.ts'
 import { storeSuite } from './store-suite.ts'
 
 storeSuite('memory', () => createMemoryStore())
@@ -68,6 +68,19 @@ describe('redis store', () => {
       assert.equal(await raw.zcard('prune:relays'), 1) // nothing sweeps by itself...
       await s.register(registration('fresh'), 10_000)
       assert.deepEqual(await raw.zrange('prune:relays', 0, -1), ['fresh']) // ...the next write does
+    })
+
+    it('gives a contested id to exactly one peer when writers race (ownership is checked inside the script)', async () => {
+      // two stores = two connections, like the HTTP route and the operator writing at once
+      const stores = [open('race:'), open('race:'), open('race:')]
+      const peers = [PEER_A, PEER_B, PEER_C]
+      for (let round = 0; round < 20; round++) {
+        const id = `contested-${round}`
+        const results = await Promise.allSettled(peers.map((p, i) => stores[i]!.register(registration(id, p), 10_000)))
+        const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.peer_id] : []))
+        assert.equal(won.length, 1, `round ${round}: ${won.length} writers won`)
+        assert.equal((await stores[0]!.get(id))?.peer_id, won[0])
+      }
     })
 
     it('skips index members whose key vanished', async () => {

@@ -2,3 +2,6 @@ export { createLogger, REDACTED_PATHS, type Logger, type CreateLoggerOptions } f
 export { Backoff, sleep, type BackoffOptions } from './backoff.js'
 export { HttpServer, send, type HttpRoute } from './http.js'
 export { MAX_TIMER_SECONDS } from './timers.js'
+export { relayAddressProblem, dialableRelayAddrs, MAX_RELAY_ADDRS, type AddressPolicy } from './addresses.js'
+export { readTextCapped, ResponseTooLargeError, MAX_RESPONSE_BYTES } from './body.js'
+export { parseBoolean, redisUrlProblem, LOG_LEVELS } from './config-values.js'

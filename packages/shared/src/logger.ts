@@ -2,14 +2,22 @@ import { pino, type Logger, type LoggerOptions } from 'pino'
 
 export type { Logger }
 
-/** Paths pino must never print: secrets travel in these fields and headers. */
+/** Field names that carry secrets: account API keys, relay tickets, Redis URLs (which hold passwords), keys. */
+const SECRET_FIELDS = [
+  'p2p_secret', 'p2pSecret', 'secret', 'admin_secret', 'adminSecret', 'keypair',
+  'api_key', 'apiKey', 'ticket', 'token',
+  'redis_url', 'redisUrl'
+]
+
+/**
+ * Paths pino must never print: the secret fields at the top level and one level down (a config,
+ * an options object, `auth.redis_url`, `rate_limits.redis_url`), and the Authorization headers.
+ */
 export const REDACTED_PATHS = [
-  'p2p_secret',
-  'p2pSecret',
-  'secret',
-  'keypair',
-  'config.p2p_secret',
-  'config.keypair',
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((f) => `*.${f}`),
+  'config.rate_limits.redis_url',
+  'config.auth.redis_url',
   'req.headers.authorization',
   'headers.authorization',
   'authorization'

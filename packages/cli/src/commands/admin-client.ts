@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { option } from '../options.js'
+import { readTextCapped } from '@pos-relay/shared'
+import { option, readSecretFile } from '../options.js'
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8080'
 
@@ -15,11 +15,7 @@ export function withAdminOptions (cmd: Command): Command {
 }
 
 export async function adminSecret (opts: { adminSecretFile?: string }): Promise<string> {
-  if (opts.adminSecretFile != null) {
-    const secret = (await readFile(opts.adminSecretFile, 'utf8')).trim()
-    if (secret === '') throw new Error(`the admin secret file ${opts.adminSecretFile} is empty`)
-    return secret
-  }
+  if (opts.adminSecretFile != null) return await readSecretFile('--admin-secret-file', opts.adminSecretFile)
   const secret = process.env.ADMIN_SECRET?.trim()
   if (secret == null || secret === '') throw new Error('the admin secret is required: set ADMIN_SECRET or pass --admin-secret-file')
   return secret
@@ -43,7 +39,8 @@ export async function adminRequest (opts: AdminClientOptions, method: 'GET' | 'P
   } catch (err: any) {
     throw new Error(`cannot reach the discovery API at ${opts.apiUrl}: ${err.cause?.code ?? err.cause?.message ?? err.message}`)
   }
-  const text = await res.text()
+  // bounded: admin answers are small; a wrong URL must not make the CLI buffer an endless body
+  const text = await readTextCapped(res)
   const json = (() => { try { return JSON.parse(text) } catch { return undefined } })()
   if (!res.ok) {
     const message = typeof json?.message === 'string' ? json.message : text.slice(0, 200)

@@ -3,7 +3,7 @@ import { Command } from 'commander'
 import { createMemoryReservationCounter, newConfig, parseConfig, RelayServer } from '@pos-relay/relay'
 import { createLogger } from '@pos-relay/shared'
 import { createDevAccounts, DEFAULT_TICKET_TTL_SECONDS, MAX_TICKET_TTL_SECONDS, monthlyBytes, UsageMeter } from '@pos-relay/accounts'
-import { intArg, LOG_LEVEL_HELP, option } from '../options.js'
+import { intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
 import { checkTicketTtl, DEFAULT_DISCOVERY_PORT, loadTiers } from './discovery.js'
 
@@ -20,7 +20,7 @@ export function devCommand (): Command {
     .addOption(option('--relay-port <port>', 'relay TCP port', 'RELAY_PORT').argParser(intArg('--relay-port')).default(7373))
     .addOption(option('--metrics-port <port>', 'relay metrics port', 'METRICS_PORT').argParser(intArg('--metrics-port')).default(9373))
     .addOption(option('--ttl <seconds>', 'discovery TTL for relay entries', 'RELAY_TTL_SECONDS').argParser(intArg('--ttl')).default(30))
-    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('warn'))
+    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('warn'))
     // ---- accounts (issue 4), discovery side ----
     .addOption(option('--no-accounts', 'turn accounts off (on by default: an in-memory ticket key, admin secret and a `dev` account are created)'))
     .addOption(option('--tiers-file <file>', 'tiers (JSON object keyed by tier name); default: free, pro, unlimited', 'TIERS_FILE'))

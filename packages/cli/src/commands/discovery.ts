@@ -17,23 +17,17 @@ import {
   TicketIssuer,
   type Tier
 } from '@pos-relay/accounts'
-import { intArg, LOG_LEVEL_HELP, option } from '../options.js'
+import { boolEnv, checkRedisUrl, configError, intArg, LOG_LEVEL_HELP, logLevelArg, option, readSecretFile } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
 import { readTicketKeysFile } from './keys.js'
 
 export const DEFAULT_DISCOVERY_PORT = 8080
 
-interface DiscoveryOptions extends AccountsFlags { port: number, host: string, redis?: string, ttl: number, p2pSecretFile?: string, logLevel: string }
+interface DiscoveryOptions extends AccountsFlags { port: number, host: string, redis?: string, ttl: number, p2pSecretFile?: string, logLevel: string, publicAddressesOnly?: boolean, authFailuresPerMinute: number }
 
 // ---- accounts (issue 4): flags, loading and wiring of the discovery side ----
 
 export interface AccountsFlags { adminSecretFile?: string, ticketKeysFile?: string, ticketTtl: number, tiersFile?: string }
-
-function configError (message: string): Error {
-  const err = new Error(message)
-  err.name = 'ConfigError'
-  return err
-}
 
 /** Reads and validates a tiers file (JSON); the built-in tiers without one. */
 export async function loadTiers (file: string | undefined): Promise<Record<string, Tier>> {
@@ -61,7 +55,7 @@ export function checkTicketTtl (ttl: number): void {
  */
 async function accountsFrom (opts: DiscoveryOptions, logger: Logger): Promise<{ accounts: AccountsOptions, close: () => Promise<void> } | undefined> {
   let adminSecret: string | undefined
-  if (opts.adminSecretFile != null) adminSecret = (await readFile(opts.adminSecretFile, 'utf8')).trim()
+  if (opts.adminSecretFile != null) adminSecret = await readSecretFile('--admin-secret-file', opts.adminSecretFile)
   else adminSecret = process.env.ADMIN_SECRET?.trim()
   if (adminSecret === '') adminSecret = undefined
   if (opts.ticketKeysFile == null && adminSecret == null) return undefined
@@ -83,7 +77,7 @@ async function accountsFrom (opts: DiscoveryOptions, logger: Logger): Promise<{ 
 // ---- end accounts ----
 
 async function secretFrom (opts: DiscoveryOptions): Promise<string> {
-  if (opts.p2pSecretFile != null) return (await readFile(opts.p2pSecretFile, 'utf8')).trim()
+  if (opts.p2pSecretFile != null) return await readSecretFile('--p2p-secret-file', opts.p2pSecretFile)
   const secret = process.env.P2P_SECRET?.trim()
   if (secret == null || secret === '') throw new Error('the p2p secret is required: set P2P_SECRET or pass --p2p-secret-file')
   return secret
@@ -97,15 +91,20 @@ export function discoveryCommand (): Command {
     .addOption(option('--redis <url>', 'Redis URL, e.g. redis://127.0.0.1:6379; without it relays are kept in this process\'s memory', 'REDIS_URL'))
     .addOption(option('--ttl <seconds>', 'seconds a relay stays listed after its last heartbeat', 'RELAY_TTL_SECONDS').argParser(intArg('--ttl')).default(30))
     .addOption(option('--p2p-secret-file <file>', 'read the relays\' p2p secret from this file instead of P2P_SECRET', 'P2P_SECRET_FILE'))
-    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
+    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('info'))
+    // a boolean env var read strictly in action(): commander would take any value of it as true
+    .addOption(option('--public-addresses-only', 'refuse relay addrs in loopback and private ranges (public fleets); unspecified, link-local, multicast and broadcast addrs are always refused (env: PUBLIC_ADDRESSES_ONLY=true|false)'))
+    .addOption(option('--auth-failures-per-minute <n>', 'failed bearer authentications (p2p secret, admin secret, API key) one source IP may make per minute before it gets 429; 0 = off (behind a proxy, the proxy\'s IP counts)', 'AUTH_FAILURES_PER_MINUTE').argParser(intArg('--auth-failures-per-minute')).default(60))
     // accounts (issue 4): on when a ticket keys file and an admin secret are given
     .addOption(option('--admin-secret-file <file>', 'read the admin secret (admin routes; must differ from the p2p secret) from this file instead of ADMIN_SECRET', 'ADMIN_SECRET_FILE'))
     .addOption(option('--ticket-keys-file <file>', 'ticket-signing keys (JSON array of Ed25519 JWKs, first signs; `pos-relay keys generate`); turns accounts on with an admin secret', 'TICKET_KEYS_FILE'))
     .addOption(option('--ticket-ttl <seconds>', `relay ticket lifetime, 1-${MAX_TICKET_TTL_SECONDS}`, 'TICKET_TTL_SECONDS').argParser(intArg('--ticket-ttl')).default(DEFAULT_TICKET_TTL_SECONDS))
     .addOption(option('--tiers-file <file>', 'tiers (JSON object keyed by tier name); default: free, pro, unlimited', 'TIERS_FILE'))
-    .addHelpText('after', '\nEnvironment:\n  P2P_SECRET     the secret relays send as `Authorization: Bearer <secret>` (required unless --p2p-secret-file)\n  ADMIN_SECRET   the admin secret for /api/admin/* (accounts: with --ticket-keys-file; unless --admin-secret-file)\n\nAccounts live in Redis with --redis, otherwise in this process\'s memory.\n')
+    .addHelpText('after', '\nEnvironment:\n  P2P_SECRET     the secret relays send as `Authorization: Bearer <secret>` (required unless --p2p-secret-file)\n  ADMIN_SECRET   the admin secret for /api/admin/* (accounts: with --ticket-keys-file; unless --admin-secret-file)\n  PUBLIC_ADDRESSES_ONLY  true|false (also 1/0, yes/no, on/off): as --public-addresses-only\n\nAccounts live in Redis with --redis, otherwise in this process\'s memory.\n')
     .action(async (opts: DiscoveryOptions) => {
       if (opts.ttl < 1) throw new Error('--ttl must be at least 1 second')
+      checkRedisUrl('--redis', 'REDIS_URL', opts.redis)
+      const publicAddressesOnly = opts.publicAddressesOnly ?? boolEnv('PUBLIC_ADDRESSES_ONLY') ?? false
       const secret = await secretFrom(opts)
       const logger = createLogger({ name: 'discovery', level: opts.logLevel })
       const { createDiscoveryServer, createMemoryStore, createRedisStore } = await import('@pos-relay/discovery')
@@ -113,7 +112,7 @@ export function discoveryCommand (): Command {
         ? createRedisStore({ url: opts.redis, logger })
         : createMemoryStore()
       const accounts = await accountsFrom(opts, logger)
-      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger, ...(accounts != null ? { accounts: accounts.accounts } : {}) })
+      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger, publicAddressesOnly, authFailuresPerMinute: opts.authFailuresPerMinute, ...(accounts != null ? { accounts: accounts.accounts } : {}) })
       await app.listen({ host: opts.host, port: opts.port })
       const port = (app.server.address() as { port: number }).port
       process.stdout.write(JSON.stringify({
@@ -121,6 +120,7 @@ export function discoveryCommand (): Command {
         url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
         store: opts.redis != null ? 'redis' : 'memory',
         ttl_seconds: opts.ttl,
+        public_addresses_only: publicAddressesOnly,
         accounts: accounts != null,
         ...(accounts != null ? { ticket_kid: accounts.accounts.issuer.kid, ticket_ttl_seconds: opts.ticketTtl, tiers: Object.keys(accounts.accounts.tiers) } : {})
       }) + '\n')

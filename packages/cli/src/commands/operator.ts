@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { Command, InvalidArgumentError } from 'commander'
 // @pos-relay/operator (and @kubernetes/client-node) load only when this command runs: a relay process should not carry them
-import { createLogger, MAX_TIMER_SECONDS } from '@pos-relay/shared'
-import { intArg, LOG_LEVEL_HELP, option } from '../options.js'
+import { createLogger, MAX_TIMER_SECONDS, parseBoolean } from '@pos-relay/shared'
+import { checkRedisUrl, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
 
 export const DEFAULT_OPERATOR_METRICS_PORT = 9374
@@ -46,11 +46,17 @@ function secondsArg (name: string) {
   }
 }
 
+/** the one strict boolean parser (shared with the env vars of the other commands) */
 function boolArg (name: string) {
   return (value: string): boolean => {
-    if (/^(true|1|yes)$/i.test(value)) return true
-    if (/^(false|0|no)$/i.test(value)) return false
-    throw new InvalidArgumentError(`${name} must be true or false, got "${value}"`)
+    let parsed: boolean | undefined
+    try {
+      parsed = parseBoolean(name, value)
+    } catch (err: any) {
+      throw new InvalidArgumentError(err.message)
+    }
+    if (parsed == null) throw new InvalidArgumentError(`${name} must be true or false, got an empty value`)
+    return parsed
   }
 }
 
@@ -80,9 +86,10 @@ export function operatorCommand (): Command {
     .addOption(option('--relay-image-pull-policy <policy>', 'pull policy for pools without spec.imagePullPolicy (Always, IfNotPresent, Never)', 'RELAY_IMAGE_PULL_POLICY'))
     .addOption(option('--workers <n>', 'RelayPools reconciled concurrently', 'WORKERS').argParser(intArg('--workers')).default(4))
     .addOption(option('--resync-period <s>', 'every pool is reconciled at least this often (seconds)', 'RESYNC_PERIOD_SECONDS').argParser(secondsArg('--resync-period')).default(300))
-    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
+    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('info'))
     .addHelpText('after', '\nEnvironment:\n  POD_NAMESPACE   default Lease namespace (set by the chart through the downward API)\n  POD_NAME        default holder identity prefix\n')
     .action(async (opts: OperatorCliOptions) => {
+      checkRedisUrl('--redis', 'REDIS_URL', opts.redis)
       if (opts.registryTtl < 3 || opts.registryTtl > MAX_REGISTRY_TTL_SECONDS) throw new Error(`--registry-ttl must be between 3 and ${MAX_REGISTRY_TTL_SECONDS} seconds (as spec.discovery.ttlSeconds)`)
       if (!(opts.leaseDuration > opts.renewDeadline && opts.renewDeadline > opts.retryPeriod)) {
         throw new Error('--lease-duration must be greater than --renew-deadline, which must be greater than --retry-period')

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
 import { createLogger, MAX_TIMER_SECONDS } from '@pos-relay/shared'
 import { ConfigError, DEFAULT_LIMITS, DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
-import { collect, intArg, LOG_LEVEL_HELP, option } from '../options.js'
+import { boolEnv, checkRedisUrl, collect, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
 
 interface RunOptions {
@@ -48,20 +48,16 @@ async function readJsonFile (file: string, flag: string): Promise<any> {
 }
 
 /**
- * RELAY_QUIC as a boolean. Commander's own env support would turn any value
- * of a `--no-…` flag's variable, `true` included, into "off"; read it here
- * instead, strictly.
+ * Boolean env vars (RELAY_QUIC, AUTH_ENABLED) are read here, strictly, not by commander: its env
+ * support turns any value of a boolean flag's variable into "on" (`AUTH_ENABLED=false` meant auth
+ * on) and of a `--no-…` flag's variable into "off".
  */
-export function quicFromEnv (value: string | undefined): boolean | undefined {
-  if (value == null || value === '') return undefined
-  if (/^(true|1|on|yes)$/i.test(value)) return true
-  if (/^(false|0|off|no)$/i.test(value)) return false
-  throw new ConfigError(`RELAY_QUIC must be true or false (also 1/0, on/off, yes/no), got "${value}"`)
-}
-
 /** Flags and env vars override the file; the result is validated as a whole. */
 export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise<RelayConfig> {
-  const quic = o.quic ?? quicFromEnv(process.env.RELAY_QUIC)
+  checkRedisUrl('--redis', 'REDIS_URL', o.redis)
+  checkRedisUrl('--auth-redis', 'AUTH_REDIS_URL', o.authRedis)
+  const quic = o.quic ?? boolEnv('RELAY_QUIC')
+  const authEnabled = o.auth ?? boolEnv('AUTH_ENABLED')
   const limits = { ...file.limits }
   if (o.maxReservations != null) limits.max_reservations = o.maxReservations
   if (o.reservationTtl != null) limits.reservation_ttl_seconds = o.reservationTtl
@@ -82,7 +78,7 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
   if (o.peerReservationsPerMinute != null) rateLimits.peer_reservations_per_minute = o.peerReservationsPerMinute
   if (o.peerCircuitsPerMinute != null) rateLimits.peer_circuits_per_minute = o.peerCircuitsPerMinute
   const auth = { ...file.auth }
-  if (o.auth === true) auth.enabled = true
+  if (authEnabled != null) auth.enabled = authEnabled
   if (o.ticketKeysUrl != null) auth.ticket_keys_url = o.ticketKeysUrl
   if (o.ticketKeysFile != null) {
     const keys = await readJsonFile(o.ticketKeysFile, '--ticket-keys-file')
@@ -143,13 +139,13 @@ export function runCommand (): Command {
     .addOption(option('--ip-connections-per-second <n>', 'new connections per second per source IP, 0 = off (config: rate_limits.ip_connections_per_second)', 'IP_CONNECTIONS_PER_SECOND').argParser(intArg('--ip-connections-per-second')))
     .addOption(option('--peer-reservations-per-minute <n>', 'reservations per minute per peer across the fleet, 0 = off (config: rate_limits.peer_reservations_per_minute)', 'PEER_RESERVATIONS_PER_MINUTE').argParser(intArg('--peer-reservations-per-minute')))
     .addOption(option('--peer-circuits-per-minute <n>', 'circuits per minute per source peer across the fleet, 0 = off (config: rate_limits.peer_circuits_per_minute)', 'PEER_CIRCUITS_PER_MINUTE').argParser(intArg('--peer-circuits-per-minute')))
-    .addOption(option('--auth', 'require account tickets for reservations and circuits (config: auth.enabled)', 'AUTH_ENABLED'))
+    .addOption(new Option('--auth', 'require account tickets for reservations and circuits (config: auth.enabled; env: AUTH_ENABLED=true|false)'))
     .addOption(option('--ticket-keys-url <url>', 'JWKS of the ticket keys (config: auth.ticket_keys_url, default <api_url>/api/p2p/ticket-keys)', 'TICKET_KEYS_URL'))
     .addOption(option('--ticket-keys-file <file>', 'public ticket keys configured offline: a JWKS file, as `pos-relay keys public` prints it (config: auth.ticket_keys); without --ticket-keys-url the relay then never fetches keys', 'TICKET_KEYS_PUBLIC_FILE'))
     .addOption(option('--auth-redis <url>', 'Redis for revocations, metering, quotas and account reservation counts (config: auth.redis_url, default: --redis)', 'AUTH_REDIS_URL'))
     .addOption(option('--tiers-file <file>', 'tiers, in the format of `pos-relay discovery --tiers-file`: JSON object keyed by tier name, or array of tiers with "name" (config: auth.tiers)', 'TIERS_FILE'))
     .addOption(option('--metering-interval <s>', 'seconds between usage flushes to Redis (config: auth.metering_interval_seconds)', 'METERING_INTERVAL_SECONDS').argParser(intArg('--metering-interval')))
-    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').default('info'))
+    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('info'))
     .action(async (opts: RunOptions) => {
       const config = await applyOverrides(await loadConfig(opts.config), opts)
       const logger = createLogger({ name: 'relay', level: opts.logLevel })

@@ -1,21 +1,15 @@
-import { Command, InvalidArgumentError } from 'commander'
-import { option } from '../options.js'
+import { Command } from 'commander'
+import { isoDateArg, option } from '../options.js'
 import { adminRequest, printJson, withAdminOptions, type AdminClientOptions } from './admin-client.js'
 
 interface UsageOptions extends AdminClientOptions { account?: string, from?: string, to?: string, format: 'json' | 'csv' }
-
-const isoArg = (name: string) => (value: string): string => {
-  if (Number.isNaN(Date.parse(value)) || !/^\d{4}-\d{2}-\d{2}/.test(value)) throw new InvalidArgumentError(`${name} must be an ISO 8601 date or date-time, got "${value}"`)
-  // a bare date means midnight UTC
-  return /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : new Date(value).toISOString()
-}
 
 export function usageCommand (): Command {
   return withAdminOptions(new Command('usage')
     .description('Metered usage per account and UTC hour (bytes each direction, circuits, circuit-seconds, reservation-seconds) from the discovery admin API')
     .addOption(option('--account <id>', 'only this account (default: all)'))
-    .addOption(option('--from <iso>', 'start, e.g. 2030-01-01 or 2030-01-01T10:00:00Z, rounded down to the hour (default: start of this UTC month)').argParser(isoArg('--from')))
-    .addOption(option('--to <iso>', 'end, exclusive (default: now)').argParser(isoArg('--to')))
+    .addOption(option('--from <iso>', 'start, e.g. 2030-01-01 or 2030-01-01T10:00:00Z, rounded down to the hour (default: start of this UTC month)').argParser(isoDateArg('--from')))
+    .addOption(option('--to <iso>', 'end, exclusive (default: now)').argParser(isoDateArg('--to')))
     .addOption(option('--format <format>', 'json or csv').choices(['json', 'csv']).default('json')))
     .action(async (opts: UsageOptions) => {
       const q = new URLSearchParams({ format: opts.format })
