@@ -21,7 +21,7 @@ import { freePort, startRedis, type RedisServer } from '@pos-relay/testing'
 import { kubelet, runRelayContainer, startOperator, until, type CliProcess, type OperatorProc } from '../../../operator/test/kube-helpers.ts'
 import { spawnCli, type CliProcess as E2eProcess } from '../../test/helpers/cli.ts'
 import {
-  applyExamplePool, deletePool, EXAMPLE_POOL, listRelays, relayedTransfer, setNodesPublicAddress, waitForDeregistered, waitForDiscovery, waitForPoolEvents, waitForPoolReady
+  applyExamplePool, deletePool, EXAMPLE_POOL, listRelays, relayedTransfer, setNodesPublicAddress, transferThrough, waitForDeregistered, waitForDiscovery, waitForPoolEvents, waitForPoolReady
 } from '../../shared/relaypool.ts'
 import { DISCOVERY_NODE_PORT, helmValues, NAMESPACE, PUBLIC_ADDRESS, readKindConfig, RELAY_HOST_PORT } from '../../kind/kind.ts'
 import { CRD_FILE, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
@@ -112,6 +112,12 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
   it('two SDK peers exchange 4 MiB through the relay', async () => {
     const r = await relayedTransfer(discoveryUrl, [relay!.ready.peer_id], 4 * 1024 * 1024)
     assert.equal(r.relayPeerId, relay!.ready.peer_id)
+  })
+
+  it('the relay carries 4 MiB through its own address, over TCP and over QUIC (the kind suite\'s per-relay check)', async () => {
+    const addr = pool.status.relays[0].multiaddr
+    assert.equal((await transferThrough(addr)).relayPeerId, relay!.ready.peer_id)
+    assert.equal((await transferThrough(addr.replace(/\/tcp\/(\d+)\/p2p\//, '/udp/$1/quic-v1/p2p/'))).relayPeerId, relay!.ready.peer_id)
   })
 
   it('deleting the pool removes its relay from discovery (finalizer)', async () => {
