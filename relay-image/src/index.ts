@@ -1,7 +1,7 @@
 export { RelayServer, withPeerId, listenAddresses, type RelayServerOptions } from './relay.js'
 export { loadQuic, quicTransport, QuicUnavailableError } from './quic.js'
 export { RelayMetrics } from './metrics.js'
-export { DiscoveryRegistration, type RegistrationRecord } from './registration.js'
+export { DiscoveryRegistration, MAX_REGISTRATION_REPLY_BYTES, sendsSecretInClear, type RegistrationRecord } from './registration.js'
 export { HopStatus, encodeHopStatus, type HopStatusCode } from './hop-status.js'
 export {
   relayConfigSchema, parseConfig, loadConfig, writeConfig, newConfig, newKeypairHex, decodeKeypair, peerIdOfKeypair, formatIssues,

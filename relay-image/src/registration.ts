@@ -1,4 +1,4 @@
-import { Backoff, sleep, type Logger } from '@pos-relay/shared'
+import { Backoff, readTextCapped, sleep, type Logger } from '@pos-relay/shared'
 import type { RelayMetrics } from './metrics.js'
 
 export interface RegistrationRecord {
@@ -17,6 +17,17 @@ export interface DiscoveryRegistrationOptions {
   /** used when the discovery API does not say its TTL */
   defaultTtlSeconds?: number
   requestTimeoutMs?: number
+}
+
+/** discovery's replies to a registration are a few hundred bytes; anything far larger is not discovery */
+export const MAX_REGISTRATION_REPLY_BYTES = 64 * 1024
+
+/** true when `url` sends its bearer secret in clear text over a network (http: to a host other than loopback) */
+export function sendsSecretInClear (url: string): boolean {
+  const u = new URL(url)
+  if (u.protocol !== 'http:') return false
+  const host = u.hostname.replace(/^\[|\]$/g, '')
+  return !(host === 'localhost' || host === '::1' || /^127\./.test(host))
 }
 
 /**
@@ -39,6 +50,10 @@ export class DiscoveryRegistration {
     this.opts = opts
     this.firstRegistration = new Promise((resolve) => { this.markRegistered = resolve })
     opts.metrics.sources.registered = () => Date.now() < this.registeredUntil
+    if (sendsSecretInClear(opts.apiUrl)) {
+      // anyone on the path can read the p2p secret, then register or take over relays with it
+      opts.logger.warn({ event: 'secret_over_plain_http', discovery: new URL(opts.apiUrl).origin }, 'api_url is plain http to a non-loopback host: the p2p secret crosses the network unencrypted; use https')
+    }
   }
 
   private get endpoint (): string {
@@ -75,7 +90,7 @@ export class DiscoveryRegistration {
       body: JSON.stringify(record),
       signal: AbortSignal.any([signal, AbortSignal.timeout(this.opts.requestTimeoutMs ?? 5000)])
     })
-    const text = await res.text()
+    const text = await readTextCapped(res, MAX_REGISTRATION_REPLY_BYTES)
     if (!res.ok) {
       this.opts.metrics.registrationAttemptsTotal.inc({ result: res.status === 401 ? 'unauthorized' : res.status >= 500 ? 'unavailable' : 'rejected' })
       throw new Error(`discovery answered ${res.status}: ${text.slice(0, 300)}`)

@@ -11,6 +11,7 @@ import {
   type JWK,
 } from 'jose'
 import { z } from 'zod'
+import { readTextCapped } from '@pos-relay/shared'
 import { TicketError, type TicketClaims, type TicketRejection } from './contract.js'
 import type { MinimalLogger } from './types.js'
 
@@ -258,8 +259,8 @@ export class TicketVerifier {
       try {
         const res = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.#opts.fetchTimeoutMs ?? 5000) })
         if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`)
-        const text = await res.text()
-        if (text.length > 256 * 1024) throw new Error('key set larger than 256 KiB')
+        // capped while reading: a key set larger than 256 KiB is refused before it is buffered
+        const text = await readTextCapped(res, 256 * 1024)
         const body = JSON.parse(text) as { keys?: unknown }
         if (!Array.isArray(body?.keys)) throw new Error('not a JSON Web Key Set')
         const next = new Map<string, CryptoKey>()

@@ -302,6 +302,22 @@ describe('JWKS over HTTP', () => {
     await rejects(v, t, 'unknown_key')
   })
 
+  it('a key set that never ends is refused at 256 KiB while reading, not buffered whole', async () => {
+    const endless = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('{"keys":[')
+      const timer = setInterval(() => res.write(' '.repeat(16 * 1024)), 1)
+      res.on('close', () => clearInterval(timer))
+    })
+    await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve))
+    try {
+      const v = new TicketVerifier({ jwksUrl: `http://127.0.0.1:${(endless.address() as AddressInfo).port}/api/p2p/ticket-keys`, fetchTimeoutMs: 20_000 })
+      await assert.rejects(v.refresh(), /exceeds 262144 bytes/)
+    } finally {
+      endless.close()
+    }
+  })
+
   it('ignores non-Ed25519 and malformed entries in the key set', async () => {
     served = { keys: [{ kty: 'oct', k: 'c2VjcmV0', kid: key.kid }, { kty: 'OKP', crv: 'Ed25519', x: 'bad', kid: 'x' }, ...issuer.jwks().keys] as JWK[] }
     const v = new TicketVerifier({ jwksUrl: url })
