@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net'
 import type { V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Taint, V1Toleration } from '@kubernetes/client-node'
+import { relayAddressProblem } from '@pos-relay/shared'
 import type { Node, NodeAddressType, RelayPoolSpec } from './api.js'
 
 export function matchesNodeSelector (node: Node, selector: Record<string, string> | undefined): boolean {
@@ -89,7 +90,10 @@ export function nodeEligibility (node: Node, spec: RelayPoolSpec): NodeEligibili
   if (node.spec?.unschedulable === true) return { keep: true, place: false, reason: 'node is cordoned', address }
   const noSched = untoleratedTaints(node, spec.tolerations, ['NoSchedule'])
   if (noSched.length > 0) return { keep: true, place: false, reason: `untolerated taint ${noSched[0]?.key}:NoSchedule`, address }
-  if (address == null) return { keep: true, place: false, reason: 'node has no usable address' }
+  if (address == null) {
+    const bad = annotationProblem(node, spec)
+    return { keep: true, place: false, reason: bad ?? 'node has no usable address' }
+  }
   return { keep: true, place: true, address }
 }
 
@@ -105,7 +109,9 @@ export function publicAddressOf (node: Node, spec: RelayPoolSpec): string | unde
   if (pa?.static != null && pa.static !== '') return pa.static
   if (pa?.nodeAnnotation != null) {
     const v = node.metadata.annotations?.[pa.nodeAnnotation]?.trim()
-    if (v != null && v !== '') return v
+    // a set but unusable annotation means no address: falling back to the
+    // node's own (often private) addresses would publish one nobody chose
+    if (v != null && v !== '') return publicAddressProblem(v) == null ? v : undefined
   }
   const addrs = node.status?.addresses ?? []
   for (const type of pa?.nodeAddressTypes ?? DEFAULT_ADDRESS_TYPES) {
@@ -113,6 +119,27 @@ export function publicAddressOf (node: Node, spec: RelayPoolSpec): string | unde
     if (a != null) return a.address
   }
   return undefined
+}
+
+const DNS_NAME = /^(?=.{1,253}\.?$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i
+
+/**
+ * Why a node annotation cannot be the address relays announce: it must be a
+ * bare IPv4/IPv6 address or DNS name (no port: the pool's hostPort is added)
+ * that discovery would list (not unspecified, link-local, multicast or broadcast).
+ */
+export function publicAddressProblem (value: string): string | undefined {
+  if (isIP(value) === 0 && !DNS_NAME.test(value)) return `${JSON.stringify(value)} is not an IP address or DNS name${/:\d+$/.test(value) ? ' (no port: the pool\'s hostPort is used)' : ''}`
+  const problem = relayAddressProblem(transportAddr(value, 7373))
+  return problem != null ? `${JSON.stringify(value)} ${problem}` : undefined
+}
+
+function annotationProblem (node: Node, spec: RelayPoolSpec): string | undefined {
+  const name = spec.publicAddress?.nodeAnnotation
+  const v = name != null ? node.metadata.annotations?.[name]?.trim() : undefined
+  if (v == null || v === '') return undefined
+  const p = publicAddressProblem(v)
+  return p != null ? `annotation ${name}: ${p}` : undefined
 }
 
 function ipProto (address: string): string {

@@ -238,6 +238,18 @@ describe('computeDesired: public addresses', () => {
     assert.equal(one({ publicAddress: { nodeAnnotation: 'other' } }, n), '/ip4/203.0.113.7/tcp/7373')
     assert.equal(one({ publicAddress: { nodeAddressTypes: ['InternalIP'] } }, n), '/ip4/10.0.0.1/tcp/7373')
   })
+  it('an unusable annotation (a port, garbage, link-local, unspecified) places no relay on that node and says why; no fallback to other addresses', () => {
+    const ann = { publicAddress: { nodeAnnotation: 'pos-relay.io/public-address' } }
+    for (const [value, why] of [['203.0.113.7:7373', /not an IP address or DNS name \(no port/], ['not an address!', /not an IP address or DNS name/], ['169.254.169.254', /link-local/], ['0.0.0.0', /unspecified/]] as const) {
+      const n = node('n1', { external: '203.0.113.9', annotations: { 'pos-relay.io/public-address': value } })
+      const d = compute({ pool: pool({ replicas: 1, ...ann }), nodes: [n] })
+      assert.deepEqual(d.createPods, [], `${value}: no relay pod`)
+      const msg = cond(d, 'Ready').message as string
+      assert.match(msg, /annotation pos-relay\.io\/public-address/, `${value}: ${msg}`)
+      assert.match(msg, why, `${value}: ${msg}`)
+    }
+  })
+
   it('static address, IPv6 and DNS names; the hostPort is what peers dial', () => {
     assert.equal(one({ publicAddress: { static: 'relay.example.com' }, hostPort: 443 }, node('n1')), '/dns/relay.example.com/tcp/443')
     assert.equal(one({}, node('n1', { external: '2001:db8::7' })), '/ip6/2001:db8::7/tcp/7373')
