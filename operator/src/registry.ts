@@ -185,6 +185,24 @@ export class Registry {
       this.pools.delete(poolKey)
     }
     this.notifyIfChanged(poolKey, before)
+    await this.closeUnusedStores()
+  }
+
+  /**
+   * Closes the Redis connection of each URL that no pool and no entry uses any
+   * more (the pool moved to another Secret, or is gone): one connection per
+   * URL ever seen would otherwise stay open for the operator's lifetime.
+   */
+  private async closeUnusedStores (): Promise<void> {
+    const used = new Set<string>()
+    for (const p of this.pools.values()) if (p.url != null) used.add(p.url)
+    // an entry known absent with nothing desired has no more work on its URL
+    for (const e of this.entries.values()) if (e.desired != null || !e.absent) used.add(e.url)
+    for (const [url, store] of [...this.stores]) {
+      if (used.has(url)) continue
+      this.stores.delete(url)
+      await store.close().catch(() => {})
+    }
   }
 
   /** the entry must not be listed: deregister it unless it is known to be absent */

@@ -174,4 +174,26 @@ describe('Registry', () => {
     assert.equal(removed, 2, 'the one this process listed and the one it found')
     assert.deepEqual(await ids(store), ['ns:core:0', 'self-hosted'])
   })
+
+  it('closes the connection of a URL no pool uses any more (the pool moved to another Redis, then went away)', async () => {
+    const open = new Map<string, number>()
+    const registry = new Registry({
+      storeFor: (url) => {
+        open.set(url, (open.get(url) ?? 0) + 1)
+        return { ...createMemoryStore(), close: async () => { open.set(url, open.get(url)! - 1) } }
+      },
+      tickMs: 5
+    })
+    await registry.setPool('ns/edge', { url: 'redis://a', ttlMs: 30_000, registrations: [reg(0)], absent: [] })
+    await registry.setPool('ns/other', { url: 'redis://a', ttlMs: 30_000, registrations: [reg(0, 'other')], absent: [] })
+    assert.deepEqual(Object.fromEntries(open), { 'redis://a': 1 }, 'one connection per URL')
+    // edge moves to redis://b: its entry in a is deregistered there, a stays open for ns/other
+    await registry.setPool('ns/edge', { url: 'redis://b', ttlMs: 30_000, registrations: [reg(0)], absent: [] })
+    assert.deepEqual(Object.fromEntries(open), { 'redis://a': 1, 'redis://b': 1 })
+    await registry.setPool('ns/other', null)
+    assert.deepEqual(Object.fromEntries(open), { 'redis://a': 0, 'redis://b': 1 }, 'a is closed once nothing uses it')
+    await registry.setPool('ns/edge', null)
+    assert.deepEqual(Object.fromEntries(open), { 'redis://a': 0, 'redis://b': 0 })
+    await registry.reset()
+  })
 })
