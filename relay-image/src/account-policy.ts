@@ -82,7 +82,18 @@ export interface AccountPolicyDeps {
   reservations: ReservationCounter
 }
 
+/** accounts whose last fleet-wide monthly figure is remembered (oldest forgotten first) */
+const REMEMBERED_ACCOUNTS = 100_000
+
 export function createAccountPolicy (deps: AccountPolicyDeps): AccountPolicy {
+  // The last fleet-wide figure read per account, for the month it was read in.
+  // While Redis is away the quota is checked against it (plus what this relay
+  // metered since), not against zero: that would hand an account that used up
+  // its month the whole month again. An account never read before the outage
+  // is let through (fail open), as refusing every quota'd account would turn a
+  // Redis outage into a relay outage; docs/accounts.md says so.
+  const lastFlushed = new Map<string, { month: string, bytes: number }>()
+  const month = (): string => new Date().toISOString().slice(0, 7)
   return {
     identify (peer: PeerId) {
       const claims = deps.gate.claimsFor(peer)
@@ -96,8 +107,16 @@ export function createAccountPolicy (deps: AccountPolicyDeps): AccountPolicy {
     releaseReservation (account: string, peer: PeerId) { deps.reservations.release(account, peer.toString()) },
     async remainingBytes (account: string, tier: Tier) {
       if (tier.monthly_bytes <= 0) return Infinity
-      let flushed = 0
-      try { flushed = await deps.flushedMonthlyBytes(account) } catch {}
+      let flushed: number
+      try {
+        flushed = await deps.flushedMonthlyBytes(account)
+        lastFlushed.delete(account)
+        lastFlushed.set(account, { month: month(), bytes: flushed })
+        if (lastFlushed.size > REMEMBERED_ACCOUNTS) lastFlushed.delete(lastFlushed.keys().next().value!)
+      } catch {
+        const last = lastFlushed.get(account)
+        flushed = last != null && last.month === month() ? last.bytes : 0
+      }
       return tier.monthly_bytes - flushed - deps.meter.unflushedMonthlyBytes(account)
     },
     meter (account: string, delta: Partial<UsageDelta>) { deps.meter.add(account, delta) }

@@ -8,6 +8,6 @@ export {
   effectiveAnnounce, quicTwin, isQuicAddr,
   ConfigError, DEFAULT_LIMITS, DEFAULT_RATE_LIMITS, DEFAULT_PORT, DEFAULT_METRICS_PORT, type RelayConfig, type RelayLimits, type NewConfigInput
 } from './config.js'
-export { createMemoryReservationCounter, createRedisReservationCounter, type ReservationCounter } from './account-policy.js'
+export { createAccountPolicy, createMemoryReservationCounter, createRedisReservationCounter, type AccountPolicyDeps, type ReservationCounter } from './account-policy.js'
 export { TicketGate, TICKET_PROTOCOL } from './auth.js'
 export type { RelayAccountServices } from './relay.js'
