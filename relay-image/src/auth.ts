@@ -1,7 +1,9 @@
 import { TicketError, type RevocationEvent, type Tier, type TicketClaims } from '@pos-relay/accounts'
 import { lpStream } from '@libp2p/utils'
+import { RateLimiterMemory } from 'rate-limiter-flexible'
 import type { RelayMetrics } from './metrics.js'
 import type { SampledLog } from './rate-limits.js'
+import { ipOf } from './connection-ip.js'
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
 import type { Logger } from '@pos-relay/shared'
 
@@ -28,7 +30,15 @@ export interface TicketGateOptions {
   denials: SampledLog
   /** called when an account or ticket is revoked: end that peer's reservation and circuits */
   onRevoked: (peer: PeerId, reason: string) => void
+  /**
+   * Ticket presentations per minute, per peer and per source IP, on this relay
+   * (default 10 and 120). A peer presents once per ticket (an hour) and after a
+   * reconnect; verification costs CPU, so more is refused before verifying.
+   */
+  presentationsPerMinute?: { peer: number, ip: number }
 }
+
+export const DEFAULT_PRESENTATIONS_PER_MINUTE = { peer: 10, ip: 120 }
 
 /** What the relay answers on the ticket protocol (one length-prefixed JSON message). */
 export interface TicketResponse {
@@ -52,8 +62,25 @@ export class TicketGate {
   private readonly opts: TicketGateOptions
   private unsubscribe?: () => void
 
+  private readonly perPeer: RateLimiterMemory
+  private readonly perIp: RateLimiterMemory
+
   constructor (opts: TicketGateOptions) {
     this.opts = opts
+    const limits = opts.presentationsPerMinute ?? DEFAULT_PRESENTATIONS_PER_MINUTE
+    this.perPeer = new RateLimiterMemory({ points: limits.peer, duration: 60 })
+    this.perIp = new RateLimiterMemory({ points: limits.ip, duration: 60 })
+  }
+
+  /** one presentation by `peer` from `ip`: false when over either limit (nothing is verified then) */
+  private async admitPresentation (peer: string, ip: string | undefined): Promise<boolean> {
+    try {
+      await this.perPeer.consume(peer)
+      if (ip != null) await this.perIp.consume(ip)
+      return true
+    } catch {
+      return false
+    }
   }
 
   async start (node: Libp2p): Promise<void> {
@@ -97,6 +124,12 @@ export class TicketGate {
       await stream.close().catch(() => {})
     }
     const peer = connection.remotePeer
+    if (!(await this.admitPresentation(peer.toString(), ipOf(connection)))) {
+      this.opts.metrics.ticketsTotal.inc({ result: 'rate_limited' })
+      this.opts.denials.note('ticket_rate_limited', { reason: 'rate_limited' })
+      await reply({ status: 'REJECTED', reason: 'rate_limited' }).catch(() => { stream.abort(new Error('ticket rejected')) })
+      return
+    }
     let claims: TicketClaims
     try {
       const message = await lp.read({ signal: AbortSignal.timeout(10_000) })

@@ -10,6 +10,7 @@ import type { RelayLimits } from './config.js'
 import type { Logger } from '@pos-relay/shared'
 import type { Connection, ConnectionGater, PeerId, Stream } from '@libp2p/interface'
 import type { Tier, UsageDelta } from '@pos-relay/accounts'
+import { ipOf } from './connection-ip.js'
 
 /**
  * The parts of @libp2p/circuit-relay-v2's server (4.2.13, pinned exactly) that
@@ -99,11 +100,6 @@ interface Circuit {
 
 const isCircuit = (conn: Connection): boolean => conn.remoteAddr.toString().includes('/p2p-circuit')
 
-/** the IP address a connection comes from; undefined for a non-IP transport */
-const ipOf = (conn: Connection): string | undefined => {
-  const first = conn.remoteAddr.getComponents()[0]
-  return first != null && (first.name === 'ip4' || first.name === 'ip6') ? first.value : undefined
-}
 
 export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHooks {
   const server = service as UpstreamRelayServer

@@ -1,6 +1,7 @@
 export { RelayServer, withPeerId, listenAddresses, type RelayServerOptions } from './relay.js'
 export { loadQuic, quicTransport, QuicUnavailableError } from './quic.js'
 export { RelayMetrics } from './metrics.js'
+export { SampledLog } from './rate-limits.js'
 export { DiscoveryRegistration, MAX_REGISTRATION_REPLY_BYTES, sendsSecretInClear, type RegistrationRecord } from './registration.js'
 export { HopStatus, encodeHopStatus, type HopStatusCode } from './hop-status.js'
 export {
@@ -9,5 +10,5 @@ export {
   ConfigError, DEFAULT_LIMITS, DEFAULT_RATE_LIMITS, DEFAULT_PORT, DEFAULT_METRICS_PORT, type RelayConfig, type RelayLimits, type NewConfigInput
 } from './config.js'
 export { createAccountPolicy, createMemoryReservationCounter, createRedisReservationCounter, type AccountPolicyDeps, type ReservationCounter } from './account-policy.js'
-export { TicketGate, TICKET_PROTOCOL } from './auth.js'
+export { DEFAULT_PRESENTATIONS_PER_MINUTE, TicketGate, TICKET_PROTOCOL } from './auth.js'
 export type { RelayAccountServices } from './relay.js'

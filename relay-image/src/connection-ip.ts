@@ -1,0 +1,7 @@
+import type { Connection } from '@libp2p/interface'
+
+/** the IP address a connection comes from; undefined for a non-IP transport */
+export function ipOf (conn: Connection): string | undefined {
+  const first = conn.remoteAddr.getComponents()[0]
+  return first != null && (first.name === 'ip4' || first.name === 'ip6') ? first.value : undefined
+}
