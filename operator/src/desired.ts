@@ -47,7 +47,11 @@ export interface Observed {
   /** relay pods of every other pool (any namespace): their hostPorts occupy nodes */
   otherRelayPods: Pod[]
   registry: RegistryObservation
-  defaults: { image?: string, imagePullPolicy?: string }
+  /**
+   * the operator's settings: relay image and pull policy for pools without
+   * their own, and the hostPorts below 1024 pools may use (none by default)
+   */
+  defaults: { image?: string, imagePullPolicy?: string, allowedPrivilegedHostPorts?: number[] }
   now: number
 }
 
@@ -169,6 +173,7 @@ export function computeDesired (o: Observed): Desired {
   const perNode = spec.perNode === true
   const image = spec.image ?? o.defaults.image
   const pullPolicy = spec.imagePullPolicy ?? o.defaults.imagePullPolicy ?? 'IfNotPresent'
+  const portRefused = hostPortRefusal(hostPort, o.defaults.allowedPrivilegedHostPorts)
 
   const out: Desired = {
     addFinalizer: !(pool.metadata.finalizers ?? []).includes(FINALIZER),
@@ -323,7 +328,7 @@ export function computeDesired (o: Observed): Desired {
     const plan: SlotPlan = { slot, node, ...(address != null ? { publicAddress: address } : {}), ...(pod != null && !deletions.has(pod.metadata.name) ? { pod } : {}) }
     slots.push(plan)
     if (plan.pod == null || !isPodReady(plan.pod)) unavailable++
-    if (image == null || address == null) continue
+    if (image == null || address == null || portRefused != null) continue
     const peer = secretPeer(slot)
     const want = buildPod({ pool, slot, node, publicAddress: address, image, imagePullPolicy: pullPolicy, ...(peer != null ? { peerId: peer } : {}) })
     if (plan.pod == null) {
@@ -425,7 +430,9 @@ export function computeDesired (o: Observed): Desired {
   const pendingPods = slots.filter((s) => s.pod != null && !isPodReady(s.pod) && hostPortConflictOf(s.pod) == null).length
   const outdated = outdatedReady.length + out.deletePods.filter((d) => d.reason === 'outdated').length
   const draining = terminating.size
-  if (image == null) {
+  if (portRefused != null) {
+    conds.push({ type: 'Progressing', status: 'False', reason: 'HostPortNotAllowed', message: portRefused })
+  } else if (image == null) {
     conds.push({ type: 'Progressing', status: 'False', reason: 'ImageNotSet', message: 'set spec.image or the operator\'s RELAY_IMAGE' })
   } else if (creating + pendingPods + outdated + draining + out.deletePods.length > 0) {
     const parts: string[] = []
@@ -443,6 +450,8 @@ export function computeDesired (o: Observed): Desired {
     conds.push({ type: 'Degraded', status: 'True', reason: 'RegistryNotConfigured', message: o.registry.error ?? 'no Redis URL for the discovery registry' })
   } else if (o.registry.error != null) {
     conds.push({ type: 'Degraded', status: 'True', reason: 'RegistryUnavailable', message: o.registry.error })
+  } else if (portRefused != null) {
+    conds.push({ type: 'Degraded', status: 'True', reason: 'HostPortNotAllowed', message: portRefused })
   } else if (image == null) {
     conds.push({ type: 'Degraded', status: 'True', reason: 'ImageNotSet', message: 'set spec.image or the operator\'s RELAY_IMAGE' })
   } else if (failing.length > 0) {
@@ -483,6 +492,18 @@ export function computeDesired (o: Observed): Desired {
 
 function nonEmpty (s: string | undefined): string | undefined {
   return s != null && s !== '' ? s : undefined
+}
+
+/**
+ * Why a pool may not use `hostPort`, if it may not. A hostPort captures that
+ * port on the node's addresses (portmap DNAT), so a pool on 22, 53, 80 or 443
+ * would take the node's SSH, DNS or ingress traffic: ports below 1024 are the
+ * node's own services unless the operator allows them by name
+ * (--allowed-privileged-host-ports, e.g. 443 on dedicated relay nodes).
+ */
+export function hostPortRefusal (hostPort: number, allowed: number[] = []): string | undefined {
+  if (hostPort >= 1024 || allowed.includes(hostPort)) return undefined
+  return `hostPort ${hostPort} is below 1024, where the node's own services listen (SSH, DNS, ingress); the operator allows ${allowed.length > 0 ? `only ${allowed.join(', ')}` : 'none'} (--allowed-privileged-host-ports)`
 }
 
 /**

@@ -52,6 +52,8 @@ export interface OperatorOptions {
   registryTtlSeconds?: number
   relayImage?: string
   relayImagePullPolicy?: string
+  /** hostPorts below 1024 pools may use (default none; see hostPortRefusal) */
+  allowedPrivilegedHostPorts?: number[]
   workers?: number
   /** every pool is reconciled at least this often; default 5 min */
   resyncMs?: number
@@ -392,7 +394,7 @@ export class Operator {
         ...(redis.error != null ? { error: redis.error } : this.registry.poolError(key) != null ? { error: this.registry.poolError(key) } : {}),
         registered: this.registry.registeredIds(key)
       },
-      defaults: { image: this.opts.relayImage, imagePullPolicy: this.opts.relayImagePullPolicy },
+      defaults: { image: this.opts.relayImage, imagePullPolicy: this.opts.relayImagePullPolicy, allowedPrivilegedHostPorts: this.opts.allowedPrivilegedHostPorts },
       now: Date.now()
     })
     this.poolCounts.set(key, { desired: desired.status.desiredRelays ?? 0, ready: desired.status.readyRelays ?? 0 })

@@ -17,7 +17,7 @@ describe('pos-relay operator (CLI)', () => {
       '--leader-elect', 'LEADER_ELECT', '--leader-election-namespace', 'LEADER_ELECTION_NAMESPACE', '--lease-name', 'LEADER_ELECTION_ID',
       '--identity', 'LEADER_ELECTION_IDENTITY', '--lease-duration', 'LEASE_DURATION_SECONDS', '--renew-deadline', 'RENEW_DEADLINE_SECONDS',
       '--retry-period', 'RETRY_PERIOD_SECONDS', '--redis', 'REDIS_URL', '--registry-ttl', 'REGISTRY_TTL_SECONDS', '--relay-image', 'RELAY_IMAGE',
-      '--relay-image-pull-policy', 'RELAY_IMAGE_PULL_POLICY', '--workers', 'WORKERS', '--resync-period', 'RESYNC_PERIOD_SECONDS', '--log-level', 'LOG_LEVEL',
+      '--relay-image-pull-policy', 'RELAY_IMAGE_PULL_POLICY', '--allowed-privileged-host-ports', 'ALLOWED_PRIVILEGED_HOST_PORTS', '--workers', 'WORKERS', '--resync-period', 'RESYNC_PERIOD_SECONDS', '--log-level', 'LOG_LEVEL',
       'POD_NAMESPACE', 'POD_NAME'
     ]
     for (const w of words) assert.ok(r.stdout.includes(w), `operator --help lacks ${w}`)
@@ -43,6 +43,14 @@ describe('pos-relay operator (CLI)', () => {
       const r = await run(['operator', '--kubeconfig', '/nonexistent/kubeconfig', '--metrics-port', '0', flag, '2147484'])
       assert.notEqual(r.code, 0)
       assert.match(r.stderr, new RegExp(`${flag} must be a positive number of seconds, at most 2147483`))
+    }
+  })
+
+  it('--allowed-privileged-host-ports takes ports from 1 to 1023 only', async () => {
+    for (const bad of ['8080', '0', '443,x', '-1']) {
+      const r = await run(['operator', '--kubeconfig', '/nonexistent/kubeconfig', '--metrics-port', '0', '--allowed-privileged-host-ports', bad])
+      assert.notEqual(r.code, 0)
+      assert.match(r.stderr, /--allowed-privileged-host-ports takes ports from 1 to 1023/)
     }
   })
 

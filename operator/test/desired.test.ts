@@ -251,7 +251,7 @@ describe('computeDesired: public addresses', () => {
   })
 
   it('static address, IPv6 and DNS names; the hostPort is what peers dial', () => {
-    assert.equal(one({ publicAddress: { static: 'relay.example.com' }, hostPort: 443 }, node('n1')), '/dns/relay.example.com/tcp/443')
+    assert.equal(one({ publicAddress: { static: 'relay.example.com' }, hostPort: 8443 }, node('n1')), '/dns/relay.example.com/tcp/8443')
     assert.equal(one({}, node('n1', { external: '2001:db8::7' })), '/ip6/2001:db8::7/tcp/7373')
     assert.equal(transportAddr('192.0.2.1', 1), '/ip4/192.0.2.1/tcp/1')
   })
@@ -661,5 +661,28 @@ describe('computeDesired: the Ready condition names what is wrong', () => {
   it('a pod that is not ready is named with its node', () => {
     const d = compute({ pool: p, nodes: [node('n1'), node('n2')], pods: [relayPod(p, 0, 'n1'), relayPod(p, 1, 'n2', 'running')], secrets: [identity(p, 0, 'n1'), identity(p, 1, 'n2')] })
     assert.match(cond(d, 'Ready').message, /: edge-1 not ready on n2$/)
+  })
+})
+
+describe('computeDesired: hostPorts below 1024', () => {
+  const nodes = [node('n1'), node('n2')]
+
+  it('a pool on a port below 1024 gets no relay and says why, unless the operator allows that port', () => {
+    for (const port of [22, 53, 80, 443]) {
+      const d = compute({ pool: pool({ replicas: 2, hostPort: port }), nodes })
+      assert.deepEqual(d.createPods, [], `hostPort ${port}: no pod`)
+      assert.equal(cond(d, 'Degraded').reason, 'HostPortNotAllowed')
+      assert.match(cond(d, 'Degraded').message, new RegExp(`hostPort ${port} is below 1024`))
+      assert.equal(cond(d, 'Progressing').reason, 'HostPortNotAllowed')
+    }
+    const allowed = computeDesired(observe({ pool: pool({ replicas: 2, hostPort: 443 }), nodes, defaults: { image: 'pos-relay:test', allowedPrivilegedHostPorts: [443] } }))
+    assert.equal(allowed.createPods.length, 2)
+    assert.notEqual(cond(allowed, 'Degraded').reason, 'HostPortNotAllowed')
+    const other = computeDesired(observe({ pool: pool({ replicas: 2, hostPort: 80 }), nodes, defaults: { image: 'pos-relay:test', allowedPrivilegedHostPorts: [443] } }))
+    assert.deepEqual(other.createPods, [], 'only the ports named')
+  })
+
+  it('ports from 1024 up need no permission', () => {
+    assert.equal(compute({ pool: pool({ replicas: 1, hostPort: 1024 }), nodes }).createPods.length, 1)
   })
 })

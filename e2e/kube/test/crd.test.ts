@@ -34,6 +34,7 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     ['hostPort above 65535', { replicas: 1, hostPort: 70000, discovery }, 'spec.hostPort must be between 1 and 65535'],
     ['hostPort 0', { replicas: 1, hostPort: 0, discovery }, 'spec.hostPort must be between 1 and 65535'],
     ['hostPort of the kubelet', { replicas: 1, hostPort: 10250, discovery }, "spec.hostPort must not be a port of the node's own Kubernetes services"],
+    ['hostPort in the NodePort range', { replicas: 1, hostPort: 30080, discovery }, 'spec.hostPort must not be in the default Service NodePort range'],
     ['drainSeconds above an hour', { replicas: 1, drainSeconds: 7200, discovery }, 'spec.drainSeconds must be between 0 and 3600 seconds'],
     ['negative drainSeconds', { replicas: 1, drainSeconds: -1, discovery }, 'spec.drainSeconds must be between 0 and 3600 seconds'],
     ['static address with 2 replicas', { replicas: 2, publicAddress: { static: '203.0.113.7' }, discovery }, 'spec.publicAddress.static gives every relay the same address, so it needs spec.replicas of 0 or 1'],

@@ -24,6 +24,7 @@ interface OperatorCliOptions {
   registryTtl: number
   relayImage?: string
   relayImagePullPolicy?: string
+  allowedPrivilegedHostPorts: number[]
   workers: number
   resyncPeriod: number
   logLevel: string
@@ -44,6 +45,15 @@ function secondsArg (name: string) {
     }
     return Number(value)
   }
+}
+
+/** a comma-separated list of ports below 1024 ("443" or "80,443"; empty: none) */
+function privilegedPortsArg (value: string): number[] {
+  const ports = value.split(',').map((p) => p.trim()).filter((p) => p !== '')
+  for (const p of ports) {
+    if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 1023) throw new InvalidArgumentError(`--allowed-privileged-host-ports takes ports from 1 to 1023 separated by commas, got "${p}" (ports from 1024 up need no permission)`)
+  }
+  return ports.map(Number)
 }
 
 /** the one strict boolean parser (shared with the env vars of the other commands) */
@@ -84,6 +94,7 @@ export function operatorCommand (): Command {
     .addOption(option('--registry-ttl <s>', 'registry TTL in seconds for pools without spec.discovery.ttlSeconds; heartbeats every TTL/3', 'REGISTRY_TTL_SECONDS').argParser(intArg('--registry-ttl')).default(30))
     .addOption(option('--relay-image <image>', 'relay image for pools without spec.image', 'RELAY_IMAGE'))
     .addOption(option('--relay-image-pull-policy <policy>', 'pull policy for pools without spec.imagePullPolicy (Always, IfNotPresent, Never)', 'RELAY_IMAGE_PULL_POLICY'))
+    .addOption(option('--allowed-privileged-host-ports <ports>', 'hostPorts below 1024 RelayPools may use, comma-separated (e.g. 443 on dedicated relay nodes); default none: a pool on such a port gets Degraded=True HostPortNotAllowed and no relays', 'ALLOWED_PRIVILEGED_HOST_PORTS').argParser(privilegedPortsArg).default([]))
     .addOption(option('--workers <n>', 'RelayPools reconciled concurrently', 'WORKERS').argParser(intArg('--workers')).default(4))
     .addOption(option('--resync-period <s>', 'every pool is reconciled at least this often (seconds)', 'RESYNC_PERIOD_SECONDS').argParser(secondsArg('--resync-period')).default(300))
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('info'))
@@ -112,6 +123,7 @@ export function operatorCommand (): Command {
         registryTtlSeconds: opts.registryTtl,
         relayImage: opts.relayImage,
         relayImagePullPolicy: opts.relayImagePullPolicy,
+        allowedPrivilegedHostPorts: opts.allowedPrivilegedHostPorts,
         workers: opts.workers,
         resyncMs: opts.resyncPeriod * 1000,
         logger
