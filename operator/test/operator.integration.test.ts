@@ -447,7 +447,8 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     // the kubelet's part: run the container as specified; the relay reports the limits it enforces
     const relay = await runRelayContainer(cp, pod, cp.dir)
     try {
-      assert.deepEqual(relay.started.rate_limits, { ip_connections_per_second: 7, peer_reservations_per_minute: 11, peer_circuits_per_minute: 0, account_circuits_per_minute: 0, shared: true })
+      // the Redis URL (it may carry a password) is redacted in the log line
+      assert.deepEqual(relay.started.rate_limits, { ip_connections_per_second: 7, peer_reservations_per_minute: 11, peer_circuits_per_minute: 0, account_circuits_per_minute: 0, shared: true, redis_url: '[redacted]' })
       const l = relay.started.limits
       assert.deepEqual([l.max_connections, l.max_pending_connections, l.handshake_timeout_seconds, l.ip_max_connections], [900, 32, 3, 0])
       assert.equal(l.max_reservations, 4096, 'an unset limit keeps the relay default')

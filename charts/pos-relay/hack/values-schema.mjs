@@ -48,6 +48,7 @@ const schema = {
       metricsPort: int(1024, 65535),
       logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] },
       relayImage: obj({ repository: str(), tag: str(), pullPolicy: { type: 'string', enum: ['', 'Always', 'IfNotPresent', 'Never'] } }),
+      allowedPrivilegedHostPorts: { type: 'array', description: 'hostPorts below 1024 that RelayPools may use (default none)', maxItems: 16, uniqueItems: true, items: int(1, 1023) },
       serviceAccount: obj({ create: bool(), name: str(), annotations: stringMap() }),
       resources,
       ...placement,
@@ -60,6 +61,7 @@ const schema = {
       replicas: int(0, 100),
       ttlSeconds: int(3, 3600),
       logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] },
+      publicAddressesOnly: bool('refuse loopback and private relay addresses (public fleets)'),
       p2pSecret: str('registration secret; generated when empty'),
       existingSecret: str('Secret with keys p2p-secret and redis-url'),
       service: obj({
