@@ -32,13 +32,13 @@ export interface TicketGateOptions {
   onRevoked: (peer: PeerId, reason: string) => void
   /**
    * Ticket presentations per minute, per peer and per source IP, on this relay
-   * (default 10 and 120). A peer presents once per ticket (an hour) and after a
+   * (default 30 and 600: many peers may share an address behind a CGNAT). A peer presents once per ticket (an hour) and after a
    * reconnect; verification costs CPU, so more is refused before verifying.
    */
   presentationsPerMinute?: { peer: number, ip: number }
 }
 
-export const DEFAULT_PRESENTATIONS_PER_MINUTE = { peer: 10, ip: 120 }
+export const DEFAULT_PRESENTATIONS_PER_MINUTE = { peer: 30, ip: 600 }
 
 /** What the relay answers on the ticket protocol (one length-prefixed JSON message). */
 export interface TicketResponse {
