@@ -289,9 +289,10 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     const trickle = await trickleThrough(drained.multiaddr)
     const drain = run(tools.kubectl, ['--kubeconfig', cluster.kubeconfig, 'drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=180s'], { timeoutMs: 240_000 })
     try {
-      await poll(`${drained.pod} to be evicted (terminating)`, async () => {
-        const r = await cluster.kubectl(['get', 'pod', drained.pod, '-n', NAMESPACE, '-o', 'jsonpath={.metadata.deletionTimestamp}'])
-        return r.code === 0 && r.stdout.trim() !== '' ? true : undefined
+      // evicted, and the relay got its SIGTERM (the kubelet sends it a moment after the deletion)
+      await poll(`${drained.pod} to be evicted and draining (its drain_started log line)`, async () => {
+        const r = await cluster.kubectl(['logs', drained.pod, '-n', NAMESPACE])
+        return r.code === 0 && r.stdout.includes('"event":"drain_started"') ? true : undefined
       }, 60_000)
       // while it drains (drainSeconds 30): no new reservation, the open circuit keeps carrying bytes
       const refused = await transferThrough(drained.multiaddr, 1024, 8_000).then(() => 'reserved', (err: Error) => err.message)
