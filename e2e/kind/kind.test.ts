@@ -297,6 +297,11 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
       // while it drains (drainSeconds 30): no new reservation, the open circuit keeps carrying bytes
       const refused = await transferThrough(drained.multiaddr, 1024, 8_000).then(() => 'reserved', (err: Error) => err.message)
       assert.notEqual(refused, 'reserved', 'a draining relay accepted a new reservation')
+      // and it was the relay that said no, for that reason (RESERVATION_REFUSED while draining)
+      await poll('the relay to log its refusal (denied: draining)', async () => {
+        const r = await cluster.kubectl(['logs', drained.pod, '-n', NAMESPACE])
+        return r.stdout.includes('"event":"denied","reason":"draining"') ? true : undefined
+      }, 10_000)
       const atEviction = trickle.received()
       await new Promise((resolve) => setTimeout(resolve, 5_000))
       assert.equal(trickle.error(), undefined)
