@@ -52,8 +52,9 @@ run_test () {
   [ -n "$pattern" ] && args+=(--test-name-pattern="$pattern")
   npx node "${args[@]}" "$file" >"$log" 2>&1
   local rc=$?
-  # the verdicts and the first assertion messages, not the stack traces
-  grep -E '^\s*(✔|✖)|Error|^# ' "$log" | grep -vE '^\s+at |^✖ failing tests' | awk '!seen[$0]++' | head -8 | sed 's/^/    | /'
+  # the counts, the failed tests and their first messages, not the stack traces
+  echo "    | $(grep -E '^ℹ (pass|fail) ' "$log" | tr '\n' ' ')"
+  grep -E '^\s*✖|Error|^# ' "$log" | grep -vE '^\s+at |failing tests' | sed 's/^\s*//' | awk '!seen[$0]++' | head -6 | cut -c1-240 | sed 's/^/    | /'
   rm -f "$log"
   return $rc
 }
