@@ -41,8 +41,12 @@ restore () {
     npx tsc -b >/dev/null 2>&1 || echo "guard-check: rebuild after restoring failed; run npx tsc -b" >&2
   fi
 }
+child=''
 trap 'restore' EXIT
-trap 'echo; echo "guard-check: interrupted, restoring the tree" >&2; exit 130' INT TERM
+# the test runs in the background and is waited for, so that a signal ends the
+# wait at once (bash defers traps while a foreground child runs, and node's
+# test runner exits normally on SIGINT)
+trap 'echo; echo "guard-check: interrupted, restoring the tree" >&2; [ -n "$child" ] && kill "$child" 2>/dev/null; exit 130' INT TERM
 
 # runs one test; prints its verdict lines; returns node's exit code
 run_test () {
@@ -50,8 +54,11 @@ run_test () {
   log=$(mktemp)
   local args=(--test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec)
   [ -n "$pattern" ] && args+=(--test-name-pattern="$pattern")
-  npx node "${args[@]}" "$file" >"$log" 2>&1
+  npx node "${args[@]}" "$file" >"$log" 2>&1 &
+  child=$!
+  wait "$child"
   local rc=$?
+  child=''
   # the counts, the failed tests and their first messages, not the stack traces
   echo "    | $(grep -E '^ℹ (pass|fail) ' "$log" | tr '\n' ' ')"
   grep -E '^\s*✖|Error|^# ' "$log" | grep -vE '^\s+at |failing tests' | sed 's/^\s*//' | awk '!seen[$0]++' | head -6 | cut -c1-240 | sed 's/^/    | /'
