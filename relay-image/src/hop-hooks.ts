@@ -1,6 +1,5 @@
 import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
-import { pbStream } from '@libp2p/utils'
 import { hopStatusCodec, HopStatus, type HopStatusCode } from './hop-status.js'
 import { spliceStreams, type CircuitEnd, type Splice } from './splice.js'
 import { CircuitSlots } from './circuit-slots.js'
@@ -41,9 +40,7 @@ interface UpstreamRelayServer {
 // package, so it is loaded by file from next to the package entry point
 const pb = await import(new URL('./pb/index.js', import.meta.resolve('@libp2p/circuit-relay-v2')).href) as {
   HopMessage: { encode: (m: any) => Uint8Array, decode: (b: any) => any }
-  StopMessage: { encode: (m: any) => Uint8Array, decode: (b: any) => any }
 }
-const STOP_CODEC = '/libp2p/circuit/relay/0.2.0/stop'
 
 export interface HopHooksOptions {
   limits: RelayLimits
@@ -137,8 +134,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   const refuse = async (ctx: HopContext, options: any, status: HopStatusCode, reason: string): Promise<void> => {
     metrics.denialsTotal.inc({ reason })
     opts.denials.note(reason)
-    // after a timeout the HOP stream's signal is aborted: answer all the same
-    await ctx.stream.write(status, hopStatusCodec, options?.signal?.aborted === true ? {} : options)
+    await ctx.stream.write(status, hopStatusCodec, options)
   }
 
   // RESERVE: refuse while draining so clients move to another relay
@@ -217,27 +213,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
    * and per-IP caps), and pick an open,
    * direct connection to the destination rather than `connections[0]`.
    */
-  /**
-   * STOP to the destination, replacing upstream's stopHop: after a response
-   * it cannot read (garbage, a truncated frame, a reset) upstream awaits a
-   * graceful close() of the STOP stream, which does not return, so the
-   * dialer's CONNECT went unanswered and its HOP stream stayed open (found by
-   * the malformed-traffic test). A STOP stream that fails is aborted.
-   */
-  const stopHop = async ({ connection, request }: StopHopArgs, options: any): Promise<Stream | undefined> => {
-    const stream = await connection.newStream(STOP_CODEC, { maxOutboundStreams: (server as any).maxOutboundStopStreams, runOnLimitedConnection: true, ...options })
-    const pbstr = pbStream(stream)
-    const stop = pbstr.pb(pb.StopMessage)
-    try {
-      await stop.write(request, options)
-      const response = await stop.read(options)
-      if (response?.status === 'OK' || response?.status === HopStatus.OK) return pbstr.unwrap()
-      stream.abort(new Error(`STOP refused with ${String(response?.status)}`))
-    } catch (err: any) {
-      stream.abort(err)
-    }
-    return undefined
-  }
+  const stopHop = server.stopHop.bind(server)
   server.handleConnect = async (ctx, options) => {
     const { connection, request } = ctx
     const fail = async (status: HopStatusCode, reason: string): Promise<void> => {
