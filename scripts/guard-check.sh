@@ -24,8 +24,10 @@ fi
 GUARDS=(
   "backpressure (relay)|backpressure-upstream-pipe.patch|relay-image/test/relay.test.ts|holds the sender back while the destination reads nothing"
   "backpressure (e2e, relay process)|backpressure-upstream-pipe.patch|e2e/test/relay-e2e.test.ts|a destination that reads nothing holds the sender back"
+  "backpressure half-close (relay)|backpressure-half-close-early.patch|relay-image/test/relay.test.ts|holds the sender back while the destination reads nothing"
+  "backpressure half-close (e2e, relay process)|backpressure-half-close-early.patch|e2e/test/relay-e2e.test.ts|a destination that reads nothing holds the sender back"
   "QUIC stall bound|quic-read-backpressure.patch|relay-image/test/quic.test.ts|a destination that reads nothing holds a QUIC sender back"
-  "malformed traffic|malformed-upstream-stophop.patch|e2e/test/malformed.test.ts|"
+  "malformed traffic|malformed-no-connection-failed.patch|e2e/test/malformed.test.ts|"
   "flood eviction|flood-no-eviction.patch|e2e/test/flood.test.ts|"
   "--help flags|help-flag-without-text.patch|packages/cli/test/cli.test.ts|^run --help"
   "dashboards operator half|dashboards-no-operator.patch|e2e/kube/test/dashboards.test.ts|"
