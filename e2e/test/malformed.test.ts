@@ -98,8 +98,12 @@ async function roundOutcome (stream: any): Promise<string> {
 
 const openFds = async (pid: number): Promise<number> => (await readdir(`/proc/${pid}/fd`)).length
 
-function node (): Promise<Libp2p> {
-  return createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+/** every node started, stopped in after() also when an assertion fails (a live node keeps the test process running) */
+const nodes: Libp2p[] = []
+async function node (): Promise<Libp2p> {
+  const n = await createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+  nodes.push(n)
+  return n
 }
 
 describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
@@ -119,6 +123,7 @@ describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
   })
 
   after(async () => {
+    for (const n of nodes) await Promise.resolve(n.stop()).catch(() => {})
     await relay?.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true })
   })
@@ -152,7 +157,8 @@ describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
       const framed = i % 10 === 9 ? Uint8Array.from([...varint(payload.length), ...payload]) : payload
       stream.send(framed)
       if (i % 4 === 0) { stream.abort(new Error('abandon')); continue } // opened and abandoned
-      await stream.close().catch(() => {})
+      // not awaited: a close waits for the relay, and roundOutcome bounds the wait
+      void stream.close().catch(() => {})
       const outcome = await roundOutcome(stream)
       const kind = i % 10 === 9 ? 'connect' : `case${i % 6}`
       outcomes.set(`${kind} ${outcome}`, (outcomes.get(`${kind} ${outcome}`) ?? 0) + 1)
