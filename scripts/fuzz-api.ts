@@ -64,6 +64,7 @@ function start (args: string[], env: Record<string, string>): Proc {
 }
 
 async function main (): Promise<number> {
+  const began = Date.now()
   const st = schemathesis()
   const dir = mkdtempSync(join(tmpdir(), 'pos-relay-fuzz-'))
   const hooks = join(dir, 'fuzz_hooks.py')
@@ -123,7 +124,7 @@ async function main (): Promise<number> {
     await redis.stop().catch(() => {})
     rmSync(dir, { recursive: true, force: true })
   }
-  process.stdout.write('\n### summary\n')
+  process.stdout.write(`\n### summary (${EXAMPLES} examples per operation, seed ${values.seed}, ${((Date.now() - began) / 1000).toFixed(0)} s)\n`)
   for (const r of results) process.stdout.write(`  ${r.code === 0 ? 'ok    ' : 'FAILED'} ${r.phase}: ${r.group}\n`)
   return results.every((r) => r.code === 0) ? 0 : 1
 }
