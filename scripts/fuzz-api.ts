@@ -105,7 +105,8 @@ async function main (): Promise<number> {
         const started = Date.now()
         let code = 0
         try {
-          execFileSync(st, args, { stdio: 'inherit', env: { ...process.env, SCHEMATHESIS_HOOKS: 'fuzz_hooks', PYTHONPATH: dir } })
+          // in the temporary directory: schemathesis keeps its example database in the working directory
+          execFileSync(st, args, { stdio: 'inherit', cwd: dir, env: { ...process.env, SCHEMATHESIS_HOOKS: 'fuzz_hooks', PYTHONPATH: dir } })
         } catch (err: any) { code = err.status ?? 1 }
         results.push({ phase, group: g.group, code })
         process.stdout.write(`### ${phase}: ${g.group}: exit ${code} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
