@@ -19,7 +19,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { freePort, waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { connectMessage, HOP, hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
+import { connectMessage, HOP, hopRequest, RESERVE, varintFields } from '../../relay-image/test/hop-client.ts'
 import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
 
 const STOP = '/libp2p/circuit/relay/0.2.0/stop'
@@ -51,10 +51,59 @@ function malformed (i: number, target: Libp2p): Uint8Array {
 
 const metric = scrapeMetric
 
+const HOP_STATUSES = new Set([100, 200, 201, 202, 203, 204, 400, 401])
+/** how long one round may go without an answer or an end before it counts as left hanging (an answer takes milliseconds) */
+const ROUND_BOUND_MS = 10_000
+
+/**
+ * How the relay answered one round: `status N` (the first length-prefixed
+ * reply, a HOP STATUS), `closed` or `reset` (ended with no reply),
+ * `garbage` (a reply that is not a HOP STATUS), or `hang` (neither a reply
+ * nor an end within ROUND_BOUND_MS).
+ */
+async function roundOutcome (stream: any): Promise<string> {
+  const read = (async () => {
+    let buf = Buffer.alloc(0)
+    const reply = (): string | undefined => {
+      let len = 0; let shift = 0; let i = 0
+      while (true) {
+        if (i >= buf.length) return undefined
+        const b = buf[i++]!
+        len += (b & 0x7f) * 2 ** shift
+        if ((b & 0x80) === 0) break
+        shift += 7
+      }
+      if (buf.length < i + len) return undefined
+      try {
+        const fields = varintFields(buf.subarray(i, i + len))
+        return fields.get(1) === 2 && HOP_STATUSES.has(fields.get(5)!) ? `status ${fields.get(5)}` : 'garbage'
+      } catch { return 'garbage' }
+    }
+    try {
+      for await (const chunk of stream) {
+        buf = Buffer.concat([buf, chunk.subarray()])
+        const r = reply()
+        if (r != null) return r
+      }
+    } catch {
+      return buf.length === 0 ? 'reset' : 'garbage'
+    }
+    return buf.length === 0 ? 'closed' : 'garbage'
+  })()
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([read, new Promise<string>((resolve) => { timer = setTimeout(() => { resolve('hang') }, ROUND_BOUND_MS) })])
+  } finally { clearTimeout(timer) }
+}
+
 const openFds = async (pid: number): Promise<number> => (await readdir(`/proc/${pid}/fd`)).length
 
-function node (): Promise<Libp2p> {
-  return createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+/** every node started, stopped in after() also when an assertion fails (a live node keeps the test process running) */
+const nodes: Libp2p[] = []
+async function node (): Promise<Libp2p> {
+  const n = await createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+  nodes.push(n)
+  return n
 }
 
 describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
@@ -74,6 +123,7 @@ describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
   })
 
   after(async () => {
+    for (const n of nodes) await Promise.resolve(n.stop()).catch(() => {})
     await relay?.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true })
   })
@@ -100,22 +150,27 @@ describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
     assert.equal((await hopRequest(evilDestination, addr, RESERVE)).status, 100)
 
     const attacker = await node()
-    let answered = 0
+    const outcomes = new Map<string, number>()
     for (let i = 0; i < ROUNDS; i++) {
       const stream = await attacker.dialProtocol(addr, HOP, { runOnLimitedConnection: true })
       const payload = i % 10 === 9 ? connectMessage(evilDestination.peerId) : malformed(i, evilDestination)
       const framed = i % 10 === 9 ? Uint8Array.from([...varint(payload.length), ...payload]) : payload
       stream.send(framed)
       if (i % 4 === 0) { stream.abort(new Error('abandon')); continue } // opened and abandoned
-      await stream.close().catch(() => {})
-      const reply = await Promise.race([
-        (async () => { for await (const chunk of stream) { if (chunk.byteLength > 0) return true } return false })().catch(() => false),
-        new Promise<boolean>((resolve) => setTimeout(() => { resolve(false) }, 3000))
-      ])
-      if (reply) answered++
+      // not awaited: a close waits for the relay, and roundOutcome bounds the wait
+      void stream.close().catch(() => {})
+      const outcome = await roundOutcome(stream)
+      const kind = i % 10 === 9 ? 'connect' : `case${i % 6}`
+      outcomes.set(`${kind} ${outcome}`, (outcomes.get(`${kind} ${outcome}`) ?? 0) + 1)
       if (stream.status === 'open') stream.abort(new Error('done'))
+      // every round is answered: never left hanging, never a reply that is not a status
+      assert.notEqual(outcome, 'hang', `round ${i} (${kind}): no answer and no end within ${ROUND_BOUND_MS} ms`)
+      assert.match(outcome, /^status /, `round ${i} (${kind}): ${outcome} instead of a HOP STATUS`)
+      // a CONNECT whose destination answers STOP with garbage or a reset: CONNECTION_FAILED
+      if (kind === 'connect') assert.equal(outcome, 'status 203', `round ${i}: a CONNECT to a destination that botched STOP was answered ${outcome}`)
+      // frames that cannot be read as a message (oversized or truncated length prefixes, an overlong varint): MALFORMED_MESSAGE
+      if (['case2', 'case3', 'case4', 'case5'].includes(kind)) assert.equal(outcome, 'status 400', `round ${i} (${kind}) was answered ${outcome}`)
     }
-    assert.ok(answered > 0, 'the relay never answered a malformed request with a status')
     await attacker.stop()
     await evilDestination.stop()
 
@@ -133,6 +188,6 @@ describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
     const fds = await openFds(relay.child.pid!)
     assert.ok(fds <= baseline.fds + 2, `open file descriptors grew from ${baseline.fds} to ${fds}`)
     await legit.stop()
-    process.stdout.write(`# ${ROUNDS} malformed rounds: ${answered} answered with a status, ${stopRound} garbage STOP replies; relay fds ${baseline.fds} -> ${fds}\n`)
+    process.stdout.write(`# ${ROUNDS} malformed rounds: ${[...outcomes].map(([k, n]) => `${k}: ${n}`).join(', ')}, ${stopRound} garbage STOP replies; relay fds ${baseline.fds} -> ${fds}\n`)
   })
 })

@@ -142,7 +142,14 @@ export function spliceStreams (src: Stream, dst: Stream, opts: SpliceOptions): S
     to.addEventListener('close', () => {
       if (!ended && from.readStatus === 'paused') abort(new Error('the other side of the circuit closed while this side waited for it'))
     }, { once: true })
-    from.addEventListener('remoteCloseWrite', () => {
+    // 'end', not 'remoteCloseWrite': a paused side hears the remote's
+    // half-close at once, while its read buffer may still hold a backlog for
+    // `to`; closing `to` then would make the backlog's send() throw and reset
+    // the circuit, losing the tail of what the sender sent. 'end' comes once
+    // the buffer is delivered (and also after an abort, which has ended the
+    // circuit already)
+    from.addEventListener('end', () => {
+      if (ended || from.remoteWriteStatus !== 'closed') return
       to.close().catch((err: Error) => { abort(err) })
     }, { once: true })
     from.addEventListener('close', (evt) => {
