@@ -257,6 +257,33 @@ describe('pos-relay discovery', () => {
   })
 })
 
+describe('discovery --require-signed', () => {
+  it('--require-signed (or REQUIRE_SIGNED) refuses unsigned registrations with 403; a non-boolean value is refused', async () => {
+    const bad = await runExpectingExit(['discovery', '--port', '0'], { env: { P2P_SECRET: 's', REQUIRE_SIGNED: 'sometimes' } })
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /REQUIRE_SIGNED must be true or false/)
+    const peer = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
+    for (const [args, env, required] of [[['--require-signed'], {}, true], [[], { REQUIRE_SIGNED: 'on' }, true], [[], { REQUIRE_SIGNED: '0' }, false]] as const) {
+      const p = spawnCli(['discovery', '--port', '0', '--host', '127.0.0.1', ...args], { env: { P2P_SECRET: 's', ...env } })
+      try {
+        const ready = await p.waitForJson((o) => o.event === 'discovery_ready')
+        assert.equal(ready.require_signed, required)
+        const res = await fetch(`${ready.url}/api/p2p/relays`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer s', 'content-type': 'application/json' },
+          body: JSON.stringify({ id: 'r', peer_id: peer, addrs: ['/ip4/203.0.113.7/tcp/7373'] }),
+        })
+        assert.equal(res.status, required ? 403 : 200)
+        if (required) assert.match(((await res.json()) as { message: string }).message, /requires signed registrations/)
+        const list = (await (await fetch(`${ready.url}/api/p2p/relays`)).json()) as unknown[]
+        assert.equal(list.length, required ? 0 : 1)
+      } finally {
+        await p.kill()
+      }
+    }
+  })
+})
+
 describe('boolean environment variables and Redis URLs of pos-relay run', () => {
   let config: string
   before(async () => {
@@ -329,7 +356,7 @@ describe('--help', () => {
   const expectations: Record<string, string[]> = {
     init: ['--config', 'CONFIG_PATH', '--api-url', 'API_URL', '--port', 'RELAY_PORT', '--id', 'RELAY_ID', '--force', 'P2P_SECRET'],
     run: ['--config', 'CONFIG_PATH', '--announce', 'RELAY_ANNOUNCE', '--port', 'RELAY_PORT', '--host', 'RELAY_HOST', '--quic', '--no-quic', 'RELAY_QUIC', '--api-url', 'API_URL', '--metrics-port', 'METRICS_PORT', '--metrics-host', 'METRICS_HOST', '--drain-seconds', 'DRAIN_SECONDS', '--max-reservations', 'MAX_RESERVATIONS', '--reservation-ttl', 'RESERVATION_TTL_SECONDS', '--max-circuits', 'MAX_CIRCUITS', '--circuit-data-limit', 'CIRCUIT_DATA_LIMIT_BYTES', '--circuit-duration', 'CIRCUIT_DURATION_SECONDS', '--max-connections', 'MAX_CONNECTIONS', '--max-pending-connections', 'MAX_PENDING_CONNECTIONS', '--handshake-timeout', 'HANDSHAKE_TIMEOUT_SECONDS', '--ip-max-connections', 'IP_MAX_CONNECTIONS', '--circuit-idle-timeout', 'CIRCUIT_IDLE_TIMEOUT_SECONDS', '--peer-max-circuits', 'PEER_MAX_CIRCUITS', '--max-buffered-bytes', 'MAX_BUFFERED_BYTES', '--ip-max-circuits', 'IP_MAX_CIRCUITS', '--redis', 'REDIS_URL', '--ip-connections-per-second', 'IP_CONNECTIONS_PER_SECOND', '--peer-reservations-per-minute', 'PEER_RESERVATIONS_PER_MINUTE', '--peer-circuits-per-minute', 'PEER_CIRCUITS_PER_MINUTE', '--auth', 'AUTH_ENABLED', '--ticket-keys-url', 'TICKET_KEYS_URL', '--tiers-file', 'TIERS_FILE', '--metering-interval', 'METERING_INTERVAL_SECONDS', '--log-level', 'LOG_LEVEL'],
-    discovery: ['--port', 'DISCOVERY_PORT', '--host', 'DISCOVERY_HOST', '--redis', 'REDIS_URL', '--ttl', 'RELAY_TTL_SECONDS', '--p2p-secret-file', 'P2P_SECRET_FILE', 'P2P_SECRET', '--log-level', '--public-addresses-only', 'PUBLIC_ADDRESSES_ONLY', '--auth-failures-per-minute', 'AUTH_FAILURES_PER_MINUTE'],
+    discovery: ['--port', 'DISCOVERY_PORT', '--host', 'DISCOVERY_HOST', '--redis', 'REDIS_URL', '--ttl', 'RELAY_TTL_SECONDS', '--p2p-secret-file', 'P2P_SECRET_FILE', 'P2P_SECRET', '--log-level', '--public-addresses-only', 'PUBLIC_ADDRESSES_ONLY', '--require-signed', 'REQUIRE_SIGNED', '--auth-failures-per-minute', 'AUTH_FAILURES_PER_MINUTE'],
     dev: ['--port', 'DISCOVERY_PORT', '--relay-port', 'RELAY_PORT', '--metrics-port', 'METRICS_PORT', '--ttl', '--log-level']
   }
   for (const [command, words] of Object.entries(expectations)) {
