@@ -141,10 +141,15 @@ describe('accounts: tickets, revocation, metering, quotas', { timeout: 300_000 }
     // the relay logged the reasons and is still up
     assert.ok(relay.proc.stderr.some((l) => l.includes('ticket_wrong_peer')))
     assert.equal((await fetch(`http://127.0.0.1:${relay.metricsPort}/healthz`)).status, 200)
-    // and the genuine ticket works
+    // ten presentations a minute per peer (d265ed0): this peer has used them up, so even its genuine
+    // ticket is refused rate_limited now, before any verification
     const good = await ticketFor(apiKey, peer.peerId.toString())
-    await presentTicket(peer, relayId, good.ticket)
-    assert.equal((await hopRequest(peer, relay.addr, RESERVE)).status, 100)
+    await assert.rejects(presentTicket(peer, relayId, good.ticket), (err: any) => err instanceof TicketRejectedError && err.reason === 'rate_limited')
+    // and a genuine ticket works for a peer within its limit
+    const fresh = await plainNode()
+    const freshRelayId = (await fresh.dial(relay.addr)).remotePeer
+    await presentTicket(fresh, freshRelayId, (await ticketFor(apiKey, fresh.peerId.toString())).ticket)
+    assert.equal((await hopRequest(fresh, relay.addr, RESERVE)).status, 100)
   })
 
   let peers: RelayPeer[] = []
