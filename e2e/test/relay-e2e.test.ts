@@ -78,6 +78,22 @@ describe('relay + discovery + SDK, end to end', { timeout: 240_000 }, () => {
     assert.deepEqual(entry.addrs, [`/ip4/127.0.0.1/tcp/${relayPort}/p2p/${ready.peer_id}`, `/ip4/127.0.0.1/udp/${relayPort}/quic-v1/p2p/${ready.peer_id}`])
   })
 
+  it('its registrations arrive signed by its key: the shared secret alone can neither refresh nor delete the entry (403)', async () => {
+    await waitFor(async () => (await listRelays(discoveryUrl)).length === 1, { timeoutMs: 10_000, message: 'relay never listed' })
+    const [entry] = await listRelays(discoveryUrl)
+    assert.equal(typeof entry.signed_at, 'number', `entry not signed: ${JSON.stringify(entry)}`)
+    // a heartbeat later the signed_at has moved on: each heartbeat is signed anew
+    await waitFor(async () => (await listRelays(discoveryUrl))[0]?.signed_at > entry.signed_at, { timeoutMs: TTL * 1000 + 2000, message: 'heartbeat not signed' })
+    const headers = { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' }
+    const hijack = await fetch(`${discoveryUrl}/api/p2p/relays`, { method: 'POST', headers, body: JSON.stringify({ id: entry.id, peer_id: entry.peer_id, addrs: ['/ip4/127.0.0.1/tcp/1'] }) })
+    assert.equal(hijack.status, 403, await hijack.text())
+    const del = await fetch(`${discoveryUrl}/api/p2p/relays/${entry.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${SECRET}` } })
+    assert.equal(del.status, 403, await del.text())
+    const [after] = await listRelays(discoveryUrl)
+    assert.equal(after.peer_id, entry.peer_id)
+    assert.deepEqual(after.addrs, entry.addrs)
+  })
+
   it('an independent js-libp2p client finds the relay, reserves and relays 4 MiB intact', async () => {
     const [entry] = await listRelays(discoveryUrl)
     const relayAddr = multiaddr(entry.addrs[0])

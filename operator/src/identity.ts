@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { RELAY_CONTAINER_PORT, RELAY_METRICS_PORT } from './api.js'
 
@@ -16,6 +17,23 @@ export interface RelayIdentity {
   peerId: string
   /** the relay config file (JSON) for `pos-relay run --config` */
   configJson: string
+}
+
+/**
+ * The private key in an identity Secret's config (base64 of the config JSON, as stored in the
+ * Secret's data), when it is the key of `peerId`; undefined otherwise (missing, unparsable,
+ * another key).
+ */
+export function keyOfIdentityConfig (configBase64: string | undefined, peerId: string): PrivateKey | undefined {
+  if (configBase64 == null) return undefined
+  try {
+    const config = JSON.parse(Buffer.from(configBase64, 'base64').toString('utf8')) as { keypair?: unknown }
+    if (typeof config.keypair !== 'string') return undefined
+    const key = privateKeyFromProtobuf(Buffer.from(config.keypair, 'hex'))
+    return peerIdFromPrivateKey(key).toString() === peerId ? key : undefined
+  } catch {
+    return undefined
+  }
 }
 
 export function peerIdOfKeypairHex (hex: string): string {

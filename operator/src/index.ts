@@ -10,5 +10,5 @@ export { KubeClient, ApiError, loadKubeConfig, isNotFound, isConflict, APPLY_PAT
 export { Registry, type PoolTarget, type RegistryTransition } from './registry.js'
 export { OperatorMetrics } from './metrics.js'
 export { Operator, CONTROLLER_NAME, nodeFingerprint, poolRef, type OperatorOptions } from './operator.js'
-export { newRelayIdentity, peerIdOfKeypairHex, type RelayIdentity } from './identity.js'
+export { keyOfIdentityConfig, newRelayIdentity, peerIdOfKeypairHex, type RelayIdentity } from './identity.js'
 export { EventAggregator, EventRecorder, REPORTING_CONTROLLER, type EventInput, type EventType, type ObjectRef, type Decision, type AggregatorOptions } from './events.js'

@@ -13,7 +13,8 @@
 import { hostname } from 'node:os'
 import type { KubeConfig } from '@kubernetes/client-node'
 import { createRedisStore, type RelayStore } from '@pos-relay/discovery'
-import { HttpServer, send, type Logger } from '@pos-relay/shared'
+import type { PrivateKey } from '@libp2p/interface'
+import { HttpServer, send, signRegistration, type Logger } from '@pos-relay/shared'
 import {
   ANNOTATIONS, API_VERSION, COMPONENT_IDENTITY, CONFIG_KEY, DEFAULT_TTL_SECONDS, FIELD_MANAGER, FINALIZER, KIND, LABELS,
   MANAGED_SELECTOR, REDIS_URL_KEY, corePath, keyOf, poolsPath, type Node, type Pod, type RelayPool, type RelayPoolStatus, type Secret
@@ -22,7 +23,7 @@ import { computeDesired, isPodReady, isTerminating, slotOf, statusEqual, type De
 import { findCondition } from './conditions.js'
 import { EventRecorder, type EventInput, type ObjectRef } from './events.js'
 import { KubeLeaseLock, LeaderElector } from './elector.js'
-import { newRelayIdentity } from './identity.js'
+import { keyOfIdentityConfig, newRelayIdentity } from './identity.js'
 import { Informer, stripManagedFields } from './informer.js'
 import { ApiError, isConflict, isNotFound, KubeClient, JSON_PATCH, loadKubeConfig } from './kube.js'
 import { registryId } from './manifests.js'
@@ -131,12 +132,36 @@ export class Operator {
         const pod = this.pods.get(`${reg.meta.namespace}/${reg.meta.pod}`)
         return pod != null && isPodReady(pod)
       },
+      // each relay's registrations and deletions are signed by its own key (from its slot's identity Secret)
+      sign: async (op, fields) => {
+        const key = this.relayKey(fields.peer_id)
+        return key == null ? undefined : await signRegistration(key, { op, ...fields })
+      },
       onPoolChanged: (key) => { if (this.leading) this.queue.add(key) },
       onTransition: (key, t) => { this.recordRegistryTransition(key, t) },
       metrics: { operation: (op, result) => { this.metrics.registryOps.inc({ op, result }) } }
     })
     this.ready = new Promise((resolve) => { this.markReady = resolve })
     this.installHandlers()
+  }
+
+  /** relay keys by peer id, read from identity Secrets (a peer id's key never changes) */
+  private readonly relayKeys = new Map<string, PrivateKey>()
+
+  /** the private key of relay `peerId` from its identity Secret, if the informer holds one */
+  private relayKey (peerId: string): PrivateKey | undefined {
+    const cached = this.relayKeys.get(peerId)
+    if (cached != null) return cached
+    for (const s of this.secrets.list()) {
+      if (s.metadata.annotations?.[ANNOTATIONS.peerId] !== peerId) continue
+      const key = keyOfIdentityConfig(s.data?.[CONFIG_KEY], peerId)
+      if (key == null) continue
+      // bounded: relays come and go over the operator's lifetime
+      if (this.relayKeys.size >= 10_000) this.relayKeys.clear()
+      this.relayKeys.set(peerId, key)
+      return key
+    }
+    return undefined
   }
 
   private newQueue (): WorkQueue {

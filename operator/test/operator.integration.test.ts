@@ -148,6 +148,8 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
       const e = entries.get(`${NS}:${POOL}:${slot}`)
       assert.ok(e != null, `relays-${slot} not registered`)
       assert.equal(e.peer_id, peerId)
+      // signed with the relay's key from its identity Secret: the shared secret alone cannot refresh or delete it
+      assert.equal(typeof e.signed_at, 'number', `relays-${slot} registered unsigned`)
       assert.deepEqual(e.addrs, [`/ip4/${NODE_ADDR[pod.spec.nodeName]}/tcp/7373/p2p/${peerId}`, `/ip4/${NODE_ADDR[pod.spec.nodeName]}/udp/7373/quic-v1/p2p/${peerId}`])
       assert.equal(Date.parse(e.expires_at) - Date.parse(e.updated_at), 30_000)
     }

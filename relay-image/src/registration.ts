@@ -1,4 +1,5 @@
-import { Backoff, readTextCapped, sleep, type Logger } from '@pos-relay/shared'
+import type { PrivateKey } from '@libp2p/interface'
+import { Backoff, readTextCapped, signRegistration, sleep, type Logger } from '@pos-relay/shared'
 import type { RelayMetrics } from './metrics.js'
 
 export interface RegistrationRecord {
@@ -10,6 +11,13 @@ export interface RegistrationRecord {
 export interface DiscoveryRegistrationOptions {
   apiUrl: string
   secret: string
+  /**
+   * The relay's libp2p key: each registration and deletion is signed with it (signed_at +
+   * signature, see @pos-relay/shared registration-signature), so the entry belongs to this key
+   * and the shared secret alone can neither refresh nor delete it. Without it: unsigned (the
+   * seed's contract). record().peer_id must be this key's peer id.
+   */
+  privateKey?: PrivateKey
   /** called before each registration, so address changes are picked up */
   record: () => RegistrationRecord
   logger: Logger
@@ -42,6 +50,8 @@ export class DiscoveryRegistration {
   private readonly backoff = new Backoff({ initialMs: 500, maxMs: 30_000 })
   private loop?: Promise<void>
   private registeredUntil = 0
+  /** signed_at must grow for each signed operation on our id, even within one millisecond */
+  private lastSignedAt = 0
   /** resolves after the first successful registration */
   readonly firstRegistration: Promise<void>
   private markRegistered!: () => void
@@ -82,12 +92,21 @@ export class DiscoveryRegistration {
     }
   }
 
+  private nextSignedAt (): number {
+    this.lastSignedAt = Math.max(Date.now(), this.lastSignedAt + 1)
+    return this.lastSignedAt
+  }
+
   private async register (signal: AbortSignal): Promise<number> {
     const record = this.opts.record()
+    const key = this.opts.privateKey
+    const proof = key == null
+      ? {}
+      : await signRegistration(key, { op: 'register', id: record.id, peer_id: record.peer_id, addrs: record.addrs, signed_at: this.nextSignedAt() })
     const res = await fetch(this.endpoint, {
       method: 'POST',
       headers: { authorization: `Bearer ${this.opts.secret}`, 'content-type': 'application/json' },
-      body: JSON.stringify(record),
+      body: JSON.stringify({ id: record.id, peer_id: record.peer_id, addrs: record.addrs, ...proof }),
       signal: AbortSignal.any([signal, AbortSignal.timeout(this.opts.requestTimeoutMs ?? 5000)])
     })
     const text = await readTextCapped(res, MAX_REGISTRATION_REPLY_BYTES)
@@ -116,9 +135,17 @@ export class DiscoveryRegistration {
     await this.loop
     this.registeredUntil = 0
     try {
+      const key = this.opts.privateKey
+      let signed: { headers: Record<string, string>, body?: string } = { headers: {} }
+      if (key != null) {
+        const peerId = this.opts.record().peer_id
+        const proof = await signRegistration(key, { op: 'delete', id, peer_id: peerId, addrs: [], signed_at: this.nextSignedAt() })
+        signed = { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ peer_id: peerId, ...proof }) }
+      }
       const res = await fetch(`${this.endpoint}/${encodeURIComponent(id)}`, {
         method: 'DELETE',
-        headers: { authorization: `Bearer ${this.opts.secret}` },
+        headers: { authorization: `Bearer ${this.opts.secret}`, ...signed.headers },
+        ...(signed.body != null ? { body: signed.body } : {}),
         signal: AbortSignal.timeout(timeoutMs)
       })
       if (!res.ok) throw new Error(`discovery answered ${res.status}`)

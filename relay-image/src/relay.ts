@@ -287,6 +287,8 @@ export class RelayServer {
       this.registration = new DiscoveryRegistration({
         apiUrl: config.api_url,
         secret: config.p2p_secret,
+        // every registration and deletion is signed by the relay's key: the entry is then ours alone
+        privateKey: decodeKeypair(config.keypair),
         record: () => ({ id: config.id, peer_id: this.peerId, addrs: this.addresses }),
         logger,
         metrics

@@ -259,6 +259,33 @@ describe('pos-relay discovery', () => {
   })
 })
 
+describe('discovery --require-signed', () => {
+  it('--require-signed (or REQUIRE_SIGNED) refuses unsigned registrations with 403; a non-boolean value is refused', async () => {
+    const bad = await runExpectingExit(['discovery', '--port', '0'], { env: { P2P_SECRET: 's', REQUIRE_SIGNED: 'sometimes' } })
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /REQUIRE_SIGNED must be true or false/)
+    const peer = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
+    for (const [args, env, required] of [[['--require-signed'], {}, true], [[], { REQUIRE_SIGNED: 'on' }, true], [[], { REQUIRE_SIGNED: '0' }, false]] as const) {
+      const p = spawnCli(['discovery', '--port', '0', '--host', '127.0.0.1', ...args], { env: { P2P_SECRET: 's', ...env } })
+      try {
+        const ready = await p.waitForJson((o) => o.event === 'discovery_ready')
+        assert.equal(ready.require_signed, required)
+        const res = await fetch(`${ready.url}/api/p2p/relays`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer s', 'content-type': 'application/json' },
+          body: JSON.stringify({ id: 'r', peer_id: peer, addrs: ['/ip4/203.0.113.7/tcp/7373'] }),
+        })
+        assert.equal(res.status, required ? 403 : 200)
+        if (required) assert.match(((await res.json()) as { message: string }).message, /requires signed registrations/)
+        const list = (await (await fetch(`${ready.url}/api/p2p/relays`)).json()) as unknown[]
+        assert.equal(list.length, required ? 0 : 1)
+      } finally {
+        await p.kill()
+      }
+    }
+  })
+})
+
 describe('boolean environment variables and Redis URLs of pos-relay run', () => {
   let config: string
   before(async () => {
@@ -346,7 +373,7 @@ describe('--help', () => {
   const envOutsideOptions: Record<string, string[]> = {
     init: ['P2P_SECRET'],
     run: ['RELAY_QUIC', 'AUTH_ENABLED'],
-    discovery: ['P2P_SECRET', 'ADMIN_SECRET', 'PUBLIC_ADDRESSES_ONLY'],
+    discovery: ['P2P_SECRET', 'ADMIN_SECRET', 'PUBLIC_ADDRESSES_ONLY', 'REQUIRE_SIGNED'],
     operator: ['POD_NAMESPACE', 'POD_NAME'],
     'accounts create': ['ADMIN_SECRET'],
     usage: ['ADMIN_SECRET']
@@ -355,10 +382,10 @@ describe('--help', () => {
   /**
    * The long-running commands are configured through the environment in
    * containers: each of their flags has an environment variable, but these
-   * (RELAY_QUIC, AUTH_ENABLED and PUBLIC_ADDRESSES_ONLY are parsed by hand as strict booleans, see run.ts and discovery.ts)
+   * (RELAY_QUIC, AUTH_ENABLED, PUBLIC_ADDRESSES_ONLY and REQUIRE_SIGNED are parsed by hand as strict booleans, see run.ts and discovery.ts)
    */
   const envRequired = ['run', 'discovery', 'dev', 'operator']
-  const withoutEnv: Record<string, string[]> = { run: ['--quic', '--no-quic', '--auth'], discovery: ['--public-addresses-only'], dev: ['--no-accounts'] }
+  const withoutEnv: Record<string, string[]> = { run: ['--quic', '--no-quic', '--auth'], discovery: ['--public-addresses-only', '--require-signed'], dev: ['--no-accounts'] }
 
   it('finds the commands in the program definition', () => {
     const names = all.map((c) => c.path.join(' '))

@@ -1,5 +1,7 @@
 export {
   RegistrationConflictError,
+  RegistrationForbiddenError,
+  type DeregistrationProof,
   StoreUnavailableError,
   type RelayRecord,
   type RelayRegistration,

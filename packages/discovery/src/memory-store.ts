@@ -1,4 +1,17 @@
-import { assertTtl, byId, pickRegistration, RegistrationConflictError, type RelayRecord, type RelayStore } from './types.js'
+import { MAX_SIGNATURE_SKEW_MS } from '@pos-relay/shared'
+import {
+  assertTtl,
+  byId,
+  foreignKeyError,
+  pickRegistration,
+  RegistrationConflictError,
+  replayError,
+  skewError,
+  unsignedError,
+  verifyProof,
+  type RelayRecord,
+  type RelayStore,
+} from './types.js'
 
 interface Entry {
   record: RelayRecord
@@ -20,14 +33,23 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
   }
 
   return {
-    async register(reg, ttlMs) {
+    // Same rules, same order, as the Redis scripts; nothing awaits between the checks and the write.
+    async register(reg, ttlMs, proof) {
       assertTtl(ttlMs)
+      if (proof) await verifyProof({ op: 'register', ...pickRegistration(reg), signed_at: proof.signed_at }, proof.signature)
       const t = now()
+      if (proof && Math.abs(proof.signed_at - t) > MAX_SIGNATURE_SKEW_MS) throw skewError(proof.signed_at, t)
       const expiresAt = t + ttlMs
       const prev = live(reg.id, t)
       if (prev && prev.record.peer_id !== reg.peer_id) throw new RegistrationConflictError(reg.id, prev.record.peer_id)
+      const last = prev?.record.signed_at
+      if (last !== undefined) {
+        if (!proof) throw unsignedError(reg.id, 'register')
+        if (proof.signed_at <= last) throw replayError(reg.id, proof.signed_at, last)
+      }
       const record: RelayRecord = {
         ...pickRegistration(reg),
+        ...(proof ? { signed_at: proof.signed_at } : {}),
         registered_at: prev?.record.registered_at ?? new Date(t).toISOString(),
         updated_at: new Date(t).toISOString(),
         expires_at: new Date(expiresAt).toISOString(),
@@ -35,8 +57,18 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
       entries.set(reg.id, { record, expiresAt })
       return structuredClone(record)
     },
-    async deregister(id) {
-      const existed = live(id, now()) !== undefined
+    async deregister(id, proof) {
+      if (proof) await verifyProof({ op: 'delete', id, peer_id: proof.peer_id, addrs: proof.addrs, signed_at: proof.signed_at }, proof.signature)
+      const t = now()
+      if (proof && Math.abs(proof.signed_at - t) > MAX_SIGNATURE_SKEW_MS) throw skewError(proof.signed_at, t)
+      const prev = live(id, t)
+      if (prev && proof && prev.record.peer_id !== proof.peer_id) throw foreignKeyError(id, proof.peer_id, prev.record.peer_id)
+      const last = prev?.record.signed_at
+      if (last !== undefined) {
+        if (!proof) throw unsignedError(id, 'delete')
+        if (proof.signed_at <= last) throw replayError(id, proof.signed_at, last)
+      }
+      const existed = prev !== undefined
       entries.delete(id)
       return existed
     },

@@ -2,7 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Component } from '@multiformats/multiaddr'
 import { STATUS_CODES } from 'node:http'
 import { z } from 'zod'
-import { MAX_RELAY_ADDRS, relayAddressProblem, type AddressPolicy } from '@pos-relay/shared'
+import { MAX_RELAY_ADDRS, MAX_SIGNATURE_SKEW_MS, REGISTRATION_SIGNATURE_DOMAIN, relayAddressProblem, type AddressPolicy } from '@pos-relay/shared'
 
 type PeerId = ReturnType<typeof peerIdFromString>
 
@@ -69,6 +69,48 @@ const metaSchema = z
   .refine((m) => Object.keys(m).length <= MAX_META_ENTRIES, `must have at most ${MAX_META_ENTRIES} entries`)
   .meta({ description: 'Free-form string labels (region, version, ...)' })
 
+export const SIGNATURE_FORMAT =
+  'Signed registrations and deletions: the relay\'s libp2p key (Ed25519 or secp256k1, whose public key is inlined in ' +
+  'peer_id) signs the bytes field("' + REGISTRATION_SIGNATURE_DOMAIN + '") || field(op) || field(id) || field(peer_id) || ' +
+  'field(decimal signed_at) || u32be(number of addrs) || field(addr)..., where field(s) = u32be(byte length of utf8(s)) || utf8(s), ' +
+  'op is "register" or "delete", peer_id is in base58btc form, addrs are in the order and exact form sent (normal form: ' +
+  'each ends in /p2p/<peer_id>, no duplicates; a delete usually signs an empty list) and signed_at is ms since the Unix epoch. ' +
+  'signature is the base64url signature. Discovery refuses with 403: a signature that does not verify; a signed_at more than ' +
+  `${MAX_SIGNATURE_SKEW_MS / 1000} s from its clock; a signed_at not later than the last one accepted for the id; an unsigned ` +
+  'refresh or deletion of an entry registered signed (it stays owned by its key until it expires or is deleted signed); a ' +
+  'deletion signed by another key; and, when discovery runs with --require-signed, any unsigned registration or deletion.'
+
+const signedAtSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(Number.MAX_SAFE_INTEGER)
+  .meta({ description: 'When the signature was made, ms since the Unix epoch (with signature)', example: 1764870000000 })
+
+const signatureSchema = z
+  .string()
+  .min(1)
+  .max(400)
+  .regex(/^[A-Za-z0-9_-]+={0,2}$/, 'must be base64url')
+  .meta({ description: "base64url signature by the relay's key; see the API description for the signed bytes" })
+
+function requireBoth(body: { signed_at?: unknown; signature?: unknown }, ctx: z.RefinementCtx): void {
+  if (body.signature !== undefined && body.signed_at === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['signed_at'], message: 'is required with signature' })
+  }
+  if (body.signed_at !== undefined && body.signature === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['signature'], message: 'is required with signed_at' })
+  }
+}
+
+function signedPeerIdProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined
+  const id = parsePeerId(value)
+  if (id && id.toString() !== value) return `must be in base58btc form when signed (${id.toString()})`
+  if (id && id.publicKey == null) return 'does not embed its public key (RSA); signed registrations need an Ed25519 or secp256k1 peer id'
+  return undefined
+}
+
 /**
  * POST /api/p2p/relays body. Output is normalised: peer_id in base58btc form, each addr ending in
  * /p2p/<peer_id>, duplicates removed.
@@ -96,14 +138,30 @@ export function relayRegistrationSchemaFor(policy: AddressPolicy) {
           example: ['/ip4/203.0.113.7/tcp/4001'],
         }),
       meta: metaSchema.optional(),
+      signed_at: signedAtSchema.optional(),
+      signature: signatureSchema.optional(),
     })
     .superRefine((body, ctx) => {
       // Runs even when other fields have (non-aborting) issues, so do not trust the types here.
+      requireBoth(body, ctx)
+      const signed = body.signature !== undefined
+      if (signed) {
+        const problem = signedPeerIdProblem(body.peer_id)
+        if (problem) ctx.addIssue({ code: 'custom', path: ['peer_id'], message: problem })
+      }
       if (!Array.isArray(body.addrs)) return
       const peerId = typeof body.peer_id === 'string' ? parsePeerId(body.peer_id) : undefined
+      const seen = new Set<unknown>()
       body.addrs.forEach((addr, i) => {
         const result = typeof addr === 'string' ? normaliseAddr(addr, peerId, policy) : undefined
         if (result && 'error' in result) ctx.addIssue({ code: 'custom', path: ['addrs', i], message: result.error })
+        // what is signed is what is stored and served, so a signed body must already be normalised
+        else if (signed && result && result.addr !== addr) {
+          ctx.addIssue({ code: 'custom', path: ['addrs', i], message: `must be sent in normal form when signed (${result.addr})` })
+        } else if (signed && seen.has(addr)) {
+          ctx.addIssue({ code: 'custom', path: ['addrs', i], message: 'is a duplicate; a signed body must not repeat an address' })
+        }
+        seen.add(addr)
       })
     })
     .transform((body) => {
@@ -119,6 +177,28 @@ export function relayRegistrationSchemaFor(policy: AddressPolicy) {
 
 export const relayRegistrationSchema = relayRegistrationSchemaFor({})
 
+/** DELETE /api/p2p/relays/{id} body: optional; present = a signed deletion. */
+export const signedDeletionSchema = z
+  .strictObject({
+    peer_id: z
+      .string()
+      .max(256)
+      .refine((s) => parsePeerId(s) !== undefined, 'is not a valid libp2p PeerId')
+      .superRefine((s, ctx) => {
+        const problem = signedPeerIdProblem(s)
+        if (problem) ctx.addIssue({ code: 'custom', message: problem })
+      })
+      .meta({ description: "The signer's (the entry's) peer id, base58btc" }),
+    addrs: z
+      .array(z.string().max(1024))
+      .max(MAX_ADDRS)
+      .optional()
+      .meta({ description: 'Addresses included in the signed bytes, as signed; default [] (what our relays sign)' }),
+    signed_at: signedAtSchema,
+    signature: signatureSchema,
+  })
+  .meta({ description: 'A signed deletion (see the API description for the signed bytes). Without a body the deletion is unsigned.' })
+
 const isoTime = z.string().meta({ format: 'date-time' })
 
 export const relayRecordSchema = z
@@ -130,6 +210,10 @@ export const relayRecordSchema = z
     updated_at: isoTime,
     expires_at: isoTime,
     meta: z.record(z.string(), z.string()).optional(),
+    signed_at: z
+      .number()
+      .optional()
+      .meta({ description: "Present when the entry was registered signed: ms of the last signed operation accepted; only its key can refresh or delete it" }),
   })
 
 export const registrationResultSchema = relayRecordSchema

@@ -24,9 +24,11 @@ import {
   relayIdSchema,
   relayRecordSchema,
   relayRegistrationSchemaFor,
+  SIGNATURE_FORMAT,
+  signedDeletionSchema,
   type ErrorBody,
 } from './schemas.js'
-import { RegistrationConflictError, StoreUnavailableError, type RelayStore } from './types.js'
+import { RegistrationConflictError, RegistrationForbiddenError, StoreUnavailableError, type RelayStore } from './types.js'
 
 export interface DiscoveryServerOptions {
   store: RelayStore
@@ -42,6 +44,12 @@ export interface DiscoveryServerOptions {
    * networks announce private addresses.
    */
   publicAddressesOnly?: boolean
+  /**
+   * Refuse unsigned registrations and deletions (403). Default false: the seed's contract (Bearer
+   * secret + {id, peer_id, addrs}) is what existing relays speak. Entries registered signed are
+   * owned by their key either way.
+   */
+  requireSigned?: boolean
   /**
    * Failed bearer authentications (p2p secret, admin secret, API key) one source IP may make per
    * minute before its authenticated requests are answered 429; default 60, 0 = no throttling.
@@ -98,6 +106,7 @@ function clientErrorMessage(err: FastifyError, req: FastifyRequest, bodyLimit: n
 function registrationResult(status: number): RegistrationResult | undefined {
   if (status === 200) return 'ok'
   if (status === 401) return 'unauthorized'
+  if (status === 403) return 'forbidden'
   if (status === 409) return 'conflict'
   if (status === 429) return 'throttled'
   if (status === 503) return 'unavailable'
@@ -110,6 +119,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   const { store } = opts
   const ttlSeconds = opts.ttlSeconds ?? 30
   const bodyLimit = opts.bodyLimitBytes ?? 64 * 1024
+  const requireSigned = opts.requireSigned ?? false
   if (!opts.p2pSecret) throw new Error('p2pSecret must be a non-empty string')
   if (!(ttlSeconds > 0)) throw new RangeError('ttlSeconds must be > 0')
   if (opts.accounts) {
@@ -136,7 +146,17 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'pos-relay discovery API', version: '0.1.0', description: 'Registry of live libp2p Circuit Relay v2 relays' },
+      info: {
+        title: 'pos-relay discovery API',
+        version: '0.1.0',
+        description:
+          'Registry of live libp2p Circuit Relay v2 relays.\n\n' +
+          'Registrations and deletions need the shared P2P secret (Bearer) and may also be signed by the relay\'s own key: ' +
+          'an entry registered signed belongs to that key, so the shared secret alone can neither take it over, refresh it ' +
+          'nor delete it. A signed POST adds `signed_at` and `signature` to its body; a signed DELETE sends ' +
+          '`{peer_id, signed_at, signature, addrs?}` as its JSON body. ' +
+          SIGNATURE_FORMAT,
+      },
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'The relays\' shared P2P secret' },
@@ -146,6 +166,13 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       },
     },
     transform: jsonSchemaTransform,
+    transformObject: (documentObject) => {
+      const doc = 'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject
+      // @fastify/swagger marks every body required; a DELETE without one is an unsigned deletion
+      const del = (doc.paths as Record<string, any> | undefined)?.[`${RELAYS}/{id}`]?.delete
+      if (del?.requestBody) del.requestBody.required = false
+      return doc
+    },
   })
 
   const requireBearer = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -171,6 +198,10 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     if (err instanceof AccountsUnavailableError) {
       req.log.warn({ cause: (err.cause as Error | undefined)?.message }, 'accounts store unavailable')
       return reply.code(503).send(errorBody(503, 'accounts store (Redis) is unreachable'))
+    }
+    if (err instanceof RegistrationForbiddenError) {
+      req.log.warn({ relay_id: (req.params as { id?: string }).id ?? (req.body as { id?: string } | undefined)?.id, reason: err.reason }, 'signed-registration rule refused a request')
+      return reply.code(403).send(errorBody(403, err.message, err.field))
     }
     if (err instanceof RegistrationConflictError) {
       req.log.warn({ relay_id: err.id, owner_peer_id: err.ownerPeerId }, 'registration refused: id owned by another peer')
@@ -228,15 +259,24 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
         description:
           'While an entry is live its id belongs to its peer_id: re-registering the id with the same peer_id refreshes it ' +
           '(heartbeat; registered_at is kept), with another peer_id answers 409 and changes nothing. ' +
-          'Once the entry expired or was deleted, any peer may take the id.',
+          'Once the entry expired or was deleted, any peer may take the id. ' +
+          'With `signed_at` and `signature` the registration is signed by the relay\'s key (see the API description); an entry ' +
+          'registered signed can then only be refreshed signed by that key with a later signed_at: an unsigned refresh, a bad ' +
+          'signature, a replayed or skewed signed_at answer 403 and change nothing.' +
+          (requireSigned ? ' This server runs with --require-signed: unsigned registrations answer 403.' : ''),
         tags: ['relays'],
         security: bearer,
         body: relayRegistrationSchemaFor({ publicOnly: opts.publicAddressesOnly ?? false }),
-        response: { 200: registrationResultSchema, ...errors, 409: errorSchema },
+        response: { 200: registrationResultSchema, ...errors, 403: errorSchema, 409: errorSchema },
       },
     },
     async (req) => {
-      const record = await store.register(req.body, ttlSeconds * 1000)
+      const { signature, signed_at, ...reg } = req.body
+      if (signature === undefined && requireSigned) {
+        throw new RegistrationForbiddenError('required', 'this discovery server requires signed registrations (signed_at and signature)', 'signature')
+      }
+      const proof = signature !== undefined && signed_at !== undefined ? { signature, signed_at } : undefined
+      const record = await store.register(reg, ttlSeconds * 1000, proof)
       const first = record.registered_at === record.updated_at
       // heartbeats are frequent; only first registrations are worth an info line
       const fields = { relay_id: record.id, peer_id: record.peer_id, addrs: record.addrs.length }
@@ -252,14 +292,25 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       onRequest: requireBearer,
       schema: {
         summary: 'Deregister a relay (idempotent)',
+        description:
+          'Without a body the deletion is unsigned: refused (403) for an entry registered signed, and on a server running ' +
+          'with --require-signed. With a JSON body `{peer_id, signed_at, signature, addrs?}` it is signed (op "delete", see ' +
+          'the API description) and must be signed by the key of the entry\'s peer_id with a signed_at later than the last ' +
+          'one accepted for the id; otherwise 403, nothing changed.',
         tags: ['relays'],
         security: bearer,
         params: z.object({ id: relayIdSchema }),
-        response: { 204: z.null().meta({ description: 'Deregistered (or was not registered)' }), ...errors },
+        body: signedDeletionSchema.nullish(),
+        response: { 204: z.null().meta({ description: 'Deregistered (or was not registered)' }), ...errors, 403: errorSchema },
       },
     },
     async (req, reply) => {
-      const existed = await store.deregister(req.params.id)
+      const body = req.body
+      if (body == null && requireSigned) {
+        throw new RegistrationForbiddenError('required', 'this discovery server requires signed deletions (a JSON body with peer_id, signed_at and signature)', 'signature')
+      }
+      const proof = body == null ? undefined : { peer_id: body.peer_id, addrs: body.addrs ?? [], signed_at: body.signed_at, signature: body.signature }
+      const existed = await store.deregister(req.params.id, proof)
       req.log.info({ relay_id: req.params.id, existed }, 'relay deregistered')
       return reply.code(204).send(null)
     },

@@ -1,3 +1,10 @@
+import {
+  MAX_SIGNATURE_SKEW_MS,
+  registrationSignatureProblem,
+  type RegistrationProof,
+  type SignedFields,
+} from '@pos-relay/shared'
+
 /** A live relay as stored and served by the discovery API. Timestamps are ISO 8601 (UTC). */
 export interface RelayRecord {
   id: string
@@ -9,6 +16,11 @@ export interface RelayRecord {
   updated_at: string
   expires_at: string
   meta?: Record<string, string>
+  /**
+   * Set when the entry was registered signed (ms of the last signed operation accepted for it):
+   * it can then only be refreshed or deleted signed by the key of its peer_id, with a later signed_at.
+   */
+  signed_at?: number
 }
 
 /** What a relay announces; `addrs` are already normalised (each ends in /p2p/<peer_id>). */
@@ -25,9 +37,12 @@ export interface RelayStore {
    * While a record is live its id belongs to its peer id: registering it under another peer id
    * throws RegistrationConflictError and changes nothing.
    */
-  register(reg: RelayRegistration, ttlMs: number): Promise<RelayRecord>
-  /** true if a live record existed */
-  deregister(id: string): Promise<boolean>
+  register(reg: RelayRegistration, ttlMs: number, proof?: RegistrationProof): Promise<RelayRecord>
+  /**
+   * true if a live record existed. Unsigned: refused (RegistrationForbiddenError) when the live
+   * record was registered signed. Signed: by the key of the live record's peer_id.
+   */
+  deregister(id: string, proof?: DeregistrationProof): Promise<boolean>
   /** only live (unexpired) records, sorted by id */
   list(): Promise<RelayRecord[]>
   get(id: string): Promise<RelayRecord | undefined>
@@ -55,6 +70,70 @@ export class RegistrationConflictError extends Error {
   ) {
     super(`relay id ${id} is registered by peer ${ownerPeerId}; another peer cannot take it over while it is live`)
   }
+}
+
+/**
+ * A signed operation was refused (the HTTP layer maps this to 403): bad or foreign signature,
+ * unsigned operation on a signed entry, replayed or skewed signed_at, unsigned when signatures
+ * are required.
+ */
+export class RegistrationForbiddenError extends Error {
+  override name = 'RegistrationForbiddenError'
+
+  constructor(
+    readonly reason: 'signature' | 'key' | 'unsigned' | 'replay' | 'skew' | 'required',
+    message: string,
+    readonly field: string,
+  ) {
+    super(message)
+  }
+}
+
+/** A signed deletion: the signer's peer id and the addrs it signed (usually none). */
+export interface DeregistrationProof extends RegistrationProof {
+  peer_id: string
+  addrs: string[]
+}
+
+/**
+ * Checks a proof's signature (throws RegistrationForbiddenError) and its signed_at against
+ * `now` (the store's clock; Redis checks it again with its own clock inside the script).
+ */
+export async function verifyProof(fields: SignedFields, signature: string): Promise<void> {
+  const problem = await registrationSignatureProblem(fields, signature)
+  if (problem) throw new RegistrationForbiddenError('signature', problem, 'signature')
+}
+
+export function skewError(signedAt: number, now: number): RegistrationForbiddenError {
+  return new RegistrationForbiddenError(
+    'skew',
+    `signed_at ${signedAt} is ${Math.round((signedAt - now) / 1000)} s from discovery's clock (${now}); at most ${MAX_SIGNATURE_SKEW_MS / 1000} s allowed`,
+    'signed_at',
+  )
+}
+
+export function replayError(id: string, signedAt: number, last: number): RegistrationForbiddenError {
+  return new RegistrationForbiddenError(
+    'replay',
+    `signed_at ${signedAt} is not later than ${last}, the last signed operation accepted for relay id ${id} (replay?)`,
+    'signed_at',
+  )
+}
+
+export function unsignedError(id: string, op: 'register' | 'delete'): RegistrationForbiddenError {
+  return new RegistrationForbiddenError(
+    'unsigned',
+    `relay id ${id} was registered signed; an unsigned ${op === 'register' ? 'refresh' : 'deletion'} is refused, sign it with the relay's key`,
+    'signature',
+  )
+}
+
+export function foreignKeyError(id: string, signer: string, owner: string): RegistrationForbiddenError {
+  return new RegistrationForbiddenError(
+    'key',
+    `relay id ${id} belongs to peer ${owner}; a deletion signed by ${signer} is refused`,
+    'peer_id',
+  )
 }
 
 export function assertTtl(ttlMs: number): void {

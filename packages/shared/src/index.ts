@@ -5,3 +5,13 @@ export { MAX_TIMER_SECONDS } from './timers.js'
 export { relayAddressProblem, dialableRelayAddrs, MAX_RELAY_ADDRS, type AddressPolicy } from './addresses.js'
 export { readTextCapped, ResponseTooLargeError, MAX_RESPONSE_BYTES } from './body.js'
 export { parseBoolean, redisUrlProblem, LOG_LEVELS } from './config-values.js'
+export {
+  registrationSigningPayload,
+  signRegistration,
+  registrationSignatureProblem,
+  REGISTRATION_SIGNATURE_DOMAIN,
+  MAX_SIGNATURE_SKEW_MS,
+  type SignedFields,
+  type SignedOperation,
+  type RegistrationProof
+} from './registration-signature.js'

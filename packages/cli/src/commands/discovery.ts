@@ -23,7 +23,7 @@ import { readTicketKeysFile } from './keys.js'
 
 export const DEFAULT_DISCOVERY_PORT = 8080
 
-interface DiscoveryOptions extends AccountsFlags { port: number, host: string, redis?: string, ttl: number, p2pSecretFile?: string, logLevel: string, publicAddressesOnly?: boolean, authFailuresPerMinute: number }
+interface DiscoveryOptions extends AccountsFlags { port: number, host: string, redis?: string, ttl: number, p2pSecretFile?: string, logLevel: string, publicAddressesOnly?: boolean, requireSigned?: boolean, authFailuresPerMinute: number }
 
 // ---- accounts (issue 4): flags, loading and wiring of the discovery side ----
 
@@ -94,17 +94,19 @@ export function discoveryCommand (): Command {
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('info'))
     // a boolean env var read strictly in action(): commander would take any value of it as true
     .addOption(option('--public-addresses-only', 'refuse relay addrs in loopback and private ranges (public fleets); unspecified, link-local, multicast and broadcast addrs are always refused (env: PUBLIC_ADDRESSES_ONLY=true|false)'))
+    .addOption(option('--require-signed', 'refuse unsigned registrations and deletions (403): each must be signed by the relay\'s libp2p key (our relays and the operator always sign); entries registered signed are owned by their key either way (env: REQUIRE_SIGNED=true|false)'))
     .addOption(option('--auth-failures-per-minute <n>', 'failed bearer authentications (p2p secret, admin secret, API key) one source IP may make per minute before it gets 429; 0 = off (behind a proxy, the proxy\'s IP counts)', 'AUTH_FAILURES_PER_MINUTE').argParser(intArg('--auth-failures-per-minute')).default(60))
     // accounts (issue 4): on when a ticket keys file and an admin secret are given
     .addOption(option('--admin-secret-file <file>', 'read the admin secret (admin routes; must differ from the p2p secret) from this file instead of ADMIN_SECRET', 'ADMIN_SECRET_FILE'))
     .addOption(option('--ticket-keys-file <file>', 'ticket-signing keys (JSON array of Ed25519 JWKs, first signs; `pos-relay keys generate`); turns accounts on with an admin secret', 'TICKET_KEYS_FILE'))
     .addOption(option('--ticket-ttl <seconds>', `relay ticket lifetime, 1-${MAX_TICKET_TTL_SECONDS}`, 'TICKET_TTL_SECONDS').argParser(intArg('--ticket-ttl')).default(DEFAULT_TICKET_TTL_SECONDS))
     .addOption(option('--tiers-file <file>', 'tiers (JSON object keyed by tier name); default: free, pro, unlimited', 'TIERS_FILE'))
-    .addHelpText('after', '\nEnvironment:\n  P2P_SECRET     the secret relays send as `Authorization: Bearer <secret>` (required unless --p2p-secret-file)\n  ADMIN_SECRET   the admin secret for /api/admin/* (accounts: with --ticket-keys-file; unless --admin-secret-file)\n  PUBLIC_ADDRESSES_ONLY  true|false (also 1/0, yes/no, on/off): as --public-addresses-only\n\nAccounts live in Redis with --redis, otherwise in this process\'s memory.\n')
+    .addHelpText('after', '\nEnvironment:\n  P2P_SECRET     the secret relays send as `Authorization: Bearer <secret>` (required unless --p2p-secret-file)\n  ADMIN_SECRET   the admin secret for /api/admin/* (accounts: with --ticket-keys-file; unless --admin-secret-file)\n  PUBLIC_ADDRESSES_ONLY  true|false (also 1/0, yes/no, on/off): as --public-addresses-only\n  REQUIRE_SIGNED  true|false (also 1/0, yes/no, on/off): as --require-signed\n\nAccounts live in Redis with --redis, otherwise in this process\'s memory.\n')
     .action(async (opts: DiscoveryOptions) => {
       if (opts.ttl < 1) throw new Error('--ttl must be at least 1 second')
       checkRedisUrl('--redis', 'REDIS_URL', opts.redis)
       const publicAddressesOnly = opts.publicAddressesOnly ?? boolEnv('PUBLIC_ADDRESSES_ONLY') ?? false
+      const requireSigned = opts.requireSigned ?? boolEnv('REQUIRE_SIGNED') ?? false
       const secret = await secretFrom(opts)
       const logger = createLogger({ name: 'discovery', level: opts.logLevel })
       const { createDiscoveryServer, createMemoryStore, createRedisStore } = await import('@pos-relay/discovery')
@@ -112,7 +114,7 @@ export function discoveryCommand (): Command {
         ? createRedisStore({ url: opts.redis, logger })
         : createMemoryStore()
       const accounts = await accountsFrom(opts, logger)
-      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger, publicAddressesOnly, authFailuresPerMinute: opts.authFailuresPerMinute, ...(accounts != null ? { accounts: accounts.accounts } : {}) })
+      const app = await createDiscoveryServer({ store, p2pSecret: secret, ttlSeconds: opts.ttl, logger, publicAddressesOnly, requireSigned, authFailuresPerMinute: opts.authFailuresPerMinute, ...(accounts != null ? { accounts: accounts.accounts } : {}) })
       await app.listen({ host: opts.host, port: opts.port })
       const port = (app.server.address() as { port: number }).port
       process.stdout.write(JSON.stringify({
@@ -121,6 +123,7 @@ export function discoveryCommand (): Command {
         store: opts.redis != null ? 'redis' : 'memory',
         ttl_seconds: opts.ttl,
         public_addresses_only: publicAddressesOnly,
+        require_signed: requireSigned,
         accounts: accounts != null,
         ...(accounts != null ? { ticket_kid: accounts.accounts.issuer.kid, ticket_ttl_seconds: opts.ticketTtl, tiers: Object.keys(accounts.accounts.tiers) } : {})
       }) + '\n')
