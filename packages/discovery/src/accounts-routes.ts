@@ -160,7 +160,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
     ADMIN_ACCOUNTS,
     {
       onRequest: requireAdmin,
-      schema: { summary: 'List accounts', tags: ['admin'], security: admin, response: { 200: z.array(accountSchema), 401: errorSchema, 404: errorSchema, 503: errorSchema } },
+      schema: { summary: 'List accounts', tags: ['admin'], security: admin, response: { 200: z.array(accountSchema), ...adminGetErrors } },
     },
     async () => await get().store.list(),
   )

@@ -137,7 +137,10 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     opts.logger === false
       ? undefined
       : (opts.logger ?? pino({ name: 'pos-relay-discovery', redact: REDACTED_PATHS }))
-  const app = Fastify({ bodyLimit, ...(logger ? { loggerInstance: logger } : { logger: false }) })
+  // maxParamLength: find-my-way's default (100) answered ids of 101-128 characters and jtis of
+  // 101-256, which the schemas allow, with an undocumented 414 before any route ran; above the
+  // longest allowed value, the route's schema refuses with a 400 naming the field
+  const app = Fastify({ bodyLimit, routerOptions: { maxParamLength: 1024 }, ...(logger ? { loggerInstance: logger } : { logger: false }) })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   // Only JSON is accepted; without this text/plain would be parsed and reach validation as a string.

@@ -120,6 +120,18 @@ describe('registration and listing', () => {
     assert.deepEqual(res.json().addrs, [`/ip4/203.0.113.7/tcp/4001/p2p/${PEER_A}`])
   })
 
+  it('an id of the longest allowed length (128) registers and deregisters; a longer one is a 400 naming id, not a 414', async () => {
+    const { app, store } = await setup()
+    const id = 'r'.repeat(128)
+    assert.equal((await post(app, validBody(id))).statusCode, 200)
+    const del = await app.inject({ method: 'DELETE', url: `${RELAYS}/${id}`, headers: AUTH })
+    assert.equal(del.statusCode, 204, del.body)
+    assert.deepEqual(await store.list(), [])
+    const long = await app.inject({ method: 'DELETE', url: `${RELAYS}/${'r'.repeat(129)}`, headers: AUTH })
+    assert.equal(long.statusCode, 400, long.body)
+    assert.equal(long.json().field, 'id')
+  })
+
   it('DELETE removes a relay and is idempotent', async () => {
     const { app, store } = await setup()
     await post(app, validBody('relay-1'))
