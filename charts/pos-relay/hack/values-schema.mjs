@@ -62,6 +62,7 @@ const schema = {
       ttlSeconds: int(3, 3600),
       logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] },
       publicAddressesOnly: bool('refuse loopback and private relay addresses (public fleets)'),
+      requireSigned: bool('refuse registrations and deletions not signed by the relay\'s own key'),
       p2pSecret: str('registration secret; generated when empty'),
       existingSecret: str('Secret with keys p2p-secret and redis-url'),
       service: obj({
