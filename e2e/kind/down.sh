@@ -11,5 +11,5 @@ if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
 else
   echo "no kind cluster named $CLUSTER"
 fi
-rm -f "$CACHE/$CLUSTER.kubeconfig"
+rm -f "$CACHE/$CLUSTER.kubeconfig" "$CACHE/$CLUSTER.json"
 bash "$(dirname "$0")/offline/docker.sh" stop

@@ -13,14 +13,15 @@
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import {
   applyExamplePool, EXAMPLE_POOL, getPool, listRelays, poll, relayedTransfer, transferThrough, trickleThrough, waitForDiscovery, waitForPoolReady, type Kubectl
 } from '../shared/relaypool.ts'
 import { run } from '../kube/harness.ts'
 import {
-  checkPrerequisites, DISCOVERY_URL, ensureDocker, IMAGE, KindCluster, NAMESPACE, prepareSupply, readKindConfig, RELAY_HOST_PORT, RELEASE, rustPeerBinary, rustRelayedTransfer, WORKER_ADDRESSES
+  CACHE_ROOT, checkPrerequisites, DISCOVERY_URL, ensureDocker, IMAGE, KindCluster, NAMESPACE, prepareSupply, readKindConfig, RELAY_HOST_PORT, RELEASE, rustPeerBinary, rustRelayedTransfer, WORKER_ADDRESSES
 } from './kind.ts'
 
 const log = (line: string): void => { process.stderr.write(`kind: ${line}\n`) }
@@ -95,9 +96,13 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     if (failed) process.stderr.write(`\n--- cluster state ---\n${await cluster.diagnostics()}\n`)
     if (KEEP && !failed) {
       const relays = (await listRelays(DISCOVERY_URL).catch(() => [])).flatMap((r) => r.addrs)
-      // the last line: what a person (or another tool) needs to use the cluster
-      process.stdout.write(JSON.stringify({ kubeconfig: cluster.kubeconfig, discovery_url: DISCOVERY_URL, relays }) + '\n')
+      // what a person (or another tool) needs to use the cluster; e2e/kind/keep-info.sh prints it
+      // again as the run's last line, after node:test's summary
+      const info = JSON.stringify({ kubeconfig: cluster.kubeconfig, discovery_url: DISCOVERY_URL, relays })
+      writeFileSync(join(CACHE_ROOT, 'kind', `${cluster.name}.json`), info + '\n')
+      process.stdout.write(info + '\n')
     }
+    if (!KEEP) rmSync(join(CACHE_ROOT, 'kind', `${cluster.name}.json`), { force: true })
     await cluster.delete(failed && !KEEP)
     // a Docker engine this suite started goes with the cluster (kept with the cluster under E2E_KIND_KEEP=1)
     if (docker.started && !KEEP) await run('bash', [new URL('./offline/docker.sh', import.meta.url).pathname, 'stop'], { timeoutMs: 60_000 })
