@@ -18,10 +18,22 @@ interface Entry {
   expiresAt: number
 }
 
+/** The last signed_at accepted for an id, kept after its entry is gone (as the Redis store's tombstone key). */
+interface Tombstone {
+  signedAt: number
+  expiresAt: number
+}
+
 /** In-process store for tests and single-node development. Expired entries are dropped lazily on read. */
 export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore {
   const now = opts.now ?? Date.now
   const entries = new Map<string, Entry>()
+  const tombstones = new Map<string, Tombstone>()
+  const lastSigned = (id: string, t: number): number | undefined => {
+    const tomb = tombstones.get(id)
+    if (tomb && tomb.expiresAt <= t) tombstones.delete(id)
+    return tomb && tomb.expiresAt > t ? tomb.signedAt : undefined
+  }
 
   const live = (id: string, t: number): Entry | undefined => {
     const entry = entries.get(id)
@@ -42,7 +54,7 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
       const expiresAt = t + ttlMs
       const prev = live(reg.id, t)
       if (prev && prev.record.peer_id !== reg.peer_id) throw new RegistrationConflictError(reg.id, prev.record.peer_id)
-      const last = prev?.record.signed_at
+      const last = prev ? prev.record.signed_at : lastSigned(reg.id, t)
       if (last !== undefined) {
         if (!proof) throw unsignedError(reg.id, 'register')
         if (proof.signed_at <= last) throw replayError(reg.id, proof.signed_at, last)
@@ -55,6 +67,7 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
         expires_at: new Date(expiresAt).toISOString(),
       }
       entries.set(reg.id, { record, expiresAt })
+      if (proof) tombstones.set(reg.id, { signedAt: proof.signed_at, expiresAt: expiresAt + 2 * MAX_SIGNATURE_SKEW_MS })
       return structuredClone(record)
     },
     async deregister(id, proof) {
@@ -70,6 +83,7 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
       }
       const existed = prev !== undefined
       entries.delete(id)
+      if (proof && existed) tombstones.set(id, { signedAt: proof.signed_at, expiresAt: t + 2 * MAX_SIGNATURE_SKEW_MS })
       return existed
     },
     async list() {
@@ -88,6 +102,7 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
     async ping() {},
     async close() {
       entries.clear()
+      tombstones.clear()
     },
   }
 }

@@ -262,7 +262,8 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
         description:
           'While an entry is live its id belongs to its peer_id: re-registering the id with the same peer_id refreshes it ' +
           '(heartbeat; registered_at is kept), with another peer_id answers 409 and changes nothing. ' +
-          'Once the entry expired or was deleted, any peer may take the id. ' +
+          'Once the entry expired or was deleted, any peer may take the id; for 120 s after a signed entry expired or was ' +
+          'deleted only a signed registration with a later signed_at may (a captured one cannot re-create it). ' +
           'With `signed_at` and `signature` the registration is signed by the relay\'s key (see the API description); an entry ' +
           'registered signed can then only be refreshed signed by that key with a later signed_at: an unsigned refresh, a bad ' +
           'signature, a replayed or skewed signed_at answer 403 and change nothing.' +

@@ -303,6 +303,32 @@ describe('signed-registration rules inside the store (direct writers such as the
         )
       })
 
+      it('a captured signed registration cannot re-create the entry after its signed deletion or its expiry', async () => {
+        const store = make()
+        const r = await newRelay()
+        const t = Date.now()
+        const reg = { id: 'relay-t', peer_id: r.peerId, addrs: r.addrs }
+        const captured = await signRegistration(r.key, { op: 'register', ...reg, signed_at: t })
+        await store.register(reg, 10_000, captured)
+        const deletion = await signRegistration(r.key, { op: 'delete', id: 'relay-t', peer_id: r.peerId, addrs: [], signed_at: t + 1 })
+        assert.equal(await store.deregister('relay-t', { peer_id: r.peerId, addrs: [], ...deletion }), true)
+        await assert.rejects(store.register(reg, 10_000, captured), (e) => e instanceof RegistrationForbiddenError && e.reason === 'replay')
+        // the id stays signed for the window: the p2p secret alone cannot take it either
+        await assert.rejects(store.register(reg, 10_000), (e) => e instanceof RegistrationForbiddenError && e.reason === 'unsigned')
+        assert.equal(await store.get('relay-t'), undefined)
+
+        // expiry: the entry is gone from the list, its last signed_at is not
+        const short = await signRegistration(r.key, { op: 'register', ...reg, signed_at: t + 2 })
+        await store.register(reg, 300, short)
+        await new Promise((resolve) => setTimeout(resolve, 450))
+        assert.equal(await store.get('relay-t'), undefined)
+        await assert.rejects(store.register(reg, 10_000, short), (e) => e instanceof RegistrationForbiddenError && e.reason === 'replay')
+        assert.equal(await store.get('relay-t'), undefined)
+        // the relay itself, signing anew, is listed again
+        await store.register(reg, 10_000, await signRegistration(r.key, { op: 'register', ...reg, signed_at: t + 3 }))
+        assert.equal((await store.get('relay-t'))?.signed_at, t + 3)
+      })
+
       it('of concurrent signed refreshes with one signed_at exactly one wins', async () => {
         const store = make()
         const r = await newRelay()
