@@ -328,7 +328,8 @@ async function main (): Promise<void> {
     date: machine.date.slice(0, 10),
     headline: `relayed MiB/s (median) pos-relay ${f(median(transfers.get('pos-relay')!.map((x) => x.mibPerS)))}, rust-libp2p ${f(median(transfers.get('rust-libp2p')!.map((x) => x.mibPerS)))}, go-libp2p ${f(median(transfers.get('go-libp2p')!.map((x) => x.mibPerS)))}; ours uses ${ratio(cpuOf('pos-relay'), cpuOf('rust-libp2p'))} rust-libp2p's CPU per GiB and ${ratio(perRes('pos-relay'), perRes('rust-libp2p'))} its memory per idle reservation`,
     command: 'npm run bench:relays',
-    body: md
+    body: md,
+    commit: machine.commit
   }) + '\n')
 }
 

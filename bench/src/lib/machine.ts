@@ -2,6 +2,8 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { commitOf } from '@pos-relay/testing'
 
 const root = new URL('../../../', import.meta.url)
 
@@ -27,6 +29,8 @@ export interface MachineInfo {
   redis: string
   packages: Record<string, string>
   date: string
+  /** the commit measured, taken when the run starts (`git describe --always --dirty`) */
+  commit: string
 }
 
 export function packageVersion (name: string): string {
@@ -65,7 +69,8 @@ export function machineInfo (): MachineInfo {
     node: process.version,
     redis: redisVersion(),
     packages: Object.fromEntries(VERSIONED_PACKAGES.map((p) => [p, packageVersion(p)])),
-    date: new Date().toISOString()
+    date: new Date().toISOString(),
+    commit: commitOf(fileURLToPath(root))
   }
 }
 

@@ -76,6 +76,7 @@ export function benchSection (s: { id: string, title: string, command: string, m
     date: s.machine.date.slice(0, 10),
     headline: s.parts.length > 0 ? s.parts.join('; ') : 'no result (see Errors)',
     command: s.command,
-    body: s.body
+    body: s.body,
+    commit: s.machine.commit
   }
 }

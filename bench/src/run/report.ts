@@ -90,7 +90,6 @@ export function renderReport (r: BenchResults): string {
     line(`| 6 | Discovery \`GET /api/p2p/relays\`, ${d.relays} relays, ${d.store} store, p50 / p99 (n = ${d.summary.n} sequential) | **${f(d.summary.p50, 2)} / ${f(d.summary.p99, 2)} ms** | |`)
   }
   line()
-  if (plain?.relay != null) line('For comparison, an earlier measurement of an upstream relay: ~435 MB RSS after relaying 512 MiB.\n')
   const retaining = [ours, plain].filter((p) => p?.relay != null && p.relay.retained.arrayBuffersMiB > c.mib / 2)
   if (retaining.length > 0) {
     const inFlight = Math.max(...retaining.flatMap((p) => p!.transfers.map((t) => t.maxInFlightMiB)))

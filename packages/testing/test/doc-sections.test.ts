@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,8 +17,9 @@ describe('doc sections', () => {
       writeDocSection(file, section('limits', '### Machine\n\nx'))
       const doc = await readFile(file, 'utf8')
       assert.match(doc, /^# Benchmarks\n/)
-      assert.match(doc, /<!-- bench:summary:begin -->\n## Summary[\s\S]*\| \[The limits bench\]\(#the-limits-bench\) \| limits headline \| 2030-01-02 \| `npx node bench\/src\/limits.ts` \|[\s\S]*<!-- bench:summary:end -->/)
-      assert.match(doc, /<!-- bench:limits:begin -->\n<!-- bench:headline \{.*\} -->\n## The limits bench\n\n### Machine\n\nx\n\n<!-- bench:limits:end -->/)
+      // outside a git repository the commit is 'unknown', and says so
+      assert.match(doc, /<!-- bench:summary:begin -->\n## Summary[\s\S]*\| \[The limits bench\]\(#the-limits-bench\) \| limits headline \| 2030-01-02 \| `unknown` \| `npx node bench\/src\/limits.ts` \|[\s\S]*<!-- bench:summary:end -->/)
+      assert.match(doc, /<!-- bench:limits:begin -->\n<!-- bench:headline \{.*\} -->\n## The limits bench\n\nMeasured at commit `unknown` on 2030-01-02 by `npx node bench\/src\/limits.ts`\. Generated: do not edit by hand\.\n\n### Machine\n\nx\n\n<!-- bench:limits:end -->/)
       assert.ok(doc.indexOf('bench:summary:begin') < doc.indexOf('bench:limits:begin'))
     } finally {
       await rm(dir, { recursive: true, force: true })
@@ -40,6 +42,30 @@ describe('doc sections', () => {
     assert.match(doc, /\| faster \\\| now \|/)
     // rerunning with the same content is a fixed point
     assert.equal(upsertSection(doc, section('run', 'run v2', 'faster | now')), doc)
+  })
+
+  it('stamps each section with the commit of the repository it is written in (-dirty with uncommitted changes)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'doc-sections-git-'))
+    try {
+      const git = (...args: string[]): string => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: dir, encoding: 'utf8' }).trim()
+      git('init', '-q')
+      await writeFile(join(dir, 'code.ts'), 'v1\n')
+      git('add', 'code.ts')
+      git('commit', '-qm', 'one')
+      const head = git('rev-parse', '--short=10', 'HEAD')
+      const file = join(dir, 'benchmarks.md')
+      writeDocSection(file, section('run', 'body'))
+      assert.equal(headlines(await readFile(file, 'utf8'))[0]!.commit, head)
+      assert.match(await readFile(file, 'utf8'), new RegExp(`Measured at commit \`${head}\``))
+      await writeFile(join(dir, 'code.ts'), 'v2\n')
+      writeDocSection(file, section('run', 'body'))
+      assert.equal(headlines(await readFile(file, 'utf8'))[0]!.commit, `${head}-dirty`)
+      // a section without a recorded commit (written by hand) says so in the summary
+      const handWritten = upsertSection('# B\n', section('old', 'x'))
+      assert.match(handWritten, /\| 2030-01-02 \| not recorded \|/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('keeps a headline that contains "-->" inside its comment', () => {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# npm run bench:all: reruns every benchmark, one after the other, each
+# rewriting its own section of docs/benchmarks.md (stamped with the commit
+# it measured) and the summary. Not in CI: about an hour on 2 cores, most of
+# it the soak (SOAK_MINUTES, default 30; 0 skips it). Run it on a quiet
+# machine, with a clean tree, so the stamps name a real commit.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SOAK_MINUTES="${SOAK_MINUTES:-30}"
+
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+  echo "bench:all: the tree has uncommitted changes; the sections will say <commit>-dirty" >&2
+fi
+npm run build >/dev/null || exit 1
+
+failed=()
+step() {
+  local name="$1"; shift
+  local t0=$SECONDS
+  echo "=== bench:all: $name: $*" >&2
+  if "$@"; then echo "=== bench:all: $name done in $((SECONDS - t0)) s" >&2
+  else echo "=== bench:all: $name FAILED after $((SECONDS - t0)) s" >&2; failed+=("$name"); fi
+}
+step run        node bench/src/run.ts
+step limits     node bench/src/limits.ts
+step relays     node bench/src/relays-compare.ts
+step auth       node bench/src/auth.ts
+step quic       node bench/src/quic-vs-tcp.ts
+step operator   node operator/bench/convergence.ts
+if [ "$SOAK_MINUTES" != 0 ]; then step soak node bench/src/soak.ts --minutes "$SOAK_MINUTES"; fi
+
+if [ ${#failed[@]} -gt 0 ]; then echo "bench:all: failed: ${failed[*]}" >&2; exit 1; fi
+echo "bench:all: every section of docs/benchmarks.md rewritten" >&2
