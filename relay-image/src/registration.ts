@@ -22,10 +22,19 @@ export interface DiscoveryRegistrationOptions {
   record: () => RegistrationRecord
   logger: Logger
   metrics: RelayMetrics
+  /**
+   * Heartbeats only refresh an entry another writer created (the operator, for pool relays):
+   * `refresh_only: true`, and discovery's 404 (not listed) is a normal state, not a failure.
+   * A relay the operator delisted therefore never lists itself again (docs/registry.md).
+   */
+  refreshOnly?: boolean
   /** used when the discovery API does not say its TTL */
   defaultTtlSeconds?: number
   requestTimeoutMs?: number
 }
+
+/** refresh-only heartbeat found no entry (discovery's 404) */
+class NotListed extends Error {}
 
 /** discovery's replies to a registration are a few hundred bytes; anything far larger is not discovery */
 export const MAX_REGISTRATION_REPLY_BYTES = 64 * 1024
@@ -50,6 +59,8 @@ export class DiscoveryRegistration {
   private readonly backoff = new Backoff({ initialMs: 500, maxMs: 30_000 })
   private loop?: Promise<void>
   private registeredUntil = 0
+  /** refresh-only: whether the last heartbeat found the entry absent (logged on change only) */
+  private notListed = false
   /** signed_at must grow for each signed operation on our id, even within one millisecond */
   private lastSignedAt = 0
   /** resolves after the first successful registration */
@@ -83,6 +94,13 @@ export class DiscoveryRegistration {
         this.backoff.reset()
         delay = Math.max(1000, Math.min(60_000, (ttl * 1000) / 3))
       } catch (err: any) {
+        if (err instanceof NotListed) {
+          // not a failure: the operator lists this relay when its pod is Ready; keep the heartbeat cadence
+          this.backoff.reset()
+          delay = Math.max(1000, ((this.opts.defaultTtlSeconds ?? 30) * 1000) / 3)
+          await sleep(delay, signal).catch(() => {})
+          continue
+        }
         if (signal.aborted) return
         delay = this.backoff.next()
         this.opts.metrics.registrationFailuresTotal.inc()
@@ -100,16 +118,24 @@ export class DiscoveryRegistration {
   private async register (signal: AbortSignal): Promise<number> {
     const record = this.opts.record()
     const key = this.opts.privateKey
+    const refreshOnly = this.opts.refreshOnly === true
     const proof = key == null
       ? {}
-      : await signRegistration(key, { op: 'register', id: record.id, peer_id: record.peer_id, addrs: record.addrs, signed_at: this.nextSignedAt() })
+      : await signRegistration(key, { op: refreshOnly ? 'refresh' : 'register', id: record.id, peer_id: record.peer_id, addrs: record.addrs, signed_at: this.nextSignedAt() })
     const res = await fetch(this.endpoint, {
       method: 'POST',
       headers: { authorization: `Bearer ${this.opts.secret}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ id: record.id, peer_id: record.peer_id, addrs: record.addrs, ...proof }),
+      body: JSON.stringify({ id: record.id, peer_id: record.peer_id, addrs: record.addrs, ...(refreshOnly ? { refresh_only: true } : {}), ...proof }),
       signal: AbortSignal.any([signal, AbortSignal.timeout(this.opts.requestTimeoutMs ?? 5000)])
     })
     const text = await readTextCapped(res, MAX_REGISTRATION_REPLY_BYTES)
+    if (refreshOnly && res.status === 404) {
+      this.opts.metrics.registrationAttemptsTotal.inc({ result: 'not_listed' })
+      this.registeredUntil = 0
+      if (!this.notListed) this.opts.logger.info({ event: 'not_listed', discovery: this.endpoint }, 'not listed in discovery; heartbeats refresh the entry once the operator lists this relay')
+      this.notListed = true
+      throw new NotListed()
+    }
     if (!res.ok) {
       this.opts.metrics.registrationAttemptsTotal.inc({ result: res.status === 401 ? 'unauthorized' : res.status >= 500 ? 'unavailable' : 'rejected' })
       throw new Error(`discovery answered ${res.status}: ${text.slice(0, 300)}`)
@@ -122,6 +148,7 @@ export class DiscoveryRegistration {
     } catch {}
     const first = this.registeredUntil === 0
     this.registeredUntil = Date.now() + ttl * 1000
+    this.notListed = false
     if (first) {
       this.opts.logger.info({ event: 'registered', discovery: this.endpoint, ttl_seconds: ttl, addrs: record.addrs }, 'registered with discovery')
       this.markRegistered()

@@ -8,8 +8,12 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, describe, it } from 'node:test'
 import { Writable } from 'node:stream'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createDiscoveryServer, createRedisStore } from '@pos-relay/discovery'
 import { DiscoveryRegistration, RelayMetrics, sendsSecretInClear } from '@pos-relay/relay'
-import { createLogger } from '@pos-relay/shared'
+import { createLogger, signRegistration } from '@pos-relay/shared'
+import { startRedis, waitFor } from '@pos-relay/testing'
 
 function capture (): { logger: ReturnType<typeof createLogger>, lines: () => any[] } {
   const out: string[] = []
@@ -50,6 +54,57 @@ describe('relay registration with discovery', () => {
     await reg.stop()
     assert.ok(failed != null, 'no registration_failed')
     assert.match(failed.err, /exceeds 65536 bytes/)
+  })
+
+  it('refresh-only (pool relays): never lists itself, refreshes the entry the operator created, and stays out once delisted', async () => {
+    const redis = await startRedis()
+    const store = createRedisStore({ url: redis.url, keyPrefix: 'refresh-only:' })
+    const app = await createDiscoveryServer({ store, p2pSecret: 's', logger: false, ttlSeconds: 3 })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const key = await generateKeyPair('Ed25519')
+    const peerId = peerIdFromPrivateKey(key).toString()
+    const entry = { id: 'pool-0', peer_id: peerId, addrs: [`/ip4/203.0.113.9/tcp/7373/p2p/${peerId}`] }
+    const { logger, lines } = capture()
+    const metrics = new RelayMetrics()
+    const reg = new DiscoveryRegistration({
+      apiUrl: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
+      secret: 's',
+      privateKey: key,
+      refreshOnly: true,
+      record: () => entry,
+      logger,
+      metrics,
+      defaultTtlSeconds: 3
+    })
+    try {
+      reg.start()
+      await waitFor(() => lines().some((l) => l.event === 'not_listed'), { timeoutMs: 10_000, message: 'no not_listed' })
+      await new Promise((resolve) => setTimeout(resolve, 1500)) // a second heartbeat, still absent
+      assert.deepEqual(await store.list(), [])
+      assert.equal(lines().filter((l) => l.event === 'not_listed').length, 1, 'not_listed is logged once per change')
+      assert.equal(lines().filter((l) => l.event === 'registration_failed').length, 0, 'absent is not a failure')
+
+      // the operator lists the relay (signed with the relay's key, as from its slot Secret)
+      const t = Date.now()
+      const created = await store.register(entry, 3000, await signRegistration(key, { op: 'register', ...entry, signed_at: t }))
+      await waitFor(async () => (await store.get('pool-0'))?.updated_at !== created.updated_at, { timeoutMs: 10_000, message: 'the relay never refreshed its entry' })
+      await reg.firstRegistration
+      // its refreshes keep it listed past the TTL with nobody else writing
+      await new Promise((resolve) => setTimeout(resolve, 4000))
+      assert.equal((await store.list()).length, 1)
+
+      // the operator delists it (pod not Ready): the relay's heartbeats do not bring it back
+      const signedAt = Date.now() + 1
+      assert.equal(await store.deregister('pool-0', { peer_id: peerId, addrs: [], ...(await signRegistration(key, { op: 'delete', id: 'pool-0', peer_id: peerId, addrs: [], signed_at: signedAt })) }), true)
+      const before = (await metrics.registry.metrics()).match(/result="not_listed"} (\d+)/)?.[1]
+      await waitFor(async () => (await metrics.registry.metrics()).match(/result="not_listed"} (\d+)/)?.[1] !== before, { timeoutMs: 10_000, message: 'no heartbeat after the delisting' })
+      assert.deepEqual(await store.list(), [])
+    } finally {
+      await reg.stop()
+      await app.close()
+      await store.close()
+      await redis.stop()
+    }
   })
 
   it('warns when api_url sends the p2p secret over plain http to a non-loopback host', () => {

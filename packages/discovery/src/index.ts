@@ -1,5 +1,7 @@
 export {
+  NotListedError,
   RegistrationConflictError,
+  type RegisterOptions,
   RegistrationForbiddenError,
   type DeregistrationProof,
   StoreUnavailableError,

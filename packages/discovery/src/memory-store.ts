@@ -3,6 +3,7 @@ import {
   assertTtl,
   byId,
   foreignKeyError,
+  NotListedError,
   pickRegistration,
   RegistrationConflictError,
   replayError,
@@ -46,13 +47,15 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
 
   return {
     // Same rules, same order, as the Redis scripts; nothing awaits between the checks and the write.
-    async register(reg, ttlMs, proof) {
+    async register(reg, ttlMs, proof, opts) {
       assertTtl(ttlMs)
-      if (proof) await verifyProof({ op: 'register', ...pickRegistration(reg), signed_at: proof.signed_at }, proof.signature)
+      const refreshOnly = opts?.refreshOnly === true
+      if (proof) await verifyProof({ op: refreshOnly ? 'refresh' : 'register', ...pickRegistration(reg), signed_at: proof.signed_at }, proof.signature)
       const t = now()
       if (proof && Math.abs(proof.signed_at - t) > MAX_SIGNATURE_SKEW_MS) throw skewError(proof.signed_at, t)
       const expiresAt = t + ttlMs
       const prev = live(reg.id, t)
+      if (!prev && refreshOnly) throw new NotListedError(reg.id)
       if (prev && prev.record.peer_id !== reg.peer_id) throw new RegistrationConflictError(reg.id, prev.record.peer_id)
       const last = prev ? prev.record.signed_at : lastSigned(reg.id, t)
       if (last !== undefined) {

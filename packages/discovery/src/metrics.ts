@@ -3,7 +3,7 @@ import type { RelayStore } from './types.js'
 
 const PREFIX = 'pos_relay_discovery_'
 
-export type RegistrationResult = 'ok' | 'unauthorized' | 'throttled' | 'invalid' | 'conflict' | 'forbidden' | 'unavailable'
+export type RegistrationResult = 'ok' | 'unauthorized' | 'throttled' | 'invalid' | 'not_listed' | 'conflict' | 'forbidden' | 'unavailable'
 
 export type TicketRequestResult = 'ok' | 'unauthorized' | 'invalid' | 'unavailable'
 
@@ -42,7 +42,7 @@ export function createMetrics(registry: Registry, store: RelayStore): DiscoveryM
     registers,
   })
   // Export every result from the start so rate() queries work before the first failure.
-  for (const result of ['ok', 'unauthorized', 'throttled', 'invalid', 'conflict', 'forbidden', 'unavailable'] satisfies RegistrationResult[]) {
+  for (const result of ['ok', 'unauthorized', 'throttled', 'invalid', 'not_listed', 'conflict', 'forbidden', 'unavailable'] satisfies RegistrationResult[]) {
     registrations.inc({ result }, 0)
   }
   const ticketRequests = new Counter({

@@ -5,6 +5,7 @@ import {
   assertTtl,
   byId,
   foreignKeyError,
+  NotListedError,
   pickRegistration,
   RegistrationConflictError,
   replayError,
@@ -54,8 +55,10 @@ local function tombstone(key, peer, signed, px)
 end
 `
 
-// KEYS: relay key, index, tombstone key; ARGV: id, registration JSON, ttl ms, peer id, signed_at ms ('' = unsigned), max skew ms
-// Returns {'ok', stored value}, {'conflict', owner peer id} or {'forbidden', reason, detail}. The
+// KEYS: relay key, index, tombstone key; ARGV: id, registration JSON, ttl ms, peer id, signed_at ms ('' = unsigned), max skew ms,
+// refresh only ('1' | '0')
+// Returns {'ok', stored value}, {'conflict', owner peer id}, {'forbidden', reason, detail} or {'absent'} (refresh only,
+// no live entry). The
 // ownership and signature rules live in the script so that two writers (HTTP route, operator)
 // racing for one id cannot both win. The signature itself was verified by the caller (no Ed25519
 // in Lua); the script only sees verified signed_at values.
@@ -67,6 +70,7 @@ if signed and math.abs(signed - now) > skew then return {'forbidden', 'skew', st
 local expires = now + ttl
 local registered = now
 local rec = decode(redis.call('GET', KEYS[1]))
+if not rec and ARGV[7] == '1' then return {'absent', ''} end
 if rec then
   if type(rec.relay) == 'table' and type(rec.relay.peer_id) == 'string' and rec.relay.peer_id ~= ARGV[4] then
     return {'conflict', rec.relay.peer_id}
@@ -126,7 +130,7 @@ if signed and n == 1 then tombstone(KEYS[3], ARGV[2], signed, 2 * skew) end
 return {'ok', tostring(n)}`
 
 interface Scripts {
-  posRelayRegister(relayKey: string, indexKey: string, tombKey: string, id: string, reg: string, ttlMs: string, peerId: string, signedAt: string, maxSkewMs: string): Promise<[string, string, string?]>
+  posRelayRegister(relayKey: string, indexKey: string, tombKey: string, id: string, reg: string, ttlMs: string, peerId: string, signedAt: string, maxSkewMs: string, refreshOnly: string): Promise<[string, string, string?]>
   posRelayList(indexKey: string, relayKeyPrefix: string): Promise<string[]>
   posRelayDeregister(relayKey: string, indexKey: string, tombKey: string, id: string, signer: string, signedAt: string, maxSkewMs: string): Promise<[string, string, string?]>
 }
@@ -184,14 +188,16 @@ export function createRedisStore(opts: RedisStoreOptions): RelayStore {
   const scripts = redis as unknown as Scripts
 
   return {
-    async register(reg, ttlMs, proof) {
+    async register(reg, ttlMs, proof, opts) {
       assertTtl(ttlMs)
       const relay = pickRegistration(reg)
-      if (proof) await verifyProof({ op: 'register', ...relay, signed_at: proof.signed_at }, proof.signature)
+      const refreshOnly = opts?.refreshOnly === true
+      if (proof) await verifyProof({ op: refreshOnly ? 'refresh' : 'register', ...relay, signed_at: proof.signed_at }, proof.signature)
       const signedAt = proof ? String(proof.signed_at) : ''
       const [outcome, value, detail] = await conn.run(() =>
-        scripts.posRelayRegister(relayKey(reg.id), indexKey, tombKey(reg.id), reg.id, JSON.stringify(relay), String(Math.ceil(ttlMs)), relay.peer_id, signedAt, String(MAX_SIGNATURE_SKEW_MS)),
+        scripts.posRelayRegister(relayKey(reg.id), indexKey, tombKey(reg.id), reg.id, JSON.stringify(relay), String(Math.ceil(ttlMs)), relay.peer_id, signedAt, String(MAX_SIGNATURE_SKEW_MS), refreshOnly ? '1' : '0'),
       )
+      if (outcome === 'absent') throw new NotListedError(reg.id)
       if (outcome === 'conflict') throw new RegistrationConflictError(reg.id, value)
       if (outcome === 'forbidden') throw forbidden(reg.id, proof?.signed_at ?? 0, value, detail ?? '')
       return toRecord(value)

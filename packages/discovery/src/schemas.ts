@@ -73,7 +73,7 @@ export const SIGNATURE_FORMAT =
   'Signed registrations and deletions: the relay\'s libp2p key (Ed25519 or secp256k1, whose public key is inlined in ' +
   'peer_id) signs the bytes field("' + REGISTRATION_SIGNATURE_DOMAIN + '") || field(op) || field(id) || field(peer_id) || ' +
   'field(decimal signed_at) || u32be(number of addrs) || field(addr)..., where field(s) = u32be(byte length of utf8(s)) || utf8(s), ' +
-  'op is "register" or "delete", peer_id is in base58btc form, addrs are in the order and exact form sent (normal form: ' +
+  'op is "register", "refresh" (a refresh_only registration) or "delete", peer_id is in base58btc form, addrs are in the order and exact form sent (normal form: ' +
   'each ends in /p2p/<peer_id>, no duplicates; a delete usually signs an empty list) and signed_at is ms since the Unix epoch. ' +
   'signature is the base64url signature. Discovery refuses with 403: a signature that does not verify; a signed_at more than ' +
   `${MAX_SIGNATURE_SKEW_MS / 1000} s from its clock; a signed_at not later than the last one accepted for the id; an unsigned ` +
@@ -138,6 +138,12 @@ export function relayRegistrationSchemaFor(policy: AddressPolicy) {
           example: ['/ip4/203.0.113.7/tcp/4001'],
         }),
       meta: metaSchema.optional(),
+      refresh_only: z.boolean().optional().meta({
+        description:
+          'true: refresh the live entry with this id, never create it (404 when absent, nothing stored). The heartbeat of relays ' +
+          'whose entries the operator creates and deletes, so a relay the operator delisted cannot list itself again (docs/registry.md). ' +
+          'A signed refresh-only registration is signed with operation "refresh".',
+      }),
       signed_at: signedAtSchema.optional(),
       signature: signatureSchema.optional(),
     })

@@ -28,7 +28,7 @@ import {
   signedDeletionSchema,
   type ErrorBody,
 } from './schemas.js'
-import { RegistrationConflictError, RegistrationForbiddenError, StoreUnavailableError, type RelayStore } from './types.js'
+import { NotListedError, RegistrationConflictError, RegistrationForbiddenError, StoreUnavailableError, type RelayStore } from './types.js'
 
 export interface DiscoveryServerOptions {
   store: RelayStore
@@ -107,6 +107,7 @@ function registrationResult(status: number): RegistrationResult | undefined {
   if (status === 200) return 'ok'
   if (status === 401) return 'unauthorized'
   if (status === 403) return 'forbidden'
+  if (status === 404) return 'not_listed'
   if (status === 409) return 'conflict'
   if (status === 429) return 'throttled'
   if (status === 503) return 'unavailable'
@@ -206,6 +207,10 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       req.log.warn({ relay_id: (req.params as { id?: string }).id ?? (req.body as { id?: string } | undefined)?.id, reason: err.reason }, 'signed-registration rule refused a request')
       return reply.code(403).send(errorBody(403, err.message, err.field))
     }
+    if (err instanceof NotListedError) {
+      req.log.debug({ relay_id: err.id }, 'refresh-only registration of an entry that is not listed')
+      return reply.code(404).send(errorBody(404, err.message, 'id'))
+    }
     if (err instanceof RegistrationConflictError) {
       req.log.warn({ relay_id: err.id, owner_peer_id: err.ownerPeerId }, 'registration refused: id owned by another peer')
       return reply.code(409).send(errorBody(409, err.message, 'peer_id'))
@@ -262,6 +267,8 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
         description:
           'While an entry is live its id belongs to its peer_id: re-registering the id with the same peer_id refreshes it ' +
           '(heartbeat; registered_at is kept), with another peer_id answers 409 and changes nothing. ' +
+          'With `refresh_only: true` (the heartbeat of relays the operator lists) a live entry is refreshed and an absent one ' +
+          'is not created: 404, nothing stored; signed, its operation is `refresh`. ' +
           'Once the entry expired or was deleted, any peer may take the id; for 120 s after a signed entry expired or was ' +
           'deleted only a signed registration with a later signed_at may (a captured one cannot re-create it). ' +
           'With `signed_at` and `signature` the registration is signed by the relay\'s key (see the API description); an entry ' +
@@ -271,16 +278,16 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
         tags: ['relays'],
         security: bearer,
         body: relayRegistrationSchemaFor({ publicOnly: opts.publicAddressesOnly ?? false }),
-        response: { 200: registrationResultSchema, ...errors, 403: errorSchema, 409: errorSchema },
+        response: { 200: registrationResultSchema, ...errors, 403: errorSchema, 404: errorSchema, 409: errorSchema },
       },
     },
     async (req) => {
-      const { signature, signed_at, ...reg } = req.body
+      const { signature, signed_at, refresh_only, ...reg } = req.body
       if (signature === undefined && requireSigned) {
         throw new RegistrationForbiddenError('required', 'this discovery server requires signed registrations (signed_at and signature)', 'signature')
       }
       const proof = signature !== undefined && signed_at !== undefined ? { signature, signed_at } : undefined
-      const record = await store.register(reg, ttlSeconds * 1000, proof)
+      const record = await store.register(reg, ttlSeconds * 1000, proof, { refreshOnly: refresh_only === true })
       const first = record.registered_at === record.updated_at
       // heartbeats are frequent; only first registrations are worth an info line
       const fields = { relay_id: record.id, peer_id: record.peer_id, addrs: record.addrs.length }

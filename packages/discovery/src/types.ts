@@ -37,7 +37,7 @@ export interface RelayStore {
    * While a record is live its id belongs to its peer id: registering it under another peer id
    * throws RegistrationConflictError and changes nothing.
    */
-  register(reg: RelayRegistration, ttlMs: number, proof?: RegistrationProof): Promise<RelayRecord>
+  register(reg: RelayRegistration, ttlMs: number, proof?: RegistrationProof, opts?: RegisterOptions): Promise<RelayRecord>
   /**
    * true if a live record existed. Unsigned: refused (RegistrationForbiddenError) when the live
    * record was registered signed. Signed: by the key of the live record's peer_id.
@@ -57,6 +57,24 @@ export class StoreUnavailableError extends Error {
 
   constructor(message = 'relay registry (Redis) is unreachable', options?: ErrorOptions) {
     super(message, options)
+  }
+}
+
+export interface RegisterOptions {
+  /**
+   * Refresh a live entry, never create one (throws NotListedError when absent): the heartbeat
+   * of relays whose entries another writer (the operator) creates and deletes. A signed
+   * refresh-only registration is signed with operation `refresh`. See docs/registry.md.
+   */
+  refreshOnly?: boolean
+}
+
+/** A refresh-only registration found no live entry; the HTTP layer maps this to 404. */
+export class NotListedError extends Error {
+  override name = 'NotListedError'
+
+  constructor(readonly id: string) {
+    super(`relay id ${id} is not listed; a refresh-only registration does not create it (the operator lists pool relays when their pod is Ready)`)
   }
 }
 

@@ -86,6 +86,22 @@ describe('registration and listing', () => {
     )
   })
 
+  it('refresh_only: 404 naming id while the relay is not listed, storing nothing; refreshes once it is', async () => {
+    const { app, store } = await setup()
+    const absent = await post(app, { ...validBody(), refresh_only: true })
+    assert.equal(absent.statusCode, 404, absent.body)
+    assert.equal(absent.json().field, 'id')
+    assert.match(absent.json().message, /relay id relay-1 is not listed/)
+    assert.deepEqual(await store.list(), [])
+    assert.equal((await post(app, validBody())).statusCode, 200)
+    const refreshed = await post(app, { ...validBody(), refresh_only: true })
+    assert.equal(refreshed.statusCode, 200, refreshed.body)
+    assert.equal((await store.list()).length, 1)
+    assert.equal((await post(app, { ...validBody(), refresh_only: 'yes' })).statusCode, 400)
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.match(metrics, /^pos_relay_discovery_registrations_total\{result="not_listed"\} 1$/m)
+  })
+
   it('409 when another peer id posts a live id, changing nothing (not even registered_at)', async () => {
     const { app, store } = await setup()
     assert.equal((await post(app, validBody())).statusCode, 200)

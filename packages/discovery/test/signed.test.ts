@@ -170,6 +170,21 @@ describe('signed registrations over HTTP (Redis store)', () => {
     assert.equal((await d.list()).length, 1)
   })
 
+  it('a signed refresh_only registration is signed with op "refresh": a register signature does not verify for it, nor the reverse', async () => {
+    const d = await serve()
+    const r = await newRelay()
+    const t = Date.now()
+    assert.equal((await d.post(await signedBody(r, 'relay-r', t))).status, 200)
+    const refresh = await signRegistration(r.key, { op: 'refresh', id: 'relay-r', peer_id: r.peerId, addrs: r.addrs, signed_at: t + 1 })
+    const asRegister = { id: 'relay-r', peer_id: r.peerId, addrs: r.addrs, ...refresh }
+    assert.equal((await d.post(asRegister)).status, 403, 'a refresh signature accepted for a creating registration')
+    assert.equal((await d.post({ ...asRegister, refresh_only: true })).status, 200)
+    const register = await signedBody(r, 'relay-r', t + 2)
+    const res = await d.post({ ...register, refresh_only: true })
+    assert.equal(res.status, 403, 'a register signature accepted for a refresh-only one')
+    assert.equal(res.body.field, 'signature')
+  })
+
   it('a replayed or older signed_at is refused (403), for registration and deletion', async () => {
     const d = await serve()
     const r = await newRelay()

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { afterEach, beforeEach, describe, it } from 'node:test'
-import { RegistrationConflictError, type RelayStore } from '@pos-relay/discovery'
+import { NotListedError, RegistrationConflictError, type RelayStore } from '@pos-relay/discovery'
 import { waitFor } from '@pos-relay/testing'
 import { PEER_A, PEER_B, registration, sleep } from './fixtures.ts'
 
@@ -80,6 +80,25 @@ export function storeSuite(name: string, makeStore: () => RelayStore | Promise<R
       await store.register(registration('short'), 200)
       await waitFor(async () => (await store.get('short')) === undefined, { timeoutMs: 3000, message: 'short never expired' })
       assert.equal((await store.register(registration('short', PEER_B), 10_000)).peer_id, PEER_B)
+    })
+
+    it('refresh-only refreshes a live entry and never creates one, also after it was deleted or expired', async () => {
+      await assert.rejects(store.register(registration('pool-1'), 10_000, undefined, { refreshOnly: true }), NotListedError)
+      assert.deepEqual(await store.list(), [])
+      const created = await store.register(registration('pool-1'), 10_000)
+      await sleep(20)
+      const refreshed = await store.register(registration('pool-1', PEER_A, 5000), 20_000, undefined, { refreshOnly: true })
+      assert.equal(refreshed.registered_at, created.registered_at)
+      assert.equal(refreshed.addrs[0], `/ip4/203.0.113.7/tcp/5000/p2p/${PEER_A}`)
+      assert.ok(Date.parse(refreshed.expires_at) > Date.parse(created.expires_at))
+      // ownership still holds for refresh-only writers
+      await assert.rejects(store.register(registration('pool-1', PEER_B), 10_000, undefined, { refreshOnly: true }), RegistrationConflictError)
+      await store.deregister('pool-1')
+      await assert.rejects(store.register(registration('pool-1'), 10_000, undefined, { refreshOnly: true }), NotListedError)
+      await store.register(registration('pool-2'), 200)
+      await waitFor(async () => (await store.get('pool-2')) === undefined, { timeoutMs: 3000, message: 'pool-2 never expired' })
+      await assert.rejects(store.register(registration('pool-2'), 10_000, undefined, { refreshOnly: true }), NotListedError)
+      assert.deepEqual(await store.list(), [])
     })
 
     it('deregisters, reporting whether the relay existed', async () => {

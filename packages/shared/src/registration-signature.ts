@@ -8,7 +8,7 @@
  *
  *   field(s)  = u32be(byte length of utf8(s)) || utf8(s)
  *   payload   = field("pos-relay/relay-registration/v1")   domain separation
- *            || field(op)                                   "register" | "delete"
+ *            || field(op)                                   "register" | "refresh" | "delete"
  *            || field(id) || field(peer_id)                 peer_id in base58btc form
  *            || field(decimal signed_at)                    ms since the Unix epoch, integer
  *            || u32be(number of addrs) || field(addr)...    in the order sent, exactly as sent
@@ -22,7 +22,8 @@ export const REGISTRATION_SIGNATURE_DOMAIN = 'pos-relay/relay-registration/v1'
 /** discovery refuses a signed_at further than this from its clock */
 export const MAX_SIGNATURE_SKEW_MS = 60_000
 
-export type SignedOperation = 'register' | 'delete'
+/** `refresh`: a refresh-only heartbeat (never creates the entry), so it cannot be replayed as a creation */
+export type SignedOperation = 'register' | 'refresh' | 'delete'
 
 export interface SignedFields {
   op: SignedOperation
