@@ -131,15 +131,29 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     await k(cluster.kubectl, ['wait', '-n', ns, '--for=condition=Ready', 'pod/server', '--timeout=120s'])
     const serverIp = (await k(cluster.kubectl, ['get', 'pod', 'server', '-n', ns, '-o', 'jsonpath={.status.podIP}'])).trim()
     const serviceIp = (await k(cluster.kubectl, ['get', 'service', 'server', '-n', ns, '-o', 'jsonpath={.spec.clusterIP}'])).trim()
+    // Each URL is retried for up to 90 s: right after the cluster comes up, kindnet may not yet
+    // have routed the other worker's pod CIDR, nor kube-proxy programmed the Service, nor CoreDNS
+    // answered (a CI run failed here once). A network that never converges still fails, with
+    // every attempt's error in the pod's log.
     await k(cluster.kubectl, ['apply', '-f', '-'], pod('client', workers[0]!, `
       for (const url of ['http://${serverIp}:8080', 'http://${serviceIp}', 'http://server.${ns}.svc.cluster.local']) {
-        const body = await (await fetch(url, { signal: AbortSignal.timeout(10000) })).text()
-        console.log(url + ' ' + body)
+        const deadline = Date.now() + 90000
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const body = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text()
+            console.log(url + ' ' + body + ' (attempt ' + attempt + ')')
+            break
+          } catch (err) {
+            console.error(url + ' attempt ' + attempt + ': ' + (err.cause?.code ?? err.cause?.message ?? err.message))
+            if (Date.now() > deadline) throw err
+            await new Promise((resolve) => setTimeout(resolve, 2000))
+          }
+        }
       }`))
     const phase = await poll('the client pod to finish', async () => {
       const p = (await k(cluster.kubectl, ['get', 'pod', 'client', '-n', ns, '-o', 'jsonpath={.status.phase}'])).trim()
       return p === 'Succeeded' || p === 'Failed' ? p : undefined
-    }, 120_000)
+    }, 400_000)
     const logs = await k(cluster.kubectl, ['logs', 'client', '-n', ns])
     assert.equal(phase, 'Succeeded', logs)
     for (const what of [`${serverIp}:8080`, serviceIp, 'server.']) assert.match(logs, new RegExp(`${what.replace(/\./g, '\\.')}\\S* pong from server`), logs)
@@ -283,6 +297,17 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     await waitForDiscovery(DISCOVERY_URL, pool)
   })
 
+  /** what a stuck drain needs explained: the node's pods, the disruption budgets, the relay pod's events and log tail */
+  async function drainState (node: string, pod: string): Promise<string> {
+    const out = await Promise.all([
+      cluster.kubectl(['get', 'pods', '-A', '-o', 'wide', '--field-selector', `spec.nodeName=${node}`]),
+      cluster.kubectl(['get', 'pdb', '-A']),
+      cluster.kubectl(['get', 'events', '-n', NAMESPACE, '--field-selector', `involvedObject.name=${pod}`]),
+      cluster.kubectl(['logs', pod, '-n', NAMESPACE, '--tail', '20'])
+    ])
+    return out.map((r) => r.stdout + r.stderr).join('\n')
+  }
+
   step('kubectl drain a worker: its relay refuses new reservations, an open circuit keeps flowing, it leaves discovery, the pool reports 1/2 with Ready=False naming the node; then recovers', async () => {
     // drain the worker that runs the fewest of the release's single-replica
     // workloads (Redis, discovery, operator): their eviction would measure them, not the relay
@@ -293,12 +318,14 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     const id = `${NAMESPACE}:${EXAMPLE_POOL}:${drained.slot}`
     const trickle = await trickleThrough(drained.multiaddr)
     const drain = run(tools.kubectl, ['--kubeconfig', cluster.kubeconfig, 'drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=180s'], { timeoutMs: 240_000 })
+    let drainEnded = 'kubectl drain: still running'
+    void drain.then((r) => { drainEnded = `kubectl drain: exit ${r.code}\n${r.stdout}${r.stderr}` })
     try {
       // evicted, and the relay got its SIGTERM (the kubelet sends it a moment after the deletion)
       await poll(`${drained.pod} to be evicted and draining (its drain_started log line)`, async () => {
         const r = await cluster.kubectl(['logs', drained.pod, '-n', NAMESPACE])
         return r.code === 0 && r.stdout.includes('"event":"drain_started"') ? true : undefined
-      }, 60_000)
+      }, 120_000, async () => `${drainEnded}\n${await drainState(node, drained.pod)}`)
       // while it drains (drainSeconds 30): no new reservation, the open circuit keeps carrying bytes
       const refused = await transferThrough(drained.multiaddr, 1024, 8_000).then(() => 'reserved', (err: Error) => err.message)
       assert.notEqual(refused, 'reserved', 'a draining relay accepted a new reservation')
