@@ -70,7 +70,7 @@ export function machineInfo (): MachineInfo {
     redis: redisVersion(),
     packages: Object.fromEntries(VERSIONED_PACKAGES.map((p) => [p, packageVersion(p)])),
     date: new Date().toISOString(),
-    commit: commitOf(fileURLToPath(root))
+    commit: commitOf(fileURLToPath(new URL('package.json', root)))
   }
 }
 
