@@ -229,9 +229,13 @@ case "$apiserver_version" in
   *"$K8S_VERSION"*) ;;
   *) echo "build-binaries: kube-apiserver reports '$apiserver_version', expected $K8S_VERSION (stamping failed)" >&2; exit 1 ;;
 esac
-"$BIN/etcd" --version | grep -q "etcd Version: ${ETCD_VERSION#v}" \
+# the output is read whole first: `cmd | grep -q` under pipefail fails when grep exits at its
+# match and cmd then dies writing to the closed pipe (SIGPIPE; a CI run failed on it)
+etcd_version="$("$BIN/etcd" --version)"
+grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$etcd_version" \
   || { echo "build-binaries: etcd does not report ${ETCD_VERSION#v}" >&2; exit 1; }
-"$BIN/helm" version --short | grep -q "^$HELM_VERSION" \
+helm_version="$("$BIN/helm" version --short)"
+grep -q "^$HELM_VERSION" <<<"$helm_version" \
   || { echo "build-binaries: helm does not report $HELM_VERSION" >&2; exit 1; }
 
 printf '%s' "$WANT_STAMP" > "$STAMP"
