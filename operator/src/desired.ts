@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto'
 import type { V1Pod, V1Secret } from '@kubernetes/client-node'
 import {
-  ANNOTATIONS, DEFAULT_HOST_PORT, FINALIZER, LABELS,
+  ANNOTATIONS, COMPONENT_RELAY, DEFAULT_HOST_PORT, FIELD_MANAGER, FINALIZER, LABELS,
   type Node, type Pod, type RelayPool, type RelayPoolStatus, type RelayStatus, type Secret
 } from './api.js'
 import { setConditions, type ConditionInput } from './conditions.js'
@@ -479,6 +479,9 @@ export function computeDesired (o: Observed): Desired {
   const prev = pool.status ?? {}
   const status: RelayPoolStatus = {
     observedGeneration: pool.metadata.generation,
+    // the scale subresource's view: pods that exist and are not leaving, and how to select them
+    replicas: mine.filter((p) => !isTerminating(p)).length,
+    selector: poolSelector(poolName),
     desiredRelays: desiredCount,
     readyRelays: readyCount,
     registeredRelays: registeredCount,
@@ -488,6 +491,11 @@ export function computeDesired (o: Observed): Desired {
   out.status = status
   out.statusChanged = !statusEqual(prev, status)
   return out
+}
+
+/** label selector of a pool's relay pods (status.selector, for the scale subresource) */
+export function poolSelector (pool: string): string {
+  return `${LABELS.managedBy}=${FIELD_MANAGER},${LABELS.component}=${COMPONENT_RELAY},${LABELS.pool}=${pool}`
 }
 
 function nonEmpty (s: string | undefined): string | undefined {

@@ -8,6 +8,7 @@ import {
   ANNOTATIONS, API_VERSION, APP_NAME, COMPONENT_IDENTITY, COMPONENT_RELAY, CONFIG_DIR, CONFIG_KEY, DEFAULT_DRAIN_SECONDS,
   DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, REDIS_URL_KEY, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT, type RelayPool, type SecretKeyRef
 } from './api.js'
+import { RELAY_SETTINGS } from './generated/relay-settings.js'
 import { transportAddr } from './nodes.js'
 
 /** the discovery id of a slot's relay: `<namespace>:<pool>:<slot>` (the discovery API allows letters, digits and . _ : -) */
@@ -84,29 +85,14 @@ export function relayArgs (pool: RelayPool, publicAddress: string): string[] {
     '--config', `${CONFIG_DIR}/${CONFIG_KEY}`,
     '--announce', transportAddr(publicAddress, hostPort),
     '--port', String(RELAY_CONTAINER_PORT),
-    '--metrics-port', String(RELAY_METRICS_PORT),
-    '--drain-seconds', String(spec.drainSeconds ?? DEFAULT_DRAIN_SECONDS)
+    '--metrics-port', String(RELAY_METRICS_PORT)
   ]
-  const l = spec.limits ?? {}
-  if (l.maxReservations != null) args.push('--max-reservations', String(l.maxReservations))
-  if (l.reservationTtlSeconds != null) args.push('--reservation-ttl', String(l.reservationTtlSeconds))
-  if (l.maxCircuits != null) args.push('--max-circuits', String(l.maxCircuits))
-  if (l.circuitDataLimitBytes != null) args.push('--circuit-data-limit', String(l.circuitDataLimitBytes))
-  if (l.circuitDurationSeconds != null) args.push('--circuit-duration', String(l.circuitDurationSeconds))
-  if (l.maxConnections != null) args.push('--max-connections', String(l.maxConnections))
-  if (l.maxPendingConnections != null) args.push('--max-pending-connections', String(l.maxPendingConnections))
-  if (l.handshakeTimeoutSeconds != null) args.push('--handshake-timeout', String(l.handshakeTimeoutSeconds))
-  if (l.ipMaxConnections != null) args.push('--ip-max-connections', String(l.ipMaxConnections))
-  if (l.peerMaxCircuits != null) args.push('--peer-max-circuits', String(l.peerMaxCircuits))
-  if (l.ipMaxCircuits != null) args.push('--ip-max-circuits', String(l.ipMaxCircuits))
-  if (l.circuitIdleTimeoutSeconds != null) args.push('--circuit-idle-timeout', String(l.circuitIdleTimeoutSeconds))
-  if (l.maxBufferedBytes != null) args.push('--max-buffered-bytes', String(l.maxBufferedBytes))
-  // only what the user set: an absent flag leaves the relay's own default, so
-  // the relay stays the one place that knows its defaults
-  const r = spec.rateLimits ?? {}
-  if (r.ipConnectionsPerSecond != null) args.push('--ip-connections-per-second', String(r.ipConnectionsPerSecond))
-  if (r.peerReservationsPerMinute != null) args.push('--peer-reservations-per-minute', String(r.peerReservationsPerMinute))
-  if (r.peerCircuitsPerMinute != null) args.push('--peer-circuits-per-minute', String(r.peerCircuitsPerMinute))
+  // only what the user set (or the CRD defaults): an absent flag leaves the
+  // relay's own default, so the relay stays the one place that knows its defaults
+  for (const setting of RELAY_SETTINGS) {
+    const value = setting.value(spec) ?? setting.default
+    if (value != null) args.push(setting.flag, String(value))
+  }
   return args
 }
 

@@ -502,7 +502,7 @@ describe('computeDesired: pod spec from the pool spec', () => {
   const c = pod.spec.containers[0]
 
   it('limits and drain become relay flags; grace period is drain + 15 s', () => {
-    assert.deepEqual(c.args.slice(5), ['--port', '7373', '--metrics-port', '9373', '--drain-seconds', '120', '--max-reservations', '100', '--reservation-ttl', '600', '--max-circuits', '10', '--circuit-data-limit', '1048576', '--circuit-duration', '60'])
+    assert.deepEqual(c.args.slice(5), ['--port', '7373', '--metrics-port', '9373', '--max-reservations', '100', '--reservation-ttl', '600', '--max-circuits', '10', '--circuit-data-limit', '1048576', '--circuit-duration', '60', '--drain-seconds', '120'])
     assert.equal(pod.spec.terminationGracePeriodSeconds, 135)
     assert.deepEqual(c.ports[0], { name: 'relay', containerPort: 7373, hostPort: 17373, protocol: 'TCP' })
     assert.equal(c.args[4], '/ip4/10.0.0.1/tcp/17373')
@@ -542,7 +542,8 @@ describe('computeDesired: connection and rate limits', () => {
   const nodes = [node('n1')]
   const podOf = (spec: Record<string, unknown>): any => compute({ pool: pool({ replicas: 1, ...spec }), nodes }).createPods[0]
   const container = (spec: Record<string, unknown>): any => podOf(spec).spec.containers[0]
-  const tail = (args: string[]): string[] => args.slice(args.indexOf('--drain-seconds') + 2)
+  // the limit flags: after the fixed ones (up to --metrics-port), before --drain-seconds (the last field of the spec that is a flag)
+  const tail = (args: string[]): string[] => args.slice(args.indexOf('--metrics-port') + 2, args.indexOf('--drain-seconds'))
 
   it('every connection limit and rate limit becomes its `pos-relay run` flag, with exactly the value set', () => {
     const c = container({
