@@ -687,3 +687,31 @@ describe('computeDesired: hostPorts below 1024', () => {
     assert.equal(compute({ pool: pool({ replicas: 1, hostPort: 1024 }), nodes }).createPods.length, 1)
   })
 })
+
+describe('computeDesired: discovery.p2pSecretRef', () => {
+  const nodes = [node('n1')]
+  const discovery = { redisUrlSecretRef: { name: 'disc' }, ttlSeconds: 30 }
+  const desired = (spec: Record<string, unknown>): any => compute({ pool: pool({ replicas: 1, ...spec }), nodes })
+
+  it('relays get the p2p secret and the discovery URL from the named Secret by env, and run refresh-only', () => {
+    const d = desired({ discovery: { ...discovery, p2pSecretRef: { name: 'pos-relay-discovery' } } })
+    const c = d.createPods[0].spec.containers[0]
+    assert.ok(c.args.includes('--refresh-only'))
+    assert.deepEqual(c.env, [
+      { name: 'LOG_LEVEL', value: 'info' },
+      { name: 'POS_RELAY_P2P_SECRET', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'p2p-secret' } } },
+      { name: 'API_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'api-url', optional: true } } }
+    ])
+    const keyed = desired({ discovery: { ...discovery, p2pSecretRef: { name: 's', key: 'token', apiUrlKey: 'url' } } }).createPods[0].spec.containers[0]
+    assert.deepEqual(keyed.env.slice(1).map((e: any) => e.valueFrom.secretKeyRef), [{ name: 's', key: 'token' }, { name: 's', key: 'url', optional: true }])
+  })
+
+  it('the slot\'s identity Secret stays immutable and holds no pool secret; setting the ref rolls the pods', () => {
+    const without = desired({ discovery })
+    const withRef = desired({ discovery: { ...discovery, p2pSecretRef: { name: 'pos-relay-discovery' } } })
+    assert.deepEqual(withRef.createSecrets, without.createSecrets)
+    assert.equal(withRef.createSecrets[0].immutable, true)
+    assert.ok(!without.createPods[0].spec.containers[0].args.includes('--refresh-only'))
+    assert.notEqual(withRef.createPods[0].metadata.annotations[ANNOTATIONS.templateHash], without.createPods[0].metadata.annotations[ANNOTATIONS.templateHash])
+  })
+})
