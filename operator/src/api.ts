@@ -6,7 +6,8 @@
  * class instances, timestamps stay strings), so what the operator observes can
  * be compared with what it wants without conversions.
  */
-import type { V1Affinity, V1LocalObjectReference, V1Node, V1Pod, V1ResourceRequirements, V1Secret, V1Toleration } from '@kubernetes/client-node'
+import type { V1Node, V1Pod, V1Secret } from '@kubernetes/client-node'
+import type { RelayPoolSpec, RelayPoolStatus } from './generated/relaypool.js'
 
 export const GROUP = 'pos-relay.io'
 export const VERSION = 'v1alpha1'
@@ -30,6 +31,9 @@ export const CONFIG_DIR = '/etc/pos-relay'
 export const CONFIG_KEY = 'config.json'
 /** default key of a Secret holding a Redis URL (the CRD's default for every redisUrlSecretRef) */
 export const REDIS_URL_KEY = 'redis-url'
+/** default keys of the Secret spec.discovery.p2pSecretRef names */
+export const P2P_SECRET_KEY = 'p2p-secret'
+export const API_URL_KEY = 'api-url'
 
 export const LABELS = {
   name: 'app.kubernetes.io/name',
@@ -57,93 +61,11 @@ export const COMPONENT_IDENTITY = 'relay-identity'
 /** label selector of every pod and Secret the operator manages */
 export const MANAGED_SELECTOR = `${LABELS.managedBy}=${FIELD_MANAGER},${LABELS.pool}`
 
-export interface SecretKeyRef { name: string, key?: string }
-
-export type NodeAddressType = 'ExternalIP' | 'InternalIP' | 'ExternalDNS' | 'InternalDNS' | 'Hostname'
-
-export interface RelayPoolSpec {
-  replicas?: number
-  perNode?: boolean
-  nodeSelector?: Record<string, string>
-  tolerations?: V1Toleration[]
-  affinity?: V1Affinity
-  image?: string
-  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never'
-  imagePullSecrets?: V1LocalObjectReference[]
-  hostPort?: number
-  resources?: V1ResourceRequirements
-  limits?: {
-    maxReservations?: number
-    reservationTtlSeconds?: number
-    maxCircuits?: number
-    circuitDataLimitBytes?: number
-    circuitDurationSeconds?: number
-    maxConnections?: number
-    maxPendingConnections?: number
-    handshakeTimeoutSeconds?: number
-    ipMaxConnections?: number
-    peerMaxCircuits?: number
-    ipMaxCircuits?: number
-    circuitIdleTimeoutSeconds?: number
-    maxBufferedBytes?: number
-  }
-  rateLimits?: {
-    /** share the counts through Redis (REDIS_URL from redisUrlSecretRef, else discovery.redisUrlSecretRef) */
-    shared?: boolean
-    redisUrlSecretRef?: SecretKeyRef
-    ipConnectionsPerSecond?: number
-    peerReservationsPerMinute?: number
-    peerCircuitsPerMinute?: number
-  }
-  discovery?: {
-    redisUrlSecretRef?: SecretKeyRef
-    p2pSecretRef?: SecretKeyRef
-    ttlSeconds?: number
-  }
-  drainSeconds?: number
-  publicAddress?: {
-    nodeAddressTypes?: NodeAddressType[]
-    nodeAnnotation?: string
-    static?: string
-  }
-  podLabels?: Record<string, string>
-  podAnnotations?: Record<string, string>
-  priorityClassName?: string
-  logLevel?: string
-}
-
-export type ConditionStatus = 'True' | 'False' | 'Unknown'
-
-/** metav1.Condition */
-export interface Condition {
-  type: string
-  status: ConditionStatus
-  observedGeneration?: number
-  lastTransitionTime: string
-  reason: string
-  message: string
-}
-
-export interface RelayStatus {
-  pod: string
-  slot?: number
-  node?: string
-  publicAddress?: string
-  peerId?: string
-  multiaddr?: string
-  ready?: boolean
-  registered?: boolean
-  phase?: string
-}
-
-export interface RelayPoolStatus {
-  observedGeneration?: number
-  desiredRelays?: number
-  readyRelays?: number
-  registeredRelays?: number
-  conditions?: Condition[]
-  relays?: RelayStatus[]
-}
+// the spec and status types are generated from the schema (src/schema/relaypool.ts)
+export type {
+  Condition, ConditionStatus, DiscoverySpec, NodeAddressType, P2pSecretRef, PublicAddressSpec, RelayLimits, RelayPoolSpec,
+  RelayPoolStatus, RelayRateLimits, RelayStatus, SecretKeyRef
+} from './generated/relaypool.js'
 
 export interface ObjectMeta {
   name: string

@@ -18,15 +18,17 @@
  *   pod, else the slot whose Secret remembers it, else the lowest free slot
  *   (so identities of departed nodes are reused and Secrets stay bounded).
  */
-import { createHash } from 'node:crypto'
 import type { V1Pod, V1Secret } from '@kubernetes/client-node'
 import {
-  ANNOTATIONS, DEFAULT_HOST_PORT, FINALIZER, LABELS,
+  ANNOTATIONS, COMPONENT_RELAY, DEFAULT_HOST_PORT, FIELD_MANAGER, FINALIZER, LABELS,
   type Node, type Pod, type RelayPool, type RelayPoolStatus, type RelayStatus, type Secret
 } from './api.js'
-import { setConditions, type ConditionInput } from './conditions.js'
+import { setConditions } from './conditions.js'
+import { poolConditions } from './desired-conditions.js'
 import { buildPod, buildSecretMeta, podName, registryId, secretName } from './manifests.js'
 import { nodeEligibility, quicAddr, transportAddr, type NodeEligibility } from './nodes.js'
+import { placeSlots } from './placement.js'
+import { hostPortOfPod, isPodFinished, isPodReady, isTerminating, nodeOfPod, podPhase, slotOf } from './pod-state.js'
 
 export interface RegistryObservation {
   /** a Redis URL could be resolved for the pool */
@@ -87,79 +89,6 @@ export interface Desired {
   /** status differs from the observed status */
   statusChanged: boolean
   slots: SlotPlan[]
-}
-
-// ---------------------------------------------------------------- pod state
-
-export function isTerminating (pod: { metadata: { deletionTimestamp?: string } }): boolean {
-  return pod.metadata.deletionTimestamp != null
-}
-
-export function isPodReady (pod: Pod): boolean {
-  if (isTerminating(pod) || pod.status?.phase !== 'Running') return false
-  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true
-}
-
-export function isPodFinished (pod: Pod): boolean {
-  return pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded'
-}
-
-const PORT_MESSAGE = /free ports|host ?ports?|port .*(in use|conflict|taken|unavailable)/i
-
-/** the scheduler's or kubelet's message when the hostPort is taken, else undefined */
-export function hostPortConflictOf (pod: Pod): string | undefined {
-  if (isTerminating(pod)) return undefined
-  const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled')
-  if (sched?.status === 'False' && PORT_MESSAGE.test(`${sched.reason ?? ''} ${sched.message ?? ''}`)) return sched.message ?? sched.reason ?? 'host port taken'
-  if (pod.status?.phase === 'Failed' && (pod.status.reason === 'NodePorts' || PORT_MESSAGE.test(pod.status.message ?? ''))) return pod.status.message ?? 'host port taken'
-  if (pod.status?.phase === 'Pending' && PORT_MESSAGE.test(pod.status.message ?? '')) return pod.status.message
-  return undefined
-}
-
-export function unschedulableOf (pod: Pod): string | undefined {
-  const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled')
-  if (sched?.status === 'False' && sched.reason === 'Unschedulable') return sched.message ?? 'unschedulable'
-  return undefined
-}
-
-const FAILING_WAIT_REASONS = new Set(['CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePull', 'CreateContainerConfigError', 'CreateContainerError', 'InvalidImageName', 'RunContainerError'])
-
-export function containerFailureOf (pod: Pod): string | undefined {
-  for (const cs of pod.status?.containerStatuses ?? []) {
-    const reason = cs.state?.waiting?.reason
-    if (reason != null && FAILING_WAIT_REASONS.has(reason)) return `${cs.name}: ${reason}${cs.state?.waiting?.message != null ? ` (${cs.state.waiting.message})` : ''}`
-  }
-  return undefined
-}
-
-export function podPhase (pod: Pod): string {
-  if (isTerminating(pod)) return 'Draining'
-  if (isPodFinished(pod)) return pod.status?.phase ?? 'Failed'
-  if (hostPortConflictOf(pod) != null || unschedulableOf(pod) != null) return 'Unschedulable'
-  if (containerFailureOf(pod) != null) return 'Failing'
-  if (isPodReady(pod)) return 'Running'
-  if (pod.status?.phase === 'Running') return 'NotReady'
-  return 'Pending'
-}
-
-export function slotOf (obj: { metadata: { labels?: Record<string, string> } }): number | undefined {
-  const v = obj.metadata.labels?.[LABELS.slot]
-  return v != null && /^(0|[1-9]\d{0,5})$/.test(v) ? Number(v) : undefined
-}
-
-/** node a pod runs on, or is pinned to while unscheduled */
-export function nodeOfPod (pod: Pod): string | undefined {
-  return pod.spec?.nodeName ?? pod.metadata.annotations?.[ANNOTATIONS.node]
-}
-
-function hostPortOfPod (pod: Pod): number | undefined {
-  for (const c of pod.spec?.containers ?? []) for (const p of c.ports ?? []) if (p.hostPort != null && (p.protocol ?? 'TCP') === 'TCP') return p.hostPort
-  return undefined
-}
-
-/** rendezvous (highest random weight) score of `node` for `slotKey` */
-function score (slotKey: string, node: string): string {
-  return createHash('sha256').update(slotKey).update('\0').update(node).digest('hex')
 }
 
 // ---------------------------------------------------------------- compute
@@ -230,85 +159,19 @@ export function computeDesired (o: Observed): Desired {
   const podPeer = (p: Pod, slot: number | undefined): string | undefined => nonEmpty(p.metadata.annotations?.[ANNOTATIONS.peerId]) ?? (slot != null ? secretPeer(slot) : undefined)
 
   // ---- slot → node
-  const assignment = new Map<number, string>() // slot → node
-  const usedNodes = new Set<string>() // nodes holding a relay of this pool (assigned, or a pod still there)
-  for (const p of terminating.values()) { const n = nodeOfPod(p); if (n != null) usedNodes.add(n) }
-  let desiredCount: number
-  let unplaced = 0
-  let eligibleCount = 0
-
-  if (perNode) {
-    const targets = nodes.filter((n) => {
-      const e = elig.get(n.metadata.name)!
-      if (e.place) return true
-      // keep a relay that already runs there
-      return e.keep && [...live.values()].some((p) => nodeOfPod(p) === n.metadata.name)
-    }).map((n) => n.metadata.name)
-    eligibleCount = targets.length
-    desiredCount = targets.length
-    const targetSet = new Set(targets)
-    const takenSlots = new Set<number>()
-    const pending: string[] = []
-    for (const node of targets) {
-      const pod = [...live.entries()].find(([s, p]) => nodeOfPod(p) === node && !takenSlots.has(s))
-      if (pod != null) { assignment.set(pod[0], node); takenSlots.add(pod[0]); continue }
-      pending.push(node)
-    }
-    const rest: string[] = []
-    for (const node of pending) {
-      const s = [...secretBySlot.keys()].sort((a, b) => a - b).find((slot) => !takenSlots.has(slot) && !live.has(slot) && rememberedNode(slot) === node)
-      if (s != null) { assignment.set(s, node); takenSlots.add(s); continue }
-      rest.push(node)
-    }
-    for (const node of rest) {
-      let s = 0
-      // a free slot: not assigned, no live pod, and its Secret (if any) does not remember another target node
-      while (takenSlots.has(s) || live.has(s) || terminating.has(s) || (rememberedNode(s) != null && rememberedNode(s) !== node && targetSet.has(rememberedNode(s)!))) s++
-      assignment.set(s, node)
-      takenSlots.add(s)
-    }
-  } else {
-    const replicas = Math.max(0, spec.replicas ?? 0)
-    desiredCount = replicas
-    // keep live pods whose node is still fine
-    for (let slot = 0; slot < replicas; slot++) {
-      const p = live.get(slot)
-      const n = p != null ? nodeOfPod(p) : undefined
-      if (n != null && elig.get(n)?.keep === true && !usedNodes.has(n)) { assignment.set(slot, n); usedNodes.add(n) }
-    }
-    // a slot whose own pod is on its way out returns to that node (its port frees when the pod is gone)
-    for (let slot = 0; slot < replicas; slot++) {
-      const p = terminating.get(slot)
-      const n = p != null ? nodeOfPod(p) : undefined
-      if (assignment.has(slot) || live.has(slot) || n == null || elig.get(n)?.place !== true) continue
-      if ([...assignment.values()].includes(n)) continue
-      assignment.set(slot, n)
-    }
-    for (const p of live.values()) { const n = nodeOfPod(p); if (n != null && !assignment.has(slotOf(p)!)) usedNodes.add(n) }
-    const placeable = nodes.filter((n) => elig.get(n.metadata.name)!.place).map((n) => n.metadata.name)
-    eligibleCount = placeable.length
-    const free = (n: string): boolean => !usedNodes.has(n) && !occupiedByOthers.has(n)
-    for (let slot = 0; slot < replicas; slot++) {
-      if (assignment.has(slot)) continue
-      if (live.has(slot)) {
-        // its pod is on a node it may no longer use: replace it
-        const p = live.get(slot)!
-        del(p, `node ${nodeOfPod(p) ?? '?'} is no longer eligible`)
-        live.delete(slot)
-        terminating.set(slot, p)
-        continue // the new pod waits until the old one is gone (same name)
-      }
-      const remembered = rememberedNode(slot)
-      let node = remembered != null && placeable.includes(remembered) && free(remembered) ? remembered : undefined
-      if (node == null) {
-        const key = `${pool.metadata.uid ?? poolName}:${slot}`
-        node = placeable.filter(free).sort((a, b) => (score(key, a) < score(key, b) ? 1 : -1))[0]
-      }
-      if (node == null) { unplaced++; continue }
-      assignment.set(slot, node)
-      usedNodes.add(node)
-    }
-  }
+  const { assignment, desiredCount, unplaced, eligibleCount } = placeSlots({
+    perNode,
+    replicas: Math.max(0, spec.replicas ?? 0),
+    poolKey: pool.metadata.uid ?? poolName,
+    nodes,
+    elig,
+    occupiedByOthers,
+    live,
+    terminating,
+    secretSlots: [...secretBySlot.keys()],
+    rememberedNode,
+    del
+  })
 
   // ---- surplus and moved pods
   for (const [slot, p] of live) {
@@ -398,87 +261,33 @@ export function computeDesired (o: Observed): Desired {
   // ---- conditions
   const readyCount = slots.filter((s) => s.pod != null && isPodReady(s.pod)).length
   const registeredCount = registered.size
-  const portConflicts: string[] = []
-  const unschedulable: string[] = []
-  const failing: string[] = []
-  for (const p of mine) {
-    const c = hostPortConflictOf(p)
-    if (c != null) { portConflicts.push(`${p.metadata.name} on ${nodeOfPod(p) ?? '?'}: ${c}`); continue }
-    const u = unschedulableOf(p)
-    if (u != null) unschedulable.push(`${p.metadata.name}: ${u}`)
-    const f = containerFailureOf(p)
-    if (f != null) failing.push(`${p.metadata.name}: ${f}`)
-    if (isPodFinished(p) && !isTerminating(p)) failing.push(`${p.metadata.name}: pod ${p.status?.phase}${p.status?.reason != null ? ` (${p.status.reason})` : ''}`)
-  }
-
-  const conds: ConditionInput[] = []
-  // Ready
-  if (desiredCount === 0) {
-    conds.push(perNode
-      ? { type: 'Ready', status: 'False', reason: 'NoEligibleNodes', message: 'no node matches the pool\'s nodeSelector, affinity and tolerations' }
-      : { type: 'Ready', status: 'True', reason: 'ScaledToZero', message: 'spec.replicas is 0' })
-  } else if (readyCount < desiredCount) {
-    const why = notReadyDetails(slots, mine, elig, unplaced)
-    conds.push({ type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: `${readyCount}/${desiredCount} relays ready, ${registeredCount} registered${why !== '' ? `: ${why}` : ''}` })
-  } else if (registeredCount < desiredCount) {
-    conds.push({ type: 'Ready', status: 'False', reason: 'RelaysNotRegistered', message: `${registeredCount}/${desiredCount} relays registered${o.registry.error != null ? `: ${o.registry.error}` : ''}` })
-  } else {
-    conds.push({ type: 'Ready', status: 'True', reason: 'AllRelaysReady', message: `${readyCount}/${desiredCount} relays ready and registered` })
-  }
-  // Progressing
-  const creating = out.createPods.length + out.createSecrets.length
-  const pendingPods = slots.filter((s) => s.pod != null && !isPodReady(s.pod) && hostPortConflictOf(s.pod) == null).length
-  const outdated = outdatedReady.length + out.deletePods.filter((d) => d.reason === 'outdated').length
-  const draining = terminating.size
-  if (portRefused != null) {
-    conds.push({ type: 'Progressing', status: 'False', reason: 'HostPortNotAllowed', message: portRefused })
-  } else if (image == null) {
-    conds.push({ type: 'Progressing', status: 'False', reason: 'ImageNotSet', message: 'set spec.image or the operator\'s RELAY_IMAGE' })
-  } else if (creating + pendingPods + outdated + draining + out.deletePods.length > 0) {
-    const parts: string[] = []
-    if (out.createPods.length > 0) parts.push(`creating ${out.createPods.length}`)
-    if (pendingPods > 0) parts.push(`${pendingPods} starting`)
-    if (outdated > 0) parts.push(`${outdated} to replace`)
-    if (draining + out.deletePods.length > 0) parts.push(`${draining + out.deletePods.length} draining`)
-    const reason = out.createPods.length > 0 ? 'CreatingRelays' : outdated > 0 ? 'UpdatingRelays' : draining + out.deletePods.length > 0 ? 'DrainingRelays' : 'StartingRelays'
-    conds.push({ type: 'Progressing', status: 'True', reason, message: parts.join(', ') })
-  } else {
-    conds.push({ type: 'Progressing', status: 'False', reason: 'Complete', message: unplaced > 0 ? `${slots.length} relays placed; ${unplaced} wait for a free node` : 'all relays are up to date' })
-  }
-  // Degraded
-  if (!o.registry.configured) {
-    conds.push({ type: 'Degraded', status: 'True', reason: 'RegistryNotConfigured', message: o.registry.error ?? 'no Redis URL for the discovery registry' })
-  } else if (o.registry.error != null) {
-    conds.push({ type: 'Degraded', status: 'True', reason: 'RegistryUnavailable', message: o.registry.error })
-  } else if (portRefused != null) {
-    conds.push({ type: 'Degraded', status: 'True', reason: 'HostPortNotAllowed', message: portRefused })
-  } else if (image == null) {
-    conds.push({ type: 'Degraded', status: 'True', reason: 'ImageNotSet', message: 'set spec.image or the operator\'s RELAY_IMAGE' })
-  } else if (failing.length > 0) {
-    conds.push({ type: 'Degraded', status: 'True', reason: 'RelaysFailing', message: failing.join('; ') })
-  } else if (unschedulable.length > 0) {
-    conds.push({ type: 'Degraded', status: 'True', reason: 'RelaysUnschedulable', message: unschedulable.join('; ') })
-  } else {
-    conds.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no relay is failing' })
-  }
-  // HostPortConflict
-  if (portConflicts.length > 0) {
-    conds.push({ type: 'HostPortConflict', status: 'True', reason: 'PortInUse', message: `hostPort ${hostPort} is taken: ${portConflicts.join('; ')}` })
-  } else if (unplaced > 0) {
-    const blocked = nodes.filter((n) => elig.get(n.metadata.name)!.place && occupiedByOthers.has(n.metadata.name)).length
-    conds.push({
-      type: 'HostPortConflict',
-      status: 'True',
-      reason: 'InsufficientNodes',
-      message: `${unplaced} of ${desiredCount} relays have no node: ${eligibleCount} eligible nodes, ${blocked} of them already run another relay on port ${hostPort}; at most one relay per node and port`
-    })
-  } else {
-    conds.push({ type: 'HostPortConflict', status: 'False', reason: 'NoConflict', message: `hostPort ${hostPort} is free on every relay's node` })
-  }
+  const conds = poolConditions({
+    perNode,
+    hostPort,
+    portRefused,
+    imageSet: image != null,
+    registry: o.registry,
+    nodes,
+    elig,
+    occupiedByOthers,
+    pods: mine,
+    slots,
+    counts: { desired: desiredCount, ready: readyCount, registered: registeredCount, unplaced, eligible: eligibleCount },
+    changes: {
+      createPods: out.createPods.length,
+      createSecrets: out.createSecrets.length,
+      deletePods: out.deletePods.length,
+      outdated: outdatedReady.length + out.deletePods.filter((d) => d.reason === 'outdated').length,
+      draining: terminating.size
+    }
+  })
 
   const prev = pool.status ?? {}
   const status: RelayPoolStatus = {
     observedGeneration: pool.metadata.generation,
+    // the scale subresource's view: pods that exist and are not leaving, and how to select them
+    replicas: mine.filter((p) => !isTerminating(p)).length,
+    selector: poolSelector(poolName),
     desiredRelays: desiredCount,
     readyRelays: readyCount,
     registeredRelays: registeredCount,
@@ -488,6 +297,11 @@ export function computeDesired (o: Observed): Desired {
   out.status = status
   out.statusChanged = !statusEqual(prev, status)
   return out
+}
+
+/** label selector of a pool's relay pods (status.selector, for the scale subresource) */
+export function poolSelector (pool: string): string {
+  return `${LABELS.managedBy}=${FIELD_MANAGER},${LABELS.component}=${COMPONENT_RELAY},${LABELS.pool}=${pool}`
 }
 
 function nonEmpty (s: string | undefined): string | undefined {
@@ -504,31 +318,6 @@ function nonEmpty (s: string | undefined): string | undefined {
 export function hostPortRefusal (hostPort: number, allowed: number[] = []): string | undefined {
   if (hostPort >= 1024 || allowed.includes(hostPort)) return undefined
   return `hostPort ${hostPort} is below 1024, where the node's own services listen (SSH, DNS, ingress); the operator allows ${allowed.length > 0 ? `only ${allowed.join(', ')}` : 'none'} (--allowed-privileged-host-ports)`
-}
-
-/**
- * Why relays are short of ready, naming pods and nodes (a drained or cordoned
- * node shows up here), so `kubectl get rp -o wide` and the Ready condition
- * point at what to look at.
- */
-export function notReadyDetails (slots: SlotPlan[], pods: Pod[], elig: Map<string, NodeEligibility>, unplaced: number): string {
-  const parts: string[] = []
-  const nodeWhy = (n: string | undefined): string => {
-    const e = n != null ? elig.get(n) : undefined
-    return e != null && !e.place && e.reason != null ? ` (${e.reason})` : ''
-  }
-  for (const s of slots) {
-    if (s.pod == null) parts.push(`slot ${s.slot} starting on ${s.node ?? '?'}`)
-    else if (!isPodReady(s.pod)) parts.push(`${s.pod.metadata.name} not ready on ${nodeOfPod(s.pod) ?? '?'}`)
-  }
-  for (const p of pods) {
-    if (isTerminating(p)) parts.push(`${p.metadata.name} leaving ${nodeOfPod(p) ?? '?'}${nodeWhy(nodeOfPod(p))}`)
-  }
-  if (unplaced > 0) {
-    const closed = [...elig].filter(([, e]) => !e.place).map(([n, e]) => `${n}${e.reason != null ? ` (${e.reason})` : ''}`)
-    parts.push(`${unplaced} waiting for a free node${closed.length > 0 ? `; not placeable: ${closed.slice(0, 3).join(', ')}${closed.length > 3 ? ', …' : ''}` : ''}`)
-  }
-  return parts.join('; ')
 }
 
 export function statusEqual (a: RelayPoolStatus, b: RelayPoolStatus): boolean {

@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto'
 import type { V1Affinity, V1Container, V1EnvVar, V1Pod, V1Secret } from '@kubernetes/client-node'
 import {
   ANNOTATIONS, API_VERSION, APP_NAME, COMPONENT_IDENTITY, COMPONENT_RELAY, CONFIG_DIR, CONFIG_KEY, DEFAULT_DRAIN_SECONDS,
-  DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, REDIS_URL_KEY, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT, type RelayPool, type SecretKeyRef
+  API_URL_KEY, DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, P2P_SECRET_KEY, REDIS_URL_KEY, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT, type RelayPool, type SecretKeyRef
 } from './api.js'
+import { RELAY_SETTINGS } from './generated/relay-settings.js'
 import { transportAddr } from './nodes.js'
 
 /** the discovery id of a slot's relay: `<namespace>:<pool>:<slot>` (the discovery API allows letters, digits and . _ : -) */
@@ -84,29 +85,17 @@ export function relayArgs (pool: RelayPool, publicAddress: string): string[] {
     '--config', `${CONFIG_DIR}/${CONFIG_KEY}`,
     '--announce', transportAddr(publicAddress, hostPort),
     '--port', String(RELAY_CONTAINER_PORT),
-    '--metrics-port', String(RELAY_METRICS_PORT),
-    '--drain-seconds', String(spec.drainSeconds ?? DEFAULT_DRAIN_SECONDS)
+    '--metrics-port', String(RELAY_METRICS_PORT)
   ]
-  const l = spec.limits ?? {}
-  if (l.maxReservations != null) args.push('--max-reservations', String(l.maxReservations))
-  if (l.reservationTtlSeconds != null) args.push('--reservation-ttl', String(l.reservationTtlSeconds))
-  if (l.maxCircuits != null) args.push('--max-circuits', String(l.maxCircuits))
-  if (l.circuitDataLimitBytes != null) args.push('--circuit-data-limit', String(l.circuitDataLimitBytes))
-  if (l.circuitDurationSeconds != null) args.push('--circuit-duration', String(l.circuitDurationSeconds))
-  if (l.maxConnections != null) args.push('--max-connections', String(l.maxConnections))
-  if (l.maxPendingConnections != null) args.push('--max-pending-connections', String(l.maxPendingConnections))
-  if (l.handshakeTimeoutSeconds != null) args.push('--handshake-timeout', String(l.handshakeTimeoutSeconds))
-  if (l.ipMaxConnections != null) args.push('--ip-max-connections', String(l.ipMaxConnections))
-  if (l.peerMaxCircuits != null) args.push('--peer-max-circuits', String(l.peerMaxCircuits))
-  if (l.ipMaxCircuits != null) args.push('--ip-max-circuits', String(l.ipMaxCircuits))
-  if (l.circuitIdleTimeoutSeconds != null) args.push('--circuit-idle-timeout', String(l.circuitIdleTimeoutSeconds))
-  if (l.maxBufferedBytes != null) args.push('--max-buffered-bytes', String(l.maxBufferedBytes))
-  // only what the user set: an absent flag leaves the relay's own default, so
-  // the relay stays the one place that knows its defaults
-  const r = spec.rateLimits ?? {}
-  if (r.ipConnectionsPerSecond != null) args.push('--ip-connections-per-second', String(r.ipConnectionsPerSecond))
-  if (r.peerReservationsPerMinute != null) args.push('--peer-reservations-per-minute', String(r.peerReservationsPerMinute))
-  if (r.peerCircuitsPerMinute != null) args.push('--peer-circuits-per-minute', String(r.peerCircuitsPerMinute))
+  // only what the user set (or the CRD defaults): an absent flag leaves the
+  // relay's own default, so the relay stays the one place that knows its defaults
+  for (const setting of RELAY_SETTINGS) {
+    const value = setting.value(spec) ?? setting.default
+    if (value != null) args.push(setting.flag, String(value))
+  }
+  // the operator creates and removes the pool's registry entries; a relay that
+  // can reach discovery only keeps its own entry alive (docs/registry.md)
+  if (spec.discovery?.p2pSecretRef != null) args.push('--refresh-only')
   return args
 }
 
@@ -114,15 +103,28 @@ export function relayArgs (pool: RelayPool, publicAddress: string): string[] {
  * The relay container's environment. The Redis URL of shared rate limits is
  * passed as REDIS_URL (read by `pos-relay run --redis`) straight from its
  * Secret, never as an argument: the URL carries the Redis password, and
- * arguments are visible in the pod spec and in `ps`.
+ * arguments are visible in the pod spec and in `ps`. Likewise the p2p secret
+ * and the discovery URL of spec.discovery.p2pSecretRef.
  */
 export function relayEnv (pool: RelayPool): V1EnvVar[] {
   const spec = pool.spec
   const env: V1EnvVar[] = [{ name: 'LOG_LEVEL', value: spec.logLevel ?? 'info' }]
   const ref = rateLimitRedisRef(pool)
   if (ref != null) env.push({ name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: ref.name, key: ref.key ?? REDIS_URL_KEY } } })
+  const p2p = spec.discovery?.p2pSecretRef
+  if (p2p != null) {
+    // the p2p secret and the discovery URL come from the pool's Secret, never
+    // through the slot's identity Secret (immutable, and holding only the key)
+    env.push({ name: RELAY_P2P_SECRET_ENV, valueFrom: { secretKeyRef: { name: p2p.name, key: p2p.key ?? P2P_SECRET_KEY } } })
+    // optional: without the URL the relay runs without self-refresh, as before p2pSecretRef was honoured
+    env.push({ name: RELAY_API_URL_ENV, valueFrom: { secretKeyRef: { name: p2p.name, key: p2p.apiUrlKey ?? API_URL_KEY, optional: true } } })
+  }
   return env
 }
+
+/** env vars of `pos-relay run`: the p2p secret (env only) and the discovery URL (--api-url) */
+export const RELAY_P2P_SECRET_ENV = 'POS_RELAY_P2P_SECRET'
+export const RELAY_API_URL_ENV = 'API_URL'
 
 /** the Secret key of the Redis shared rate limits use, when `rateLimits.shared` is on */
 export function rateLimitRedisRef (pool: RelayPool): SecretKeyRef | undefined {

@@ -11,63 +11,36 @@
  * changed.
  */
 import { hostname } from 'node:os'
-import type { KubeConfig } from '@kubernetes/client-node'
-import { createRedisStore, type RelayStore } from '@pos-relay/discovery'
-import type { PrivateKey } from '@libp2p/interface'
-import { HttpServer, send, signRegistration, type Logger } from '@pos-relay/shared'
+import { createRedisStore } from '@pos-relay/discovery'
+import { signRegistration, type HttpServer, type Logger } from '@pos-relay/shared'
 import {
-  ANNOTATIONS, API_VERSION, COMPONENT_IDENTITY, CONFIG_KEY, DEFAULT_TTL_SECONDS, FIELD_MANAGER, FINALIZER, KIND, LABELS,
-  MANAGED_SELECTOR, REDIS_URL_KEY, corePath, keyOf, poolsPath, type Node, type Pod, type RelayPool, type RelayPoolStatus, type Secret
+  API_VERSION, COMPONENT_IDENTITY, DEFAULT_TTL_SECONDS, FIELD_MANAGER, FINALIZER, KIND, LABELS,
+  MANAGED_SELECTOR, corePath, keyOf, poolsPath, type Node, type Pod, type RelayPool, type RelayPoolStatus, type Secret
 } from './api.js'
-import { computeDesired, isPodReady, isTerminating, slotOf, statusEqual, type Desired } from './desired.js'
-import { findCondition } from './conditions.js'
-import { EventRecorder, type EventInput, type ObjectRef } from './events.js'
+import { computeDesired, statusEqual } from './desired.js'
+import { isPodReady, isTerminating, slotOf } from './pod-state.js'
+import { EventRecorder, type EventInput } from './events.js'
 import { KubeLeaseLock, LeaderElector } from './elector.js'
-import { keyOfIdentityConfig, newRelayIdentity } from './identity.js'
+import { applyChildren } from './children.js'
 import { Informer, stripManagedFields } from './informer.js'
-import { ApiError, isConflict, isNotFound, KubeClient, JSON_PATCH, loadKubeConfig } from './kube.js'
+import { KubeClient, loadKubeConfig } from './kube.js'
 import { registryId } from './manifests.js'
+import { conditionEvent, nodeFingerprint, poolKeyOf, poolRef, registryTransitionEvent } from './pool-events.js'
+import { done, FINALIZER_RETRY_MS, requeueAfter, SECRET_RETRY_MS, type ReconcileResult } from './reconcile-result.js'
+import { SecretValues } from './secret-values.js'
+import { removeFinalizer } from './finalizer.js'
+import { RelayKeys } from './relay-keys.js'
+import { failoverMs, type OperatorOptions } from './operator-options.js'
 import { OperatorMetrics } from './metrics.js'
-import { Registry, type RegistryTransition } from './registry.js'
+import { startOperatorHttp } from './operator-http.js'
+import { Registry } from './registry.js'
 import { exponentialRateLimiter, WorkQueue } from './workqueue.js'
 
 export const CONTROLLER_NAME = 'relaypool'
 
-export interface OperatorOptions {
-  /** path of a kubeconfig file, a loaded KubeConfig, or undefined for in-cluster / default */
-  kubeconfig?: string | KubeConfig
-  /** namespace to watch; empty or undefined = all namespaces */
-  namespace?: string
-  metricsPort?: number
-  metricsHost?: string
-  leaderElect?: boolean
-  leaseNamespace?: string
-  leaseName?: string
-  identity?: string
-  leaseDurationMs?: number
-  renewDeadlineMs?: number
-  retryPeriodMs?: number
-  /** Redis URL used when a pool names no Secret */
-  redisUrl?: string
-  /** registry TTL used when a pool does not set spec.discovery.ttlSeconds */
-  registryTtlSeconds?: number
-  relayImage?: string
-  relayImagePullPolicy?: string
-  /** hostPorts below 1024 pools may use (default none; see hostPortRefusal) */
-  allowedPrivilegedHostPorts?: number[]
-  workers?: number
-  /** every pool is reconciled at least this often; default 5 min */
-  resyncMs?: number
-  /** informers relist this often; default 10 min */
-  relistMs?: number
-  /** server-side watch timeout; default 300 s */
-  watchTimeoutSeconds?: number
-  logger: Logger
-  /** for tests: the registry store of a URL */
-  storeFor?: (url: string) => RelayStore
-}
-
 const SECRET_SELECTOR = `${LABELS.managedBy}=${FIELD_MANAGER},${LABELS.component}=${COMPONENT_IDENTITY}`
+
+export type { OperatorOptions }
 
 export class Operator {
   readonly metrics = new OperatorMetrics()
@@ -92,7 +65,9 @@ export class Operator {
   private readonly written = new Map<string, { uid: string, status: RelayPoolStatus }>()
   private readonly poolCounts = new Map<string, { desired: number, ready: number }>()
   private readonly deletingSince = new Map<string, number>()
-  private readonly secretValues = new Map<string, { value?: string, error?: string, at: number }>()
+  private readonly secretValues: SecretValues
+  /** each relay's own key (from its identity Secret): registry writes are signed with it */
+  private readonly relayKeys: RelayKeys
   private readonly ttlWarned = new Set<string>()
   private stopped = false
   readonly ready: Promise<void>
@@ -103,6 +78,7 @@ export class Operator {
     this.log = opts.logger
     const kc = typeof opts.kubeconfig === 'object' ? opts.kubeconfig : loadKubeConfig(opts.kubeconfig)
     this.client = new KubeClient(kc, { onRequest: (method, code) => { this.metrics.restRequests.inc({ method, code }) } })
+    this.secretValues = new SecretValues(this.client, opts.redisUrl)
     this.metrics.initController(CONTROLLER_NAME)
     this.metrics.leaderStatus.set({ name: opts.leaseName ?? 'pos-relay-operator' }, 0)
     this.identity = opts.identity ?? `${hostname()}_${process.pid}`
@@ -118,6 +94,7 @@ export class Operator {
     this.pods = new Informer<Pod>(this.client, { ...common, name: 'pods', path: corePath('pods', ns), labelSelector: MANAGED_SELECTOR })
     this.secrets = new Informer<Secret>(this.client, { ...common, name: 'secrets', path: corePath('secrets', ns), labelSelector: SECRET_SELECTOR })
     this.nodes = new Informer<Node>(this.client, { ...common, name: 'nodes', path: corePath('nodes') })
+    this.relayKeys = new RelayKeys(() => this.secrets.list())
     this.queue = this.newQueue()
     this.events = new EventRecorder({
       client: this.client,
@@ -134,34 +111,15 @@ export class Operator {
       },
       // each relay's registrations and deletions are signed by its own key (from its slot's identity Secret)
       sign: async (op, fields) => {
-        const key = this.relayKey(fields.peer_id)
+        const key = this.relayKeys.get(fields.peer_id)
         return key == null ? undefined : await signRegistration(key, { op, ...fields })
       },
       onPoolChanged: (key) => { if (this.leading) this.queue.add(key) },
-      onTransition: (key, t) => { this.recordRegistryTransition(key, t) },
+      onTransition: (key, t) => { if (this.leading) this.recordFor(key, registryTransitionEvent(t)) },
       metrics: { operation: (op, result) => { this.metrics.registryOps.inc({ op, result }) } }
     })
     this.ready = new Promise((resolve) => { this.markReady = resolve })
     this.installHandlers()
-  }
-
-  /** relay keys by peer id, read from identity Secrets (a peer id's key never changes) */
-  private readonly relayKeys = new Map<string, PrivateKey>()
-
-  /** the private key of relay `peerId` from its identity Secret, if the informer holds one */
-  private relayKey (peerId: string): PrivateKey | undefined {
-    const cached = this.relayKeys.get(peerId)
-    if (cached != null) return cached
-    for (const s of this.secrets.list()) {
-      if (s.metadata.annotations?.[ANNOTATIONS.peerId] !== peerId) continue
-      const key = keyOfIdentityConfig(s.data?.[CONFIG_KEY], peerId)
-      if (key == null) continue
-      // bounded: relays come and go over the operator's lifetime
-      if (this.relayKeys.size >= 10_000) this.relayKeys.clear()
-      this.relayKeys.set(peerId, key)
-      return key
-    }
-    return undefined
   }
 
   private newQueue (): WorkQueue {
@@ -182,10 +140,6 @@ export class Operator {
   private enqueue (key: string): void { if (this.leading) this.queue.add(key) }
   private enqueueAll (): void { for (const p of this.pools.list()) this.enqueue(keyOf(p)) }
 
-  private poolKeyOf (obj: { metadata: { namespace?: string, labels?: Record<string, string> } }): string | undefined {
-    const pool = obj.metadata.labels?.[LABELS.pool]
-    return pool != null && obj.metadata.namespace != null ? `${obj.metadata.namespace}/${pool}` : undefined
-  }
 
   private installHandlers (): void {
     this.pools.on({
@@ -201,7 +155,7 @@ export class Operator {
       delete: (p) => { this.enqueue(keyOf(p)) }
     })
     const onPod = (pod: Pod, gone: boolean): void => {
-      const key = this.poolKeyOf(pod)
+      const key = poolKeyOf(pod)
       if (key == null) return
       // fast path: a relay that is no longer Ready, is terminating or is gone leaves the registry now
       if (this.leading && (gone || isTerminating(pod) || !isPodReady(pod))) {
@@ -221,7 +175,7 @@ export class Operator {
         }
       }
     })
-    const onSecret = (s: Secret): void => { const key = this.poolKeyOf(s); if (key != null) this.enqueue(key) }
+    const onSecret = (s: Secret): void => { const key = poolKeyOf(s); if (key != null) this.enqueue(key) }
     this.secrets.on({ add: onSecret, update: (_o, s) => { onSecret(s) }, delete: onSecret })
     this.nodes.on({
       add: () => { this.enqueueAll() },
@@ -314,30 +268,18 @@ export class Operator {
 
   private async startHttp (): Promise<void> {
     if (this.opts.metricsPort == null || this.opts.metricsPort < 0) return
-    const http = new HttpServer()
-    http.get('/metrics', async (_req, res) => {
-      this.refreshGauges()
-      send(res, 200, await this.metrics.registry.metrics(), this.metrics.registry.contentType)
+    const informers = [this.pools, this.pods, this.secrets, this.nodes]
+    const { server, address } = await startOperatorHttp({
+      port: this.opts.metricsPort,
+      host: this.opts.metricsHost ?? '0.0.0.0',
+      metrics: this.metrics.registry,
+      beforeScrape: () => { this.refreshGauges() },
+      informers,
+      stopped: () => this.stopped,
+      leading: () => this.leading
     })
-    http.get('/healthz', (_req, res) => {
-      const stale = this.staleInformers()
-      if (stale.length > 0) send(res, 503, { status: 'unhealthy', stale_informers: stale })
-      else send(res, 200, { status: 'ok' })
-    })
-    http.get('/readyz', (_req, res) => {
-      const unsynced = [this.pools, this.pods, this.secrets, this.nodes].filter((i) => !i.hasSynced()).map((i) => i.name)
-      if (unsynced.length > 0 || this.stopped) send(res, 503, { status: 'not ready', unsynced })
-      else send(res, 200, { status: 'ready', leader: this.leading })
-    })
-    const addr = await http.listen(this.opts.metricsPort, this.opts.metricsHost ?? '0.0.0.0')
-    this.http = http
-    this.metricsAddress = { host: addr.address, port: addr.port }
-  }
-
-  /** informers that saw nothing (not even a watch reconnect) for 15 min */
-  private staleInformers (): string[] {
-    const now = Date.now()
-    return [this.pools, this.pods, this.secrets, this.nodes].filter((i) => i.hasSynced() && now - i.lastActivity > 15 * 60_000).map((i) => i.name)
+    this.http = server
+    this.metricsAddress = address
   }
 
   private refreshGauges (): void {
@@ -359,10 +301,11 @@ export class Operator {
       if (key == null) return
       const end = this.metrics.reconcileTime.startTimer({ controller: CONTROLLER_NAME })
       try {
-        const requeueAfterMs = await this.reconcile(key)
+        const result = await this.reconcile(key)
         queue.forget(key)
-        if (requeueAfterMs != null) {
-          queue.addAfter(key, requeueAfterMs)
+        if (result.requeueAfterMs != null) {
+          queue.addAfter(key, result.requeueAfterMs)
+          this.log.debug({ event: 'reconcile_requeue', pool: key, after_ms: result.requeueAfterMs, reason: result.reason }, 'reconciled; looking again later')
           this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'requeue_after' })
         } else {
           this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'success' })
@@ -383,8 +326,7 @@ export class Operator {
 
   // ------------------------------------------------------------ reconcile
 
-  /** returns a requeue delay, or undefined */
-  async reconcile (key: string): Promise<number | undefined> {
+  async reconcile (key: string): Promise<ReconcileResult> {
     const cached = this.pools.get(key)
     if (cached == null) {
       // the pool is gone (its finalizer already cleaned the registry): stop heartbeating its relays
@@ -392,7 +334,7 @@ export class Operator {
       this.written.delete(key)
       this.poolCounts.delete(key)
       this.deletingSince.delete(key)
-      return undefined
+      return done('PoolGone')
     }
     if (cached.metadata.deletionTimestamp != null) return await this.finalize(key, cached)
     const ns = cached.metadata.namespace ?? 'default'
@@ -404,7 +346,7 @@ export class Operator {
 
     const written = this.written.get(key)
     const pool: RelayPool = written != null && written.uid === cached.metadata.uid ? { ...cached, status: written.status } : cached
-    const redis = await this.resolveRedis(pool)
+    const redis = await this.secretValues.redisUrl(pool)
     const ttlSeconds = pool.spec?.discovery?.ttlSeconds ?? this.opts.registryTtlSeconds ?? DEFAULT_TTL_SECONDS
     this.warnShortTtl(key, ttlSeconds)
     const pods = this.pods.list().filter((p) => p.metadata.namespace === ns && p.metadata.labels?.[LABELS.pool] === name)
@@ -431,8 +373,9 @@ export class Operator {
 
     // 2. children
     const errors: Error[] = []
-    await this.applyChildren(key, pool, desired, errors)
-    this.recordConditionEvents(pool, desired)
+    errors.push(...await applyChildren({ client: this.client, log: this.log, events: this.events }, key, pool, desired))
+    const event = conditionEvent(pool, desired)
+    if (event != null) this.events.record(event)
 
     // 3. status (only when it changed)
     if (desired.statusChanged) {
@@ -444,86 +387,22 @@ export class Operator {
     }
     if (errors.length > 0) throw errors.length === 1 ? errors[0]! : new AggregateError(errors, errors.map((e) => e.message).join('; '))
     // Secret missing or unreadable: a configuration problem, shown in Degraded; look again soon, without growing backoff
-    if (redis.error != null) return 5_000
+    if (redis.error != null) return requeueAfter(SECRET_RETRY_MS, 'RegistrySecretUnreadable')
     // Redis unreachable: the registry retries on its own and re-queues the pool when it recovers
     if (this.registry.poolError(key) != null) throw new Error(`registry: ${this.registry.poolError(key)}`)
-    return undefined
+    return done('Reconciled')
   }
 
-  /**
-   * After a leader crash the successor heartbeats only once the Lease expired
-   * (leaseDuration + up to 1.2 retry periods). An entry last refreshed TTL/3
-   * before the crash must outlive that, or healthy relays drop out of discovery.
-   */
+  /** warns once per pool when its TTL is too short to survive a leader failover (see failoverMs) */
   private warnShortTtl (key: string, ttlSeconds: number): void {
     if (this.opts.leaderElect === false || this.ttlWarned.has(key)) return
-    const failoverMs = (this.opts.leaseDurationMs ?? 15_000) + 1.2 * (this.opts.retryPeriodMs ?? 2_000) + 1000
-    if ((ttlSeconds * 1000 * 2) / 3 > failoverMs) return
+    const failover = failoverMs(this.opts)
+    if ((ttlSeconds * 1000 * 2) / 3 > failover) return
     this.ttlWarned.add(key)
-    this.log.warn({ event: 'registry_ttl_short', pool: key, ttl_seconds: ttlSeconds, failover_ms: failoverMs },
+    this.log.warn({ event: 'registry_ttl_short', pool: key, ttl_seconds: ttlSeconds, failover_ms: failover },
       'discovery.ttlSeconds is too short to keep relays listed through a leader crash: raise it above 1.5 × (lease duration + 1.2 × retry period + 1 s)')
   }
 
-  private async applyChildren (key: string, pool: RelayPool, d: Desired, errors: Error[]): Promise<void> {
-    const ns = pool.metadata.namespace ?? 'default'
-    const failedSecrets = new Set<string>()
-    const createdPeers = new Map<string, string>() // Secret name → peer id of the key just generated
-    await Promise.all(d.createSecrets.map(async (s) => {
-      try {
-        const slot = slotOf(s as Secret)!
-        const { peerId, configJson } = await newRelayIdentity(registryId(ns, pool.metadata.name, slot))
-        s.metadata!.annotations![ANNOTATIONS.peerId] = peerId
-        s.data = { [CONFIG_KEY]: Buffer.from(configJson).toString('base64') }
-        await this.client.apply(`${corePath('secrets', ns)}/${s.metadata!.name}`, s)
-        createdPeers.set(s.metadata!.name!, peerId)
-        this.log.info({ event: 'identity_created', pool: key, slot, peer_id: peerId }, 'relay identity created')
-      } catch (err: any) {
-        failedSecrets.add(s.metadata!.name!)
-        errors.push(err)
-      }
-    }))
-    await Promise.all(d.updateSecrets.map(async (s) => {
-      try { await this.client.apply(`${corePath('secrets', ns)}/${s.metadata!.name}`, s) } catch (err: any) { errors.push(err) }
-    }))
-    await Promise.all(d.createPods.map(async (p) => {
-      const secretName = p.spec?.volumes?.[0]?.secret?.secretName
-      if (secretName != null && failedSecrets.has(secretName)) return
-      const peerId = secretName != null ? createdPeers.get(secretName) : undefined
-      if (peerId != null) p.metadata!.annotations![ANNOTATIONS.peerId] = peerId
-      try {
-        const created = await this.client.apply<Pod>(`${corePath('pods', ns)}/${p.metadata!.name}`, p)
-        const node = p.metadata!.annotations![ANNOTATIONS.node]
-        this.log.info({ event: 'relay_pod_created', pool: key, pod: p.metadata!.name, node }, 'relay pod created')
-        this.events.record({
-          regarding: poolRef(pool),
-          related: { apiVersion: 'v1', kind: 'Pod', namespace: ns, name: p.metadata!.name!, ...(created?.metadata?.uid != null ? { uid: created.metadata.uid } : {}) },
-          type: 'Normal',
-          reason: 'RelayPodCreated',
-          action: 'Create',
-          note: `Created relay pod ${p.metadata!.name} on node ${node ?? '?'} (public address ${p.metadata!.annotations![ANNOTATIONS.publicAddress] ?? '?'})`
-        })
-      } catch (err: any) { errors.push(err) }
-    }))
-    await Promise.all(d.deletePods.map(async (p) => {
-      try {
-        await this.client.delete(`${corePath('pods', ns)}/${p.name}`, { apiVersion: 'v1', kind: 'DeleteOptions', ...(p.uid != null ? { preconditions: { uid: p.uid } } : {}) })
-        this.log.info({ event: 'relay_pod_deleted', pool: key, pod: p.name, reason: p.reason }, 'relay pod deleted')
-        this.events.record({
-          regarding: poolRef(pool),
-          related: { apiVersion: 'v1', kind: 'Pod', namespace: ns, name: p.name, ...(p.uid != null ? { uid: p.uid } : {}) },
-          type: 'Normal',
-          reason: 'RelayPodDeleted',
-          action: 'Delete',
-          note: `Deleted relay pod ${p.name}: ${p.reason}`
-        })
-      } catch (err: any) { if (!isNotFound(err) && !isConflict(err)) errors.push(err) }
-    }))
-    await Promise.all(d.deleteSecrets.map(async (s) => {
-      try {
-        await this.client.delete(`${corePath('secrets', ns)}/${s.name}`, { apiVersion: 'v1', kind: 'DeleteOptions', ...(s.uid != null ? { preconditions: { uid: s.uid } } : {}) })
-      } catch (err: any) { if (!isNotFound(err) && !isConflict(err)) errors.push(err) }
-    }))
-  }
 
   /**
    * A pool being deleted: stop heartbeating, remove its relays from the
@@ -531,15 +410,15 @@ export class Operator {
    * longer than the TTL, the entries have expired on their own (nobody renews
    * them), so the finalizer is removed anyway rather than blocking forever.
    */
-  private async finalize (key: string, pool: RelayPool): Promise<number | undefined> {
+  private async finalize (key: string, pool: RelayPool): Promise<ReconcileResult> {
     const ns = pool.metadata.namespace ?? 'default'
     const name = pool.metadata.name
     const index = (pool.metadata.finalizers ?? []).indexOf(FINALIZER)
-    if (index === -1) { await this.registry.setPool(key, null); return undefined }
+    if (index === -1) { await this.registry.setPool(key, null); return done('NoFinalizer') }
     const since = this.deletingSince.get(key) ?? Date.now()
     this.deletingSince.set(key, since)
     const ttlMs = (pool.spec?.discovery?.ttlSeconds ?? this.opts.registryTtlSeconds ?? DEFAULT_TTL_SECONDS) * 1000
-    const redis = await this.resolveRedis(pool)
+    const redis = await this.secretValues.redisUrl(pool)
     let cleanup: Pick<EventInput, 'type' | 'reason' | 'note'>
     try {
       const removed = await this.registry.cleanupPool(key, redis.url, ns, name)
@@ -550,26 +429,14 @@ export class Operator {
       this.log.warn({ event: 'pool_registry_cleanup_skipped', pool: key, err: err?.message }, 'registry unreachable for longer than the TTL: its entries have expired; removing the finalizer')
       cleanup = { type: 'Warning', reason: 'RegistryCleanupSkipped', note: `The discovery registry stayed unreachable for longer than the TTL (its entries have expired on their own): ${err?.message ?? err}; finalizer ${FINALIZER} removed` }
     }
-    try {
-      await this.client.request('PATCH', `${poolsPath(ns)}/${name}`, {
-        contentType: JSON_PATCH,
-        query: { fieldManager: FIELD_MANAGER },
-        body: [
-          { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
-          { op: 'remove', path: `/metadata/finalizers/${index}` }
-        ]
-      })
-    } catch (err) {
-      if (isNotFound(err)) return undefined
-      if (err instanceof ApiError && (err.code === 422 || err.code === 409)) return 100 // finalizers moved: retry with a fresh cache
-      throw err
-    }
+    const removed = await removeFinalizer(this.client, pool, index)
+    if (removed !== 'removed') return removed === 'gone' ? done('PoolGone') : requeueAfter(FINALIZER_RETRY_MS, 'FinalizersMoved')
     this.deletingSince.delete(key)
     this.written.delete(key)
     this.poolCounts.delete(key)
     this.log.info({ event: 'finalizer_removed', pool: key }, 'finalizer removed')
     this.events.record({ regarding: poolRef(pool), action: 'Finalize', ...cleanup })
-    return undefined
+    return done('Finalized')
   }
 
   /** an Event about the pool `key`, when the pool is still known */
@@ -578,76 +445,4 @@ export class Operator {
     if (pool != null) this.events.record({ regarding: poolRef(pool), ...e })
   }
 
-  private recordRegistryTransition (key: string, t: RegistryTransition): void {
-    if (!this.leading) return
-    const reg = t.registration
-    const relay = reg?.meta.pod != null ? `relay ${reg.meta.pod} (slot ${reg.meta.slot ?? '?'}, ${reg.peer_id})` : `relay ${t.op === 'deregistered' ? t.id : reg?.id ?? '?'}`
-    if (t.op === 'registered') {
-      this.recordFor(key, { type: 'Normal', reason: 'RelayRegistered', action: 'Register', note: `Listed ${relay} in discovery as ${t.registration.addrs.join(', ')}` })
-    } else {
-      this.recordFor(key, { type: 'Normal', reason: 'RelayDeregistered', action: 'Deregister', note: `Removed ${relay} from discovery` })
-    }
-  }
-
-  /**
-   * Events for condition changes that need a person: a hostPort conflict
-   * appearing (or changing kind), and its end. Compared with the status the
-   * pool had before this reconcile, so a conflict that persists is not
-   * reported again on every loop (and not again after an operator restart).
-   */
-  private recordConditionEvents (pool: RelayPool, d: Desired): void {
-    const before = findCondition(pool.status?.conditions, 'HostPortConflict')
-    const now = findCondition(d.status.conditions, 'HostPortConflict')
-    if (now == null) return
-    if (now.status === 'True' && (before?.status !== 'True' || before.reason !== now.reason)) {
-      this.events.record({ regarding: poolRef(pool), type: 'Warning', reason: 'HostPortConflict', action: 'PlaceRelays', note: `${now.reason}: ${now.message}` })
-    } else if (now.status !== 'True' && before?.status === 'True') {
-      this.events.record({ regarding: poolRef(pool), type: 'Normal', reason: 'HostPortConflictResolved', action: 'PlaceRelays', note: now.message })
-    }
-  }
-
-  /**
-   * The pool's Redis URL: from its Secret (cached 30 s), else the operator's
-   * default. A Secret that cannot be read or has disappeared does not take the
-   * fleet out of discovery: the last known URL stays in use (reported in
-   * Degraded) until the Secret is fixed.
-   */
-  private async resolveRedis (pool: RelayPool): Promise<{ url?: string, error?: string }> {
-    const ref = pool.spec?.discovery?.redisUrlSecretRef
-    if (ref?.name == null) {
-      return this.opts.redisUrl != null ? { url: this.opts.redisUrl } : { error: 'spec.discovery.redisUrlSecretRef is not set and the operator has no --redis default' }
-    }
-    const ns = pool.metadata.namespace ?? 'default'
-    const k = ref.key ?? REDIS_URL_KEY
-    const cacheKey = `${ns}/${ref.name}/${k}`
-    const hit = this.secretValues.get(cacheKey)
-    // a good answer is cached 30 s, a problem is looked at again after 2 s
-    if (hit != null && Date.now() - hit.at < (hit.error == null ? 30_000 : 2_000)) return { ...(hit.value != null ? { url: hit.value } : {}), ...(hit.error != null ? { error: hit.error } : {}) }
-    let value: string | undefined
-    let error: string | undefined
-    try {
-      const s = await this.client.get<Secret>(`${corePath('secrets', ns)}/${ref.name}`)
-      const raw = s.data?.[k]
-      value = raw != null ? Buffer.from(raw, 'base64').toString('utf8').trim() : undefined
-      if (value === '') value = undefined
-      if (value == null) error = `Secret ${ns}/${ref.name} has no key ${k}`
-    } catch (err: any) {
-      error = isNotFound(err) ? `Secret ${ns}/${ref.name} not found` : `cannot read Secret ${ns}/${ref.name}: ${err.message}`
-    }
-    if (value == null && hit?.value != null) {
-      value = hit.value
-      error = `${error ?? 'no Redis URL'}; still using the last known Redis URL`
-    }
-    this.secretValues.set(cacheKey, { ...(value != null ? { value } : {}), ...(error != null ? { error } : {}), at: Date.now() })
-    return { ...(value != null ? { url: value } : {}), ...(error != null ? { error } : {}) }
-  }
-}
-
-export function poolRef (pool: RelayPool): ObjectRef {
-  return { apiVersion: API_VERSION, kind: KIND, name: pool.metadata.name, namespace: pool.metadata.namespace ?? 'default', ...(pool.metadata.uid != null ? { uid: pool.metadata.uid } : {}) }
-}
-
-/** the parts of a Node that matter to placement and addresses */
-export function nodeFingerprint (n: Node): string {
-  return JSON.stringify([n.metadata.labels, n.metadata.annotations, n.spec?.taints, n.spec?.unschedulable, n.status?.addresses])
 }

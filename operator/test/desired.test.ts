@@ -502,7 +502,7 @@ describe('computeDesired: pod spec from the pool spec', () => {
   const c = pod.spec.containers[0]
 
   it('limits and drain become relay flags; grace period is drain + 15 s', () => {
-    assert.deepEqual(c.args.slice(5), ['--port', '7373', '--metrics-port', '9373', '--drain-seconds', '120', '--max-reservations', '100', '--reservation-ttl', '600', '--max-circuits', '10', '--circuit-data-limit', '1048576', '--circuit-duration', '60'])
+    assert.deepEqual(c.args.slice(5), ['--port', '7373', '--metrics-port', '9373', '--max-reservations', '100', '--reservation-ttl', '600', '--max-circuits', '10', '--circuit-data-limit', '1048576', '--circuit-duration', '60', '--drain-seconds', '120'])
     assert.equal(pod.spec.terminationGracePeriodSeconds, 135)
     assert.deepEqual(c.ports[0], { name: 'relay', containerPort: 7373, hostPort: 17373, protocol: 'TCP' })
     assert.equal(c.args[4], '/ip4/10.0.0.1/tcp/17373')
@@ -542,7 +542,8 @@ describe('computeDesired: connection and rate limits', () => {
   const nodes = [node('n1')]
   const podOf = (spec: Record<string, unknown>): any => compute({ pool: pool({ replicas: 1, ...spec }), nodes }).createPods[0]
   const container = (spec: Record<string, unknown>): any => podOf(spec).spec.containers[0]
-  const tail = (args: string[]): string[] => args.slice(args.indexOf('--drain-seconds') + 2)
+  // the limit flags: after the fixed ones (up to --metrics-port), before --drain-seconds (the last field of the spec that is a flag)
+  const tail = (args: string[]): string[] => args.slice(args.indexOf('--metrics-port') + 2, args.indexOf('--drain-seconds'))
 
   it('every connection limit and rate limit becomes its `pos-relay run` flag, with exactly the value set', () => {
     const c = container({
@@ -684,5 +685,33 @@ describe('computeDesired: hostPorts below 1024', () => {
 
   it('ports from 1024 up need no permission', () => {
     assert.equal(compute({ pool: pool({ replicas: 1, hostPort: 1024 }), nodes }).createPods.length, 1)
+  })
+})
+
+describe('computeDesired: discovery.p2pSecretRef', () => {
+  const nodes = [node('n1')]
+  const discovery = { redisUrlSecretRef: { name: 'disc' }, ttlSeconds: 30 }
+  const desired = (spec: Record<string, unknown>): any => compute({ pool: pool({ replicas: 1, ...spec }), nodes })
+
+  it('relays get the p2p secret and the discovery URL from the named Secret by env, and run refresh-only', () => {
+    const d = desired({ discovery: { ...discovery, p2pSecretRef: { name: 'pos-relay-discovery' } } })
+    const c = d.createPods[0].spec.containers[0]
+    assert.ok(c.args.includes('--refresh-only'))
+    assert.deepEqual(c.env, [
+      { name: 'LOG_LEVEL', value: 'info' },
+      { name: 'POS_RELAY_P2P_SECRET', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'p2p-secret' } } },
+      { name: 'API_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'api-url', optional: true } } }
+    ])
+    const keyed = desired({ discovery: { ...discovery, p2pSecretRef: { name: 's', key: 'token', apiUrlKey: 'url' } } }).createPods[0].spec.containers[0]
+    assert.deepEqual(keyed.env.slice(1).map((e: any) => e.valueFrom.secretKeyRef), [{ name: 's', key: 'token' }, { name: 's', key: 'url', optional: true }])
+  })
+
+  it('the slot\'s identity Secret stays immutable and holds no pool secret; setting the ref rolls the pods', () => {
+    const without = desired({ discovery })
+    const withRef = desired({ discovery: { ...discovery, p2pSecretRef: { name: 'pos-relay-discovery' } } })
+    assert.deepEqual(withRef.createSecrets, without.createSecrets)
+    assert.equal(withRef.createSecrets[0].immutable, true)
+    assert.ok(!without.createPods[0].spec.containers[0].args.includes('--refresh-only'))
+    assert.notEqual(withRef.createPods[0].metadata.annotations[ANNOTATIONS.templateHash], without.createPods[0].metadata.annotations[ANNOTATIONS.templateHash])
   })
 })

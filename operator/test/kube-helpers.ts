@@ -167,20 +167,25 @@ export function spawnCli (args: string[], env: Record<string, string> = {}, base
 export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string, opts: { port?: number } = {}): Promise<CliProcess & { started: any, ready: any }> {
   const ns = pod.metadata.namespace
   const c = pod.spec.containers[0]
-  const secretValue = async (name: string, key: string): Promise<string> => {
+  const secretValue = async (name: string, key: string, optional = false): Promise<string | undefined> => {
     const s = await api(cp, 'GET', `/api/v1/namespaces/${ns}/secrets/${name}`)
+    if (s.data?.[key] == null && optional) return undefined // as the kubelet: an optional key that is missing sets no variable
     assert.ok(s.data?.[key] != null, `Secret ${ns}/${name} has no key ${key}`)
     return Buffer.from(s.data[key], 'base64').toString('utf8')
   }
   const env: Record<string, string> = {}
   for (const e of c.env ?? []) {
     if (e.value != null) env[e.name] = e.value
-    else if (e.valueFrom?.secretKeyRef != null) env[e.name] = await secretValue(e.valueFrom.secretKeyRef.name, e.valueFrom.secretKeyRef.key)
+    else if (e.valueFrom?.secretKeyRef != null) {
+      const ref = e.valueFrom.secretKeyRef
+      const v = await secretValue(ref.name, ref.key, ref.optional === true)
+      if (v != null) env[e.name] = v
+    }
     else throw new Error(`env ${e.name}: unsupported source ${JSON.stringify(e.valueFrom)}`)
   }
   const volume = pod.spec.volumes.find((v: any) => v.secret != null)
   const config = join(dir, `${pod.metadata.name}.json`)
-  writeFileSync(config, await secretValue(volume.secret.secretName, 'config.json'), { mode: 0o600 })
+  writeFileSync(config, (await secretValue(volume.secret.secretName, 'config.json'))!, { mode: 0o600 })
   const args = [...c.args]
   args[args.indexOf('--config') + 1] = config
   // commander keeps the last value of a repeated option

@@ -433,7 +433,8 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     await api(cp, 'POST', POOLS, { apiVersion: 'pos-relay.io/v1alpha1', kind: 'RelayPool', metadata: { name: 'limited' }, spec })
     const pod = await until('limited-0', async () => { const r = await tryApi(cp, 'GET', `${PODS}/limited-0`); return r.status === 200 ? r.body : undefined })
     const c = pod.spec.containers[0]
-    assert.deepEqual(c.args.slice(c.args.indexOf('--drain-seconds') + 2), [
+    // the limit flags: after the fixed ones (up to --metrics-port), before --drain-seconds (the last spec field that is a flag)
+    assert.deepEqual(c.args.slice(c.args.indexOf('--metrics-port') + 2, c.args.indexOf('--drain-seconds')), [
       '--max-connections', '900', '--max-pending-connections', '32', '--handshake-timeout', '3', '--ip-max-connections', '0',
       '--ip-connections-per-second', '7', '--peer-reservations-per-minute', '11', '--peer-circuits-per-minute', '0'
     ])
@@ -470,8 +471,8 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     // the API server refuses a bad value with the CRD's message, and the pod stays as it is
     const bad = await cp.request('PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: -1, ipConnectionsPerSecond: 100001 } } }, 'application/merge-patch+json')
     assert.equal(bad.status, 422, bad.text)
-    assert.ok(bad.text.includes('rateLimits.peerCircuitsPerMinute must be between 0 (off) and 100000'), bad.text)
-    assert.ok(bad.text.includes('rateLimits.ipConnectionsPerSecond must be between 0 (off) and 100000'), bad.text)
+    assert.ok(bad.text.includes('spec.rateLimits.peerCircuitsPerMinute in body should be greater than or equal to 0'), bad.text)
+    assert.ok(bad.text.includes('spec.rateLimits.ipConnectionsPerSecond in body should be less than or equal to 100000'), bad.text)
     assert.equal((await api(cp, 'GET', `${PODS}/limited-0`)).metadata.uid, rolled.metadata.uid)
     await api(cp, 'DELETE', `${POOLS}/limited`)
     await until('limited pool gone', async () => (await tryApi(cp, 'GET', `${POOLS}/limited`)).status === 404, 20_000)

@@ -171,6 +171,12 @@ export const relayConfigSchema = z.object({
   metrics_port: z.number().int().min(0).max(65_535).default(DEFAULT_METRICS_PORT),
   /** seconds open circuits may keep running after SIGTERM */
   drain_seconds: z.number().int().min(0).max(3600).default(30),
+  /**
+   * Registration only refreshes an entry that exists and never creates one
+   * (discovery's refresh_only): for relays of a RelayPool, whose entries the
+   * operator creates and removes (docs/registry.md).
+   */
+  refresh_only: z.boolean().default(false),
   limits: limitsSchema.default(limitsSchema.parse({})),
   rate_limits: rateLimitsSchema.default(rateLimitsSchema.parse({})),
   auth: authSchema.default(authSchema.parse({}))

@@ -290,6 +290,7 @@ export class RelayServer {
         // every registration and deletion is signed by the relay's key: the entry is then ours alone
         privateKey: decodeKeypair(config.keypair),
         record: () => ({ id: config.id, peer_id: this.peerId, addrs: this.addresses }),
+        refreshOnly: config.refresh_only,
         logger,
         metrics
       })

@@ -1,7 +1,7 @@
 /**
  * The RelayPool CRD in a real kube-apiserver: CEL rules reject bad pools with
- * their messages, defaults are applied, the status subresource and the printer
- * columns work, the example applies.
+ * their messages, defaults are applied, the status and scale subresources and
+ * the printer columns work, the example applies.
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -31,41 +31,41 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     ['neither replicas nor perNode', { discovery }, 'set exactly one of spec.replicas (a fixed number of relays) or spec.perNode: true (one relay on every eligible node)'],
     ['both replicas and perNode', { replicas: 2, perNode: true, discovery }, 'set exactly one of spec.replicas (a fixed number of relays) or spec.perNode: true (one relay on every eligible node)'],
     ['perNode: false without replicas', { perNode: false, discovery }, 'set exactly one of spec.replicas'],
-    ['hostPort above 65535', { replicas: 1, hostPort: 70000, discovery }, 'spec.hostPort must be between 1 and 65535'],
-    ['hostPort 0', { replicas: 1, hostPort: 0, discovery }, 'spec.hostPort must be between 1 and 65535'],
+    ['hostPort above 65535', { replicas: 1, hostPort: 70000, discovery }, 'spec.hostPort in body should be less than or equal to 65535'],
+    ['hostPort 0', { replicas: 1, hostPort: 0, discovery }, 'spec.hostPort in body should be greater than or equal to 1'],
     ['hostPort of the kubelet', { replicas: 1, hostPort: 10250, discovery }, "spec.hostPort must not be a port of the node's own Kubernetes services"],
     ['hostPort in the NodePort range', { replicas: 1, hostPort: 30080, discovery }, 'spec.hostPort must not be in the default Service NodePort range'],
-    ['drainSeconds above an hour', { replicas: 1, drainSeconds: 7200, discovery }, 'spec.drainSeconds must be between 0 and 3600 seconds'],
-    ['negative drainSeconds', { replicas: 1, drainSeconds: -1, discovery }, 'spec.drainSeconds must be between 0 and 3600 seconds'],
+    ['drainSeconds above an hour', { replicas: 1, drainSeconds: 7200, discovery }, 'spec.drainSeconds in body should be less than or equal to 3600'],
+    ['negative drainSeconds', { replicas: 1, drainSeconds: -1, discovery }, 'spec.drainSeconds in body should be greater than or equal to 0'],
     ['static address with 2 replicas', { replicas: 2, publicAddress: { static: '203.0.113.7' }, discovery }, 'spec.publicAddress.static gives every relay the same address, so it needs spec.replicas of 0 or 1'],
     ['static address in perNode mode', { perNode: true, publicAddress: { static: '203.0.113.7' }, discovery }, 'spec.publicAddress.static gives every relay the same address'],
     ['static address that is no host', { replicas: 1, publicAddress: { static: 'Not_A_Host!' }, discovery }, 'publicAddress.static must be an IP address or a lower-case DNS name'],
-    ['maxReservations 0', { replicas: 1, limits: { maxReservations: 0 }, discovery }, 'limits.maxReservations must be between 1 and 1000000 (0 would refuse every peer)'],
-    ['reservation TTL of 10 s', { replicas: 1, limits: { reservationTtlSeconds: 10 }, discovery }, 'limits.reservationTtlSeconds must be between 30 and 86400 seconds'],
-    ['maxCircuits 0', { replicas: 1, limits: { maxCircuits: 0 }, discovery }, 'limits.maxCircuits must be between 1 and 1000000 (0 would refuse every circuit)'],
+    ['maxReservations 0', { replicas: 1, limits: { maxReservations: 0 }, discovery }, 'spec.limits.maxReservations in body should be greater than or equal to 1'],
+    ['reservation TTL of 10 s', { replicas: 1, limits: { reservationTtlSeconds: 10 }, discovery }, 'spec.limits.reservationTtlSeconds in body should be greater than or equal to 30'],
+    ['maxCircuits 0', { replicas: 1, limits: { maxCircuits: 0 }, discovery }, 'spec.limits.maxCircuits in body should be greater than or equal to 1'],
     ['a 100-byte data limit', { replicas: 1, limits: { circuitDataLimitBytes: 100 }, discovery }, 'limits.circuitDataLimitBytes must be 0 (unlimited) or between 65536 (64 KiB) and 1099511627776 (1 TiB)'],
     ['a 5 s circuit duration', { replicas: 1, limits: { circuitDurationSeconds: 5 }, discovery }, 'limits.circuitDurationSeconds must be 0 (unlimited) or between 10 and 86400 seconds'],
-    ['negative maxConnections', { replicas: 1, limits: { maxConnections: -1 }, discovery }, 'limits.maxConnections must be between 0 (derived from the other limits) and 10000000'],
-    ['maxPendingConnections 0', { replicas: 1, limits: { maxPendingConnections: 0 }, discovery }, 'limits.maxPendingConnections must be between 1 and 100000 (0 would refuse every new connection)'],
-    ['a 0 s handshake timeout', { replicas: 1, limits: { handshakeTimeoutSeconds: 0 }, discovery }, 'limits.handshakeTimeoutSeconds must be between 1 and 120 seconds'],
-    ['a 121 s handshake timeout', { replicas: 1, limits: { handshakeTimeoutSeconds: 121 }, discovery }, 'limits.handshakeTimeoutSeconds must be between 1 and 120 seconds'],
-    ['negative ipMaxConnections', { replicas: 1, limits: { ipMaxConnections: -1 }, discovery }, 'limits.ipMaxConnections must be between 0 (unlimited) and 1000000'],
-    ['negative peerMaxCircuits', { replicas: 1, limits: { peerMaxCircuits: -1 }, discovery }, 'limits.peerMaxCircuits must be between 0 (unlimited) and 1000000'],
-    ['ipMaxCircuits above 1000000', { replicas: 1, limits: { ipMaxCircuits: 1000001 }, discovery }, 'limits.ipMaxCircuits must be between 0 (unlimited) and 1000000'],
+    ['negative maxConnections', { replicas: 1, limits: { maxConnections: -1 }, discovery }, 'spec.limits.maxConnections in body should be greater than or equal to 0'],
+    ['maxPendingConnections 0', { replicas: 1, limits: { maxPendingConnections: 0 }, discovery }, 'spec.limits.maxPendingConnections in body should be greater than or equal to 1'],
+    ['a 0 s handshake timeout', { replicas: 1, limits: { handshakeTimeoutSeconds: 0 }, discovery }, 'spec.limits.handshakeTimeoutSeconds in body should be greater than or equal to 1'],
+    ['a 121 s handshake timeout', { replicas: 1, limits: { handshakeTimeoutSeconds: 121 }, discovery }, 'spec.limits.handshakeTimeoutSeconds in body should be less than or equal to 120'],
+    ['negative ipMaxConnections', { replicas: 1, limits: { ipMaxConnections: -1 }, discovery }, 'spec.limits.ipMaxConnections in body should be greater than or equal to 0'],
+    ['negative peerMaxCircuits', { replicas: 1, limits: { peerMaxCircuits: -1 }, discovery }, 'spec.limits.peerMaxCircuits in body should be greater than or equal to 0'],
+    ['ipMaxCircuits above 1000000', { replicas: 1, limits: { ipMaxCircuits: 1000001 }, discovery }, 'spec.limits.ipMaxCircuits in body should be less than or equal to 1000000'],
     ['a 5 s circuit idle timeout', { replicas: 1, limits: { circuitIdleTimeoutSeconds: 5 }, discovery }, 'limits.circuitIdleTimeoutSeconds must be 0 (never) or between 10 and 86400 seconds'],
     ['a 1 MiB buffer budget', { replicas: 1, limits: { maxBufferedBytes: 1048576 }, discovery }, 'limits.maxBufferedBytes must be 0 (unlimited) or between 16777216 (16 MiB) and 1099511627776 (1 TiB)'],
-    ['a circuit idle timeout above a day', { replicas: 1, limits: { circuitIdleTimeoutSeconds: 86401 }, discovery }, 'limits.circuitIdleTimeoutSeconds must be 0 (never) or between 10 and 86400 seconds'],
+    ['a circuit idle timeout above a day', { replicas: 1, limits: { circuitIdleTimeoutSeconds: 86401 }, discovery }, 'spec.limits.circuitIdleTimeoutSeconds in body should be less than or equal to 86400'],
     ['a rate-limit Redis without shared: true', { replicas: 1, rateLimits: { redisUrlSecretRef: { name: 'r' } }, discovery }, 'rateLimits.redisUrlSecretRef is only used with rateLimits.shared: true'],
     ['a rate-limit Redis with shared: false', { replicas: 1, rateLimits: { shared: false, redisUrlSecretRef: { name: 'r' } }, discovery }, 'rateLimits.redisUrlSecretRef is only used with rateLimits.shared: true'],
-    ['negative ipConnectionsPerSecond', { replicas: 1, rateLimits: { ipConnectionsPerSecond: -1 }, discovery }, 'rateLimits.ipConnectionsPerSecond must be between 0 (off) and 100000'],
-    ['ipConnectionsPerSecond above 100000', { replicas: 1, rateLimits: { ipConnectionsPerSecond: 100001 }, discovery }, 'rateLimits.ipConnectionsPerSecond must be between 0 (off) and 100000'],
-    ['negative peerReservationsPerMinute', { replicas: 1, rateLimits: { peerReservationsPerMinute: -5 }, discovery }, 'rateLimits.peerReservationsPerMinute must be between 0 (off) and 100000'],
-    ['peerCircuitsPerMinute above 100000', { replicas: 1, rateLimits: { peerCircuitsPerMinute: 200000 }, discovery }, 'rateLimits.peerCircuitsPerMinute must be between 0 (off) and 100000'],
-    ['a 1 s registry TTL', { replicas: 1, discovery: { ...discovery, ttlSeconds: 1 } }, 'discovery.ttlSeconds must be between 3 and 3600 seconds'],
+    ['negative ipConnectionsPerSecond', { replicas: 1, rateLimits: { ipConnectionsPerSecond: -1 }, discovery }, 'spec.rateLimits.ipConnectionsPerSecond in body should be greater than or equal to 0'],
+    ['ipConnectionsPerSecond above 100000', { replicas: 1, rateLimits: { ipConnectionsPerSecond: 100001 }, discovery }, 'spec.rateLimits.ipConnectionsPerSecond in body should be less than or equal to 100000'],
+    ['negative peerReservationsPerMinute', { replicas: 1, rateLimits: { peerReservationsPerMinute: -5 }, discovery }, 'spec.rateLimits.peerReservationsPerMinute in body should be greater than or equal to 0'],
+    ['peerCircuitsPerMinute above 100000', { replicas: 1, rateLimits: { peerCircuitsPerMinute: 200000 }, discovery }, 'spec.rateLimits.peerCircuitsPerMinute in body should be less than or equal to 100000'],
+    ['a 1 s registry TTL', { replicas: 1, discovery: { ...discovery, ttlSeconds: 1 } }, 'spec.discovery.ttlSeconds in body should be greater than or equal to 3'],
     ['an Exists toleration with a value', { replicas: 1, tolerations: [{ key: 'k', operator: 'Exists', value: 'v' }], discovery }, 'a toleration with operator Exists must not have a value']
   ]
   for (const [what, spec, message] of rejected) {
-    it(`rejects ${what} with the CEL message`, async () => {
+    it(`rejects ${what} with its message (CEL, or the API server's for a plain range)`, async () => {
       const r = await cp.kubectl(['apply', '-f', '-'], pool('bad', spec))
       assert.notEqual(r.code, 0, `accepted: ${JSON.stringify(spec)}`)
       assert.ok(r.stderr.includes(message), `expected "${message}" in:\n${r.stderr}`)
@@ -94,7 +94,7 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
   it('reports every broken rule at once', async () => {
     const r = await cp.kubectl(['apply', '-f', '-'], pool('many', { hostPort: 70000, drainSeconds: 9999, discovery }))
     assert.notEqual(r.code, 0)
-    for (const m of ['set exactly one of spec.replicas', 'spec.hostPort must be between 1 and 65535', 'spec.drainSeconds must be between 0 and 3600 seconds']) {
+    for (const m of ['set exactly one of spec.replicas', 'spec.hostPort in body should be less than or equal to 65535', 'spec.drainSeconds in body should be less than or equal to 3600']) {
       assert.ok(r.stderr.includes(m), `missing "${m}" in:\n${r.stderr}`)
     }
   })
@@ -184,6 +184,29 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
       JSON.stringify({ status: { conditions: [{ type: 'Ready', status: 'Maybe', lastTransitionTime: '2026-01-01T00:00:00Z', reason: 'X', message: '' }] } })])
     assert.notEqual(bad.code, 0)
     assert.match(bad.stderr, /Unsupported value: "Maybe"/)
+  })
+
+  it('scale subresource: kubectl scale sets spec.replicas and reads status.replicas and status.selector; a perNode pool refuses it', async () => {
+    await k(cp, ['apply', '-f', '-'], pool('scaled', { replicas: 1, discovery }))
+    const selector = 'app.kubernetes.io/managed-by=pos-relay-operator,app.kubernetes.io/component=relay,pos-relay.io/pool=scaled'
+    await k(cp, ['patch', 'relaypool', 'scaled', '-n', 'default', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { replicas: 1, selector } })])
+    await k(cp, ['scale', 'rp', 'scaled', '-n', 'default', '--replicas', '3'])
+    const scaled = await kJson(cp, ['get', 'relaypool', 'scaled', '-n', 'default'])
+    assert.equal(scaled.spec.replicas, 3)
+    const scale = await kJson(cp, ['get', 'relaypool', 'scaled', '-n', 'default', '--subresource=scale'])
+    assert.equal(scale.kind, 'Scale')
+    assert.equal(scale.spec.replicas, 3)
+    assert.equal(scale.status.replicas, 1)
+    assert.equal(scale.status.selector, selector)
+    // --current-replicas is checked against status.replicas
+    const stale = await cp.kubectl(['scale', 'rp', 'scaled', '-n', 'default', '--current-replicas', '5', '--replicas', '0'])
+    assert.notEqual(stale.code, 0)
+    // the CRD's rules apply to a scale write too: a perNode pool has no replicas to set
+    await k(cp, ['apply', '-f', '-'], pool('everywhere', { perNode: true, discovery }))
+    const r = await cp.kubectl(['scale', 'rp', 'everywhere', '-n', 'default', '--replicas', '2'])
+    assert.notEqual(r.code, 0, 'a perNode pool accepted kubectl scale')
+    assert.ok(r.stderr.includes('set exactly one of spec.replicas'), r.stderr)
+    await k(cp, ['delete', 'relaypool', 'scaled', 'everywhere', '-n', 'default'])
   })
 
   it('prints the columns: desired, ready, registered, Ready condition, age (and reason, host port, per-node with -o wide)', async () => {

@@ -160,6 +160,8 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
     const secret = await kJson(cp, ['get', 'secret', pool.spec.discovery.redisUrlSecretRef.name, '-n', NS])
     assert.ok(secret.data[pool.spec.discovery.redisUrlSecretRef.key] != null)
     assert.ok(secret.data[pool.spec.discovery.p2pSecretRef.key] != null)
+    // pool relays refresh their own entries at the discovery Service (p2pSecretRef's apiUrlKey)
+    assert.equal(b64(secret.data[pool.spec.discovery.p2pSecretRef.apiUrlKey]), `http://${pool.spec.discovery.redisUrlSecretRef.name}.${NS}.svc:8080`)
   })
 
   it('the hook script (with the hook\'s own RBAC) fails after its timeout while a finalizer stays, and can force it when allowed', async () => {

@@ -1,3 +1,3 @@
 export { program, main } from './main.js'
-export { applyOverrides } from './commands/run.js'
+export { applyOverrides, P2P_SECRET_ENV } from './commands/run.js'
 export { readSecret } from './secret.js'

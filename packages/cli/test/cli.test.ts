@@ -372,7 +372,7 @@ describe('--help', () => {
   /** environment variables read outside commander's option definitions (process.env in the command's code) */
   const envOutsideOptions: Record<string, string[]> = {
     init: ['P2P_SECRET'],
-    run: ['RELAY_QUIC', 'AUTH_ENABLED'],
+    run: ['RELAY_QUIC', 'AUTH_ENABLED', 'POS_RELAY_REFRESH_ONLY', 'POS_RELAY_P2P_SECRET'],
     discovery: ['P2P_SECRET', 'ADMIN_SECRET', 'PUBLIC_ADDRESSES_ONLY', 'REQUIRE_SIGNED'],
     operator: ['POD_NAMESPACE', 'POD_NAME'],
     'accounts create': ['ADMIN_SECRET'],
@@ -382,10 +382,10 @@ describe('--help', () => {
   /**
    * The long-running commands are configured through the environment in
    * containers: each of their flags has an environment variable, but these
-   * (RELAY_QUIC, AUTH_ENABLED, PUBLIC_ADDRESSES_ONLY and REQUIRE_SIGNED are parsed by hand as strict booleans, see run.ts and discovery.ts)
+   * (RELAY_QUIC, AUTH_ENABLED, POS_RELAY_REFRESH_ONLY, PUBLIC_ADDRESSES_ONLY and REQUIRE_SIGNED are parsed by hand as strict booleans, see run.ts and discovery.ts)
    */
   const envRequired = ['run', 'discovery', 'dev', 'operator']
-  const withoutEnv: Record<string, string[]> = { run: ['--quic', '--no-quic', '--auth'], discovery: ['--public-addresses-only', '--require-signed'], dev: ['--no-accounts'] }
+  const withoutEnv: Record<string, string[]> = { run: ['--quic', '--no-quic', '--auth', '--refresh-only'], discovery: ['--public-addresses-only', '--require-signed'], dev: ['--no-accounts'] }
 
   it('finds the commands in the program definition', () => {
     const names = all.map((c) => c.path.join(' '))

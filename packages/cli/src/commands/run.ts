@@ -38,8 +38,14 @@ interface RunOptions {
   authRedis?: string
   tiersFile?: string
   meteringInterval?: number
+  refreshOnly?: boolean
+  /** from the environment only (POS_RELAY_P2P_SECRET): a secret is never a flag, flags show in `ps` */
+  p2pSecret?: string
   logLevel?: string
 }
+
+/** env var that overrides the config file's p2p_secret (the operator sets it from a Secret) */
+export const P2P_SECRET_ENV = 'POS_RELAY_P2P_SECRET'
 
 async function readJsonFile (file: string, flag: string): Promise<any> {
   let text: string
@@ -58,6 +64,7 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
   checkRedisUrl('--auth-redis', 'AUTH_REDIS_URL', o.authRedis)
   const quic = o.quic ?? boolEnv('RELAY_QUIC')
   const authEnabled = o.auth ?? boolEnv('AUTH_ENABLED')
+  const refreshOnly = o.refreshOnly ?? boolEnv('POS_RELAY_REFRESH_ONLY')
   const limits = { ...file.limits }
   if (o.maxReservations != null) limits.max_reservations = o.maxReservations
   if (o.reservationTtl != null) limits.reservation_ttl_seconds = o.reservationTtl
@@ -101,6 +108,8 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
     ...(o.metricsPort != null ? { metrics_port: o.metricsPort } : {}),
     ...(o.metricsHost != null ? { metrics_host: o.metricsHost } : {}),
     ...(o.drainSeconds != null ? { drain_seconds: o.drainSeconds } : {}),
+    ...(refreshOnly != null ? { refresh_only: refreshOnly } : {}),
+    ...(o.p2pSecret != null && o.p2pSecret !== '' ? { p2p_secret: o.p2pSecret } : {}),
     limits,
     rate_limits: rateLimits,
     auth
@@ -145,9 +154,12 @@ export function runCommand (): Command {
     .addOption(option('--auth-redis <url>', 'Redis for revocations, metering, quotas and account reservation counts (config: auth.redis_url, default: --redis)', 'AUTH_REDIS_URL'))
     .addOption(option('--tiers-file <file>', 'tiers, in the format of `pos-relay discovery --tiers-file`: JSON object keyed by tier name, or array of tiers with "name" (config: auth.tiers)', 'TIERS_FILE'))
     .addOption(option('--metering-interval <s>', 'seconds between usage flushes to Redis (config: auth.metering_interval_seconds)', 'METERING_INTERVAL_SECONDS').argParser(intArg('--metering-interval')))
+    .addOption(new Option('--refresh-only', 'only refresh this relay\'s discovery entry, never create it (config: refresh_only; env: POS_RELAY_REFRESH_ONLY=true|false): for relays whose entry an operator manages, as in a RelayPool'))
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('info'))
+    .addHelpText('after', `\nEnvironment: ${P2P_SECRET_ENV} overrides the config file's p2p_secret (the Bearer token towards the discovery API).`)
     .action(async (opts: RunOptions) => {
-      const config = await applyOverrides(await loadConfig(opts.config), opts)
+      const p2pSecret = process.env[P2P_SECRET_ENV]
+      const config = await applyOverrides(await loadConfig(opts.config), { ...opts, ...(p2pSecret != null ? { p2pSecret } : {}) })
       const logger = createLogger({ name: 'relay', level: opts.logLevel })
       const relay = new RelayServer({ config, logger })
       await relay.start()

@@ -1,0 +1,414 @@
+/**
+ * The RelayPool API (pos-relay.io/v1alpha1): the one source of the CRD YAML
+ * (crds/ and the chart's copy), the TypeScript types (src/generated/relaypool.ts),
+ * the relay flag table (src/generated/relay-settings.ts) and the field tables
+ * of crds/README.md. Edit here, then `npm run generate:crd`;
+ * operator/test/generated.test.ts fails while a generated file differs.
+ */
+import { int32, int64, secretKeyRef, stringMap, zeroOrRange, type CrdSource, type Prop } from './define.js'
+
+const QUANTITY: Prop = {
+  anyOf: [{ type: 'integer' }, { type: 'string' }],
+  pattern: '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$',
+  intOrString: true
+}
+
+const limits: Prop = {
+  type: 'object',
+  tsName: 'RelayLimits',
+  description: 'Per-relay limits, passed to each relay (config file `limits.*`, env MAX_RESERVATIONS etc.). Unset fields keep the relay\'s defaults.',
+  doc: { hide: true },
+  properties: {
+    maxReservations: int32('Reservations held at once (relay default 4096).', {
+      minimum: 1,
+      maximum: 1_000_000,
+      doc: { type: 'int', default: 'relay default 4096', text: '0 would refuse every peer' },
+      relay: { flag: '--max-reservations', config: 'limits.max_reservations' }
+    }),
+    reservationTtlSeconds: int32('Reservation lifetime; clients refresh before it ends (relay default 3600).', {
+      minimum: 30,
+      maximum: 86400,
+      doc: { type: 'int', default: '3600' },
+      relay: { flag: '--reservation-ttl', config: 'limits.reservation_ttl_seconds' }
+    }),
+    maxCircuits: int32('Circuits relayed at once (relay default 1024).', {
+      minimum: 1,
+      maximum: 1_000_000,
+      doc: { type: 'int', default: '1024', text: '0 would refuse every circuit' },
+      relay: { flag: '--max-circuits', config: 'limits.max_circuits' }
+    }),
+    circuitDataLimitBytes: int64('Bytes per circuit, both directions together; 0 = unlimited (relay default 4 GiB).', {
+      ...zeroOrRange('limits.circuitDataLimitBytes', 65536, 1_099_511_627_776, 'must be 0 (unlimited) or between 65536 (64 KiB) and 1099511627776 (1 TiB)'),
+      doc: { type: 'int64', default: '4 GiB' },
+      relay: { flag: '--circuit-data-limit', config: 'limits.circuit_data_limit_bytes' }
+    }),
+    circuitDurationSeconds: int32('Seconds per circuit; 0 = unlimited (relay default 3600).', {
+      ...zeroOrRange('limits.circuitDurationSeconds', 10, 86400, 'must be 0 (unlimited) or between 10 and 86400 seconds'),
+      doc: { type: 'int', default: '3600' },
+      relay: { flag: '--circuit-duration', config: 'limits.circuit_duration_seconds' }
+    }),
+    maxConnections: int32('Connections at once; 0 = maxReservations + 2 × maxCircuits + 256 (relay default 0).', {
+      minimum: 0,
+      maximum: 10_000_000,
+      doc: { type: 'int', default: '0 (= maxReservations + 2 × maxCircuits + 256)' },
+      relay: { flag: '--max-connections', config: 'limits.max_connections' }
+    }),
+    maxPendingConnections: int32('Connections still in their Noise/Yamux handshake at once; when full, the oldest handshake of the busiest address is evicted (relay default 256).', {
+      minimum: 1,
+      maximum: 100_000,
+      doc: { type: 'int', default: '256', text: 'handshakes at once; 0 would refuse every new connection' },
+      relay: { flag: '--max-pending-connections', config: 'limits.max_pending_connections' }
+    }),
+    handshakeTimeoutSeconds: int32('Seconds a new connection has to finish its handshake (relay default 5).', {
+      minimum: 1,
+      maximum: 120,
+      doc: { type: 'int', default: '5' },
+      relay: { flag: '--handshake-timeout', config: 'limits.handshake_timeout_seconds' }
+    }),
+    ipMaxConnections: int32('Connections at once from one IP address, on each relay; 0 = unlimited (relay default 64).', {
+      minimum: 0,
+      maximum: 1_000_000,
+      doc: { type: 'int', default: '64', text: 'per source IP and relay, 0 = unlimited' },
+      relay: { flag: '--ip-max-connections', config: 'limits.ip_max_connections' }
+    }),
+    peerMaxCircuits: int32('Circuits at once from one source peer, on each relay; 0 = unlimited (relay default 16).', {
+      minimum: 0,
+      maximum: 1_000_000,
+      doc: { type: 'int', default: '16', text: 'circuits at once per source peer and relay, 0 = unlimited' },
+      relay: { flag: '--peer-max-circuits', config: 'limits.peer_max_circuits' }
+    }),
+    ipMaxCircuits: int32('Circuits at once from one source IP address, on each relay; 0 = unlimited (relay default 64).', {
+      minimum: 0,
+      maximum: 1_000_000,
+      doc: { type: 'int', default: '64', text: 'circuits at once per source IP and relay, 0 = unlimited' },
+      relay: { flag: '--ip-max-circuits', config: 'limits.ip_max_circuits' }
+    }),
+    circuitIdleTimeoutSeconds: int32('Seconds without a byte in either direction after which a circuit is closed; 0 = never (relay default 300).', {
+      ...zeroOrRange('limits.circuitIdleTimeoutSeconds', 10, 86400, 'must be 0 (never) or between 10 and 86400 seconds'),
+      doc: { type: 'int', default: '300', text: 'a circuit without a byte either way for this long is closed, 0 = never' },
+      relay: { flag: '--circuit-idle-timeout', config: 'limits.circuit_idle_timeout_seconds' }
+    }),
+    maxBufferedBytes: int64('Bytes buffered in all circuits of a relay together; at it the circuits stop reading and new circuits are refused; 0 = unlimited (relay default 256 MiB).', {
+      ...zeroOrRange('limits.maxBufferedBytes', 16_777_216, 1_099_511_627_776, 'must be 0 (unlimited) or between 16777216 (16 MiB) and 1099511627776 (1 TiB)'),
+      doc: { type: 'int64', default: '256 MiB', text: 'bytes buffered in all circuits of a relay; at it circuits stop reading and new circuits are refused, 0 = unlimited' },
+      relay: { flag: '--max-buffered-bytes', config: 'limits.max_buffered_bytes' }
+    })
+  }
+}
+
+const rateLimits: Prop = {
+  type: 'object',
+  tsName: 'RelayRateLimits',
+  description: 'Rate limits of every relay of the pool (relay config `rate_limits.*`, passed as flags). Unset fields keep the relay\'s defaults. With shared: true the counts are kept in Redis and so hold across the pool\'s relays (and every relay using the same Redis) instead of per relay.',
+  doc: { hide: true },
+  rules: [{ rule: '!has(self.redisUrlSecretRef) || (has(self.shared) && self.shared)', message: 'rateLimits.redisUrlSecretRef is only used with rateLimits.shared: true' }],
+  properties: {
+    shared: {
+      type: 'boolean',
+      description: 'true: the relays count against shared limits in Redis (each relay gets the URL as REDIS_URL from redisUrlSecretRef, default spec.discovery.redisUrlSecretRef); while Redis is unreachable each relay limits alone. Unset or false: each relay limits alone (relay default).',
+      doc: { default: '– (each relay limits alone)', text: '`true`: counts kept in Redis, so they hold across all relays on that Redis; the relay gets `REDIS_URL` (its `--redis`) from `rateLimits.redisUrlSecretRef`, else `discovery.redisUrlSecretRef`, through `valueFrom.secretKeyRef` (the URL never appears in the pod spec). While Redis is unreachable each relay limits alone.' }
+    },
+    redisUrlSecretRef: {
+      ...secretKeyRef('Secret key (in the pool\'s namespace) holding the Redis URL for shared rate limits, when it is not the discovery registry\'s (spec.discovery.redisUrlSecretRef). Needs shared: true.', 'redis-url'),
+      doc: { type: '`{name, key}` (key default `redis-url`)', text: 'another Redis for the counts; CEL: only with `shared: true`', leaf: true }
+    },
+    ipConnectionsPerSecond: int32('New connections per second per source IP, checked before the handshake; 0 = off (relay default 20).', {
+      minimum: 0,
+      maximum: 100_000,
+      doc: { type: 'int', default: '20', text: '0 = off' },
+      relay: { flag: '--ip-connections-per-second', config: 'rate_limits.ip_connections_per_second' }
+    }),
+    peerReservationsPerMinute: int32('Reservations per minute per peer; 0 = off (relay default 30).', {
+      minimum: 0,
+      maximum: 100_000,
+      doc: { type: 'int', default: '30', text: '0 = off' },
+      relay: { flag: '--peer-reservations-per-minute', config: 'rate_limits.peer_reservations_per_minute' }
+    }),
+    peerCircuitsPerMinute: int32('Circuits per minute per source peer; 0 = off (relay default 120).', {
+      minimum: 0,
+      maximum: 100_000,
+      doc: { type: 'int', default: '120', text: '0 = off' },
+      relay: { flag: '--peer-circuits-per-minute', config: 'rate_limits.peer_circuits_per_minute' }
+    })
+  }
+}
+
+const discovery: Prop = {
+  type: 'object',
+  tsName: 'DiscoverySpec',
+  description: 'The discovery registry the pool\'s Ready relays are registered in. Secrets are read from the RelayPool\'s namespace.',
+  required: ['redisUrlSecretRef'],
+  doc: { hide: true },
+  properties: {
+    redisUrlSecretRef: {
+      ...secretKeyRef('Secret key holding the Redis URL of the discovery registry (redis://[user:password@]host:port[/db]).', 'redis-url'),
+      doc: { type: '`{name, key}` (key default `redis-url`)', default: '**required**', text: 'Secret (in the pool\'s namespace) holding the Redis URL of the discovery registry', leaf: true }
+    },
+    p2pSecretRef: {
+      ...secretKeyRef('Secret holding the p2p secret relays use as the Bearer token towards the discovery API (the relay config\'s p2p_secret), and under apiUrlKey the discovery API URL. When set, each relay refreshes its own discovery entry (refresh-only: it never creates one), so the pool stays listed while the operator is down.', 'p2p-secret', {
+        apiUrlKey: { type: 'string', default: 'api-url', minLength: 1, maxLength: 253, description: 'Key of the same Secret holding the discovery API base URL (http(s)://host:port); a relay without it does not refresh its entry.' }
+      }),
+      tsName: 'P2pSecretRef',
+      doc: {
+        type: '`{name, key, apiUrlKey}` (key default `p2p-secret`, apiUrlKey default `api-url`)',
+        text: 'Secret holding the p2p secret (the relay config\'s `p2p_secret`, Bearer token of `POST /api/p2p/relays`) and the discovery API URL. When set, each relay gets both through `valueFrom.secretKeyRef` (env `POS_RELAY_P2P_SECRET` and `API_URL`, never in the pod spec) and runs `pos-relay run --refresh-only`: it refreshes the entry the operator created and never creates one (docs/registry.md), so its relays stay listed through an operator outage. A missing `apiUrlKey` leaves the relay without self-refresh.',
+        leaf: true
+      }
+    },
+    ttlSeconds: int32('Seconds an entry stays listed after its last heartbeat (heartbeats every ttlSeconds/3). Same meaning as `pos-relay discovery --ttl`.', {
+      default: 30,
+      minimum: 3,
+      maximum: 3600,
+      doc: { type: 'int', default: '**30**', text: 'registry TTL; heartbeats every ttl/3' }
+    })
+  }
+}
+
+const publicAddress: Prop = {
+  type: 'object',
+  tsName: 'PublicAddressSpec',
+  description: 'How each relay\'s public address is chosen. Default: the Node\'s ExternalIP, else its InternalIP.',
+  doc: { hide: true },
+  properties: {
+    nodeAddressTypes: {
+      type: 'array',
+      maxItems: 4,
+      listType: 'set',
+      description: 'Node status address types to use, in order of preference (default [ExternalIP, InternalIP]).',
+      items: { type: 'string', enum: ['ExternalIP', 'InternalIP', 'ExternalDNS', 'InternalDNS', 'Hostname'], tsName: 'NodeAddressType' },
+      doc: { type: 'enum[]', default: '`[ExternalIP, InternalIP]`', text: 'Node `status.addresses` types, in preference order' }
+    },
+    nodeAnnotation: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 317,
+      description: 'Name of a Node annotation whose value (an IP address or DNS name) wins over the node\'s status addresses when present, e.g. pos-relay.io/public-address.',
+      doc: { text: 'Node annotation whose value (IP or DNS name) wins, e.g. `pos-relay.io/public-address`' }
+    },
+    static: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 253,
+      description: 'One fixed IP address or DNS name for the relay (only with replicas 0 or 1).',
+      rules: [{ rule: 'isIP(self) || self.matches(\'^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$\')', message: 'publicAddress.static must be an IP address or a lower-case DNS name' }],
+      doc: { text: 'one fixed IP/DNS name; only with `replicas` 0 or 1, and an IP or lower-case DNS name' }
+    }
+  }
+}
+
+const spec: Prop = {
+  type: 'object',
+  description: 'Desired state of the pool.',
+  tsName: 'RelayPoolSpec',
+  required: ['discovery'],
+  rules: [
+    { rule: 'has(self.replicas) != (has(self.perNode) && self.perNode)', message: 'set exactly one of spec.replicas (a fixed number of relays) or spec.perNode: true (one relay on every eligible node)' },
+    { rule: '!(self.hostPort in [10250, 10255, 10256, 10257, 10259, 2379, 2380, 6443])', message: 'spec.hostPort must not be a port of the node\'s own Kubernetes services (kubelet 10250/10255, kube-proxy 10256, controller-manager 10257, scheduler 10259, etcd 2379/2380, apiserver 6443)' },
+    { rule: '!(self.hostPort >= 30000 && self.hostPort <= 32767)', message: 'spec.hostPort must not be in the default Service NodePort range 30000-32767 (kube-proxy serves NodePorts on every node)' },
+    { rule: '!has(self.publicAddress) || !has(self.publicAddress.static) || (has(self.replicas) && self.replicas <= 1)', message: 'spec.publicAddress.static gives every relay the same address, so it needs spec.replicas of 0 or 1; use publicAddress.nodeAnnotation for per-node addresses' }
+  ],
+  properties: {
+    replicas: int32('Number of relays. At most one relay runs per node (they share the hostPort), so replicas above the number of eligible nodes leave relays unscheduled and set the HostPortConflict condition. Mutually exclusive with perNode. `kubectl scale rp NAME --replicas N` sets it (scale subresource).', {
+      minimum: 0,
+      maximum: 1000,
+      doc: { type: 'int', text: 'number of relays (at most one per node: they share the hostPort). **Exactly one of `replicas` or `perNode: true`** (CEL). `kubectl scale rp NAME --replicas N` sets it (scale subresource; a perNode pool refuses it).' }
+    }),
+    perNode: {
+      type: 'boolean',
+      description: 'true: run one relay on every eligible node (matching nodeSelector, tolerations and affinity). Mutually exclusive with replicas.',
+      doc: { text: '`true`: one relay on every eligible node' }
+    },
+    nodeSelector: { ...stringMap('Node labels a node must carry to run a relay (as in a Pod).', 64), doc: { type: 'map string→string', text: 'as in a Pod' } },
+    tolerations: {
+      type: 'array',
+      maxItems: 64,
+      description: 'Tolerations of the relay pods (core/v1 Toleration).',
+      tsType: 'V1Toleration[]',
+      doc: { type: 'core/v1 Toleration[]', text: 'as in a Pod (CEL: `Exists` has no value)', leaf: true },
+      items: {
+        type: 'object',
+        properties: {
+          key: { type: 'string' },
+          operator: { type: 'string', enum: ['Exists', 'Equal'] },
+          value: { type: 'string' },
+          effect: { type: 'string', enum: ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'] },
+          tolerationSeconds: { type: 'integer', format: 'int64' }
+        },
+        rules: [{ rule: '!has(self.operator) || self.operator != \'Exists\' || !has(self.value) || self.value == \'\'', message: 'a toleration with operator Exists must not have a value' }]
+      }
+    },
+    affinity: {
+      type: 'object',
+      description: 'Affinity of the relay pods (core/v1 Affinity: nodeAffinity, podAffinity, podAntiAffinity), copied into each pod and validated by the API server when the pod is created.',
+      preserveUnknownFields: true,
+      tsType: 'V1Affinity',
+      doc: { type: 'core/v1 Affinity', text: 'copied into each pod unchanged (schema-less here; the API server validates it in the pod)' }
+    },
+    image: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 512,
+      description: 'Relay container image. Default: the operator\'s own image (the chart passes it as RELAY_IMAGE), which contains the relay.',
+      doc: { default: 'operator\'s `RELAY_IMAGE` env (the chart sets it to its own image)', text: 'relay container image' }
+    },
+    imagePullPolicy: {
+      type: 'string',
+      enum: ['Always', 'IfNotPresent', 'Never'],
+      description: 'Pull policy of the relay container; default IfNotPresent.',
+      doc: { default: '`IfNotPresent`' }
+    },
+    imagePullSecrets: {
+      type: 'array',
+      maxItems: 16,
+      tsType: 'V1LocalObjectReference[]',
+      items: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 } } },
+      doc: { type: '`{name}`[]', leaf: true }
+    },
+    hostPort: int32('TCP port on the node where peers reach the relay (default 7373). The container itself always listens on 7373; the node port maps to it.', {
+      default: 7373,
+      minimum: 1,
+      maximum: 65535,
+      doc: {
+        type: 'int',
+        default: '**7373**',
+        text: 'node TCP port peers dial; the container always listens on 7373 (`containerPort: 7373`, name `relay`), hostPort maps to it. CEL: not a Kubernetes node port (10250, 10255, 10256, 10257, 10259, 2379, 2380, 6443) and not in the default NodePort range 30000–32767. Below 1024 only the ports the operator allows (`--allowed-privileged-host-ports`, chart `operator.allowedPrivilegedHostPorts`, default none): otherwise no relay is created and the pool reports `Degraded=True HostPortNotAllowed` (a hostPort captures that port on the node, so 22, 53, 80 or 443 would take the node\'s SSH, DNS or ingress traffic).'
+      }
+    }),
+    resources: {
+      type: 'object',
+      description: 'Compute resources of the relay container (core/v1 ResourceRequirements).',
+      tsType: 'V1ResourceRequirements',
+      doc: { type: 'core/v1 ResourceRequirements (`limits`, `requests`)', text: 'relay container resources', leaf: true },
+      properties: {
+        limits: { type: 'object', maxProperties: 16, additionalProperties: QUANTITY },
+        requests: { type: 'object', maxProperties: 16, additionalProperties: QUANTITY }
+      }
+    },
+    limits,
+    rateLimits,
+    discovery,
+    drainSeconds: int32('After a relay pod is told to stop, how long open circuits may keep running (the relay\'s drain_seconds). The pod\'s terminationGracePeriodSeconds is drainSeconds plus a margin.', {
+      default: 30,
+      minimum: 0,
+      maximum: 3600,
+      doc: { type: 'int', default: '**30**', text: 'pod `terminationGracePeriodSeconds` is `drainSeconds + 15`' },
+      relay: { flag: '--drain-seconds', config: 'drain_seconds' }
+    }),
+    publicAddress,
+    podLabels: { ...stringMap('Extra labels for the relay pods (the operator\'s own labels win).', 32), doc: { type: 'map', text: 'extra pod labels (operator labels win)' } },
+    podAnnotations: { ...stringMap('Extra annotations for the relay pods.', 32), doc: { type: 'map', text: 'extra pod annotations' } },
+    priorityClassName: { type: 'string', maxLength: 253, description: 'PriorityClass of the relay pods.' },
+    logLevel: {
+      type: 'string',
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'],
+      description: 'Log level of the relays (default info).',
+      doc: { default: '`info`', text: 'relay `LOG_LEVEL`' }
+    }
+  }
+}
+
+const condition: Prop = {
+  type: 'object',
+  tsName: 'Condition',
+  required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'],
+  properties: {
+    type: { type: 'string', maxLength: 316, pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$' },
+    status: { type: 'string', enum: ['True', 'False', 'Unknown'], tsName: 'ConditionStatus' },
+    observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+    lastTransitionTime: { type: 'string', format: 'date-time' },
+    reason: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' },
+    message: { type: 'string', maxLength: 32768 }
+  }
+}
+
+const relay: Prop = {
+  type: 'object',
+  tsName: 'RelayStatus',
+  required: ['pod'],
+  properties: {
+    pod: { type: 'string', description: 'Pod name.' },
+    slot: int32('Identity slot (the Secret holding this slot\'s relay key).'),
+    node: { type: 'string', description: 'Node the pod is bound to (empty while unscheduled).' },
+    publicAddress: { type: 'string', description: 'IP address or DNS name peers dial (with the hostPort).' },
+    peerId: { type: 'string', description: 'libp2p peer id of the relay (12D3KooW...).' },
+    multiaddr: { type: 'string', description: 'Full address, e.g. /ip4/203.0.113.7/tcp/7373/p2p/12D3KooW...' },
+    ready: { type: 'boolean', description: 'The pod is Ready.' },
+    registered: { type: 'boolean', description: 'The relay is listed in the discovery registry.' },
+    phase: { type: 'string', description: 'Short state, e.g. Pending, Unschedulable, Running, Draining.' }
+  }
+}
+
+const status: Prop = {
+  type: 'object',
+  description: 'Observed state, written by the operator.',
+  tsName: 'RelayPoolStatus',
+  properties: {
+    observedGeneration: int64('metadata.generation of the spec this status describes.', { doc: { type: 'int64', text: '`metadata.generation` this status describes' } }),
+    replicas: int32('Relay pods of the pool that are not terminating (the scale subresource\'s current replicas).', { doc: { type: 'int', text: 'relay pods that are not terminating; `kubectl scale` reads it (scale subresource)' } }),
+    selector: { type: 'string', description: 'Label selector of the pool\'s relay pods, as a string (the scale subresource\'s selector, used by HorizontalPodAutoscalers).', doc: { text: 'label selector of the pool\'s relay pods (scale subresource)' } },
+    desiredRelays: int32('Relays the pool should run now.', { doc: { type: 'int', text: 'relays the pool should run now (`replicas`, or eligible nodes in perNode mode)' } }),
+    readyRelays: int32('Relays whose pod is Ready.', { doc: { type: 'int', text: 'relay pods that are Ready' } }),
+    registeredRelays: int32('Relays currently listed in the discovery registry.', { doc: { type: 'int', text: 'relays listed in the registry' } }),
+    conditions: {
+      type: 'array',
+      maxItems: 16,
+      description: 'Ready, Progressing, Degraded and HostPortConflict (metav1.Condition; lastTransitionTime changes only when status flips).',
+      listType: 'map',
+      listMapKeys: ['type'],
+      items: condition,
+      doc: { type: 'metav1.Condition (`type`, `status` True/False/Unknown, `observedGeneration`, `lastTransitionTime`, `reason`, `message`), list-map keyed by `type`', text: 'types below; `lastTransitionTime` changes only when `status` flips', leaf: true }
+    },
+    relays: {
+      type: 'array',
+      maxItems: 5000,
+      description: 'One entry per relay pod of the pool.',
+      listType: 'map',
+      listMapKeys: ['pod'],
+      items: relay,
+      doc: { type: 'list-map keyed by `pod`', text: '`pod`, `slot`, `node`, `publicAddress`, `peerId`, `multiaddr`, `ready`, `registered`, `phase`', leaf: true }
+    }
+  }
+}
+
+export const RELAYPOOL_CRD: CrdSource = {
+  group: 'pos-relay.io',
+  version: 'v1alpha1',
+  kind: 'RelayPool',
+  listKind: 'RelayPoolList',
+  plural: 'relaypools',
+  singular: 'relaypool',
+  shortNames: ['rp'],
+  categories: ['pos-relay'],
+  header: [
+    'RelayPool: a fleet of pos-relay relays on hostPort, run by the pos-relay operator.',
+    'Generated from operator/src/schema/relaypool.ts by `npm run generate:crd`: do not edit.',
+    'Field reference: crds/README.md. The Helm chart ships a byte-identical copy in',
+    'charts/pos-relay/crds/ (operator/test/generated.test.ts fails when either differs).'
+  ],
+  labels: { 'app.kubernetes.io/name': 'pos-relay', 'app.kubernetes.io/part-of': 'pos-relay' },
+  scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
+  printerColumns: [
+    { name: 'Desired', type: 'integer', description: 'Relays the pool should run (spec.replicas, or the number of eligible nodes in perNode mode)', jsonPath: '.status.desiredRelays' },
+    { name: 'Ready', type: 'integer', description: 'Relays whose pod is Ready', jsonPath: '.status.readyRelays' },
+    { name: 'Registered', type: 'integer', description: 'Relays currently listed by the discovery registry', jsonPath: '.status.registeredRelays' },
+    { name: 'Status', type: 'string', description: 'Status of the Ready condition', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: 'Reason', type: 'string', priority: 1, description: 'Reason of the Ready condition', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
+    { name: 'Host-Port', type: 'integer', priority: 1, description: 'TCP port the relays listen on, on every node', jsonPath: '.spec.hostPort' },
+    { name: 'Per-Node', type: 'boolean', priority: 1, description: 'One relay on every eligible node', jsonPath: '.spec.perNode' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }
+  ],
+  root: {
+    type: 'object',
+    description: 'RelayPool runs a fleet of pos-relay Circuit Relay v2 relays, each on a hostPort of its own node, and keeps the discovery registry in step with the relays that are Ready.',
+    required: ['spec'],
+    rules: [{ rule: 'self.metadata.name.size() <= 50', message: 'a RelayPool name must be at most 50 characters (it prefixes relay pod names and is used as a label value)' }],
+    properties: {
+      apiVersion: { type: 'string' },
+      kind: { type: 'string' },
+      metadata: { type: 'object' },
+      spec,
+      status
+    }
+  },
+  tsImports: ['V1Affinity', 'V1LocalObjectReference', 'V1ResourceRequirements', 'V1Toleration']
+}
