@@ -8,40 +8,10 @@ import type { RelayMetrics } from './metrics.js'
 import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
 import type { Logger } from '@pos-relay/shared'
-import type { Connection, ConnectionGater, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, PeerId } from '@libp2p/interface'
 import type { Tier, UsageDelta } from '@pos-relay/accounts'
 import { ipOf } from './connection-ip.js'
-
-/**
- * The parts of @libp2p/circuit-relay-v2's server (4.2.13, pinned exactly) that
- * we hook. They are not public API, so `installHopHooks` checks they exist
- * and fails at start-up, not at the first circuit, if an upgrade moved them.
- */
-interface UpstreamReservation { limit?: { data?: bigint, duration?: number }, signal: AbortSignal & { clear: () => void } }
-interface UpstreamReservationStore {
-  reservations: { size: number, get: (p: PeerId) => UpstreamReservation | undefined, delete: (p: PeerId) => void }
-  reserve: (peer: PeerId, addr: unknown, limit?: unknown) => { status: string | number, expire?: number }
-}
-interface PbStream {
-  write: (v: any, codec: any, o?: any) => Promise<void>
-  pb: (codec: any) => { write: (v: any, o?: any) => Promise<void> }
-  unwrap: () => Stream
-}
-interface HopContext { stream: PbStream, connection: Connection, request: { peer?: { id: Uint8Array } } }
-interface StopHopArgs { connection: Connection, request: { type: string, peer: { id: Uint8Array, addrs: Uint8Array[] }, limit?: { data?: bigint } } }
-interface UpstreamRelayServer {
-  components: { connectionGater: ConnectionGater, connectionManager: { getConnections: (peer: PeerId) => Connection[] } }
-  reservationStore: UpstreamReservationStore
-  handleReserve: (ctx: HopContext, options: any) => Promise<void>
-  handleConnect: (ctx: HopContext, options: any) => Promise<void>
-  stopHop: (args: StopHopArgs, options: any) => Promise<Stream | undefined>
-}
-
-// upstream's generated protobuf codec for HopMessage; not exported by the
-// package, so it is loaded by file from next to the package entry point
-const pb = await import(new URL('./pb/index.js', import.meta.resolve('@libp2p/circuit-relay-v2')).href) as {
-  HopMessage: { encode: (m: any) => Uint8Array, decode: (b: any) => any }
-}
+import { closeHopStream, HopMessage, patchHopServer, type HopContext, type HopHandler, type ReserveResult } from '@pos-relay/upstream-patches/circuit-relay-server'
 
 export interface HopHooksOptions {
   limits: RelayLimits
@@ -102,14 +72,13 @@ const isCircuit = (conn: Connection): boolean => conn.remoteAddr.toString().incl
 
 
 export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHooks {
-  const server = service as UpstreamRelayServer
-  for (const name of ['handleReserve', 'handleConnect', 'stopHop'] as const) {
-    if (typeof server[name] !== 'function') throw new Error(`@libp2p/circuit-relay-v2 internals changed: ${name} is missing; pin 4.2.13`)
-  }
+  // upstream's CONNECT is replaced, its RESERVE and reserve() wrapped (UPSTREAM.md, circuit-relay-server)
+  const server = patchHopServer(service, {
+    handleReserve: async (ctx, options, upstream) => { await handleReserve(ctx, options, upstream) },
+    handleConnect: async (ctx, options) => { await handleConnect(ctx, options) },
+    reserve: (peer, addr, upstream) => reserve(peer, addr, upstream)
+  })
   const store = server.reservationStore
-  if (typeof store?.reserve !== 'function' || store.reservations == null || server.components?.connectionManager == null) {
-    throw new Error('@libp2p/circuit-relay-v2 internals changed: reservationStore/components; pin 4.2.13')
-  }
 
   const { limits, metrics, logger } = opts
   const circuits = new Set<Circuit>()
@@ -131,11 +100,12 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     metrics.denialsTotal.inc({ reason })
     opts.denials.note(reason)
     await ctx.stream.write(status, hopStatusCodec, options)
+    // nothing follows a refusal: end our side so the client's read ends (UPSTREAM.md, circuit-relay-server bug 4)
+    await closeHopStream(ctx.stream, options)
   }
 
   // RESERVE: refuse while draining so clients move to another relay
-  const handleReserve = server.handleReserve.bind(server)
-  server.handleReserve = async (ctx, options) => {
+  const handleReserve = async (ctx: HopContext, options: any, upstream: HopHandler): Promise<void> => {
     if (opts.isDraining()) {
       metrics.reservationsTotal.inc({ result: 'refused' })
       await refuse(ctx, options, HopStatus.RESERVATION_REFUSED, 'draining')
@@ -147,7 +117,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       await refuse(ctx, options, HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_reservation_rate')
       return
     }
-    if (accounts == null) { await handleReserve(ctx, options); return }
+    if (accounts == null) { await upstream(ctx, options); await closeHopStream(ctx.stream, options); return }
     const who = accounts.identify(peer)
     if (who == null) {
       metrics.reservationsTotal.inc({ result: 'denied' })
@@ -162,7 +132,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     }
     limitOf.set(peer.toString(), circuitDataLimit(who.tier))
     try {
-      await handleReserve(ctx, options)
+      await upstream(ctx, options)
+      await closeHopStream(ctx.stream, options)
     } finally {
       limitOf.delete(peer.toString())
     }
@@ -182,10 +153,9 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     tier != null && tier.circuit_data_limit_bytes > 0 ? { data: BigInt(tier.circuit_data_limit_bytes) } : dataLimit
   /** the limit to announce for a reservation being made (per tier with auth on) */
   const limitOf = new Map<string, { data: bigint } | undefined>()
-  const reserve = store.reserve.bind(store)
-  store.reserve = (peer, addr) => {
+  const reserve = (peer: PeerId, addr: unknown, upstream: (peer: PeerId, addr: unknown) => ReserveResult): ReserveResult => {
     const existed = store.reservations.get(peer) != null
-    const result = reserve(peer, addr)
+    const result = upstream(peer, addr)
     // upstream's protons codec uses string enum values ('OK')
     if (result.status === 'OK' || result.status === HopStatus.OK) {
       const reservation = store.reservations.get(peer)
@@ -209,8 +179,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
    * and per-IP caps), and pick an open,
    * direct connection to the destination rather than `connections[0]`.
    */
-  const stopHop = server.stopHop.bind(server)
-  server.handleConnect = async (ctx, options) => {
+  const stopHop = server.stopHop
+  const handleConnect = async (ctx: HopContext, options: any): Promise<void> => {
     const { connection, request } = ctx
     const fail = async (status: HopStatusCode, reason: string): Promise<void> => {
       metrics.circuitsTotal.inc({ result: status === HopStatus.RESOURCE_LIMIT_EXCEEDED || status === HopStatus.PERMISSION_DENIED ? 'denied' : 'failed' })
@@ -277,7 +247,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     }, options).catch(() => undefined)
     if (dstStream == null) { await fail(HopStatus.CONNECTION_FAILED, 'connection_failed'); return false }
     try {
-      await ctx.stream.pb(pb.HopMessage).write({ type: 'STATUS', status: 'OK', ...(circuitLimit != null ? { limit: circuitLimit } : {}) }, options)
+      await ctx.stream.pb(HopMessage).write({ type: 'STATUS', status: 'OK', ...(circuitLimit != null ? { limit: circuitLimit } : {}) }, options)
     } catch (err: any) {
       dstStream.abort(err)
       metrics.circuitsTotal.inc({ result: 'failed' })
