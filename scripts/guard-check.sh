@@ -28,6 +28,7 @@ GUARDS=(
   "backpressure half-close (e2e, relay process)|backpressure-half-close-early.patch|e2e/test/relay-e2e.test.ts|a destination that reads nothing holds the sender back"
   "QUIC stall bound|quic-read-backpressure.patch|relay-image/test/quic.test.ts|a destination that reads nothing holds a QUIC sender back"
   "malformed traffic|malformed-no-connection-failed.patch|e2e/test/malformed.test.ts|"
+  "HOP refusals closed|hop-refusal-left-open.patch|relay-image/test/hop-refusals.test.ts|"
   "flood eviction|flood-no-eviction.patch|e2e/test/flood.test.ts|"
   "--help flags|help-flag-without-text.patch|packages/cli/test/cli.test.ts|^run --help"
   "dashboards operator half|dashboards-no-operator.patch|e2e/kube/test/dashboards.test.ts|"

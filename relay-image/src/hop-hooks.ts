@@ -1,55 +1,25 @@
 import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
+import { closeHopStream, HopMessage, patchHopServer, type HopContext, type HopHandler, type ReserveResult, type UpstreamRelayServer } from '@pos-relay/upstream-patches/circuit-relay-server'
 import { hopStatusCodec, HopStatus, type HopStatusCode } from './hop-status.js'
 import { spliceStreams, type CircuitEnd, type Splice } from './splice.js'
-import { CircuitSlots } from './circuit-slots.js'
 import { BufferBudget } from './buffer-budget.js'
+import { isRelayed } from './connection-ip.js'
+import { HopAdmission, type AdmissionAccounts, type ConnectAdmitted, type DataLimit } from './hop-admission.js'
+import { HopAccounting, type AccountingMeter, type BilledCircuit } from './hop-accounting.js'
 import type { RelayMetrics } from './metrics.js'
 import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
 import type { Logger } from '@pos-relay/shared'
-import type { Connection, ConnectionGater, PeerId, Stream } from '@libp2p/interface'
-import type { Tier, UsageDelta } from '@pos-relay/accounts'
-import { ipOf } from './connection-ip.js'
-
-/**
- * The parts of @libp2p/circuit-relay-v2's server (4.2.13, pinned exactly) that
- * we hook. They are not public API, so `installHopHooks` checks they exist
- * and fails at start-up, not at the first circuit, if an upgrade moved them.
- */
-interface UpstreamReservation { limit?: { data?: bigint, duration?: number }, signal: AbortSignal & { clear: () => void } }
-interface UpstreamReservationStore {
-  reservations: { size: number, get: (p: PeerId) => UpstreamReservation | undefined, delete: (p: PeerId) => void }
-  reserve: (peer: PeerId, addr: unknown, limit?: unknown) => { status: string | number, expire?: number }
-}
-interface PbStream {
-  write: (v: any, codec: any, o?: any) => Promise<void>
-  pb: (codec: any) => { write: (v: any, o?: any) => Promise<void> }
-  unwrap: () => Stream
-}
-interface HopContext { stream: PbStream, connection: Connection, request: { peer?: { id: Uint8Array } } }
-interface StopHopArgs { connection: Connection, request: { type: string, peer: { id: Uint8Array, addrs: Uint8Array[] }, limit?: { data?: bigint } } }
-interface UpstreamRelayServer {
-  components: { connectionGater: ConnectionGater, connectionManager: { getConnections: (peer: PeerId) => Connection[] } }
-  reservationStore: UpstreamReservationStore
-  handleReserve: (ctx: HopContext, options: any) => Promise<void>
-  handleConnect: (ctx: HopContext, options: any) => Promise<void>
-  stopHop: (args: StopHopArgs, options: any) => Promise<Stream | undefined>
-}
-
-// upstream's generated protobuf codec for HopMessage; not exported by the
-// package, so it is loaded by file from next to the package entry point
-const pb = await import(new URL('./pb/index.js', import.meta.resolve('@libp2p/circuit-relay-v2')).href) as {
-  HopMessage: { encode: (m: any) => Uint8Array, decode: (b: any) => any }
-}
+import type { Connection, PeerId } from '@libp2p/interface'
 
 export interface HopHooksOptions {
   limits: RelayLimits
   metrics: RelayMetrics
   logger: Logger
   isDraining: () => boolean
-  rateLimiter: RelayRateLimiter
-  denials: SampledLog
+  rateLimiter: Pick<RelayRateLimiter, 'allow'>
+  denials: Pick<SampledLog, 'note'>
   /**
    * The account a peer relays for, once accounts exist; circuits are then
    * also limited per account (`rate_limits.account_circuits_per_minute`).
@@ -59,17 +29,8 @@ export interface HopHooksOptions {
   accounts?: AccountPolicy
 }
 
-/** Account rules the hooks apply when auth is on. */
-export interface AccountPolicy {
-  /** account and tier of a peer that presented a valid ticket; undefined: refuse */
-  identify: (peer: PeerId) => { account: string, tier: Tier } | undefined
-  /** fleet-wide admission of one more reservation for the account (tier.max_reservations) */
-  admitReservation: (account: string, peer: PeerId, tier: Tier) => Promise<boolean>
-  releaseReservation: (account: string, peer: PeerId) => void
-  /** bytes the account may still relay this month; Infinity when unlimited */
-  remainingBytes: (account: string, tier: Tier) => Promise<number>
-  meter: (account: string, delta: Partial<UsageDelta>) => void
-}
+/** Account rules the hooks apply when auth is on: admission's and accounting's. */
+export interface AccountPolicy extends AdmissionAccounts, AccountingMeter {}
 
 export interface HopHooks {
   /** circuits currently relayed */
@@ -90,39 +51,42 @@ export interface HopHooks {
   tick: () => Promise<void>
 }
 
-interface Circuit {
+interface Circuit extends BilledCircuit {
   abort: (reason: Error) => void
   src: string
   dst: string
-  account?: string
-  lastBilled: number
 }
 
-const isCircuit = (conn: Connection): boolean => conn.remoteAddr.toString().includes('/p2p-circuit')
-
-
+/**
+ * Puts the relay's policy into upstream's hop server: admission (hop-admission.ts)
+ * decides, accounting (hop-accounting.ts) counts and bills, and this module
+ * answers HOP requests, opens circuits (splice.ts) and keeps the open ones.
+ */
 export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHooks {
-  const server = service as UpstreamRelayServer
-  for (const name of ['handleReserve', 'handleConnect', 'stopHop'] as const) {
-    if (typeof server[name] !== 'function') throw new Error(`@libp2p/circuit-relay-v2 internals changed: ${name} is missing; pin 4.2.13`)
-  }
+  const { limits, metrics, logger, accounts } = opts
+  // upstream's CONNECT is replaced, its RESERVE and reserve() wrapped (UPSTREAM.md, circuit-relay-server)
+  const server: UpstreamRelayServer = patchHopServer(service, {
+    handleReserve: async (ctx, options, upstream) => { await handleReserve(ctx, options, upstream) },
+    handleConnect: async (ctx, options) => { await handleConnect(ctx, options) },
+    reserve: (peer, addr, upstream) => reserve(peer, addr, upstream)
+  })
   const store = server.reservationStore
-  if (typeof store?.reserve !== 'function' || store.reservations == null || server.components?.connectionManager == null) {
-    throw new Error('@libp2p/circuit-relay-v2 internals changed: reservationStore/components; pin 4.2.13')
-  }
-
-  const { limits, metrics, logger } = opts
   const circuits = new Set<Circuit>()
-  const slots = new CircuitSlots(limits)
   const budget = new BufferBudget(limits.max_buffered_bytes)
-  /** reservations made with auth on: who pays for them, billed since when */
-  const reservationAccounts = new Map<string, { account: string, peer: PeerId, lastBilled: number }>()
-  const accounts = opts.accounts
+  const admission = new HopAdmission({
+    limits,
+    isDraining: opts.isDraining,
+    rateLimiter: opts.rateLimiter,
+    ...(accounts != null ? { accounts } : {}),
+    ...(opts.accountOf != null ? { accountOf: opts.accountOf } : {}),
+    hasReservation: (peer) => store.reservations.get(peer) != null,
+    buffersExhausted: () => budget.exhausted
+  })
+  const accounting = new HopAccounting({
+    bytes: { toDestination: metrics.relayedBytesTotal.labels('to_destination'), toSource: metrics.relayedBytesTotal.labels('to_source') },
+    ...(accounts != null ? { accounts } : {})
+  })
   const idleWaiters = new Set<() => void>()
-  const bytesTo = {
-    destination: metrics.relayedBytesTotal.labels('to_destination'),
-    source: metrics.relayedBytesTotal.labels('to_source')
-  }
   metrics.sources.reservations = () => store.reservations.size
   metrics.sources.circuits = () => circuits.size
   metrics.sources.bufferedBytes = () => budget.bytes
@@ -131,65 +95,39 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     metrics.denialsTotal.inc({ reason })
     opts.denials.note(reason)
     await ctx.stream.write(status, hopStatusCodec, options)
+    // nothing follows a refusal: end our side so the client's read ends (UPSTREAM.md, circuit-relay-server bug 4)
+    await closeHopStream(ctx.stream, options)
   }
 
-  // RESERVE: refuse while draining so clients move to another relay
-  const handleReserve = server.handleReserve.bind(server)
-  server.handleReserve = async (ctx, options) => {
-    if (opts.isDraining()) {
-      metrics.reservationsTotal.inc({ result: 'refused' })
-      await refuse(ctx, options, HopStatus.RESERVATION_REFUSED, 'draining')
-      return
-    }
+  /** the limit to announce for a reservation being made, set while upstream makes it */
+  const limitOf = new Map<string, DataLimit>()
+  const handleReserve = async (ctx: HopContext, options: any, upstream: HopHandler): Promise<void> => {
     const peer = ctx.connection.remotePeer
-    if (!(await opts.rateLimiter.allow('peer_reservation', peer.toString()))) {
-      metrics.reservationsTotal.inc({ result: 'refused' })
-      await refuse(ctx, options, HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_reservation_rate')
+    const admitted = await admission.reserve(peer)
+    if (!admitted.ok) {
+      metrics.reservationsTotal.inc({ result: admitted.result })
+      await refuse(ctx, options, admitted.status, admitted.reason)
       return
     }
-    if (accounts == null) { await handleReserve(ctx, options); return }
-    const who = accounts.identify(peer)
-    if (who == null) {
-      metrics.reservationsTotal.inc({ result: 'denied' })
-      await refuse(ctx, options, HopStatus.PERMISSION_DENIED, 'no_ticket')
-      return
-    }
-    const refreshing = store.reservations.get(peer) != null
-    if (!refreshing && !(await accounts.admitReservation(who.account, peer, who.tier))) {
-      metrics.reservationsTotal.inc({ result: 'refused' })
-      await refuse(ctx, options, HopStatus.RESOURCE_LIMIT_EXCEEDED, 'account_reservations')
-      return
-    }
-    limitOf.set(peer.toString(), circuitDataLimit(who.tier))
+    if (admitted.who == null) { await upstream(ctx, options); await closeHopStream(ctx.stream, options); return }
+    limitOf.set(peer.toString(), admitted.limit)
     try {
-      await handleReserve(ctx, options)
+      await upstream(ctx, options)
+      await closeHopStream(ctx.stream, options)
     } finally {
       limitOf.delete(peer.toString())
     }
-    if (store.reservations.get(peer) != null) {
-      if (!reservationAccounts.has(peer.toString())) reservationAccounts.set(peer.toString(), { account: who.account, peer, lastBilled: Date.now() })
-    } else if (!refreshing) {
-      accounts.releaseReservation(who.account, peer)
-    }
+    if (store.reservations.get(peer) != null) accounting.reservationMade(peer, admitted.who.account)
+    else admitted.release()
   }
 
-  // Upstream applies one default limit with the duration in ms, but writes
-  // that number unchanged into the wire `Limit.duration`, which is in seconds
-  // (a 2 min limit is announced as 120000 s). So we announce only the data
-  // limit and enforce the duration ourselves.
-  const dataLimit = limits.circuit_data_limit_bytes > 0 ? { data: BigInt(limits.circuit_data_limit_bytes) } : undefined
-  const circuitDataLimit = (tier?: Tier): { data: bigint } | undefined =>
-    tier != null && tier.circuit_data_limit_bytes > 0 ? { data: BigInt(tier.circuit_data_limit_bytes) } : dataLimit
-  /** the limit to announce for a reservation being made (per tier with auth on) */
-  const limitOf = new Map<string, { data: bigint } | undefined>()
-  const reserve = store.reserve.bind(store)
-  store.reserve = (peer, addr) => {
+  const reserve = (peer: PeerId, addr: unknown, upstream: (peer: PeerId, addr: unknown) => ReserveResult): ReserveResult => {
     const existed = store.reservations.get(peer) != null
-    const result = reserve(peer, addr)
+    const result = upstream(peer, addr)
     // upstream's protons codec uses string enum values ('OK')
     if (result.status === 'OK' || result.status === HopStatus.OK) {
       const reservation = store.reservations.get(peer)
-      if (reservation != null) reservation.limit = limitOf.has(peer.toString()) ? limitOf.get(peer.toString()) : dataLimit
+      if (reservation != null) reservation.limit = limitOf.has(peer.toString()) ? limitOf.get(peer.toString()) : admission.dataLimit()
       metrics.reservationsTotal.inc({ result: existed ? 'refreshed' : 'ok' })
     } else {
       metrics.reservationsTotal.inc({ result: 'refused' })
@@ -199,61 +137,31 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   }
 
   /**
-   * CONNECT, replacing upstream's handleConnect. Upstream joins the two
-   * streams with `pipe(src, dst, src)`, which wraps the source stream twice;
-   * the second wrapper queues every incoming chunk and is never read, so a
-   * circuit holds about its whole payload in memory until it closes (measured:
-   * ~400 MiB for a 256 MiB transfer). We splice the streams ourselves with
-   * pause/resume backpressure, which bounds memory by the yamux windows.
-   * Also: answer RESOURCE_LIMIT_EXCEEDED over max_circuits (and the per-peer
-   * and per-IP caps), and pick an open,
-   * direct connection to the destination rather than `connections[0]`.
+   * CONNECT, replacing upstream's handleConnect (UPSTREAM.md: its pipe() holds
+   * a circuit's whole payload in memory, and it relays over `connections[0]`).
+   * We splice the streams with pause/resume backpressure, which bounds memory
+   * by the yamux windows, and pick an open, direct connection to the destination.
    */
-  const stopHop = server.stopHop.bind(server)
-  server.handleConnect = async (ctx, options) => {
-    const { connection, request } = ctx
+  const handleConnect = async (ctx: HopContext, options: any): Promise<void> => {
     const fail = async (status: HopStatusCode, reason: string): Promise<void> => {
       metrics.circuitsTotal.inc({ result: status === HopStatus.RESOURCE_LIMIT_EXCEEDED || status === HopStatus.PERMISSION_DENIED ? 'denied' : 'failed' })
       await refuse(ctx, options, status, reason)
     }
-    if (isCircuit(connection)) { await fail(HopStatus.PERMISSION_DENIED, 'relayed_source'); return }
-    // a circuit would add to buffers already at the relay-wide budget
-    if (budget.exhausted) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'buffer_budget'); return }
-    // taken now, before the first await: see CircuitSlots
-    const slot = slots.take(connection.remotePeer.toString(), ipOf(connection))
-    if (!slot.ok) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, slot.reason); return }
+    // no await before admission: it takes the circuit slot synchronously
+    const admitted = await admission.connect(ctx.connection)
+    if (!admitted.ok) { await fail(admitted.status, admitted.reason); return }
     let opened = false
     try {
-      opened = await openCircuit(ctx, options, fail, slot.release)
+      opened = await openCircuit(ctx, options, fail, admitted)
     } finally {
-      if (!opened) slot.release()
+      if (!opened) admitted.releaseSlot()
     }
   }
 
-  /** the rest of CONNECT, holding a slot; true once the circuit is open (its end then releases the slot) */
-  const openCircuit = async (ctx: HopContext, options: any, fail: (status: HopStatusCode, reason: string) => Promise<void>, releaseSlot: () => void): Promise<boolean> => {
+  /** the rest of an admitted CONNECT; true once the circuit is open (its end then releases the slot) */
+  const openCircuit = async (ctx: HopContext, options: any, fail: (status: HopStatusCode, reason: string) => Promise<void>, admitted: ConnectAdmitted): Promise<boolean> => {
     const { connection, request } = ctx
-    if (!(await opts.rateLimiter.allow('peer_circuit', connection.remotePeer.toString()))) {
-      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'peer_circuit_rate'); return false
-    }
-    const who = accounts?.identify(connection.remotePeer)
-    if (accounts != null && who == null) { await fail(HopStatus.PERMISSION_DENIED, 'no_ticket'); return false }
-    const account = who?.account ?? opts.accountOf?.(connection.remotePeer)
-    if (account != null && !(await opts.rateLimiter.allow('account_circuit', account))) {
-      await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'account_circuit_rate'); return false
-    }
-    // the circuit's data limit: the tier's (or the relay's), and never more than the quota left
-    let circuitLimit = circuitDataLimit(who?.tier)
-    let quotaBound = false
-    if (who != null && who.tier.monthly_bytes > 0) {
-      const remaining = await accounts!.remainingBytes(who.account, who.tier)
-      if (remaining <= 0) { await fail(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'quota'); return false }
-      if (circuitLimit == null || BigInt(Math.floor(remaining)) < circuitLimit.data) {
-        circuitLimit = { data: BigInt(Math.floor(remaining)) }
-        quotaBound = true
-      }
-    }
-    const durationSeconds = who != null && who.tier.circuit_duration_seconds > 0 ? who.tier.circuit_duration_seconds : limits.circuit_duration_seconds
+    const { limit, who } = admitted
     let dst: PeerId
     try {
       if (request.peer?.id == null) throw new Error('no peer in CONNECT')
@@ -267,17 +175,17 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       await fail(HopStatus.PERMISSION_DENIED, 'gater'); return false
     }
     const dstConnection = server.components.connectionManager.getConnections(dst)
-      .filter((c) => c.status === 'open' && !isCircuit(c))
+      .filter((c) => c.status === 'open' && !isRelayed(c))
       .sort((a, b) => b.timeline.open - a.timeline.open)[0]
     if (dstConnection == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return false }
 
-    const dstStream = await stopHop({
+    const dstStream = await server.stopHop({
       connection: dstConnection,
-      request: { type: 'CONNECT', peer: { id: connection.remotePeer.toMultihash().bytes, addrs: [] }, ...(circuitLimit != null ? { limit: circuitLimit } : {}) }
+      request: { type: 'CONNECT', peer: { id: connection.remotePeer.toMultihash().bytes, addrs: [] }, ...(limit != null ? { limit } : {}) }
     }, options).catch(() => undefined)
     if (dstStream == null) { await fail(HopStatus.CONNECTION_FAILED, 'connection_failed'); return false }
     try {
-      await ctx.stream.pb(pb.HopMessage).write({ type: 'STATUS', status: 'OK', ...(circuitLimit != null ? { limit: circuitLimit } : {}) }, options)
+      await ctx.stream.pb(HopMessage).write({ type: 'STATUS', status: 'OK', ...(limit != null ? { limit } : {}) }, options)
     } catch (err: any) {
       dstStream.abort(err)
       metrics.circuitsTotal.inc({ result: 'failed' })
@@ -287,35 +195,30 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     const srcStream = ctx.stream.unwrap()
     metrics.circuitsTotal.inc({ result: 'opened' })
 
-    if (account != null) accounts?.meter(account, { circuits: 1 })
-    const circuit: Circuit = { abort: () => {}, src: connection.remotePeer.toString(), dst: dst.toString(), ...(who != null ? { account: who.account } : {}), lastBilled: Date.now() }
+    // metered to the ticket's account only (an accountOf account is for rate limits)
+    const circuit: Circuit = { abort: () => {}, src: connection.remotePeer.toString(), dst: dst.toString(), ...accounting.circuitOpened(who?.account) }
+    const bytes = accounting.circuitBytes(circuit)
     // set once spliceStreams returns; onEnd may in principle run before that
     let splice: Splice | undefined
     let ended = false
     const onEnd = (end: CircuitEnd): void => {
       ended = true
       circuits.delete(circuit)
-      releaseSlot()
+      admitted.releaseSlot()
       if (splice != null) budget.delete(splice)
       reservation.signal.removeEventListener('abort', onReservationEnd)
-      if (who != null) accounts!.meter(who.account, { circuit_seconds: (Date.now() - circuit.lastBilled) / 1000 })
-      const reason = (end.reason === 'data_limit' && quotaBound) || end.error?.name === 'QuotaExceededError' ? 'quota' : end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason
+      accounting.circuitEnded(circuit)
+      const reason = (end.reason === 'data_limit' && admitted.quotaBound) || end.error?.name === 'QuotaExceededError' ? 'quota' : end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason
       metrics.circuitEndsTotal.inc({ reason })
       logger.debug({ event: 'circuit_end', reason, err: end.error?.message, bytes_to_destination: end.bytesToDestination, bytes_to_source: end.bytesToSource }, 'circuit closed')
       if (circuits.size === 0) for (const wake of idleWaiters) wake()
     }
     splice = spliceStreams(srcStream, dstStream, {
-      dataLimit: circuitLimit != null ? Number(circuitLimit.data) : 0,
-      durationMs: durationSeconds * 1000,
+      dataLimit: limit != null ? Number(limit.data) : 0,
+      durationMs: admitted.durationSeconds * 1000,
       idleTimeoutMs: limits.circuit_idle_timeout_seconds * 1000,
-      onBytesToDestination: (n) => {
-        bytesTo.destination.inc(n)
-        if (who != null) accounts!.meter(who.account, { bytes_to_destination: n })
-      },
-      onBytesToSource: (n) => {
-        bytesTo.source.inc(n)
-        if (who != null) accounts!.meter(who.account, { bytes_to_source: n })
-      },
+      onBytesToDestination: bytes.toDestination,
+      onBytesToSource: bytes.toSource,
       onEnd
     })
     circuit.abort = splice.abort
@@ -327,16 +230,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     return true
   }
 
-  const releaseReservation = (peer: PeerId): void => {
-    const billed = reservationAccounts.get(peer.toString())
-    if (billed == null) return
-    reservationAccounts.delete(peer.toString())
-    accounts?.meter(billed.account, { reservation_seconds: (Date.now() - billed.lastBilled) / 1000 })
-    accounts?.releaseReservation(billed.account, peer)
-  }
-
   const dropReservation = (peer: PeerId): void => {
-    releaseReservation(peer)
+    accounting.reservationEnded(peer)
     const reservation = store.reservations.get(peer)
     if (reservation == null) return
     reservation.signal.clear()
@@ -365,29 +260,16 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     },
     async tick () {
       if (accounts == null) return
-      const now = Date.now()
-      for (const r of reservationAccounts.values()) {
-        // a reservation also ends by expiry, which upstream does silently
-        if (store.reservations.get(r.peer) == null) { releaseReservation(r.peer); continue }
+      accounting.tickReservations(
+        (peer) => store.reservations.get(peer) != null,
         // a ticket that expired without being renewed ends the reservation
-        if (accounts.identify(r.peer) == null) { metrics.denialsTotal.inc({ reason: 'ticket_expired' }); dropReservation(r.peer); continue }
-        accounts.meter(r.account, { reservation_seconds: (now - r.lastBilled) / 1000 })
-        r.lastBilled = now
-      }
-      const byAccount = new Map<string, Circuit[]>()
-      for (const c of circuits) {
-        if (c.account == null) continue
-        accounts.meter(c.account, { circuit_seconds: (now - c.lastBilled) / 1000 })
-        c.lastBilled = now
-        byAccount.set(c.account, [...(byAccount.get(c.account) ?? []), c])
-      }
+        (peer) => accounts.identify(peer) != null,
+        (peer) => { metrics.denialsTotal.inc({ reason: 'ticket_expired' }); dropReservation(peer) }
+      )
       // quotas are shared: another relay may have used up what this one allowed
-      for (const [account, list] of byAccount) {
-        const peer = list[0]!.src
-        const who = accounts.identify(peerIdFromString(peer))
-        if (who == null || who.tier.monthly_bytes <= 0) continue
-        if (await accounts.remainingBytes(account, who.tier) > 0) continue
-        for (const c of list) c.abort(new QuotaExceededError(`monthly quota of account used up`))
+      for (const [account, list] of accounting.tickCircuits(circuits)) {
+        if (!(await admission.quotaUsedUp(peerIdFromString(list[0]!.src), account))) continue
+        for (const c of list) c.abort(new QuotaExceededError('monthly quota of account used up'))
       }
     }
   }

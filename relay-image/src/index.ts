@@ -12,3 +12,6 @@ export {
 export { createAccountPolicy, createMemoryReservationCounter, createRedisReservationCounter, type AccountPolicyDeps, type ReservationCounter } from './account-policy.js'
 export { DEFAULT_PRESENTATIONS_PER_MINUTE, TicketGate, TICKET_PROTOCOL } from './auth.js'
 export type { RelayAccountServices } from './relay.js'
+export { HopAdmission, type HopAdmissionOptions, type AdmissionAccounts, type Refusal, type ReserveAdmitted, type ConnectAdmitted } from './hop-admission.js'
+export { HopAccounting, type HopAccountingOptions, type AccountingMeter, type BilledCircuit } from './hop-accounting.js'
+export { installHopHooks, QuotaExceededError, type HopHooks, type HopHooksOptions, type AccountPolicy } from './hop-hooks.js'

@@ -19,6 +19,7 @@ import { TicketGate, type RevocationsLike, type TicketVerifierLike } from './aut
 import { createAccountPolicy, createRedisReservationCounter, type ReservationCounter } from './account-policy.js'
 import type { Tier, UsageDelta } from '@pos-relay/accounts'
 import { DiscoveryRegistration } from './registration.js'
+import { linearGetConnections } from '@pos-relay/upstream-patches/libp2p-get-connections'
 
 export interface RelayServerOptions {
   config: RelayConfig
@@ -214,6 +215,7 @@ export class RelayServer {
       }
     })
     this.node = node
+    // upstream's all-peers getConnections() is quadratic (UPSTREAM.md)
     linearGetConnections(node)
     const services = this.accountServices ?? (config.auth.enabled ? (this.builtServices = await accountServicesFromConfig(config, logger)) : undefined)
     if (services != null) {
@@ -369,28 +371,6 @@ export class RelayServer {
     await this.http.close()
     this.started = false
     this.logger.info({ event: 'relay_stopped' }, 'relay stopped')
-  }
-}
-
-/**
- * libp2p 3.3's `connectionManager.getConnections()` (all peers) builds its
- * list with `conns = conns.concat(peerConns)` once per peer: quadratic in the
- * number of connected peers. It runs for every inbound connection (the
- * maxConnections check) and in the connection pruner, so a relay holding
- * thousands of reservations spent most of a new peer's time there (5,000
- * reservations took 87 s). Replaced on this node by a linear copy; per-peer
- * lookups are upstream's.
- */
-function linearGetConnections (node: Libp2p): void {
-  const cm = (node as unknown as { components?: { connectionManager?: { getConnections?: unknown, getConnectionsMap?: () => Map<unknown, Connection[]> } } }).components?.connectionManager
-  if (typeof cm?.getConnections !== 'function' || typeof cm.getConnectionsMap !== 'function') throw new Error('libp2p internals changed: components.connectionManager.getConnections/getConnectionsMap; re-check linearGetConnections')
-  const perPeer = (cm.getConnections as (peer?: unknown) => Connection[]).bind(cm)
-  const byPeer = cm.getConnectionsMap.bind(cm)
-  cm.getConnections = (peer?: unknown): Connection[] => {
-    if (peer != null) return perPeer(peer)
-    const all: Connection[] = []
-    for (const conns of byPeer().values()) for (const c of conns) all.push(c)
-    return all
   }
 }
 

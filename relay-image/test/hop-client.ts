@@ -56,3 +56,23 @@ export async function hopRequest (node: Libp2p, relay: Multiaddr, message: Uint8
   const reply = await pb.read(raw, { signal: AbortSignal.timeout(10_000) })
   return { status: varintFields(reply).get(5), stream: pb.unwrap() }
 }
+
+/**
+ * Whether the relay ends its side of `stream` within `ms`: it should, right
+ * after any refusal. Read from the stream's state and events, not by
+ * iterating it: an iterator started after the remote's close never ends.
+ */
+export async function relayEnds (stream: any, ms = 5000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await new Promise<boolean>((resolve) => {
+      if (stream.remoteWriteStatus !== 'writable') { resolve(true); return }
+      stream.addEventListener('remoteCloseWrite', () => { resolve(true) }, { once: true })
+      stream.addEventListener('close', () => { resolve(true) }, { once: true })
+      timer = setTimeout(resolve, ms, false)
+    })
+  } finally {
+    clearTimeout(timer)
+    stream.abort?.(new Error('test done'))
+  }
+}

@@ -43,9 +43,10 @@ describe('relay server', { timeout: 120_000 }, () => {
     const relay = await startRelay({}, { circuit_duration_seconds: 1 })
     const listener = await reservedListener(relay)
     const dialer = await peer()
+    // before the dial: the relay's clock starts when the circuit opens, during it
+    const opened = Date.now()
     const conn = await dialer.dial(relayAddr(relay).encapsulate(`/p2p-circuit/p2p/${listener.node.peerId}`))
     const stream = await conn.newStream('/sink/1', { runOnLimitedConnection: true })
-    const opened = Date.now()
     stream.send(new Uint8Array(10))
     await listener.closed
     const lived = Date.now() - opened

@@ -3,6 +3,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { fetchRelays, rankRelays, type RelayInfo } from './discovery.js'
 import { presentTicket, TicketClient } from './tickets.js'
 import type { AddressPolicy } from '@pos-relay/shared'
+import { circuitTransportInternals, type CircuitTransportInternals } from '@pos-relay/upstream-patches/circuit-relay-transport'
 import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 
 export interface RelayManagerOptions {
@@ -43,15 +44,6 @@ interface RelayState {
 }
 
 /**
- * Internals of @libp2p/circuit-relay-v2 4.2.13's transport we need to renew
- * a reservation on the existing listener (pinned exactly; checked at runtime).
- */
-interface TransportReservationStore {
-  addRelay: (peer: PeerId, type: 'configured') => Promise<unknown>
-  relayFilter?: { remove: (item: Uint8Array) => boolean }
-}
-
-/**
  * Keeps reservations on `relayCount` relays chosen from the discovery API.
  *
  * Upstream js-libp2p never re-establishes a relay reservation after the
@@ -63,6 +55,8 @@ interface TransportReservationStore {
  */
 export class RelayManager {
   private readonly node: Libp2p
+  /** the transport internals renewing needs (patch circuit-relay-transport, UPSTREAM.md) */
+  private readonly upstream: CircuitTransportInternals
   private readonly opts: Required<Omit<RelayManagerOptions, 'onEvent' | 'apiKey' | 'addressPolicy'>> & Pick<RelayManagerOptions, 'onEvent' | 'apiKey' | 'addressPolicy'>
   private readonly tickets?: TicketClient
   /** relay peer id -> id of the ticket presented on the current connection */
@@ -81,6 +75,7 @@ export class RelayManager {
 
   constructor (node: Libp2p, opts: RelayManagerOptions) {
     this.node = node
+    this.upstream = circuitTransportInternals(node)
     this.opts = { relayCount: 2, pollIntervalMs: 60_000, checkIntervalMs: 2_000, ...opts }
     if (opts.apiKey != null) this.tickets = new TicketClient({ discoveryUrl: opts.discoveryUrl, apiKey: opts.apiKey, peerId: node.peerId })
   }
@@ -244,17 +239,14 @@ export class RelayManager {
       await this.ensureTicket(peerId, signal)
       if (!state.listening) {
         // first time: the transport dials the relay, reserves and adds a listener
-        const listen = this.listenQueue.catch(() => {}).then(async () => { await this.transportManager().listen([multiaddr(`/p2p/${info.peer_id}/p2p-circuit`)]) })
+        const listen = this.listenQueue.catch(() => {}).then(async () => { await this.upstream.transportManager().listen([multiaddr(`/p2p/${info.peer_id}/p2p-circuit`)]) })
         this.listenQueue = listen
         await listen
         state.listening = true
       } else {
         // renew on the existing listener: it re-announces when the transport
         // reports a new 'configured' reservation for its relay
-        const store = this.reservationStore()
-        store.relayFilter?.remove(peerId.toMultihash().bytes)
-        await this.node.dial(peerId, { signal })
-        await store.addRelay(peerId, 'configured')
+        await this.upstream.renewReservation(peerId, async () => await this.node.dial(peerId, { signal }))
       }
       state.failures = 0
       if (!this.hasReservation(info.peer_id)) await new Promise((resolve) => setTimeout(resolve, 50))
@@ -265,19 +257,5 @@ export class RelayManager {
       state.nextAttempt = Date.now() + Math.min(10_000, 500 * 2 ** (state.failures - 1))
       this.opts.onEvent?.({ type: 'reserve_failed', relay: info.peer_id, error: err.message })
     }
-  }
-
-  private transportManager (): { listen: (addrs: Multiaddr[]) => Promise<void>, getTransports: () => unknown[] } {
-    const tm = (this.node as any).components?.transportManager
-    if (tm == null) throw new Error('libp2p internals changed: components.transportManager is missing')
-    return tm
-  }
-
-  private reservationStore (): TransportReservationStore {
-    const transport = this.transportManager().getTransports()
-      .find((t: any) => t?.[Symbol.toStringTag] === '@libp2p/circuit-relay-v2-transport') as any
-    const store = transport?.reservationStore
-    if (typeof store?.addRelay !== 'function') throw new Error('@libp2p/circuit-relay-v2 internals changed: transport.reservationStore.addRelay; pin 4.2.13')
-    return store
   }
 }

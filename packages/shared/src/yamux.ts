@@ -12,13 +12,13 @@
  * every stream on it. That is what broke large transfers between rust peers
  * through our relay (about 1 in 6 of 256 MiB transfers on loopback).
  *
- * `yamux()` here is upstream's, with each stream's `sendData` (the contract
- * every @libp2p/utils AbstractMessageStream implements: send what the window
- * allows, report how much) fed at most `maxMessageSize - 12` bytes at a time,
- * so no frame is larger than `maxMessageSize`. Every libp2p node of ours (the
+ * `yamux()` here is upstream's with the patch yamux-frame-size of
+ * @pos-relay/upstream-patches (UPSTREAM.md): no frame is larger than
+ * `maxMessageSize`. Every libp2p node of ours (the
  * relay, the client SDK, test and bench peers) uses it.
  */
 import { yamux as upstreamYamux, type YamuxMuxerInit } from '@chainsafe/libp2p-yamux'
+import { boundFrameSize } from '@pos-relay/upstream-patches/yamux-frame-size'
 import type { StreamMuxerFactory } from '@libp2p/interface'
 
 /** yamux frame header (version, type, flags, stream id, length) */
@@ -35,37 +35,6 @@ export const YAMUX_HEADER_BYTES = 12
  */
 export const DEFAULT_YAMUX_MAX_MESSAGE_BYTES = 65535 - 16
 
-/** the list type AbstractMessageStream hands to sendData (a Uint8ArrayList) */
-interface ByteList {
-  byteLength: number
-  sublist: (start?: number, end?: number) => ByteList
-  consume: (bytes: number) => void
-}
-interface SendResult { sentBytes: number, canSendMore: boolean }
-type SendData = (this: unknown, data: ByteList) => SendResult
-
-/** Wraps a stream's sendData so that each call upstream sees at most maxBody bytes. */
-export function limitFrameSize (stream: { sendData: SendData }, maxBody: number): void {
-  const sendData = stream.sendData
-  if (typeof sendData !== 'function') throw new Error('@chainsafe/libp2p-yamux changed: its streams have no sendData(); re-check the frame size fix in @pos-relay/shared/yamux')
-  stream.sendData = function (data: ByteList): SendResult {
-    if (data.byteLength <= maxBody) return sendData.call(this, data)
-    let sentBytes = 0
-    let canSendMore = true
-    while (data.byteLength > 0) {
-      const piece = data.byteLength > maxBody ? data.sublist(0, maxBody) : data.sublist()
-      const pieceBytes = piece.byteLength
-      const result = sendData.call(this, piece)
-      sentBytes += result.sentBytes
-      data.consume(result.sentBytes)
-      canSendMore = result.canSendMore
-      // window exhausted or muxer saturated: the caller re-queues the rest
-      if (!canSendMore || result.sentBytes < pieceBytes) break
-    }
-    return { sentBytes, canSendMore }
-  }
-}
-
 export interface BoundedYamuxInit extends YamuxMuxerInit {
   /** largest yamux frame sent, header included (default 65519 bytes, one Noise message; at most 1 MiB + 12 for rust peers) */
   maxMessageSize?: number
@@ -75,22 +44,5 @@ export function yamux (init: BoundedYamuxInit = {}): () => StreamMuxerFactory {
   const maxMessageSize = init.maxMessageSize ?? DEFAULT_YAMUX_MAX_MESSAGE_BYTES
   const maxBody = maxMessageSize - YAMUX_HEADER_BYTES
   if (!Number.isInteger(maxBody) || maxBody < 1024) throw new Error(`yamux maxMessageSize must be an integer of at least ${1024 + YAMUX_HEADER_BYTES} bytes`)
-  const createFactory = upstreamYamux({ ...init, maxMessageSize })
-  return () => {
-    const factory = createFactory()
-    const createStreamMuxer = factory.createStreamMuxer.bind(factory)
-    factory.createStreamMuxer = (maConn) => {
-      const muxer = createStreamMuxer(maConn) as unknown as { _newStream?: (...args: unknown[]) => { sendData: SendData } }
-      const newStream = muxer._newStream
-      if (typeof newStream !== 'function') throw new Error('@chainsafe/libp2p-yamux changed: its muxer has no _newStream(); re-check the frame size fix in @pos-relay/shared/yamux')
-      // every stream, inbound and outbound, is made here
-      muxer._newStream = function (...args: unknown[]) {
-        const stream = newStream.apply(this, args)
-        limitFrameSize(stream, maxBody)
-        return stream
-      }
-      return muxer as unknown as ReturnType<typeof createStreamMuxer>
-    }
-    return factory
-  }
+  return boundFrameSize(upstreamYamux({ ...init, maxMessageSize }), maxBody)
 }
