@@ -1,7 +1,32 @@
-/** What a circuit gives the budget: the bytes it buffers now, and a switch that holds its reading. */
+import { CIRCUIT_WINDOW_BYTES, MIN_CIRCUIT_WINDOW_BYTES } from './splice.js'
+
+/** What a circuit gives the budget: the bytes it buffers now, a switch that holds its reading, and its receive window. */
 export interface BudgetedCircuit {
   buffered: () => number
   hold: (held: boolean) => void
+  setWindow: (bytes: number) => void
+}
+
+/**
+ * The receive window each side of a circuit may grant while `open` circuits
+ * share a budget of `budgetBytes`: budget / (4 × open), within
+ * MIN_CIRCUIT_WINDOW_BYTES..CIRCUIT_WINDOW_BYTES (the minimum, 64 KiB, for
+ * 1,024 circuits and the default 256 MiB; the full 16 MiB for up to 4).
+ *
+ * Holding stops the relay reading, not the peers sending: what a window
+ * already allows still arrives. With 16 MiB windows, 1,024 stalled circuits
+ * held gigabytes whatever the budget. Four windows per circuit: a stalled
+ * direction holds up to two (the backlog it read while paused, and the
+ * previous backlog, handed to the other side when it resumed), and a
+ * circuit has two directions; so open circuits all stalled both ways fit
+ * the budget. A share of the open circuits rather than of max_circuits
+ * keeps the large windows a long-distance circuit needs (throughput is at
+ * most window / round-trip time) while the relay is not crowded.
+ */
+export function circuitWindowBytes (budgetBytes: number, open: number): number {
+  if (budgetBytes <= 0) return CIRCUIT_WINDOW_BYTES
+  const share = Math.floor(budgetBytes / (4 * Math.max(open, 1)))
+  return Math.min(CIRCUIT_WINDOW_BYTES, Math.max(MIN_CIRCUIT_WINDOW_BYTES, share))
 }
 
 /** How often open circuits' buffers are measured. Buffers change without events (a paused stream's read buffer fills silently), so they are sampled. */
@@ -21,6 +46,8 @@ export class BufferBudget {
   private total = 0
   private held = false
   private timer?: NodeJS.Timeout
+  /** the receive window last given to every circuit */
+  private window = 0
 
   /** `limitBytes` 0: no budget (measured all the same, for the metric) */
   constructor (private readonly limitBytes: number) {}
@@ -37,6 +64,9 @@ export class BufferBudget {
 
   add (circuit: BudgetedCircuit): void {
     this.circuits.add(circuit)
+    // the new circuit gets its share before any byte flows; the others are
+    // brought down to it at the next measurement
+    circuit.setWindow(circuitWindowBytes(this.limitBytes, this.circuits.size))
     if (this.held) circuit.hold(true)
     // sampled only while there is something to sample
     if (this.timer == null) {
@@ -54,10 +84,16 @@ export class BufferBudget {
     this.measure()
   }
 
-  /** sums every circuit's buffers; holds or releases reading everywhere when the sum crosses the budget */
+  /** sums every circuit's buffers; holds or releases reading everywhere when the sum crosses the budget; gives every circuit its window when the share changed */
   measure (): void {
+    const window = circuitWindowBytes(this.limitBytes, this.circuits.size)
+    const rewindow = window !== this.window
+    this.window = window
     let total = 0
-    for (const circuit of this.circuits) total += circuit.buffered()
+    for (const circuit of this.circuits) {
+      if (rewindow) circuit.setWindow(window)
+      total += circuit.buffered()
+    }
     this.total = total
     const over = this.limitBytes > 0 && total >= this.limitBytes
     if (over === this.held) return
@@ -65,3 +101,4 @@ export class BufferBudget {
     for (const circuit of [...this.circuits]) circuit.hold(over)
   }
 }
+

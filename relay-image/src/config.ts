@@ -61,9 +61,9 @@ export const DEFAULT_LIMITS = {
   circuit_idle_timeout_seconds: 300,
   /**
    * bytes buffered in all circuits together; at it, circuits stop reading and
-   * new circuits are refused; 0 = unlimited. Each circuit is bounded by its
-   * yamux windows (up to ~32 MiB when a side stalls), so without a relay-wide
-   * bound a few hundred stalled circuits pin gigabytes. 256 MiB leaves room
+   * new circuits are refused; 0 = unlimited. Each circuit's yamux windows are
+   * its share of it (buffer-budget.ts); without a relay-wide bound, 16 MiB
+   * windows let a few hundred stalled circuits pin gigabytes. 256 MiB leaves room
    * for healthy circuits (which hold little: what they read is sent on at
    * once) in a pod of 512 MiB–1 GiB.
    */

@@ -23,8 +23,11 @@ const STOP = '/libp2p/circuit/relay/0.2.0/stop'
 const STOP_OK = Uint8Array.from([0x08, 0x01, 0x20, 100])
 const raw = { encode: (b: Uint8Array) => b, decode: (b: Uint8Array | { subarray: () => Uint8Array }) => (b instanceof Uint8Array ? b : b.subarray()) }
 
-/** below what one stalled circuit holds (the ~256 KiB initial yamux window of its source, plus what waits for the destination) */
-const BUDGET = 128 * 1024
+/**
+ * below what one stalled circuit holds: its source's receive window (the
+ * budget's share, at least 64 KiB) plus what waits for the destination
+ */
+const BUDGET = 32 * 1024
 const buffered = /pos_relay_circuit_buffered_bytes (\d+)/
 
 /** A destination with a reservation that accepts circuits by hand; `read: false` never reads them after STOP. */
