@@ -71,7 +71,7 @@ export function keysCommand (): Command {
       }))
     .addCommand(new Command('public')
       .description('Print the public key set (JWKS) of a keys file, e.g. to configure relays offline')
-      .addOption(option('-i, --in <file>', 'keys file', 'TICKET_KEYS_FILE').makeOptionMandatory())
+      .addOption(option('-i, --in <file>', 'keys file', 'POS_RELAY_TICKET_KEYS_FILE', 'TICKET_KEYS_FILE').makeOptionMandatory())
       .action(async (opts: { in: string }) => {
         const keys = await readKeys(opts.in)
         process.stdout.write(JSON.stringify({ keys: keys.map(publicTicketKey) }, null, 2) + '\n')
