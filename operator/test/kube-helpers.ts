@@ -186,7 +186,7 @@ export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string
   // commander keeps the last value of a repeated option
   args.push('--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--metrics-host', '127.0.0.1', '--metrics-port', '0')
   // the variables the relay reads, exactly as the pod sets them (none inherited from this process)
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(REDIS_URL|LOG_LEVEL|MAX_|IP_|PEER_|HANDSHAKE_|RELAY_|API_URL)/.test(k)))
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(REDIS_URL|LOG_LEVEL|MAX_|IP_|PEER_|HANDSHAKE_|RELAY_|API_URL|POS_RELAY_(?!CACHE))/.test(k)))
   const p = spawnCli(args, env, clean)
   const ready = await p.waitForJson((o) => o.event === 'relay_ready', 30_000)
   const started = await until('relay_started log line', async () => p.stderr.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).find((o) => o?.event === 'relay_started'), 5000)
@@ -203,7 +203,7 @@ export interface OperatorProc extends CliProcess {
 export const OPERATOR_FAST_LEASE = ['--lease-duration', '3', '--renew-deadline', '2', '--retry-period', '0.5']
 
 export async function startOperator (cp: ControlPlane, extra: string[] = [], env: Record<string, string> = {}): Promise<OperatorProc> {
-  const p = spawnCli(['operator', '--kubeconfig', cp.kubeconfigPath, '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--leader-election-namespace', 'default', ...OPERATOR_FAST_LEASE, ...extra], { LOG_LEVEL: 'info', ...env })
+  const p = spawnCli(['operator', '--kubeconfig', cp.kubeconfigPath, '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--leader-election-namespace', 'default', ...OPERATOR_FAST_LEASE, ...extra], { POS_RELAY_LOG_LEVEL: 'info', ...env })
   const started = await p.waitForJson((o) => o.event === 'operator_started', 30_000)
   const metrics = async (): Promise<string> => await httpGet(`http://127.0.0.1:${started.metrics_port}/metrics`)
   return {

@@ -24,7 +24,7 @@ process.on('exit', () => { for (const c of running) c.kill('SIGKILL') })
 /** Runs `pos-relay ...args` with this Node (24) as a child process. */
 export function spawnCli (args: string[], opts: { env?: Record<string, string>, input?: string } = {}): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },
+    env: { ...process.env, POS_RELAY_LOG_LEVEL: process.env.POS_RELAY_LOG_LEVEL ?? 'info', ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe']
   })
   running.add(child)

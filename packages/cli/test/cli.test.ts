@@ -199,11 +199,11 @@ describe('pos-relay discovery', () => {
 
   it('refuses a bad Redis URL at start-up, naming the flag and not echoing the value', async () => {
     for (const [args, env, message] of [
-      [['--redis', 'notaurl'], {}, /--redis \(REDIS_URL\) is not a URL/],
-      [[], { REDIS_URL: 'http://127.0.0.1:6379' }, /--redis \(REDIS_URL\) must use redis:\/\/ or rediss:\/\//],
-      [['--redis', 'redis://:hunter2@/0'], {}, /--redis \(REDIS_URL\) is not a URL/],
-      [['--redis', 'redis:///0'], {}, /--redis \(REDIS_URL\) has no host/],
-      [['--redis', 'redis://127.0.0.1:6379/cache'], {}, /--redis \(REDIS_URL\) has a path that is not a database number/],
+      [['--redis', 'notaurl'], {}, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) is not a URL/],
+      [[], { REDIS_URL: 'http://127.0.0.1:6379' }, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) must use redis:\/\/ or rediss:\/\//],
+      [['--redis', 'redis://:hunter2@/0'], {}, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) is not a URL/],
+      [['--redis', 'redis:///0'], {}, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) has no host/],
+      [['--redis', 'redis://127.0.0.1:6379/cache'], {}, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) has a path that is not a database number/],
     ] as const) {
       const res = await runExpectingExit(['discovery', '--port', '0', ...args], { env: { P2P_SECRET: 's', ...env } })
       assert.equal(res.code, 2, res.stderr)
@@ -213,8 +213,8 @@ describe('pos-relay discovery', () => {
     }
   })
 
-  it('refuses an unknown --log-level, from the flag or LOG_LEVEL', async () => {
-    for (const [args, env] of [[['--log-level', 'loud'], {}], [[], { LOG_LEVEL: 'verbose' }]] as const) {
+  it('refuses an unknown --log-level, from the flag or POS_RELAY_LOG_LEVEL', async () => {
+    for (const [args, env] of [[['--log-level', 'loud'], {}], [[], { POS_RELAY_LOG_LEVEL: 'verbose' }]] as const) {
       const res = await runExpectingExit(['discovery', '--port', '0', ...args], { env: { P2P_SECRET: 's', ...env } })
       assert.notEqual(res.code, 0)
       assert.match(res.stderr, /--log-level must be one of fatal, error, warn, info, debug, trace, silent/)
@@ -312,10 +312,10 @@ describe('boolean environment variables and Redis URLs of pos-relay run', () => 
   it('refuses bad --redis and --auth-redis URLs naming the flag', async () => {
     const redis = await runExpectingExit(['run', '--config', config, '--redis', 'localhost:6379'])
     assert.equal(redis.code, 2)
-    assert.match(redis.stderr, /--redis \(REDIS_URL\) must use redis:\/\//)
+    assert.match(redis.stderr, /--redis \(POS_RELAY_RATE_LIMIT_REDIS_URL\) must use redis:\/\//)
     const auth = await runExpectingExit(['run', '--config', config], { env: { AUTH_REDIS_URL: 'not a url' } })
     assert.equal(auth.code, 2)
-    assert.match(auth.stderr, /--auth-redis \(AUTH_REDIS_URL\) is not a URL/)
+    assert.match(auth.stderr, /--auth-redis \(POS_RELAY_AUTH_REDIS_URL\) is not a URL/)
   })
 })
 
@@ -371,21 +371,23 @@ describe('--help', () => {
   walk(program(), [])
   /** environment variables read outside commander's option definitions (process.env in the command's code) */
   const envOutsideOptions: Record<string, string[]> = {
-    init: ['P2P_SECRET'],
-    run: ['RELAY_QUIC', 'AUTH_ENABLED'],
-    discovery: ['P2P_SECRET', 'ADMIN_SECRET', 'PUBLIC_ADDRESSES_ONLY', 'REQUIRE_SIGNED'],
-    operator: ['POD_NAMESPACE', 'POD_NAME'],
-    'accounts create': ['ADMIN_SECRET'],
-    usage: ['ADMIN_SECRET']
+    init: ['POS_RELAY_P2P_SECRET'],
+    run: ['POS_RELAY_QUIC', 'POS_RELAY_AUTH'],
+    discovery: ['POS_RELAY_P2P_SECRET', 'POS_RELAY_ADMIN_SECRET', 'POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY', 'POS_RELAY_DISCOVERY_REQUIRE_SIGNED'],
+    dev: ['POS_RELAY_QUIC'],
+    operator: ['KUBECONFIG', 'POD_NAMESPACE', 'POD_NAME'],
+    'accounts create': ['POS_RELAY_ADMIN_SECRET'],
+    usage: ['POS_RELAY_ADMIN_SECRET']
   }
 
   /**
    * The long-running commands are configured through the environment in
    * containers: each of their flags has an environment variable, but these
-   * (RELAY_QUIC, AUTH_ENABLED, PUBLIC_ADDRESSES_ONLY and REQUIRE_SIGNED are parsed by hand as strict booleans, see run.ts and discovery.ts)
+   * (POS_RELAY_QUIC, POS_RELAY_AUTH, POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY and …_REQUIRE_SIGNED are parsed by hand as strict
+   * booleans, see run.ts and discovery.ts; KUBECONFIG is a list client-node reads, see operator.ts)
    */
   const envRequired = ['run', 'discovery', 'dev', 'operator']
-  const withoutEnv: Record<string, string[]> = { run: ['--quic', '--no-quic', '--auth'], discovery: ['--public-addresses-only', '--require-signed'], dev: ['--no-accounts'] }
+  const withoutEnv: Record<string, string[]> = { run: ['--quic', '--no-quic', '--auth'], discovery: ['--public-addresses-only', '--require-signed'], dev: ['--no-accounts', '--quic', '--no-quic'], operator: ['--kubeconfig'] }
 
   it('finds the commands in the program definition', () => {
     const names = all.map((c) => c.path.join(' '))
