@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError, Option } from 'commander'
 import { LOG_LEVELS, parseBoolean, redisUrlProblem } from '@pos-relay/shared'
 import { deprecatedEnv, readEnv } from './env.js'
@@ -58,19 +57,6 @@ export function boolEnv (name: string, deprecated?: string, env: NodeJS.ProcessE
   } catch (err: any) {
     throw configError(err.message)
   }
-}
-
-/** Reads a secret from a file named by `flag`; a missing, unreadable or empty file is refused naming the flag. */
-export async function readSecretFile (flag: string, file: string): Promise<string> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err: any) {
-    throw configError(`${flag} ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}`)
-  }
-  const secret = text.trim()
-  if (secret === '') throw configError(`${flag} ${file} is empty`)
-  return secret
 }
 
 /**

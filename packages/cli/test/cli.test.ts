@@ -225,7 +225,7 @@ describe('pos-relay discovery', () => {
     const empty = join(dir, 'empty-secret')
     await writeFile(empty, '\n')
     for (const [args, message] of [
-      [['--p2p-secret-file', join(dir, 'no-such-secret')], /--p2p-secret-file .*no-such-secret: no such file/],
+      [['--p2p-secret-file', join(dir, 'no-such-secret')], /--p2p-secret-file .*no-such-secret does not exist/],
       [['--p2p-secret-file', empty], /--p2p-secret-file .*empty-secret is empty/],
       // an empty admin secret file used to mean "no accounts", silently
       [['--admin-secret-file', empty], /--admin-secret-file .*empty-secret is empty/],

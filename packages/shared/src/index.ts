@@ -15,3 +15,4 @@ export {
   type SignedOperation,
   type RegistrationProof
 } from './registration-signature.js'
+export { FileConfigError, readJsonFile, readNamedFile, readSecretFile } from './files.js'

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
-import { readTextCapped } from '@pos-relay/shared'
+import { readSecretFile, readTextCapped } from '@pos-relay/shared'
 import { readEnv } from '../env.js'
-import { option, readSecretFile } from '../options.js'
+import { option } from '../options.js'
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8080'
 

@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
 // the server itself (fastify, swagger) loads only when the command runs: see action()
 import type { AccountsOptions, RelayStore } from '@pos-relay/discovery'
-import { createLogger, type Logger } from '@pos-relay/shared'
+import { createLogger, readJsonFile, readSecretFile, type Logger } from '@pos-relay/shared'
 import {
   createMemoryAccountStore,
   createMemoryRevocationBus,
@@ -17,7 +16,7 @@ import {
   TicketIssuer,
   type Tier
 } from '@pos-relay/accounts'
-import { boolEnv, checkRedisUrl, configError, intArg, LOG_LEVEL_HELP, logLevelArg, option, readSecretFile } from '../options.js'
+import { boolEnv, checkRedisUrl, configError, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
 import { readEnv } from '../env.js'
 import { handleShutdown } from '../shutdown.js'
 import { readTicketKeysFile } from './keys.js'
@@ -33,12 +32,7 @@ export interface AccountsFlags { adminSecretFile?: string, ticketKeysFile?: stri
 /** Reads and validates a tiers file (JSON); the built-in tiers without one. */
 export async function loadTiers (file: string | undefined): Promise<Record<string, Tier>> {
   if (file == null) return DEFAULT_TIERS
-  let json: unknown
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'))
-  } catch (err: any) {
-    throw configError(err.code === 'ENOENT' ? `tiers file ${file} does not exist` : `tiers file ${file} is not valid JSON (${err.message})`)
-  }
+  const json = await readJsonFile('tiers file', file)
   try {
     return parseTiers(json)
   } catch (err: any) {

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
-import { createLogger, MAX_TIMER_SECONDS } from '@pos-relay/shared'
+import { createLogger, MAX_TIMER_SECONDS, readJsonFile } from '@pos-relay/shared'
 import { ConfigError, DEFAULT_LIMITS, DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
 import { boolEnv, checkRedisUrl, collect, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
 import { quicOrTcp } from '../quic-fallback.js'
@@ -42,12 +41,6 @@ interface RunOptions {
   logLevel?: string
 }
 
-async function readJsonFile (file: string, flag: string): Promise<any> {
-  let text: string
-  try { text = await readFile(file, 'utf8') } catch (err: any) { throw new Error(`${flag} ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`) }
-  try { return JSON.parse(text) } catch { throw new Error(`${flag} ${file} is not valid JSON`) }
-}
-
 /**
  * Boolean env vars (POS_RELAY_QUIC, POS_RELAY_AUTH) are read here, strictly, not by commander: its env
  * support turns any value of a boolean flag's variable into "on" (`AUTH_ENABLED=false` meant auth
@@ -82,14 +75,14 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
   if (authEnabled != null) auth.enabled = authEnabled
   if (o.ticketKeysUrl != null) auth.ticket_keys_url = o.ticketKeysUrl
   if (o.ticketKeysFile != null) {
-    const keys = await readJsonFile(o.ticketKeysFile, '--ticket-keys-file')
+    const keys = await readJsonFile('--ticket-keys-file', o.ticketKeysFile)
     // discovery's keys file is a JSON array of private keys
     if (Array.isArray(keys)) throw new Error(`--ticket-keys-file ${o.ticketKeysFile} is a signing keys file: relays take public keys only (\`pos-relay keys public --in ${o.ticketKeysFile}\` prints them)`)
-    auth.ticket_keys = keys
+    auth.ticket_keys = keys as RelayConfig['auth']['ticket_keys'] // checked by parseConfig below
   }
   if (o.authRedis != null) auth.redis_url = o.authRedis
   if (o.meteringInterval != null) auth.metering_interval_seconds = o.meteringInterval
-  if (o.tiersFile != null) auth.tiers = await readJsonFile(o.tiersFile, '--tiers-file')
+  if (o.tiersFile != null) auth.tiers = await readJsonFile('--tiers-file', o.tiersFile) as RelayConfig['auth']['tiers']
   // one Redis serves rate limits and accounts unless the config names two
   if (auth.redis_url == null && rateLimits.redis_url != null) auth.redis_url = rateLimits.redis_url
   return parseConfig({
