@@ -236,52 +236,48 @@ describe('pos-relay discovery', () => {
     }
   })
 
-  it('--public-addresses-only (or PUBLIC_ADDRESSES_ONLY) refuses private relay addrs; a non-boolean value is refused', async () => {
-    const bad = await runExpectingExit(['discovery', '--port', '0'], { env: { P2P_SECRET: 's', PUBLIC_ADDRESSES_ONLY: 'maybe' } })
+  it('--public-addresses-only (or POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY) refuses private relay addrs; a non-boolean value is refused', async () => {
+    const bad = await runExpectingExit(['discovery', '--port', '0'], { env: { P2P_SECRET: 's', POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY: 'maybe' } })
     assert.equal(bad.code, 2)
-    assert.match(bad.stderr, /PUBLIC_ADDRESSES_ONLY must be true or false/)
-    const peer = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
-    for (const [args, env, publicOnly] of [[['--public-addresses-only'], {}, true], [[], { PUBLIC_ADDRESSES_ONLY: 'yes' }, true], [[], { PUBLIC_ADDRESSES_ONLY: 'false' }, false]] as const) {
-      const p = spawnCli(['discovery', '--port', '0', '--host', '127.0.0.1', ...args], { env: { P2P_SECRET: 's', ...env } })
-      try {
-        const ready = await p.waitForJson((o) => o.event === 'discovery_ready')
-        assert.equal(ready.public_addresses_only, publicOnly)
-        const res = await fetch(`${ready.url}/api/p2p/relays`, {
-          method: 'POST',
-          headers: { authorization: 'Bearer s', 'content-type': 'application/json' },
-          body: JSON.stringify({ id: 'r', peer_id: peer, addrs: ['/ip4/10.0.0.7/tcp/7373'] }),
-        })
-        assert.equal(res.status, publicOnly ? 400 : 200)
-      } finally {
-        await p.kill()
-      }
+    assert.match(bad.stderr, /POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY must be true or false/)
+    // the old name, still read
+    for (const [args, env, publicOnly] of [[['--public-addresses-only'], {}, true], [[], { POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY: 'yes' }, true], [[], { PUBLIC_ADDRESSES_ONLY: 'false' }, false]] as const) {
+      const { ready, status } = await registerUnsigned(args, env, '/ip4/10.0.0.7/tcp/7373')
+      assert.equal(ready.public_addresses_only, publicOnly)
+      assert.equal(status, publicOnly ? 400 : 200)
     }
   })
 })
 
+/** starts discovery with `args` and `env`, registers relay `r` at `addr` unsigned; the answer and the list after it */
+async function registerUnsigned (args: readonly string[], env: Record<string, string>, addr: string): Promise<{ ready: any, status: number, message: string | undefined, listed: number }> {
+  const p = spawnCli(['discovery', '--port', '0', '--host', '127.0.0.1', ...args], { env: { P2P_SECRET: 's', ...env } })
+  try {
+    const ready = await p.waitForJson((o) => o.event === 'discovery_ready')
+    const res = await fetch(`${ready.url}/api/p2p/relays`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer s', 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'r', peer_id: '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh', addrs: [addr] })
+    })
+    const message = res.ok ? undefined : ((await res.json()) as { message: string }).message
+    const listed = ((await (await fetch(`${ready.url}/api/p2p/relays`)).json()) as unknown[]).length
+    return { ready, status: res.status, message, listed }
+  } finally {
+    await p.kill()
+  }
+}
+
 describe('discovery --require-signed', () => {
-  it('--require-signed (or REQUIRE_SIGNED) refuses unsigned registrations with 403; a non-boolean value is refused', async () => {
+  it('--require-signed (or POS_RELAY_DISCOVERY_REQUIRE_SIGNED) refuses unsigned registrations with 403; a non-boolean value is refused', async () => {
     const bad = await runExpectingExit(['discovery', '--port', '0'], { env: { P2P_SECRET: 's', REQUIRE_SIGNED: 'sometimes' } })
     assert.equal(bad.code, 2)
     assert.match(bad.stderr, /REQUIRE_SIGNED must be true or false/)
-    const peer = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
-    for (const [args, env, required] of [[['--require-signed'], {}, true], [[], { REQUIRE_SIGNED: 'on' }, true], [[], { REQUIRE_SIGNED: '0' }, false]] as const) {
-      const p = spawnCli(['discovery', '--port', '0', '--host', '127.0.0.1', ...args], { env: { P2P_SECRET: 's', ...env } })
-      try {
-        const ready = await p.waitForJson((o) => o.event === 'discovery_ready')
-        assert.equal(ready.require_signed, required)
-        const res = await fetch(`${ready.url}/api/p2p/relays`, {
-          method: 'POST',
-          headers: { authorization: 'Bearer s', 'content-type': 'application/json' },
-          body: JSON.stringify({ id: 'r', peer_id: peer, addrs: ['/ip4/203.0.113.7/tcp/7373'] }),
-        })
-        assert.equal(res.status, required ? 403 : 200)
-        if (required) assert.match(((await res.json()) as { message: string }).message, /requires signed registrations/)
-        const list = (await (await fetch(`${ready.url}/api/p2p/relays`)).json()) as unknown[]
-        assert.equal(list.length, required ? 0 : 1)
-      } finally {
-        await p.kill()
-      }
+    for (const [args, env, required] of [[['--require-signed'], {}, true], [[], { POS_RELAY_DISCOVERY_REQUIRE_SIGNED: 'on' }, true], [[], { POS_RELAY_DISCOVERY_REQUIRE_SIGNED: '0' }, false]] as const) {
+      const { ready, status, message, listed } = await registerUnsigned(args, env, '/ip4/203.0.113.7/tcp/7373')
+      assert.equal(ready.require_signed, required)
+      assert.equal(status, required ? 403 : 200)
+      if (required) assert.match(message!, /requires signed registrations/)
+      assert.equal(listed, required ? 0 : 1)
     }
   })
 })
