@@ -601,14 +601,18 @@ describe('computeDesired: connection and rate limits', () => {
     const p = spawnCli(['run', '--help'])
     assert.equal(await p.exited, 0)
     const help = p.stdout.join(' ').replace(/\s+/g, ' ') // commander wraps at 80 columns
-    for (const [flag, env] of [['--max-connections', 'MAX_CONNECTIONS'], ['--max-pending-connections', 'MAX_PENDING_CONNECTIONS'], ['--handshake-timeout', 'HANDSHAKE_TIMEOUT_SECONDS'],
-      ['--ip-max-connections', 'IP_MAX_CONNECTIONS'], ['--ip-connections-per-second', 'IP_CONNECTIONS_PER_SECOND'], ['--peer-reservations-per-minute', 'PEER_RESERVATIONS_PER_MINUTE'],
-      ['--peer-circuits-per-minute', 'PEER_CIRCUITS_PER_MINUTE'], ['--redis', 'REDIS_URL']]) {
+    for (const [flag, env] of [['--max-connections', 'POS_RELAY_MAX_CONNECTIONS'], ['--max-pending-connections', 'POS_RELAY_MAX_PENDING_CONNECTIONS'], ['--handshake-timeout', 'POS_RELAY_HANDSHAKE_TIMEOUT_SECONDS'],
+      ['--ip-max-connections', 'POS_RELAY_IP_MAX_CONNECTIONS'], ['--ip-connections-per-second', 'POS_RELAY_IP_CONNECTIONS_PER_SECOND'], ['--peer-reservations-per-minute', 'POS_RELAY_PEER_RESERVATIONS_PER_MINUTE'],
+      ['--peer-circuits-per-minute', 'POS_RELAY_PEER_CIRCUITS_PER_MINUTE'], ['--redis', 'POS_RELAY_RATE_LIMIT_REDIS_URL']]) {
       const at = help.indexOf(` ${flag} <`)
       assert.ok(at !== -1, `pos-relay run --help lacks ${flag}`)
       // every option names its variable, so the first one after the flag is the flag's
       assert.equal(/env: ([A-Z_]+)\)/.exec(help.slice(at))?.[1], env, `${flag} should read ${env}`)
     }
+    // relay pods get the rate-limit Redis as REDIS_URL (relayEnv): the relay still reads that old name
+    const { deprecatedEnvOf, program } = await import('pos-relay')
+    const redis = program().commands.find((c) => c.name() === 'run')!.options.find((o) => o.long === '--redis')!
+    assert.equal(deprecatedEnvOf(redis), 'REDIS_URL')
   })
 })
 
