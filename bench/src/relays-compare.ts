@@ -22,7 +22,7 @@
  * default docs/benchmarks.md; '-' = stdout only). Bounded: every child has a timeout, and all are
  * stopped at the end, on error and on Ctrl-C.
  */
-import { freePort } from '@pos-relay/testing'
+import { freePort, pollUntil } from '@pos-relay/testing'
 import { jsonLines, waitForValue } from './lib/poll.ts'
 import { killAllProcesses, startProcess, type Process } from './lib/processes.ts'
 import { execFile, execFileSync } from 'node:child_process'
@@ -89,13 +89,12 @@ async function startRelay (kind: RelayKind, bins: Bins, extraNodeArgs: string[] 
     // log level warn: info logs a line per connection, which would cost the relay CPU
     const proc = startProcess(process.execPath, [...extraNodeArgs, CLI, 'run', '--config', config], { timeoutMs: 30 * 60_000 })
     void proc.exited.then(async () => { await rm(dir, { recursive: true, force: true }) })
-    const deadline = Date.now() + 30_000
-    for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then((r) => r.ok, () => false)
-      if (ok) break
-      if (Date.now() > deadline || proc.child.exitCode != null) throw new Error(`pos-relay did not get ready: ${proc.stderr.slice(-10).join('\n')}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    await pollUntil('pos-relay /readyz', async () => await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then((r) => r.ok, () => false), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      giveUp: () => proc.child.exitCode != null ? `pos-relay exited before it got ready: ${proc.stderr.slice(-10).join('\n')}` : undefined,
+      describe: () => proc.stderr.slice(-10).join('\n')
+    })
     return { kind, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${peerIdOfKeypair(cfg.keypair)}`, proc }
   }
   const bin = kind === 'rust-libp2p' ? bins['rust-relay'] : bins['go-relay']

@@ -27,8 +27,8 @@ import { request as httpRequest } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { killTrackedChildren, pollUntil, trackChild } from '@pos-relay/testing'
 
 export const BUILD_SCRIPT = fileURLToPath(new URL('./build-binaries.sh', import.meta.url))
 /** The RelayPool CRD (single source of truth). */
@@ -184,23 +184,17 @@ interface Plane {
   dir: string
 }
 
-const live = new Set<Plane>()
+// the control plane's processes are tracked by @pos-relay/testing: killed (and the plane's folder
+// removed) when this process exits
 let guardInstalled = false
 
-function killPlaneSync (p: Plane): void {
-  for (const proc of p.procs) if (proc.child.exitCode == null && proc.child.signalCode == null) proc.child.kill('SIGKILL')
-  rmSync(p.dir, { recursive: true, force: true })
-}
-
-function installExitGuard (): void {
+function installSignalGuard (): void {
   if (guardInstalled) return
   guardInstalled = true
-  process.once('exit', () => { for (const p of live) killPlaneSync(p); live.clear() })
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     if (process.listenerCount(sig) > 0) continue
     process.once(sig, () => {
-      for (const p of live) killPlaneSync(p)
-      live.clear()
+      killTrackedChildren()
       process.kill(process.pid, sig)
     })
   }
@@ -225,7 +219,7 @@ function tail (file: string, lines = 30): string {
 function startProc (plane: Plane, name: string, bin: string, args: string[]): Proc {
   const logFile = join(plane.dir, `${name}.log`)
   const fd = openSync(logFile, 'a')
-  const child = spawn(bin, args, { stdio: ['ignore', VERBOSE ? 'inherit' : fd, VERBOSE ? 'inherit' : fd], cwd: plane.dir })
+  const child = trackChild(spawn(bin, args, { stdio: ['ignore', VERBOSE ? 'inherit' : fd, VERBOSE ? 'inherit' : fd], cwd: plane.dir }), () => { rmSync(plane.dir, { recursive: true, force: true }) })
   closeSync(fd)
   // a forgotten control plane must not keep the test process alive; the exit guard kills it
   child.unref()
@@ -325,17 +319,16 @@ function fetchUrl (url: string, tls: TlsOpts = {}, method = 'GET', body?: string
   })
 }
 
+/** pollUntil `check`, giving up as soon as `proc` exits, with its log in the error */
 async function waitUntil (what: string, proc: Proc | undefined, check: () => Promise<boolean>, timeoutMs = START_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  while (Date.now() < deadline) {
-    if (proc != null && (proc.child.exitCode != null || proc.child.signalCode != null)) {
-      throw new Error(`${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode}) while waiting for ${what}:\n${tail(proc.logFile)}`)
-    }
-    try { if (await check()) return } catch (err) { last = err }
-    await sleep(100)
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last != null ? ` (last error: ${String(last)})` : ''}${proc != null ? `\n${proc.name} log:\n${tail(proc.logFile)}` : ''}`)
+  await pollUntil(what, check, {
+    timeoutMs,
+    intervalMs: 100,
+    giveUp: () => proc != null && (proc.child.exitCode != null || proc.child.signalCode != null)
+      ? `${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode}) while waiting for ${what}:\n${tail(proc.logFile)}`
+      : undefined,
+    describe: () => proc != null ? `${proc.name} log:\n${tail(proc.logFile)}` : ''
+  })
 }
 
 // ------------------------------------------------------------------ control plane
@@ -347,17 +340,15 @@ async function waitUntil (what: string, proc: Proc | undefined, check: () => Pro
  */
 export async function startControlPlane (opts: StartControlPlaneOptions = {}): Promise<ControlPlane> {
   const binaries = await ensureKubeBinaries()
-  installExitGuard()
+  installSignalGuard()
   const dir = mkdtempSync(join(tmpdir(), 'pos-relay-kube-'))
   const plane: Plane = { procs: [], dir }
-  live.add(plane)
   let stopped = false
   const stop = async (): Promise<void> => {
     if (stopped) return
     stopped = true
     // reverse start order: controller-manager, apiserver, etcd
     for (const p of [...plane.procs].reverse()) await stopProc(p)
-    live.delete(plane)
     rmSync(dir, { recursive: true, force: true })
   }
   try {

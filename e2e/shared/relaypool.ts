@@ -16,6 +16,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createRelayPeer, isRelayed, type RelayPeer } from '@pos-relay/client'
 import { quicTransport } from '@pos-relay/relay'
 import { yamux } from '@pos-relay/shared/yamux'
+import { pollUntil } from '@pos-relay/testing'
 import { createLibp2p } from 'libp2p'
 import { sendToSink, serveSink } from '../test/helpers/transfer.ts'
 
@@ -32,20 +33,9 @@ async function k (kubectl: Kubectl, args: string[], input?: string): Promise<str
   return r.stdout
 }
 
+/** pollUntil every 500 ms (a real cluster), with the object's state in the timeout error */
 async function poll<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs: number, describe: () => Promise<string> = async () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined) return v
-    } catch (err) { last = err }
-    if (Date.now() > deadline) {
-      const state = await describe().catch((err) => `(could not read the state: ${String(err)})`)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last != null ? `: ${String((last as Error).message ?? last)}` : ''}${state !== '' ? `\n${state}` : ''}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500))
-  }
+  return await pollUntil(what, fn, { timeoutMs, intervalMs: 500, describe })
 }
 
 export async function getPool (kubectl: Kubectl, ns: string, name: string): Promise<any> {

@@ -108,9 +108,9 @@ export function relayArgs (pool: RelayPool, publicAddress: string): string[] {
  */
 export function relayEnv (pool: RelayPool): V1EnvVar[] {
   const spec = pool.spec
-  const env: V1EnvVar[] = [{ name: 'LOG_LEVEL', value: spec.logLevel ?? 'info' }]
+  const env: V1EnvVar[] = [{ name: 'POS_RELAY_LOG_LEVEL', value: spec.logLevel ?? 'info' }]
   const ref = rateLimitRedisRef(pool)
-  if (ref != null) env.push({ name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: ref.name, key: ref.key ?? REDIS_URL_KEY } } })
+  if (ref != null) env.push({ name: 'POS_RELAY_RATE_LIMIT_REDIS_URL', valueFrom: { secretKeyRef: { name: ref.name, key: ref.key ?? REDIS_URL_KEY } } })
   const p2p = spec.discovery?.p2pSecretRef
   if (p2p != null) {
     // the p2p secret and the discovery URL come from the pool's Secret, never
@@ -124,7 +124,7 @@ export function relayEnv (pool: RelayPool): V1EnvVar[] {
 
 /** env vars of `pos-relay run`: the p2p secret (env only) and the discovery URL (--api-url) */
 export const RELAY_P2P_SECRET_ENV = 'POS_RELAY_P2P_SECRET'
-export const RELAY_API_URL_ENV = 'API_URL'
+export const RELAY_API_URL_ENV = 'POS_RELAY_API_URL'
 
 /** the Secret key of the Redis shared rate limits use, when `rateLimits.shared` is on */
 export function rateLimitRedisRef (pool: RelayPool): SecretKeyRef | undefined {

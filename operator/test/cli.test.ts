@@ -13,11 +13,11 @@ describe('pos-relay operator (CLI)', () => {
     const r = await run(['operator', '--help'])
     assert.equal(r.code, 0)
     const words = [
-      '--kubeconfig', 'KUBECONFIG', '--namespace', 'WATCH_NAMESPACE', '--metrics-port', 'METRICS_PORT', 'default: 9374', '--metrics-host', 'METRICS_HOST',
-      '--leader-elect', 'LEADER_ELECT', '--leader-election-namespace', 'LEADER_ELECTION_NAMESPACE', '--lease-name', 'LEADER_ELECTION_ID',
-      '--identity', 'LEADER_ELECTION_IDENTITY', '--lease-duration', 'LEASE_DURATION_SECONDS', '--renew-deadline', 'RENEW_DEADLINE_SECONDS',
-      '--retry-period', 'RETRY_PERIOD_SECONDS', '--redis', 'REDIS_URL', '--registry-ttl', 'REGISTRY_TTL_SECONDS', '--relay-image', 'RELAY_IMAGE',
-      '--relay-image-pull-policy', 'RELAY_IMAGE_PULL_POLICY', '--allowed-privileged-host-ports', 'ALLOWED_PRIVILEGED_HOST_PORTS', '--workers', 'WORKERS', '--resync-period', 'RESYNC_PERIOD_SECONDS', '--log-level', 'LOG_LEVEL',
+      '--kubeconfig', 'KUBECONFIG', '--namespace', 'POS_RELAY_OPERATOR_NAMESPACE', '--metrics-port', 'POS_RELAY_OPERATOR_METRICS_PORT', 'default: 9374', '--metrics-host', 'POS_RELAY_OPERATOR_METRICS_HOST',
+      '--leader-elect', 'POS_RELAY_OPERATOR_LEADER_ELECT', '--leader-election-namespace', 'POS_RELAY_OPERATOR_LEASE_NAMESPACE', '--lease-name', 'POS_RELAY_OPERATOR_LEASE_NAME',
+      '--identity', 'POS_RELAY_OPERATOR_IDENTITY', '--lease-duration', 'POS_RELAY_OPERATOR_LEASE_DURATION_SECONDS', '--renew-deadline', 'POS_RELAY_OPERATOR_RENEW_DEADLINE_SECONDS',
+      '--retry-period', 'POS_RELAY_OPERATOR_RETRY_PERIOD_SECONDS', '--redis', 'POS_RELAY_DISCOVERY_REDIS_URL', '--registry-ttl', 'POS_RELAY_OPERATOR_REGISTRY_TTL_SECONDS', '--relay-image', 'POS_RELAY_OPERATOR_RELAY_IMAGE',
+      '--relay-image-pull-policy', 'POS_RELAY_OPERATOR_RELAY_IMAGE_PULL_POLICY', '--allowed-privileged-host-ports', 'POS_RELAY_OPERATOR_ALLOWED_PRIVILEGED_HOST_PORTS', '--workers', 'POS_RELAY_OPERATOR_WORKERS', '--resync-period', 'POS_RELAY_OPERATOR_RESYNC_PERIOD_SECONDS', '--log-level', 'POS_RELAY_LOG_LEVEL',
       'POD_NAMESPACE', 'POD_NAME'
     ]
     for (const w of words) assert.ok(r.stdout.includes(w), `operator --help lacks ${w}`)

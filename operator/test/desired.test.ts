@@ -517,7 +517,7 @@ describe('computeDesired: pod spec from the pool spec', () => {
     assert.equal(pod.metadata.labels.team, 'p2p')
     assert.equal(pod.metadata.labels[LABELS.pool], 'edge')
     assert.equal(pod.metadata.annotations.note, 'x')
-    assert.deepEqual(c.env, [{ name: 'LOG_LEVEL', value: 'debug' }])
+    assert.deepEqual(c.env, [{ name: 'POS_RELAY_LOG_LEVEL', value: 'debug' }])
     assert.equal(c.imagePullPolicy, 'Always')
     assert.equal(pod.spec.automountServiceAccountToken, false)
     assert.equal(c.securityContext.readOnlyRootFilesystem, true)
@@ -566,21 +566,21 @@ describe('computeDesired: connection and rate limits', () => {
     for (const spec of [{}, { rateLimits: {} }, { rateLimits: { shared: false } }, { limits: { maxCircuits: 10 } }]) {
       const c = container(spec)
       assert.ok(!c.args.some((a: string) => /^--(max-connections|max-pending-connections|handshake-timeout|ip-max-connections|peer-max-circuits|ip-max-circuits|circuit-idle-timeout|max-buffered-bytes|ip-connections-per-second|peer-reservations-per-minute|peer-circuits-per-minute|redis)$/.test(a)), JSON.stringify(c.args))
-      assert.deepEqual(c.env, [{ name: 'LOG_LEVEL', value: 'info' }])
+      assert.deepEqual(c.env, [{ name: 'POS_RELAY_LOG_LEVEL', value: 'info' }])
     }
   })
 
   it('shared: true → REDIS_URL from the discovery registry\'s Secret (default key redis-url), never an argument', () => {
     const c = container({ rateLimits: { shared: true, peerCircuitsPerMinute: 60 } })
-    assert.deepEqual(c.env, [{ name: 'LOG_LEVEL', value: 'info' }, { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'disc', key: 'redis-url' } } }])
+    assert.deepEqual(c.env, [{ name: 'POS_RELAY_LOG_LEVEL', value: 'info' }, { name: 'POS_RELAY_RATE_LIMIT_REDIS_URL', valueFrom: { secretKeyRef: { name: 'disc', key: 'redis-url' } } }])
     assert.ok(!c.args.includes('--redis'))
     const keyed = container({ discovery: { redisUrlSecretRef: { name: 'disc', key: 'url' } }, rateLimits: { shared: true } })
-    assert.deepEqual(keyed.env[1], { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'disc', key: 'url' } } })
+    assert.deepEqual(keyed.env[1], { name: 'POS_RELAY_RATE_LIMIT_REDIS_URL', valueFrom: { secretKeyRef: { name: 'disc', key: 'url' } } })
   })
 
   it('rateLimits.redisUrlSecretRef names another Redis; without shared: true it is ignored', () => {
     const c = container({ rateLimits: { shared: true, redisUrlSecretRef: { name: 'limits-redis', key: 'url' } } })
-    assert.deepEqual(c.env[1], { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'limits-redis', key: 'url' } } })
+    assert.deepEqual(c.env[1], { name: 'POS_RELAY_RATE_LIMIT_REDIS_URL', valueFrom: { secretKeyRef: { name: 'limits-redis', key: 'url' } } })
     assert.deepEqual(container({ rateLimits: { shared: true, redisUrlSecretRef: { name: 'limits-redis' } } }).env[1].valueFrom.secretKeyRef, { name: 'limits-redis', key: 'redis-url' })
     // the CRD rejects this combination; the operator still never guesses a Redis
     assert.equal(container({ rateLimits: { redisUrlSecretRef: { name: 'limits-redis' } } }).env.length, 1)
@@ -602,14 +602,18 @@ describe('computeDesired: connection and rate limits', () => {
     const p = spawnCli(['run', '--help'])
     assert.equal(await p.exited, 0)
     const help = p.stdout.join(' ').replace(/\s+/g, ' ') // commander wraps at 80 columns
-    for (const [flag, env] of [['--max-connections', 'MAX_CONNECTIONS'], ['--max-pending-connections', 'MAX_PENDING_CONNECTIONS'], ['--handshake-timeout', 'HANDSHAKE_TIMEOUT_SECONDS'],
-      ['--ip-max-connections', 'IP_MAX_CONNECTIONS'], ['--ip-connections-per-second', 'IP_CONNECTIONS_PER_SECOND'], ['--peer-reservations-per-minute', 'PEER_RESERVATIONS_PER_MINUTE'],
-      ['--peer-circuits-per-minute', 'PEER_CIRCUITS_PER_MINUTE'], ['--redis', 'REDIS_URL']]) {
+    for (const [flag, env] of [['--max-connections', 'POS_RELAY_MAX_CONNECTIONS'], ['--max-pending-connections', 'POS_RELAY_MAX_PENDING_CONNECTIONS'], ['--handshake-timeout', 'POS_RELAY_HANDSHAKE_TIMEOUT_SECONDS'],
+      ['--ip-max-connections', 'POS_RELAY_IP_MAX_CONNECTIONS'], ['--ip-connections-per-second', 'POS_RELAY_IP_CONNECTIONS_PER_SECOND'], ['--peer-reservations-per-minute', 'POS_RELAY_PEER_RESERVATIONS_PER_MINUTE'],
+      ['--peer-circuits-per-minute', 'POS_RELAY_PEER_CIRCUITS_PER_MINUTE'], ['--redis', 'POS_RELAY_RATE_LIMIT_REDIS_URL']]) {
       const at = help.indexOf(` ${flag} <`)
       assert.ok(at !== -1, `pos-relay run --help lacks ${flag}`)
       // every option names its variable, so the first one after the flag is the flag's
       assert.equal(/env: ([A-Z_]+)\)/.exec(help.slice(at))?.[1], env, `${flag} should read ${env}`)
     }
+    // relay pods get the rate-limit Redis by its namespaced name (relayEnv), the one `run --redis` reads
+    const { program } = await import('pos-relay')
+    const redis = program().commands.find((c) => c.name() === 'run')!.options.find((o) => o.long === '--redis')!
+    assert.equal(redis.envVar, 'POS_RELAY_RATE_LIMIT_REDIS_URL')
   })
 })
 
@@ -698,9 +702,9 @@ describe('computeDesired: discovery.p2pSecretRef', () => {
     const c = d.createPods[0].spec.containers[0]
     assert.ok(c.args.includes('--refresh-only'))
     assert.deepEqual(c.env, [
-      { name: 'LOG_LEVEL', value: 'info' },
+      { name: 'POS_RELAY_LOG_LEVEL', value: 'info' },
       { name: 'POS_RELAY_P2P_SECRET', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'p2p-secret' } } },
-      { name: 'API_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'api-url', optional: true } } }
+      { name: 'POS_RELAY_API_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'api-url', optional: true } } }
     ])
     const keyed = desired({ discovery: { ...discovery, p2pSecretRef: { name: 's', key: 'token', apiUrlKey: 'url' } } }).createPods[0].spec.containers[0]
     assert.deepEqual(keyed.env.slice(1).map((e: any) => e.valueFrom.secretKeyRef), [{ name: 's', key: 'token' }, { name: 's', key: 'url', optional: true }])

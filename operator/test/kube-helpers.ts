@@ -3,11 +3,10 @@
 // the kubelet (writes pod status through the status subresource).
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createInterface } from 'node:readline'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { pollUntil, spawnLines, type LineProcess } from '@pos-relay/testing'
 import type { ControlPlane } from '../../e2e/kube/harness.ts'
 
 export async function api (cp: ControlPlane, method: string, path: string, body?: unknown, contentType?: string): Promise<any> {
@@ -101,58 +100,11 @@ export async function kubelet (cp: ControlPlane, ns: string, name: string, ready
 /** `pos-relay` as built in this checkout; POS_RELAY_CLI runs another build of it (e.g. an installed one) */
 export const CLI = process.env.POS_RELAY_CLI ?? fileURLToPath(new URL('../../packages/cli/bin/pos-relay.js', import.meta.url))
 
-const running = new Set<ChildProcess>()
-process.on('exit', () => { for (const c of running) c.kill('SIGKILL') })
+export type CliProcess = LineProcess
 
-export interface CliProcess {
-  child: ChildProcess
-  stdout: string[]
-  stderr: string[]
-  exited: Promise<number | string>
-  waitForJson: (match: (obj: any) => boolean, timeoutMs?: number) => Promise<any>
-  kill: (signal?: NodeJS.Signals) => Promise<number | string>
-}
-
+/** `pos-relay ...args` on this Node, with `env` over `baseEnv` (see @pos-relay/testing's spawnLines) */
 export function spawnCli (args: string[], env: Record<string, string> = {}, baseEnv: NodeJS.ProcessEnv = process.env): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  running.add(child)
-  const stdout: string[] = []
-  const stderr: string[] = []
-  const waiters = new Set<(line: string) => void>()
-  createInterface({ input: child.stdout! }).on('line', (line) => { stdout.push(line); for (const w of waiters) w(line) })
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    stderr.push(line)
-    if (process.env.E2E_VERBOSE != null) process.stderr.write(`[operator ${child.pid}] ${line}\n`)
-  })
-  const exited = new Promise<number | string>((resolve) => { child.on('exit', (code, signal) => { running.delete(child); resolve(code ?? signal ?? -1) }) })
-  const parse = (line: string): any => { try { return JSON.parse(line) } catch { return undefined } }
-  return {
-    child,
-    stdout,
-    stderr,
-    exited,
-    async waitForJson (match, timeoutMs = 20_000) {
-      const found = stdout.map(parse).find((o) => o != null && match(o))
-      if (found != null) return found
-      return await new Promise((resolve, reject) => {
-        const onLine = (line: string): void => {
-          const obj = parse(line)
-          if (obj != null && match(obj)) { clearTimeout(timer); waiters.delete(onLine); resolve(obj) }
-        }
-        const timer = setTimeout(() => { waiters.delete(onLine); reject(new Error(`timed out waiting for output of pos-relay ${args.join(' ')}\nstderr:\n${stderr.slice(-20).join('\n')}`)) }, timeoutMs)
-        waiters.add(onLine)
-        void exited.then((code) => {
-          if (!waiters.has(onLine)) return
-          clearTimeout(timer); waiters.delete(onLine)
-          reject(new Error(`pos-relay ${args.join(' ')} exited (${code})\nstderr:\n${stderr.slice(-20).join('\n')}`))
-        })
-      })
-    },
-    async kill (signal = 'SIGTERM') {
-      if (child.exitCode == null && child.signalCode == null) child.kill(signal)
-      return await exited
-    }
-  }
+  return spawnLines(process.execPath, [CLI, ...args], { env: { ...baseEnv, ...env }, label: `pos-relay ${args.join(' ')}`, echo: process.env.E2E_VERBOSE != null })
 }
 
 /**
@@ -191,7 +143,7 @@ export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string
   // commander keeps the last value of a repeated option
   args.push('--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--metrics-host', '127.0.0.1', '--metrics-port', '0')
   // the variables the relay reads, exactly as the pod sets them (none inherited from this process)
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(REDIS_URL|LOG_LEVEL|MAX_|IP_|PEER_|HANDSHAKE_|RELAY_|API_URL)/.test(k)))
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(REDIS_URL|LOG_LEVEL|MAX_|IP_|PEER_|HANDSHAKE_|RELAY_|API_URL|POS_RELAY_(?!CACHE))/.test(k)))
   const p = spawnCli(args, env, clean)
   const ready = await p.waitForJson((o) => o.event === 'relay_ready', 30_000)
   const started = await until('relay_started log line', async () => p.stderr.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).find((o) => o?.event === 'relay_started'), 5000)
@@ -208,7 +160,7 @@ export interface OperatorProc extends CliProcess {
 export const OPERATOR_FAST_LEASE = ['--lease-duration', '3', '--renew-deadline', '2', '--retry-period', '0.5']
 
 export async function startOperator (cp: ControlPlane, extra: string[] = [], env: Record<string, string> = {}): Promise<OperatorProc> {
-  const p = spawnCli(['operator', '--kubeconfig', cp.kubeconfigPath, '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--leader-election-namespace', 'default', ...OPERATOR_FAST_LEASE, ...extra], { LOG_LEVEL: 'info', ...env })
+  const p = spawnCli(['operator', '--kubeconfig', cp.kubeconfigPath, '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--leader-election-namespace', 'default', ...OPERATOR_FAST_LEASE, ...extra], { POS_RELAY_LOG_LEVEL: 'info', ...env })
   const started = await p.waitForJson((o) => o.event === 'operator_started', 30_000)
   const metrics = async (): Promise<string> => await httpGet(`http://127.0.0.1:${started.metrics_port}/metrics`)
   return {
@@ -247,15 +199,7 @@ export async function httpGet (url: string): Promise<string> {
   })
 }
 
+/** pollUntil with this suite's defaults: 20 s, every 100 ms */
 export async function until<T> (what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined && v !== false) return v
-    } catch (err) { last = err }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last != null ? `: ${String((last as Error).message ?? last)}` : ''}`)
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
-  }
+  return await pollUntil(what, fn, { timeoutMs, intervalMs })
 }

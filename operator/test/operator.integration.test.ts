@@ -438,13 +438,13 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
       '--max-connections', '900', '--max-pending-connections', '32', '--handshake-timeout', '3', '--ip-max-connections', '0',
       '--ip-connections-per-second', '7', '--peer-reservations-per-minute', '11', '--peer-circuits-per-minute', '0'
     ])
-    assert.deepEqual(c.env, [{ name: 'LOG_LEVEL', value: 'info' }, { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'redis-url' } } }])
+    assert.deepEqual(c.env, [{ name: 'POS_RELAY_LOG_LEVEL', value: 'info' }, { name: 'POS_RELAY_RATE_LIMIT_REDIS_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'redis-url' } } }])
     assert.ok(!JSON.stringify(pod).includes(redis.url), 'the Redis URL is not written into the pod')
     // a pool without rate limits (edge) leaves every one of them to the relay
     for (const p of (await api(cp, 'GET', `${PODS}?labelSelector=pos-relay.io/pool=edge`)).items) {
       const ec = p.spec.containers[0]
       assert.ok(!ec.args.some((a: string) => /^--(ip-connections-per-second|peer-reservations-per-minute|peer-circuits-per-minute|max-connections|redis)$/.test(a)), ec.args.join(' '))
-      assert.deepEqual(ec.env, [{ name: 'LOG_LEVEL', value: 'info' }])
+      assert.deepEqual(ec.env, [{ name: 'POS_RELAY_LOG_LEVEL', value: 'info' }])
     }
 
     // the kubelet's part: run the container as specified; the relay reports the limits it enforces

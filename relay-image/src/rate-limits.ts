@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
-import type { Logger } from '@pos-relay/shared'
+import { backoffDelay, type Logger } from '@pos-relay/shared'
 import type { RelayMetrics } from './metrics.js'
 
 /** What a limit counts; each has its own key space (`<prefix><kind>:<key>`). */
@@ -59,7 +59,7 @@ export class RelayRateLimiter {
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
         commandTimeout: 500,
-        retryStrategy: (times) => Math.min(100 * 2 ** times, 2000)
+        retryStrategy: (times) => backoffDelay(times, { initialMs: 100, maxMs: 2000 })
       })
       this.redis.on('error', () => {}) // state changes are logged below, not every retry
       this.redis.on('ready', () => { this.noteRedis(true) })

@@ -13,7 +13,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createDiscoveryServer, createRedisStore } from '@pos-relay/discovery'
 import { DiscoveryRegistration, RelayMetrics, sendsSecretInClear } from '@pos-relay/relay'
 import { createLogger, signRegistration } from '@pos-relay/shared'
-import { startRedis, waitFor } from '@pos-relay/testing'
+import { pollUntil, startRedis, waitFor } from '@pos-relay/testing'
 
 function capture (): { logger: ReturnType<typeof createLogger>, lines: () => any[] } {
   const out: string[] = []
@@ -45,14 +45,7 @@ describe('relay registration with discovery', () => {
       requestTimeoutMs: 20_000
     })
     reg.start()
-    const deadline = Date.now() + 15_000
-    let failed: any
-    while (failed == null && Date.now() < deadline) {
-      failed = lines().find((l) => l.event === 'registration_failed')
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-    await reg.stop()
-    assert.ok(failed != null, 'no registration_failed')
+    const failed = await pollUntil('a registration_failed log line', () => lines().find((l) => l.event === 'registration_failed'), { timeoutMs: 15_000 }).finally(async () => { await reg.stop() })
     assert.match(failed.err, /exceeds 65536 bytes/)
   })
 

@@ -8,8 +8,9 @@
  * the bench exits, fails or is interrupted; and a child exits by itself when
  * its stdin closes, so even a SIGKILLed bench leaves no orphans.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
+import { killChildrenOnSignals, killTrackedChildren, trackChild } from '@pos-relay/testing'
 import { fileURLToPath } from 'node:url'
 
 export interface SpawnOptions {
@@ -35,43 +36,19 @@ export interface Child<Info = any> {
   readonly exited: boolean
 }
 
-const live = new Set<ChildProcess>()
-let guard = false
-
-function killAll (): void {
-  for (const c of live) c.kill('SIGKILL')
-  live.clear()
-}
-
-function installGuard (): void {
-  if (guard) return
-  guard = true
-  process.once('exit', killAll)
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      process.stderr.write(`\nbench: ${sig}, killing child processes\n`)
-      killAll()
-      process.exit(130)
-    })
-  }
-}
-
-/** Kills every child still running (SIGKILL). */
-export function killAllChildren (): void {
-  killAll()
-}
+/** Kills every child still running (SIGKILL): the bench's children are tracked by @pos-relay/testing. */
+export const killAllChildren = killTrackedChildren
 
 export function benchScript (name: string): string {
   return fileURLToPath(new URL(`../${name}`, import.meta.url))
 }
 
 export async function spawnChild<Info = any> (script: string, opts: SpawnOptions): Promise<Child<Info>> {
-  installGuard()
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...(opts.args ?? [])], {
+  killChildrenOnSignals('bench')
+  const proc = trackChild(spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...(opts.args ?? [])], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env }
-  })
-  live.add(proc)
+  }))
   const stderrTail: string[] = []
   createInterface({ input: proc.stderr! }).on('line', (line) => {
     if (process.env.BENCH_VERBOSE === '1') process.stderr.write(`[${opts.name}] ${line}\n`)
@@ -84,7 +61,6 @@ export async function spawnChild<Info = any> (script: string, opts: SpawnOptions
   const exit = new Promise<void>((resolve) => {
     proc.once('exit', (code, signal) => {
       exited = true
-      live.delete(proc)
       const err = new Error(`${opts.name} exited (code ${code}, signal ${signal})${describe()}`)
       for (const p of pending.values()) p.reject(err)
       pending.clear()

@@ -7,21 +7,18 @@
  * random ports). Servers exit when the bench goes away (see
  * exit-with-parent.ts) and are killed on stop().
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { killTrackedChildren, trackChild } from '@pos-relay/testing'
 import { fileURLToPath } from 'node:url'
 
 export const CLI = fileURLToPath(new URL('../../../packages/cli/bin/pos-relay.js', import.meta.url))
 const PRELOAD = new URL('./exit-with-parent.ts', import.meta.url).href
 
-const live = new Set<ChildProcess>()
-/** SIGKILLs every relay still running (synchronous: safe in an 'exit' handler). */
-export function killAllRelays (): void {
-  for (const c of live) c.kill('SIGKILL')
-  live.clear()
-}
+/** SIGKILLs every child still running, relays included (synchronous: safe in an 'exit' handler); @pos-relay/testing tracks them. */
+export const killAllRelays = killTrackedChildren
 
 export interface CliRelay {
   name: string
@@ -43,14 +40,13 @@ export interface CliRelay {
 
 /** Runs a short `pos-relay` command to completion; its stdout. Throws on a non-zero exit. */
 export async function runCli (args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<string> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
-  live.add(child)
+  const child = trackChild(spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }))
   let out = ''
   let err = ''
   child.stderr!.on('data', (d) => { err += String(d) })
   child.stdout!.on('data', (d) => { out += String(d) })
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => { live.delete(child); resolve(c) }))
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => { resolve(c) }))
   clearTimeout(timer)
   if (code !== 0) throw new Error(`pos-relay ${args[0]} exited with ${code}: ${err.slice(-2000)}`)
   return out
@@ -68,8 +64,7 @@ export interface CliServer {
 
 /** Starts a long-running `pos-relay` command; resolves once it printed a JSON line with `event: readyEvent`. */
 export async function startCliServer (name: string, args: string[], readyEvent: string, opts: { env?: Record<string, string>, readyTimeoutMs?: number } = {}): Promise<CliServer> {
-  const child = spawn(process.execPath, ['--import', PRELOAD, CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
-  live.add(child)
+  const child = trackChild(spawn(process.execPath, ['--import', PRELOAD, CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } }))
   child.stdin!.on('error', () => {})
   const tail: string[] = []
   createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -78,7 +73,7 @@ export async function startCliServer (name: string, args: string[], readyEvent: 
     if (tail.length > 30) tail.shift()
   })
   let exited = false
-  const exit = new Promise<void>((resolve) => { child.once('exit', () => { exited = true; live.delete(child); resolve() }) })
+  const exit = new Promise<void>((resolve) => { child.once('exit', () => { exited = true; resolve() }) })
   const stderrTail = (): string => tail.join('\n')
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000
   const ready = await new Promise<any>((resolve, reject) => {

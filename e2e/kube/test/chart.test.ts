@@ -168,10 +168,10 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     assert.match(job.text, /helm\.sh\/hook: pre-delete/)
     const operator = docs.find((d) => d.name === 'pos-relay-operator' && d.kind === 'Deployment')!
     assert.match(operator.text, /args: \[operator\]/)
-    for (const env of ['WATCH_NAMESPACE', 'POD_NAMESPACE', 'LEADER_ELECT', 'LEADER_ELECTION_ID', 'METRICS_PORT', 'RELAY_IMAGE']) assert.match(operator.text, new RegExp(`name: ${env}\\b`))
+    for (const env of ['POS_RELAY_OPERATOR_NAMESPACE', 'POD_NAMESPACE', 'POS_RELAY_OPERATOR_LEADER_ELECT', 'POS_RELAY_OPERATOR_LEASE_NAME', 'POS_RELAY_OPERATOR_METRICS_PORT', 'POS_RELAY_OPERATOR_RELAY_IMAGE']) assert.match(operator.text, new RegExp(`name: ${env}\\b`))
     const discovery = docs.find((d) => d.name === 'pos-relay-discovery' && d.kind === 'Deployment')!
     assert.match(discovery.text, /args: \[discovery,/)
-    assert.match(discovery.text, /name: REDIS_URL\s+valueFrom:\s+secretKeyRef:/)
+    assert.match(discovery.text, /name: POS_RELAY_DISCOVERY_REDIS_URL\s+valueFrom:\s+secretKeyRef:/)
     assert.match(docs.find((d) => d.name === 'pos-relay-redis' && d.kind === 'Deployment')!.text, /image: "redis:7-alpine"/)
   })
 

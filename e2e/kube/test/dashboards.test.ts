@@ -21,7 +21,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createRelayPeer, isRelayed, type RelayPeer } from '@pos-relay/client'
-import { freePort, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { freePort, pollUntil, startRedis, trackChild, waitFor, type RedisServer } from '@pos-relay/testing'
 import { CHART_DIR, CRD_FILE, REPO_ROOT, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
 import { k } from './helpers.ts'
 
@@ -34,14 +34,11 @@ const RATE_INTERVAL = '15s'
 // ------------------------------------------------------------------ processes
 
 interface Proc { child: ChildProcess, lines: string[], name: string }
-const procs = new Set<Proc>()
-process.on('exit', () => { for (const p of procs) p.child.kill('SIGKILL') })
 
+/** `cmd`, tracked by @pos-relay/testing (killed when the test process exits), stdout and stderr in one list */
 function start (name: string, cmd: string, args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = trackChild(spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }))
   const p: Proc = { child, lines: [], name }
-  procs.add(p)
-  child.on('exit', () => procs.delete(p))
   for (const s of [child.stdout!, child.stderr!]) createInterface({ input: s }).on('line', (l) => { p.lines.push(l); if (p.lines.length > 400) p.lines.shift() })
   return p
 }
@@ -55,19 +52,15 @@ async function stop (p: Proc | undefined): Promise<void> {
   clearTimeout(t)
 }
 
+/** the first JSON line of `p` that `match`es; gives up when `p` exits */
 async function waitLine (p: Proc, match: (obj: any) => boolean, timeoutMs = 30_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    for (const l of p.lines) {
-      let o: any
-      try { o = JSON.parse(l) } catch { continue }
-      if (match(o)) return o
-    }
-    if (p.child.exitCode != null || p.child.signalCode != null) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  const state = p.child.exitCode != null || p.child.signalCode != null ? `exited (${p.child.exitCode ?? p.child.signalCode})` : `timed out after ${timeoutMs} ms`
-  throw new Error(`${p.name} ${state} before the expected output:\n${p.lines.slice(-20).join('\n')}`)
+  const found = (): any => p.lines.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).find((o) => o != null && match(o))
+  return await pollUntil(`${p.name}'s expected output`, found, {
+    timeoutMs,
+    intervalMs: 100,
+    giveUp: () => found() == null && (p.child.exitCode != null || p.child.signalCode != null) ? `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) before the expected output:\n${p.lines.slice(-20).join('\n')}` : undefined,
+    describe: () => p.lines.slice(-20).join('\n')
+  })
 }
 
 function prometheusBinary (): string {

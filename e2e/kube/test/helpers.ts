@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pollUntil } from '@pos-relay/testing'
 import { CHART_DIR, ensureKubeBinaries, run, type ControlPlane, type ExecResult } from '../harness.ts'
 
 let helmHome: string | undefined
@@ -53,15 +54,7 @@ export async function ensureNamespace (cp: ControlPlane, name: string): Promise<
   if (r.code !== 0) await k(cp, ['create', 'namespace', name])
 }
 
+/** pollUntil with this suite's defaults: 15 s, every 200 ms */
 export async function poll<T> (what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn()
-      if (v !== undefined && v !== false) return v
-    } catch (err) { last = err }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
-  }
-  throw new Error(`timed out waiting for ${what}${last != null ? `: ${String(last)}` : ''}`)
+  return await pollUntil(what, fn, { timeoutMs, intervalMs })
 }

@@ -105,7 +105,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
     const c = op.spec.template.spec.containers[0]
     assert.deepEqual(c.args, ['operator'])
     assert.equal(c.image, 'pos-relay:0.1.0')
-    assert.equal(c.env.find((e: any) => e.name === 'RELAY_IMAGE').value, 'pos-relay:0.1.0')
+    assert.equal(c.env.find((e: any) => e.name === 'POS_RELAY_OPERATOR_RELAY_IMAGE').value, 'pos-relay:0.1.0')
   })
 
   let secretBefore: any

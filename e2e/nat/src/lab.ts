@@ -2,13 +2,13 @@
  * Processes of the NAT lab: the peers' binaries (built by e2e/interop/build.sh),
  * our relay and discovery in the relay namespace, and one dialer/listener run.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { pollUntil, spawnLines } from '@pos-relay/testing'
 import { ADDR, INTERNET_CIDR, NS } from './topology.ts'
 
 const run = promisify(execFile)
@@ -51,52 +51,20 @@ export interface NsProcess {
   kill: (signal?: NodeJS.Signals) => Promise<number | string>
 }
 
-const running = new Set<ChildProcess>()
-process.on('exit', () => { for (const c of running) { try { c.kill('SIGKILL') } catch {} } })
-
 export function spawnIn (ns: string, cmd: string, args: string[], opts: { env?: Record<string, string>, label?: string, timeoutMs?: number } = {}): NsProcess {
   // `ip netns exec` execs the command, so the child's pid is the command's
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe']
+  const p = spawnLines('ip', ['netns', 'exec', ns, cmd, ...args], {
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', POS_RELAY_LOG_LEVEL: process.env.POS_RELAY_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info', ...opts.env },
+    label: opts.label ?? cmd,
+    echo: process.env.NAT_VERBOSE != null,
+    ...(opts.timeoutMs != null ? { timeoutMs: opts.timeoutMs } : {})
   })
-  running.add(child)
-  const stdout: string[] = []
-  const stderr: string[] = []
-  const label = opts.label ?? cmd
-  createInterface({ input: child.stdout! }).on('line', (l) => { stdout.push(l); if (process.env.NAT_VERBOSE != null) process.stderr.write(`[${label}] ${l}\n`) })
-  createInterface({ input: child.stderr! }).on('line', (l) => { stderr.push(l); if (process.env.NAT_VERBOSE != null) process.stderr.write(`[${label}!] ${l}\n`) })
-  const exited = new Promise<number | string>((resolve) => {
-    child.on('exit', (code, signal) => { running.delete(child); resolve(code ?? signal ?? -1) })
-  })
-  let timer: NodeJS.Timeout | undefined
-  if (opts.timeoutMs != null) {
-    timer = setTimeout(() => { stderr.push(`killed after ${opts.timeoutMs} ms`); child.kill('SIGKILL') }, opts.timeoutMs)
-    void exited.then(() => clearTimeout(timer))
-  }
-  return {
-    child,
-    stdout,
-    stderr,
-    exited,
-    async kill (signal = 'SIGTERM') {
-      if (child.exitCode == null && child.signalCode == null) child.kill(signal)
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000)
-      const code = await exited
-      clearTimeout(t)
-      return code
-    }
-  }
+  return { ...p, kill: async (signal = 'SIGTERM') => await p.kill(signal, 5000) }
 }
 
+/** pollUntil, positional as the lab's callers use it */
 export async function waitFor<T> (what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
-  }
+  return await pollUntil(what, fn, { timeoutMs, intervalMs })
 }
 
 /** HTTP GET from inside a namespace (the root namespace has no route to the lab). */

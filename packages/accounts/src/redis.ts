@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
+import { backoffDelay } from '@pos-relay/shared'
 import { AccountsUnavailableError, type MinimalLogger } from './types.js'
 
 export interface RedisConnectionOptions {
@@ -35,7 +36,7 @@ export function failFastRedis(opts: RedisConnectionOptions): FailFastRedis {
     connectTimeout: Math.max(2 * timeoutMs, 1000),
     maxRetriesPerRequest: 1,
     // at most every second
-    retryStrategy: (times) => Math.min(times * 100, 1000),
+    retryStrategy: (times) => backoffDelay(times - 1, { initialMs: 100, maxMs: 1000 }),
   })
   let everReady = false
   let outageLogged = false

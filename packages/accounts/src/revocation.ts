@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis'
+import { backoffDelay } from '@pos-relay/shared'
 import { z } from 'zod'
 import type { RevocationEvent } from './contract.js'
 import { failFastRedis, quit } from './redis.js'
@@ -206,7 +207,7 @@ export function createRedisRevocationBus(opts: RedisRevocationBusOptions): Revoc
     if (sub || closed) return
     sub = new Redis(opts.redisUrl, {
       // a subscriber has nothing to time out; keep reconnecting (and re-subscribing) forever
-      retryStrategy: (times) => Math.min(times * 100, 1000),
+      retryStrategy: (times) => backoffDelay(times - 1, { initialMs: 100, maxMs: 1000 }),
       maxRetriesPerRequest: null,
       autoResubscribe: true,
     })

@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError, Option } from 'commander'
 import { LOG_LEVELS, parseBoolean, redisUrlProblem } from '@pos-relay/shared'
+import { deprecatedEnv, readEnv } from './env.js'
 
 /** `--flag <n>` parsed as a non-negative integer, with a clear error. */
 export function intArg (name: string) {
@@ -16,9 +16,12 @@ export function collect (value: string, previous: string[] | undefined): string[
   return [...(previous ?? []), ...parts]
 }
 
-export function option (flags: string, description: string, env?: string): Option {
+/** an option read from `env` too (a POS_RELAY_… name); `deprecated` is the old name it replaces, still read with a warning */
+export function option (flags: string, description: string, env?: string, deprecated?: string): Option {
   const opt = new Option(flags, description)
-  return env != null ? opt.env(env) : opt
+  if (env == null) return opt
+  opt.env(env)
+  return deprecated != null ? deprecatedEnv(opt, deprecated) : opt
 }
 
 export const LOG_LEVEL_HELP = 'log level: fatal, error, warn, info, debug, trace, silent'
@@ -47,25 +50,13 @@ export function checkRedisUrl (flag: string, env: string, value: string | undefi
 }
 
 /** A boolean environment variable, strictly: `AUTH_ENABLED=false` must mean off, `AUTH_ENABLED=ture` must stop the process. */
-export function boolEnv (name: string, env: NodeJS.ProcessEnv = process.env): boolean | undefined {
+export function boolEnv (name: string, deprecated?: string, env: NodeJS.ProcessEnv = process.env): boolean | undefined {
+  const value = readEnv(name, deprecated, env)
   try {
-    return parseBoolean(name, env[name])
+    return parseBoolean(value === env[name] ? name : deprecated ?? name, value)
   } catch (err: any) {
     throw configError(err.message)
   }
-}
-
-/** Reads a secret from a file named by `flag`; a missing, unreadable or empty file is refused naming the flag. */
-export async function readSecretFile (flag: string, file: string): Promise<string> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err: any) {
-    throw configError(`${flag} ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message}`)
-  }
-  const secret = text.trim()
-  if (secret === '') throw configError(`${flag} ${file} is empty`)
-  return secret
 }
 
 /**

@@ -1,11 +1,12 @@
 import { createInterface } from 'node:readline'
+import { readEnv } from './env.js'
 
 /**
- * Reads the p2p secret: from P2P_SECRET if set, else a hidden prompt when
+ * Reads the p2p secret: from POS_RELAY_P2P_SECRET (or the deprecated P2P_SECRET) if set, else a hidden prompt when
  * stdin is a terminal, else the first line of stdin (containers, scripts).
  */
 export async function readSecret (env: NodeJS.ProcessEnv = process.env, stdin: NodeJS.ReadStream = process.stdin): Promise<string> {
-  const fromEnv = env.P2P_SECRET
+  const fromEnv = readEnv('POS_RELAY_P2P_SECRET', 'P2P_SECRET', env)
   if (fromEnv != null && fromEnv !== '') return fromEnv.trim()
   if (stdin.isTTY === true) {
     const { default: password } = await import('@inquirer/password')

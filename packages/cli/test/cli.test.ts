@@ -199,11 +199,11 @@ describe('pos-relay discovery', () => {
 
   it('refuses a bad Redis URL at start-up, naming the flag and not echoing the value', async () => {
     for (const [args, env, message] of [
-      [['--redis', 'notaurl'], {}, /--redis \(REDIS_URL\) is not a URL/],
-      [[], { REDIS_URL: 'http://127.0.0.1:6379' }, /--redis \(REDIS_URL\) must use redis:\/\/ or rediss:\/\//],
-      [['--redis', 'redis://:hunter2@/0'], {}, /--redis \(REDIS_URL\) is not a URL/],
-      [['--redis', 'redis:///0'], {}, /--redis \(REDIS_URL\) has no host/],
-      [['--redis', 'redis://127.0.0.1:6379/cache'], {}, /--redis \(REDIS_URL\) has a path that is not a database number/],
+      [['--redis', 'notaurl'], {}, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) is not a URL/],
+      [[], { REDIS_URL: 'http://127.0.0.1:6379' }, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) must use redis:\/\/ or rediss:\/\//],
+      [['--redis', 'redis://:hunter2@/0'], {}, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) is not a URL/],
+      [['--redis', 'redis:///0'], {}, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) has no host/],
+      [['--redis', 'redis://127.0.0.1:6379/cache'], {}, /--redis \(POS_RELAY_DISCOVERY_REDIS_URL\) has a path that is not a database number/],
     ] as const) {
       const res = await runExpectingExit(['discovery', '--port', '0', ...args], { env: { P2P_SECRET: 's', ...env } })
       assert.equal(res.code, 2, res.stderr)
@@ -213,8 +213,8 @@ describe('pos-relay discovery', () => {
     }
   })
 
-  it('refuses an unknown --log-level, from the flag or LOG_LEVEL', async () => {
-    for (const [args, env] of [[['--log-level', 'loud'], {}], [[], { LOG_LEVEL: 'verbose' }]] as const) {
+  it('refuses an unknown --log-level, from the flag or POS_RELAY_LOG_LEVEL', async () => {
+    for (const [args, env] of [[['--log-level', 'loud'], {}], [[], { POS_RELAY_LOG_LEVEL: 'verbose' }]] as const) {
       const res = await runExpectingExit(['discovery', '--port', '0', ...args], { env: { P2P_SECRET: 's', ...env } })
       assert.notEqual(res.code, 0)
       assert.match(res.stderr, /--log-level must be one of fatal, error, warn, info, debug, trace, silent/)
@@ -225,7 +225,7 @@ describe('pos-relay discovery', () => {
     const empty = join(dir, 'empty-secret')
     await writeFile(empty, '\n')
     for (const [args, message] of [
-      [['--p2p-secret-file', join(dir, 'no-such-secret')], /--p2p-secret-file .*no-such-secret: no such file/],
+      [['--p2p-secret-file', join(dir, 'no-such-secret')], /--p2p-secret-file .*no-such-secret does not exist/],
       [['--p2p-secret-file', empty], /--p2p-secret-file .*empty-secret is empty/],
       // an empty admin secret file used to mean "no accounts", silently
       [['--admin-secret-file', empty], /--admin-secret-file .*empty-secret is empty/],
@@ -236,52 +236,48 @@ describe('pos-relay discovery', () => {
     }
   })
 
-  it('--public-addresses-only (or PUBLIC_ADDRESSES_ONLY) refuses private relay addrs; a non-boolean value is refused', async () => {
-    const bad = await runExpectingExit(['discovery', '--port', '0'], { env: { P2P_SECRET: 's', PUBLIC_ADDRESSES_ONLY: 'maybe' } })
+  it('--public-addresses-only (or POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY) refuses private relay addrs; a non-boolean value is refused', async () => {
+    const bad = await runExpectingExit(['discovery', '--port', '0'], { env: { P2P_SECRET: 's', POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY: 'maybe' } })
     assert.equal(bad.code, 2)
-    assert.match(bad.stderr, /PUBLIC_ADDRESSES_ONLY must be true or false/)
-    const peer = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
-    for (const [args, env, publicOnly] of [[['--public-addresses-only'], {}, true], [[], { PUBLIC_ADDRESSES_ONLY: 'yes' }, true], [[], { PUBLIC_ADDRESSES_ONLY: 'false' }, false]] as const) {
-      const p = spawnCli(['discovery', '--port', '0', '--host', '127.0.0.1', ...args], { env: { P2P_SECRET: 's', ...env } })
-      try {
-        const ready = await p.waitForJson((o) => o.event === 'discovery_ready')
-        assert.equal(ready.public_addresses_only, publicOnly)
-        const res = await fetch(`${ready.url}/api/p2p/relays`, {
-          method: 'POST',
-          headers: { authorization: 'Bearer s', 'content-type': 'application/json' },
-          body: JSON.stringify({ id: 'r', peer_id: peer, addrs: ['/ip4/10.0.0.7/tcp/7373'] }),
-        })
-        assert.equal(res.status, publicOnly ? 400 : 200)
-      } finally {
-        await p.kill()
-      }
+    assert.match(bad.stderr, /POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY must be true or false/)
+    // the old name, still read
+    for (const [args, env, publicOnly] of [[['--public-addresses-only'], {}, true], [[], { POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY: 'yes' }, true], [[], { PUBLIC_ADDRESSES_ONLY: 'false' }, false]] as const) {
+      const { ready, status } = await registerUnsigned(args, env, '/ip4/10.0.0.7/tcp/7373')
+      assert.equal(ready.public_addresses_only, publicOnly)
+      assert.equal(status, publicOnly ? 400 : 200)
     }
   })
 })
 
+/** starts discovery with `args` and `env`, registers relay `r` at `addr` unsigned; the answer and the list after it */
+async function registerUnsigned (args: readonly string[], env: Record<string, string>, addr: string): Promise<{ ready: any, status: number, message: string | undefined, listed: number }> {
+  const p = spawnCli(['discovery', '--port', '0', '--host', '127.0.0.1', ...args], { env: { P2P_SECRET: 's', ...env } })
+  try {
+    const ready = await p.waitForJson((o) => o.event === 'discovery_ready')
+    const res = await fetch(`${ready.url}/api/p2p/relays`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer s', 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'r', peer_id: '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh', addrs: [addr] })
+    })
+    const message = res.ok ? undefined : ((await res.json()) as { message: string }).message
+    const listed = ((await (await fetch(`${ready.url}/api/p2p/relays`)).json()) as unknown[]).length
+    return { ready, status: res.status, message, listed }
+  } finally {
+    await p.kill()
+  }
+}
+
 describe('discovery --require-signed', () => {
-  it('--require-signed (or REQUIRE_SIGNED) refuses unsigned registrations with 403; a non-boolean value is refused', async () => {
+  it('--require-signed (or POS_RELAY_DISCOVERY_REQUIRE_SIGNED) refuses unsigned registrations with 403; a non-boolean value is refused', async () => {
     const bad = await runExpectingExit(['discovery', '--port', '0'], { env: { P2P_SECRET: 's', REQUIRE_SIGNED: 'sometimes' } })
     assert.equal(bad.code, 2)
     assert.match(bad.stderr, /REQUIRE_SIGNED must be true or false/)
-    const peer = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
-    for (const [args, env, required] of [[['--require-signed'], {}, true], [[], { REQUIRE_SIGNED: 'on' }, true], [[], { REQUIRE_SIGNED: '0' }, false]] as const) {
-      const p = spawnCli(['discovery', '--port', '0', '--host', '127.0.0.1', ...args], { env: { P2P_SECRET: 's', ...env } })
-      try {
-        const ready = await p.waitForJson((o) => o.event === 'discovery_ready')
-        assert.equal(ready.require_signed, required)
-        const res = await fetch(`${ready.url}/api/p2p/relays`, {
-          method: 'POST',
-          headers: { authorization: 'Bearer s', 'content-type': 'application/json' },
-          body: JSON.stringify({ id: 'r', peer_id: peer, addrs: ['/ip4/203.0.113.7/tcp/7373'] }),
-        })
-        assert.equal(res.status, required ? 403 : 200)
-        if (required) assert.match(((await res.json()) as { message: string }).message, /requires signed registrations/)
-        const list = (await (await fetch(`${ready.url}/api/p2p/relays`)).json()) as unknown[]
-        assert.equal(list.length, required ? 0 : 1)
-      } finally {
-        await p.kill()
-      }
+    for (const [args, env, required] of [[['--require-signed'], {}, true], [[], { POS_RELAY_DISCOVERY_REQUIRE_SIGNED: 'on' }, true], [[], { POS_RELAY_DISCOVERY_REQUIRE_SIGNED: '0' }, false]] as const) {
+      const { ready, status, message, listed } = await registerUnsigned(args, env, '/ip4/203.0.113.7/tcp/7373')
+      assert.equal(ready.require_signed, required)
+      assert.equal(status, required ? 403 : 200)
+      if (required) assert.match(message!, /requires signed registrations/)
+      assert.equal(listed, required ? 0 : 1)
     }
   })
 })
@@ -312,10 +308,10 @@ describe('boolean environment variables and Redis URLs of pos-relay run', () => 
   it('refuses bad --redis and --auth-redis URLs naming the flag', async () => {
     const redis = await runExpectingExit(['run', '--config', config, '--redis', 'localhost:6379'])
     assert.equal(redis.code, 2)
-    assert.match(redis.stderr, /--redis \(REDIS_URL\) must use redis:\/\//)
+    assert.match(redis.stderr, /--redis \(POS_RELAY_RATE_LIMIT_REDIS_URL\) must use redis:\/\//)
     const auth = await runExpectingExit(['run', '--config', config], { env: { AUTH_REDIS_URL: 'not a url' } })
     assert.equal(auth.code, 2)
-    assert.match(auth.stderr, /--auth-redis \(AUTH_REDIS_URL\) is not a URL/)
+    assert.match(auth.stderr, /--auth-redis \(POS_RELAY_AUTH_REDIS_URL\) is not a URL/)
   })
 })
 
@@ -371,21 +367,23 @@ describe('--help', () => {
   walk(program(), [])
   /** environment variables read outside commander's option definitions (process.env in the command's code) */
   const envOutsideOptions: Record<string, string[]> = {
-    init: ['P2P_SECRET'],
-    run: ['RELAY_QUIC', 'AUTH_ENABLED', 'POS_RELAY_REFRESH_ONLY', 'POS_RELAY_P2P_SECRET'],
-    discovery: ['P2P_SECRET', 'ADMIN_SECRET', 'PUBLIC_ADDRESSES_ONLY', 'REQUIRE_SIGNED'],
-    operator: ['POD_NAMESPACE', 'POD_NAME'],
-    'accounts create': ['ADMIN_SECRET'],
-    usage: ['ADMIN_SECRET']
+    init: ['POS_RELAY_P2P_SECRET'],
+    run: ['POS_RELAY_QUIC', 'POS_RELAY_AUTH', 'POS_RELAY_REFRESH_ONLY', 'POS_RELAY_P2P_SECRET'],
+    discovery: ['POS_RELAY_P2P_SECRET', 'POS_RELAY_ADMIN_SECRET', 'POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY', 'POS_RELAY_DISCOVERY_REQUIRE_SIGNED'],
+    dev: ['POS_RELAY_QUIC'],
+    operator: ['KUBECONFIG', 'POD_NAMESPACE', 'POD_NAME'],
+    'accounts create': ['POS_RELAY_ADMIN_SECRET'],
+    usage: ['POS_RELAY_ADMIN_SECRET']
   }
 
   /**
    * The long-running commands are configured through the environment in
    * containers: each of their flags has an environment variable, but these
-   * (RELAY_QUIC, AUTH_ENABLED, POS_RELAY_REFRESH_ONLY, PUBLIC_ADDRESSES_ONLY and REQUIRE_SIGNED are parsed by hand as strict booleans, see run.ts and discovery.ts)
+   * (POS_RELAY_QUIC, POS_RELAY_AUTH, POS_RELAY_REFRESH_ONLY, POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY and …_REQUIRE_SIGNED are parsed by hand as strict
+   * booleans, see run.ts and discovery.ts; KUBECONFIG is a list client-node reads, see operator.ts)
    */
   const envRequired = ['run', 'discovery', 'dev', 'operator']
-  const withoutEnv: Record<string, string[]> = { run: ['--quic', '--no-quic', '--auth', '--refresh-only'], discovery: ['--public-addresses-only', '--require-signed'], dev: ['--no-accounts'] }
+  const withoutEnv: Record<string, string[]> = { run: ['--quic', '--no-quic', '--auth', '--refresh-only'], discovery: ['--public-addresses-only', '--require-signed'], dev: ['--no-accounts', '--quic', '--no-quic'], operator: ['--kubeconfig'] }
 
   it('finds the commands in the program definition', () => {
     const names = all.map((c) => c.path.join(' '))

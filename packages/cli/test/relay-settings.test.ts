@@ -67,6 +67,6 @@ describe('a RelayPool relay with discovery.p2pSecretRef, as `pos-relay run` read
     const pool: RelayPool = { metadata: { name: 'edge', namespace: 'relays' }, spec: { replicas: 1, discovery: { redisUrlSecretRef: { name: 'disc' } } } }
     const container = buildPod({ pool, slot: 0, node: 'n1', publicAddress: '192.0.2.1', image: 'img', imagePullPolicy: 'IfNotPresent' }).spec!.containers[0]!
     assert.ok(!container.args!.includes('--refresh-only'))
-    assert.deepEqual(container.env!.map((e) => e.name), ['LOG_LEVEL'])
+    assert.deepEqual(container.env!.map((e) => e.name), ['POS_RELAY_LOG_LEVEL'])
   })
 })

@@ -2,7 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { fetchRelays, rankRelays, type RelayInfo } from './discovery.js'
 import { presentTicket, TicketClient } from './tickets.js'
-import type { AddressPolicy } from '@pos-relay/shared'
+import { backoffDelay, type AddressPolicy } from '@pos-relay/shared'
 import { circuitTransportInternals, type CircuitTransportInternals } from '@pos-relay/upstream-patches/circuit-relay-transport'
 import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 
@@ -42,6 +42,11 @@ interface RelayState {
   nextAttempt: number
   reserving?: Promise<void>
 }
+
+/** discovery polls after failures (or empty lists): 1 s doubling to 30 s, jittered */
+const DISCOVERY_BACKOFF = { initialMs: 1000, maxMs: 30_000 }
+/** re-reserving on a relay that failed: 0.5 s doubling to 10 s, jittered */
+const RESERVE_BACKOFF = { initialMs: 500, maxMs: 10_000 }
 
 /**
  * Keeps reservations on `relayCount` relays chosen from the discovery API.
@@ -190,13 +195,13 @@ export class RelayManager {
       relays = await fetchRelays(this.opts.discoveryUrl, { signal: this.controller.signal, ...(this.opts.addressPolicy != null ? { addressPolicy: this.opts.addressPolicy } : {}) })
     } catch (err: any) {
       this.discoveryFailures++
-      this.nextRetry = Date.now() + Math.min(30_000, 1000 * 2 ** (this.discoveryFailures - 1))
+      this.nextRetry = Date.now() + backoffDelay(this.discoveryFailures - 1, DISCOVERY_BACKOFF)
       this.opts.onEvent?.({ type: 'discovery_failed', error: err.message })
       return
     }
     // an empty list backs off like a failure, so clients do not poll every tick
     this.discoveryFailures = relays.length === 0 ? this.discoveryFailures + 1 : 0
-    this.nextRetry = Date.now() + Math.min(30_000, 1000 * 2 ** Math.max(0, this.discoveryFailures - 1))
+    this.nextRetry = Date.now() + backoffDelay(this.discoveryFailures - 1, DISCOVERY_BACKOFF)
     this.known = relays
     const wanted = rankRelays(relays, this.node.peerId.toString()).slice(0, this.opts.relayCount)
     for (const info of wanted) {
@@ -253,8 +258,9 @@ export class RelayManager {
       this.opts.onEvent?.({ type: 'reserved', relay: info.peer_id, addrs: this.circuitAddresses().map(String) })
     } catch (err: any) {
       state.failures++
-      // 0.5 s, 1 s, 2 s ... capped at 10 s: a restarting relay is back within seconds
-      state.nextAttempt = Date.now() + Math.min(10_000, 500 * 2 ** (state.failures - 1))
+      // 0.5 s, 1 s, 2 s ... capped at 10 s: a restarting relay is back within seconds; jittered, so
+      // the thousands of peers a relay restart drops do not all come back in the same instant
+      state.nextAttempt = Date.now() + backoffDelay(state.failures - 1, RESERVE_BACKOFF)
       this.opts.onEvent?.({ type: 'reserve_failed', relay: info.peer_id, error: err.message })
     }
   }

@@ -6,8 +6,19 @@ export interface BackoffOptions {
 }
 
 /**
- * Exponential backoff with jitter. `next()` returns the delay for the next
- * attempt; `reset()` after a success.
+ * The one backoff of the project: the delay before retry number `attempt` (0 = the first retry),
+ * `initialMs` doubling up to `maxMs`, then spread by ±`jitter` (default 20 %) so that a fleet of
+ * clients does not retry a restarted server in lock-step.
+ */
+export function backoffDelay (attempt: number, opts: BackoffOptions, random: () => number = Math.random): number {
+  const base = Math.min(opts.maxMs, opts.initialMs * 2 ** Math.max(0, attempt))
+  const spread = base * (opts.jitter ?? 0.2)
+  return Math.max(0, Math.round(base - spread + random() * 2 * spread))
+}
+
+/**
+ * Exponential backoff with jitter (backoffDelay) that counts its attempts. `next()` returns the
+ * delay for the next attempt; `reset()` after a success.
  */
 export class Backoff {
   private attempt = 0
@@ -18,10 +29,7 @@ export class Backoff {
   }
 
   next (): number {
-    const base = Math.min(this.opts.maxMs, this.opts.initialMs * 2 ** this.attempt)
-    this.attempt++
-    const spread = base * this.opts.jitter
-    return Math.max(0, Math.round(base - spread + Math.random() * 2 * spread))
+    return backoffDelay(this.attempt++, this.opts)
   }
 
   reset (): void {

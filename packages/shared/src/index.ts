@@ -1,5 +1,5 @@
 export { createLogger, REDACTED_PATHS, type Logger, type CreateLoggerOptions } from './logger.js'
-export { Backoff, sleep, type BackoffOptions } from './backoff.js'
+export { Backoff, backoffDelay, sleep, type BackoffOptions } from './backoff.js'
 export { HttpServer, send, type HttpRoute } from './http.js'
 export { MAX_TIMER_SECONDS } from './timers.js'
 export { relayAddressProblem, dialableRelayAddrs, MAX_RELAY_ADDRS, type AddressPolicy } from './addresses.js'
@@ -15,3 +15,4 @@ export {
   type SignedOperation,
   type RegistrationProof
 } from './registration-signature.js'
+export { FileConfigError, readJsonFile, readNamedFile, readSecretFile } from './files.js'

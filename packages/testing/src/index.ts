@@ -1,5 +1,6 @@
 export { freePort } from './ports.js'
 export { startRedis, type RedisServer, type StartRedisOptions } from './redis.js'
-export { waitFor, type WaitForOptions } from './wait.js'
+export { pollUntil, waitFor, type PollOptions, type WaitForOptions } from './wait.js'
 export { scrapeMetric } from './metrics.js'
 export { commitOf, headingAnchor, headlines, renderSection, upsertSection, writeDocSection, type DocSection, type Headline } from './doc-sections.js'
+export { killChildrenOnSignals, killTrackedChildren, spawnLines, trackChild, type LineProcess, type SpawnLinesOptions } from './children.js'

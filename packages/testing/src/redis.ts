@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './ports.js'
+import { killTrackedChildren, trackChild } from './children.js'
 
 export interface StartRedisOptions {
   /** default: a free loopback port */
@@ -42,28 +43,18 @@ interface Running {
   keepDir?: boolean
 }
 
-// Every redis-server we started and that has not exited yet, so a crashing or
-// forgetful test process does not leave orphans behind.
-const live = new Set<Running>()
+// Every redis-server we started is tracked (children.ts), so a crashing or forgetful test process
+// does not leave orphans (or their folders) behind.
 let guardInstalled = false
-
-function killAllSync(): void {
-  for (const r of live) {
-    r.child.kill('SIGKILL')
-    rmSync(r.dir, { recursive: true, force: true })
-  }
-  live.clear()
-}
 
 function installExitGuard(): void {
   if (guardInstalled) return
   guardInstalled = true
-  process.once('exit', killAllSync)
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     // Only take over signals nobody else handles; re-raise so the default action still applies.
     if (process.listenerCount(sig) > 0) continue
     process.once(sig, () => {
-      killAllSync()
+      killTrackedChildren()
       process.kill(process.pid, sig)
     })
   }
@@ -144,7 +135,6 @@ async function waitExit(r: Running, escalateAfterMs?: number): Promise<void> {
       clearTimeout(timer)
     }
   }
-  live.delete(r)
   if (r.keepDir !== true) rmSync(r.dir, { recursive: true, force: true })
 }
 
@@ -166,10 +156,8 @@ async function spawnRedis(port: number, opts: StartRedisOptions, persistentDir?:
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence,
     '--daemonize', 'no', '--dir', dir, '--logfile', join(dir, 'redis.log'), ...(opts.args ?? []),
   ]
-  const child = spawn(bin, args, { stdio: 'ignore' })
+  const child = trackChild(spawn(bin, args, { stdio: 'ignore' }), () => { rmSync(dir, { recursive: true, force: true }) })
   const running: Running = { child, dir, keepDir: persistentDir != null }
-  live.add(running)
-  child.once('exit', () => live.delete(running))
   // Do not let a forgotten server keep the test process alive; the exit guard kills it.
   child.unref()
 

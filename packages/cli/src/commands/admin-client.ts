@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
-import { readTextCapped } from '@pos-relay/shared'
-import { option, readSecretFile } from '../options.js'
+import { readSecretFile, readTextCapped } from '@pos-relay/shared'
+import { readEnv } from '../env.js'
+import { option } from '../options.js'
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8080'
 
@@ -9,15 +10,15 @@ export interface AdminClientOptions { apiUrl: string, adminSecretFile?: string }
 /** Adds the flags every admin command takes (so each subcommand's --help lists them). */
 export function withAdminOptions (cmd: Command): Command {
   return cmd
-    .addOption(option('--api-url <url>', 'discovery API base URL', 'API_URL').default(DEFAULT_API_URL))
-    .addOption(option('--admin-secret-file <file>', 'read the admin secret from this file instead of ADMIN_SECRET', 'ADMIN_SECRET_FILE'))
-    .addHelpText('after', '\nEnvironment:\n  ADMIN_SECRET   the discovery admin secret (required unless --admin-secret-file); never the relays\' P2P secret\n')
+    .addOption(option('--api-url <url>', 'discovery API base URL', 'POS_RELAY_API_URL', 'API_URL').default(DEFAULT_API_URL))
+    .addOption(option('--admin-secret-file <file>', 'read the admin secret from this file instead of POS_RELAY_ADMIN_SECRET', 'POS_RELAY_ADMIN_SECRET_FILE', 'ADMIN_SECRET_FILE'))
+    .addHelpText('after', '\nEnvironment:\n  POS_RELAY_ADMIN_SECRET   the discovery admin secret (required unless --admin-secret-file); never the relays\' P2P secret (ADMIN_SECRET, deprecated, is still read)\n')
 }
 
 export async function adminSecret (opts: { adminSecretFile?: string }): Promise<string> {
   if (opts.adminSecretFile != null) return await readSecretFile('--admin-secret-file', opts.adminSecretFile)
-  const secret = process.env.ADMIN_SECRET?.trim()
-  if (secret == null || secret === '') throw new Error('the admin secret is required: set ADMIN_SECRET or pass --admin-secret-file')
+  const secret = readEnv('POS_RELAY_ADMIN_SECRET', 'ADMIN_SECRET')?.trim()
+  if (secret == null || secret === '') throw new Error('the admin secret is required: set POS_RELAY_ADMIN_SECRET or pass --admin-secret-file')
   return secret
 }
 

@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
 // the server itself (fastify, swagger) loads only when the command runs: see action()
 import type { AccountsOptions, RelayStore } from '@pos-relay/discovery'
-import { createLogger, type Logger } from '@pos-relay/shared'
+import { createLogger, readJsonFile, readSecretFile, type Logger } from '@pos-relay/shared'
 import {
   createMemoryAccountStore,
   createMemoryRevocationBus,
@@ -17,7 +16,8 @@ import {
   TicketIssuer,
   type Tier
 } from '@pos-relay/accounts'
-import { boolEnv, checkRedisUrl, configError, intArg, LOG_LEVEL_HELP, logLevelArg, option, readSecretFile } from '../options.js'
+import { boolEnv, checkRedisUrl, configError, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
+import { readEnv } from '../env.js'
 import { handleShutdown } from '../shutdown.js'
 import { readTicketKeysFile } from './keys.js'
 
@@ -32,12 +32,7 @@ export interface AccountsFlags { adminSecretFile?: string, ticketKeysFile?: stri
 /** Reads and validates a tiers file (JSON); the built-in tiers without one. */
 export async function loadTiers (file: string | undefined): Promise<Record<string, Tier>> {
   if (file == null) return DEFAULT_TIERS
-  let json: unknown
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'))
-  } catch (err: any) {
-    throw configError(err.code === 'ENOENT' ? `tiers file ${file} does not exist` : `tiers file ${file} is not valid JSON (${err.message})`)
-  }
+  const json = await readJsonFile('tiers file', file)
   try {
     return parseTiers(json)
   } catch (err: any) {
@@ -56,11 +51,11 @@ export function checkTicketTtl (ttl: number): void {
 async function accountsFrom (opts: DiscoveryOptions, logger: Logger): Promise<{ accounts: AccountsOptions, close: () => Promise<void> } | undefined> {
   let adminSecret: string | undefined
   if (opts.adminSecretFile != null) adminSecret = await readSecretFile('--admin-secret-file', opts.adminSecretFile)
-  else adminSecret = process.env.ADMIN_SECRET?.trim()
+  else adminSecret = readEnv('POS_RELAY_ADMIN_SECRET', 'ADMIN_SECRET')?.trim()
   if (adminSecret === '') adminSecret = undefined
   if (opts.ticketKeysFile == null && adminSecret == null) return undefined
   if (opts.ticketKeysFile == null) throw configError('accounts need a ticket keys file too: pass --ticket-keys-file (create one with `pos-relay keys generate --out FILE`)')
-  if (adminSecret == null) throw configError('accounts need an admin secret too: set ADMIN_SECRET or pass --admin-secret-file')
+  if (adminSecret == null) throw configError('accounts need an admin secret too: set POS_RELAY_ADMIN_SECRET or pass --admin-secret-file')
   checkTicketTtl(opts.ticketTtl)
   const keys = await readTicketKeysFile(opts.ticketKeysFile).catch((err: Error) => { throw configError(err.message) })
   const issuer = await TicketIssuer.create({ keys, ttlSeconds: opts.ticketTtl })
@@ -78,35 +73,35 @@ async function accountsFrom (opts: DiscoveryOptions, logger: Logger): Promise<{ 
 
 async function secretFrom (opts: DiscoveryOptions): Promise<string> {
   if (opts.p2pSecretFile != null) return await readSecretFile('--p2p-secret-file', opts.p2pSecretFile)
-  const secret = process.env.P2P_SECRET?.trim()
-  if (secret == null || secret === '') throw new Error('the p2p secret is required: set P2P_SECRET or pass --p2p-secret-file')
+  const secret = readEnv('POS_RELAY_P2P_SECRET', 'P2P_SECRET')?.trim()
+  if (secret == null || secret === '') throw new Error('the p2p secret is required: set POS_RELAY_P2P_SECRET or pass --p2p-secret-file')
   return secret
 }
 
 export function discoveryCommand (): Command {
   return new Command('discovery')
     .description('Run the discovery API: GET/POST /api/p2p/relays, relays kept in Redis with a TTL (or in memory without --redis)')
-    .addOption(option('-p, --port <port>', 'HTTP port', 'DISCOVERY_PORT').argParser(intArg('--port')).default(DEFAULT_DISCOVERY_PORT))
-    .addOption(option('--host <ip>', 'address to bind', 'DISCOVERY_HOST').default('0.0.0.0'))
-    .addOption(option('--redis <url>', 'Redis URL, e.g. redis://127.0.0.1:6379; without it relays are kept in this process\'s memory', 'REDIS_URL'))
-    .addOption(option('--ttl <seconds>', 'seconds a relay stays listed after its last heartbeat', 'RELAY_TTL_SECONDS').argParser(intArg('--ttl')).default(30))
-    .addOption(option('--p2p-secret-file <file>', 'read the relays\' p2p secret from this file instead of P2P_SECRET', 'P2P_SECRET_FILE'))
-    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('info'))
+    .addOption(option('-p, --port <port>', 'HTTP port', 'POS_RELAY_DISCOVERY_PORT', 'DISCOVERY_PORT').argParser(intArg('--port')).default(DEFAULT_DISCOVERY_PORT))
+    .addOption(option('--host <ip>', 'address to bind', 'POS_RELAY_DISCOVERY_HOST', 'DISCOVERY_HOST').default('0.0.0.0'))
+    .addOption(option('--redis <url>', 'Redis URL, e.g. redis://127.0.0.1:6379; without it relays are kept in this process\'s memory', 'POS_RELAY_DISCOVERY_REDIS_URL', 'REDIS_URL'))
+    .addOption(option('--ttl <seconds>', 'seconds a relay stays listed after its last heartbeat', 'POS_RELAY_DISCOVERY_TTL_SECONDS', 'RELAY_TTL_SECONDS').argParser(intArg('--ttl')).default(30))
+    .addOption(option('--p2p-secret-file <file>', 'read the relays\' p2p secret from this file instead of POS_RELAY_P2P_SECRET', 'POS_RELAY_P2P_SECRET_FILE', 'P2P_SECRET_FILE'))
+    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'POS_RELAY_LOG_LEVEL', 'LOG_LEVEL').argParser(logLevelArg).default('info'))
     // a boolean env var read strictly in action(): commander would take any value of it as true
-    .addOption(option('--public-addresses-only', 'refuse relay addrs in loopback and private ranges (public fleets); unspecified, link-local, multicast and broadcast addrs are always refused (env: PUBLIC_ADDRESSES_ONLY=true|false)'))
-    .addOption(option('--require-signed', 'refuse unsigned registrations and deletions (403): each must be signed by the relay\'s libp2p key (our relays and the operator always sign); entries registered signed are owned by their key either way (env: REQUIRE_SIGNED=true|false)'))
-    .addOption(option('--auth-failures-per-minute <n>', 'failed bearer authentications (p2p secret, admin secret, API key) one source IP may make per minute before it gets 429; 0 = off (behind a proxy, the proxy\'s IP counts)', 'AUTH_FAILURES_PER_MINUTE').argParser(intArg('--auth-failures-per-minute')).default(60))
+    .addOption(option('--public-addresses-only', 'refuse relay addrs in loopback and private ranges (public fleets); unspecified, link-local, multicast and broadcast addrs are always refused (env: POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY=true|false)'))
+    .addOption(option('--require-signed', 'refuse unsigned registrations and deletions (403): each must be signed by the relay\'s libp2p key (our relays and the operator always sign); entries registered signed are owned by their key either way (env: POS_RELAY_DISCOVERY_REQUIRE_SIGNED=true|false)'))
+    .addOption(option('--auth-failures-per-minute <n>', 'failed bearer authentications (p2p secret, admin secret, API key) one source IP may make per minute before it gets 429; 0 = off (behind a proxy, the proxy\'s IP counts)', 'POS_RELAY_DISCOVERY_AUTH_FAILURES_PER_MINUTE', 'AUTH_FAILURES_PER_MINUTE').argParser(intArg('--auth-failures-per-minute')).default(60))
     // accounts (issue 4): on when a ticket keys file and an admin secret are given
-    .addOption(option('--admin-secret-file <file>', 'read the admin secret (admin routes; must differ from the p2p secret) from this file instead of ADMIN_SECRET', 'ADMIN_SECRET_FILE'))
-    .addOption(option('--ticket-keys-file <file>', 'ticket-signing keys (JSON array of Ed25519 JWKs, first signs; `pos-relay keys generate`); turns accounts on with an admin secret', 'TICKET_KEYS_FILE'))
-    .addOption(option('--ticket-ttl <seconds>', `relay ticket lifetime, 1-${MAX_TICKET_TTL_SECONDS}`, 'TICKET_TTL_SECONDS').argParser(intArg('--ticket-ttl')).default(DEFAULT_TICKET_TTL_SECONDS))
-    .addOption(option('--tiers-file <file>', 'tiers (JSON object keyed by tier name); default: free, pro, unlimited', 'TIERS_FILE'))
-    .addHelpText('after', '\nEnvironment:\n  P2P_SECRET     the secret relays send as `Authorization: Bearer <secret>` (required unless --p2p-secret-file)\n  ADMIN_SECRET   the admin secret for /api/admin/* (accounts: with --ticket-keys-file; unless --admin-secret-file)\n  PUBLIC_ADDRESSES_ONLY  true|false (also 1/0, yes/no, on/off): as --public-addresses-only\n  REQUIRE_SIGNED  true|false (also 1/0, yes/no, on/off): as --require-signed\n\nAccounts live in Redis with --redis, otherwise in this process\'s memory.\n')
+    .addOption(option('--admin-secret-file <file>', 'read the admin secret (admin routes; must differ from the p2p secret) from this file instead of POS_RELAY_ADMIN_SECRET', 'POS_RELAY_ADMIN_SECRET_FILE', 'ADMIN_SECRET_FILE'))
+    .addOption(option('--ticket-keys-file <file>', 'ticket-signing keys (JSON array of Ed25519 JWKs, first signs; `pos-relay keys generate`); turns accounts on with an admin secret', 'POS_RELAY_TICKET_KEYS_FILE', 'TICKET_KEYS_FILE'))
+    .addOption(option('--ticket-ttl <seconds>', `relay ticket lifetime, 1-${MAX_TICKET_TTL_SECONDS}`, 'POS_RELAY_TICKET_TTL_SECONDS', 'TICKET_TTL_SECONDS').argParser(intArg('--ticket-ttl')).default(DEFAULT_TICKET_TTL_SECONDS))
+    .addOption(option('--tiers-file <file>', 'tiers (JSON object keyed by tier name); default: free, pro, unlimited', 'POS_RELAY_TIERS_FILE', 'TIERS_FILE'))
+    .addHelpText('after', '\nEnvironment:\n  POS_RELAY_P2P_SECRET     the secret relays send as `Authorization: Bearer <secret>` (required unless --p2p-secret-file)\n  POS_RELAY_ADMIN_SECRET   the admin secret for /api/admin/* (accounts: with --ticket-keys-file; unless --admin-secret-file)\n  POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY  true|false (also 1/0, yes/no, on/off): as --public-addresses-only\n  POS_RELAY_DISCOVERY_REQUIRE_SIGNED  true|false (also 1/0, yes/no, on/off): as --require-signed\n  The names before POS_RELAY_… (P2P_SECRET, REDIS_URL, …) are still read, with a deprecation warning.\n\nAccounts live in Redis with --redis, otherwise in this process\'s memory.\n')
     .action(async (opts: DiscoveryOptions) => {
       if (opts.ttl < 1) throw new Error('--ttl must be at least 1 second')
-      checkRedisUrl('--redis', 'REDIS_URL', opts.redis)
-      const publicAddressesOnly = opts.publicAddressesOnly ?? boolEnv('PUBLIC_ADDRESSES_ONLY') ?? false
-      const requireSigned = opts.requireSigned ?? boolEnv('REQUIRE_SIGNED') ?? false
+      checkRedisUrl('--redis', 'POS_RELAY_DISCOVERY_REDIS_URL', opts.redis)
+      const publicAddressesOnly = opts.publicAddressesOnly ?? boolEnv('POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY', 'PUBLIC_ADDRESSES_ONLY') ?? false
+      const requireSigned = opts.requireSigned ?? boolEnv('POS_RELAY_DISCOVERY_REQUIRE_SIGNED', 'REQUIRE_SIGNED') ?? false
       const secret = await secretFrom(opts)
       const logger = createLogger({ name: 'discovery', level: opts.logLevel })
       const { createDiscoveryServer, createMemoryStore, createRedisStore } = await import('@pos-relay/discovery')

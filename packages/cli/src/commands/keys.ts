@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { open, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Command } from 'commander'
 import { generateTicketKey, parseTicketKeys, publicTicketKey, type TicketKey } from '@pos-relay/accounts'
+import { readJsonFile } from '@pos-relay/shared'
 import { option } from '../options.js'
 
 /** Writes `content` to `file` with mode 0600: new files only, unless `replace` (then atomically). */
@@ -24,14 +25,7 @@ async function writePrivate (file: string, content: string, replace: boolean): P
 }
 
 async function readKeys (file: string): Promise<TicketKey[]> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err: any) {
-    throw new Error(err.code === 'ENOENT' ? `ticket keys file ${file} does not exist (create it with \`pos-relay keys generate --out ${file}\`)` : `cannot read ${file}: ${err.message}`)
-  }
-  let json: unknown
-  try { json = JSON.parse(text) } catch { throw new Error(`${file} is not valid JSON`) }
+  const json = await readJsonFile('ticket keys file', file, ` (create it with \`pos-relay keys generate --out ${file}\`)`)
   try { return parseTicketKeys(json) } catch (err: any) { throw new Error(`${file}: ${err.message}`) }
 }
 
@@ -71,7 +65,7 @@ export function keysCommand (): Command {
       }))
     .addCommand(new Command('public')
       .description('Print the public key set (JWKS) of a keys file, e.g. to configure relays offline')
-      .addOption(option('-i, --in <file>', 'keys file', 'TICKET_KEYS_FILE').makeOptionMandatory())
+      .addOption(option('-i, --in <file>', 'keys file', 'POS_RELAY_TICKET_KEYS_FILE', 'TICKET_KEYS_FILE').makeOptionMandatory())
       .action(async (opts: { in: string }) => {
         const keys = await readKeys(opts.in)
         process.stdout.write(JSON.stringify({ keys: keys.map(publicTicketKey) }, null, 2) + '\n')

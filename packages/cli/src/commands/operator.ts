@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { Command, InvalidArgumentError } from 'commander'
+import type { KubeConfig } from '@kubernetes/client-node'
 // @pos-relay/operator (and @kubernetes/client-node) load only when this command runs: a relay process should not carry them
 import { createLogger, MAX_TIMER_SECONDS, parseBoolean } from '@pos-relay/shared'
-import { checkRedisUrl, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
+import { checkRedisUrl, configError, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
 import { handleShutdown } from '../shutdown.js'
 
 export const DEFAULT_OPERATOR_METRICS_PORT = 9374
@@ -70,6 +71,23 @@ function boolArg (name: string) {
   }
 }
 
+/**
+ * The cluster to talk to: --kubeconfig, else KUBECONFIG loaded by client-node's loadFromDefault (which
+ * splits a list on ":" and merges the files, first one winning, as kubectl does), else undefined for
+ * the operator's own choice (in-cluster, then ~/.kube/config). Passing KUBECONFIG on as one file path
+ * made `KUBECONFIG=a:b` fail with ENOENT.
+ */
+export async function kubeConfigFrom (flag: string | undefined): Promise<string | KubeConfig | undefined> {
+  if (flag != null && flag !== '') return flag
+  const list = process.env.KUBECONFIG
+  if (list == null || list === '') return undefined
+  const { KubeConfig } = await import('@kubernetes/client-node')
+  const kc = new KubeConfig()
+  kc.loadFromDefault()
+  if (kc.getCurrentCluster() == null) throw configError(`KUBECONFIG (${list}) names no current context with a cluster`)
+  return kc
+}
+
 /** namespace of the operator's own pod: POD_NAMESPACE, else the service account's, else "default" */
 function ownNamespace (): string {
   if (process.env.POD_NAMESPACE != null && process.env.POD_NAMESPACE !== '') return process.env.POD_NAMESPACE
@@ -79,28 +97,29 @@ function ownNamespace (): string {
 export function operatorCommand (): Command {
   return new Command('operator')
     .description('Run the Kubernetes operator: reconciles RelayPools into relay pods on hostPort 7373 and keeps the discovery registry (Redis) in step with the Ready relays')
-    .addOption(option('--kubeconfig <file>', 'kubeconfig file; without it the in-cluster service account (or ~/.kube/config outside a cluster)', 'KUBECONFIG'))
-    .addOption(option('-n, --namespace <ns>', 'namespace whose RelayPools to reconcile; empty = all namespaces', 'WATCH_NAMESPACE'))
-    .addOption(option('--metrics-port <port>', 'HTTP port for /metrics, /healthz, /readyz (0 = any free port)', 'METRICS_PORT').argParser(intArg('--metrics-port')).default(DEFAULT_OPERATOR_METRICS_PORT))
-    .addOption(option('--metrics-host <ip>', 'address the metrics port binds to', 'METRICS_HOST').default('0.0.0.0'))
-    .addOption(option('--leader-elect <bool>', 'elect a leader on a coordination.k8s.io Lease; only the leader reconciles (true/false)', 'LEADER_ELECT').argParser(boolArg('--leader-elect')).default(true))
-    .addOption(option('--leader-election-namespace <ns>', 'namespace of the Lease (default: POD_NAMESPACE, else the service account\'s namespace, else "default")', 'LEADER_ELECTION_NAMESPACE'))
-    .addOption(option('--lease-name <name>', 'name of the Lease', 'LEADER_ELECTION_ID').default('pos-relay-operator'))
-    .addOption(option('--identity <id>', 'holder identity in the Lease (default: POD_NAME or the hostname, then "-<pid>")', 'LEADER_ELECTION_IDENTITY'))
-    .addOption(option('--lease-duration <s>', 'seconds a candidate waits before taking a Lease that is not renewed', 'LEASE_DURATION_SECONDS').argParser(secondsArg('--lease-duration')).default(15))
-    .addOption(option('--renew-deadline <s>', 'seconds the leader keeps trying to renew before it gives up leading', 'RENEW_DEADLINE_SECONDS').argParser(secondsArg('--renew-deadline')).default(10))
-    .addOption(option('--retry-period <s>', 'seconds between Lease acquire/renew attempts', 'RETRY_PERIOD_SECONDS').argParser(secondsArg('--retry-period')).default(2))
-    .addOption(option('--redis <url>', 'Redis URL of the discovery registry for pools that name no Secret (spec.discovery.redisUrlSecretRef wins)', 'REDIS_URL'))
-    .addOption(option('--registry-ttl <s>', 'registry TTL in seconds for pools without spec.discovery.ttlSeconds; heartbeats every TTL/3', 'REGISTRY_TTL_SECONDS').argParser(intArg('--registry-ttl')).default(30))
-    .addOption(option('--relay-image <image>', 'relay image for pools without spec.image', 'RELAY_IMAGE'))
-    .addOption(option('--relay-image-pull-policy <policy>', 'pull policy for pools without spec.imagePullPolicy (Always, IfNotPresent, Never)', 'RELAY_IMAGE_PULL_POLICY'))
-    .addOption(option('--allowed-privileged-host-ports <ports>', 'hostPorts below 1024 RelayPools may use, comma-separated (e.g. 443 on dedicated relay nodes); default none: a pool on such a port gets Degraded=True HostPortNotAllowed and no relays', 'ALLOWED_PRIVILEGED_HOST_PORTS').argParser(privilegedPortsArg).default([]))
-    .addOption(option('--workers <n>', 'RelayPools reconciled concurrently', 'WORKERS').argParser(intArg('--workers')).default(4))
-    .addOption(option('--resync-period <s>', 'every pool is reconciled at least this often (seconds)', 'RESYNC_PERIOD_SECONDS').argParser(secondsArg('--resync-period')).default(300))
-    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'LOG_LEVEL').argParser(logLevelArg).default('info'))
-    .addHelpText('after', '\nEnvironment:\n  POD_NAMESPACE   default Lease namespace (set by the chart through the downward API)\n  POD_NAME        default holder identity prefix\n')
+    // not bound to KUBECONFIG: that variable holds a list (a:b), which kubeConfigFrom() reads as kubectl does
+    .addOption(option('--kubeconfig <file>', 'kubeconfig file; without it KUBECONFIG (a list of files separated by ":", merged as kubectl does), else the in-cluster service account, else ~/.kube/config'))
+    .addOption(option('-n, --namespace <ns>', 'namespace whose RelayPools to reconcile; empty = all namespaces', 'POS_RELAY_OPERATOR_NAMESPACE', 'WATCH_NAMESPACE'))
+    .addOption(option('--metrics-port <port>', 'HTTP port for /metrics, /healthz, /readyz (0 = any free port)', 'POS_RELAY_OPERATOR_METRICS_PORT', 'METRICS_PORT').argParser(intArg('--metrics-port')).default(DEFAULT_OPERATOR_METRICS_PORT))
+    .addOption(option('--metrics-host <ip>', 'address the metrics port binds to', 'POS_RELAY_OPERATOR_METRICS_HOST', 'METRICS_HOST').default('0.0.0.0'))
+    .addOption(option('--leader-elect <bool>', 'elect a leader on a coordination.k8s.io Lease; only the leader reconciles (true/false)', 'POS_RELAY_OPERATOR_LEADER_ELECT', 'LEADER_ELECT').argParser(boolArg('--leader-elect')).default(true))
+    .addOption(option('--leader-election-namespace <ns>', 'namespace of the Lease (default: POD_NAMESPACE, else the service account\'s namespace, else "default")', 'POS_RELAY_OPERATOR_LEASE_NAMESPACE', 'LEADER_ELECTION_NAMESPACE'))
+    .addOption(option('--lease-name <name>', 'name of the Lease', 'POS_RELAY_OPERATOR_LEASE_NAME', 'LEADER_ELECTION_ID').default('pos-relay-operator'))
+    .addOption(option('--identity <id>', 'holder identity in the Lease (default: POD_NAME or the hostname, then "-<pid>")', 'POS_RELAY_OPERATOR_IDENTITY', 'LEADER_ELECTION_IDENTITY'))
+    .addOption(option('--lease-duration <s>', 'seconds a candidate waits before taking a Lease that is not renewed', 'POS_RELAY_OPERATOR_LEASE_DURATION_SECONDS', 'LEASE_DURATION_SECONDS').argParser(secondsArg('--lease-duration')).default(15))
+    .addOption(option('--renew-deadline <s>', 'seconds the leader keeps trying to renew before it gives up leading', 'POS_RELAY_OPERATOR_RENEW_DEADLINE_SECONDS', 'RENEW_DEADLINE_SECONDS').argParser(secondsArg('--renew-deadline')).default(10))
+    .addOption(option('--retry-period <s>', 'seconds between Lease acquire/renew attempts', 'POS_RELAY_OPERATOR_RETRY_PERIOD_SECONDS', 'RETRY_PERIOD_SECONDS').argParser(secondsArg('--retry-period')).default(2))
+    .addOption(option('--redis <url>', 'Redis URL of the discovery registry for pools that name no Secret (spec.discovery.redisUrlSecretRef wins)', 'POS_RELAY_DISCOVERY_REDIS_URL', 'REDIS_URL'))
+    .addOption(option('--registry-ttl <s>', 'registry TTL in seconds for pools without spec.discovery.ttlSeconds; heartbeats every TTL/3', 'POS_RELAY_OPERATOR_REGISTRY_TTL_SECONDS', 'REGISTRY_TTL_SECONDS').argParser(intArg('--registry-ttl')).default(30))
+    .addOption(option('--relay-image <image>', 'relay image for pools without spec.image', 'POS_RELAY_OPERATOR_RELAY_IMAGE', 'RELAY_IMAGE'))
+    .addOption(option('--relay-image-pull-policy <policy>', 'pull policy for pools without spec.imagePullPolicy (Always, IfNotPresent, Never)', 'POS_RELAY_OPERATOR_RELAY_IMAGE_PULL_POLICY', 'RELAY_IMAGE_PULL_POLICY'))
+    .addOption(option('--allowed-privileged-host-ports <ports>', 'hostPorts below 1024 RelayPools may use, comma-separated (e.g. 443 on dedicated relay nodes); default none: a pool on such a port gets Degraded=True HostPortNotAllowed and no relays', 'POS_RELAY_OPERATOR_ALLOWED_PRIVILEGED_HOST_PORTS', 'ALLOWED_PRIVILEGED_HOST_PORTS').argParser(privilegedPortsArg).default([]))
+    .addOption(option('--workers <n>', 'RelayPools reconciled concurrently', 'POS_RELAY_OPERATOR_WORKERS', 'WORKERS').argParser(intArg('--workers')).default(4))
+    .addOption(option('--resync-period <s>', 'every pool is reconciled at least this often (seconds)', 'POS_RELAY_OPERATOR_RESYNC_PERIOD_SECONDS', 'RESYNC_PERIOD_SECONDS').argParser(secondsArg('--resync-period')).default(300))
+    .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'POS_RELAY_LOG_LEVEL', 'LOG_LEVEL').argParser(logLevelArg).default('info'))
+    .addHelpText('after', '\nEnvironment:\n  KUBECONFIG      kubeconfig files, separated by ":" (merged as kubectl does); --kubeconfig wins\n  POD_NAMESPACE   default Lease namespace (set by the chart through the downward API)\n  POD_NAME        default holder identity prefix\n  The names before POS_RELAY_… (REDIS_URL, WATCH_NAMESPACE, …) are still read, with a deprecation warning.\n')
     .action(async (opts: OperatorCliOptions) => {
-      checkRedisUrl('--redis', 'REDIS_URL', opts.redis)
+      checkRedisUrl('--redis', 'POS_RELAY_DISCOVERY_REDIS_URL', opts.redis)
       if (opts.registryTtl < 3 || opts.registryTtl > MAX_REGISTRY_TTL_SECONDS) throw new Error(`--registry-ttl must be between 3 and ${MAX_REGISTRY_TTL_SECONDS} seconds (as spec.discovery.ttlSeconds)`)
       if (!(opts.leaseDuration > opts.renewDeadline && opts.renewDeadline > opts.retryPeriod)) {
         throw new Error('--lease-duration must be greater than --renew-deadline, which must be greater than --retry-period')
@@ -108,7 +127,7 @@ export function operatorCommand (): Command {
       const logger = createLogger({ name: 'operator', level: opts.logLevel })
       const { Operator } = await import('@pos-relay/operator')
       const op = new Operator({
-        kubeconfig: opts.kubeconfig,
+        kubeconfig: await kubeConfigFrom(opts.kubeconfig),
         namespace: opts.namespace,
         metricsPort: opts.metricsPort,
         metricsHost: opts.metricsHost,
