@@ -42,12 +42,14 @@ function isCanonicalPeerId (value: string): boolean {
 }
 
 /**
- * An addr of a relay entry must end in /p2p/<the entry's peer id> (compared as text), name no other
+ * An addr of a relay entry must end in the text /p2p/<the entry's peer id>, name no other
  * peer, not be a circuit address, and have a host and a transport (or be /dnsaddr): the shape
  * discovery writes (packages/discovery's normaliseAddr). The host and transport are then judged by
  * the shared address policy.
  */
 function belongsToEntry (addr: string, peerId: string): boolean {
+  // as text: no /ipfs/ or CID spelling of the peer, which multiaddr libraries read differently
+  if (!addr.endsWith(`/p2p/${peerId}`)) return false
   let components: Component[]
   try {
     components = multiaddr(addr).getComponents()

@@ -78,7 +78,8 @@ export type TicketReply =
 export function parseTicketReply (payload: Uint8Array): TicketReply {
   let reply: unknown
   try {
-    reply = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload))
+    // ignoreBOM keeps a BOM in the text, so JSON.parse refuses it as every other JSON parser does
+    reply = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(payload))
   } catch {
     throw new TicketProtocolError('ticket reply is not UTF-8 JSON')
   }
