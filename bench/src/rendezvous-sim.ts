@@ -69,6 +69,7 @@ for (const s of scenarios) {
 }
 const totalS = (performance.now() - started) / 1000
 
+const get = (scenario: string, strategy: Strategy, n: number): SimResult => runs.find((x) => x.scenario === scenario && x.strategy === strategy && x.relayCount === n)!.r
 const pctOf = (n: number, d: number): string => `${f(100 * n / d)} %`
 const label = (strategy: Strategy, n: number): string => strategy === 'all' ? 'every relay' : `${strategy}, N = ${n}`
 const m = machineInfo()
@@ -96,6 +97,7 @@ const body = [
   `Reading it: with random choice the first relay a dialer tries holds the listener about N / ${RELAYS} of the time (it cannot know better); with ranking, whenever the dialer's and the listener's lists agree. ` +
     'Every relay reaches the same first-try rate at the cost of one connection to every relay per listener, and every relay that joins makes every listener reserve once more. ' +
     `Spread: a uniform random assignment of ${PEERS} × N listeners over ${RELAYS} relays has a coefficient of variation of about 1 / √(mean) (N = 1: ${f(1 / Math.sqrt(PEERS / RELAYS), 3)}, N = 2: ${f(1 / Math.sqrt(2 * PEERS / RELAYS), 3)}); compare the CV column. ` +
+    `Under churn the CV of ranking stays low (N = 2: ${f(get('churn', 'rendezvous', 2).perRelay.cv, 3)}) and that of sticky random choice grows (${f(get('churn', 'random', 2).perRelay.cv, 3)}): with ranking a relay that comes back gets its listeners back at their next poll, with random choice it stays nearly empty while others keep the load. ` +
     'Under churn the misses of ranking come from relays that left after the listener reserved (the JS SDK keeps retrying a lost relay until its next poll instead of falling through to the next one) and from lists of different ages.',
   '',
   '### Machine',
@@ -105,7 +107,6 @@ const body = [
 ].join('\n')
 
 process.stdout.write(body + '\n')
-const get = (scenario: string, strategy: Strategy, n: number): SimResult => runs.find((x) => x.scenario === scenario && x.strategy === strategy && x.relayCount === n)!.r
 const hit = (s: string, st: Strategy, n: number): string => pctOf(get(s, st, n).firstHit, get(s, st, n).dials)
 const section = benchSection({
   id: 'rendezvous',
