@@ -27,6 +27,7 @@ step relays     node bench/src/relays-compare.ts
 step auth       node bench/src/auth.ts
 step quic       node bench/src/quic-vs-tcp.ts
 step operator   node operator/bench/convergence.ts
+step rendezvous node bench/src/rendezvous-sim.ts
 if [ "$SOAK_MINUTES" != 0 ]; then step soak node bench/src/soak.ts --minutes "$SOAK_MINUTES"; fi
 
 if [ ${#failed[@]} -gt 0 ]; then echo "bench:all: failed: ${failed[*]}" >&2; exit 1; fi

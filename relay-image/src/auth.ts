@@ -49,6 +49,11 @@ export interface TicketResponse {
   expires_at?: string
 }
 
+/** The payload of the relay's one reply frame (docs/protocol.md; the vectors are generated from this). */
+export function ticketReplyPayload (response: TicketResponse): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(response))
+}
+
 interface Presented { claims: TicketClaims, peer: PeerId }
 
 /**
@@ -120,7 +125,7 @@ export class TicketGate {
   private async onTicket (stream: Stream, connection: Connection): Promise<void> {
     const lp = lpStream(stream, { maxDataLength: MAX_TICKET_BYTES })
     const reply = async (response: TicketResponse): Promise<void> => {
-      await lp.write(new TextEncoder().encode(JSON.stringify(response)), { signal: AbortSignal.timeout(5000) })
+      await lp.write(ticketReplyPayload(response), { signal: AbortSignal.timeout(5000) })
       await stream.close().catch(() => {})
     }
     const peer = connection.remotePeer

@@ -11,7 +11,7 @@ export {
   ConfigError, DEFAULT_LIMITS, DEFAULT_RATE_LIMITS, DEFAULT_PORT, DEFAULT_METRICS_PORT, type RelayConfig, type RelayLimits, type NewConfigInput
 } from './config.js'
 export { createAccountPolicy, createMemoryReservationCounter, createRedisReservationCounter, type AccountPolicyDeps, type ReservationCounter } from './account-policy.js'
-export { DEFAULT_PRESENTATIONS_PER_MINUTE, TicketGate, TICKET_PROTOCOL } from './auth.js'
+export { DEFAULT_PRESENTATIONS_PER_MINUTE, MAX_TICKET_BYTES, TicketGate, TICKET_PROTOCOL, ticketReplyPayload, type TicketResponse } from './auth.js'
 export type { RelayAccountServices } from './relay.js'
 export { HopAdmission, type HopAdmissionOptions, type AdmissionAccounts, type Refusal, type ReserveAdmitted, type ConnectAdmitted } from './hop-admission.js'
 export { HopAccounting, type HopAccountingOptions, type AccountingMeter, type BilledCircuit } from './hop-accounting.js'

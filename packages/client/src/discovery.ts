@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
-import { dialableRelayAddrs, readTextCapped, type AddressPolicy } from '@pos-relay/shared'
+import { multiaddr, type Component } from '@multiformats/multiaddr'
+import { dialableRelayAddrs, readTextCapped, ResponseTooLargeError, type AddressPolicy } from '@pos-relay/shared'
 
 /** One entry of `GET /api/p2p/relays`. */
 export interface RelayInfo {
@@ -10,8 +10,17 @@ export interface RelayInfo {
   addrs: string[]
 }
 
+/**
+ * Why a relay list could not be had: `unreachable` (network, timeout, abort), `http_status`
+ * (not 2xx), `too_large` (body over maxBytes), `invalid_document` (not JSON, or not a JSON array).
+ */
+export type DiscoveryErrorCode = 'unreachable' | 'http_status' | 'too_large' | 'invalid_document'
+
 export class DiscoveryError extends Error {
   override name = 'DiscoveryError'
+  constructor (readonly code: DiscoveryErrorCode, message: string, readonly status?: number) {
+    super(message)
+  }
 }
 
 export interface FetchRelaysOptions {
@@ -23,21 +32,79 @@ export interface FetchRelaysOptions {
   maxBytes?: number
 }
 
-/** Keeps an entry's addrs that belong to its peer and pass the address policy. */
-function usableAddrs (entry: { peer_id: string, addrs: unknown[] }, policy: AddressPolicy | undefined): string[] {
-  const own = entry.addrs.filter((a: unknown): a is string => {
-    if (typeof a !== 'string') return false
-    try { return multiaddr(a).getComponents().some((c) => c.value === entry.peer_id) } catch { return false }
-  })
+/** A peer id in the one spelling discovery writes (base58btc); CID and other spellings are refused. */
+function isCanonicalPeerId (value: string): boolean {
+  try {
+    return peerIdFromString(value).toString() === value
+  } catch {
+    return false
+  }
+}
+
+/**
+ * An addr of a relay entry must end in the text /p2p/<the entry's peer id>, name no other
+ * peer, not be a circuit address, and have a host and a transport (or be /dnsaddr): the shape
+ * discovery writes (packages/discovery's normaliseAddr). The host and transport are then judged by
+ * the shared address policy.
+ */
+function belongsToEntry (addr: string, peerId: string): boolean {
+  // as text: no /ipfs/ or CID spelling of the peer, which multiaddr libraries read differently
+  if (!addr.endsWith(`/p2p/${peerId}`)) return false
+  let components: Component[]
+  try {
+    components = multiaddr(addr).getComponents()
+  } catch {
+    return false
+  }
+  const last = components.at(-1)
+  if (last?.name !== 'p2p' || last.value !== peerId) return false
+  const transport = components.slice(0, -1)
+  if (transport.some((c) => c.name === 'p2p' || c.name === 'p2p-circuit')) return false
+  return transport.length >= 2 || (transport.length === 1 && transport[0]?.name === 'dnsaddr')
+}
+
+function usableAddrs (peerId: string, addrs: unknown[], policy: AddressPolicy | undefined): string[] {
+  const own = addrs.filter((a): a is string => typeof a === 'string' && belongsToEntry(a, peerId))
   // the same filter discovery applies on registration: a hostile or stale list must not make us dial metadata endpoints
   return dialableRelayAddrs(own, policy)
 }
 
 /**
- * Fetches the live relays from a discovery API. Entries that do not parse
- * (bad peer id, no usable multiaddr) are dropped rather than failing the
- * whole list: one broken relay must not cut a client off from the others.
- * Addrs the address policy refuses (link-local, multicast, ...) are dropped.
+ * Reads a relay list document (the body of `GET /api/p2p/relays`). A body that is not a JSON array
+ * throws DiscoveryError `invalid_document`. Entries that are malformed (not an object; id not a
+ * non-empty string; peer_id not a base58btc peer id; addrs not an array) or left with no usable addr
+ * are skipped rather than failing the whole list: one broken relay must not cut a client off from
+ * the others. An entry whose id or peer_id was already taken by an earlier kept entry is skipped,
+ * so each relay is ranked (and reserved on) once.
+ */
+export function parseRelayList (text: string, policy?: AddressPolicy): RelayInfo[] {
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new DiscoveryError('invalid_document', 'relay list is not JSON')
+  }
+  if (!Array.isArray(body)) throw new DiscoveryError('invalid_document', 'relay list is not a JSON array')
+  const ids = new Set<string>()
+  const peers = new Set<string>()
+  const relays: RelayInfo[] = []
+  for (const entry of body as unknown[]) {
+    if (entry == null || typeof entry !== 'object' || Array.isArray(entry)) continue
+    const { id, peer_id: peerId, addrs } = entry as Record<string, unknown>
+    if (typeof id !== 'string' || id.length === 0 || typeof peerId !== 'string' || !Array.isArray(addrs)) continue
+    if (ids.has(id) || peers.has(peerId) || !isCanonicalPeerId(peerId)) continue
+    const usable = usableAddrs(peerId, addrs, policy)
+    if (usable.length === 0) continue
+    ids.add(id)
+    peers.add(peerId)
+    relays.push({ id, peer_id: peerId, addrs: usable })
+  }
+  return relays
+}
+
+/**
+ * Fetches the live relays from a discovery API and reads them with parseRelayList (see there for
+ * what is skipped). Throws DiscoveryError with a `code` when no list could be had.
  */
 export async function fetchRelays (discoveryUrl: string, opts: FetchRelaysOptions = {}): Promise<RelayInfo[]> {
   const url = new URL('api/p2p/relays', discoveryUrl.endsWith('/') ? discoveryUrl : discoveryUrl + '/')
@@ -47,32 +114,46 @@ export async function fetchRelays (discoveryUrl: string, opts: FetchRelaysOption
   try {
     res = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.any(signals) })
   } catch (err: any) {
-    throw new DiscoveryError(`cannot reach discovery API ${url}: ${err.message}`)
+    throw new DiscoveryError('unreachable', `cannot reach discovery API ${url}: ${err.message}`)
   }
-  if (!res.ok) throw new DiscoveryError(`discovery API ${url} answered ${res.status}`)
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => {})
+    throw new DiscoveryError('http_status', `discovery API ${url} answered ${res.status}`, res.status)
+  }
   let text: string
   try {
     text = await readTextCapped(res, opts.maxBytes)
   } catch (err: any) {
-    throw new DiscoveryError(`discovery API ${url}: ${err.message}`)
+    const code = err instanceof ResponseTooLargeError ? 'too_large' : 'unreachable'
+    throw new DiscoveryError(code, `discovery API ${url}: ${err.message}`)
   }
-  let body: unknown
   try {
-    body = JSON.parse(text)
-  } catch {
-    throw new DiscoveryError(`discovery API ${url} did not return JSON`)
+    return parseRelayList(text, opts.addressPolicy)
+  } catch (err: any) {
+    throw new DiscoveryError('invalid_document', `discovery API ${url}: ${err.message}`)
   }
-  if (!Array.isArray(body)) throw new DiscoveryError(`discovery API ${url} did not return an array`)
-  return body.flatMap((entry): RelayInfo[] => {
-    if (entry == null || typeof entry.id !== 'string' || typeof entry.peer_id !== 'string' || !Array.isArray(entry.addrs)) return []
-    try { peerIdFromString(entry.peer_id) } catch { return [] }
-    const addrs = usableAddrs(entry, opts.addressPolicy)
-    return addrs.length > 0 ? [{ id: entry.id, peer_id: entry.peer_id, addrs }] : []
-  })
 }
 
-function score (relayPeerId: string, key: string): bigint {
-  return createHash('sha256').update(relayPeerId).update('\0').update(key).digest().readBigUInt64BE(0)
+/** Relays a peer reserves on by default. */
+export const DEFAULT_RELAY_COUNT = 2
+/** A dialer tries the target's first relayCount relays, then this many more. */
+export const EXTRA_DIAL_RELAYS = 2
+
+/**
+ * The rendezvous score of a relay for a key (a peer id string): the first 8 bytes, big-endian,
+ * of sha256(utf8(relay peer id) || 0x00 || utf8(key)).
+ */
+export function relayScore (relayPeerId: string, key: string): bigint {
+  return createHash('sha256').update(relayPeerId, 'utf8').update('\0').update(key, 'utf8').digest().readBigUInt64BE(0)
+}
+
+/**
+ * Rank order: higher score first; equal scores by the relay peer id strings' UTF-8 bytes, ascending
+ * (never locale-aware: every client, in every language and locale, must agree).
+ */
+export function compareRanked (a: { score: bigint, peerId: string }, b: { score: bigint, peerId: string }): number {
+  if (a.score !== b.score) return a.score > b.score ? -1 : 1
+  return Buffer.compare(Buffer.from(a.peerId, 'utf8'), Buffer.from(b.peerId, 'utf8'))
 }
 
 /**
@@ -81,10 +162,16 @@ function score (relayPeerId: string, key: string): bigint {
  * the same list for the peer it wants and so knows which relays to try,
  * without a lookup and without connecting to every relay (ENG-1672). When
  * a relay joins or leaves, only the peers whose top N included it move.
+ * Entries with the same peer id keep their input order (the sort is stable).
  */
 export function rankRelays<T extends { peer_id: string }> (relays: readonly T[], key: string): T[] {
   return relays
-    .map((relay) => ({ relay, s: score(relay.peer_id, key) }))
-    .sort((a, b) => (a.s === b.s ? a.relay.peer_id.localeCompare(b.relay.peer_id) : a.s > b.s ? -1 : 1))
+    .map((relay) => ({ relay, score: relayScore(relay.peer_id, key), peerId: relay.peer_id }))
+    .sort(compareRanked)
     .map(({ relay }) => relay)
+}
+
+/** The relays a dialer tries for `target`, in order: its first relayCount, then EXTRA_DIAL_RELAYS more. */
+export function relaysToDial<T extends { peer_id: string }> (relays: readonly T[], target: string, relayCount = DEFAULT_RELAY_COUNT): T[] {
+  return rankRelays(relays, target).slice(0, relayCount + EXTRA_DIAL_RELAYS)
 }

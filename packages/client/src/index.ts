@@ -1,5 +1,11 @@
-export { fetchRelays, rankRelays, DiscoveryError, type RelayInfo, type FetchRelaysOptions } from './discovery.js'
+export {
+  fetchRelays, parseRelayList, rankRelays, relayScore, compareRanked, relaysToDial, DiscoveryError,
+  DEFAULT_RELAY_COUNT, EXTRA_DIAL_RELAYS, type DiscoveryErrorCode, type RelayInfo, type FetchRelaysOptions
+} from './discovery.js'
 export { RelayManager, type RelayManagerOptions, type RelayManagerEvent } from './relay-manager.js'
 export { createRelayPeer, type RelayPeer, type RelayPeerOptions } from './peer.js'
 export { isRelayed } from './connections.js'
-export { TicketClient, TicketRejectedError, presentTicket, TICKET_PROTOCOL } from './tickets.js'
+export {
+  TicketClient, TicketRejectedError, TicketProtocolError, presentTicket, exchangeTicket, parseTicketReply,
+  TICKET_PROTOCOL, MAX_TICKET_FRAME_BYTES, type TicketReply
+} from './tickets.js'

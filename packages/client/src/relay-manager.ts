@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { fetchRelays, rankRelays, type RelayInfo } from './discovery.js'
+import { fetchRelays, rankRelays, relaysToDial, type RelayInfo } from './discovery.js'
 import { presentTicket, TicketClient } from './tickets.js'
 import { backoffDelay, type AddressPolicy } from '@pos-relay/shared'
 import { circuitTransportInternals, type CircuitTransportInternals } from '@pos-relay/upstream-patches/circuit-relay-transport'
@@ -151,10 +151,14 @@ export class RelayManager {
       .flatMap((relay) => relay.addrs.map((a) => multiaddr(`${a}/p2p-circuit/p2p/${target}`)))
   }
 
-  /** Dials `peer` through the relays it is expected on; DCUtR may later upgrade the connection to a direct one. */
+  /**
+   * Dials `peer` through the relays it is expected on: its first relayCount ranked relays, then two
+   * more (a relay that refuses us, or a list one poll staler than the target's, moves the target
+   * down the ranking). DCUtR may later upgrade the connection to a direct one.
+   */
   async dial (peer: PeerId | string, options: { signal?: AbortSignal } = {}): Promise<Connection> {
     const target = peer.toString()
-    const relays = rankRelays(this.known, target).slice(0, this.opts.relayCount)
+    const relays = relaysToDial(this.known, target, this.opts.relayCount)
     if (relays.length === 0) throw new Error('no relays known: is the discovery API reachable?')
     let lastError: unknown
     for (const relay of relays) {

@@ -1,5 +1,5 @@
 import { lpStream } from '@libp2p/utils'
-import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { readTextCapped } from '@pos-relay/shared'
 
 /** The relay's protocol for presenting an account ticket (see relay-image/src/auth.ts). */
@@ -57,12 +57,74 @@ export class TicketClient {
   }
 }
 
-/** Presents a ticket to a relay over an existing or new connection; throws TicketRejectedError with the relay's reason. */
-export async function presentTicket (node: Libp2p, relay: PeerId, token: string, signal?: AbortSignal): Promise<void> {
+/** The relay's reply could not be read as one (truncated, over 4096 bytes, not UTF-8 JSON, unknown status). */
+export class TicketProtocolError extends Error {
+  override name = 'TicketProtocolError'
+}
+
+/** Largest frame either side sends or reads on TICKET_PROTOCOL (relay-image's MAX_TICKET_BYTES). */
+export const MAX_TICKET_FRAME_BYTES = 4096
+
+/** What a relay answered to a ticket: accepted (with what it granted) or rejected with its reason. */
+export type TicketReply =
+  | { outcome: 'accepted', account?: string, tier?: string, expiresAt?: string }
+  | { outcome: 'rejected', reason: string }
+
+/**
+ * Reads the payload of the relay's reply frame: UTF-8 JSON object whose `status` is "OK" or
+ * "REJECTED". A rejection without a string `reason` is reported as reason "unknown". Anything
+ * else is a protocol error, not a rejection.
+ */
+export function parseTicketReply (payload: Uint8Array): TicketReply {
+  let reply: unknown
+  try {
+    // ignoreBOM keeps a BOM in the text, so JSON.parse refuses it as every other JSON parser does
+    reply = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(payload))
+  } catch {
+    throw new TicketProtocolError('ticket reply is not UTF-8 JSON')
+  }
+  if (reply == null || typeof reply !== 'object' || Array.isArray(reply)) throw new TicketProtocolError('ticket reply is not a JSON object')
+  const { status, reason, account, tier, expires_at: expiresAt } = reply as Record<string, unknown>
+  if (status === 'REJECTED') return { outcome: 'rejected', reason: typeof reason === 'string' && reason.length > 0 ? reason : 'unknown' }
+  if (status !== 'OK') throw new TicketProtocolError(`ticket reply has status ${JSON.stringify(status)?.slice(0, 40)}, not "OK" or "REJECTED"`)
+  return {
+    outcome: 'accepted',
+    ...(typeof account === 'string' ? { account } : {}),
+    ...(typeof tier === 'string' ? { tier } : {}),
+    ...(typeof expiresAt === 'string' ? { expiresAt } : {})
+  }
+}
+
+/**
+ * One ticket exchange on an open TICKET_PROTOCOL stream: writes the token as one length-prefixed
+ * (unsigned varint) frame, reads one such frame back. Throws TicketProtocolError when the reply
+ * is not a valid frame; returns rejections (it does not throw them).
+ */
+export async function exchangeTicket (stream: Stream, token: string, signal?: AbortSignal): Promise<TicketReply> {
+  const lp = lpStream(stream, { maxDataLength: MAX_TICKET_FRAME_BYTES })
+  const opts = { signal: signal ?? AbortSignal.timeout(10_000) }
+  await lp.write(new TextEncoder().encode(token), opts)
+  let payload: Uint8Array
+  try {
+    payload = (await lp.read(opts)).subarray()
+  } catch (err: any) {
+    if (opts.signal.aborted) throw err
+    throw new TicketProtocolError(`ticket reply is not one frame of at most ${MAX_TICKET_FRAME_BYTES} bytes: ${err.message}`)
+  }
+  return parseTicketReply(payload)
+}
+
+/**
+ * Presents a ticket to a relay over an existing or new connection; throws TicketRejectedError with
+ * the relay's reason, or TicketProtocolError when the relay's reply is malformed.
+ */
+export async function presentTicket (node: Libp2p, relay: PeerId, token: string, signal?: AbortSignal): Promise<TicketReply & { outcome: 'accepted' }> {
   const stream = await node.dialProtocol(relay, TICKET_PROTOCOL, { signal: signal ?? AbortSignal.timeout(10_000) })
-  const lp = lpStream(stream, { maxDataLength: 4096 })
-  await lp.write(new TextEncoder().encode(token))
-  const reply = JSON.parse(new TextDecoder().decode((await lp.read({ signal: AbortSignal.timeout(10_000) })).subarray())) as { status: string, reason?: string }
-  await stream.close().catch(() => {})
-  if (reply.status !== 'OK') throw new TicketRejectedError(reply.reason ?? 'unknown')
+  try {
+    const reply = await exchangeTicket(stream, token, signal)
+    if (reply.outcome === 'rejected') throw new TicketRejectedError(reply.reason)
+    return reply
+  } finally {
+    await stream.close().catch(() => {})
+  }
 }

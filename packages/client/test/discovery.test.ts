@@ -92,6 +92,7 @@ describe('response size bounds', () => {
       answer = send
       await assert.rejects(fetchRelays(url), (err: Error) => {
         assert.ok(err instanceof DiscoveryError)
+        assert.equal(err.code, 'too_large')
         assert.match(err.message, /exceeds 1048576 bytes/)
         return true
       })
@@ -112,5 +113,58 @@ describe('response size bounds', () => {
       res.end(body)
     }
     assert.deepEqual(await fetchRelays(url), [entry])
+  })
+})
+
+describe('DiscoveryError codes', () => {
+  const rejectsWith = async (code: string, opts: { status?: number, target?: string } = {}) => {
+    await assert.rejects(fetchRelays(opts.target ?? url), (err: Error) => {
+      assert.ok(err instanceof DiscoveryError, String(err))
+      assert.equal(err.code, code)
+      assert.equal(err.status, opts.status)
+      return true
+    })
+  }
+
+  it('http_status with the status when discovery answers an error', async () => {
+    answer = (res) => res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"Service Unavailable"}')
+    await rejectsWith('http_status', { status: 503 })
+  })
+
+  it('invalid_document when the body is JSON but not an array, or not JSON', async () => {
+    answer = json({ relays: [] })
+    await rejectsWith('invalid_document')
+    answer = (res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>502</html>')
+    await rejectsWith('invalid_document')
+  })
+
+  it('unreachable when nothing listens', async () => {
+    // a port that was free a moment ago: listen on it, close, then dial it
+    const probe = createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const port = (probe.address() as AddressInfo).port
+    await new Promise((resolve) => probe.close(resolve))
+    await rejectsWith('unreachable', { target: `http://127.0.0.1:${port}` })
+  })
+
+  it('unreachable when the request times out', async () => {
+    answer = () => {} // never answers
+    await assert.rejects(fetchRelays(url, { timeoutMs: 200 }), (err: Error) => err instanceof DiscoveryError && err.code === 'unreachable')
+    server.closeAllConnections()
+  })
+})
+
+describe('fetchRelays entries', () => {
+  it('keeps the first entry per id and per peer id, and only addrs ending in the entry\'s own /p2p/', async () => {
+    answer = json([
+      { id: 'r1', peer_id: PEER_A, addrs: [`/ip4/203.0.113.7/tcp/1/p2p/${PEER_B}`, `/ip4/203.0.113.7/tcp/2/p2p/${PEER_A}`] },
+      { id: 'r1', peer_id: PEER_B, addrs: [`/ip4/203.0.113.8/tcp/1/p2p/${PEER_B}`] },
+      { id: 'r2', peer_id: PEER_A, addrs: [`/ip4/203.0.113.9/tcp/1/p2p/${PEER_A}`] },
+      { id: 'r3', peer_id: PEER_B, addrs: [`/ip4/203.0.113.8/tcp/1/p2p/${PEER_A}/p2p-circuit/p2p/${PEER_B}`, `/ip4/203.0.113.8/tcp/1/p2p/${PEER_B}`] }
+    ])
+    assert.deepEqual(await fetchRelays(url), [
+      { id: 'r1', peer_id: PEER_A, addrs: [`/ip4/203.0.113.7/tcp/2/p2p/${PEER_A}`] },
+      { id: 'r3', peer_id: PEER_B, addrs: [`/ip4/203.0.113.8/tcp/1/p2p/${PEER_B}`] }
+    ])
   })
 })
