@@ -92,7 +92,11 @@ fn progress(value: serde_json::Value) {
 fn build_swarm(config: pos_relay_client::Config) -> Result<Swarm<AppBehaviour>, Box<dyn std::error::Error>> {
     Ok(libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
         .with_quic()
         .with_relay_client(noise::Config::new, yamux::Config::default)?
         .with_behaviour(|key: &identity::Keypair, relay_client| AppBehaviour {
@@ -132,27 +136,46 @@ fn track(links: &Links, peer: PeerId, relayed: bool, delta: isize) {
 }
 
 fn only_relayed(links: &Links, peer: &PeerId) -> bool {
-    links.lock().expect("not poisoned").get(peer).is_some_and(|(r, d)| *r > 0 && *d == 0)
+    links
+        .lock()
+        .expect("not poisoned")
+        .get(peer)
+        .is_some_and(|(r, d)| *r > 0 && *d == 0)
 }
 
 fn log_event(event: &pos_relay_client::Event) {
     use pos_relay_client::Event::*;
     let line = match event {
-        RelaysUpdated { known, chosen } => serde_json::json!({ "event": "relays", "known": known, "chosen": chosen.iter().map(|p| p.to_string()).collect::<Vec<_>>() }),
+        RelaysUpdated { known, chosen } => {
+            serde_json::json!({ "event": "relays", "known": known, "chosen": chosen.iter().map(|p| p.to_string()).collect::<Vec<_>>() })
+        }
         DiscoveryFailed { error } => serde_json::json!({ "event": "discovery_failed", "error": error }),
         TicketIssued { lifetime } => serde_json::json!({ "event": "ticket", "lifetime_s": lifetime.as_secs() }),
         TicketFailed { error } => serde_json::json!({ "event": "ticket_failed", "error": error }),
-        TicketRejected { relay, reason } => serde_json::json!({ "event": "ticket_rejected", "relay": relay.to_string(), "reason": reason }),
-        ReservationAccepted { relay, addr } => serde_json::json!({ "event": "reserved", "relay": relay.to_string(), "addr": addr.to_string() }),
-        ReservationLost { relay, error } => serde_json::json!({ "event": "reservation_lost", "relay": relay.to_string(), "error": error }),
-        Connected { peer, relay, .. } => serde_json::json!({ "event": "connected", "peer": peer.to_string(), "relay": relay.to_string() }),
-        DialFailed { peer, error } => serde_json::json!({ "event": "dial_failed", "peer": peer.to_string(), "error": error }),
+        TicketRejected { relay, reason } => {
+            serde_json::json!({ "event": "ticket_rejected", "relay": relay.to_string(), "reason": reason })
+        }
+        ReservationAccepted { relay, addr } => {
+            serde_json::json!({ "event": "reserved", "relay": relay.to_string(), "addr": addr.to_string() })
+        }
+        ReservationLost { relay, error } => {
+            serde_json::json!({ "event": "reservation_lost", "relay": relay.to_string(), "error": error })
+        }
+        Connected { peer, relay, .. } => {
+            serde_json::json!({ "event": "connected", "peer": peer.to_string(), "relay": relay.to_string() })
+        }
+        DialFailed { peer, error } => {
+            serde_json::json!({ "event": "dial_failed", "peer": peer.to_string(), "error": error })
+        }
         _ => serde_json::json!({ "event": format!("{event:?}") }),
     };
     progress(line);
 }
 
-async fn receive(mut stream: libp2p::Stream, out_dir: &Path) -> Result<(String, u64, String), Box<dyn std::error::Error + Send + Sync>> {
+async fn receive(
+    mut stream: libp2p::Stream,
+    out_dir: &Path,
+) -> Result<(String, u64, String), Box<dyn std::error::Error + Send + Sync>> {
     // header: the file name up to the first newline
     let mut header = Vec::new();
     let mut byte = [0u8; 1];
@@ -167,7 +190,11 @@ async fn receive(mut stream: libp2p::Stream, out_dir: &Path) -> Result<(String, 
         header.push(byte[0]);
     }
     let name = String::from_utf8(header)?;
-    let base = Path::new(&name).file_name().ok_or("empty file name")?.to_string_lossy().into_owned();
+    let base = Path::new(&name)
+        .file_name()
+        .ok_or("empty file name")?
+        .to_string_lossy()
+        .into_owned();
     let mut file = tokio::fs::File::create(out_dir.join(format!("received-{base}"))).await?;
     let mut hash = Sha256::new();
     let mut bytes = 0u64;
@@ -188,8 +215,15 @@ async fn receive(mut stream: libp2p::Stream, out_dir: &Path) -> Result<(String, 
     Ok((name, bytes, sha256))
 }
 
-async fn send_file(mut stream: libp2p::Stream, path: &Path) -> Result<(u64, String, String), Box<dyn std::error::Error + Send + Sync>> {
-    let name = path.file_name().ok_or("--file has no file name")?.to_string_lossy().into_owned();
+async fn send_file(
+    mut stream: libp2p::Stream,
+    path: &Path,
+) -> Result<(u64, String, String), Box<dyn std::error::Error + Send + Sync>> {
+    let name = path
+        .file_name()
+        .ok_or("--file has no file name")?
+        .to_string_lossy()
+        .into_owned();
     stream.write_all(format!("{name}\n").as_bytes()).await?;
     let mut file = tokio::fs::File::open(path).await?;
     let mut hash = Sha256::new();
@@ -207,7 +241,11 @@ async fn send_file(mut stream: libp2p::Stream, path: &Path) -> Result<(u64, Stri
     stream.close().await?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await?;
-    Ok((bytes, hex(&hash.finalize()), String::from_utf8_lossy(&answer).into_owned()))
+    Ok((
+        bytes,
+        hex(&hash.finalize()),
+        String::from_utf8_lossy(&answer).into_owned(),
+    ))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -230,7 +268,9 @@ async fn listen(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     Ok((file, bytes, sha256)) => print(serde_json::json!({
                         "event": "received", "file": file, "bytes": bytes, "sha256": sha256, "relayed": only_relayed(&links, &peer)
                     })),
-                    Err(e) => progress(serde_json::json!({ "event": "receive_failed", "peer": peer.to_string(), "error": e.to_string() })),
+                    Err(e) => progress(
+                        serde_json::json!({ "event": "receive_failed", "peer": peer.to_string(), "error": e.to_string() }),
+                    ),
                 }
             });
         }
@@ -258,12 +298,18 @@ async fn listen(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     print(serde_json::json!({ "event": "listening", "peer_id": local.to_string(), "addrs": addrs }));
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
-                track(&links, peer_id, is_relayed(endpoint.get_remote_address()) || is_relayed_listener(&endpoint), 1)
-            }
-            SwarmEvent::ConnectionClosed { peer_id, endpoint, .. } => {
-                track(&links, peer_id, is_relayed(endpoint.get_remote_address()) || is_relayed_listener(&endpoint), -1)
-            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => track(
+                &links,
+                peer_id,
+                is_relayed(endpoint.get_remote_address()) || is_relayed_listener(&endpoint),
+                1,
+            ),
+            SwarmEvent::ConnectionClosed { peer_id, endpoint, .. } => track(
+                &links,
+                peer_id,
+                is_relayed(endpoint.get_remote_address()) || is_relayed_listener(&endpoint),
+                -1,
+            ),
             _ => {}
         }
     }
@@ -273,6 +319,9 @@ async fn listen(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 fn is_relayed_listener(endpoint: &libp2p::core::ConnectedPoint) -> bool {
     matches!(endpoint, libp2p::core::ConnectedPoint::Listener { local_addr, .. } if is_relayed(local_addr))
 }
+
+/// The running transfer: bytes sent, their SHA-256, the receiver's answer.
+type Transfer = tokio::task::JoinHandle<Result<(u64, String, String), String>>;
 
 async fn send(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     let (Some(peer), Some(file)) = (args.peer.clone(), args.file.clone()) else {
@@ -285,7 +334,7 @@ async fn send(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     swarm.behaviour_mut().pos_relay.dial(target);
     let deadline = tokio::time::sleep(Duration::from_secs(60));
     tokio::pin!(deadline);
-    let mut transfer: Option<tokio::task::JoinHandle<Result<(u64, String, String), String>>> = None;
+    let mut transfer: Option<Transfer> = None;
     let mut relayed = false;
     loop {
         tokio::select! {

@@ -87,7 +87,11 @@ fn ip_problem(v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>, policy: AddressPolicy)
     // an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is judged by the IPv4 rules, so the mapping cannot smuggle one past them
     let v4 = v4.or_else(|| v6.and_then(|ip| ip.to_ipv4_mapped()));
     let (shown, never, local) = match (v4, v6) {
-        (Some(ip), orig) => (orig.map_or(ip.to_string(), |o| o.to_string()), v4_never(ip), v4_local(ip)),
+        (Some(ip), orig) => (
+            orig.map_or(ip.to_string(), |o| o.to_string()),
+            v4_never(ip),
+            v4_local(ip),
+        ),
         (None, Some(ip)) => (ip.to_string(), v6_never(ip), v6_local(ip)),
         (None, None) => return None,
     };
@@ -95,7 +99,9 @@ fn ip_problem(v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>, policy: AddressPolicy)
         return Some(format!("{shown} is {what}, which is never a relay address"));
     }
     match (policy, local) {
-        (AddressPolicy::PublicOnly, Some(what)) => Some(format!("{shown} is {what}, refused by the public-addresses-only policy")),
+        (AddressPolicy::PublicOnly, Some(what)) => Some(format!(
+            "{shown} is {what}, refused by the public-addresses-only policy"
+        )),
         _ => None,
     }
 }
@@ -105,12 +111,18 @@ fn host_problem(host: &Protocol<'_>, policy: AddressPolicy) -> Option<String> {
         Protocol::Ip4(ip) => return ip_problem(Some(*ip), None, policy),
         Protocol::Ip6(ip) => return ip_problem(None, Some(*ip), policy),
         Protocol::Dns(n) | Protocol::Dns4(n) | Protocol::Dns6(n) | Protocol::Dnsaddr(n) => n,
-        other => return Some(format!("must start with /ip4, /ip6, /dns, /dns4, /dns6 or /dnsaddr, not {other}")),
+        other => {
+            return Some(format!(
+                "must start with /ip4, /ip6, /dns, /dns4, /dns6 or /dnsaddr, not {other}"
+            ))
+        }
     };
     let name = name.to_ascii_lowercase();
     let name = name.strip_suffix('.').unwrap_or(&name);
     if policy == AddressPolicy::PublicOnly && (name == "localhost" || name.ends_with(".localhost")) {
-        return Some(format!("{name} is a loopback name, refused by the public-addresses-only policy"));
+        return Some(format!(
+            "{name} is a loopback name, refused by the public-addresses-only policy"
+        ));
     }
     None
 }

@@ -203,7 +203,11 @@ struct Dial {
 enum Done {
     Relays(Result<Vec<RelayInfo>, DiscoveryError>),
     Ticket(Result<Ticket, TicketFetchError>),
-    Presented { relay: PeerId, jti: String, result: Result<TicketReply, String> },
+    Presented {
+        relay: PeerId,
+        jti: String,
+        result: Result<TicketReply, String>,
+    },
 }
 
 /// A [`NetworkBehaviour`] that keeps reservations on the relays ranked for the
@@ -369,7 +373,13 @@ impl Behaviour {
             }));
             return;
         }
-        self.dials.push(Dial { target, candidates, index: 0, circuit: None, last_error: String::new() });
+        self.dials.push(Dial {
+            target,
+            candidates,
+            index: 0,
+            circuit: None,
+            last_error: String::new(),
+        });
     }
 
     fn link(&mut self, info: &RelayInfo) -> &mut Link {
@@ -393,7 +403,10 @@ impl Behaviour {
         }
         if link.connections == 0 {
             if link.dialing.is_none() {
-                let opts = DialOpts::peer_id(info.peer_id).addresses(info.addrs.clone()).condition(PeerCondition::Always).build();
+                let opts = DialOpts::peer_id(info.peer_id)
+                    .addresses(info.addrs.clone())
+                    .condition(PeerCondition::Always)
+                    .build();
                 link.dialing = Some(opts.connection_id());
                 self.pending.push_back(ToSwarm::Dial { opts });
             }
@@ -420,13 +433,22 @@ impl Behaviour {
         self.tasks.push(
             async move {
                 let exchange = async {
-                    let mut stream = control.open_stream(relay, TICKET_PROTOCOL).await.map_err(|e| e.to_string())?;
-                    present_ticket(&mut stream, &ticket.token).await.map_err(|e| e.to_string())
+                    let mut stream = control
+                        .open_stream(relay, TICKET_PROTOCOL)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    present_ticket(&mut stream, &ticket.token)
+                        .await
+                        .map_err(|e| e.to_string())
                 };
                 let result = tokio::time::timeout(Duration::from_secs(10), exchange)
                     .await
                     .unwrap_or_else(|_| Err("ticket exchange timed out".into()));
-                Done::Presented { relay, jti: ticket.jti, result }
+                Done::Presented {
+                    relay,
+                    jti: ticket.jti,
+                    result,
+                }
             }
             .boxed(),
         );
@@ -439,20 +461,32 @@ impl Behaviour {
         let c = self.config.clone();
         self.tasks.push(
             async move {
-                Done::Relays(fetch_relays(&http, &c.discovery_url, c.address_policy, c.max_body_bytes, c.request_timeout).await)
+                Done::Relays(
+                    fetch_relays(
+                        &http,
+                        &c.discovery_url,
+                        c.address_policy,
+                        c.max_body_bytes,
+                        c.request_timeout,
+                    )
+                    .await,
+                )
             }
             .boxed(),
         );
     }
 
     fn start_ticket_fetch(&mut self) {
-        let Some(api_key) = self.config.api_key.clone() else { return };
+        let Some(api_key) = self.config.api_key.clone() else {
+            return;
+        };
         self.ticket_in_flight = true;
         self.ticket_retry_at = None;
         let http = self.http.clone();
         let url = self.config.discovery_url.clone();
         let peer = self.local_peer;
-        self.tasks.push(async move { Done::Ticket(fetch_ticket(&http, &url, &api_key, &peer).await) }.boxed());
+        self.tasks
+            .push(async move { Done::Ticket(fetch_ticket(&http, &url, &api_key, &peer).await) }.boxed());
     }
 
     fn on_relays(&mut self, result: Result<Vec<RelayInfo>, DiscoveryError>, now: Instant) {
@@ -479,7 +513,11 @@ impl Behaviour {
         self.known = relays;
         let wanted = {
             let mut w = rank_relays(&self.known, &self.local_peer.to_base58());
-            w.truncate(if self.config.reserve { self.config.relay_count } else { 0 });
+            w.truncate(if self.config.reserve {
+                self.config.relay_count
+            } else {
+                0
+            });
             w
         };
         for info in &wanted {
@@ -496,8 +534,12 @@ impl Behaviour {
         }
         // rank order, chosen first; relays no longer chosen stay until the chosen ones hold reservations
         let ids: Vec<PeerId> = wanted.iter().map(|r| r.peer_id).collect();
-        self.reservations.sort_by_key(|r| ids.iter().position(|p| *p == r.info.peer_id).unwrap_or(usize::MAX));
-        self.emit(Event::RelaysUpdated { known: self.known.len(), chosen: ids });
+        self.reservations
+            .sort_by_key(|r| ids.iter().position(|p| *p == r.info.peer_id).unwrap_or(usize::MAX));
+        self.emit(Event::RelaysUpdated {
+            known: self.known.len(),
+            chosen: ids,
+        });
         self.flush_waiting_dials();
     }
 
@@ -513,7 +555,10 @@ impl Behaviour {
 
     /// One pass over everything with work to do now.
     fn drive(&mut self, now: Instant) {
-        if !self.poll_in_flight && self.poll_at.is_none_or(|t| t <= now) && (self.poll_at.is_some() || !self.polled_once) {
+        if !self.poll_in_flight
+            && self.poll_at.is_none_or(|t| t <= now)
+            && (self.poll_at.is_some() || !self.polled_once)
+        {
             self.start_poll();
         }
         if self.config.api_key.is_some() && !self.ticket_in_flight {
@@ -530,7 +575,11 @@ impl Behaviour {
     }
 
     fn drive_reservations(&mut self, now: Instant) {
-        let wanted = if self.config.reserve { self.config.relay_count } else { 0 };
+        let wanted = if self.config.reserve {
+            self.config.relay_count
+        } else {
+            0
+        };
         for i in 0..self.reservations.len() {
             let info = self.reservations[i].info.clone();
             let active = self.reservations[i].listener.is_some();
@@ -590,14 +639,24 @@ impl Behaviour {
             }
             let Some(relay) = self.dials[i].candidates.get(self.dials[i].index).cloned() else {
                 let d = self.dials.remove(i);
-                self.emit(Event::DialFailed { peer: d.target, error: d.last_error });
+                self.emit(Event::DialFailed {
+                    peer: d.target,
+                    error: d.last_error,
+                });
                 continue;
             };
             match self.ensure_link(&relay) {
                 Ok(true) => {
                     let target = self.dials[i].target;
-                    let addrs = relay.addrs.iter().map(|a| circuit_addr(a).with(Protocol::P2p(target))).collect();
-                    let opts = DialOpts::peer_id(target).addresses(addrs).condition(PeerCondition::Always).build();
+                    let addrs = relay
+                        .addrs
+                        .iter()
+                        .map(|a| circuit_addr(a).with(Protocol::P2p(target)))
+                        .collect();
+                    let opts = DialOpts::peer_id(target)
+                        .addresses(addrs)
+                        .condition(PeerCondition::Always)
+                        .build();
                     self.dials[i].circuit = Some(opts.connection_id());
                     self.pending.push_back(ToSwarm::Dial { opts });
                 }
@@ -620,7 +679,9 @@ impl Behaviour {
                 match result {
                     Ok(ticket) => {
                         self.ticket_failures = 0;
-                        self.emit(Event::TicketIssued { lifetime: ticket.lifetime });
+                        self.emit(Event::TicketIssued {
+                            lifetime: ticket.lifetime,
+                        });
                         // a ticket that is already past 80 % (clock skew, tiny lifetime): not before 1 s again
                         self.ticket_retry_at = Some(now + Duration::from_secs(1));
                         self.ticket = Some(ticket);
@@ -629,10 +690,18 @@ impl Behaviour {
                         self.ticket_failures += 1;
                         self.ticket_retry_at = Some(now + api_backoff(self.ticket_failures));
                         self.emit(Event::TicketFailed { error: e.to_string() });
-                        if self.ticket.as_ref().is_none_or(|t| t.issued_at + t.lifetime <= now.into_std()) {
+                        if self
+                            .ticket
+                            .as_ref()
+                            .is_none_or(|t| t.issued_at + t.lifetime <= now.into_std())
+                        {
                             // nothing valid to present: whoever waits for a ticket fails this attempt
                             self.ticket = None;
-                            for link in self.links.values_mut().filter(|l| l.connections > 0 && l.presented.is_none()) {
+                            for link in self
+                                .links
+                                .values_mut()
+                                .filter(|l| l.connections > 0 && l.presented.is_none())
+                            {
                                 link.failed = Some(format!("no ticket: {e}"));
                             }
                         }
@@ -667,8 +736,17 @@ impl Behaviour {
                 candidates.push(Instant::from_std(t.renew_at()));
             }
         }
-        candidates.extend(self.reservations.iter().filter(|r| r.listener.is_none()).map(|r| r.next_attempt));
-        candidates.into_iter().filter(|t| *t > now).min().unwrap_or(now + Duration::from_secs(3600))
+        candidates.extend(
+            self.reservations
+                .iter()
+                .filter(|r| r.listener.is_none())
+                .map(|r| r.next_attempt),
+        );
+        candidates
+            .into_iter()
+            .filter(|t| *t > now)
+            .min()
+            .unwrap_or(now + Duration::from_secs(3600))
     }
 }
 
@@ -683,7 +761,8 @@ impl NetworkBehaviour for Behaviour {
         local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.streams.handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
+        self.streams
+            .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
     }
 
     fn handle_established_outbound_connection(
@@ -694,7 +773,8 @@ impl NetworkBehaviour for Behaviour {
         role_override: Endpoint,
         port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.streams.handle_established_outbound_connection(connection_id, peer, addr, role_override, port_use)
+        self.streams
+            .handle_established_outbound_connection(connection_id, peer, addr, role_override, port_use)
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
@@ -711,7 +791,11 @@ impl NetworkBehaviour for Behaviour {
                 if let Some(i) = self.dials.iter().position(|d| d.circuit == Some(e.connection_id)) {
                     let d = self.dials.remove(i);
                     let relay = d.candidates[d.index].peer_id;
-                    self.emit(Event::Connected { peer: d.target, relay, connection_id: e.connection_id });
+                    self.emit(Event::Connected {
+                        peer: d.target,
+                        relay,
+                        connection_id: e.connection_id,
+                    });
                 }
             }
             FromSwarm::ConnectionClosed(e) => {
@@ -742,7 +826,10 @@ impl NetworkBehaviour for Behaviour {
                         r.failures = 0;
                         r.addr = Some(e.addr.clone());
                         let relay = r.info.peer_id;
-                        self.emit(Event::ReservationAccepted { relay, addr: e.addr.clone() });
+                        self.emit(Event::ReservationAccepted {
+                            relay,
+                            addr: e.addr.clone(),
+                        });
                     }
                 }
             }
@@ -788,7 +875,9 @@ impl NetworkBehaviour for Behaviour {
                 continue;
             }
             let deadline = self.next_deadline(now);
-            let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
             }

@@ -67,7 +67,9 @@ pub fn parse_relay_list(body: &[u8], policy: AddressPolicy) -> Result<Vec<RelayI
     let entries = doc.as_array().ok_or(DiscoveryError::InvalidDocument)?;
     let mut out: Vec<RelayInfo> = Vec::new();
     for entry in entries {
-        let Some(info) = parse_entry(entry, policy) else { continue };
+        let Some(info) = parse_entry(entry, policy) else {
+            continue;
+        };
         if out.iter().any(|r| r.id == info.id) {
             continue;
         }
@@ -87,7 +89,11 @@ fn parse_entry(entry: &serde_json::Value, policy: AddressPolicy) -> Option<Relay
         ma.iter().any(|p| p == Protocol::P2p(peer_id)).then_some(ma)
     });
     let addrs = dialable_relay_addrs(own, policy);
-    (!addrs.is_empty()).then(|| RelayInfo { id: id.to_string(), peer_id, addrs })
+    (!addrs.is_empty()).then(|| RelayInfo {
+        id: id.to_string(),
+        peer_id,
+        addrs,
+    })
 }
 
 /// Reads a response body, refusing (without buffering it) one larger than `max_bytes`.
@@ -107,8 +113,14 @@ pub(crate) async fn read_capped(mut res: reqwest::Response, max_bytes: usize) ->
 
 /// `base` joined with `path`, whether or not `base` ends in a slash.
 pub(crate) fn api_url(base: &str, path: &str) -> Result<url::Url, DiscoveryError> {
-    let base = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
-    url::Url::parse(&base).and_then(|b| b.join(path)).map_err(|e| DiscoveryError::BadUrl(e.to_string()))
+    let base = if base.ends_with('/') {
+        base.to_string()
+    } else {
+        format!("{base}/")
+    };
+    url::Url::parse(&base)
+        .and_then(|b| b.join(path))
+        .map_err(|e| DiscoveryError::BadUrl(e.to_string()))
 }
 
 /// Fetches the live relays from a discovery API (bounded body, address policy applied).
@@ -127,18 +139,30 @@ pub async fn fetch_relays(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|source| DiscoveryError::Unreachable { url: shown.clone(), source })?;
+        .map_err(|source| DiscoveryError::Unreachable {
+            url: shown.clone(),
+            source,
+        })?;
     if !res.status().is_success() {
-        return Err(DiscoveryError::Status { url: shown, status: res.status().as_u16() });
+        return Err(DiscoveryError::Status {
+            url: shown,
+            status: res.status().as_u16(),
+        });
     }
-    let body = read_capped(res, max_bytes).await.map_err(|max_bytes| DiscoveryError::TooLarge { url: shown, max_bytes })?;
+    let body = read_capped(res, max_bytes)
+        .await
+        .map_err(|max_bytes| DiscoveryError::TooLarge { url: shown, max_bytes })?;
     parse_relay_list(&body, policy)
 }
 
 /// The rendezvous score of a relay for `key`: the first 8 bytes, big-endian,
 /// of sha256(utf8(relay peer id) || 0x00 || utf8(key)).
 pub fn score(relay_peer_id: &str, key: &str) -> u64 {
-    let digest = Sha256::new().chain_update(relay_peer_id).chain_update([0u8]).chain_update(key).finalize();
+    let digest = Sha256::new()
+        .chain_update(relay_peer_id)
+        .chain_update([0u8])
+        .chain_update(key)
+        .finalize();
     u64::from_be_bytes(digest[..8].try_into().expect("sha256 is 32 bytes"))
 }
 

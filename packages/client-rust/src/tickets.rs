@@ -37,7 +37,10 @@ pub struct Ticket {
 impl std::fmt::Debug for Ticket {
     // the token is a bearer credential: never in logs
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ticket").field("jti", &self.jti).field("lifetime", &self.lifetime).finish_non_exhaustive()
+        f.debug_struct("Ticket")
+            .field("jti", &self.jti)
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,7 +94,10 @@ pub async fn fetch_ticket(
         .timeout(Duration::from_secs(10))
         .send()
         .await
-        .map_err(|source| DiscoveryError::Unreachable { url: shown.clone(), source })?;
+        .map_err(|source| DiscoveryError::Unreachable {
+            url: shown.clone(),
+            source,
+        })?;
     let status = res.status();
     // a ticket answer is a few hundred bytes; whoever answers must not make us buffer more than 1 MiB
     let body = read_capped(res, crate::discovery::MAX_RESPONSE_BYTES)
@@ -99,14 +105,22 @@ pub async fn fetch_ticket(
         .map_err(|max_bytes| DiscoveryError::TooLarge { url: shown, max_bytes })?;
     if !status.is_success() {
         let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-        return Err(TicketFetchError::Refused { status: status.as_u16(), body: text });
+        return Err(TicketFetchError::Refused {
+            status: status.as_u16(),
+            body: text,
+        });
     }
     let answer: TicketAnswer = serde_json::from_slice(&body).map_err(|e| TicketFetchError::Malformed(e.to_string()))?;
     let expires = time::OffsetDateTime::parse(&answer.expires_at, &time::format_description::well_known::Rfc3339)
         .map_err(|e| TicketFetchError::Malformed(format!("expires_at: {e}")))?;
     let expires = SystemTime::from(expires);
     let lifetime = expires.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-    Ok(Ticket { token: answer.ticket, jti: answer.jti, issued_at: Instant::now(), lifetime })
+    Ok(Ticket {
+        token: answer.ticket,
+        jti: answer.jti,
+        issued_at: Instant::now(),
+        lifetime,
+    })
 }
 
 /// What the relay answered to a ticket.
@@ -154,7 +168,10 @@ pub fn encode_ticket_request(token: &str) -> Vec<u8> {
 /// Interprets the body of the relay's reply (without its length prefix).
 pub fn parse_ticket_reply_body(body: &[u8]) -> Result<TicketReply, TicketProtocolError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| TicketProtocolError::BadReply)?;
-    let status = value.get("status").and_then(|s| s.as_str()).ok_or(TicketProtocolError::BadReply)?;
+    let status = value
+        .get("status")
+        .and_then(|s| s.as_str())
+        .ok_or(TicketProtocolError::BadReply)?;
     if status == "OK" {
         return Ok(TicketReply::Accepted);
     }
@@ -182,7 +199,9 @@ async fn read_message<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, T
         stream.read_exact(&mut byte).await?;
         prefix.push(byte[0]);
         if byte[0] & 0x80 == 0 {
-            break unsigned_varint::decode::u64(&prefix).map_err(|_| TicketProtocolError::BadLength)?.0;
+            break unsigned_varint::decode::u64(&prefix)
+                .map_err(|_| TicketProtocolError::BadLength)?
+                .0;
         }
         if prefix.len() >= 10 {
             return Err(TicketProtocolError::BadLength);

@@ -27,7 +27,10 @@ fn suites(name: &str) -> Vec<(String, Vec<Value>)> {
             continue;
         };
         let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let cases = doc["cases"].as_array().unwrap_or_else(|| panic!("{}: no cases", path.display())).clone();
+        let cases = doc["cases"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}: no cases", path.display()))
+            .clone();
         assert!(!cases.is_empty(), "{}: empty", path.display());
         out.push((path.display().to_string(), cases));
     }
@@ -36,12 +39,19 @@ fn suites(name: &str) -> Vec<(String, Vec<Value>)> {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    assert!(s.len().is_multiple_of(2), "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().expect("array").iter().map(|x| x.as_str().expect("string").to_string()).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().expect("string").to_string())
+        .collect()
 }
 
 #[test]
@@ -54,9 +64,17 @@ fn ranking() {
                 .as_array()
                 .expect("relays")
                 .iter()
-                .map(|r| (r["id"].as_str().expect("id").into(), r["peer_id"].as_str().expect("peer_id").into()))
+                .map(|r| {
+                    (
+                        r["id"].as_str().expect("id").into(),
+                        r["peer_id"].as_str().expect("peer_id").into(),
+                    )
+                })
                 .collect();
-            let got: Vec<String> = rank_by(&relays, key, |r| r.1.clone()).into_iter().map(|r| r.0).collect();
+            let got: Vec<String> = rank_by(&relays, key, |r| r.1.clone())
+                .into_iter()
+                .map(|r| r.0)
+                .collect();
             assert_eq!(got, strings(&case["expected"]), "{file}: {name}");
         }
     }
@@ -76,7 +94,10 @@ fn relay_lists() {
             let result = parse_relay_list(document.as_bytes(), policy);
             if let Some(error) = case.get("error").and_then(Value::as_str) {
                 assert_eq!(error, "invalid_document", "{file}: {name}: unknown error kind");
-                assert!(matches!(result, Err(DiscoveryError::InvalidDocument)), "{file}: {name}: expected invalid_document, got {result:?}");
+                assert!(
+                    matches!(result, Err(DiscoveryError::InvalidDocument)),
+                    "{file}: {name}: expected invalid_document, got {result:?}"
+                );
                 continue;
             }
             let got: Vec<Value> = result
@@ -115,7 +136,10 @@ fn tickets() {
                     let reason = case["reason"].as_str().map(str::to_string);
                     assert_eq!(reply.ok(), Some(TicketReply::Rejected(reason)), "{file}: {name}");
                 }
-                "malformed" => assert!(reply.is_err(), "{file}: {name}: expected a protocol error, got {reply:?}"),
+                "malformed" => assert!(
+                    reply.is_err(),
+                    "{file}: {name}: expected a protocol error, got {reply:?}"
+                ),
                 other => panic!("{file}: {name}: unknown outcome {other}"),
             }
         }
