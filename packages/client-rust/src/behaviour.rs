@@ -135,7 +135,7 @@ pub enum Event {
         /// the relay
         relay: PeerId,
         /// its reason
-        reason: Option<String>,
+        reason: String,
     },
     /// a reservation is in place: other peers reach us at `addr`
     ReservationAccepted {
@@ -714,7 +714,7 @@ impl Behaviour {
                 match result {
                     Ok(TicketReply::Accepted) => link.presented = Some(jti),
                     Ok(TicketReply::Rejected(reason)) => {
-                        link.failed = Some(format!("ticket rejected: {}", reason.as_deref().unwrap_or("unknown")));
+                        link.failed = Some(format!("ticket rejected: {reason}"));
                         // expired, revoked or bound to another peer: fetch a fresh one before the next attempt
                         if self.current_jti() == Some(jti.as_str()) {
                             self.ticket = None;

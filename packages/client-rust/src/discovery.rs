@@ -58,10 +58,13 @@ pub enum DiscoveryError {
     BadUrl(String),
 }
 
-/// Parses a relay list body. A body that is not a JSON array is an error;
-/// malformed entries are skipped (one broken relay must not cut a client off
-/// from the others); addrs must name the entry's own peer id and pass `policy`;
-/// an entry left with no addr is skipped; of entries with the same id the first is kept.
+/// Parses a relay list body. A body that is not a JSON array is an error.
+/// Malformed entries (not an object; id not a non-empty string; peer_id not a
+/// base58btc peer id; addrs not an array) are skipped, not an error: one broken
+/// relay must not cut a client off from the others. Addrs must end in the
+/// entry's own `/p2p/<peer id>` (no circuit, no other peer) and pass `policy`;
+/// an entry left with no addr is skipped; an entry whose id or peer id was
+/// already taken by an earlier kept entry is skipped.
 pub fn parse_relay_list(body: &[u8], policy: AddressPolicy) -> Result<Vec<RelayInfo>, DiscoveryError> {
     let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| DiscoveryError::InvalidDocument)?;
     let entries = doc.as_array().ok_or(DiscoveryError::InvalidDocument)?;
@@ -70,7 +73,7 @@ pub fn parse_relay_list(body: &[u8], policy: AddressPolicy) -> Result<Vec<RelayI
         let Some(info) = parse_entry(entry, policy) else {
             continue;
         };
-        if out.iter().any(|r| r.id == info.id) {
+        if out.iter().any(|r| r.id == info.id || r.peer_id == info.peer_id) {
             continue;
         }
         out.push(info);
@@ -78,16 +81,40 @@ pub fn parse_relay_list(body: &[u8], policy: AddressPolicy) -> Result<Vec<RelayI
     Ok(out)
 }
 
+/// Whether `addr` has the shape discovery writes for the relay `peer`: ends in
+/// the text `/p2p/<peer>`, names no other peer, is no circuit address, and has a
+/// host and a transport (or is `/dnsaddr`).
+fn belongs_to(addr: &str, peer: &PeerId, peer_str: &str) -> Option<Multiaddr> {
+    // as text: no /ipfs/ or CID spelling of the peer, which multiaddr libraries read differently
+    if !addr.ends_with(&format!("/p2p/{peer_str}")) {
+        return None;
+    }
+    let ma: Multiaddr = addr.parse().ok()?;
+    let components: Vec<Protocol<'_>> = ma.iter().collect();
+    let (last, transport) = components.split_last()?;
+    if *last != Protocol::P2p(*peer) {
+        return None;
+    }
+    if transport
+        .iter()
+        .any(|p| matches!(p, Protocol::P2p(_) | Protocol::P2pCircuit))
+    {
+        return None;
+    }
+    let shaped = transport.len() >= 2 || matches!(transport, [Protocol::Dnsaddr(_)]);
+    shaped.then_some(ma)
+}
+
 fn parse_entry(entry: &serde_json::Value, policy: AddressPolicy) -> Option<RelayInfo> {
-    let id = entry.get("id")?.as_str()?;
+    let id = entry.get("id")?.as_str().filter(|s| !s.is_empty())?;
     let peer_str = entry.get("peer_id")?.as_str()?;
     let addrs = entry.get("addrs")?.as_array()?;
     let peer_id: PeerId = peer_str.parse().ok()?;
-    let own = addrs.iter().filter_map(|a| {
-        let ma: Multiaddr = a.as_str()?.parse().ok()?;
-        // the address must say whose it is, and it must be this entry's relay
-        ma.iter().any(|p| p == Protocol::P2p(peer_id)).then_some(ma)
-    });
+    // the one spelling discovery writes; any other would rank differently
+    if peer_id.to_base58() != peer_str {
+        return None;
+    }
+    let own = addrs.iter().filter_map(|a| belongs_to(a.as_str()?, &peer_id, peer_str));
     let addrs = dialable_relay_addrs(own, policy);
     (!addrs.is_empty()).then(|| RelayInfo {
         id: id.to_string(),

@@ -128,8 +128,9 @@ pub async fn fetch_ticket(
 pub enum TicketReply {
     /// the relay holds the ticket for this connection's peer until it expires
     Accepted,
-    /// refused, with the relay's reason (`expired`, `wrong_peer`, `revoked`, `rate_limited`, ...)
-    Rejected(Option<String>),
+    /// refused, with the relay's reason (`expired`, `wrong_peer`, `revoked`, `rate_limited`, ...;
+    /// `unknown` when the relay gave none)
+    Rejected(String),
 }
 
 /// A ticket exchange that broke the protocol or the connection.
@@ -147,8 +148,8 @@ pub enum TicketProtocolError {
     /// the reply ended before its declared length, or has bytes after it
     #[error("ticket reply: truncated or trailing bytes")]
     Framing,
-    /// the reply is not a JSON object with a string `status`
-    #[error("ticket reply: not a JSON object with a status")]
+    /// the reply is not a UTF-8 JSON object whose `status` is `OK` or `REJECTED`
+    #[error("ticket reply: not a JSON object with status OK or REJECTED")]
     BadReply,
     /// the ticket itself is larger than the relay reads
     #[error("ticket too large: {0} bytes")]
@@ -165,18 +166,20 @@ pub fn encode_ticket_request(token: &str) -> Vec<u8> {
     out
 }
 
-/// Interprets the body of the relay's reply (without its length prefix).
+/// Interprets the body of the relay's reply (without its length prefix): a
+/// UTF-8 JSON object whose `status` is `OK` or `REJECTED`; a rejection without
+/// a non-empty string `reason` has reason `unknown`. Anything else is a protocol error.
 pub fn parse_ticket_reply_body(body: &[u8]) -> Result<TicketReply, TicketProtocolError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| TicketProtocolError::BadReply)?;
-    let status = value
-        .get("status")
-        .and_then(|s| s.as_str())
-        .ok_or(TicketProtocolError::BadReply)?;
-    if status == "OK" {
-        return Ok(TicketReply::Accepted);
+    let reply = value.as_object().ok_or(TicketProtocolError::BadReply)?;
+    match reply.get("status").and_then(|s| s.as_str()) {
+        Some("OK") => Ok(TicketReply::Accepted),
+        Some("REJECTED") => {
+            let reason = reply.get("reason").and_then(|r| r.as_str()).filter(|r| !r.is_empty());
+            Ok(TicketReply::Rejected(reason.unwrap_or("unknown").to_string()))
+        }
+        _ => Err(TicketProtocolError::BadReply),
     }
-    let reason = value.get("reason").and_then(|r| r.as_str()).map(str::to_string);
-    Ok(TicketReply::Rejected(reason))
 }
 
 /// Decodes a complete reply as it came off the wire (length prefix + body, nothing after).

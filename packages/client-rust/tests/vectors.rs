@@ -133,7 +133,7 @@ fn tickets() {
             match case["outcome"].as_str().expect("outcome") {
                 "accepted" => assert_eq!(reply.ok(), Some(TicketReply::Accepted), "{file}: {name}"),
                 "rejected" => {
-                    let reason = case["reason"].as_str().map(str::to_string);
+                    let reason = case["reason"].as_str().expect("a rejection has a reason").to_string();
                     assert_eq!(reply.ok(), Some(TicketReply::Rejected(reason)), "{file}: {name}");
                 }
                 "malformed" => assert!(
