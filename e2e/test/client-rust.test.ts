@@ -1,0 +1,126 @@
+/**
+ * The Rust client (packages/client-rust) end to end: a real discovery API
+ * issuing tickets (Redis-backed accounts) and a relay with --auth; the crate's
+ * examples/file-transfer.rs as listener and sender, which get tickets with the
+ * account's API key, present them, reserve and dial through the relay.
+ *
+ * Needs the example binary: `scripts/build-clients.sh rust-file-transfer`
+ * (cold build ~6 min on 2 cores, then cached). Skips, saying so, when it is not built.
+ */
+import assert from 'node:assert/strict'
+import { execFileSync, spawn } from 'node:child_process'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, it } from 'node:test'
+import { freePort, scrapeMetric, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+
+const BUILD = fileURLToPath(new URL('../../scripts/build-clients.sh', import.meta.url))
+const ADMIN = 'admin-' + randomUUID()
+const TIERS = { free: { name: 'free', max_reservations: 8, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 } }
+
+function cachedBinary (): string | undefined {
+  try {
+    return execFileSync('bash', [BUILD, '--cached-only', 'rust-file-transfer'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop()
+  } catch {
+    return undefined
+  }
+}
+
+const binary = cachedBinary()
+const skip = binary == null ? 'the Rust example is not built: run scripts/build-clients.sh rust-file-transfer (about 6 min cold)' : false
+
+function example (args: string[]) {
+  const child = spawn(binary!, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: any[] = []
+  const progress: string[] = []
+  createInterface({ input: child.stdout }).on('line', (l) => { try { lines.push(JSON.parse(l)) } catch {} })
+  createInterface({ input: child.stderr }).on('line', (l) => {
+    progress.push(l)
+    if (process.env.E2E_VERBOSE != null) process.stderr.write(`[rust ${args[0]}] ${l}\n`)
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+  return { child, lines, progress, exited }
+}
+
+describe('Rust client: file transfer through a relay with accounts on', { timeout: 120_000, skip }, () => {
+  let redis: RedisServer
+  let dir: string
+  let discovery: CliProcess
+  let relay: CliProcess
+  let api: string
+  let apiKey: string
+  let metricsPort: number
+  const children: Array<ReturnType<typeof example>> = []
+
+  before(async () => {
+    redis = await startRedis()
+    dir = await mkdtemp(join(tmpdir(), 'pos-relay-client-rust-'))
+    const keysFile = join(dir, 'ticket-keys.json')
+    assert.equal((await runCli(['keys', 'generate', '--out', keysFile])).code, 0)
+    const tiersFile = join(dir, 'tiers.json')
+    await writeFile(tiersFile, JSON.stringify(TIERS))
+    const port = await freePort()
+    api = `http://127.0.0.1:${port}`
+    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', redis.url, '--ticket-keys-file', keysFile, '--tiers-file', tiersFile],
+      { env: { P2P_SECRET: 'p2p', ADMIN_SECRET: ADMIN } })
+    await discovery.waitForJson((o) => o.event === 'discovery_ready')
+    const res = await fetch(`${api}/api/admin/accounts`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'rust-app', tier: 'free' }) })
+    assert.ok(res.ok, `create account: ${res.status}`)
+    apiKey = ((await res.json()) as { api_key: string }).api_key
+    const config = join(dir, 'relay.json')
+    assert.equal((await runCli(['init', '--config', config, '--api-url', api], { input: 'p2p\n' })).code, 0)
+    metricsPort = await freePort()
+    relay = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', String(await freePort()), '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
+      '--auth', '--redis', redis.url, '--tiers-file', tiersFile])
+    await relay.waitForJson((o) => o.event === 'relay_ready')
+    await waitFor(async () => ((await (await fetch(`${api}/api/p2p/relays`)).json()) as unknown[]).length > 0, { timeoutMs: 15_000, message: 'relay not listed' })
+  })
+
+  after(async () => {
+    for (const c of children) c.child.kill('SIGKILL')
+    await relay?.kill('SIGKILL')
+    await discovery?.kill('SIGKILL')
+    await redis?.stop()
+    if (dir != null) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('a Rust listener and a Rust sender with tickets exchange a 3 MiB file intact through the relay', async () => {
+    const listener = example(['listen', '--discovery', api, '--api-key', apiKey, '--out', dir])
+    children.push(listener)
+    await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `listener not up:\n${listener.progress.join('\n')}` })
+    const listening = listener.lines.find((l) => l.event === 'listening')
+    assert.ok(listening.addrs.some((a: string) => a.includes('/p2p-circuit/')), 'the listener holds a circuit address')
+    const file = join(dir, 'photo.bin')
+    const content = randomBytes(3 * 1024 * 1024)
+    await writeFile(file, content)
+    const sender = example(['send', '--discovery', api, '--api-key', apiKey, '--peer', listening.peer_id, '--file', file])
+    children.push(sender)
+    assert.equal(await sender.exited, 0, `sender failed:\n${sender.progress.join('\n')}`)
+    const sent = sender.lines.find((l) => l.event === 'sent')
+    const sha256 = createHash('sha256').update(content).digest('hex')
+    assert.deepEqual({ intact: sent.intact, bytes: sent.bytes, sha256: sent.sha256, relayed: sent.relayed }, { intact: true, bytes: content.length, sha256, relayed: true })
+    await waitFor(() => listener.lines.some((l) => l.event === 'received'), { timeoutMs: 10_000 })
+    const received = listener.lines.find((l) => l.event === 'received')
+    assert.deepEqual({ file: received.file, bytes: received.bytes, sha256: received.sha256, relayed: received.relayed }, { file: 'photo.bin', bytes: content.length, sha256, relayed: true })
+    assert.equal(createHash('sha256').update(await readFile(join(dir, 'received-photo.bin'))).digest('hex'), sha256)
+    // both presented tickets the relay accepted
+    assert.ok(await scrapeMetric(metricsPort, /^pos_relay_tickets_total\{result="ok"\} (\d+)/m) >= 2)
+  })
+
+  it('a Rust sender without an API key is refused by the relay and says so', async () => {
+    const listening = children[0]?.lines.find((l) => l.event === 'listening')
+    assert.ok(listening != null, 'needs the listener of the previous test')
+    const file = join(dir, 'small.bin')
+    await writeFile(file, randomBytes(1024))
+    const sender = example(['send', '--discovery', api, '--peer', listening.peer_id, '--file', file])
+    children.push(sender)
+    assert.equal(await sender.exited, 1)
+    assert.equal(sender.lines.find((l) => l.event === 'sent'), undefined)
+    assert.ok(sender.progress.some((l) => l.includes('dial_failed')), `no dial_failed:\n${sender.progress.join('\n')}`)
+  })
+})

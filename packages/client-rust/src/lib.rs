@@ -1,0 +1,27 @@
+//! # pos-relay-client
+//!
+//! A rust-libp2p client for [pos-relay](https://github.com/) relays: it finds
+//! relays through the discovery API, ranks them for a peer by rendezvous
+//! hashing (so peers need not connect to every relay), gets short-lived
+//! account tickets with the account's API key and presents them on
+//! `/pos-relay/ticket/1.0.0` before reserving or dialing, keeps reservations
+//! alive on the relays ranked first for the local peer (re-reserving when a
+//! relay goes away, re-presenting renewed tickets at 80 % of their lifetime),
+//! and dials peers through the relays ranked for them.
+//!
+//! The pieces are usable alone ([`discovery`], [`tickets`], [`addresses`]) or
+//! together as the [`Behaviour`], a `NetworkBehaviour` that sits next to
+//! rust-libp2p's relay client in the app's `#[derive(NetworkBehaviour)]`.
+//! The contract all clients share is `docs/protocol.md` and the test vectors
+//! in `docs/protocol-vectors/`.
+#![deny(missing_docs)]
+
+pub mod addresses;
+mod behaviour;
+pub mod discovery;
+pub mod tickets;
+
+pub use addresses::AddressPolicy;
+pub use behaviour::{Behaviour, Config, Event};
+pub use discovery::{rank_relays, RelayInfo};
+pub use tickets::{Ticket, TicketReply, TICKET_PROTOCOL};

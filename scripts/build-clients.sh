@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds the client libraries' example binaries (test and demo use) into a
+# cache OUTSIDE the repository, keyed by a hash of each one's sources + lock
+# + toolchain version, like e2e/interop/build.sh:
+#
+#   ${POS_RELAY_CACHE:-$HOME/.cache/pos-relay}/clients/<name>-<hash>/<name>
+#
+# and reuses what is already built. Prints each binary's path on its own line,
+# in the order asked. CARGO_TARGET_DIR is the interop cache's, so the libp2p
+# tree (same version, features and lock as e2e/interop/rust-peer) compiles once.
+#
+#   scripts/build-clients.sh                       # every client
+#   scripts/build-clients.sh rust-file-transfer    # one
+#   scripts/build-clients.sh --cached-only rust-file-transfer
+#       prints the path only if that exact build is cached (exit 1 otherwise); never builds
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${POS_RELAY_CACHE:-$HOME/.cache/pos-relay}"
+mkdir -p "$cache/clients"
+# rustup's and the official Go tarball's default locations, for shells (CI) that lack them on PATH
+export PATH="$PATH:$HOME/.cargo/bin:/usr/local/go/bin"
+export CARGO_TARGET_DIR="$cache/interop/cargo-target"
+nice_cmd=(nice -n 10)
+
+cached_only=0
+names=()
+for arg in "$@"; do
+  case "$arg" in
+    --cached-only) cached_only=1 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) names+=("$arg") ;;
+  esac
+done
+[ ${#names[@]} -eq 0 ] && names=(rust-file-transfer)
+
+key_of() { # hash of the files that define the build, and the toolchain
+  local dir="$1"
+  (cd "$dir" && find . -type f \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' -o -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) \
+      -not -path './target/*' -not -path './tests/*' | LC_ALL=C sort | xargs sha256sum; \
+   { command -v rustc >/dev/null && rustc --version; command -v go >/dev/null && go version; } 2>/dev/null) | sha256sum | cut -c1-16
+}
+
+for name in "${names[@]}"; do
+  case "$name" in
+    # ---- rust
+    rust-file-transfer)
+      dir="$root/packages/client-rust"
+      out="$cache/clients/$name-$(key_of "$dir")"
+      bin="$out/$name"
+      if [ -x "$bin" ]; then
+        echo "build-clients: $name cached at $bin" >&2
+      elif [ "$cached_only" = 1 ]; then
+        echo "build-clients: $name is not built (run scripts/build-clients.sh $name)" >&2
+        exit 1
+      else
+        command -v cargo >/dev/null || { echo "build-clients: cargo not found (install rustup/cargo, rust >= 1.88)" >&2; exit 1; }
+        start=$(date +%s)
+        echo "build-clients: building $name ..." >&2
+        rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+        (cd "$dir" && "${nice_cmd[@]}" cargo build --release --locked --quiet --example file-transfer)
+        cp "$CARGO_TARGET_DIR/release/examples/file-transfer" "$out.tmp/$name"
+        rm -rf "$out" && mv "$out.tmp" "$out"
+        echo "build-clients: built $name in $(( $(date +%s) - start )) s" >&2
+      fi
+      echo "$bin" ;;
+    # ---- go
+    # (the Go module's example is added here: go-file-transfer, built with
+    #  `go build -trimpath` into "$cache/clients/go-file-transfer-<hash>/", same --cached-only rule)
+    # ---- end
+    *) echo "build-clients: unknown client $name" >&2; exit 2 ;;
+  esac
+done
