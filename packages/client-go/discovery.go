@@ -59,30 +59,33 @@ func ParseRelayList(body []byte, policy AddressPolicy) ([]Relay, error) {
 		return nil, fmt.Errorf("%w: not a JSON array", ErrInvalidDocument)
 	}
 	relays := make([]Relay, 0, len(entries))
-	seen := make(map[string]bool, len(entries))
+	ids := make(map[string]bool, len(entries))
+	peers := make(map[string]bool, len(entries))
 	for _, raw := range entries {
-		r, ok := parseEntry(raw, policy)
-		if !ok || seen[r.ID] {
+		r, ok := parseEntry(raw, policy, ids, peers)
+		if !ok {
 			continue
 		}
-		seen[r.ID] = true
+		// each relay is ranked (and reserved on) once
+		ids[r.ID], peers[r.PeerID] = true, true
 		relays = append(relays, r)
 	}
 	return relays, nil
 }
 
-func parseEntry(raw json.RawMessage, policy AddressPolicy) (Relay, bool) {
+func parseEntry(raw json.RawMessage, policy AddressPolicy, ids, peers map[string]bool) (Relay, bool) {
+	// a map, not a struct: keys are case-sensitive ("ID" is not "id"), a repeated key's last value counts
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(raw, &fields) != nil || fields == nil {
 		return Relay{}, false
 	}
 	var r Relay
 	var addrs []json.RawMessage
-	if !jsonString(fields["id"], &r.ID) || !jsonString(fields["peer_id"], &r.PeerID) ||
+	if !jsonString(fields["id"], &r.ID) || r.ID == "" || !jsonString(fields["peer_id"], &r.PeerID) ||
 		json.Unmarshal(fields["addrs"], &addrs) != nil || addrs == nil {
 		return Relay{}, false
 	}
-	if _, err := peer.Decode(r.PeerID); err != nil {
+	if ids[r.ID] || peers[r.PeerID] || !canonicalPeerID(r.PeerID) {
 		return Relay{}, false
 	}
 	for _, rawAddr := range addrs {
@@ -90,16 +93,22 @@ func parseEntry(raw json.RawMessage, policy AddressPolicy) (Relay, bool) {
 		if !jsonString(rawAddr, &s) {
 			continue
 		}
-		m, err := ma.NewMultiaddr(s)
-		if err != nil || !namesPeer(m, r.PeerID) || RelayAddressProblem(m, policy) != "" {
+		m, ok := entryAddr(s, r.PeerID)
+		if !ok || RelayAddressProblem(m, policy) != "" {
 			continue
 		}
-		r.Addrs = append(r.Addrs, s)
+		r.Addrs = append(r.Addrs, s) // verbatim, not re-encoded
 		if len(r.Addrs) == MaxRelayAddrs {
 			break
 		}
 	}
 	return r, len(r.Addrs) > 0
+}
+
+// canonicalPeerID: the one spelling discovery writes (base58btc); CID and other spellings are refused.
+func canonicalPeerID(s string) bool {
+	id, err := peer.Decode(s)
+	return err == nil && id.String() == s
 }
 
 // jsonString decodes raw into s when raw is a JSON string (not null, not a number).
@@ -108,15 +117,33 @@ func jsonString(raw json.RawMessage, s *string) bool {
 	return len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, s) == nil
 }
 
-// namesPeer: the addr carries the relay's own peer id, so a list cannot send
+// entryAddr: an addr of a relay entry ends in the text /p2p/<the entry's peer
+// id>, names no other peer, is no circuit address, and has a host and a
+// transport (or is /dnsaddr): the shape discovery writes. A list cannot send
 // us to one relay's address under another relay's identity.
-func namesPeer(m ma.Multiaddr, peerID string) bool {
-	for i := range m {
-		if m[i].Code() == ma.P_P2P && m[i].Value() == peerID {
-			return true
+func entryAddr(addr, peerID string) (ma.Multiaddr, bool) {
+	// as text: no /ipfs/ or CID spelling, which multiaddr libraries read differently
+	if !strings.HasSuffix(addr, "/p2p/"+peerID) {
+		return nil, false
+	}
+	m, err := ma.NewMultiaddr(addr)
+	if err != nil || len(m) == 0 {
+		return nil, false
+	}
+	last := &m[len(m)-1]
+	if last.Code() != ma.P_P2P || last.Value() != peerID {
+		return nil, false
+	}
+	transport := m[:len(m)-1]
+	for i := range transport {
+		if c := transport[i].Code(); c == ma.P_P2P || c == ma.P_CIRCUIT {
+			return nil, false
 		}
 	}
-	return false
+	if len(transport) >= 2 || (len(transport) == 1 && transport[0].Code() == ma.P_DNSADDR) {
+		return m, true
+	}
+	return nil, false
 }
 
 // FetchOptions tune FetchRelays; the zero value is fine.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -144,8 +145,8 @@ type TicketReply struct {
 
 // EncodeTicketRequest frames a ticket as the client writes it on TicketProtocol.
 func EncodeTicketRequest(token string) ([]byte, error) {
-	if len(token) == 0 || len(token) > MaxTicketBytes {
-		return nil, fmt.Errorf("%w: a ticket must be 1..%d bytes, got %d", ErrTicketProtocol, MaxTicketBytes, len(token))
+	if len(token) > MaxTicketBytes {
+		return nil, fmt.Errorf("%w: a ticket must be at most %d bytes, got %d", ErrTicketProtocol, MaxTicketBytes, len(token))
 	}
 	return append(varint.ToUvarint(uint64(len(token))), token...), nil
 }
@@ -173,6 +174,10 @@ func ReadTicketReply(r io.Reader) (TicketReply, error) {
 func DecodeTicketReply(msg []byte) (TicketReply, error) {
 	var reply TicketReply
 	var fields map[string]json.RawMessage
+	// encoding/json would replace invalid UTF-8 silently; the protocol says UTF-8 JSON
+	if !utf8.Valid(msg) {
+		return TicketReply{}, fmt.Errorf("%w: reply is not UTF-8", ErrTicketProtocol)
+	}
 	if err := json.Unmarshal(msg, &fields); err != nil || fields == nil {
 		return TicketReply{}, fmt.Errorf("%w: reply is not a JSON object", ErrTicketProtocol)
 	}
