@@ -1,6 +1,7 @@
 package posrelay
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -256,4 +257,84 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+func TestManagerRenewsTicketsAndReservationsAtEightyPercent(t *testing.T) {
+	self := newHost(t)
+	// a relay whose reservations last 2 s, that wants a ticket first
+	relay := newHost(t)
+	rc := relayv2.DefaultResources()
+	rc.ReservationTTL = 2 * time.Second
+	svc, err := relayv2.New(relay, relayv2.WithResources(rc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	var mu sync.Mutex
+	var presented []string
+	relay.SetStreamHandler(TicketProtocol, func(s network.Stream) {
+		defer s.Close()
+		token, err := readFrame(s)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		mu.Lock()
+		presented = append(presented, string(token))
+		mu.Unlock()
+		s.Write(append(varint.ToUvarint(15), `{"status":"OK"}`...))
+	})
+	var issued atomic.Int32
+	tickets := ticketServer(t, "key", 2*time.Second, &issued)
+	defer tickets.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/api/p2p/tickets", tickets.Config.Handler)
+	mux.HandleFunc("/api/p2p/relays", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode([]Relay{relayEntry(relay, "r")})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	var reserved atomic.Int32
+	m, err := New(self, srv.URL, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond),
+		WithEventHandler(func(e Event) {
+			if e.Type == EventReserved {
+				reserved.Add(1)
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// after 80 % of 2 s: a second ticket, presented on the same connection, and a renewed reservation
+	waitUntil(t, ctx, "a renewed ticket presented and the reservation renewed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(presented) >= 2 && reserved.Load() >= 2
+	})
+	mu.Lock()
+	first, second := presented[0], presented[1]
+	mu.Unlock()
+	if first == second || !strings.HasPrefix(first, "ticket-1-") || !strings.HasPrefix(second, "ticket-2-") {
+		t.Errorf("presented %q then %q, want ticket 1 then ticket 2", first, second)
+	}
+	if !m.HasReservation(relay.ID()) {
+		t.Error("no reservation after renewal")
+	}
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	br := bufio.NewReader(r)
+	n, err := varint.ReadUvarint(br)
+	if err != nil || n > MaxTicketBytes {
+		return nil, errors.New("bad frame")
+	}
+	b := make([]byte, n)
+	_, err = io.ReadFull(br, b)
+	return b, err
 }
