@@ -23,6 +23,7 @@ import { after, before, describe, it } from 'node:test'
 import { freePort, scrapeMetric, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
 import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
 
+const JS_EXAMPLE = fileURLToPath(new URL('../../examples/file-transfer/src/main.ts', import.meta.url))
 const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-client-go.sh', import.meta.url))
 const ADMIN = 'admin-' + randomUUID()
 const TIERS = { free: { name: 'free', max_reservations: 8, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 } }
@@ -43,8 +44,11 @@ function goExample (): { bin?: string, why?: string } {
 
 interface Example { lines: any[], stderr: string[], exited: Promise<number | null>, kill: () => void }
 
-function runExample (bin: string, args: string[]): Example {
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+/** the Go example, or the JavaScript one with `js: true` (same flags, same JSON lines) */
+function runExample (bin: string, args: string[], opts: { js?: boolean } = {}): Example {
+  const child = opts.js === true
+    ? spawn(process.execPath, [JS_EXAMPLE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: any[] = []
   const stderr: string[] = []
   createInterface({ input: child.stdout }).on('line', (l) => { try { lines.push(JSON.parse(l)) } catch {} })
@@ -137,4 +141,27 @@ describe('Go client: tickets, reservation and a file through a relay with --auth
     // both Go peers presented an accepted ticket to the relay
     assert.ok(await scrapeMetric(metricsPort, /^pos_relay_tickets_total\{result="ok"\} (\d+)/m) >= 2, 'the relay counted fewer than 2 accepted tickets')
   })
+
+  for (const [listenJs, sendJs] of [[true, false], [false, true]] as const) {
+    const name = `${listenJs ? 'JavaScript' : 'Go'} listener, ${sendJs ? 'JavaScript' : 'Go'} sender`
+    it(`${name}: the file arrives intact through the relay with tickets`, async () => {
+      const out = join(dir, `out-${listenJs ? 'js' : 'go'}`)
+      await mkdir(out)
+      const listener = runExample(bin, ['listen', '--discovery', api, '--api-key', apiKey, '--out', out], { js: listenJs })
+      examples.push(listener)
+      await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `listener not up:\n${listener.stderr.join('\n')}` })
+      const peerId = listener.lines.find((l) => l.event === 'listening').peer_id
+      const file = join(dir, 'mixed.bin')
+      const content = randomBytes(1024 * 1024)
+      await writeFile(file, content)
+      const sender = runExample(bin, ['send', '--discovery', api, '--api-key', apiKey, '--peer', peerId, '--file', file], { js: sendJs })
+      examples.push(sender)
+      assert.equal(await sender.exited, 0, `sender failed:\n${sender.stderr.join('\n')}`)
+      assert.equal(sender.lines.find((l) => l.event === 'sent')?.intact, true)
+      await waitFor(() => listener.lines.some((l) => l.event === 'received'), { timeoutMs: 10_000, message: 'listener printed no received line' })
+      const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+      assert.equal(sha(await readFile(join(out, 'received-mixed.bin'))), sha(content))
+      listener.kill()
+    })
+  }
 })
