@@ -427,7 +427,7 @@ func (m *Manager) reserve(ctx context.Context, st *relayState, ai peer.AddrInfo)
 		st.nextAttempt = m.now().Add(min(10*time.Second, 500*time.Millisecond<<min(st.failures-1, 5)))
 		st.reservedAt = time.Time{}
 		m.mu.Unlock()
-		if ctx.Err() == nil || m.ctx.Err() == nil {
+		if m.ctx.Err() == nil { // not after Close
 			m.emit(Event{Type: EventReserveFailed, Relay: ai.ID, Err: err})
 		}
 		return
