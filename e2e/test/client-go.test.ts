@@ -1,0 +1,167 @@
+/**
+ * The Go client library end to end: a real discovery API with accounts and a
+ * real relay with --auth (one real Redis), and the Go example
+ * (packages/client-go/cmd/file-transfer) as listener and sender. The Go
+ * peers get tickets with the account's API key, present them on
+ * /pos-relay/ticket/1.0.0, reserve and dial through the relay; the file must
+ * arrive intact. A Go sender without an API key is refused.
+ *
+ * Needs the Go example built: POS_RELAY_GO_FILE_TRANSFER=<binary>, or the
+ * build cache filled by scripts/build-client-go.sh. Skips (saying so)
+ * otherwise.
+ */
+import assert from 'node:assert/strict'
+import { execFileSync, spawn } from 'node:child_process'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, it } from 'node:test'
+import { freePort, scrapeMetric, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+
+const JS_EXAMPLE = fileURLToPath(new URL('../../examples/file-transfer/src/main.ts', import.meta.url))
+const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-client-go.sh', import.meta.url))
+const ADMIN = 'admin-' + randomUUID()
+const TIERS = { free: { name: 'free', max_reservations: 8, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 } }
+
+/** The Go example binary, or why there is none. */
+function goExample (): { bin?: string, why?: string } {
+  const fromEnv = process.env.POS_RELAY_GO_FILE_TRANSFER
+  if (fromEnv != null && fromEnv !== '') {
+    return existsSync(fromEnv) ? { bin: fromEnv } : { why: `POS_RELAY_GO_FILE_TRANSFER=${fromEnv} does not exist` }
+  }
+  try {
+    const out = execFileSync('bash', [BUILD_SCRIPT, '--cached-only'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    const bin = out.trim().split('\n').at(-1)
+    if (bin != null && existsSync(bin)) return { bin }
+  } catch {}
+  return { why: 'the Go example is not built: run scripts/build-client-go.sh (or set POS_RELAY_GO_FILE_TRANSFER)' }
+}
+
+interface Example { lines: any[], stderr: string[], exited: Promise<number | null>, kill: () => void }
+
+/** the Go example, or the JavaScript one with `js: true` (same flags, same JSON lines) */
+function runExample (bin: string, args: string[], opts: { js?: boolean } = {}): Example {
+  const child = opts.js === true
+    ? spawn(process.execPath, [JS_EXAMPLE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: any[] = []
+  const stderr: string[] = []
+  createInterface({ input: child.stdout }).on('line', (l) => { try { lines.push(JSON.parse(l)) } catch {} })
+  createInterface({ input: child.stderr }).on('line', (l) => {
+    stderr.push(l)
+    if (process.env.E2E_VERBOSE != null) process.stderr.write(`[go ${args[0]}] ${l}\n`)
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  return { lines, stderr, exited, kill: () => { if (child.exitCode == null) child.kill('SIGKILL') } }
+}
+
+const example = goExample()
+
+describe('Go client: tickets, reservation and a file through a relay with --auth', { timeout: 180_000, skip: example.why ?? false }, () => {
+  const bin = example.bin!
+  let redis: RedisServer
+  let dir: string
+  let discovery: CliProcess
+  let relay: CliProcess
+  let api: string
+  let apiKey: string
+  let metricsPort: number
+  const examples: Example[] = []
+
+  before(async () => {
+    redis = await startRedis()
+    dir = await mkdtemp(join(tmpdir(), 'pos-relay-client-go-'))
+    const keysFile = join(dir, 'ticket-keys.json')
+    assert.equal((await runCli(['keys', 'generate', '--out', keysFile])).code, 0)
+    const tiersFile = join(dir, 'tiers.json')
+    await writeFile(tiersFile, JSON.stringify(TIERS))
+    const port = await freePort()
+    api = `http://127.0.0.1:${port}`
+    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', redis.url, '--ticket-keys-file', keysFile, '--tiers-file', tiersFile],
+      { env: { P2P_SECRET: 'p2p', ADMIN_SECRET: ADMIN } })
+    await discovery.waitForJson((o) => o.event === 'discovery_ready')
+    const config = join(dir, 'relay.json')
+    assert.equal((await runCli(['init', '--config', config, '--api-url', api], { input: 'p2p\n' })).code, 0)
+    metricsPort = await freePort()
+    relay = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', String(await freePort()), '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
+      '--auth', '--redis', redis.url, '--tiers-file', tiersFile])
+    await relay.waitForJson((o) => o.event === 'relay_ready')
+    const res = await fetch(`${api}/api/admin/accounts`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'go-app', tier: 'free' }) })
+    assert.equal(res.status, 201, await res.clone().text())
+    apiKey = ((await res.json()) as { api_key: string }).api_key
+    // the relay registers itself; wait until discovery lists it
+    await waitFor(async () => ((await (await fetch(`${api}/api/p2p/relays`)).json()) as unknown[]).length > 0, { timeoutMs: 20_000, message: 'relay not listed' })
+  })
+
+  after(async () => {
+    for (const e of examples) e.kill()
+    await relay?.kill('SIGKILL')
+    await discovery?.kill('SIGKILL')
+    await redis?.stop()
+    if (dir != null) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('a Go listener and a Go sender with tickets exchange a 3 MiB file intact through the relay; without an API key the sender is refused', async () => {
+    const out = join(dir, 'out')
+    await mkdir(out)
+    const listener = runExample(bin, ['listen', '--discovery', api, '--api-key', apiKey, '--out', out])
+    examples.push(listener)
+    await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `Go listener not up:\n${listener.stderr.join('\n')}` })
+    const listening = listener.lines.find((l) => l.event === 'listening')
+    assert.ok(listening.addrs.length > 0 && listening.addrs.every((a: string) => a.includes('/p2p-circuit/p2p/' + String(listening.peer_id))), 'the listener reports its circuit addrs')
+
+    const file = join(dir, 'photo.bin')
+    const content = randomBytes(3 * 1024 * 1024)
+    await writeFile(file, content)
+
+    // no API key: the relay wants a ticket before it opens a circuit
+    const refused = runExample(bin, ['send', '--discovery', api, '--peer', listening.peer_id, '--file', file, '--timeout', '20s'])
+    examples.push(refused)
+    assert.notEqual(await refused.exited, 0, 'a sender without a ticket got through')
+    assert.equal(refused.lines.find((l) => l.event === 'sent'), undefined)
+    assert.match(refused.stderr.join('\n'), /PERMISSION_DENIED/, 'refused for another reason than the missing ticket')
+
+    const sender = runExample(bin, ['send', '--discovery', api, '--api-key', apiKey, '--peer', listening.peer_id, '--file', file])
+    examples.push(sender)
+    assert.equal(await sender.exited, 0, `Go sender failed:\n${sender.stderr.join('\n')}`)
+    const sent = sender.lines.find((l) => l.event === 'sent')
+    assert.equal(sent.intact, true)
+    assert.equal(sent.relayed, true)
+    assert.equal(sent.bytes, content.length)
+    await waitFor(() => listener.lines.some((l) => l.event === 'received'), { timeoutMs: 10_000, message: 'listener printed no received line' })
+    const received = listener.lines.find((l) => l.event === 'received')
+    assert.equal(received.relayed, true)
+    const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+    assert.equal(sha(await readFile(join(out, 'received-photo.bin'))), sha(content))
+    // both Go peers presented an accepted ticket to the relay
+    assert.ok(await scrapeMetric(metricsPort, /^pos_relay_tickets_total\{result="ok"\} (\d+)/m) >= 2, 'the relay counted fewer than 2 accepted tickets')
+  })
+
+  for (const [listenJs, sendJs] of [[true, false], [false, true]] as const) {
+    const name = `${listenJs ? 'JavaScript' : 'Go'} listener, ${sendJs ? 'JavaScript' : 'Go'} sender`
+    it(`${name}: the file arrives intact through the relay with tickets`, async () => {
+      const out = join(dir, `out-${listenJs ? 'js' : 'go'}`)
+      await mkdir(out)
+      const listener = runExample(bin, ['listen', '--discovery', api, '--api-key', apiKey, '--out', out], { js: listenJs })
+      examples.push(listener)
+      await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `listener not up:\n${listener.stderr.join('\n')}` })
+      const peerId = listener.lines.find((l) => l.event === 'listening').peer_id
+      const file = join(dir, 'mixed.bin')
+      const content = randomBytes(1024 * 1024)
+      await writeFile(file, content)
+      const sender = runExample(bin, ['send', '--discovery', api, '--api-key', apiKey, '--peer', peerId, '--file', file], { js: sendJs })
+      examples.push(sender)
+      assert.equal(await sender.exited, 0, `sender failed:\n${sender.stderr.join('\n')}`)
+      assert.equal(sender.lines.find((l) => l.event === 'sent')?.intact, true)
+      await waitFor(() => listener.lines.some((l) => l.event === 'received'), { timeoutMs: 10_000, message: 'listener printed no received line' })
+      const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+      assert.equal(sha(await readFile(join(out, 'received-mixed.bin'))), sha(content))
+      listener.kill()
+    })
+  }
+})

@@ -1,0 +1,271 @@
+// Command file-transfer is the Go version of examples/file-transfer: two
+// peers exchange a file through a pos-relay relay, with tickets when the
+// relays want them. Same flags and the same JSON lines on stdout as the
+// JavaScript example, so any listener works with any sender.
+//
+//	file-transfer listen --discovery http://127.0.0.1:8080 --api-key KEY [--out DIR]
+//	file-transfer send   --discovery http://127.0.0.1:8080 --api-key KEY --peer <peer id> --file PATH
+//
+// The file goes as "name\n" followed by the bytes on /pos-relay-example/file/1.0.0;
+// the receiver answers with the SHA-256 it computed, which the sender checks.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	posrelay "github.com/pos-relay/pos-relay/packages/client-go"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+const fileProtocol = protocol.ID("/pos-relay-example/file/1.0.0")
+
+type options struct {
+	discovery, apiKey, out, peer, file string
+	timeout                            time.Duration
+}
+
+func main() {
+	if len(os.Args) < 2 || (os.Args[1] != "listen" && os.Args[1] != "send") {
+		fmt.Fprintln(os.Stderr, "usage: file-transfer listen|send --discovery URL [--api-key KEY] [--out DIR] [--peer ID --file PATH]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	var o options
+	fs.StringVar(&o.discovery, "discovery", envOr("DISCOVERY_URL", "http://127.0.0.1:8080"), "discovery API base URL (env DISCOVERY_URL)")
+	fs.StringVar(&o.apiKey, "api-key", os.Getenv("API_KEY"), "the account's API key, when relays require tickets (env API_KEY)")
+	fs.StringVar(&o.out, "out", ".", "listen: folder for received files")
+	fs.StringVar(&o.peer, "peer", "", "send: the listener's peer id")
+	fs.StringVar(&o.file, "file", "", "send: the file to send")
+	fs.DurationVar(&o.timeout, "timeout", time.Minute, "send: give up after this long")
+	_ = fs.Parse(os.Args[2:])
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if os.Args[1] == "listen" {
+		err = listen(ctx, o)
+	} else {
+		err = send(ctx, o)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "file-transfer:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func printJSON(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Println(string(b))
+}
+
+func logEvent(e posrelay.Event) {
+	m := map[string]any{"event": string(e.Type)}
+	if e.Relay != "" {
+		m["relay"] = e.Relay.String()
+	}
+	if len(e.Relays) > 0 {
+		m["relays"] = e.Relays
+	}
+	if e.Err != nil {
+		m["error"] = e.Err.Error()
+	}
+	b, _ := json.Marshal(m)
+	fmt.Fprintln(os.Stderr, string(b))
+}
+
+// newPeer: TCP and QUIC, Noise, Yamux, the circuit relay transport (on by
+// default) and hole punching, and a relay manager fed by discovery.
+func newPeer(o options, relayCount int) (host.Host, *posrelay.Manager, error) {
+	h, err := libp2p.New(
+		libp2p.ListenAddrStrings("/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(),
+		libp2p.UserAgent("pos-relay-example/file-transfer-go"),
+	)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := []posrelay.Option{posrelay.WithRelayCount(relayCount), posrelay.WithEventHandler(logEvent)}
+	if o.apiKey != "" {
+		opts = append(opts, posrelay.WithAPIKey(o.apiKey))
+	}
+	m, err := posrelay.New(h, o.discovery, opts...)
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	return h, m, nil
+}
+
+func isRelayed(c network.Conn) bool {
+	return c.Stat().Limited || strings.Contains(c.RemoteMultiaddr().String(), "/p2p-circuit")
+}
+
+type listening struct {
+	Event  string   `json:"event"`
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+}
+
+type received struct {
+	Event   string `json:"event"`
+	File    string `json:"file"`
+	Bytes   int64  `json:"bytes"`
+	SHA256  string `json:"sha256"`
+	Relayed bool   `json:"relayed"`
+}
+
+type sent struct {
+	Event   string `json:"event"`
+	Bytes   int64  `json:"bytes"`
+	SHA256  string `json:"sha256"`
+	Intact  bool   `json:"intact"`
+	Relayed bool   `json:"relayed"`
+}
+
+func listen(ctx context.Context, o options) error {
+	h, m, err := newPeer(o, 2)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	defer m.Close()
+	h.SetStreamHandler(fileProtocol, func(s network.Stream) {
+		defer s.Close()
+		if err := receive(s, o.out); err != nil {
+			fmt.Fprintln(os.Stderr, "file-transfer: receive:", err)
+			s.Reset()
+		}
+	})
+	startCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := m.Start(startCtx); err != nil {
+		return err
+	}
+	addrs := []string{}
+	for _, a := range m.CircuitAddrs() {
+		addrs = append(addrs, a.String())
+	}
+	printJSON(listening{Event: "listening", PeerID: h.ID().String(), Addrs: addrs})
+	<-ctx.Done()
+	return nil
+}
+
+func receive(s network.Stream, outDir string) error {
+	r := bufio.NewReader(s)
+	header, err := r.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("reading the file name: %w", err)
+	}
+	name := strings.TrimSuffix(header, "\n")
+	f, err := os.Create(filepath.Join(outDir, "received-"+filepath.Base(name)))
+	if err != nil {
+		return err
+	}
+	hash := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, hash), r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	sum := hex.EncodeToString(hash.Sum(nil))
+	if _, err := s.Write([]byte(sum)); err != nil {
+		return err
+	}
+	printJSON(received{Event: "received", File: name, Bytes: n, SHA256: sum, Relayed: isRelayed(s.Conn())})
+	return nil
+}
+
+func send(ctx context.Context, o options) error {
+	if o.peer == "" || o.file == "" {
+		return errors.New("send needs --peer <peer id> and --file <path>")
+	}
+	target, err := peer.Decode(o.peer)
+	if err != nil {
+		return fmt.Errorf("--peer: %w", err)
+	}
+	f, err := os.Open(o.file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	// a sender only dials: it needs no reservation of its own
+	h, m, err := newPeer(o, 1)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	defer m.Close()
+	conn, err := m.Dial(ctx, target)
+	if err != nil {
+		return err
+	}
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "file-transfer"), target, fileProtocol)
+	if err != nil {
+		return fmt.Errorf("open stream: %w", err)
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	if _, err := s.Write([]byte(filepath.Base(o.file) + "\n")); err != nil {
+		return err
+	}
+	hash := sha256.New()
+	n, err := io.Copy(io.MultiWriter(s, hash), f)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		return err
+	}
+	answer, err := io.ReadAll(io.LimitReader(s, 128))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	sum := hex.EncodeToString(hash.Sum(nil))
+	intact := string(answer) == sum
+	printJSON(sent{Event: "sent", Bytes: n, SHA256: sum, Intact: intact, Relayed: isRelayed(conn)})
+	if !intact {
+		return fmt.Errorf("the receiver computed %q, we sent %s", answer, sum)
+	}
+	return nil
+}

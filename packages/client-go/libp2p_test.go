@@ -1,0 +1,340 @@
+package posrelay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/multiformats/go-varint"
+)
+
+// Real go-libp2p hosts on loopback. The relays here are go-libp2p's own
+// Circuit Relay v2 service; the pos-relay relay (with tickets) is exercised by
+// e2e/test/client-go.test.ts.
+
+func newHost(t *testing.T) host.Host {
+	t.Helper()
+	h, err := libp2p.New(
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.EnableRelay(),
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func newRelay(t *testing.T) host.Host {
+	t.Helper()
+	h := newHost(t)
+	r, err := relayv2.New(h, relayv2.WithInfiniteLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return h
+}
+
+func relayEntry(h host.Host, id string) Relay {
+	r := Relay{ID: id, PeerID: h.ID().String()}
+	for _, a := range h.Addrs() {
+		r.Addrs = append(r.Addrs, a.String()+"/p2p/"+h.ID().String())
+	}
+	return r
+}
+
+// discovery serves relays as GET /api/p2p/relays.
+func discovery(t *testing.T, relays []Relay) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/p2p/relays" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(relays)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestPresentTicketSpeaksTheVectorsOverAStream(t *testing.T) {
+	relay, self := newHost(t), newHost(t)
+	var mu sync.Mutex
+	var reply []byte
+	var got bytes.Buffer
+	relay.SetStreamHandler(TicketProtocol, func(s network.Stream) {
+		defer s.Close()
+		// read the client's frame whole before answering, as the relay does
+		buf := make([]byte, 8192)
+		n, _ := io.ReadAtLeast(s, buf, 1)
+		for n < len(buf) && !frameComplete(buf[:n]) {
+			m, err := s.Read(buf[n:])
+			n += m
+			if err != nil {
+				break
+			}
+		}
+		mu.Lock()
+		got.Write(buf[:n])
+		answer := reply
+		mu.Unlock()
+		s.Write(answer)
+	})
+	if err := self.Connect(context.Background(), peer.AddrInfo{ID: relay.ID(), Addrs: relay.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	eachVectorFile(t, "tickets.json", func(t *testing.T, cases []ticketCase) {
+		for _, c := range cases {
+			if c.RequestHex == nil {
+				continue
+			}
+			token := requestToken(t, c)
+			r, _ := hex.DecodeString(c.ReplyHex)
+			mu.Lock()
+			reply = r
+			got.Reset()
+			mu.Unlock()
+			_, err := PresentTicket(context.Background(), self, relay.ID(), token)
+			checkTicketOutcome(t, c, err)
+			mu.Lock()
+			if hex.EncodeToString(got.Bytes()) != *c.RequestHex {
+				t.Errorf("%s: wrote %x, want %s", c.Name, got.Bytes(), *c.RequestHex)
+			}
+			mu.Unlock()
+		}
+	})
+}
+
+// frameComplete: b holds a whole varint-length-prefixed message
+func frameComplete(b []byte) bool {
+	n, size, err := varint.FromUvarint(b)
+	return err == nil && uint64(len(b)-size) >= n
+}
+
+// rankedRelays starts n relays and returns them in rank order for key.
+func rankedRelays(t *testing.T, n int, key string) ([]host.Host, []Relay) {
+	t.Helper()
+	hosts := map[string]host.Host{}
+	var entries []Relay
+	for i := range n {
+		h := newRelay(t)
+		e := relayEntry(h, "relay-"+string(rune('a'+i)))
+		hosts[e.PeerID] = h
+		entries = append(entries, e)
+	}
+	ranked := RankRelays(entries, key)
+	out := make([]host.Host, n)
+	for i, r := range ranked {
+		out[i] = hosts[r.PeerID]
+	}
+	return out, entries
+}
+
+func TestDialTriesTheTargetsRankedRelaysUpToNPlusTwo(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		reserved int // the target's reservation is on the relay of this rank (0-based)
+		ok       bool
+	}{
+		{"first ranked relay", 0, true},
+		{"third: the first two refuse (no reservation)", 2, true},
+		{"fourth: beyond N + 2 with N = 1", 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target, dialer := newHost(t), newHost(t)
+			relays, entries := rankedRelays(t, 5, target.ID().String())
+			srv := discovery(t, entries)
+			r := relays[tc.reserved]
+			if _, err := client.Reserve(context.Background(), target, peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := New(dialer, srv.URL, WithRelayCount(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			conn, err := m.Dial(ctx, target.ID())
+			if !tc.ok {
+				if !errors.Is(err, ErrDialFailed) {
+					t.Fatalf("got %v, want ErrDialFailed", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if conn.RemotePeer() != target.ID() {
+				t.Fatalf("got a connection to %s, want one to the target", conn.RemotePeer())
+			}
+			want := r.ID().String() + "/p2p-circuit"
+			if !strings.Contains(conn.RemoteMultiaddr().String(), want) {
+				t.Errorf("went through %s, want a circuit through the relay holding the reservation", conn.RemoteMultiaddr())
+			}
+		})
+	}
+}
+
+func TestManagerReservesOnTheTopNAndReReservesAfterADrop(t *testing.T) {
+	self := newHost(t)
+	relays, entries := rankedRelays(t, 4, self.ID().String())
+	srv := discovery(t, entries)
+	var reserved, lost atomic.Int32
+	m, err := New(self, srv.URL, WithRelayCount(2), WithCheckInterval(100*time.Millisecond), WithEventHandler(func(e Event) {
+		switch e.Type {
+		case EventReserved:
+			reserved.Add(1)
+		case EventReservationLost:
+			lost.Add(1)
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "reservations on the top 2", func() bool { return m.HasReservation(relays[0].ID()) && m.HasReservation(relays[1].ID()) })
+	chosen := m.Chosen()
+	if len(chosen) != 2 || chosen[0].PeerID != relays[0].ID().String() || chosen[1].PeerID != relays[1].ID().String() {
+		t.Fatalf("chosen %v, want the two ranked first", chosen)
+	}
+	if m.HasReservation(relays[2].ID()) || len(m.CircuitAddrs()) != 2 {
+		t.Errorf("circuit addrs %v, want one per reserved relay", m.CircuitAddrs())
+	}
+	before := reserved.Load()
+	// the relay drops us (restart, network blip): the manager reconnects and reserves again
+	relays[0].Network().ClosePeer(self.ID())
+	waitUntil(t, ctx, "the reservation lost", func() bool { return lost.Load() >= 1 })
+	waitUntil(t, ctx, "reserved again", func() bool { return reserved.Load() > before && m.HasReservation(relays[0].ID()) })
+	// and another peer can reach us through it
+	other := newHost(t)
+	od, err := New(other, srv.URL, WithRelayCount(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer od.Close()
+	if _, err := od.Dial(ctx, self.ID()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func TestManagerRenewsTicketsAndReservationsAtEightyPercent(t *testing.T) {
+	self := newHost(t)
+	// a relay whose reservations last 2 s, that wants a ticket first
+	relay := newHost(t)
+	rc := relayv2.DefaultResources()
+	rc.ReservationTTL = 2 * time.Second
+	svc, err := relayv2.New(relay, relayv2.WithResources(rc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	var mu sync.Mutex
+	var presented []string
+	relay.SetStreamHandler(TicketProtocol, func(s network.Stream) {
+		defer s.Close()
+		token, err := readFrame(s)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		mu.Lock()
+		presented = append(presented, string(token))
+		mu.Unlock()
+		s.Write(append(varint.ToUvarint(15), `{"status":"OK"}`...))
+	})
+	var issued atomic.Int32
+	tickets := ticketServer(t, "key", 2*time.Second, &issued)
+	defer tickets.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/api/p2p/tickets", tickets.Config.Handler)
+	mux.HandleFunc("/api/p2p/relays", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode([]Relay{relayEntry(relay, "r")})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	var reserved atomic.Int32
+	m, err := New(self, srv.URL, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond),
+		WithEventHandler(func(e Event) {
+			if e.Type == EventReserved {
+				reserved.Add(1)
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// after 80 % of 2 s: a second ticket, presented on the same connection, and a renewed reservation
+	waitUntil(t, ctx, "a renewed ticket presented and the reservation renewed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(presented) >= 2 && reserved.Load() >= 2
+	})
+	mu.Lock()
+	first, second := presented[0], presented[1]
+	mu.Unlock()
+	if first == second || !strings.HasPrefix(first, "ticket-1-") || !strings.HasPrefix(second, "ticket-2-") {
+		t.Errorf("presented %q then %q, want ticket 1 then ticket 2", first, second)
+	}
+	if !m.HasReservation(relay.ID()) {
+		t.Error("no reservation after renewal")
+	}
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	br := bufio.NewReader(r)
+	n, err := varint.ReadUvarint(br)
+	if err != nil || n > MaxTicketBytes {
+		return nil, errors.New("bad frame")
+	}
+	b := make([]byte, n)
+	_, err = io.ReadFull(br, b)
+	return b, err
+}
