@@ -68,6 +68,8 @@ export interface DiscoveryServerOptions {
 }
 
 const RELAYS = '/api/p2p/relays'
+/** Methods answered 405 on declared paths (the standard ones a client or scanner may try). */
+const HTTP_METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'QUERY', 'TRACE']
 const bearer = [{ bearerAuth: [] }]
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest()
@@ -239,6 +241,16 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     }
   })
 
+  // Every declared path answers the methods it does not declare with 405 and an Allow header
+  // (registered below, once all routes exist); fastify adds HEAD to each GET itself.
+  const declared = new Map<string, Set<string>>()
+  app.addHook('onRoute', (route) => {
+    const methods = declared.get(route.url) ?? new Set<string>()
+    for (const m of [route.method].flat()) methods.add(m)
+    declared.set(route.url, methods)
+  })
+  app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody(404, `no route ${req.method} ${req.url.split('?')[0]}`)))
+
   const api = app.withTypeProvider<ZodTypeProvider>()
   const errors = { 400: errorSchema, 401: errorSchema, 413: errorSchema, 415: errorSchema, 429: errorSchema, 503: errorSchema }
 
@@ -356,6 +368,20 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  for (const [url, methods] of [...declared]) {
+    const allow = [...methods].sort().join(', ')
+    const others = HTTP_METHODS.filter((m) => !methods.has(m))
+    if (others.length === 0) continue
+    app.route({
+      method: others,
+      url,
+      schema: { hide: true },
+      // onRequest: before body parsing, which refuses a body method without a content type first
+      onRequest: async (req, reply) => reply.code(405).header('allow', allow).send(errorBody(405, `${req.method} is not allowed here; allowed: ${allow}`)),
+      handler: async () => undefined,
+    })
+  }
 
   return app
 }
