@@ -15,3 +15,4 @@ export {
   type SignedOperation,
   type RegistrationProof
 } from './registration-signature.js'
+export { rankRelays, topRelays, rendezvousScore, compareUtf8 } from './rendezvous.js'
