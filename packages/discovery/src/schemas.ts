@@ -275,3 +275,17 @@ export type ErrorBody = z.infer<typeof errorSchema>
 export function errorBody(statusCode: number, message: string, field?: string): ErrorBody {
   return { error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field === undefined ? {} : { field }), statusCode }
 }
+
+export const MAX_RANKED_RELAYS = 16
+
+/** GET /api/p2p/relays query; unknown parameters are ignored (see the route's description). */
+export const relayQuerySchema = z.object({
+  for: peerIdSchema.optional().meta({ ...PEER_ID_FORMAT, description: 'Answer only the relays ranked first for this peer id (any accepted form; ranked by its base58btc form)' }),
+  count: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_RANKED_RELAYS)
+    .default(3)
+    .meta({ description: `With \`for\`: how many relays (1-${MAX_RANKED_RELAYS}, default 3); ignored without it` }),
+})
