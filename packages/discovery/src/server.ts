@@ -295,7 +295,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
         return reply.type('application/json; charset=utf-8').send(JSON.stringify(topRelays(snapshot.relays, key, count)))
       }
       reply.header('etag', snapshot.etag).header('vary', 'accept-encoding')
-      if (etagMatches(req.headers['if-none-match'], snapshot.etag)) return reply.code(304).send(null)
+      if (etagMatches(req.headers['if-none-match'], snapshot.etag)) return reply.code(304).send()
       const encoding = negotiateEncoding(req.headers['accept-encoding'])
       if (encoding !== 'identity') reply.header('content-encoding', encoding)
       return reply.type('application/json; charset=utf-8').send(await snapshot.body(encoding))

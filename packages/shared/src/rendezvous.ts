@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 
 /**
  * Rendezvous (highest-random-weight) ranking of relays for a key (a peer id): the one rule every
@@ -27,21 +27,37 @@ export function rankRelays<T extends { peer_id: string }> (relays: readonly T[],
     .map(({ relay }) => relay)
 }
 
-/** The first `count` of rankRelays(relays, key), without sorting the whole list (O(n·count)). */
+/** Per relay list (the discovery snapshot's array): utf8(peer_id) || 0x00 of each relay, built once. */
+const prefixesOf = new WeakMap<readonly unknown[], Buffer[]>()
+
+/**
+ * The first `count` of rankRelays(relays, key), without sorting the whole list: one SHA-256 per
+ * relay into a reused buffer (crypto.hash, no Hash object, no BigInt), the prefixes cached per
+ * list array; the hot path of discovery's ?for=.
+ */
 export function topRelays<T extends { peer_id: string }> (relays: readonly T[], key: string, count: number): T[] {
-  const best: Array<{ relay: T, s: bigint }> = []
-  for (const relay of relays) {
-    const s = rendezvousScore(relay.peer_id, key)
-    let at = best.length
-    while (at > 0) {
-      const prev = best[at - 1]!
-      if (prev.s > s || (prev.s === s && compareUtf8(prev.relay.peer_id, relay.peer_id) <= 0)) break
-      at--
-    }
-    if (at < count) {
-      best.splice(at, 0, { relay, s })
-      if (best.length > count) best.pop()
-    }
+  let prefixes = prefixesOf.get(relays)
+  if (prefixes === undefined) {
+    prefixes = relays.map((r) => Buffer.concat([Buffer.from(r.peer_id, 'utf8'), SEPARATOR]))
+    prefixesOf.set(relays, prefixes)
   }
-  return best.map(({ relay }) => relay)
+  const k = Buffer.from(key, 'utf8')
+  const buf = Buffer.allocUnsafe(Math.max(0, ...prefixes.map((p) => p.length)) + k.length)
+  const best: Array<{ i: number, hi: number, lo: number }> = []
+  // a before b in rank order
+  const before = (a: { i: number, hi: number, lo: number }, b: { i: number, hi: number, lo: number }): boolean =>
+    a.hi !== b.hi ? a.hi > b.hi : a.lo !== b.lo ? a.lo > b.lo : Buffer.compare(prefixes[a.i]!, prefixes[b.i]!) <= 0
+  for (let i = 0; i < relays.length && count > 0; i++) {
+    const p = prefixes[i]!
+    p.copy(buf, 0)
+    k.copy(buf, p.length)
+    const d = hash('sha256', buf.subarray(0, p.length + k.length), 'buffer') as unknown as Buffer
+    const entry = { i, hi: d.readUInt32BE(0), lo: d.readUInt32BE(4) }
+    if (best.length === count && !before(entry, best[count - 1]!)) continue
+    let at = best.length
+    while (at > 0 && !before(best[at - 1]!, entry)) at--
+    best.splice(at, 0, entry)
+    if (best.length > count) best.pop()
+  }
+  return best.map(({ i }) => relays[i]!)
 }
