@@ -36,7 +36,7 @@ export function createAccountBodySchemaFor (tiers: readonly string[]) {
   const [first, ...rest] = tierNames
   const tier = first === undefined
     ? z.string().regex(TIER_NAME, 'is not a tier name')
-    : z.enum([first, ...rest], { error: `must be one of the configured tiers: ${tierNames.join(', ')}` })
+    : z.enum([first, ...rest], { error: (iss) => `unknown tier ${JSON.stringify(iss.input)} (configured: ${tierNames.join(', ')})` })
   return z.strictObject({
     name: accountNameSchema,
     tier: tier.meta({ description: 'One of the configured tiers', example: first ?? 'free' }),

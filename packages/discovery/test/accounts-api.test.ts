@@ -187,7 +187,7 @@ describe('admin: accounts', () => {
   })
 
   const badBodies: [string, unknown, string | undefined, RegExp][] = [
-    ['an unknown tier', { name: 'a', tier: 'gold' }, 'tier', /tier: must be one of the configured tiers: free, pro, unlimited/],
+    ['an unknown tier', { name: 'a', tier: 'gold' }, 'tier', /tier: unknown tier "gold" \(configured: free, pro, unlimited\)/],
     ['a malformed tier', { name: 'a', tier: 'Gold Tier' }, 'tier', /tier/],
     ['no name', { tier: 'free' }, 'name', /name/],
     ['a blank name', { name: '   ', tier: 'free' }, 'name', /name/],
