@@ -72,6 +72,7 @@ const schema = {
         annotations: stringMap()
       }),
       podDisruptionBudget: obj({ enabled: bool(), minAvailable: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9]+%$' }] } }),
+      autoscaling: obj({ enabled: bool('a HorizontalPodAutoscaler on CPU instead of a fixed replicas count'), minReplicas: int(1, 100), maxReplicas: int(1, 1000), targetCPUUtilizationPercentage: int(1, 100) }),
       resources,
       ...placement,
       podAnnotations: stringMap(),

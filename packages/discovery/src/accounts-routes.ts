@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { AccountStore, RevocationBus, Tier, TicketIssuer, UsageQuery, UsageRow } from '@pos-relay/accounts'
-import { usageToCsv } from '@pos-relay/accounts'
+import { DEFAULT_TIERS, usageToCsv } from '@pos-relay/accounts'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
@@ -8,7 +8,7 @@ import {
   accountIdSchema,
   accountSchema,
   accountWithKeySchema,
-  createAccountBodySchema,
+  createAccountBodySchemaFor,
   jtiParamsSchema,
   jwksSchema,
   revokeResultSchema,
@@ -141,7 +141,8 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
         summary: 'Create an account; the response holds its API key, shown once',
         tags: ['admin'],
         security: admin,
-        body: createAccountBodySchema,
+        // without accounts the document shows the default tiers
+        body: createAccountBodySchemaFor(Object.keys(accounts?.tiers ?? DEFAULT_TIERS)),
         response: { 201: accountWithKeySchema, ...adminErrors },
       },
     },
@@ -235,6 +236,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
       onRequest: requireAdmin,
       schema: {
         summary: 'Metered usage per account and UTC hour, as JSON or CSV',
+        description: 'Unknown query parameters answer 400 (a misspelt `account` must not silently return every account).',
         tags: ['admin'],
         security: admin,
         querystring: usageQuerySchema,

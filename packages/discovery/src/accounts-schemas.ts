@@ -1,4 +1,4 @@
-import { ACCOUNT_ID, ACCOUNT_NAME_MAX, TIER_NAME } from '@pos-relay/accounts'
+import { ACCOUNT_ID, ACCOUNT_NAME_MAX, MAX_QUERY_HOURS, TIER_NAME } from '@pos-relay/accounts'
 import { z } from 'zod'
 import { peerIdSchema } from './schemas.js'
 
@@ -18,10 +18,30 @@ export const accountSchema = z.object({
   key_id: z.string().meta({ description: 'Public id of the current API key (the key itself is shown only once)' }),
 })
 
-export const createAccountBodySchema = z.strictObject({
-  name: z.string().trim().min(1).max(ACCOUNT_NAME_MAX).meta({ example: 'Acme Corp' }),
-  tier: z.string().regex(TIER_NAME, 'is not a tier name').meta({ description: 'One of the configured tiers', example: 'free' }),
-})
+// What String.prototype.trim removes, spelled out so JS and other regex engines (generated clients,
+// schemathesis) read the pattern alike.
+const WS = '\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff'
+export const ACCOUNT_NAME_PATTERN = `^[^${WS}](?:[\\s\\S]*[^${WS}])?$`
+
+/** An account name: 1-ACCOUNT_NAME_MAX characters (code points, as JSON Schema counts), no leading or trailing whitespace. */
+const accountNameSchema = z
+  .string()
+  .regex(new RegExp(ACCOUNT_NAME_PATTERN), 'must be non-empty without leading or trailing whitespace')
+  .refine((s) => [...s].length <= ACCOUNT_NAME_MAX, `must be at most ${ACCOUNT_NAME_MAX} characters`)
+  .meta({ example: 'Acme Corp', minLength: 1, maxLength: ACCOUNT_NAME_MAX, pattern: ACCOUNT_NAME_PATTERN })
+
+/** POST /api/admin/accounts body; tier is one of the server's configured tiers (an enum in the document). */
+export function createAccountBodySchemaFor (tiers: readonly string[]) {
+  const tierNames = tiers.filter((t) => TIER_NAME.test(t))
+  const [first, ...rest] = tierNames
+  const tier = first === undefined
+    ? z.string().regex(TIER_NAME, 'is not a tier name')
+    : z.enum([first, ...rest], { error: (iss) => `unknown tier ${JSON.stringify(iss.input)} (configured: ${tierNames.join(', ')})` })
+  return z.strictObject({
+    name: accountNameSchema,
+    tier: tier.meta({ description: 'One of the configured tiers', example: first ?? 'free' }),
+  })
+}
 
 export const accountWithKeySchema = z.object({
   account: accountSchema,
@@ -68,8 +88,8 @@ const dateTime = z.iso.datetime({ offset: true })
 
 export const usageQuerySchema = z.strictObject({
   account: accountIdSchema.optional().meta({ description: 'Only this account (default: all accounts)' }),
-  from: dateTime.optional().meta({ description: 'Start (ISO 8601), rounded down to the hour; default: start of the current UTC month' }),
-  to: dateTime.optional().meta({ description: 'End (ISO 8601, exclusive); default: now' }),
+  from: dateTime.optional().meta({ description: `Start (ISO 8601), rounded down to the hour; default: start of the current UTC month. Must be before to, and the range at most ${MAX_QUERY_HOURS / 24} days (else 400).` }),
+  to: dateTime.optional().meta({ description: `End (ISO 8601, exclusive); default: now. Must be after from, and the range at most ${MAX_QUERY_HOURS / 24} days (else 400).` }),
   format: z.enum(['json', 'csv']).default('json'),
 })
 

@@ -50,12 +50,40 @@ export function normaliseAddr(addr: string, peerId: PeerId | undefined, policy: 
   return { addr: multiaddr(transport).encapsulate(`/p2p/${peerId.toString()}`).toString() }
 }
 
-/** A libp2p PeerId in any accepted form; output is its base58btc string (what relays see). */
-export const peerIdSchema = z
+/**
+ * The forms of peer id the server parses (peerIdFromString): base58btc multihashes (identity keys
+ * start with 1, RSA sha2-256 hashes with Q) and CIDv1 libp2p-key in base36 or base32. The pattern
+ * is syntax only; format libp2p-peer-id says the multihash must also decode (the fuzz hooks
+ * generate real ones for it).
+ */
+export const PEER_ID_PATTERN = '^(?:[1Q][1-9A-HJ-NP-Za-km-z]{20,255}|(?:k51qzi5uqu5|kzwfwjn5ji4|k2k4r8)[0-9a-z]{10,245}|bafz[a-z2-7]{10,252})$'
+/** Peer ids that embed their public key, in base58btc form: Ed25519 (12D3KooW…) and secp256k1 (16Uiu2…). What signed bodies need. */
+export const SIGNING_PEER_ID_PATTERN = '^(?:12D3KooW[1-9A-HJ-NP-Za-km-z]{44}|16Uiu2[1-9A-HJ-NP-Za-km-z]{47})$'
+const PEER_ID_FORMAT = { format: 'libp2p-peer-id', pattern: PEER_ID_PATTERN, maxLength: 256 }
+
+const peerIdString = z
   .string()
   .max(256)
+  .regex(new RegExp(PEER_ID_PATTERN), 'is not a libp2p PeerId (base58btc, or a CIDv1 in base36/base32)')
   .refine((s) => parsePeerId(s) !== undefined, 'is not a valid libp2p PeerId')
+
+/** A libp2p PeerId in any accepted form; output is its base58btc string (what relays see). */
+export const peerIdSchema = peerIdString
   .transform((s) => peerIdFromString(s).toString())
+  .meta(PEER_ID_FORMAT)
+
+/**
+ * Syntax of the relay addresses the server may accept: a host of ip4/ip6/dns/dns4/dns6/dnsaddr,
+ * then more components, at most one /p2p at the end. The policy (ranges, transports) is in the
+ * field's description and format multiaddr; the pattern keeps generated values in ASCII.
+ */
+export const RELAY_ADDR_PATTERN = '^/(?:ip4|ip6|dns|dns4|dns6|dnsaddr)(?:/[!-.0-~]+)+$'
+const RELAY_ADDR_RE = new RegExp(RELAY_ADDR_PATTERN)
+const relayAddrString = z
+  .string()
+  .max(1024)
+  .regex(RELAY_ADDR_RE, 'must be a multiaddr starting with /ip4, /ip6, /dns, /dns4, /dns6 or /dnsaddr')
+  .meta({ format: 'multiaddr' })
 
 export const relayIdSchema = z
   .string()
@@ -64,10 +92,16 @@ export const relayIdSchema = z
   .regex(/^[A-Za-z0-9._:-]+$/, 'may only contain letters, digits and . _ : -')
   .meta({ description: 'Stable relay identifier chosen by the operator', example: 'relay-eu-1' })
 
+/** A string of at most `max` characters counted as JSON Schema counts them (code points, not UTF-16 units). */
+const codePoints = (min: number, max: number) => z
+  .string()
+  .refine((s) => { const n = [...s].length; return n >= min && n <= max }, `must be ${min}-${max} characters`)
+  .meta({ ...(min > 0 ? { minLength: min } : {}), maxLength: max })
+
 const metaSchema = z
-  .record(z.string().min(1).max(256), z.string().max(256))
+  .record(codePoints(1, 256), codePoints(0, 256))
   .refine((m) => Object.keys(m).length <= MAX_META_ENTRIES, `must have at most ${MAX_META_ENTRIES} entries`)
-  .meta({ description: 'Free-form string labels (region, version, ...)' })
+  .meta({ description: 'Free-form string labels (region, version, ...)', maxProperties: MAX_META_ENTRIES })
 
 export const SIGNATURE_FORMAT =
   'Signed registrations and deletions: the relay\'s libp2p key (Ed25519 or secp256k1, whose public key is inlined in ' +
@@ -119,13 +153,13 @@ export function relayRegistrationSchemaFor(policy: AddressPolicy) {
   return z
     .strictObject({
       id: relayIdSchema,
-      peer_id: z
-        .string()
-        .max(256)
-        .refine((s) => parsePeerId(s) !== undefined, 'is not a valid libp2p PeerId')
-        .meta({ description: 'libp2p PeerId of the relay', example: '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN' }),
+      peer_id: peerIdString.meta({
+        ...PEER_ID_FORMAT,
+        description: 'libp2p PeerId of the relay. A signed registration needs the base58btc form of a key-embedding id (Ed25519 12D3KooW…, secp256k1 16Uiu2…).',
+        example: '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN',
+      }),
       addrs: z
-        .array(z.string().max(1024))
+        .array(relayAddrString)
         .min(1)
         .max(MAX_ADDRS)
         .meta({
@@ -159,7 +193,8 @@ export function relayRegistrationSchemaFor(policy: AddressPolicy) {
       const peerId = typeof body.peer_id === 'string' ? parsePeerId(body.peer_id) : undefined
       const seen = new Set<unknown>()
       body.addrs.forEach((addr, i) => {
-        const result = typeof addr === 'string' ? normaliseAddr(addr, peerId, policy) : undefined
+        // an addr that fails the pattern already has its issue
+        const result = typeof addr === 'string' && RELAY_ADDR_RE.test(addr) ? normaliseAddr(addr, peerId, policy) : undefined
         if (result && 'error' in result) ctx.addIssue({ code: 'custom', path: ['addrs', i], message: result.error })
         // what is signed is what is stored and served, so a signed body must already be normalised
         else if (signed && result && result.addr !== addr) {
@@ -188,13 +223,13 @@ export const signedDeletionSchema = z
   .strictObject({
     peer_id: z
       .string()
-      .max(256)
+      .regex(new RegExp(SIGNING_PEER_ID_PATTERN), 'must be the base58btc form of an Ed25519 or secp256k1 peer id')
       .refine((s) => parsePeerId(s) !== undefined, 'is not a valid libp2p PeerId')
       .superRefine((s, ctx) => {
         const problem = signedPeerIdProblem(s)
         if (problem) ctx.addIssue({ code: 'custom', message: problem })
       })
-      .meta({ description: "The signer's (the entry's) peer id, base58btc" }),
+      .meta({ description: "The signer's (the entry's) peer id, base58btc", format: 'libp2p-peer-id', pattern: SIGNING_PEER_ID_PATTERN }),
     addrs: z
       .array(z.string().max(1024))
       .max(MAX_ADDRS)
@@ -240,3 +275,17 @@ export type ErrorBody = z.infer<typeof errorSchema>
 export function errorBody(statusCode: number, message: string, field?: string): ErrorBody {
   return { error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field === undefined ? {} : { field }), statusCode }
 }
+
+export const MAX_RANKED_RELAYS = 16
+
+/** GET /api/p2p/relays query; unknown parameters are ignored (see the route's description). */
+export const relayQuerySchema = z.object({
+  for: peerIdSchema.optional().meta({ ...PEER_ID_FORMAT, description: 'Answer only the relays ranked first for this peer id (any accepted form; ranked by its base58btc form)' }),
+  count: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_RANKED_RELAYS)
+    .default(3)
+    .meta({ description: `With \`for\`: how many relays (1-${MAX_RANKED_RELAYS}, default 3); ignored without it` }),
+})

@@ -13,15 +13,17 @@ import { pino, type Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { z } from 'zod'
 import { AccountsUnavailableError } from '@pos-relay/accounts'
-import { REDACTED_PATHS } from '@pos-relay/shared'
+import { REDACTED_PATHS, topRelays } from '@pos-relay/shared'
 import { registerAccountRoutes, ticketResult, TICKETS, type AccountsOptions } from './accounts-routes.js'
 import { createAuthThrottle, DEFAULT_AUTH_FAILURES_PER_MINUTE, sendThrottled } from './auth-throttle.js'
 import { createMetrics, type RegistrationResult } from './metrics.js'
+import { createRelayListCache, etagMatches, negotiateEncoding } from './relay-list-cache.js'
 import {
   errorBody,
   errorSchema,
   registrationResultSchema,
   relayIdSchema,
+  relayQuerySchema,
   relayRecordSchema,
   relayRegistrationSchemaFor,
   SIGNATURE_FORMAT,
@@ -58,6 +60,8 @@ export interface DiscoveryServerOptions {
   authFailuresPerMinute?: number
   /** structured JSON logs; default: a pino logger at info level. The secret is never logged. */
   logger?: Logger | false
+  /** the longest a served relay list may have been read before its request; default 1000 ms */
+  listMaxAgeMs?: number
   /** default: a fresh Registry (never prom-client's global one); one server per registry */
   metricsRegistry?: Registry
   /**
@@ -68,6 +72,8 @@ export interface DiscoveryServerOptions {
 }
 
 const RELAYS = '/api/p2p/relays'
+/** Methods answered 405 on declared paths (the standard ones a client or scanner may try). */
+const HTTP_METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'QUERY', 'TRACE']
 const bearer = [{ bearerAuth: [] }]
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest()
@@ -239,22 +245,60 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     }
   })
 
+  // Every declared path answers the methods it does not declare with 405 and an Allow header
+  // (registered below, once all routes exist); fastify adds HEAD to each GET itself.
+  const declared = new Map<string, Set<string>>()
+  app.addHook('onRoute', (route) => {
+    const methods = declared.get(route.url) ?? new Set<string>()
+    for (const m of [route.method].flat()) methods.add(m)
+    declared.set(route.url, methods)
+  })
+  app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody(404, `no route ${req.method} ${req.url.split('?')[0]}`)))
+
   const api = app.withTypeProvider<ZodTypeProvider>()
   const errors = { 400: errorSchema, 401: errorSchema, 413: errorSchema, 415: errorSchema, 429: errorSchema, 503: errorSchema }
+
+  const relayList = createRelayListCache({ store, maxAgeMs: opts.listMaxAgeMs ?? 1000, onRefresh: (relays) => metrics.relaysListed.set(relays.length) })
 
   api.get(
     RELAYS,
     {
       schema: {
-        summary: 'List live relays',
+        summary: 'List live relays, or the few ranked for one peer',
+        description:
+          'Without `for`: every live relay. The list is read from the registry at most once per second per discovery replica ' +
+          'and shared by all requests (never older than 1 s); it carries a weak `ETag` (send it back in `If-None-Match` for a ' +
+          '304 without a body), `Cache-Control: no-cache`, and is compressed when `Accept-Encoding` allows (br, else gzip).\n\n' +
+          'With `for=<peer id>`: the `count` relays ranked first for that peer by rendezvous hashing, best first: score = first ' +
+          '8 bytes, big-endian unsigned, of sha256(utf8(relay peer_id) || 0x00 || utf8(key)), key = the peer id in base58btc form; ' +
+          'highest score first, equal scores by the relay peer_id strings compared byte-wise (docs/protocol.md, ' +
+          'docs/protocol-vectors/ranking.json). A peer reserves on the first relays ranked for its own peer id; a dialer asks for ' +
+          'the target\'s. Other query parameters are ignored (an older discovery ignores `for` and answers the full list, which ' +
+          'clients then rank themselves).',
         tags: ['relays'],
-        response: { 200: z.array(relayRecordSchema), 503: errorSchema },
+        querystring: relayQuerySchema,
+        response: {
+          200: z.array(relayRecordSchema),
+          304: z.null().meta({ description: 'Not modified: If-None-Match matched the ETag (full list only)' }),
+          400: errorSchema,
+          503: errorSchema,
+        },
       },
     },
-    async () => {
-      const relays = await store.list()
-      metrics.relaysListed.set(relays.length)
-      return relays
+    async (req, typedReply) => {
+      // bodies are serialized here (the shared list once per snapshot), not by the route's serializer
+      const reply = typedReply as FastifyReply
+      const snapshot = await relayList.get()
+      reply.header('cache-control', 'no-cache')
+      const { for: key, count } = req.query
+      if (key !== undefined) {
+        return reply.type('application/json; charset=utf-8').send(JSON.stringify(topRelays(snapshot.relays, key, count)))
+      }
+      reply.header('etag', snapshot.etag).header('vary', 'accept-encoding')
+      if (etagMatches(req.headers['if-none-match'], snapshot.etag)) return reply.code(304).send()
+      const encoding = negotiateEncoding(req.headers['accept-encoding'])
+      if (encoding !== 'identity') reply.header('content-encoding', encoding)
+      return reply.type('application/json; charset=utf-8').send(await snapshot.body(encoding))
     },
   )
 
@@ -356,6 +400,20 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
   })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  for (const [url, methods] of [...declared]) {
+    const allow = [...methods].sort().join(', ')
+    const others = HTTP_METHODS.filter((m) => !methods.has(m))
+    if (others.length === 0) continue
+    app.route({
+      method: others,
+      url,
+      schema: { hide: true },
+      // onRequest: before body parsing, which refuses a body method without a content type first
+      onRequest: async (req, reply) => reply.code(405).header('allow', allow).send(errorBody(405, `${req.method} is not allowed here; allowed: ${allow}`)),
+      handler: async () => undefined,
+    })
+  }
 
   return app
 }

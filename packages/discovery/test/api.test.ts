@@ -148,6 +148,28 @@ describe('registration and listing', () => {
     assert.equal(long.json().field, 'id')
   })
 
+  it('undeclared methods on declared paths answer 405 with Allow, in the error format; unknown paths 404 in it', async () => {
+    const { app } = await setup()
+    for (const [method, url, allow] of [['PUT', RELAYS, 'GET, HEAD, POST'], ['GET', `${RELAYS}/relay-1`, 'DELETE'], ['PATCH', '/healthz', 'GET, HEAD'], ['QUERY', RELAYS, 'GET, HEAD, POST']] as const) {
+      const res = await app.inject({ method: method as InjectOptions['method'], url })
+      assert.equal(res.statusCode, 405, `${method} ${url}: ${res.body}`)
+      assert.equal(res.headers.allow, allow)
+      assert.deepEqual(res.json(), { error: 'Method Not Allowed', message: `${method} is not allowed here; allowed: ${allow}`, statusCode: 405 })
+    }
+    const missing = await app.inject({ method: 'GET', url: '/api/p2p/nothing?x=1' })
+    assert.equal(missing.statusCode, 404)
+    assert.deepEqual(missing.json(), { error: 'Not Found', message: 'no route GET /api/p2p/nothing', statusCode: 404 })
+  })
+
+  it('an address that is not a relay multiaddr is refused with one message naming it', async () => {
+    const { app } = await setup()
+    const res = await post(app, { ...validBody('relay-1'), addrs: [''] })
+    assert.equal(res.statusCode, 400)
+    assert.equal(res.json().field, 'addrs.0')
+    assert.match(res.json().message, /^addrs\.0: must be a multiaddr starting with \/ip4/)
+    assert.doesNotMatch(res.json().message, /bare/)
+  })
+
   it('DELETE removes a relay and is idempotent', async () => {
     const { app, store } = await setup()
     await post(app, validBody('relay-1'))
@@ -304,11 +326,11 @@ describe('validation', () => {
     ['peer_id is missing', { id: 'relay-1', addrs: ['/ip4/203.0.113.7/tcp/4001'] }, 'peer_id', /peer_id/],
     ['addrs is empty', { ...validBody(), addrs: [] }, 'addrs', /addrs/],
     ['too many addrs', { ...validBody(), addrs: tooManyAddrs }, 'addrs', /addrs/],
-    ['an addr is not a multiaddr', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', 'not-a-multiaddr'] }, 'addrs.1', /not a valid multiaddr/],
+    ['an addr is not a multiaddr', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', 'not-a-multiaddr'] }, 'addrs.1', /must be a multiaddr starting with \/ip4/],
     ['an addr has an invalid IPv4', { ...validBody(), addrs: ['/ip4/999.1.1.1/tcp/4001'] }, 'addrs.0', /not a valid multiaddr/],
     ['an addr is an integer', { ...validBody(), addrs: [4001] }, 'addrs.0', /expected string/],
     ['an addr is a circuit address', { ...validBody(), addrs: [`/ip4/203.0.113.7/tcp/4001/p2p/${PEER_B}/p2p-circuit`] }, 'addrs.0', /p2p-circuit/],
-    ['an addr is a bare /p2p', { ...validBody(), addrs: [`/p2p/${PEER_A}`] }, 'addrs.0', /no transport/],
+    ['an addr is a bare /p2p', { ...validBody(), addrs: [`/p2p/${PEER_A}`] }, 'addrs.0', /must be a multiaddr starting with \/ip4/],
     ['an addr has no transport', { ...validBody(), addrs: ['/ip4/203.0.113.7'] }, 'addrs.0', /host and a transport/],
     ['an addr belongs to another peer', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', `/ip4/203.0.113.7/tcp/4002/p2p/${PEER_B}`] }, 'addrs.1', new RegExp(PEER_B)],
     ['an addr is the cloud metadata endpoint', { ...validBody(), addrs: ['/ip4/203.0.113.7/tcp/4001', '/ip4/169.254.169.254/tcp/80'] }, 'addrs.1', /169\.254\.169\.254 is a link-local address/],

@@ -61,7 +61,7 @@ function redisStore(): RelayStore {
 /** A discovery server over real HTTP on a loopback port, on Redis (or the memory store). */
 async function serve(opts: { requireSigned?: boolean; store?: RelayStore } = {}) {
   const store = opts.store ?? redisStore()
-  const app = await createDiscoveryServer({ store, p2pSecret: SECRET, logger: false, requireSigned: opts.requireSigned })
+  const app = await createDiscoveryServer({ store, p2pSecret: SECRET, logger: false, requireSigned: opts.requireSigned, listMaxAgeMs: 0 })
   await app.listen({ host: '127.0.0.1', port: 0 })
   cleanups.push(() => app.close())
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
