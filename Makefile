@@ -1,7 +1,7 @@
 # pos-relay: every target works on a fresh Debian machine whose system Node is
 # older than 22: `npm install` brings Node 24 (the registry's `node` package)
 # into node_modules/.bin, which npm scripts and npx put first on PATH.
-.PHONY: setup build dev test test-kube e2e-kind e2e-kind-down image chart test-nat bench clean
+.PHONY: setup build dev test test-kube e2e-kind e2e-kind-down image chart test-nat test-clients clients bench clean
 
 setup: node_modules/.package-lock.json
 
@@ -48,6 +48,15 @@ chart:
 # peers through our relay; rust/go peers built into ~/.cache/pos-relay on first use
 test-nat: setup
 	npm run test:nat
+
+# the Rust and Go client libraries: their examples built into ~/.cache/pos-relay
+# (scripts/build-clients.sh), their own tests on the shared protocol vectors,
+# and the examples end to end through a real relay with accounts on
+clients:
+	bash scripts/build-clients.sh
+
+test-clients: setup
+	npm run test:clients
 
 bench: setup
 	npm run bench

@@ -10,7 +10,7 @@
 # tree (same version, features and lock as e2e/interop/rust-peer) compiles once.
 #
 #   scripts/build-clients.sh                       # every client
-#   scripts/build-clients.sh rust-file-transfer    # one
+#   scripts/build-clients.sh rust-file-transfer    # one (or go-file-transfer)
 #   scripts/build-clients.sh --cached-only rust-file-transfer
 #       prints the path only if that exact build is cached (exit 1 otherwise); never builds
 set -euo pipefail
@@ -31,7 +31,35 @@ for arg in "$@"; do
     *) names+=("$arg") ;;
   esac
 done
-[ ${#names[@]} -eq 0 ] && names=(rust-file-transfer)
+[ ${#names[@]} -eq 0 ] && names=(rust-file-transfer go-file-transfer)
+
+go_key_of() { # hash of what defines the binary (tests and testdata excluded) and the Go version
+  local dir="$1"
+  (cd "$dir" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -not -name '*_test.go' -not -path './testdata/*' \
+      | LC_ALL=C sort | xargs sha256sum; go version 2>/dev/null) | sha256sum | cut -c1-16
+}
+
+go_build() { # go_build go-file-transfer: prints the binary's path
+  local name="$1" dir="$root/packages/client-go" out bin start
+  command -v go >/dev/null || { echo "build-clients: go not found (go >= 1.26)" >&2; return 1; }
+  out="$cache/clients/$name-$(go_key_of "$dir")"
+  bin="$out/$name"
+  if [ -x "$bin" ]; then
+    echo "build-clients: $name cached at $bin" >&2
+  elif [ "$cached_only" = 1 ]; then
+    echo "build-clients: $name is not built (run scripts/build-clients.sh $name)" >&2
+    return 1
+  else
+    start=$(date +%s)
+    echo "build-clients: building $name ..." >&2
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    (cd "$dir" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOCACHE="${GOCACHE:-$cache/interop/go-build}" \
+      "${nice_cmd[@]}" go build -trimpath -o "$out.tmp/$name" ./cmd/file-transfer)
+    rm -rf "$out" && mv "$out.tmp" "$out"
+    echo "build-clients: built $name in $(( $(date +%s) - start )) s" >&2
+  fi
+  echo "$bin"
+}
 
 key_of() { # hash of the files that define the build, and the toolchain
   local dir="$1"
@@ -64,9 +92,7 @@ for name in "${names[@]}"; do
       fi
       echo "$bin" ;;
     # ---- go
-    # (the Go module's example is added here: go-file-transfer, built with
-    #  `go build -trimpath` into "$cache/clients/go-file-transfer-<hash>/", same --cached-only rule)
-    # ---- end
+    go-file-transfer) go_build "$name" || exit 1 ;;
     *) echo "build-clients: unknown client $name" >&2; exit 2 ;;
   esac
 done

@@ -7,7 +7,7 @@
  * arrive intact. A Go sender without an API key is refused.
  *
  * Needs the Go example built: POS_RELAY_GO_FILE_TRANSFER=<binary>, or the
- * build cache filled by scripts/build-client-go.sh. Skips (saying so)
+ * build cache filled by scripts/build-clients.sh. Skips (saying so)
  * otherwise.
  */
 import assert from 'node:assert/strict'
@@ -24,7 +24,7 @@ import { freePort, scrapeMetric, startRedis, waitFor, type RedisServer } from '@
 import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
 
 const JS_EXAMPLE = fileURLToPath(new URL('../../examples/file-transfer/src/main.ts', import.meta.url))
-const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-client-go.sh', import.meta.url))
+const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-clients.sh', import.meta.url))
 const ADMIN = 'admin-' + randomUUID()
 const TIERS = { free: { name: 'free', max_reservations: 8, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 } }
 
@@ -35,11 +35,11 @@ function goExample (): { bin?: string, why?: string } {
     return existsSync(fromEnv) ? { bin: fromEnv } : { why: `POS_RELAY_GO_FILE_TRANSFER=${fromEnv} does not exist` }
   }
   try {
-    const out = execFileSync('bash', [BUILD_SCRIPT, '--cached-only'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    const out = execFileSync('bash', [BUILD_SCRIPT, '--cached-only', 'go-file-transfer'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
     const bin = out.trim().split('\n').at(-1)
     if (bin != null && existsSync(bin)) return { bin }
   } catch {}
-  return { why: 'the Go example is not built: run scripts/build-client-go.sh (or set POS_RELAY_GO_FILE_TRANSFER)' }
+  return { why: 'the Go example is not built: run scripts/build-clients.sh go-file-transfer (or set POS_RELAY_GO_FILE_TRANSFER)' }
 }
 
 interface Example { lines: any[], stderr: string[], exited: Promise<number | null>, kill: () => void }
@@ -61,6 +61,9 @@ function runExample (bin: string, args: string[], opts: { js?: boolean } = {}): 
 }
 
 const example = goExample()
+
+// under POS_RELAY_REQUIRE_CLIENTS=1 (make test-clients, CI) a missing binary fails instead of skipping
+if (example.why != null && process.env.POS_RELAY_REQUIRE_CLIENTS === '1') throw new Error(`POS_RELAY_REQUIRE_CLIENTS=1 but ${example.why}`)
 
 describe('Go client: tickets, reservation and a file through a relay with --auth', { timeout: 180_000, skip: example.why ?? false }, () => {
   const bin = example.bin!

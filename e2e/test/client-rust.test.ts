@@ -32,6 +32,8 @@ function cachedBinary (): string | undefined {
 }
 
 const binary = cachedBinary()
+// under POS_RELAY_REQUIRE_CLIENTS=1 (make test-clients, CI) a missing binary fails instead of skipping
+if (binary == null && process.env.POS_RELAY_REQUIRE_CLIENTS === '1') throw new Error('POS_RELAY_REQUIRE_CLIENTS=1 but the Rust example is not built')
 const skip = binary == null ? 'the Rust example is not built: run scripts/build-clients.sh rust-file-transfer (about 6 min cold)' : false
 
 function example (args: string[]) {
