@@ -105,7 +105,6 @@ export const config = {
   deadlineS: envNumber('LIMITS_DEADLINE_S', 290)
 }
 
-
 export interface CheckResult {
   label: string
   store: 'memory' | 'redis'
@@ -538,36 +537,42 @@ async function main (): Promise<void> {
     log(`redis-server at ${redis.url} (pid ${redis.pid})`)
 
     // 1a. the check itself, in process
-    if (config.parts.has('checks')) await attempt('allow() in process', async () => {
-      results.checks.push(await measureChecks('memory, allowed', 'memory', 100_000, config.checkKeys))
-      results.checks.push(await measureChecks('Redis, allowed', 'redis', 100_000, config.checkKeys, redis))
-      results.checks.push(await measureChecks('memory, refused (limit 1/s, 10 keys)', 'memory', 1, 10))
-      results.checks.push(await measureChecks('Redis, refused (limit 1/s, 10 keys)', 'redis', 1, 10, redis))
-    })
+    if (config.parts.has('checks')) {
+      await attempt('allow() in process', async () => {
+        results.checks.push(await measureChecks('memory, allowed', 'memory', 100_000, config.checkKeys))
+        results.checks.push(await measureChecks('Redis, allowed', 'redis', 100_000, config.checkKeys, redis))
+        results.checks.push(await measureChecks('memory, refused (limit 1/s, 10 keys)', 'memory', 1, 10))
+        results.checks.push(await measureChecks('Redis, refused (limit 1/s, 10 keys)', 'redis', 1, 10, redis))
+      })
+    }
     results.loadavg['after part 1a'] = loadavg()
 
     // 1b + 2: the same two relays
-    if (config.parts.has('conns') || config.parts.has('throughput')) await attempt('relays off / on', async () => {
-      await redisCommand(redis!.port, ['FLUSHALL'])
-      const relays: Array<{ label: string, relay: CliRelay }> = []
-      try {
-        relays.push({ label: 'limits off', relay: await startCliRelay('relay-off', dir, RELAY_OFF) })
-        relays.push({ label: 'limits on (+ Redis)', relay: await startCliRelay('relay-on', dir, relayOn(redis!.url)) })
-        for (const { label, relay } of relays) log(`${label}: relay pid ${relay.pid} at ${relay.addr}: ${relayArgsForDoc(relay)}`)
-        if (config.parts.has('conns')) await attempt('new connections', async () => { results.conns.push(...await measureConnections(relays, redis!)) })
-        results.loadavg['after part 1b'] = loadavg()
-        if (config.parts.has('throughput')) await attempt('relayed throughput', async () => { results.throughput.push(...await measureThroughput(relays, results.errors)) })
-        results.loadavg['after part 2'] = loadavg()
-      } finally {
-        await Promise.all(relays.map(async ({ relay }) => { await relay.stop() }))
-      }
-    })
+    if (config.parts.has('conns') || config.parts.has('throughput')) {
+      await attempt('relays off / on', async () => {
+        await redisCommand(redis!.port, ['FLUSHALL'])
+        const relays: Array<{ label: string, relay: CliRelay }> = []
+        try {
+          relays.push({ label: 'limits off', relay: await startCliRelay('relay-off', dir, RELAY_OFF) })
+          relays.push({ label: 'limits on (+ Redis)', relay: await startCliRelay('relay-on', dir, relayOn(redis!.url)) })
+          for (const { label, relay } of relays) log(`${label}: relay pid ${relay.pid} at ${relay.addr}: ${relayArgsForDoc(relay)}`)
+          if (config.parts.has('conns')) await attempt('new connections', async () => { results.conns.push(...await measureConnections(relays, redis!)) })
+          results.loadavg['after part 1b'] = loadavg()
+          if (config.parts.has('throughput')) await attempt('relayed throughput', async () => { results.throughput.push(...await measureThroughput(relays, results.errors)) })
+          results.loadavg['after part 2'] = loadavg()
+        } finally {
+          await Promise.all(relays.map(async ({ relay }) => { await relay.stop() }))
+        }
+      })
+    }
 
     // 3. floods
-    if (config.parts.has('floods')) await attempt('floods', async () => {
-      await redisCommand(redis!.port, ['FLUSHALL'])
-      results.flood = await measureFloods(dir, redis!, results)
-    })
+    if (config.parts.has('floods')) {
+      await attempt('floods', async () => {
+        await redisCommand(redis!.port, ['FLUSHALL'])
+        results.flood = await measureFloods(dir, redis!, results)
+      })
+    }
   } finally {
     await redis?.stop().catch(() => {})
     rmSync(dir, { recursive: true, force: true })

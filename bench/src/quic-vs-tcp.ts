@@ -44,10 +44,6 @@ function positive (name: string, fallback: number): number {
   return Number(raw)
 }
 
-
-
-
-
 interface Result { transport: Transport, ok: boolean, mibPerS?: number, relayCpuS?: number, error?: string }
 
 async function transfer (transport: Transport, relayAddrs: Record<Transport, string>, relayPid: number, rustPeer: string): Promise<Result> {

@@ -52,10 +52,6 @@ const KINDS: RelayKind[] = ['pos-relay', 'rust-libp2p', 'go-libp2p']
 
 interface Bins { 'rust-peer': string, 'rust-relay': string, 'go-peer': string, 'go-relay': string }
 
-
-
-
-
 // ---- relays -------------------------------------------------------------------
 
 interface Relay { kind: RelayKind, addr: string, proc: Process }
@@ -185,7 +181,6 @@ async function profileOurs (bins: Bins): Promise<(ProfileSummary & { completed: 
 
 // ---- report -------------------------------------------------------------------
 
-
 function versions (): Record<RelayKind, string> {
   const lock = readFileSync(join(REPO, 'e2e/interop/rust-relay/Cargo.lock'), 'utf8')
   const crate = (name: string): string => lock.match(new RegExp(`name = "${name}"\\nversion = "([^"]+)"`))?.[1] ?? '?'
@@ -292,7 +287,7 @@ async function main (): Promise<void> {
     `${f(perRes('pos-relay') / perRes('rust-libp2p'))}× its memory per idle reservation (${f(perRes('pos-relay') / perRes('go-libp2p'))}× go-libp2p's). ` +
     'Every relayed byte costs the relay one Noise decryption and one encryption (its two hops) plus Yamux framing; the profile below shows where our time goes.', '')
   out.push('### How', '')
-  out.push(`- Each relay runs in its own process on 127.0.0.1: ours is \`node packages/cli/bin/pos-relay.js run --config …\` (a config from \`pos-relay init\`); rust's and go's are \`e2e/interop/rust-relay\` and \`e2e/interop/go-relay\` (built by \`e2e/interop/build.sh\`, release/optimized).`)
+  out.push('- Each relay runs in its own process on 127.0.0.1: ours is `node packages/cli/bin/pos-relay.js run --config …` (a config from `pos-relay init`); rust\'s and go\'s are `e2e/interop/rust-relay` and `e2e/interop/go-relay` (built by `e2e/interop/build.sh`, release/optimized).')
   out.push('- **Limits**: each relay\'s defaults, except what the benchmark would trip over. Ours: `max_reservations` ' + MAX_RES + ', no per-IP connection cap, per-peer rate limits off and the per-IP connection rate at 1,000,000/s (every client is 127.0.0.1). ' +
     'rust-libp2p: ' + MAX_RES + ' reservations, 1024 circuits, 1 h / 4 GiB per circuit, no rate limiters (defaults: 128 reservations, 2 min / 128 KiB per circuit). ' +
     'go-libp2p: ' + MAX_RES + ' reservations (also per IP and per ASN), 1 h / 4 GiB per circuit, unlimited resource manager, no connection manager (defaults: 128 reservations, 8 per IP, 2 min / 128 KiB per circuit; its relay copy buffer stays at the default 2 KiB).')
@@ -308,7 +303,7 @@ async function main (): Promise<void> {
     for (const p of profile.functions.slice(0, 12)) out.push(`| \`${p.name.replace(/\|/g, '\\|')}\` | ${f(p.selfMs / 1000, 2)} s | ${f(p.pct)} % |`)
     out.push('', 'Reading it: `writeBuffer` is Node writing to the sockets (one write per Noise frame); `createCipherBase`, `getKeyObjectSlots`, `getSlots`, `update` and `final` ' +
       'are Node\'s crypto setting up and running a ChaCha20-Poly1305 cipher per Noise message (a new cipher object per frame, in each direction, on both hops); GC and `uint8arraylist` are the ' +
-      'per-frame buffers (@chainsafe/libp2p-noise calls \`crypto.createCipheriv\` / \`createDecipheriv\` for every message).', '')
+      'per-frame buffers (@chainsafe/libp2p-noise calls `crypto.createCipheriv` / `createDecipheriv` for every message).', '')
   }
   out.push('### Raw transfers', '', '| relay | transfer | MiB/s | relay CPU s |', '|---|---|---|---|')
   for (const k of KINDS) transfers.get(k)!.forEach((t, i) => out.push(`| ${k} | ${i + 1} | ${f(t.mibPerS)} | ${f(t.relayCpuS, 2)} |`))

@@ -297,7 +297,7 @@ async function main (): Promise<void> {
   const passed = checks.filter((c) => c[1]).length
   const rssValues = series.filter((s) => s.minute * 60 >= WARMUP_S).map((s) => s.rssMiB)
   const body = [
-    `Relay config as \`pos-relay init\` writes it, except \`rate_limits.ip_connections_per_second\` 500: every legitimate peer dials from 127.0.0.1 and the floods come from 127.0.0.2. `,
+    'Relay config as `pos-relay init` writes it, except `rate_limits.ip_connections_per_second` 500: every legitimate peer dials from 127.0.0.1 and the floods come from 127.0.0.2. ',
     `A ${MINUTES}-minute run after a ${WARMUP_S} s warm-up: ${cycle} cycles, ${circuitsOk + circuitsFailed} circuits (${f(payloadBytes / MiB, 0)} MiB of payload, each checked by sha256 end to end), ${relayRestarts} restarts of relay B (SIGTERM), ${redisRestarts} Redis kills during circuits, ${floods} connection floods (${FLOOD_IDLE} idle sockets and ${FLOOD_GARBAGE} sending garbage) against relay A. Relay A runs for the whole soak and is the one measured; both relays run \`--auth\` with metering every second. Samples are taken with traffic stopped, 5 s after the last circuit, with ${LISTENERS_A} listeners holding reservations on A.`,
     '',
     '### Checks',

@@ -227,8 +227,7 @@ async function measureRound (n: number): Promise<Round> {
         const r = await hop(node, relayMa, connectMessage(destinations[i % destinationCount]!))
         const key = String(r.status)
         statuses.set(key, (statuses.get(key) ?? 0) + 1)
-        if (r.status === 100) { circuits.push(r.stream); noteClose('source', r.stream) }
-        else r.stream.abort(new Error('refused'))
+        if (r.status === 100) { circuits.push(r.stream); noteClose('source', r.stream) } else r.stream.abort(new Error('refused'))
       } catch (err: any) {
         statuses.set('error', (statuses.get('error') ?? 0) + 1)
         if (errors.length < 10) errors.push(`CONNECT: ${String(err?.message ?? err).split('\n')[0]}`)
@@ -336,7 +335,7 @@ async function main (): Promise<void> {
   const col = (fn: (r: Round) => string): string[] => rounds.map(fn)
   const body = [
     `${CIRCUITS} circuits to destinations that never read, through one relay with the default \`limits.max_buffered_bytes\` (${BUDGET_MIB} MiB) and \`max_circuits\` (1024); ${ROUNDS} rounds, each with a fresh relay. `,
-    `Destinations answer STOP by hand and pause their end of the circuit; sources speak HOP by hand, so each circuit carries raw bytes and only the relay can hold a sender back. `,
+    'Destinations answer STOP by hand and pause their end of the circuit; sources speak HOP by hand, so each circuit carries raw bytes and only the relay can hold a sender back. ',
     `All circuits are opened first (${sourceCount} sources × ${PER_SOURCE}, ${destinationCount} destinations × ${PER_DESTINATION}), then every sender pushes 64 KiB messages until none progressed for ${QUIET_MS / 1000} s (at most ${MAX_STALL_MS / 1000} s). `,
     'The per-IP circuit and connection caps are lifted (every peer dials from 127.0.0.1). RSS is the relay process\'s, from /proc: idle with every peer connected and reserved and no circuit, peak is VmHWM (the kernel\'s high-water mark) or the highest 100 ms sample, after is 5 s after the last circuit closed. The goal is met only if every round meets it.',
     '',

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
-import { CHART_DIR, REPO_ROOT, run, type ExecResult } from '../kube/harness.ts'
+import { REPO_ROOT, run, type ExecResult } from '../kube/harness.ts'
 import type { Kubectl } from '../shared/relaypool.ts'
 
 export const KIND_CONFIG = fileURLToPath(new URL('./kind-config.yaml', import.meta.url))

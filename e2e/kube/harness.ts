@@ -388,7 +388,7 @@ async function boot (binaries: KubeBinaries, plane: Plane, opts: StartControlPla
   // etcd
   const etcdUrl = `http://127.0.0.1:${etcdClient}`
   const etcd = startProc(plane, 'etcd', binaries.etcd, [
-    `--name=pos-relay-test`,
+    '--name=pos-relay-test',
     `--data-dir=${join(dir, 'etcd-data')}`,
     `--listen-client-urls=${etcdUrl}`,
     `--advertise-client-urls=${etcdUrl}`,

@@ -16,7 +16,7 @@ import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { createRelayPeer, presentTicket, TicketRejectedError, type RelayPeer } from '@pos-relay/client'
+import { createRelayPeer, presentTicket, TicketRejectedError } from '@pos-relay/client'
 import { freePort, startRedis, waitFor, type RedisServer, scrapeMetric } from '@pos-relay/testing'
 import { importJWK, SignJWT } from 'jose'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -147,12 +147,10 @@ describe('accounts: tickets, revocation, metering, quotas', { timeout: 300_000 }
     assert.equal((await hopRequest(peer, relay.addr, RESERVE)).status, 100)
   })
 
-  let peers: RelayPeer[] = []
   it('SDK peers with API keys reserve, dial and relay; revoking the account ends it on the other relay within 5 s', async () => {
     const { account, api_key: apiKey } = await admin('POST', '/api/admin/accounts', { name: 'revoke-me', tier: 'free' })
     const a = await createRelayPeer({ discoveryUrl: api, apiKey, relayCount: 2, listen: ['/ip4/127.0.0.1/tcp/0'] })
     const b = await createRelayPeer({ discoveryUrl: api, apiKey, relayCount: 2, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    peers = [a, b]
     cleanup.push(async () => { await a.stop(); await b.stop() })
     await serveSink(a.node)
     // by relay, not by address count: each relay hands out a TCP and a QUIC circuit address

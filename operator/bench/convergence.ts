@@ -62,7 +62,7 @@ const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' / ')
 async function main (): Promise<void> {
   const started = Date.now()
   const loadStart = load()
-  process.stderr.write(`starting the control plane and Redis...\n`)
+  process.stderr.write('starting the control plane and Redis...\n')
   const cp = await startControlPlane({ crds: [CRD_FILE] })
   const redis = await startRedis()
   const store = createRedisStore({ url: redis.url })

@@ -17,8 +17,8 @@ import type { Logger } from '@pos-relay/shared'
 export interface ChildDeps { client: KubeClient, log: Logger, events: EventRecorder }
 
 export async function applyChildren (deps: ChildDeps, key: string, pool: RelayPool, d: Desired): Promise<Error[]> {
-const { client, log, events } = deps
-const errors: Error[] = []
+  const { client, log, events } = deps
+  const errors: Error[] = []
   const ns = pool.metadata.namespace ?? 'default'
   const failedSecrets = new Set<string>()
   const createdPeers = new Map<string, string>() // Secret name → peer id of the key just generated

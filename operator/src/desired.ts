@@ -143,8 +143,10 @@ export function computeDesired (o: Observed): Desired {
     const slot = slotOf(p)
     if (slot == null || p.metadata.name !== podName(poolName, slot)) { del(p, 'not a slot pod of this pool'); continue }
     if (isTerminating(p)) terminating.set(slot, p)
-    else if (isPodFinished(p)) { del(p, `pod ${p.status?.phase ?? 'finished'}`); terminating.set(slot, p) } // its name is taken until it is gone
-    else live.set(slot, p)
+    else if (isPodFinished(p)) {
+      del(p, `pod ${p.status?.phase ?? 'finished'}`)
+      terminating.set(slot, p) // its name is taken until it is gone
+    } else live.set(slot, p)
   }
 
   // ---- identity Secrets, by slot
@@ -332,4 +334,3 @@ function normStatus (s: RelayPoolStatus): unknown {
   }
   return sortKeys({ ...s, relays: s.relays ?? [], conditions: s.conditions ?? [] })
 }
-

@@ -140,7 +140,6 @@ export class Operator {
   private enqueue (key: string): void { if (this.leading) this.queue.add(key) }
   private enqueueAll (): void { for (const p of this.pools.list()) this.enqueue(keyOf(p)) }
 
-
   private installHandlers (): void {
     this.pools.on({
       add: (p) => { this.enqueue(keyOf(p)) },
@@ -403,7 +402,6 @@ export class Operator {
       'discovery.ttlSeconds is too short to keep relays listed through a leader crash: raise it above 1.5 × (lease duration + 1.2 × retry period + 1 s)')
   }
 
-
   /**
    * A pool being deleted: stop heartbeating, remove its relays from the
    * registry, then remove the finalizer. If the registry stays unreachable for
@@ -444,5 +442,4 @@ export class Operator {
     const pool = this.pools.get(key)
     if (pool != null) this.events.record({ regarding: poolRef(pool), ...e })
   }
-
 }

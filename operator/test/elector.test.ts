@@ -13,23 +13,33 @@ class MemoryLock implements LeaseLock {
     if (this.failing) throw new ApiError(503, 'unavailable')
     return this.record == null ? undefined : { record: structuredClone(this.record), resourceVersion: String(this.rv) }
   }
+
   async create (record: LeaseRecord) {
     if (this.failing) throw new ApiError(503, 'unavailable')
     if (this.record != null) throw new ApiError(409, 'already exists')
     this.record = structuredClone(record); this.rv++; this.writes.push(`create:${record.holderIdentity}`)
   }
+
   async update (record: LeaseRecord, rv: string) {
     if (this.failing) throw new ApiError(503, 'unavailable')
     if (rv !== String(this.rv)) throw new ApiError(409, 'conflict')
     this.record = structuredClone(record); this.rv++; this.writes.push(`update:${record.holderIdentity}`)
   }
+
   describe () { return 'test/lease' }
 }
 
 function elector (lock: LeaseLock, identity: string, clock: { t: number }, extra: Partial<ConstructorParameters<typeof LeaderElector>[0]> = {}) {
   return new LeaderElector({
-    lock, identity, leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000,
-    now: () => clock.t, onStartedLeading: () => {}, onStoppedLeading: () => {}, ...extra
+    lock,
+    identity,
+    leaseDurationMs: 15_000,
+    renewDeadlineMs: 10_000,
+    retryPeriodMs: 2_000,
+    now: () => clock.t,
+    onStartedLeading: () => {},
+    onStoppedLeading: () => {},
+    ...extra
   })
 }
 
@@ -128,7 +138,9 @@ describe('leader election run loop (real timers, short durations)', () => {
     const lock = new MemoryLock()
     const events: string[] = []
     const mk = (id: string) => new LeaderElector({
-      lock, identity: id, ...timings,
+      lock,
+      identity: id,
+      ...timings,
       onStartedLeading: () => { events.push(`${id}:start`) },
       onStoppedLeading: async () => { events.push(`${id}:stop`); await sleep(20); events.push(`${id}:stopped(${lock.record?.holderIdentity})`) }
     })

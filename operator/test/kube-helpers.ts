@@ -132,8 +132,7 @@ export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string
       const ref = e.valueFrom.secretKeyRef
       const v = await secretValue(ref.name, ref.key, ref.optional === true)
       if (v != null) env[e.name] = v
-    }
-    else throw new Error(`env ${e.name}: unsupported source ${JSON.stringify(e.valueFrom)}`)
+    } else throw new Error(`env ${e.name}: unsupported source ${JSON.stringify(e.valueFrom)}`)
   }
   const volume = pod.spec.volumes.find((v: any) => v.secret != null)
   const config = join(dir, `${pod.metadata.name}.json`)

@@ -101,4 +101,3 @@ export class BufferBudget {
     for (const circuit of [...this.circuits]) circuit.hold(over)
   }
 }
-

@@ -11,7 +11,7 @@ import type { RelayMetrics } from './metrics.js'
 import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
 import type { Logger } from '@pos-relay/shared'
-import type { Connection, PeerId } from '@libp2p/interface'
+import type { PeerId } from '@libp2p/interface'
 
 export interface HopHooksOptions {
   limits: RelayLimits
@@ -199,6 +199,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     const circuit: Circuit = { abort: () => {}, src: connection.remotePeer.toString(), dst: dst.toString(), ...accounting.circuitOpened(who?.account) }
     const bytes = accounting.circuitBytes(circuit)
     // set once spliceStreams returns; onEnd may in principle run before that
+    // eslint-disable-next-line prefer-const -- onEnd (a closure made before the assignment) reads it
     let splice: Splice | undefined
     let ended = false
     const onEnd = (end: CircuitEnd): void => {

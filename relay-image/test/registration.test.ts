@@ -26,11 +26,10 @@ describe('relay registration with discovery', () => {
   after(() => { for (const s of servers) s.close() })
 
   it('a 200 reply that never ends is refused at 64 KiB, not read forever', async () => {
-    let streamed = 0
     const server = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' })
       const chunk = Buffer.alloc(16 * 1024, 0x20)
-      const timer = setInterval(() => { streamed += chunk.length; res.write(chunk) }, 1)
+      const timer = setInterval(() => { res.write(chunk) }, 1)
       res.on('close', () => clearInterval(timer))
     })
     servers.push(server)

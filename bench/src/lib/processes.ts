@@ -14,7 +14,7 @@ export interface Process { child: ChildProcess, pid: number, stdout: string[], s
 
 /** Spawns through `bash -c 'ulimit -n …; exec …'` so thousands of connections fit; the pid is the program's. */
 export function startProcess (cmd: string, args: string[], opts: { timeoutMs: number, env?: Record<string, string> }): Process {
-  const quoted = [cmd, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+  const quoted = [cmd, ...args].map((a) => `'${a.replace(/'/g, '\'\\\'\'')}'`).join(' ')
   const p = spawnLines('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec ${quoted}`], {
     env: { ...process.env, LOG_LEVEL: 'warn', POS_RELAY_LOG_LEVEL: 'warn', ...opts.env },
     label: cmd,

@@ -117,7 +117,7 @@ export function renderLimitsReport (r: LimitsResults): string {
       const slots = r.defaults.limits.max_pending_connections!
       const evictedLegit = steps.filter((s) => s.legit.errors.some((e) => e.includes('ECONNRESET')) && (s.denials.handshake_evicted ?? 0) > 0)
       if (evictedLegit.length > 0) {
-        line(`At ${evictedLegit.map((s) => `${s.rate}/s`).join(', ')} some legitimate attempts failed with ECONNRESET while the relay was evicting pending handshakes: consistent with the legitimate peer\'s own handshake being evicted (with ${slots} slots and a new connection every 1/rate s, a pending handshake is evicted after ~${slots} / rate s, e.g. ${f(slots / evictedLegit[0]!.rate * 1000, 0)} ms at ${evictedLegit[0]!.rate}/s, unless it completes first).`)
+        line(`At ${evictedLegit.map((s) => `${s.rate}/s`).join(', ')} some legitimate attempts failed with ECONNRESET while the relay was evicting pending handshakes: consistent with the legitimate peer's own handshake being evicted (with ${slots} slots and a new connection every 1/rate s, a pending handshake is evicted after ~${slots} / rate s, e.g. ${f(slots / evictedLegit[0]!.rate * 1000, 0)} ms at ${evictedLegit[0]!.rate}/s, unless it completes first).`)
         line()
       }
       const lg = fl.largest[series]

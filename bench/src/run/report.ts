@@ -16,7 +16,6 @@ export const TARGET_MIB_PER_CORE = 120
  */
 export const FLAT_SLACK_MIB = 16
 
-
 function rssFlat (p: PathResult): { flat: boolean, held: number, growth: number } | undefined {
   const t = p.transfers
   if (p.relay == null || t.length === 0) return undefined

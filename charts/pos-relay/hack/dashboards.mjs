@@ -5,13 +5,19 @@
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 const out = process.argv[2] ?? fileURLToPath(new URL('../dashboards', import.meta.url))
+// eslint-disable-next-line no-template-curly-in-string -- Grafana's own variable syntax, not a template literal
 const DS = { type: 'prometheus', uid: '${datasource}' }
 const R = '$__rate_interval'
 const sel = 'namespace=~"$namespace", pool=~"$pool"'
 let id = 0
 function panel (type, title, description, targets, gridPos, fieldConfig = {}, options = {}) {
   return {
-    id: ++id, type, title, description, datasource: DS, gridPos,
+    id: ++id,
+    type,
+    title,
+    description,
+    datasource: DS,
+    gridPos,
     targets: targets.map(([expr, legendFormat], i) => ({ datasource: DS, expr, legendFormat: legendFormat ?? '', refId: String.fromCharCode(65 + i), range: true, instant: false })),
     fieldConfig: { defaults: { ...fieldConfig }, overrides: [] },
     options
@@ -22,13 +28,35 @@ const ts = (title, description, targets, x, y, w = 12, unit = 'short') => panel(
 const row = (title, y) => ({ id: ++id, type: 'row', title, collapsed: false, gridPos: { x: 0, y, w: 24, h: 1 }, panels: [] })
 const dsVar = { name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', current: {}, hide: 0, refresh: 1, regex: '', options: [] }
 const queryVar = (name, label, query) => ({
-  name, label, type: 'query', datasource: DS, query: { query, refId: 'PrometheusVariableQueryEditor-VariableQuery' }, definition: query,
-  includeAll: true, allValue: '.*', multi: true, current: { selected: true, text: ['All'], value: ['$__all'] }, refresh: 2, sort: 1, hide: 0, regex: '', options: []
+  name,
+  label,
+  type: 'query',
+  datasource: DS,
+  query: { query, refId: 'PrometheusVariableQueryEditor-VariableQuery' },
+  definition: query,
+  includeAll: true,
+  allValue: '.*',
+  multi: true,
+  current: { selected: true, text: ['All'], value: ['$__all'] },
+  refresh: 2,
+  sort: 1,
+  hide: 0,
+  regex: '',
+  options: []
 })
 function dashboard (uid, title, description, panels, vars) {
   return {
-    uid, title, description, tags: ['pos-relay'], timezone: 'browser', editable: true, graphTooltip: 1,
-    schemaVersion: 39, version: 1, refresh: '30s', time: { from: 'now-6h', to: 'now' },
+    uid,
+    title,
+    description,
+    tags: ['pos-relay'],
+    timezone: 'browser',
+    editable: true,
+    graphTooltip: 1,
+    schemaVersion: 39,
+    version: 1,
+    refresh: '30s',
+    time: { from: 'now-6h', to: 'now' },
     annotations: { list: [{ builtIn: 1, datasource: { type: 'grafana', uid: '-- Grafana --' }, enable: true, hide: true, iconColor: 'rgba(0, 211, 255, 1)', name: 'Annotations & Alerts', type: 'dashboard' }] },
     templating: { list: [dsVar, ...vars] },
     links: [{ title: 'pos-relay dashboards', type: 'dashboards', tags: ['pos-relay'], asDropdown: true }],

@@ -16,8 +16,11 @@ const resources = obj({
   claims: { type: 'array', items: obj({ name: str(), request: str() }, null, ['name']) }
 }, 'core/v1 ResourceRequirements')
 const toleration = obj({
-  key: str(), operator: { type: 'string', enum: ['Exists', 'Equal'] }, value: str(),
-  effect: { type: 'string', enum: ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'] }, tolerationSeconds: { type: ['integer', 'null'] }
+  key: str(),
+  operator: { type: 'string', enum: ['Exists', 'Equal'] },
+  value: str(),
+  effect: { type: 'string', enum: ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'] },
+  tolerationSeconds: { type: ['integer', 'null'] }
 })
 const placement = {
   nodeSelector: stringMap('node labels'),

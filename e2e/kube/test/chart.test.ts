@@ -207,9 +207,11 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
       const objects = await check('defaults', {})
       const dashboards = objects.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1')
       assert.equal(dashboards.length, 2)
-      for (const cm of dashboards) for (const [key, json] of Object.entries(cm.data as Record<string, string>)) {
-        const d = JSON.parse(json)
-        assert.ok(d.uid.startsWith('pos-relay-') && d.panels.length > 5, key)
+      for (const cm of dashboards) {
+        for (const [key, json] of Object.entries(cm.data as Record<string, string>)) {
+          const d = JSON.parse(json)
+          assert.ok(d.uid.startsWith('pos-relay-') && d.panels.length > 5, key)
+        }
       }
     })
 
@@ -255,5 +257,4 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
       assert.ok(pm.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1').every((o) => o.metadata.namespace === 'monitoring'))
     })
   })
-
 })

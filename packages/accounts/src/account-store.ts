@@ -5,7 +5,7 @@ import type { MinimalLogger, RevocationBus } from './types.js'
 
 export const ACCOUNT_NAME_MAX = 128
 
-function checkInput(input: { name: string, tier: string }): void {
+function checkInput (input: { name: string, tier: string }): void {
   if (typeof input?.name !== 'string' || input.name.trim().length === 0 || input.name.length > ACCOUNT_NAME_MAX) {
     throw new TypeError(`account name must be 1-${ACCOUNT_NAME_MAX} characters`)
   }
@@ -20,12 +20,12 @@ export interface MemoryAccountStoreOptions {
 }
 
 /** In-process store for tests and `pos-relay dev`. */
-export function createMemoryAccountStore(opts: MemoryAccountStoreOptions = {}): AccountStore {
+export function createMemoryAccountStore (opts: MemoryAccountStoreOptions = {}): AccountStore {
   const accounts = new Map<string, { account: Account, hash: string }>()
   const byKeyId = new Map<string, string>()
   const copy = (a: Account): Account => ({ ...a })
   return {
-    async create(input) {
+    async create (input) {
       checkInput(input)
       const key = newApiKey()
       const account: Account = {
@@ -40,28 +40,28 @@ export function createMemoryAccountStore(opts: MemoryAccountStoreOptions = {}): 
       byKeyId.set(key.keyId, account.id)
       return { account: copy(account), api_key: key.apiKey }
     },
-    async list() {
+    async list () {
       return [...accounts.values()].map((e) => copy(e.account)) // Map keeps creation order
     },
-    async get(id) {
+    async get (id) {
       const e = accounts.get(id)
       return e && copy(e.account)
     },
-    async disable(id) {
+    async disable (id) {
       const e = accounts.get(id)
       if (!e) return undefined
       e.account.disabled = true
       await opts.revocations?.publish({ kind: 'account', id })
       return copy(e.account)
     },
-    async enable(id) {
+    async enable (id) {
       const e = accounts.get(id)
       if (!e) return undefined
       e.account.disabled = false
       await opts.revocations?.reinstateAccount(id)
       return copy(e.account)
     },
-    async rotateKey(id) {
+    async rotateKey (id) {
       const e = accounts.get(id)
       if (!e) return undefined
       const key = newApiKey()
@@ -71,7 +71,7 @@ export function createMemoryAccountStore(opts: MemoryAccountStoreOptions = {}): 
       e.hash = key.hash
       return { account: copy(e.account), api_key: key.apiKey }
     },
-    async authenticate(apiKey) {
+    async authenticate (apiKey) {
       const keyId = apiKeyId(apiKey)
       const id = keyId === undefined ? undefined : byKeyId.get(keyId)
       const e = id === undefined ? undefined : accounts.get(id)
@@ -79,7 +79,7 @@ export function createMemoryAccountStore(opts: MemoryAccountStoreOptions = {}): 
       const ok = apiKeyMatches(typeof apiKey === 'string' ? apiKey : '', e?.hash)
       return ok && e && !e.account.disabled ? copy(e.account) : undefined
     },
-    async close() {},
+    async close () {},
   }
 }
 
@@ -120,13 +120,13 @@ interface Scripts {
   posRelayAccountRotate(key: string, keyIndex: string, id: string, keyPrefix: string, keyId: string, hash: string): Promise<string[] | null>
 }
 
-function pairs(flat: string[]): Record<string, string> {
+function pairs (flat: string[]): Record<string, string> {
   const out: Record<string, string> = {}
   for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string
   return out
 }
 
-function toAccount(h: Record<string, string>): Account | undefined {
+function toAccount (h: Record<string, string>): Account | undefined {
   if (!h.id) return undefined
   return { id: h.id, name: h.name ?? '', tier: h.tier ?? '', disabled: h.disabled === '1', created_at: h.created_at ?? '', key_id: h.key_id ?? '' }
 }
@@ -136,7 +136,7 @@ function toAccount(h: Record<string, string>): Account | undefined {
  * `<prefix>accounts` sorted set of ids scored by a creation sequence (`<prefix>accounts:seq`), `<prefix>apikey:<key id>` → account id.
  * Writes are single Lua scripts (atomic, one round trip). Redis failures → AccountsUnavailableError.
  */
-export function createRedisAccountStore(opts: RedisAccountStoreOptions): AccountStore {
+export function createRedisAccountStore (opts: RedisAccountStoreOptions): AccountStore {
   const prefix = opts.keyPrefix ?? 'pos-relay:'
   const accountKey = (id: string) => `${prefix}account:${id}`
   const indexKey = `${prefix}accounts`
@@ -151,17 +151,17 @@ export function createRedisAccountStore(opts: RedisAccountStoreOptions): Account
   const getRaw = async (id: string): Promise<Record<string, string>> => await conn.run((r) => r.hgetall(accountKey(id)))
 
   return {
-    async create(input) {
+    async create (input) {
       checkInput(input)
       const key = newApiKey()
       const account: Account = { id: newAccountId(), name: input.name, tier: input.tier, disabled: false, created_at: new Date().toISOString(), key_id: key.keyId }
       const created = await conn.run(() =>
-        scripts.posRelayAccountCreate(accountKey(account.id), indexKey, keyIndexPrefix + key.keyId, `${indexKey}:seq`, account.id, account.name, account.tier, account.created_at, key.keyId, key.hash),
+        scripts.posRelayAccountCreate(accountKey(account.id), indexKey, keyIndexPrefix + key.keyId, `${indexKey}:seq`, account.id, account.name, account.tier, account.created_at, key.keyId, key.hash)
       )
       if (created !== 1) throw new Error('account id collision; try again')
       return { account, api_key: key.apiKey }
     },
-    async list() {
+    async list () {
       const ids = await conn.run((r) => r.zrange(indexKey, 0, -1))
       if (ids.length === 0) return []
       const res = await conn.run(async (r) => {
@@ -177,25 +177,25 @@ export function createRedisAccountStore(opts: RedisAccountStoreOptions): Account
         return a ? [a] : []
       })
     },
-    async get(id) {
+    async get (id) {
       if (!valid(id)) return undefined
       return toAccount(await getRaw(id))
     },
-    async disable(id) {
+    async disable (id) {
       if (!valid(id)) return undefined
       const flat = await conn.run(() => scripts.posRelayAccountSetDisabled(accountKey(id), '1'))
       if (!flat) return undefined
       await opts.revocations?.publish({ kind: 'account', id })
       return toAccount(pairs(flat))
     },
-    async enable(id) {
+    async enable (id) {
       if (!valid(id)) return undefined
       const flat = await conn.run(() => scripts.posRelayAccountSetDisabled(accountKey(id), '0'))
       if (!flat) return undefined
       await opts.revocations?.reinstateAccount(id)
       return toAccount(pairs(flat))
     },
-    async rotateKey(id) {
+    async rotateKey (id) {
       if (!valid(id)) return undefined
       const key = newApiKey()
       const flat = await conn.run(() => scripts.posRelayAccountRotate(accountKey(id), keyIndexPrefix + key.keyId, id, keyIndexPrefix, key.keyId, key.hash))
@@ -203,7 +203,7 @@ export function createRedisAccountStore(opts: RedisAccountStoreOptions): Account
       const account = toAccount(pairs(flat))
       return account && { account, api_key: key.apiKey }
     },
-    async authenticate(apiKey) {
+    async authenticate (apiKey) {
       const keyId = apiKeyId(apiKey)
       let h: Record<string, string> = {}
       if (keyId !== undefined) {
@@ -214,7 +214,7 @@ export function createRedisAccountStore(opts: RedisAccountStoreOptions): Account
       // the key id must still be the account's current one (rotation replaces it atomically)
       return ok && h.key_id === keyId && h.disabled !== '1' ? toAccount(h) : undefined
     },
-    async close() {
+    async close () {
       await conn.close()
     },
   }

@@ -15,30 +15,30 @@ export interface NewApiKey {
   hash: string
 }
 
-export function newApiKey(): NewApiKey {
+export function newApiKey (): NewApiKey {
   const keyId = randomBytes(8).toString('hex')
   const apiKey = `pra_${keyId}_${randomBytes(32).toString('base64url')}`
   return { apiKey, keyId, hash: hashApiKey(apiKey) }
 }
 
-export function hashApiKey(apiKey: string): string {
+export function hashApiKey (apiKey: string): string {
   return createHash('sha256').update(apiKey).digest('hex')
 }
 
 /** The key id of a well-formed key, else undefined (never throws). */
-export function apiKeyId(apiKey: unknown): string | undefined {
+export function apiKeyId (apiKey: unknown): string | undefined {
   if (typeof apiKey !== 'string' || apiKey.length !== 64) return undefined
   return API_KEY_PATTERN.exec(apiKey)?.[1]
 }
 
 /** Constant-time comparison of a presented key with a stored hex hash. */
-export function apiKeyMatches(apiKey: string, storedHash: string | undefined): boolean {
+export function apiKeyMatches (apiKey: string, storedHash: string | undefined): boolean {
   const presented = createHash('sha256').update(apiKey).digest()
   const stored = Buffer.from(typeof storedHash === 'string' && /^[0-9a-f]{64}$/.test(storedHash) ? storedHash : '00'.repeat(32), 'hex')
   return timingSafeEqual(presented, stored) && storedHash !== undefined
 }
 
-export function newAccountId(): string {
+export function newAccountId (): string {
   return `acc_${randomBytes(8).toString('hex')}`
 }
 

@@ -29,7 +29,7 @@ export interface DevAccounts {
  * Everything accounts need in one process (`pos-relay dev`): a fresh in-memory ticket key, memory
  * store / bus / sink shared between discovery and the relay, an admin secret, and one account.
  */
-export async function createDevAccounts(opts: { tiers?: Record<string, Tier>, accountName?: string, tier?: string, ticketTtlSeconds?: number } = {}): Promise<DevAccounts> {
+export async function createDevAccounts (opts: { tiers?: Record<string, Tier>, accountName?: string, tier?: string, ticketTtlSeconds?: number } = {}): Promise<DevAccounts> {
   const tiers = opts.tiers ?? DEFAULT_TIERS
   const tier = opts.tier ?? ('free' in tiers ? 'free' : Object.keys(tiers)[0])
   if (tier === undefined || !(tier in tiers)) throw new Error(`unknown tier ${String(tier)}`)
@@ -51,7 +51,7 @@ export async function createDevAccounts(opts: { tiers?: Record<string, Tier>, ac
     adminSecret: randomBytes(24).toString('base64url'),
     account,
     apiKey,
-    async close() {
+    async close () {
       await store.close()
       await revocations.close()
       await usageSink.close()

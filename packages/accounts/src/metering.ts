@@ -44,18 +44,18 @@ interface Bucket {
 
 const FIELDS = ['bytes_to_destination', 'bytes_to_source', 'circuits', 'circuit_ms', 'reservation_ms'] as const
 
-export function hourKey(at: Date): string {
+export function hourKey (at: Date): string {
   return at.toISOString().slice(0, 13)
 }
-export function monthKey(at: Date): string {
+export function monthKey (at: Date): string {
   return at.toISOString().slice(0, 7)
 }
 const hourIso = (key: string) => `${key}:00:00.000Z`
 
-function emptyBucket(account: string, hour: string): Bucket {
+function emptyBucket (account: string, hour: string): Bucket {
   return { account, hour, bto: 0, bts: 0, circuits: 0, circuitMs: 0, reservationMs: 0 }
 }
-function addInto(target: Bucket, b: Bucket): void {
+function addInto (target: Bucket, b: Bucket): void {
   target.bto += b.bto
   target.bts += b.bts
   target.circuits += b.circuits
@@ -64,7 +64,7 @@ function addInto(target: Bucket, b: Bucket): void {
 }
 const isZero = (b: Bucket) => b.bto === 0 && b.bts === 0 && b.circuits === 0 && b.circuitMs === 0 && b.reservationMs === 0
 
-function toRow(b: Bucket): UsageRow {
+function toRow (b: Bucket): UsageRow {
   return {
     account: b.account,
     hour: hourIso(b.hour),
@@ -79,7 +79,7 @@ function toRow(b: Bucket): UsageRow {
 const nonNegInt = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 const nonNegFinite = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0
 
-function fromRow(r: UsageRow): Bucket {
+function fromRow (r: UsageRow): Bucket {
   if (typeof r?.account !== 'string' || !ACCOUNT_ID.test(r.account)) throw new TypeError('usage row: bad account')
   const at = new Date(r.hour)
   if (Number.isNaN(at.getTime())) throw new TypeError('usage row: bad hour')
@@ -96,7 +96,7 @@ function fromRow(r: UsageRow): Bucket {
   }
 }
 
-function checkQuery(q: UsageQuery): string[] {
+function checkQuery (q: UsageQuery): string[] {
   if (!(q?.from instanceof Date) || Number.isNaN(q.from.getTime()) || !(q.to instanceof Date) || Number.isNaN(q.to.getTime())) {
     throw new RangeError('usage query: from and to must be valid dates')
   }
@@ -111,12 +111,12 @@ function checkQuery(q: UsageQuery): string[] {
 const byHourThenAccount = (a: UsageRow, b: UsageRow) => (a.hour < b.hour ? -1 : a.hour > b.hour ? 1 : a.account < b.account ? -1 : a.account > b.account ? 1 : 0)
 
 /** In-process sink for dev and tests (idempotent like the Redis one). */
-export function createMemoryUsageSink(): UsageSink & { appliedBatches: () => number } {
+export function createMemoryUsageSink (): UsageSink & { appliedBatches: () => number } {
   const applied = new Set<string>()
   const buckets = new Map<string, Bucket>()
   const months = new Map<string, number>()
   return {
-    async apply(batchId, rows) {
+    async apply (batchId, rows) {
       if (typeof batchId !== 'string' || batchId.length === 0) throw new TypeError('batchId must be a non-empty string')
       const parsed = rows.map(fromRow)
       if (applied.has(batchId)) return false
@@ -131,18 +131,18 @@ export function createMemoryUsageSink(): UsageSink & { appliedBatches: () => num
       }
       return true
     },
-    async query(q) {
+    async query (q) {
       const hours = new Set(checkQuery(q))
       return [...buckets.values()]
         .filter((b) => hours.has(b.hour) && (q.account === undefined || b.account === q.account) && !isZero(b))
         .map(toRow)
         .sort(byHourThenAccount)
     },
-    async monthlyBytes(account, at = new Date()) {
+    async monthlyBytes (account, at = new Date()) {
       return months.get(`${account}\n${monthKey(at)}`) ?? 0
     },
     appliedBatches: () => applied.size,
-    async close() {},
+    async close () {},
   }
 }
 
@@ -187,7 +187,7 @@ interface Scripts {
  * `<prefix>flush:<batch id>` markers (EX 2 days). A batch is applied by ONE Lua script guarded by
  * `SET flush:<id> NX`, so it is atomic and a retried batch never counts twice.
  */
-export function createRedisUsageSink(opts: RedisUsageSinkOptions): UsageSink {
+export function createRedisUsageSink (opts: RedisUsageSinkOptions): UsageSink {
   const prefix = opts.keyPrefix ?? 'pos-relay:'
   const usageKey = (account: string, hour: string) => `${prefix}usage:${account}:${hour}`
   const hourIndexKey = (hour: string) => `${prefix}usage-hour:${hour}`
@@ -221,7 +221,7 @@ export function createRedisUsageSink(opts: RedisUsageSinkOptions): UsageSink {
   }
 
   return {
-    async apply(batchId, rows) {
+    async apply (batchId, rows) {
       if (typeof batchId !== 'string' || batchId.length === 0) throw new TypeError('batchId must be a non-empty string')
       const buckets = rows.map(fromRow)
       const keys = [`${prefix}flush:${batchId}`]
@@ -232,7 +232,7 @@ export function createRedisUsageSink(opts: RedisUsageSinkOptions): UsageSink {
       }
       return (await conn.run(() => scripts.posRelayUsageApply(keys.length, ...keys, ...args))) === 1
     },
-    async query(q) {
+    async query (q) {
       const hours = checkQuery(q)
       if (q.account !== undefined) return await readBuckets(hours.map((h) => [q.account as string, h]))
       const members = await conn.run(async (r) => {
@@ -245,11 +245,11 @@ export function createRedisUsageSink(opts: RedisUsageSinkOptions): UsageSink {
       })
       return await readBuckets(hours.flatMap((h, i) => (members[i] ?? []).map((a): [string, string] => [a, h])))
     },
-    async monthlyBytes(account, at = new Date()) {
+    async monthlyBytes (account, at = new Date()) {
       const v = await conn.run((r) => r.get(quotaKey(account, monthKey(at))))
       return v === null ? 0 : Number(v)
     },
-    async close() {
+    async close () {
       await conn.close()
     },
   }
@@ -306,7 +306,7 @@ export class UsageMeter {
   #failing = false
   readonly #stats = { flushed_batches: 0, duplicate_batches: 0, failed_flushes: 0, merged_batches: 0 }
 
-  constructor(opts: UsageMeterOptions) {
+  constructor (opts: UsageMeterOptions) {
     if (!opts?.sink) throw new TypeError('UsageMeter needs a sink')
     if (typeof opts.relayId !== 'string' || opts.relayId.length === 0) throw new TypeError('UsageMeter needs a relayId')
     this.#sink = opts.sink
@@ -319,7 +319,7 @@ export class UsageMeter {
   }
 
   /** Adds usage to the account's bucket for the hour of `at` (default now). Bytes and counts are integers. */
-  add(account: string, delta: Partial<UsageDelta>, at: Date = new Date()): void {
+  add (account: string, delta: Partial<UsageDelta>, at: Date = new Date()): void {
     if (typeof account !== 'string' || !ACCOUNT_ID.test(account)) throw new TypeError('usage: bad account id')
     if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new TypeError('usage: bad date')
     const d = delta ?? {}
@@ -344,7 +344,7 @@ export class UsageMeter {
   }
 
   /** Flushes every flushIntervalMs until stop(). */
-  start(): void {
+  start (): void {
     if (this.#timer) return
     this.#timer = setInterval(() => {
       this.flush().catch(() => {}) // logged in #drain; batches stay pending
@@ -353,14 +353,14 @@ export class UsageMeter {
   }
 
   /** Cuts the current aggregate into batches and sends every pending batch in order. Rejects if some stay pending. */
-  flush(): Promise<void> {
+  flush (): Promise<void> {
     const run = this.#chain.then(() => this.#flushOnce())
     this.#chain = run.catch(() => {})
     return run
   }
 
   /** Stops the timer and flushes one last time (rejects if batches could not be written). */
-  async stop(): Promise<void> {
+  async stop (): Promise<void> {
     clearInterval(this.#timer)
     this.#timer = undefined
     try {
@@ -371,12 +371,12 @@ export class UsageMeter {
     }
   }
 
-  pendingBatches(): number {
+  pendingBatches (): number {
     return this.#pending.length
   }
 
   /** Bytes of `account` in the month of `at` that this meter holds and the sink may not have yet. */
-  unflushedMonthlyBytes(account: string, at: Date = new Date()): number {
+  unflushedMonthlyBytes (account: string, at: Date = new Date()): number {
     const month = monthKey(at)
     let sum = 0
     const count = (b: Bucket) => {
@@ -387,11 +387,11 @@ export class UsageMeter {
     return sum
   }
 
-  stats(): UsageMeterStats {
+  stats (): UsageMeterStats {
     return { ...this.#stats, pending_batches: this.#pending.length }
   }
 
-  #cut(): void {
+  #cut (): void {
     const buckets = [...this.#current.values()].filter((b) => !isZero(b))
     this.#current = new Map()
     for (let i = 0; i < buckets.length; i += this.#maxRows) {
@@ -400,12 +400,12 @@ export class UsageMeter {
     if (this.#pending.length > this.#maxPending) this.#compact()
   }
 
-  #nextId(): string {
+  #nextId (): string {
     return `${this.#relayId}:${this.bootId}:${this.#seq++}`
   }
 
   /** Merges the batches never handed to the sink; attempted ones keep their id and content. */
-  #compact(): void {
+  #compact (): void {
     const attempted = this.#pending.filter((b) => b.attempted)
     const fresh = this.#pending.filter((b) => !b.attempted)
     if (fresh.length < 2) return
@@ -426,7 +426,7 @@ export class UsageMeter {
     this.#pending = [...attempted, ...batches]
   }
 
-  async #flushOnce(): Promise<void> {
+  async #flushOnce (): Promise<void> {
     this.#cut()
     while (this.#pending.length > 0) {
       const batch = this.#pending[0] as Batch
@@ -451,7 +451,7 @@ export class UsageMeter {
 }
 
 /** Usage rows of `account` (or all accounts) for hour buckets in [from, to), sorted by hour then account. */
-export async function queryUsage(opts: UsageQuery & ({ sink: UsageSink } | { redisUrl: string, keyPrefix?: string })): Promise<UsageRow[]> {
+export async function queryUsage (opts: UsageQuery & ({ sink: UsageSink } | { redisUrl: string, keyPrefix?: string })): Promise<UsageRow[]> {
   const q: UsageQuery = { from: opts.from, to: opts.to, ...(opts.account !== undefined ? { account: opts.account } : {}) }
   if ('sink' in opts) return await opts.sink.query(q)
   const sink = createRedisUsageSink({ redisUrl: opts.redisUrl, ...(opts.keyPrefix !== undefined ? { keyPrefix: opts.keyPrefix } : {}) })
@@ -467,7 +467,7 @@ export async function queryUsage(opts: UsageQuery & ({ sink: UsageSink } | { red
  * `meter.unflushedMonthlyBytes()` for the local part. With `{ redisUrl }` this opens and closes a
  * connection per call (CLI, one-off checks); on a hot path keep a sink and pass `{ sink }`.
  */
-export async function monthlyBytes(source: { sink: UsageSink } | { redisUrl: string, keyPrefix?: string }, account: string, at: Date = new Date()): Promise<number> {
+export async function monthlyBytes (source: { sink: UsageSink } | { redisUrl: string, keyPrefix?: string }, account: string, at: Date = new Date()): Promise<number> {
   if ('sink' in source) return await source.sink.monthlyBytes(account, at)
   const sink = createRedisUsageSink({ redisUrl: source.redisUrl, ...(source.keyPrefix !== undefined ? { keyPrefix: source.keyPrefix } : {}) })
   try {
@@ -479,13 +479,13 @@ export async function monthlyBytes(source: { sink: UsageSink } | { redisUrl: str
 
 export const USAGE_CSV_COLUMNS = ['account', 'hour', 'bytes_to_destination', 'bytes_to_source', 'circuits', 'circuit_seconds', 'reservation_seconds'] as const
 
-function csvField(v: string | number): string {
+function csvField (v: string | number): string {
   const s = String(v)
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s
 }
 
 /** RFC 4180 CSV with a header line, one line per row, `\n` line ends. */
-export function usageToCsv(rows: UsageRow[]): string {
+export function usageToCsv (rows: UsageRow[]): string {
   const lines = [USAGE_CSV_COLUMNS.join(',')]
   for (const r of rows) lines.push(USAGE_CSV_COLUMNS.map((c) => csvField(r[c])).join(','))
   return lines.join('\n') + '\n'

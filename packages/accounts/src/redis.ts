@@ -26,7 +26,7 @@ export interface FailFastRedis {
  * timeout) and reconnects forever in the background, so service resumes on its own. Used by the
  * account services and by the discovery's relay store.
  */
-export function failFastRedis(opts: RedisConnectionOptions): FailFastRedis {
+export function failFastRedis (opts: RedisConnectionOptions): FailFastRedis {
   const timeoutMs = opts.commandTimeoutMs ?? 1000
   const log = opts.logger
   const unavailable = opts.unavailable ?? ((cause: unknown) => new AccountsUnavailableError(undefined, { cause }))
@@ -56,11 +56,11 @@ export function failFastRedis(opts: RedisConnectionOptions): FailFastRedis {
   // rejects early on a connection error, so an absent Redis still fails fast).
   const firstConnect = once(redis, 'ready', { signal: AbortSignal.timeout(timeoutMs) }).then(
     () => {},
-    () => {},
+    () => {}
   )
   return {
     redis,
-    async run(fn) {
+    async run (fn) {
       if (!everReady) await firstConnect
       try {
         return await fn(redis)
@@ -68,13 +68,13 @@ export function failFastRedis(opts: RedisConnectionOptions): FailFastRedis {
         throw unavailable(err)
       }
     },
-    async close() {
+    async close () {
       await quit(redis)
     },
   }
 }
 
-export async function quit(redis: Redis): Promise<void> {
+export async function quit (redis: Redis): Promise<void> {
   try {
     if (redis.status === 'ready') await redis.quit()
   } catch {

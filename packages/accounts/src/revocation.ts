@@ -15,7 +15,7 @@ const messageSchema = z.object({
 })
 type Message = z.infer<typeof messageSchema>
 
-function assertEvent(evt: RevocationEvent): void {
+function assertEvent (evt: RevocationEvent): void {
   if ((evt?.kind !== 'account' && evt?.kind !== 'ticket') || typeof evt.id !== 'string' || evt.id.length === 0 || evt.id.length > 256) {
     throw new TypeError('a revocation event is { kind: "account" | "ticket", id: non-empty string }')
   }
@@ -26,21 +26,21 @@ class SeenState {
   readonly accounts = new Set<string>()
   private readonly tickets = new Map<string, number>()
 
-  addTicket(jti: string, expiresAt: number): void {
+  addTicket (jti: string, expiresAt: number): void {
     this.tickets.set(jti, Math.max(expiresAt, this.tickets.get(jti) ?? 0))
     if (this.tickets.size > 10_000) this.prune()
   }
 
-  hasTicket(jti: string): boolean {
+  hasTicket (jti: string): boolean {
     const until = this.tickets.get(jti)
     return until !== undefined && until > Date.now()
   }
 
-  isRevoked(claims: { account: string, jti: string }): boolean {
+  isRevoked (claims: { account: string, jti: string }): boolean {
     return this.accounts.has(claims.account) || this.hasTicket(claims.jti)
   }
 
-  private prune(): void {
+  private prune (): void {
     const now = Date.now()
     for (const [jti, until] of this.tickets) if (until <= now) this.tickets.delete(jti)
   }
@@ -48,14 +48,15 @@ class SeenState {
 
 class Handlers {
   private readonly set = new Set<(evt: RevocationEvent) => void>()
-  constructor(private readonly log?: MinimalLogger) {}
-  add(handler: (evt: RevocationEvent) => void): () => void {
+  constructor (private readonly log?: MinimalLogger) {}
+  add (handler: (evt: RevocationEvent) => void): () => void {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function')
     const h = (evt: RevocationEvent) => handler(evt)
     this.set.add(h)
     return () => void this.set.delete(h)
   }
-  emit(evt: RevocationEvent): void {
+
+  emit (evt: RevocationEvent): void {
     for (const h of this.set) {
       try {
         h({ kind: evt.kind, id: evt.id })
@@ -67,12 +68,12 @@ class Handlers {
 }
 
 /** In-process bus for tests and `pos-relay dev` (share one object between discovery and relay). */
-export function createMemoryRevocationBus(opts: { logger?: MinimalLogger } = {}): RevocationBus {
+export function createMemoryRevocationBus (opts: { logger?: MinimalLogger } = {}): RevocationBus {
   const seen = new SeenState()
   const handlers = new Handlers(opts.logger)
   let closed = false
   return {
-    async publish(evt) {
+    async publish (evt) {
       assertEvent(evt)
       if (closed) throw new Error('revocation bus is closed')
       if (evt.kind === 'account') seen.accounts.add(evt.id)
@@ -80,13 +81,13 @@ export function createMemoryRevocationBus(opts: { logger?: MinimalLogger } = {})
       handlers.emit(evt)
     },
     subscribe: (handler) => handlers.add(handler),
-    async isRevoked(claims) {
+    async isRevoked (claims) {
       return seen.isRevoked(claims)
     },
-    async reinstateAccount(id) {
+    async reinstateAccount (id) {
       seen.accounts.delete(id)
     },
-    async close() {
+    async close () {
       closed = true
     },
   }
@@ -130,7 +131,7 @@ interface Scripts {
  * bus has seen (published, received on the channel, or read at the last sync): it fails OPEN for
  * revocations it never saw, because failing closed would stop all relaying during a Redis outage.
  */
-export function createRedisRevocationBus(opts: RedisRevocationBusOptions): RevocationBus {
+export function createRedisRevocationBus (opts: RedisRevocationBusOptions): RevocationBus {
   const prefix = opts.keyPrefix ?? 'pos-relay:'
   const log = opts.logger
   const accountsKey = `${prefix}revoked:accounts`
@@ -150,7 +151,7 @@ export function createRedisRevocationBus(opts: RedisRevocationBusOptions): Revoc
   const send = async (m: Message) => {
     if (closed) throw new Error('revocation bus is closed')
     await cmd.run(() =>
-      scripts.posRelayRevoke(accountsKey, ticketKey(m.kind === 'ticket' ? m.id : ''), ticketsKey, m.op, m.kind, m.id, String(TICKET_REVOCATION_TTL_SECONDS), JSON.stringify(m), channel),
+      scripts.posRelayRevoke(accountsKey, ticketKey(m.kind === 'ticket' ? m.id : ''), ticketsKey, m.op, m.kind, m.id, String(TICKET_REVOCATION_TTL_SECONDS), JSON.stringify(m), channel)
     )
   }
 
@@ -226,17 +227,17 @@ export function createRedisRevocationBus(opts: RedisRevocationBusOptions): Revoc
   }
 
   return {
-    async publish(evt) {
+    async publish (evt) {
       assertEvent(evt)
       await send({ op: 'revoke', kind: evt.kind, id: evt.id })
       if (evt.kind === 'account') seen.accounts.add(evt.id)
       else seen.addTicket(evt.id, Date.now() + TICKET_REVOCATION_TTL_SECONDS * 1000)
     },
-    subscribe(handler) {
+    subscribe (handler) {
       ensureSubscribed()
       return handlers.add(handler)
     },
-    async isRevoked(claims) {
+    async isRevoked (claims) {
       ensureSubscribed()
       try {
         const [account, ticket] = await cmd.run(async (r) => {
@@ -253,12 +254,12 @@ export function createRedisRevocationBus(opts: RedisRevocationBusOptions): Revoc
         return seen.isRevoked(claims)
       }
     },
-    async reinstateAccount(id) {
+    async reinstateAccount (id) {
       if (typeof id !== 'string' || id.length === 0) throw new TypeError('account id must be a non-empty string')
       await send({ op: 'reinstate', kind: 'account', id })
       seen.accounts.delete(id)
     },
-    async close() {
+    async close () {
       closed = true
       clearTimeout(syncTimer)
       if (sub) await quit(sub)

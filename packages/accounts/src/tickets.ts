@@ -59,7 +59,7 @@ const ticketKeySchema = z.object({
 const publicKeySchema = z.object({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: b64url32, kid: kidSchema })
 
 /** Generates an Ed25519 signing key; `kid` is its RFC 7638 thumbprint. */
-export async function generateTicketKey(): Promise<TicketKey> {
+export async function generateTicketKey (): Promise<TicketKey> {
   const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })
   const jwk = await exportJWK(privateKey)
   const kid = await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x: jwk.x as string })
@@ -70,7 +70,7 @@ export async function generateTicketKey(): Promise<TicketKey> {
  * Validates a ticket keys file (a JSON array of private JWKs, first = signing key). Throws an
  * Error that names the broken field but never echoes key material.
  */
-export function parseTicketKeys(json: unknown): TicketKey[] {
+export function parseTicketKeys (json: unknown): TicketKey[] {
   const parsed = z.array(ticketKeySchema).min(1, 'needs at least one key').safeParse(json)
   if (!parsed.success) {
     const where = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
@@ -85,12 +85,12 @@ export function parseTicketKeys(json: unknown): TicketKey[] {
 }
 
 /** The public JWK of a ticket key (no `d`). */
-export function publicTicketKey(key: Pick<TicketKey, 'x' | 'kid'>): PublicTicketKey {
+export function publicTicketKey (key: Pick<TicketKey, 'x' | 'kid'>): PublicTicketKey {
   return { kty: 'OKP', crv: 'Ed25519', x: key.x, kid: key.kid, alg: 'EdDSA', use: 'sig' }
 }
 
 /** `${apiUrl}/api/p2p/ticket-keys`: where discovery publishes the JWKS. */
-export function ticketKeysUrl(apiUrl: string): string {
+export function ticketKeysUrl (apiUrl: string): string {
   return `${apiUrl.replace(/\/+$/, '')}/api/p2p/ticket-keys`
 }
 
@@ -119,7 +119,7 @@ export class TicketIssuer {
   readonly #jwks: { keys: PublicTicketKey[] }
   readonly #now: () => Date
 
-  private constructor(signingKey: CryptoKey, keys: TicketKey[], ttlSeconds: number, now: () => Date) {
+  private constructor (signingKey: CryptoKey, keys: TicketKey[], ttlSeconds: number, now: () => Date) {
     this.#signingKey = signingKey
     this.kid = (keys[0] as TicketKey).kid
     this.ttlSeconds = ttlSeconds
@@ -127,7 +127,7 @@ export class TicketIssuer {
     this.#now = now
   }
 
-  static async create(opts: TicketIssuerOptions): Promise<TicketIssuer> {
+  static async create (opts: TicketIssuerOptions): Promise<TicketIssuer> {
     const keys = parseTicketKeys(opts.keys)
     const ttl = opts.ttlSeconds ?? DEFAULT_TICKET_TTL_SECONDS
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TICKET_TTL_SECONDS) {
@@ -151,7 +151,7 @@ export class TicketIssuer {
     return new TicketIssuer(signingKey, keys, ttl, opts.now ?? (() => new Date()))
   }
 
-  async issue(input: { account: string, tier: string, peer: string }): Promise<IssuedTicket> {
+  async issue (input: { account: string, tier: string, peer: string }): Promise<IssuedTicket> {
     for (const field of ['account', 'tier', 'peer'] as const) {
       const v = input?.[field]
       if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new TypeError(`ticket ${field} must be a non-empty string`)
@@ -170,7 +170,7 @@ export class TicketIssuer {
   }
 
   /** Public keys of every configured key (JWKS), for GET /api/p2p/ticket-keys. */
-  jwks(): { keys: PublicTicketKey[] } {
+  jwks (): { keys: PublicTicketKey[] } {
     return structuredClone(this.#jwks)
   }
 }
@@ -205,7 +205,7 @@ const claimsSchema = z.object({
 // header.payload.signature; the signature may be empty here so that alg "none" is reported as bad_algorithm
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
-function fromJose(err: unknown): TicketError {
+function fromJose (err: unknown): TicketError {
   const e = err as { code?: unknown, claim?: unknown, reason?: unknown, message?: unknown }
   const msg = typeof e?.message === 'string' ? e.message : 'invalid ticket'
   const reason: TicketRejection = (() => {
@@ -235,9 +235,9 @@ export class TicketVerifier {
   #inflight: Promise<void> | undefined
   readonly #tolerance: number
 
-  constructor(opts: TicketVerifierOptions) {
+  constructor (opts: TicketVerifierOptions) {
     if (opts.jwks === undefined && opts.jwksUrl === undefined) throw new TypeError('TicketVerifier needs jwks or jwksUrl')
-    if (opts.jwksUrl !== undefined) new URL(opts.jwksUrl) // throws on a bad URL
+    if (opts.jwksUrl !== undefined && !URL.canParse(opts.jwksUrl)) new URL(opts.jwksUrl) // eslint-disable-line no-new -- throws the URL parser's own error for a bad URL
     this.#opts = opts
     this.#tolerance = opts.clockToleranceSeconds ?? 30
     const staticKeys = opts.jwks?.keys ?? []
@@ -250,7 +250,7 @@ export class TicketVerifier {
   }
 
   /** Fetches the JWKS now (no-op without jwksUrl). Rejects when the fetch fails; keys already known stay. */
-  async refresh(): Promise<void> {
+  async refresh (): Promise<void> {
     const url = this.#opts.jwksUrl
     if (url === undefined) return
     if (this.#inflight) return await this.#inflight
@@ -280,12 +280,12 @@ export class TicketVerifier {
     this.#inflight = attempt
     attempt.then(
       () => { if (this.#inflight === attempt) this.#inflight = undefined },
-      () => { if (this.#inflight === attempt) this.#inflight = undefined },
+      () => { if (this.#inflight === attempt) this.#inflight = undefined }
     )
     return await attempt
   }
 
-  async #staticKeyMap(): Promise<Map<string, CryptoKey>> {
+  async #staticKeyMap (): Promise<Map<string, CryptoKey>> {
     this.#staticKeys ??= (async () => {
       const m = new Map<string, CryptoKey>()
       for (const k of this.#static) m.set(k.kid, (await importJWK(k, TICKET_ALG)) as CryptoKey)
@@ -294,7 +294,7 @@ export class TicketVerifier {
     return await this.#staticKeys
   }
 
-  async #key(kid: string): Promise<CryptoKey | undefined> {
+  async #key (kid: string): Promise<CryptoKey | undefined> {
     const fromStatic = (await this.#staticKeyMap()).get(kid)
     if (fromStatic) return fromStatic
     if (this.#opts.jwksUrl === undefined) return undefined
@@ -314,7 +314,7 @@ export class TicketVerifier {
     return key
   }
 
-  async #verify(token: unknown, expectedPeer: unknown): Promise<TicketClaims> {
+  async #verify (token: unknown, expectedPeer: unknown): Promise<TicketClaims> {
     if (typeof token !== 'string' || token.length === 0) throw new TicketError('malformed', 'ticket is not a string')
     if (token.length > MAX_TICKET_LENGTH) throw new TicketError('malformed', `ticket is longer than ${MAX_TICKET_LENGTH} characters`)
     if (!COMPACT_JWS.test(token)) throw new TicketError('malformed', 'ticket is not a compact JWS')
@@ -353,7 +353,7 @@ export class TicketVerifier {
   }
 
   /** Checks signature, algorithm, key, lifetime and peer binding. Throws only TicketError. */
-  async verify(token: string, expectedPeer: string): Promise<TicketClaims> {
+  async verify (token: string, expectedPeer: string): Promise<TicketClaims> {
     try {
       return await this.#verify(token, expectedPeer)
     } catch (err) {

@@ -37,7 +37,7 @@ const tiersArraySchema = z.array(tierBodySchema.extend({ name: tierNameSchema })
 /** `{ "<name>": { max_reservations, circuit_data_limit_bytes, circuit_duration_seconds, monthly_bytes } }` or an array of tiers with `name`. */
 export const tiersFileSchema = z.union([tiersObjectSchema, tiersArraySchema])
 
-function describe(error: z.ZodError): string {
+function describe (error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
 }
 
@@ -78,7 +78,7 @@ export const tiersSchema = z.unknown().transform((json, ctx): Record<string, Tie
 })
 
 /** Validates a tiers document (already JSON-parsed), see tiersSchema. Throws an Error naming every offending field. */
-export function parseTiers(json: unknown): Record<string, Tier> {
+export function parseTiers (json: unknown): Record<string, Tier> {
   const parsed = tiersSchema.safeParse(json)
   if (!parsed.success) throw new Error(`invalid tiers: ${describe(parsed.error)}`)
   return parsed.data

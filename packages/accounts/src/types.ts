@@ -20,7 +20,7 @@ export interface RevocationBus {
 export class AccountsUnavailableError extends Error {
   override name = 'AccountsUnavailableError'
 
-  constructor(message = 'accounts store (Redis) is unreachable', options?: ErrorOptions) {
+  constructor (message = 'accounts store (Redis) is unreachable', options?: ErrorOptions) {
     super(message, options)
   }
 }

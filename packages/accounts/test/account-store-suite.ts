@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test'
 import { API_KEY_PATTERN, createMemoryRevocationBus, type AccountStore, type RevocationBus, type RevocationEvent } from '@pos-relay/accounts'
 
 /** The AccountStore contract, run against every implementation. `make` must return an empty store. */
-export function accountStoreSuite(name: string, make: (revocations: RevocationBus) => AccountStore | Promise<AccountStore>): void {
+export function accountStoreSuite (name: string, make: (revocations: RevocationBus) => AccountStore | Promise<AccountStore>): void {
   describe(`AccountStore contract: ${name}`, () => {
     let store: AccountStore
     let bus: RevocationBus

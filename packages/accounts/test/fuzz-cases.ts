@@ -5,7 +5,7 @@ const REASONS = new Set<TicketRejection>(['malformed', 'bad_algorithm', 'unknown
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 
 /** Small seeded PRNG (mulberry32) so a failing case can be replayed with its seed. */
-export function rng(seed: number): () => number {
+export function rng (seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0
@@ -26,13 +26,15 @@ export interface FuzzResult {
 
 /** A token the harness signed with the real key (its claims decide whether it verifies). */
 class Signed {
-  constructor(token: string) {
+  constructor (token: string) {
     this.token = token
   }
+
   readonly token: string
 }
 
 const weird: unknown[] = [
+  // eslint-disable-next-line @typescript-eslint/no-loss-of-precision -- deliberately out-of-range numbers are the inputs under test
   null, true, false, 0, -1, 1e400, -1e400, 1.5, Number.MAX_SAFE_INTEGER + 2, '', ' ', 'x'.repeat(300), '\u0000', '\ud800', '🙂',
   [], [1], {}, { a: 1 }, '1700000000', 'EdDSA', ['EdDSA'],
 ]
@@ -41,7 +43,7 @@ const weird: unknown[] = [
  * Runs `count` random and mutated tokens through `verifier.verify`. Mutations start from a valid
  * ticket; some mutated claim sets are re-signed with the real key so claim validation is reached.
  */
-export async function fuzzTickets(opts: { verifier: TicketVerifier, key: TicketKey, valid: string, count: number, seed: number }): Promise<FuzzResult> {
+export async function fuzzTickets (opts: { verifier: TicketVerifier, key: TicketKey, valid: string, count: number, seed: number }): Promise<FuzzResult> {
   const r = rng(opts.seed)
   const int = (n: number) => Math.floor(r() * n)
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T

@@ -27,7 +27,7 @@ const zero = (): Totals => ({ bto: 0, bts: 0, circuits: 0, circuitMs: 0, reserva
 /** Expected sums per `account|hour` kept by the test, in exact integers. */
 class Ledger {
   readonly cells = new Map<string, Totals>()
-  add(account: string, at: Date, d: { bytes_to_destination: number, bytes_to_source: number, circuits: number, circuit_seconds: number, reservation_seconds: number }): void {
+  add (account: string, at: Date, d: { bytes_to_destination: number, bytes_to_source: number, circuits: number, circuit_seconds: number, reservation_seconds: number }): void {
     const k = `${account}|${at.toISOString().slice(0, 13)}:00:00.000Z`
     const t = this.cells.get(k) ?? zero()
     t.bto += d.bytes_to_destination
@@ -37,7 +37,8 @@ class Ledger {
     t.reservationMs += Math.round(d.reservation_seconds * 1000)
     this.cells.set(k, t)
   }
-  rows(): UsageRow[] {
+
+  rows (): UsageRow[] {
     return [...this.cells.entries()]
       .map(([k, t]) => {
         const [account, hour] = k.split('|') as [string, string]
@@ -49,7 +50,7 @@ class Ledger {
 }
 
 /** Random usage: bytes up to 1 MiB (sometimes huge), fractional seconds with ms precision. */
-function randomAdds(seed: number) {
+function randomAdds (seed: number) {
   const r = rng(seed)
   return () => {
     const account = ACCOUNTS[Math.floor(r() * ACCOUNTS.length)] as string
@@ -68,10 +69,10 @@ function randomAdds(seed: number) {
 const range = { from: new Date(H0), to: new Date(H0 + 3 * 3600_000) }
 
 /** A sink that can be switched off, and can "time out" after its write landed. */
-function flaky(inner: UsageSink) {
+function flaky (inner: UsageSink) {
   const state = { down: false, landThenFail: 0, applied: [] as string[] }
   const sink: UsageSink = {
-    async apply(id, rows) {
+    async apply (id, rows) {
       if (state.down) throw new Error('sink down')
       const applied = await inner.apply(id, rows)
       state.applied.push(id)
@@ -88,7 +89,7 @@ function flaky(inner: UsageSink) {
   return { sink, state }
 }
 
-function meteringSuite(name: string, makeSink: () => UsageSink | Promise<UsageSink>): void {
+function meteringSuite (name: string, makeSink: () => UsageSink | Promise<UsageSink>): void {
   describe(`metering exactness: ${name}`, () => {
     it('totals are exact over many adds and flushes', async () => {
       const sink = await makeSink()
@@ -151,7 +152,6 @@ function meteringSuite(name: string, makeSink: () => UsageSink | Promise<UsageSi
       addSome(50)
       await meter.flush()
       state.down = true
-      let firstFailedId: string | undefined
       for (let round = 0; round < 40; round++) {
         addSome(20)
         await assert.rejects(meter.flush())
@@ -162,7 +162,7 @@ function meteringSuite(name: string, makeSink: () => UsageSink | Promise<UsageSi
       state.down = false
       state.landThenFail = 1 // the first write after the outage lands but reports a timeout
       await assert.rejects(meter.flush())
-      firstFailedId = state.applied[state.applied.length - 1]
+      const firstFailedId = state.applied[state.applied.length - 1]
       await meter.flush()
       assert.equal(state.applied.filter((id) => id === firstFailedId).length, 2, 'retried with the same id')
       assert.equal(meter.pendingBatches(), 0)

@@ -16,7 +16,7 @@ import {
 import { decodeProtectedHeader, decodeJwt } from 'jose'
 import { claims, hs256WithPublicKey, PEER_A, PEER_B, signingInput, signRaw } from './fixtures.ts'
 
-async function rejects(verifier: TicketVerifier, token: unknown, reason: TicketRejection, peer: unknown = PEER_A): Promise<void> {
+async function rejects (verifier: TicketVerifier, token: unknown, reason: TicketRejection, peer: unknown = PEER_A): Promise<void> {
   await assert.rejects(verifier.verify(token as string, peer as string), (err: unknown) => {
     assert.ok(err instanceof TicketError, `not a TicketError: ${String(err)}`)
     assert.equal(err.reason, reason, `expected ${reason}, got ${err.reason} (${err.message})`)
@@ -211,6 +211,7 @@ describe('rejections', () => {
     await rejects(verifier, 'x'.repeat(5000), 'malformed')
     const big = await signRaw(key, { kid: key.kid }, claims({ pad: 'x'.repeat(4000) }))
     await rejects(verifier, big, 'malformed')
+    // eslint-disable-next-line no-new-wrappers -- a String object is one of the malformed inputs under test
     for (const junk of [undefined, null, 42, {}, [], Buffer.from(t), new String(t)]) await rejects(verifier, junk, 'malformed')
   })
 })

@@ -14,7 +14,9 @@ export async function readSecret (env: NodeJS.ProcessEnv = process.env, stdin: N
   }
   const rl = createInterface({ input: stdin, crlfDelay: Infinity })
   try {
-    for await (const line of rl) return line.trim()
+    // the first line only
+    const first = await rl[Symbol.asyncIterator]().next()
+    if (first.done !== true) return first.value.trim()
   } finally {
     rl.close()
   }

@@ -51,7 +51,7 @@ const unauthorized = (reply: FastifyReply, message: string) =>
  * Registers the account routes. They are always part of the API (and of its OpenAPI document); a
  * server without `accounts` answers them with 404.
  */
-export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOptions | undefined, throttle?: AuthThrottle): void {
+export function registerAccountRoutes (app: FastifyInstance, accounts: AccountsOptions | undefined, throttle?: AuthThrottle): void {
   const api = app.withTypeProvider<ZodTypeProvider>()
   const adminDigest = accounts ? sha256(accounts.adminSecret) : undefined
 
@@ -114,7 +114,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
       req.log.debug({ account: account.id, tier: account.tier, jti: t.jti }, 'ticket issued')
       reply.header('cache-control', 'no-store')
       return { ticket: t.ticket, expires_at: t.expires_at, account: account.id, tier: account.tier, jti: t.jti }
-    },
+    }
   )
 
   api.get(
@@ -130,7 +130,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
     async (_req, reply) => {
       reply.header('cache-control', 'public, max-age=60')
       return get().issuer.jwks()
-    },
+    }
   )
 
   api.post(
@@ -154,7 +154,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
       const created = await store.create(req.body)
       req.log.info({ account: created.account.id, tier: created.account.tier }, 'account created')
       return reply.code(201).header('cache-control', 'no-store').send(created)
-    },
+    }
   )
 
   api.get(
@@ -163,7 +163,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
       onRequest: requireAdmin,
       schema: { summary: 'List accounts', tags: ['admin'], security: admin, response: { 200: z.array(accountSchema), ...adminGetErrors } },
     },
-    async () => await get().store.list(),
+    async () => await get().store.list()
   )
 
   for (const action of ['disable', 'enable'] as const) {
@@ -187,7 +187,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
         if (!account) return notFound(reply)
         req.log.info({ account: account.id }, `account ${action}d`)
         return account
-      },
+      }
     )
   }
 
@@ -208,7 +208,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
       if (!rotated) return notFound(reply)
       req.log.info({ account: rotated.account.id, key_id: rotated.account.key_id }, 'account API key rotated')
       return reply.header('cache-control', 'no-store').send(rotated)
-    },
+    }
   )
 
   api.post(
@@ -227,7 +227,7 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
       await get().revocations.publish({ kind: 'ticket', id: req.params.jti })
       req.log.info({ jti: req.params.jti }, 'ticket revoked')
       return { jti: req.params.jti, revoked: true as const }
-    },
+    }
   )
 
   api.get(
@@ -264,12 +264,11 @@ export function registerAccountRoutes(app: FastifyInstance, accounts: AccountsOp
         return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="usage.csv"').send(usageToCsv(rows))
       }
       return rows
-    },
+    }
   )
-
 }
 
-export function ticketResult(status: number): TicketRequestResult | undefined {
+export function ticketResult (status: number): TicketRequestResult | undefined {
   if (status === 200) return 'ok'
   if (status === 401 || status === 403 || status === 429) return 'unauthorized'
   if (status === 503) return 'unavailable'

@@ -73,7 +73,7 @@ export const jwksSchema = z
         kid: z.string(),
         alg: z.literal('EdDSA'),
         use: z.literal('sig'),
-      }),
+      })
     ),
   })
   .meta({ description: 'JSON Web Key Set of the ticket-signing public keys (the first signs new tickets)' })

@@ -17,19 +17,19 @@ export interface AuthThrottle {
 }
 
 /** undefined (no throttling) when `failuresPerMinute` is 0 */
-export function createAuthThrottle(failuresPerMinute: number): AuthThrottle | undefined {
+export function createAuthThrottle (failuresPerMinute: number): AuthThrottle | undefined {
   if (!Number.isInteger(failuresPerMinute) || failuresPerMinute < 0) {
     throw new RangeError(`authFailuresPerMinute must be a non-negative integer, got ${failuresPerMinute}`)
   }
   if (failuresPerMinute === 0) return undefined
   const limiter = new RateLimiterMemory({ points: failuresPerMinute, duration: 60, keyPrefix: 'auth-failures' })
   return {
-    async retryAfter(ip) {
+    async retryAfter (ip) {
       const res = await limiter.get(ip)
       if (!res || res.consumedPoints < failuresPerMinute) return undefined
       return Math.max(1, Math.ceil(res.msBeforeNext / 1000))
     },
-    async failed(ip) {
+    async failed (ip) {
       // rejects once the points are used up; the count is what matters, not the outcome
       await limiter.consume(ip).catch(() => {})
     },
@@ -37,7 +37,7 @@ export function createAuthThrottle(failuresPerMinute: number): AuthThrottle | un
 }
 
 /** Answers 429 with Retry-After; the body is the API's usual error. */
-export function sendThrottled(reply: FastifyReply, retryAfterSeconds: number): FastifyReply {
+export function sendThrottled (reply: FastifyReply, retryAfterSeconds: number): FastifyReply {
   return reply
     .code(429)
     .header('retry-after', String(retryAfterSeconds))

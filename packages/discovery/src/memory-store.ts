@@ -26,7 +26,7 @@ interface Tombstone {
 }
 
 /** In-process store for tests and single-node development. Expired entries are dropped lazily on read. */
-export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore {
+export function createMemoryStore (opts: { now?: () => number } = {}): RelayStore {
   const now = opts.now ?? Date.now
   const entries = new Map<string, Entry>()
   const tombstones = new Map<string, Tombstone>()
@@ -47,7 +47,7 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
 
   return {
     // Same rules, same order, as the Redis scripts; nothing awaits between the checks and the write.
-    async register(reg, ttlMs, proof, opts) {
+    async register (reg, ttlMs, proof, opts) {
       assertTtl(ttlMs)
       const refreshOnly = opts?.refreshOnly === true
       if (proof) await verifyProof({ op: refreshOnly ? 'refresh' : 'register', ...pickRegistration(reg), signed_at: proof.signed_at }, proof.signature)
@@ -73,7 +73,7 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
       if (proof) tombstones.set(reg.id, { signedAt: proof.signed_at, expiresAt: expiresAt + 2 * MAX_SIGNATURE_SKEW_MS })
       return structuredClone(record)
     },
-    async deregister(id, proof) {
+    async deregister (id, proof) {
       if (proof) await verifyProof({ op: 'delete', id, peer_id: proof.peer_id, addrs: proof.addrs, signed_at: proof.signed_at }, proof.signature)
       const t = now()
       if (proof && Math.abs(proof.signed_at - t) > MAX_SIGNATURE_SKEW_MS) throw skewError(proof.signed_at, t)
@@ -89,7 +89,7 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
       if (proof && existed) tombstones.set(id, { signedAt: proof.signed_at, expiresAt: t + 2 * MAX_SIGNATURE_SKEW_MS })
       return existed
     },
-    async list() {
+    async list () {
       const t = now()
       return [...entries.keys()]
         .flatMap((id) => {
@@ -98,12 +98,12 @@ export function createMemoryStore(opts: { now?: () => number } = {}): RelayStore
         })
         .sort(byId)
     },
-    async get(id) {
+    async get (id) {
       const entry = live(id, now())
       return entry && structuredClone(entry.record)
     },
-    async ping() {},
-    async close() {
+    async ping () {},
+    async close () {
       entries.clear()
       tombstones.clear()
     },

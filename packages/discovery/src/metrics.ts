@@ -19,14 +19,15 @@ export interface DiscoveryMetrics {
  * Registers the discovery metrics on `registry`. Labels are bounded on purpose: routes are
  * templates and relay / peer ids never become label values.
  */
-export function createMetrics(registry: Registry, store: RelayStore): DiscoveryMetrics {
+export function createMetrics (registry: Registry, store: RelayStore): DiscoveryMetrics {
   collectDefaultMetrics({ register: registry, prefix: PREFIX })
   const registers = [registry]
+  // eslint-disable-next-line no-new -- prom-client's gauge registers itself in the registry it is given
   new Gauge({
     name: `${PREFIX}store_up`,
     help: '1 if the relay registry store answered a ping during this scrape, else 0',
     registers,
-    async collect() {
+    async collect () {
       try {
         await store.ping()
         this.set(1)

@@ -143,7 +143,7 @@ interface Stored {
   signed_at?: number
 }
 
-function toRecord(raw: string): RelayRecord {
+function toRecord (raw: string): RelayRecord {
   const s = JSON.parse(raw) as Stored
   return {
     ...pickRegistration(s.relay),
@@ -154,7 +154,7 @@ function toRecord(raw: string): RelayRecord {
   }
 }
 
-function forbidden(id: string, signedAt: number, reason: string, detail: string, signer?: string): Error {
+function forbidden (id: string, signedAt: number, reason: string, detail: string, signer?: string): Error {
   if (reason === 'skew') return skewError(signedAt, Number(detail))
   if (reason === 'replay') return replayError(id, signedAt, Number(detail))
   if (reason === 'key') return foreignKeyError(id, signer ?? '', detail)
@@ -167,7 +167,7 @@ function forbidden(id: string, signedAt: number, reason: string, detail: string,
  * leaves `<prefix>signed:<id>` (its last signed_at) for its TTL plus twice the skew window. Every Redis failure
  * surfaces as StoreUnavailableError, quickly: no offline queue, bounded command timeout.
  */
-export function createRedisStore(opts: RedisStoreOptions): RelayStore {
+export function createRedisStore (opts: RedisStoreOptions): RelayStore {
   const prefix = opts.keyPrefix ?? 'pos-relay:'
   const indexKey = `${prefix}relays`
   const relayKey = (id: string) => `${prefix}relay:${id}`
@@ -188,40 +188,40 @@ export function createRedisStore(opts: RedisStoreOptions): RelayStore {
   const scripts = redis as unknown as Scripts
 
   return {
-    async register(reg, ttlMs, proof, opts) {
+    async register (reg, ttlMs, proof, opts) {
       assertTtl(ttlMs)
       const relay = pickRegistration(reg)
       const refreshOnly = opts?.refreshOnly === true
       if (proof) await verifyProof({ op: refreshOnly ? 'refresh' : 'register', ...relay, signed_at: proof.signed_at }, proof.signature)
       const signedAt = proof ? String(proof.signed_at) : ''
       const [outcome, value, detail] = await conn.run(() =>
-        scripts.posRelayRegister(relayKey(reg.id), indexKey, tombKey(reg.id), reg.id, JSON.stringify(relay), String(Math.ceil(ttlMs)), relay.peer_id, signedAt, String(MAX_SIGNATURE_SKEW_MS), refreshOnly ? '1' : '0'),
+        scripts.posRelayRegister(relayKey(reg.id), indexKey, tombKey(reg.id), reg.id, JSON.stringify(relay), String(Math.ceil(ttlMs)), relay.peer_id, signedAt, String(MAX_SIGNATURE_SKEW_MS), refreshOnly ? '1' : '0')
       )
       if (outcome === 'absent') throw new NotListedError(reg.id)
       if (outcome === 'conflict') throw new RegistrationConflictError(reg.id, value)
       if (outcome === 'forbidden') throw forbidden(reg.id, proof?.signed_at ?? 0, value, detail ?? '')
       return toRecord(value)
     },
-    async deregister(id, proof) {
+    async deregister (id, proof) {
       if (proof) await verifyProof({ op: 'delete', id, peer_id: proof.peer_id, addrs: proof.addrs, signed_at: proof.signed_at }, proof.signature)
       const [outcome, value, detail] = await conn.run(() =>
-        scripts.posRelayDeregister(relayKey(id), indexKey, tombKey(id), id, proof?.peer_id ?? '', proof ? String(proof.signed_at) : '', String(MAX_SIGNATURE_SKEW_MS)),
+        scripts.posRelayDeregister(relayKey(id), indexKey, tombKey(id), id, proof?.peer_id ?? '', proof ? String(proof.signed_at) : '', String(MAX_SIGNATURE_SKEW_MS))
       )
       if (outcome === 'forbidden') throw forbidden(id, proof?.signed_at ?? 0, value, detail ?? '', proof?.peer_id ?? '')
       return value === '1'
     },
-    async list() {
+    async list () {
       const values = await conn.run(() => scripts.posRelayList(indexKey, relayKey('')))
       return values.map(toRecord).sort(byId)
     },
-    async get(id) {
+    async get (id) {
       const value = await conn.run(() => redis.get(relayKey(id)))
       return value === null ? undefined : toRecord(value)
     },
-    async ping() {
+    async ping () {
       await conn.run(() => redis.ping())
     },
-    async close() {
+    async close () {
       await conn.close()
     },
   }

@@ -9,7 +9,7 @@ type PeerId = ReturnType<typeof peerIdFromString>
 export const MAX_ADDRS = MAX_RELAY_ADDRS
 export const MAX_META_ENTRIES = 16
 
-function parsePeerId(value: string): PeerId | undefined {
+function parsePeerId (value: string): PeerId | undefined {
   try {
     return peerIdFromString(value)
   } catch {
@@ -21,7 +21,7 @@ function parsePeerId(value: string): PeerId | undefined {
  * Validates one announced address (syntax, then the address policy shared with the client SDK)
  * and returns it as a full multiaddr ending in /p2p/<peer id>, or an error message.
  */
-export function normaliseAddr(addr: string, peerId: PeerId | undefined, policy: AddressPolicy = {}): { addr: string } | { error: string } {
+export function normaliseAddr (addr: string, peerId: PeerId | undefined, policy: AddressPolicy = {}): { addr: string } | { error: string } {
   let components: Component[]
   try {
     components = multiaddr(addr).getComponents()
@@ -29,7 +29,7 @@ export function normaliseAddr(addr: string, peerId: PeerId | undefined, policy: 
     return { error: `is not a valid multiaddr (${(err as Error).message})` }
   }
   if (components.some((c) => c.name === 'p2p-circuit')) {
-    return { error: "is a /p2p-circuit address; a relay must announce its own transport address" }
+    return { error: 'is a /p2p-circuit address; a relay must announce its own transport address' }
   }
   const p2pAt = components.findIndex((c) => c.name === 'p2p')
   if (p2pAt !== -1) {
@@ -128,7 +128,7 @@ const signatureSchema = z
   .regex(/^[A-Za-z0-9_-]+={0,2}$/, 'must be base64url')
   .meta({ description: "base64url signature by the relay's key; see the API description for the signed bytes" })
 
-function requireBoth(body: { signed_at?: unknown; signature?: unknown }, ctx: z.RefinementCtx): void {
+function requireBoth (body: { signed_at?: unknown; signature?: unknown }, ctx: z.RefinementCtx): void {
   if (body.signature !== undefined && body.signed_at === undefined) {
     ctx.addIssue({ code: 'custom', path: ['signed_at'], message: 'is required with signature' })
   }
@@ -137,7 +137,7 @@ function requireBoth(body: { signed_at?: unknown; signature?: unknown }, ctx: z.
   }
 }
 
-function signedPeerIdProblem(value: unknown): string | undefined {
+function signedPeerIdProblem (value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined
   const id = parsePeerId(value)
   if (id && id.toString() !== value) return `must be in base58btc form when signed (${id.toString()})`
@@ -149,7 +149,7 @@ function signedPeerIdProblem(value: unknown): string | undefined {
  * POST /api/p2p/relays body. Output is normalised: peer_id in base58btc form, each addr ending in
  * /p2p/<peer_id>, duplicates removed.
  */
-export function relayRegistrationSchemaFor(policy: AddressPolicy) {
+export function relayRegistrationSchemaFor (policy: AddressPolicy) {
   return z
     .strictObject({
       id: relayIdSchema,
@@ -254,7 +254,7 @@ export const relayRecordSchema = z
     signed_at: z
       .number()
       .optional()
-      .meta({ description: "Present when the entry was registered signed: ms of the last signed operation accepted; only its key can refresh or delete it" }),
+      .meta({ description: 'Present when the entry was registered signed: ms of the last signed operation accepted; only its key can refresh or delete it' }),
   })
 
 export const registrationResultSchema = relayRecordSchema
@@ -272,7 +272,7 @@ export const errorSchema = z
 
 export type ErrorBody = z.infer<typeof errorSchema>
 
-export function errorBody(statusCode: number, message: string, field?: string): ErrorBody {
+export function errorBody (statusCode: number, message: string, field?: string): ErrorBody {
   return { error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field === undefined ? {} : { field }), statusCode }
 }
 

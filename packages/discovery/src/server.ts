@@ -79,7 +79,7 @@ const bearer = [{ bearerAuth: [] }]
 const sha256 = (s: string) => createHash('sha256').update(s).digest()
 
 /** Turns fastify-type-provider-zod validation issues into one error body. */
-function validationError(err: { validation: ZodFastifySchemaValidationError[]; validationContext?: string }): ErrorBody {
+function validationError (err: { validation: ZodFastifySchemaValidationError[]; validationContext?: string }): ErrorBody {
   const context = err.validationContext ?? 'body'
   const issues = err.validation.map((v) => {
     const path = v.instancePath.split('/').filter(Boolean)
@@ -94,7 +94,7 @@ function validationError(err: { validation: ZodFastifySchemaValidationError[]; v
   return errorBody(400, message, only || undefined)
 }
 
-function clientErrorMessage(err: FastifyError, req: FastifyRequest, bodyLimit: number): string {
+function clientErrorMessage (err: FastifyError, req: FastifyRequest, bodyLimit: number): string {
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return 'request body is not valid JSON'
@@ -109,7 +109,7 @@ function clientErrorMessage(err: FastifyError, req: FastifyRequest, bodyLimit: n
   }
 }
 
-function registrationResult(status: number): RegistrationResult | undefined {
+function registrationResult (status: number): RegistrationResult | undefined {
   if (status === 200) return 'ok'
   if (status === 401) return 'unauthorized'
   if (status === 403) return 'forbidden'
@@ -122,7 +122,7 @@ function registrationResult(status: number): RegistrationResult | undefined {
 }
 
 /** Builds the discovery API (not yet listening: call `.listen({ host, port })`). */
-export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promise<FastifyInstance> {
+export async function createDiscoveryServer (opts: DiscoveryServerOptions): Promise<FastifyInstance> {
   const { store } = opts
   const ttlSeconds = opts.ttlSeconds ?? 30
   const bodyLimit = opts.bodyLimitBytes ?? 64 * 1024
@@ -299,7 +299,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       const encoding = negotiateEncoding(req.headers['accept-encoding'])
       if (encoding !== 'identity') reply.header('content-encoding', encoding)
       return reply.type('application/json; charset=utf-8').send(await snapshot.body(encoding))
-    },
+    }
   )
 
   api.post(
@@ -338,7 +338,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       if (first) req.log.info(fields, 'relay registered')
       else req.log.debug(fields, 'relay refreshed')
       return { ...record, ttl_seconds: ttlSeconds }
-    },
+    }
   )
 
   api.delete(
@@ -368,13 +368,13 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
       const existed = await store.deregister(req.params.id, proof)
       req.log.info({ relay_id: req.params.id, existed }, 'relay deregistered')
       return reply.code(204).send(null)
-    },
+    }
   )
 
   api.get(
     '/healthz',
     { logLevel: 'warn', schema: { summary: 'Liveness', tags: ['ops'], response: { 200: z.object({ status: z.literal('ok') }) } } },
-    async () => ({ status: 'ok' as const }),
+    async () => ({ status: 'ok' as const })
   )
 
   api.get(
@@ -390,7 +390,7 @@ export async function createDiscoveryServer(opts: DiscoveryServerOptions): Promi
     async () => {
       await store.ping()
       return { status: 'ready' as const }
-    },
+    }
   )
 
   registerAccountRoutes(app, opts.accounts, throttle)

@@ -55,7 +55,7 @@ export interface RelayStore {
 export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError'
 
-  constructor(message = 'relay registry (Redis) is unreachable', options?: ErrorOptions) {
+  constructor (message = 'relay registry (Redis) is unreachable', options?: ErrorOptions) {
     super(message, options)
   }
 }
@@ -73,7 +73,7 @@ export interface RegisterOptions {
 export class NotListedError extends Error {
   override name = 'NotListedError'
 
-  constructor(readonly id: string) {
+  constructor (readonly id: string) {
     super(`relay id ${id} is not listed; a refresh-only registration does not create it (the operator lists pool relays when their pod is Ready)`)
   }
 }
@@ -82,9 +82,9 @@ export class NotListedError extends Error {
 export class RegistrationConflictError extends Error {
   override name = 'RegistrationConflictError'
 
-  constructor(
+  constructor (
     readonly id: string,
-    readonly ownerPeerId: string,
+    readonly ownerPeerId: string
   ) {
     super(`relay id ${id} is registered by peer ${ownerPeerId}; another peer cannot take it over while it is live`)
   }
@@ -98,10 +98,10 @@ export class RegistrationConflictError extends Error {
 export class RegistrationForbiddenError extends Error {
   override name = 'RegistrationForbiddenError'
 
-  constructor(
+  constructor (
     readonly reason: 'signature' | 'key' | 'unsigned' | 'replay' | 'skew' | 'required',
     message: string,
-    readonly field: string,
+    readonly field: string
   ) {
     super(message)
   }
@@ -117,54 +117,54 @@ export interface DeregistrationProof extends RegistrationProof {
  * Checks a proof's signature (throws RegistrationForbiddenError) and its signed_at against
  * `now` (the store's clock; Redis checks it again with its own clock inside the script).
  */
-export async function verifyProof(fields: SignedFields, signature: string): Promise<void> {
+export async function verifyProof (fields: SignedFields, signature: string): Promise<void> {
   const problem = await registrationSignatureProblem(fields, signature)
   if (problem) throw new RegistrationForbiddenError('signature', problem, 'signature')
 }
 
-export function skewError(signedAt: number, now: number): RegistrationForbiddenError {
+export function skewError (signedAt: number, now: number): RegistrationForbiddenError {
   return new RegistrationForbiddenError(
     'skew',
     `signed_at ${signedAt} is ${Math.round((signedAt - now) / 1000)} s from discovery's clock (${now}); at most ${MAX_SIGNATURE_SKEW_MS / 1000} s allowed`,
-    'signed_at',
+    'signed_at'
   )
 }
 
-export function replayError(id: string, signedAt: number, last: number): RegistrationForbiddenError {
+export function replayError (id: string, signedAt: number, last: number): RegistrationForbiddenError {
   return new RegistrationForbiddenError(
     'replay',
     `signed_at ${signedAt} is not later than ${last}, the last signed operation accepted for relay id ${id} (replay?)`,
-    'signed_at',
+    'signed_at'
   )
 }
 
-export function unsignedError(id: string, op: 'register' | 'delete'): RegistrationForbiddenError {
+export function unsignedError (id: string, op: 'register' | 'delete'): RegistrationForbiddenError {
   return new RegistrationForbiddenError(
     'unsigned',
     `relay id ${id} was registered signed; an unsigned ${op === 'register' ? 'refresh' : 'deletion'} is refused, sign it with the relay's key`,
-    'signature',
+    'signature'
   )
 }
 
-export function foreignKeyError(id: string, signer: string, owner: string): RegistrationForbiddenError {
+export function foreignKeyError (id: string, signer: string, owner: string): RegistrationForbiddenError {
   return new RegistrationForbiddenError(
     'key',
     `relay id ${id} belongs to peer ${owner}; a deletion signed by ${signer} is refused`,
-    'peer_id',
+    'peer_id'
   )
 }
 
-export function assertTtl(ttlMs: number): void {
+export function assertTtl (ttlMs: number): void {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive number, got ${ttlMs}`)
 }
 
 /** Plain code-unit order, independent of locale. */
-export function byId(a: { id: string }, b: { id: string }): number {
+export function byId (a: { id: string }, b: { id: string }): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
 
 /** Copies only the registration fields, so callers' extra properties never get stored. */
-export function pickRegistration(reg: RelayRegistration): RelayRegistration {
+export function pickRegistration (reg: RelayRegistration): RelayRegistration {
   const { id, peer_id, addrs, meta } = reg
   return meta === undefined ? { id, peer_id, addrs: [...addrs] } : { id, peer_id, addrs: [...addrs], meta: { ...meta } }
 }

@@ -56,7 +56,7 @@ interface Setup {
   prefix: string
 }
 
-async function setup(opts: { url?: string, logger?: pino.Logger, adminSecret?: string, authFailuresPerMinute?: number } = {}): Promise<Setup> {
+async function setup (opts: { url?: string, logger?: pino.Logger, adminSecret?: string, authFailuresPerMinute?: number } = {}): Promise<Setup> {
   const url = opts.url ?? redis.url
   const prefix = `acc-api-${randomUUID()}:`
   const bus = createRedisRevocationBus({ redisUrl: url, keyPrefix: prefix })
@@ -82,7 +82,7 @@ async function setup(opts: { url?: string, logger?: pino.Logger, adminSecret?: s
 const inject = (app: FastifyInstance, method: InjectOptions['method'], url: string, headers: Record<string, string> = ADMIN_AUTH, payload?: unknown) =>
   app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }) })
 
-async function createAccount(app: FastifyInstance, name = 'Acme', tier = 'free') {
+async function createAccount (app: FastifyInstance, name = 'Acme', tier = 'free') {
   const res = await inject(app, 'POST', '/api/admin/accounts', ADMIN_AUTH, { name, tier })
   assert.equal(res.statusCode, 201, res.body)
   return res.json() as { account: { id: string, key_id: string, tier: string, disabled: boolean }, api_key: string }

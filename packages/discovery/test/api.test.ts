@@ -28,7 +28,7 @@ after(async () => {
 })
 
 /** A server on a fresh key prefix of `url` (default: the shared Redis). */
-async function setup(opts: ServerOptions & { url?: string } = {}): Promise<{ app: FastifyInstance; store: RelayStore }> {
+async function setup (opts: ServerOptions & { url?: string } = {}): Promise<{ app: FastifyInstance; store: RelayStore }> {
   const store = createRedisStore({ url: opts.url ?? redis.url, keyPrefix: `api-${randomUUID()}:` })
   cleanups.push(() => store.close())
   const app = await createDiscoveryServer({ store, p2pSecret: SECRET, logger: false, ...opts })
@@ -82,7 +82,7 @@ describe('registration and listing', () => {
     const relays = (await app.inject({ method: 'GET', url: RELAYS })).json()
     assert.deepEqual(
       relays.map((r: { addrs: string[] }) => r.addrs),
-      [[`/ip4/198.51.100.1/tcp/4001/p2p/${PEER_A}`]],
+      [[`/ip4/198.51.100.1/tcp/4001/p2p/${PEER_A}`]]
     )
   })
 
@@ -179,7 +179,7 @@ describe('registration and listing', () => {
     assert.equal(del.body, '')
     assert.deepEqual(
       (await store.list()).map((r) => r.id),
-      ['relay-2'],
+      ['relay-2']
     )
     const again = await app.inject({ method: 'DELETE', url: `${RELAYS}/relay-1`, headers: AUTH })
     assert.equal(again.statusCode, 204)
@@ -190,7 +190,7 @@ describe('registration and listing', () => {
     assert.equal(bad.json().field, 'id')
     assert.deepEqual(
       (await store.list()).map((r) => r.id),
-      ['relay-2'],
+      ['relay-2']
     )
   })
 
@@ -221,7 +221,7 @@ describe('registration and listing', () => {
     const relays = (await res.json()) as { id: string }[]
     assert.deepEqual(
       relays.map((r) => r.id),
-      ['http-relay'],
+      ['http-relay']
     )
     const unauthorized = await fetch(`${address}${RELAYS}/http-relay`, { method: 'DELETE' })
     assert.equal(unauthorized.status, 401)
@@ -269,7 +269,7 @@ describe('authentication', () => {
     ]
     assert.deepEqual(
       cases.map((r) => r.statusCode),
-      [401, 401, 401, 401],
+      [401, 401, 401, 401]
     )
     assert.deepEqual(await store.list(), [])
   })
@@ -430,7 +430,7 @@ describe('validation', () => {
     assert.equal(big.json().error, 'Payload Too Large')
     assert.deepEqual(
       (await store.list()).map((r) => r.id),
-      ['relay-1'],
+      ['relay-1']
     )
   })
 })
@@ -477,7 +477,7 @@ describe('Redis outage', () => {
     const list = await app.inject({ method: 'GET', url: RELAYS })
     assert.deepEqual(
       list.json().map((r: { id: string }) => r.id),
-      ['after'],
+      ['after']
     )
   })
 })

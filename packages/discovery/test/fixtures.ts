@@ -6,7 +6,7 @@ export const PEER_A_CID = 'bafzaajaiaejcayvghuy7ygpvc4qem7uw37egxkutjj7ljwha45g6
 export const PEER_B = '12D3KooWAVjAAKKvSEKMrYNrkBmfwTaWLMtKJ8UyaQrZPNH9udNS'
 export const PEER_C = '12D3KooWLm1DZ3neUeQYQqGukqMC4SgdCrv7J8uADqiTAwCYM4Ay'
 
-export function registration(id: string, peer = PEER_A, port = 4001): RelayRegistration {
+export function registration (id: string, peer = PEER_A, port = 4001): RelayRegistration {
   return { id, peer_id: peer, addrs: [`/ip4/203.0.113.7/tcp/${port}/p2p/${peer}`] }
 }
 

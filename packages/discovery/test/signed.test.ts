@@ -24,18 +24,18 @@ interface Relay {
   addrs: string[]
 }
 
-async function newRelay(port = 4001): Promise<Relay> {
+async function newRelay (port = 4001): Promise<Relay> {
   const key = await generateKeyPair('Ed25519')
   const peerId = peerIdFromPrivateKey(key).toString()
   return { key, peerId, addrs: [`/ip4/203.0.113.7/tcp/${port}/p2p/${peerId}`, `/ip4/203.0.113.7/udp/${port}/quic-v1/p2p/${peerId}`] }
 }
 
-async function signedBody(r: Relay, id: string, signedAt = Date.now(), addrs = r.addrs) {
+async function signedBody (r: Relay, id: string, signedAt = Date.now(), addrs = r.addrs) {
   const proof = await signRegistration(r.key, { op: 'register', id, peer_id: r.peerId, addrs, signed_at: signedAt })
   return { id, peer_id: r.peerId, addrs, ...proof }
 }
 
-async function signedDeletion(r: Relay, id: string, signedAt = Date.now()) {
+async function signedDeletion (r: Relay, id: string, signedAt = Date.now()) {
   const proof = await signRegistration(r.key, { op: 'delete', id, peer_id: r.peerId, addrs: [], signed_at: signedAt })
   return { peer_id: r.peerId, ...proof }
 }
@@ -52,14 +52,14 @@ after(async () => {
   await redis?.stop()
 })
 
-function redisStore(): RelayStore {
+function redisStore (): RelayStore {
   const store = createRedisStore({ url: redis.url, keyPrefix: `signed-${randomUUID()}:` })
   cleanups.push(() => store.close())
   return store
 }
 
 /** A discovery server over real HTTP on a loopback port, on Redis (or the memory store). */
-async function serve(opts: { requireSigned?: boolean; store?: RelayStore } = {}) {
+async function serve (opts: { requireSigned?: boolean; store?: RelayStore } = {}) {
   const store = opts.store ?? redisStore()
   const app = await createDiscoveryServer({ store, p2pSecret: SECRET, logger: false, requireSigned: opts.requireSigned, listMaxAgeMs: 0 })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -291,30 +291,30 @@ describe('signed-registration rules inside the store (direct writers such as the
         await assert.rejects(store.deregister('relay-s'), (e) => e instanceof RegistrationForbiddenError && e.reason === 'unsigned')
         await assert.rejects(
           store.register(reg, 10_000, await signRegistration(r.key, { op: 'register', ...reg, signed_at: t })),
-          (e) => e instanceof RegistrationForbiddenError && e.reason === 'replay',
+          (e) => e instanceof RegistrationForbiddenError && e.reason === 'replay'
         )
         await assert.rejects(
           store.register(reg, 10_000, await signRegistration(r.key, { op: 'register', ...reg, signed_at: t + 70_000 })),
-          (e) => e instanceof RegistrationForbiddenError && e.reason === 'skew',
+          (e) => e instanceof RegistrationForbiddenError && e.reason === 'skew'
         )
         const other = await newRelay()
         const otherReg = { ...reg, peer_id: other.peerId, addrs: other.addrs }
         await assert.rejects(
           store.register(otherReg, 10_000, await signRegistration(other.key, { op: 'register', ...otherReg, signed_at: t + 1 })),
-          RegistrationConflictError,
+          RegistrationConflictError
         )
         await assert.rejects(
           store.deregister('relay-s', { peer_id: other.peerId, addrs: [], ...(await signRegistration(other.key, { op: 'delete', id: 'relay-s', peer_id: other.peerId, addrs: [], signed_at: t + 1 })) }),
-          (e) => e instanceof RegistrationForbiddenError && e.reason === 'key',
+          (e) => e instanceof RegistrationForbiddenError && e.reason === 'key'
         )
         await assert.rejects(
           store.register(reg, 10_000, { signed_at: t + 1, signature: Buffer.alloc(64).toString('base64url') }),
-          (e) => e instanceof RegistrationForbiddenError && e.reason === 'signature',
+          (e) => e instanceof RegistrationForbiddenError && e.reason === 'signature'
         )
         assert.deepEqual(await store.get('relay-s'), before)
         assert.equal(
           await store.deregister('relay-s', { peer_id: r.peerId, addrs: [], ...(await signRegistration(r.key, { op: 'delete', id: 'relay-s', peer_id: r.peerId, addrs: [], signed_at: t + 1 })) }),
-          true,
+          true
         )
       })
 

@@ -5,7 +5,7 @@ import { waitFor } from '@pos-relay/testing'
 import { PEER_A, PEER_B, registration, sleep } from './fixtures.ts'
 
 /** The RelayStore contract, run against every implementation. `makeStore` must return an empty store. */
-export function storeSuite(name: string, makeStore: () => RelayStore | Promise<RelayStore>): void {
+export function storeSuite (name: string, makeStore: () => RelayStore | Promise<RelayStore>): void {
   describe(`RelayStore contract: ${name}`, () => {
     let store: RelayStore
 
@@ -110,7 +110,7 @@ export function storeSuite(name: string, makeStore: () => RelayStore | Promise<R
       assert.equal(await store.get('relay-1'), undefined)
       assert.deepEqual(
         (await store.list()).map((r) => r.id),
-        ['relay-2'],
+        ['relay-2']
       )
     })
 
@@ -120,13 +120,13 @@ export function storeSuite(name: string, makeStore: () => RelayStore | Promise<R
       await store.register(registration('long'), 60_000)
       assert.deepEqual(
         (await store.list()).map((r) => r.id),
-        ['long', 'short'],
+        ['long', 'short']
       )
       await waitFor(async () => (await store.get('short')) === undefined, { timeoutMs: 3000, message: 'short never expired' })
       assert.ok(Date.now() - registeredAt >= 250, 'expired too early')
       assert.deepEqual(
         (await store.list()).map((r) => r.id),
-        ['long'],
+        ['long']
       )
       // An expired record is gone for good: registering again starts a new lifetime.
       const again = await store.register(registration('short'), 10_000)
@@ -139,7 +139,7 @@ export function storeSuite(name: string, makeStore: () => RelayStore | Promise<R
       for (const id of ids) await store.register(registration(id), 10_000)
       assert.deepEqual(
         (await store.list()).map((r) => r.id),
-        [...ids].sort(),
+        [...ids].sort()
       )
     })
 
@@ -150,7 +150,7 @@ export function storeSuite(name: string, makeStore: () => RelayStore | Promise<R
       assert.equal(listed.length, 200)
       assert.deepEqual(
         listed.map((r) => r.id),
-        ids,
+        ids
       )
       assert.equal(listed[123]?.addrs[0], `/ip4/203.0.113.7/tcp/1123/p2p/${PEER_A}`)
     })

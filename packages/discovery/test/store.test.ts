@@ -46,7 +46,7 @@ describe('redis store', () => {
       assert.equal(await b.deregister('shared-id'), false)
       assert.deepEqual(
         (await a.list()).map((r) => r.id),
-        ['shared-id'],
+        ['shared-id']
       )
     })
 
@@ -90,7 +90,7 @@ describe('redis store', () => {
       await raw.del('vanish:relay:r1')
       assert.deepEqual(
         (await s.list()).map((r) => r.id),
-        ['r2'],
+        ['r2']
       )
     })
   })
@@ -123,14 +123,14 @@ describe('redis store outage', () => {
         await store.ping()
         return true
       },
-      { timeoutMs: 10_000, message: 'store did not reconnect' },
+      { timeoutMs: 10_000, message: 'store did not reconnect' }
     )
     // The server came back empty (no persistence); writes work again.
     assert.deepEqual(await store.list(), [])
     await store.register(registration('r2'), 10_000)
     assert.deepEqual(
       (await store.list()).map((r) => r.id),
-      ['r2'],
+      ['r2']
     )
   })
 })

@@ -80,7 +80,7 @@ function hostProblem (host: Component, policy: AddressPolicy): string | undefine
 
 function transportProblem (components: Component[]): string | undefined {
   for (const [i, c] of components.entries()) {
-    if ((c.name === 'tcp' || c.name === 'udp') && c.value === '0') return `has port 0, which cannot be dialed`
+    if ((c.name === 'tcp' || c.name === 'udp') && c.value === '0') return 'has port 0, which cannot be dialed'
     // plain UDP, QUIC draft-29, WebRTC: nothing our relays speak, and raw UDP is a reflection vector
     if (c.name === 'udp' && components[i + 1]?.name !== 'quic-v1') return 'uses UDP other than /quic-v1'
   }

@@ -47,7 +47,7 @@ interface Running {
 // does not leave orphans (or their folders) behind.
 let guardInstalled = false
 
-function installExitGuard(): void {
+function installExitGuard (): void {
   if (guardInstalled) return
   guardInstalled = true
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -62,7 +62,7 @@ function installExitGuard(): void {
 
 let resolvedBinary: string | undefined
 
-function isExecutable(path: string): boolean {
+function isExecutable (path: string): boolean {
   try {
     accessSync(path, constants.X_OK)
     return true
@@ -71,12 +71,12 @@ function isExecutable(path: string): boolean {
   }
 }
 
-function findBinary(): string | undefined {
+function findBinary (): string | undefined {
   const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean)
   return [...dirs.map((d) => join(d, 'redis-server')), '/usr/bin/redis-server'].find(isExecutable)
 }
 
-function redisBinary(): string {
+function redisBinary (): string {
   resolvedBinary ??= findBinary()
   if (resolvedBinary) return resolvedBinary
   if (process.getuid?.() !== 0) {
@@ -101,7 +101,7 @@ function redisBinary(): string {
 }
 
 /** One RESP PING over a raw socket; true only on +PONG. */
-function ping(port: number, timeoutMs = 500): Promise<boolean> {
+function ping (port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' })
     let reply = ''
@@ -119,11 +119,11 @@ function ping(port: number, timeoutMs = 500): Promise<boolean> {
   })
 }
 
-function exited(child: ChildProcess): boolean {
+function exited (child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null
 }
 
-async function waitExit(r: Running, escalateAfterMs?: number): Promise<void> {
+async function waitExit (r: Running, escalateAfterMs?: number): Promise<void> {
   if (!exited(r.child)) {
     r.child.ref() // keep the event loop alive while we wait
     const exit = new Promise<void>((resolve) => r.child.once('exit', () => resolve()))
@@ -138,7 +138,7 @@ async function waitExit(r: Running, escalateAfterMs?: number): Promise<void> {
   if (r.keepDir !== true) rmSync(r.dir, { recursive: true, force: true })
 }
 
-function readLog(dir: string): string {
+function readLog (dir: string): string {
   try {
     return readFileSync(join(dir, 'redis.log'), 'utf8').trim().split('\n').slice(-10).join('\n')
   } catch {
@@ -146,7 +146,7 @@ function readLog(dir: string): string {
   }
 }
 
-async function spawnRedis(port: number, opts: StartRedisOptions, persistentDir?: string): Promise<Running> {
+async function spawnRedis (port: number, opts: StartRedisOptions, persistentDir?: string): Promise<Running> {
   const bin = redisBinary()
   installExitGuard()
   const dir = persistentDir ?? mkdtempSync(join(tmpdir(), 'pos-relay-redis-'))
@@ -174,7 +174,7 @@ async function spawnRedis(port: number, opts: StartRedisOptions, persistentDir?:
 }
 
 /** Starts a throwaway, non-persistent redis-server on 127.0.0.1. */
-export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
+export async function startRedis (opts: StartRedisOptions = {}): Promise<RedisServer> {
   let port = opts.port ?? (await freePort())
   const persistentDir = opts.persistent === true ? mkdtempSync(join(tmpdir(), 'pos-relay-redis-data-')) : undefined
   let current: Running
@@ -194,18 +194,18 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
-    get pid() {
+    get pid () {
       return current.child.pid ?? -1
     },
-    async stop() {
+    async stop () {
       await stopProcess()
       if (persistentDir != null) rmSync(persistentDir, { recursive: true, force: true })
     },
-    async kill() {
+    async kill () {
       current.child.kill('SIGKILL')
       await waitExit(current)
     },
-    async restart() {
+    async restart () {
       if (!exited(current.child)) await stopProcess()
       current = await spawnRedis(port, opts, persistentDir)
     },

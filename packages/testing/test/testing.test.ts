@@ -4,7 +4,7 @@ import { describe, it } from 'node:test'
 import { freePort, startRedis, waitFor } from '@pos-relay/testing'
 
 /** Sends PING and resolves to the first reply line, or the connection error code. */
-function ping(port: number): Promise<string> {
+function ping (port: number): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('PING\r\n'))
     socket.on('data', (d) => {
@@ -34,7 +34,7 @@ describe('waitFor', () => {
         if (calls === 1) throw new Error('not ready')
         return calls >= 3
       },
-      { intervalMs: 1 },
+      { intervalMs: 1 }
     )
     assert.equal(calls, 3)
   })
@@ -46,9 +46,9 @@ describe('waitFor', () => {
         () => {
           throw new Error('still broken')
         },
-        { timeoutMs: 100, intervalMs: 10, message: 'widget ready' },
+        { timeoutMs: 100, intervalMs: 10, message: 'widget ready' }
       ),
-      (err: Error) => /widget ready/.test(err.message) && (err.cause as Error).message === 'still broken',
+      (err: Error) => /widget ready/.test(err.message) && (err.cause as Error).message === 'still broken'
     )
     assert.ok(Date.now() - started >= 100)
   })

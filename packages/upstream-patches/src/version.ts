@@ -41,8 +41,8 @@ export function checkVersion (target: UpstreamTarget, from?: string): string {
   if (version == null || !target.versions.includes(version)) {
     throw new UpstreamChangedError(
       `${target.package} ${version ?? '(not installed)'} is not a version the patch '${target.patch}' of @pos-relay/upstream-patches was written for (${target.versions.join(', ')}). ` +
-      `Run packages/upstream-patches' tests against it: if the test of the bug fails, upstream fixed it and the patch can go; ` +
-      `otherwise re-check the patch and add the version to its list (see UPSTREAM.md).`
+      'Run packages/upstream-patches\' tests against it: if the test of the bug fails, upstream fixed it and the patch can go; ' +
+      'otherwise re-check the patch and add the version to its list (see UPSTREAM.md).'
     )
   }
   return version

@@ -93,7 +93,7 @@ export function devCommand (): Command {
         // ---- accounts (issue 4) ----
         ...(devAccounts != null
           ? [
-              `  accounts:       on (dev only: these credentials live in memory and die with this process)`,
+              '  accounts:       on (dev only: these credentials live in memory and die with this process)',
               `  dev account:    ${devAccounts.account.id} (name "${devAccounts.account.name}", tier ${devAccounts.account.tier})`,
               `  dev API key:    ${devAccounts.apiKey}`,
               `  admin secret:   ${devAccounts.adminSecret}`,

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander'
 import { createLogger, MAX_TIMER_SECONDS, readJsonFile } from '@pos-relay/shared'
-import { ConfigError, DEFAULT_LIMITS, DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
+import { DEFAULT_LIMITS, DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
 import { boolEnv, checkRedisUrl, collect, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
 import { quicOrTcp } from '../quic-fallback.js'
 import { handleShutdown } from '../shutdown.js'
