@@ -286,6 +286,20 @@ export class KindCluster {
       'create', 'cluster', '--name', this.name, '--config', KIND_CONFIG, '--wait', '300s', '--kubeconfig', this.kubeconfig,
       ...(image != null ? ['--image', image] : [])
     ], { timeoutMs: 900_000 }))
+    await this.enableForwarding()
+  }
+
+  /**
+   * A node container's network namespace takes net.ipv4.ip_forward from the host's when it is
+   * created. Docker sets it on the host when it manages iptables; ours runs with that off (so the
+   * NAT lab's rules are never touched), and on a host with forwarding off a node cannot forward:
+   * NodePort traffic from the host to a pod on another node was silently dropped (a run saw the
+   * control plane at 0 and the workers at 1, and the discovery NodePort timed out). Each node
+   * gets forwarding on, as on any Kubernetes node; the host's own setting is left alone.
+   */
+  private async enableForwarding (): Promise<void> {
+    const nodes = (await must('kind get nodes', run(this.tools.kind, ['get', 'nodes', '--name', this.name], { timeoutMs: 60_000 }))).trim().split('\n').filter((n) => n !== '')
+    for (const node of nodes) await must(`ip_forward on ${node}`, run(this.tools.docker, ['exec', node, 'sysctl', '-w', 'net.ipv4.ip_forward=1'], { timeoutMs: 60_000 }))
   }
 
   /** `make image` (relay-image/build.sh) then `kind load docker-image` of it and the chart's other images */
