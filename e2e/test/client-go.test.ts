@@ -12,21 +12,18 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import { freePort, scrapeMetric, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
-import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+import { scrapeMetric, waitFor } from '@pos-relay/testing'
+import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
 
 const JS_EXAMPLE = fileURLToPath(new URL('../../examples/file-transfer/src/main.ts', import.meta.url))
 const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-clients.sh', import.meta.url))
-const ADMIN = 'admin-' + randomUUID()
-const TIERS = { free: { name: 'free', max_reservations: 8, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 } }
 
 /** The Go example binary, or why there is none. */
 function goExample (): { bin?: string, why?: string } {
@@ -67,46 +64,21 @@ if (example.why != null && process.env.POS_RELAY_REQUIRE_CLIENTS === '1') throw 
 
 describe('Go client: tickets, reservation and a file through a relay with --auth', { timeout: 180_000, skip: example.why ?? false }, () => {
   const bin = example.bin!
-  let redis: RedisServer
+  let stack: AccountsStack
   let dir: string
-  let discovery: CliProcess
-  let relay: CliProcess
   let api: string
   let apiKey: string
   let metricsPort: number
   const examples: Example[] = []
 
   before(async () => {
-    redis = await startRedis()
-    dir = await mkdtemp(join(tmpdir(), 'pos-relay-client-go-'))
-    const keysFile = join(dir, 'ticket-keys.json')
-    assert.equal((await runCli(['keys', 'generate', '--out', keysFile])).code, 0)
-    const tiersFile = join(dir, 'tiers.json')
-    await writeFile(tiersFile, JSON.stringify(TIERS))
-    const port = await freePort()
-    api = `http://127.0.0.1:${port}`
-    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', redis.url, '--ticket-keys-file', keysFile, '--tiers-file', tiersFile],
-      { env: { P2P_SECRET: 'p2p', ADMIN_SECRET: ADMIN } })
-    await discovery.waitForJson((o) => o.event === 'discovery_ready')
-    const config = join(dir, 'relay.json')
-    assert.equal((await runCli(['init', '--config', config, '--api-url', api], { input: 'p2p\n' })).code, 0)
-    metricsPort = await freePort()
-    relay = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', String(await freePort()), '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
-      '--auth', '--redis', redis.url, '--tiers-file', tiersFile])
-    await relay.waitForJson((o) => o.event === 'relay_ready')
-    const res = await fetch(`${api}/api/admin/accounts`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'go-app', tier: 'free' }) })
-    assert.equal(res.status, 201, await res.clone().text())
-    apiKey = ((await res.json()) as { api_key: string }).api_key
-    // the relay registers itself; wait until discovery lists it
-    await waitFor(async () => ((await (await fetch(`${api}/api/p2p/relays`)).json()) as unknown[]).length > 0, { timeoutMs: 20_000, message: 'relay not listed' })
+    stack = await startAccountsStack({ account: 'go-app', listedTimeoutMs: 20_000 });
+    ({ dir, api, apiKey, metricsPort } = stack)
   })
 
   after(async () => {
     for (const e of examples) e.kill()
-    await relay?.kill('SIGKILL')
-    await discovery?.kill('SIGKILL')
-    await redis?.stop()
-    if (dir != null) await rm(dir, { recursive: true, force: true })
+    await stack?.stop()
   })
 
   it('a Go listener and a Go sender with tickets exchange a 3 MiB file intact through the relay; without an API key the sender is refused', async () => {

@@ -9,19 +9,16 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { createHash, randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import { freePort, scrapeMetric, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
-import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+import { scrapeMetric, waitFor } from '@pos-relay/testing'
+import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
 
 const BUILD = fileURLToPath(new URL('../../scripts/build-clients.sh', import.meta.url))
-const ADMIN = 'admin-' + randomUUID()
-const TIERS = { free: { name: 'free', max_reservations: 8, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 } }
 
 function cachedBinary (): string | undefined {
   try {
@@ -50,45 +47,21 @@ function example (args: string[]) {
 }
 
 describe('Rust client: file transfer through a relay with accounts on', { timeout: 120_000, skip }, () => {
-  let redis: RedisServer
+  let stack: AccountsStack
   let dir: string
-  let discovery: CliProcess
-  let relay: CliProcess
   let api: string
   let apiKey: string
   let metricsPort: number
   const children: Array<ReturnType<typeof example>> = []
 
   before(async () => {
-    redis = await startRedis()
-    dir = await mkdtemp(join(tmpdir(), 'pos-relay-client-rust-'))
-    const keysFile = join(dir, 'ticket-keys.json')
-    assert.equal((await runCli(['keys', 'generate', '--out', keysFile])).code, 0)
-    const tiersFile = join(dir, 'tiers.json')
-    await writeFile(tiersFile, JSON.stringify(TIERS))
-    const port = await freePort()
-    api = `http://127.0.0.1:${port}`
-    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', redis.url, '--ticket-keys-file', keysFile, '--tiers-file', tiersFile],
-      { env: { P2P_SECRET: 'p2p', ADMIN_SECRET: ADMIN } })
-    await discovery.waitForJson((o) => o.event === 'discovery_ready')
-    const res = await fetch(`${api}/api/admin/accounts`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'rust-app', tier: 'free' }) })
-    assert.ok(res.ok, `create account: ${res.status}`)
-    apiKey = ((await res.json()) as { api_key: string }).api_key
-    const config = join(dir, 'relay.json')
-    assert.equal((await runCli(['init', '--config', config, '--api-url', api], { input: 'p2p\n' })).code, 0)
-    metricsPort = await freePort()
-    relay = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', String(await freePort()), '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
-      '--auth', '--redis', redis.url, '--tiers-file', tiersFile])
-    await relay.waitForJson((o) => o.event === 'relay_ready')
-    await waitFor(async () => ((await (await fetch(`${api}/api/p2p/relays`)).json()) as unknown[]).length > 0, { timeoutMs: 15_000, message: 'relay not listed' })
+    stack = await startAccountsStack({ account: 'rust-app', listedTimeoutMs: 15_000 });
+    ({ dir, api, apiKey, metricsPort } = stack)
   })
 
   after(async () => {
     for (const c of children) c.child.kill('SIGKILL')
-    await relay?.kill('SIGKILL')
-    await discovery?.kill('SIGKILL')
-    await redis?.stop()
-    if (dir != null) await rm(dir, { recursive: true, force: true })
+    await stack?.stop()
   })
 
   it('a Rust listener and a Rust sender with tickets exchange a 3 MiB file intact through the relay', async () => {
