@@ -175,3 +175,13 @@ export function rankRelays<T extends { peer_id: string }> (relays: readonly T[],
 export function relaysToDial<T extends { peer_id: string }> (relays: readonly T[], target: string, relayCount = DEFAULT_RELAY_COUNT): T[] {
   return rankRelays(relays, target).slice(0, relayCount + EXTRA_DIAL_RELAYS)
 }
+
+/**
+ * The relays a listener holds reservations on (docs/protocol.md section 4, "When a relay fails"): the first
+ * relayCount relays of its own ranking that are not `unusable` (failed and not yet retried successfully).
+ * A failed relay's place goes at once to the next usable relay in the ranking, so dialers, which try
+ * relayCount + 2 relays, still find the listener with up to two failed relays among its first ones.
+ */
+export function relaysToReserve<T extends { peer_id: string }> (relays: readonly T[], self: string, relayCount = DEFAULT_RELAY_COUNT, unusable: ReadonlySet<string> = new Set()): T[] {
+  return rankRelays(relays, self).filter((r) => !unusable.has(r.peer_id)).slice(0, relayCount)
+}

@@ -1,5 +1,5 @@
 export {
-  fetchRelays, parseRelayList, rankRelays, relayScore, compareRanked, relaysToDial, DiscoveryError,
+  fetchRelays, parseRelayList, rankRelays, relayScore, compareRanked, relaysToDial, relaysToReserve, DiscoveryError,
   DEFAULT_RELAY_COUNT, EXTRA_DIAL_RELAYS, type DiscoveryErrorCode, type RelayInfo, type FetchRelaysOptions
 } from './discovery.js'
 export { RelayManager, type RelayManagerOptions, type RelayManagerEvent } from './relay-manager.js'

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { byteStream, streamPair } from '@libp2p/utils'
 import {
-  compareRanked, exchangeTicket, fetchRelays, rankRelays, relayScore, relaysToDial, TicketProtocolError, DiscoveryError
+  compareRanked, exchangeTicket, fetchRelays, rankRelays, relayScore, relaysToDial, relaysToReserve, TicketProtocolError, DiscoveryError
 } from '@pos-relay/client'
 import { buildProtocolVectors, VECTORS_DIR } from '../../../scripts/protocol-vectors.ts'
 
@@ -20,6 +20,8 @@ async function load<T> (name: string): Promise<{ description: string, cases: T[]
 const ranking = await load<RankingCase>('ranking.json')
 const relayLists = await load<RelayListCase>('relay-lists.json')
 const tickets = await load<TicketCase>('tickets.json')
+interface FailoverCase { name: string, listener: string, relay_count: number, relays: Array<{ id: string, peer_id: string }>, unusable: string[], reserve: string[], dial: string[] }
+const failover = await load<FailoverCase>('failover.json')
 
 it('the vector files are what scripts/protocol-vectors.ts writes (run `npm run protocol-vectors` after changing the SDK)', async () => {
   const built = await buildProtocolVectors()
@@ -47,6 +49,22 @@ describe('ranking vectors', () => {
     assert.ok(c != null)
     assert.deepEqual(relaysToDial(c.relays, c.key, 2).map((r) => r.id), c.expected.slice(0, 4))
     assert.deepEqual(relaysToDial(c.relays, c.key, 1).map((r) => r.id), c.expected.slice(0, 3))
+  })
+})
+
+describe('failover vectors', () => {
+  for (const c of failover.cases) {
+    it(c.name, () => {
+      const unusable = new Set(c.unusable.map((id) => c.relays.find((r) => r.id === id)?.peer_id ?? id))
+      assert.deepEqual(relaysToReserve(c.relays, c.listener, c.relay_count, unusable).map((r) => r.id), c.reserve)
+      assert.deepEqual(relaysToDial(c.relays, c.listener, c.relay_count).map((r) => r.id), c.dial)
+    })
+  }
+
+  it('with up to two failed relays ahead of it, the listener stays within the relays its dialers try', () => {
+    for (const c of failover.cases.filter((x) => x.unusable.length <= 2)) {
+      for (const id of c.reserve) assert.ok(c.dial.includes(id), `${c.name}: ${id} is not among ${c.dial.join(', ')}`)
+    }
   })
 })
 
