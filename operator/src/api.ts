@@ -34,6 +34,12 @@ export const REDIS_URL_KEY = 'redis-url'
 /** default keys of the Secret spec.discovery.p2pSecretRef names */
 export const P2P_SECRET_KEY = 'p2p-secret'
 export const API_URL_KEY = 'api-url'
+/** default key of spec.auth.ticketKeysSecretRef (a public JWKS) and spec.auth.tiersConfigMapRef */
+export const TICKET_KEYS_KEY = 'jwks.json'
+export const TIERS_KEY = 'tiers.json'
+/** where spec.auth's ticket keys Secret and tiers ConfigMap are mounted in the relay pod (outside CONFIG_DIR: no nested mounts) */
+export const TICKET_KEYS_DIR = '/var/run/pos-relay/ticket-keys'
+export const TIERS_DIR = '/var/run/pos-relay/tiers'
 
 export const LABELS = {
   name: 'app.kubernetes.io/name',

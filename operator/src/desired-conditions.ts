@@ -13,6 +13,8 @@ export interface ConditionsInput {
   hostPort: number
   /** why the pool may not use its hostPort, if it may not */
   portRefused: string | undefined
+  /** why spec.auth's Secrets cannot be used, if they cannot */
+  authRefused?: string | undefined
   imageSet: boolean
   registry: RegistryObservation
   nodes: Node[]
@@ -26,8 +28,11 @@ export interface ConditionsInput {
   changes: { createPods: number, createSecrets: number, deletePods: number, outdated: number, draining: number }
 }
 
+/** reason of Degraded and Progressing while spec.auth's Secrets cannot be used */
+export const AUTH_SECRET_INVALID = 'AuthSecretInvalid'
+
 export function poolConditions (i: ConditionsInput): ConditionInput[] {
-  const { perNode, hostPort, portRefused, imageSet, registry, nodes, elig, occupiedByOthers, pods, slots, changes } = i
+  const { perNode, hostPort, portRefused, authRefused, imageSet, registry, nodes, elig, occupiedByOthers, pods, slots, changes } = i
   const { desired: desiredCount, ready: readyCount, registered: registeredCount, unplaced, eligible: eligibleCount } = i.counts
   const portConflicts: string[] = []
   const unschedulable: string[] = []
@@ -62,6 +67,8 @@ export function poolConditions (i: ConditionsInput): ConditionInput[] {
   const { outdated, draining } = changes
   if (portRefused != null) {
     conds.push({ type: 'Progressing', status: 'False', reason: 'HostPortNotAllowed', message: portRefused })
+  } else if (authRefused != null) {
+    conds.push({ type: 'Progressing', status: 'False', reason: AUTH_SECRET_INVALID, message: `no relay is created or replaced until spec.auth is usable: ${authRefused}` })
   } else if (!imageSet) {
     conds.push({ type: 'Progressing', status: 'False', reason: 'ImageNotSet', message: 'set spec.image or the operator\'s RELAY_IMAGE' })
   } else if (creating + pendingPods + outdated + draining + changes.deletePods > 0) {
@@ -80,6 +87,8 @@ export function poolConditions (i: ConditionsInput): ConditionInput[] {
     conds.push({ type: 'Degraded', status: 'True', reason: 'RegistryNotConfigured', message: registry.error ?? 'no Redis URL for the discovery registry' })
   } else if (registry.error != null) {
     conds.push({ type: 'Degraded', status: 'True', reason: 'RegistryUnavailable', message: registry.error })
+  } else if (authRefused != null) {
+    conds.push({ type: 'Degraded', status: 'True', reason: AUTH_SECRET_INVALID, message: authRefused })
   } else if (portRefused != null) {
     conds.push({ type: 'Degraded', status: 'True', reason: 'HostPortNotAllowed', message: portRefused })
   } else if (!imageSet) {

@@ -54,6 +54,12 @@ export interface Observed {
    * their own, and the hostPorts below 1024 pools may use (none by default)
    */
   defaults: { image?: string, imagePullPolicy?: string, allowedPrivilegedHostPorts?: number[] }
+  /**
+   * why the Secrets spec.auth names cannot be used (missing, no such key, a
+   * private ticket key), when they cannot: no relay pod is then created or
+   * replaced for this spec
+   */
+  authProblem?: string
   now: number
 }
 
@@ -103,6 +109,7 @@ export function computeDesired (o: Observed): Desired {
   const image = spec.image ?? o.defaults.image
   const pullPolicy = spec.imagePullPolicy ?? o.defaults.imagePullPolicy ?? 'IfNotPresent'
   const portRefused = hostPortRefusal(hostPort, o.defaults.allowedPrivilegedHostPorts)
+  const authRefused = spec.auth?.required === true ? o.authProblem : undefined
 
   const out: Desired = {
     addFinalizer: !(pool.metadata.finalizers ?? []).includes(FINALIZER),
@@ -193,7 +200,8 @@ export function computeDesired (o: Observed): Desired {
     const plan: SlotPlan = { slot, node, ...(address != null ? { publicAddress: address } : {}), ...(pod != null && !deletions.has(pod.metadata.name) ? { pod } : {}) }
     slots.push(plan)
     if (plan.pod == null || !isPodReady(plan.pod)) unavailable++
-    if (image == null || address == null || portRefused != null) continue
+    // nothing half-applied: a spec that cannot run creates and replaces no pod (running ones stay as they are)
+    if (image == null || address == null || portRefused != null || authRefused != null) continue
     const peer = secretPeer(slot)
     const want = buildPod({ pool, slot, node, publicAddress: address, image, imagePullPolicy: pullPolicy, ...(peer != null ? { peerId: peer } : {}) })
     if (plan.pod == null) {
@@ -267,6 +275,7 @@ export function computeDesired (o: Observed): Desired {
     perNode,
     hostPort,
     portRefused,
+    authRefused,
     imageSet: image != null,
     registry: o.registry,
     nodes,

@@ -3,10 +3,11 @@
  * slot and an identity Secret per slot. Everything here is pure.
  */
 import { createHash } from 'node:crypto'
-import type { V1Affinity, V1Container, V1EnvVar, V1Pod, V1Secret } from '@kubernetes/client-node'
+import type { V1Affinity, V1Container, V1EnvVar, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node'
 import {
   ANNOTATIONS, API_VERSION, APP_NAME, COMPONENT_IDENTITY, COMPONENT_RELAY, CONFIG_DIR, CONFIG_KEY, DEFAULT_DRAIN_SECONDS,
-  API_URL_KEY, DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, P2P_SECRET_KEY, REDIS_URL_KEY, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT, type RelayPool, type SecretKeyRef
+  API_URL_KEY, DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, P2P_SECRET_KEY, REDIS_URL_KEY, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT,
+  TICKET_KEYS_DIR, TICKET_KEYS_KEY, TIERS_DIR, TIERS_KEY, type RelayPool, type SecretKeyRef
 } from './api.js'
 import { RELAY_SETTINGS } from './generated/relay-settings.js'
 import { transportAddr } from './nodes.js'
@@ -122,6 +123,41 @@ export function relayEnv (pool: RelayPool): V1EnvVar[] {
   return env
 }
 
+/**
+ * What spec.auth adds to a relay pod when tickets are required: environment
+ * (--auth, the accounts Redis from its Secret, the ticket keys URL or the
+ * mounted public JWKS, the mounted tiers) and the volumes it names. Nothing
+ * when auth is absent or not required, so pools without it keep their pods.
+ * File names inside the mounts are fixed (items), whatever the Secret's key.
+ */
+export function relayAuth (pool: RelayPool): { env: V1EnvVar[], volumes: V1Volume[], mounts: V1VolumeMount[] } {
+  const auth = pool.spec.auth
+  const out = { env: [] as V1EnvVar[], volumes: [] as V1Volume[], mounts: [] as V1VolumeMount[] }
+  if (auth?.required !== true) return out
+  out.env.push({ name: 'POS_RELAY_AUTH', value: 'true' })
+  const redis = authRedisRef(pool)
+  if (redis != null) out.env.push({ name: 'POS_RELAY_AUTH_REDIS_URL', valueFrom: { secretKeyRef: { name: redis.name, key: redis.key ?? REDIS_URL_KEY } } })
+  if (auth.ticketKeysUrl != null) out.env.push({ name: 'POS_RELAY_TICKET_KEYS_URL', value: auth.ticketKeysUrl })
+  const keys = auth.ticketKeysSecretRef
+  if (keys != null) {
+    out.volumes.push({ name: 'ticket-keys', secret: { secretName: keys.name, defaultMode: 0o440, items: [{ key: keys.key ?? TICKET_KEYS_KEY, path: TICKET_KEYS_KEY }] } })
+    out.mounts.push({ name: 'ticket-keys', mountPath: TICKET_KEYS_DIR, readOnly: true })
+    out.env.push({ name: 'POS_RELAY_TICKET_KEYS_PUBLIC_FILE', value: `${TICKET_KEYS_DIR}/${TICKET_KEYS_KEY}` })
+  }
+  const tiers = auth.tiersConfigMapRef
+  if (tiers != null) {
+    out.volumes.push({ name: 'tiers', configMap: { name: tiers.name, defaultMode: 0o444, items: [{ key: tiers.key ?? TIERS_KEY, path: TIERS_KEY }] } })
+    out.mounts.push({ name: 'tiers', mountPath: TIERS_DIR, readOnly: true })
+    out.env.push({ name: 'POS_RELAY_TIERS_FILE', value: `${TIERS_DIR}/${TIERS_KEY}` })
+  }
+  return out
+}
+
+/** the Secret key of the accounts Redis (revocations, metering, quotas): spec.auth.redisSecretRef, else the registry's */
+export function authRedisRef (pool: RelayPool): SecretKeyRef | undefined {
+  return pool.spec.auth?.redisSecretRef ?? pool.spec.discovery?.redisUrlSecretRef
+}
+
 /** env vars of `pos-relay run`: the p2p secret (env only) and the discovery URL (--api-url) */
 export const RELAY_P2P_SECRET_ENV = 'POS_RELAY_P2P_SECRET'
 export const RELAY_API_URL_ENV = 'POS_RELAY_API_URL'
@@ -152,12 +188,13 @@ export function buildPod (input: PodInput): V1Pod {
   const namespace = pool.metadata.namespace ?? 'default'
   const hostPort = spec.hostPort ?? DEFAULT_HOST_PORT
   const drain = spec.drainSeconds ?? DEFAULT_DRAIN_SECONDS
+  const auth = relayAuth(pool)
   const container: V1Container = {
     name: 'relay',
     image: input.image,
     imagePullPolicy: input.imagePullPolicy,
     args: relayArgs(pool, publicAddress),
-    env: relayEnv(pool),
+    env: [...relayEnv(pool), ...auth.env],
     ports: [
       { name: 'relay', containerPort: RELAY_CONTAINER_PORT, hostPort, protocol: 'TCP' },
       { name: 'metrics', containerPort: RELAY_METRICS_PORT, protocol: 'TCP' },
@@ -167,7 +204,7 @@ export function buildPod (input: PodInput): V1Pod {
     readinessProbe: RELAY_READINESS_PROBE,
     livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' as any }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
     // the image runs with a read-only root filesystem and writes only under /tmp
-    volumeMounts: [{ name: 'identity', mountPath: CONFIG_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }],
+    volumeMounts: [{ name: 'identity', mountPath: CONFIG_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }, ...auth.mounts],
     securityContext: {
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
@@ -203,7 +240,8 @@ export function buildPod (input: PodInput): V1Pod {
       containers: [container],
       volumes: [
         { name: 'identity', secret: { secretName: secretName(pool.metadata.name, slot), defaultMode: 0o440, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } },
-        { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }
+        { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+        ...auth.volumes
       ]
     }
   }

@@ -25,9 +25,10 @@ import { applyChildren } from './children.js'
 import { Informer, stripManagedFields } from './informer.js'
 import { KubeClient, loadKubeConfig } from './kube.js'
 import { registryId } from './manifests.js'
-import { conditionEvent, nodeFingerprint, poolKeyOf, poolRef, registryTransitionEvent } from './pool-events.js'
+import { authEvent, conditionEvent, nodeFingerprint, poolKeyOf, poolRef, registryTransitionEvent } from './pool-events.js'
 import { done, FINALIZER_RETRY_MS, requeueAfter, SECRET_RETRY_MS, type ReconcileResult } from './reconcile-result.js'
 import { SecretValues } from './secret-values.js'
+import { AuthSecrets } from './auth-secrets.js'
 import { removeFinalizer } from './finalizer.js'
 import { RelayKeys } from './relay-keys.js'
 import { failoverMs, type OperatorOptions } from './operator-options.js'
@@ -66,6 +67,7 @@ export class Operator {
   private readonly poolCounts = new Map<string, { desired: number, ready: number }>()
   private readonly deletingSince = new Map<string, number>()
   private readonly secretValues: SecretValues
+  private readonly authSecrets: AuthSecrets
   /** each relay's own key (from its identity Secret): registry writes are signed with it */
   private readonly relayKeys: RelayKeys
   private readonly ttlWarned = new Set<string>()
@@ -79,6 +81,7 @@ export class Operator {
     const kc = typeof opts.kubeconfig === 'object' ? opts.kubeconfig : loadKubeConfig(opts.kubeconfig)
     this.client = new KubeClient(kc, { onRequest: (method, code) => { this.metrics.restRequests.inc({ method, code }) } })
     this.secretValues = new SecretValues(this.client, opts.redisUrl)
+    this.authSecrets = new AuthSecrets(this.client)
     this.metrics.initController(CONTROLLER_NAME)
     this.metrics.leaderStatus.set({ name: opts.leaseName ?? 'pos-relay-operator' }, 0)
     this.identity = opts.identity ?? `${hostname()}_${process.pid}`
@@ -346,6 +349,7 @@ export class Operator {
     const written = this.written.get(key)
     const pool: RelayPool = written != null && written.uid === cached.metadata.uid ? { ...cached, status: written.status } : cached
     const redis = await this.secretValues.redisUrl(pool)
+    const authProblem = await this.authSecrets.problem(pool)
     const ttlSeconds = pool.spec?.discovery?.ttlSeconds ?? this.opts.registryTtlSeconds ?? DEFAULT_TTL_SECONDS
     this.warnShortTtl(key, ttlSeconds)
     const pods = this.pods.list().filter((p) => p.metadata.namespace === ns && p.metadata.labels?.[LABELS.pool] === name)
@@ -361,6 +365,7 @@ export class Operator {
         registered: this.registry.registeredIds(key)
       },
       defaults: { image: this.opts.relayImage, imagePullPolicy: this.opts.relayImagePullPolicy, allowedPrivilegedHostPorts: this.opts.allowedPrivilegedHostPorts },
+      ...(authProblem != null ? { authProblem } : {}),
       now: Date.now()
     })
     this.poolCounts.set(key, { desired: desired.status.desiredRelays ?? 0, ready: desired.status.readyRelays ?? 0 })
@@ -373,8 +378,7 @@ export class Operator {
     // 2. children
     const errors: Error[] = []
     errors.push(...await applyChildren({ client: this.client, log: this.log, events: this.events }, key, pool, desired))
-    const event = conditionEvent(pool, desired)
-    if (event != null) this.events.record(event)
+    for (const event of [conditionEvent(pool, desired), authEvent(pool, desired)]) if (event != null) this.events.record(event)
 
     // 3. status (only when it changed)
     if (desired.statusChanged) {
@@ -387,6 +391,8 @@ export class Operator {
     if (errors.length > 0) throw errors.length === 1 ? errors[0]! : new AggregateError(errors, errors.map((e) => e.message).join('; '))
     // Secret missing or unreadable: a configuration problem, shown in Degraded; look again soon, without growing backoff
     if (redis.error != null) return requeueAfter(SECRET_RETRY_MS, 'RegistrySecretUnreadable')
+    // the auth Secrets are not watched (the informer sees identity Secrets only): look again soon
+    if (authProblem != null) return requeueAfter(SECRET_RETRY_MS, 'AuthSecretInvalid')
     // Redis unreachable: the registry retries on its own and re-queues the pool when it recovers
     if (this.registry.poolError(key) != null) throw new Error(`registry: ${this.registry.poolError(key)}`)
     return done('Reconciled')

@@ -5,6 +5,7 @@
 import { API_VERSION, KIND, LABELS, type Node, type RelayPool } from './api.js'
 import { findCondition } from './conditions.js'
 import type { Desired } from './desired.js'
+import { AUTH_SECRET_INVALID } from './desired-conditions.js'
 import type { EventInput, ObjectRef } from './events.js'
 import type { RegistryTransition } from './registry.js'
 
@@ -48,4 +49,19 @@ export function registryTransitionEvent (t: RegistryTransition): Omit<EventInput
   const relay = reg?.meta.pod != null ? `relay ${reg.meta.pod} (slot ${reg.meta.slot ?? '?'}, ${reg.peer_id})` : `relay ${t.op === 'deregistered' ? t.id : reg?.id ?? '?'}`
   if (t.op === 'registered') return { type: 'Normal', reason: 'RelayRegistered', action: 'Register', note: `Listed ${relay} in discovery as ${t.registration.addrs.join(', ')}` }
   return { type: 'Normal', reason: 'RelayDeregistered', action: 'Deregister', note: `Removed ${relay} from discovery` }
+}
+
+/**
+ * A Warning when the pool's spec.auth Secrets become unusable (missing, a
+ * private key: nothing is applied then), and a Normal Event when they are
+ * usable again; from the Degraded condition before and after this reconcile.
+ */
+export function authEvent (pool: RelayPool, d: Desired): EventInput | undefined {
+  const before = findCondition(pool.status?.conditions, 'Degraded')
+  const now = findCondition(d.status.conditions, 'Degraded')
+  const was = before?.status === 'True' && before.reason === AUTH_SECRET_INVALID
+  const is = now?.status === 'True' && now.reason === AUTH_SECRET_INVALID
+  if (is && (!was || before.message !== now.message)) return { regarding: poolRef(pool), type: 'Warning', reason: AUTH_SECRET_INVALID, action: 'CheckAuth', note: now.message }
+  if (!is && was) return { regarding: poolRef(pool), type: 'Normal', reason: 'AuthSecretValid', action: 'CheckAuth', note: 'spec.auth\'s Secrets are usable again; relays are created and updated' }
+  return undefined
 }

@@ -719,3 +719,87 @@ describe('computeDesired: discovery.p2pSecretRef', () => {
     assert.notEqual(withRef.createPods[0].metadata.annotations[ANNOTATIONS.templateHash], without.createPods[0].metadata.annotations[ANNOTATIONS.templateHash])
   })
 })
+
+describe('computeDesired: spec.auth', () => {
+  const nodes = [node('n1')]
+  const AUTH = { required: true }
+  const podOf = (spec: Record<string, unknown>, extra: Record<string, unknown> = {}): any => compute({ pool: pool({ replicas: 1, discovery: { redisUrlSecretRef: { name: 'disc' }, p2pSecretRef: { name: 'p2p' }, ttlSeconds: 30 }, ...spec }), nodes, ...extra }).createPods[0]
+  const container = (spec: Record<string, unknown>): any => podOf(spec).spec.containers[0]
+  const envOf = (c: any): Record<string, unknown> => Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom]))
+
+  it('required: true → POS_RELAY_AUTH=true and the accounts Redis from the discovery registry\'s Secret by default (keys fetched from <api_url>)', () => {
+    const env = envOf(container({ auth: AUTH }))
+    assert.equal(env.POS_RELAY_AUTH, 'true')
+    assert.deepEqual(env.POS_RELAY_AUTH_REDIS_URL, { secretKeyRef: { name: 'disc', key: 'redis-url' } })
+    assert.equal(env.POS_RELAY_TICKET_KEYS_PUBLIC_FILE, undefined)
+    assert.equal(env.POS_RELAY_TICKET_KEYS_URL, undefined)
+    // the discovery URL the keys are fetched from comes with the p2p secret
+    assert.deepEqual(env.POS_RELAY_API_URL, { secretKeyRef: { name: 'p2p', key: 'api-url', optional: true } })
+  })
+
+  it('redisSecretRef, ticketKeysUrl, ticketKeysSecretRef and tiersConfigMapRef: env, read-only mounts with fixed file names, never values in the spec', () => {
+    const pod = podOf({ auth: { required: true, redisSecretRef: { name: 'acct', key: 'url' }, ticketKeysUrl: 'https://keys.example/jwks', ticketKeysSecretRef: { name: 'keys', key: 'public.json' }, tiersConfigMapRef: { name: 'tiers', key: 't.json' } } })
+    const c = pod.spec.containers[0]
+    const env = envOf(c)
+    assert.deepEqual(env.POS_RELAY_AUTH_REDIS_URL, { secretKeyRef: { name: 'acct', key: 'url' } })
+    assert.equal(env.POS_RELAY_TICKET_KEYS_URL, 'https://keys.example/jwks')
+    assert.equal(env.POS_RELAY_TICKET_KEYS_PUBLIC_FILE, '/var/run/pos-relay/ticket-keys/jwks.json')
+    assert.equal(env.POS_RELAY_TIERS_FILE, '/var/run/pos-relay/tiers/tiers.json')
+    assert.deepEqual(pod.spec.volumes.slice(2), [
+      { name: 'ticket-keys', secret: { secretName: 'keys', defaultMode: 0o440, items: [{ key: 'public.json', path: 'jwks.json' }] } },
+      { name: 'tiers', configMap: { name: 'tiers', defaultMode: 0o444, items: [{ key: 't.json', path: 'tiers.json' }] } }
+    ])
+    assert.deepEqual(c.volumeMounts.slice(2), [
+      { name: 'ticket-keys', mountPath: '/var/run/pos-relay/ticket-keys', readOnly: true },
+      { name: 'tiers', mountPath: '/var/run/pos-relay/tiers', readOnly: true }
+    ])
+    assert.ok(!c.args.includes('--auth'), 'auth is passed by environment')
+  })
+
+  it('per-account circuit rate and metering interval become their `pos-relay run` flags', () => {
+    const c = container({ auth: { required: true, accountCircuitsPerMinute: 30, meteringIntervalSeconds: 2 } })
+    const at = c.args.indexOf('--account-circuits-per-minute')
+    assert.deepEqual(c.args.slice(at, at + 2), ['--account-circuits-per-minute', '30'])
+    const m = c.args.indexOf('--metering-interval')
+    assert.deepEqual(c.args.slice(m, m + 2), ['--metering-interval', '2'])
+  })
+
+  it('absent or required: false → nothing auth-related, and pools written before spec.auth keep their pods (same template hash)', () => {
+    const hash = (spec: Record<string, unknown>): string => podOf(spec).metadata.annotations[ANNOTATIONS.templateHash]
+    for (const spec of [{}, { auth: { required: false, ticketKeysSecretRef: { name: 'keys' } } }]) {
+      const c = container(spec)
+      assert.ok(!c.env.some((e: any) => /AUTH|TICKET|TIERS/.test(e.name)), JSON.stringify(c.env))
+      assert.equal(podOf(spec).spec.volumes.length, 2)
+    }
+    assert.equal(hash({}), hash({ auth: { required: false } }))
+    assert.notEqual(hash({}), hash({ auth: AUTH }))
+  })
+
+  it('an auth problem (missing Secret, private key): no pod created, Degraded and Progressing say why', () => {
+    const d = compute({ pool: pool({ replicas: 2, auth: AUTH }), nodes: [node('n1'), node('n2')], authProblem: 'spec.auth.ticketKeysSecretRef: Secret relays/keys not found' })
+    assert.deepEqual(d.createPods, [])
+    assert.deepEqual(d.deletePods, [])
+    assert.equal(cond(d, 'Degraded').status, 'True')
+    assert.equal(cond(d, 'Degraded').reason, 'AuthSecretInvalid')
+    assert.match(cond(d, 'Degraded').message, /Secret relays\/keys not found/)
+    assert.equal(cond(d, 'Progressing').reason, 'AuthSecretInvalid')
+  })
+
+  it('an auth problem leaves running relays as they are: an outdated Ready pod is not replaced (nothing half-applied)', () => {
+    const old = pool({ replicas: 1 })
+    const running = relayPod(old, 0, 'n1', 'ready')
+    const withAuth = pool({ replicas: 1, auth: AUTH })
+    const ok = compute({ pool: withAuth, nodes, pods: [running], secrets: [identity(withAuth, 0, 'n1')] })
+    assert.deepEqual(ok.deletePods.map((x) => x.reason), ['outdated'], 'without a problem the pod is rolled to the auth spec')
+    const refused = compute({ pool: withAuth, nodes, pods: [running], secrets: [identity(withAuth, 0, 'n1')], authProblem: 'private key' })
+    assert.deepEqual(refused.deletePods, [])
+    assert.deepEqual(refused.createPods, [])
+    assert.equal(refused.slots[0]!.pod?.metadata.name, 'edge-0')
+  })
+
+  it('an auth problem of a pool that does not require auth is ignored', () => {
+    const d = compute({ pool: pool({ replicas: 1, auth: { required: false } }), nodes, authProblem: 'whatever' })
+    assert.equal(d.createPods.length, 1)
+    assert.equal(cond(d, 'Degraded').status, 'False')
+  })
+})

@@ -3,7 +3,7 @@
 // the kubelet (writes pod status through the status subresource).
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pollUntil, spawnLines, type LineProcess } from '@pos-relay/testing'
@@ -134,15 +134,33 @@ export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string
       if (v != null) env[e.name] = v
     } else throw new Error(`env ${e.name}: unsupported source ${JSON.stringify(e.valueFrom)}`)
   }
-  const volume = pod.spec.volumes.find((v: any) => v.secret != null)
+  const volume = pod.spec.volumes.find((v: any) => v.name === 'identity')
   const config = join(dir, `${pod.metadata.name}.json`)
   writeFileSync(config, (await secretValue(volume.secret.secretName, 'config.json'))!, { mode: 0o600 })
+  // the other Secret and ConfigMap volumes (spec.auth's ticket keys and tiers), as the kubelet
+  // mounts them: each item at its path, in a folder of ours standing for the mountPath;
+  // variables naming a file under a mountPath are pointed at that folder
+  for (const m of c.volumeMounts ?? []) {
+    const v = pod.spec.volumes.find((x: any) => x.name === m.name)
+    if (v == null || v.name === 'identity' || (v.secret == null && v.configMap == null)) continue
+    const local = join(dir, `${pod.metadata.name}-${v.name}`)
+    mkdirSync(local, { recursive: true })
+    const source = v.secret != null
+      ? Object.fromEntries(Object.entries((await api(cp, 'GET', `/api/v1/namespaces/${ns}/secrets/${v.secret.secretName}`)).data ?? {}).map(([k, b]) => [k, Buffer.from(String(b), 'base64').toString('utf8')]))
+      : (await api(cp, 'GET', `/api/v1/namespaces/${ns}/configmaps/${v.configMap.name}`)).data ?? {}
+    const items: Array<{ key: string, path: string }> = (v.secret ?? v.configMap).items ?? Object.keys(source).map((key) => ({ key, path: key }))
+    for (const item of items) {
+      assert.ok(source[item.key] != null, `volume ${v.name}: no key ${item.key}`)
+      writeFileSync(join(local, item.path), source[item.key] as string, { mode: 0o600 })
+    }
+    for (const [name, value] of Object.entries(env)) if (value.startsWith(`${m.mountPath}/`)) env[name] = join(local, value.slice(m.mountPath.length + 1))
+  }
   const args = [...c.args]
   args[args.indexOf('--config') + 1] = config
   // commander keeps the last value of a repeated option
   args.push('--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--metrics-host', '127.0.0.1', '--metrics-port', '0')
   // the variables the relay reads, exactly as the pod sets them (none inherited from this process)
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(REDIS_URL|LOG_LEVEL|MAX_|IP_|PEER_|HANDSHAKE_|RELAY_|API_URL|POS_RELAY_(?!CACHE))/.test(k)))
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(REDIS_URL|LOG_LEVEL|MAX_|IP_|PEER_|HANDSHAKE_|RELAY_|API_URL|AUTH_|TICKET_KEYS_|TIERS_FILE|ACCOUNT_|METERING_|POS_RELAY_(?!CACHE))/.test(k)))
   const p = spawnCli(args, env, clean)
   const ready = await p.waitForJson((o) => o.event === 'relay_ready', 30_000)
   const started = await until('relay_started log line', async () => p.stderr.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).find((o) => o?.event === 'relay_started'), 5000)

@@ -166,7 +166,7 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     assert.equal(r0.phase, 'Running')
     assert.match(r0.multiaddr, /^\/ip4\/.+\/tcp\/7373\/p2p\/12D3KooW/)
     const table = await kubectlGet()
-    assert.match(table, /^NAME\s+DESIRED\s+READY\s+REGISTERED\s+STATUS\s+AGE/m)
+    assert.match(table, /^NAME\s+DESIRED\s+READY\s+REGISTERED\s+STATUS\s+AUTH\s+AGE/m)
     assert.match(table, /^relays\s+2\s+2\s+2\s+True\s+\S+/m)
     const wide = await kubectlGet(true)
     assert.match(wide, /^relays\s+2\s+2\s+2\s+True\s+AllRelaysReady\s+7373\s+/m)

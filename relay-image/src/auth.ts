@@ -14,6 +14,10 @@ export const MAX_TICKET_BYTES = 4096
 
 export interface TicketVerifierLike {
   verify: (token: string, expectedPeer: string) => Promise<TicketClaims>
+  /** false while no ticket key is known (none configured, none fetched yet): the relay is then not ready */
+  hasKeys?: () => boolean
+  /** fetches the ticket keys now; rejects when that fails */
+  refresh?: () => Promise<void>
 }
 
 export interface RevocationsLike {

@@ -97,6 +97,8 @@ export class RelayServer {
   /** inbound connections still in their handshake, by remote address, oldest first */
   private readonly pending = new Map<string, { conn: MultiaddrConnection, ip: string }>()
   private started = false
+  private verifier?: TicketVerifierLike
+  private keysTimer?: NodeJS.Timeout
   metricsAddress?: { host: string, port: number }
 
   constructor (opts: RelayServerOptions) {
@@ -229,6 +231,8 @@ export class RelayServer {
         onRevoked: (peer, reason) => { this.hooks?.revokePeer(peer, reason) }
       })
       await this.gate.start(node)
+      this.verifier = services.verifier
+      this.fetchTicketKeysUntilKnown(services.verifier)
     }
     this.hooks = installHopHooks(node.services.relay, {
       limits,
@@ -267,8 +271,11 @@ export class RelayServer {
       })
       .get('/healthz', (_req, res) => { send(res, 200, { status: 'ok' }) })
       .get('/readyz', (_req, res) => {
-        const ready = this.started && !this.draining && node.getMultiaddrs().length > 0
-        send(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'starting' })
+        // with auth on and no ticket key known every peer would be refused:
+        // not ready, so no operator lists it and no rollout counts it as up
+        const keys = this.verifier?.hasKeys?.() !== false
+        const ready = this.started && !this.draining && node.getMultiaddrs().length > 0 && keys
+        send(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : !keys ? 'no_ticket_keys' : 'starting' })
       })
     const httpAddr = await this.http.listen(config.metrics_port, config.metrics_host)
     this.metricsAddress = { host: httpAddr.address, port: httpAddr.port }
@@ -330,6 +337,24 @@ export class RelayServer {
     maConn.addEventListener('close', () => { if (this.pending.get(key)?.conn === maConn) this.pending.delete(key) }, { once: true })
   }
 
+  /**
+   * The verifier fetches keys lazily, on a ticket with an unknown kid; a
+   * relay that starts without any would stay not ready until a peer happened
+   * to present one. Fetch now, then retry (1 s doubling to 30 s) until a key
+   * is known; after that the verifier's own refresh keeps them current.
+   */
+  private fetchTicketKeysUntilKnown (verifier: TicketVerifierLike, delayMs = 1000): void {
+    if (verifier.hasKeys == null || verifier.refresh == null || verifier.hasKeys()) return
+    void verifier.refresh().catch((err: Error) => {
+      this.logger.warn({ event: 'ticket_keys_unavailable', err: err.message, retry_in_ms: delayMs }, 'cannot fetch the ticket keys: not ready until they are known')
+    }).finally(() => {
+      if (this.verifier !== verifier) return // stopped
+      if (verifier.hasKeys?.() === true) { this.logger.info({ event: 'ticket_keys_known' }, 'ticket keys known'); return }
+      this.keysTimer = setTimeout(() => { this.fetchTicketKeysUntilKnown(verifier, Math.min(delayMs * 2, 30_000)) }, delayMs)
+      this.keysTimer.unref()
+    })
+  }
+
   /** resolves after the first successful registration (never, without api_url) */
   get registered (): Promise<void> {
     return this.registration?.firstRegistration ?? new Promise(() => {})
@@ -356,6 +381,8 @@ export class RelayServer {
     await this.registration?.stop()
     this.hooks?.abortCircuits(new Error('relay stopping'))
     clearInterval(this.meteringTimer)
+    clearTimeout(this.keysTimer)
+    this.verifier = undefined
     await this.hooks?.tick().catch(() => {})
     await this.node?.stop()
     this.gate?.stop()

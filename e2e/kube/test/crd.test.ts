@@ -62,7 +62,12 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     ['negative peerReservationsPerMinute', { replicas: 1, rateLimits: { peerReservationsPerMinute: -5 }, discovery }, 'spec.rateLimits.peerReservationsPerMinute in body should be greater than or equal to 0'],
     ['peerCircuitsPerMinute above 100000', { replicas: 1, rateLimits: { peerCircuitsPerMinute: 200000 }, discovery }, 'spec.rateLimits.peerCircuitsPerMinute in body should be less than or equal to 100000'],
     ['a 1 s registry TTL', { replicas: 1, discovery: { ...discovery, ttlSeconds: 1 } }, 'spec.discovery.ttlSeconds in body should be greater than or equal to 3'],
-    ['an Exists toleration with a value', { replicas: 1, tolerations: [{ key: 'k', operator: 'Exists', value: 'v' }], discovery }, 'a toleration with operator Exists must not have a value']
+    ['an Exists toleration with a value', { replicas: 1, tolerations: [{ key: 'k', operator: 'Exists', value: 'v' }], discovery }, 'a toleration with operator Exists must not have a value'],
+    ['auth required with nowhere to get the ticket keys from', { replicas: 1, auth: { required: true }, discovery }, 'spec.auth.required needs the ticket keys: set spec.discovery.p2pSecretRef'],
+    ['auth without required', { replicas: 1, auth: { ticketKeysSecretRef: { name: 'keys' } }, discovery }, 'spec.auth.required: Required value'],
+    ['a ticket keys URL that is not http(s)', { replicas: 1, auth: { required: true, ticketKeysUrl: 'ftp://keys.example/jwks' }, discovery }, 'spec.auth.ticketKeysUrl must be an http:// or https:// URL'],
+    ['a metering interval of 0', { replicas: 1, auth: { required: true, ticketKeysUrl: 'https://keys.example/jwks', meteringIntervalSeconds: 0 }, discovery }, 'spec.auth.meteringIntervalSeconds in body should be greater than or equal to 1'],
+    ['negative accountCircuitsPerMinute', { replicas: 1, auth: { required: true, ticketKeysUrl: 'https://keys.example/jwks', accountCircuitsPerMinute: -1 }, discovery }, 'spec.auth.accountCircuitsPerMinute in body should be greater than or equal to 0']
   ]
   for (const [what, spec, message] of rejected) {
     it(`rejects ${what} with its message (CEL, or the API server's for a plain range)`, async () => {
@@ -209,19 +214,37 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     await k(cp, ['delete', 'relaypool', 'scaled', 'everywhere', '-n', 'default'])
   })
 
-  it('prints the columns: desired, ready, registered, Ready condition, age (and reason, host port, per-node with -o wide)', async () => {
+  it('accepts spec.auth with the ticket keys from discovery (p2pSecretRef), a URL or a Secret, and auth: required false alone', async () => {
+    const specs = [
+      { replicas: 0, auth: { required: true }, discovery: { ...discovery, p2pSecretRef: { name: 'p2p' } } },
+      { replicas: 0, auth: { required: true, ticketKeysUrl: 'https://keys.example/api/p2p/ticket-keys', accountCircuitsPerMinute: 60, meteringIntervalSeconds: 2 }, discovery },
+      { replicas: 0, auth: { required: true, ticketKeysSecretRef: { name: 'keys' }, redisSecretRef: { name: 'acct' }, tiersConfigMapRef: { name: 'tiers' } }, discovery },
+      { replicas: 0, auth: { required: false }, discovery }
+    ]
+    for (const [i, spec] of specs.entries()) await k(cp, ['apply', '-f', '-'], pool(`auth-${i}`, spec))
+    const stored = await kJson(cp, ['get', 'rp', 'auth-2', '-n', 'default'])
+    assert.deepEqual(stored.spec.auth, { required: true, ticketKeysSecretRef: { name: 'keys', key: 'jwks.json' }, redisSecretRef: { name: 'acct', key: 'redis-url' }, tiersConfigMapRef: { name: 'tiers', key: 'tiers.json' } })
+    const out = await k(cp, ['get', 'rp', 'auth-0', 'auth-3', '-n', 'default'])
+    const [header, ...rows] = out.trim().split('\n')
+    assert.deepEqual(header!.trim().split(/\s+/), ['NAME', 'DESIRED', 'READY', 'REGISTERED', 'STATUS', 'AUTH', 'AGE'])
+    // no status yet: the AUTH column is the first value printed
+    assert.deepEqual(rows.map((r) => r.trim().split(/\s+/).slice(0, 2)), [['auth-0', 'true'], ['auth-3', 'false']])
+    await k(cp, ['delete', 'rp', ...specs.map((_s, i) => `auth-${i}`), '-n', 'default'])
+  })
+
+  it('prints the columns: desired, ready, registered, Ready condition, auth, age (and reason, host port, per-node with -o wide)', async () => {
     const out = await k(cp, ['get', 'relaypools', '-n', 'default', '-o', 'wide'])
     const [header, ...rows] = out.trim().split('\n')
-    assert.deepEqual(header!.trim().split(/\s+/), ['NAME', 'DESIRED', 'READY', 'REGISTERED', 'STATUS', 'REASON', 'HOST-PORT', 'PER-NODE', 'AGE'])
+    assert.deepEqual(header!.trim().split(/\s+/), ['NAME', 'DESIRED', 'READY', 'REGISTERED', 'STATUS', 'AUTH', 'REASON', 'HOST-PORT', 'PER-NODE', 'AGE'])
     const relays = rows.find((r) => r.startsWith('relays '))!.trim().split(/\s+/)
-    // PER-NODE is empty for a replicas pool, so the row has 8 words
+    // AUTH and PER-NODE are empty for a replicas pool without spec.auth, so the row has 8 words
     assert.deepEqual(relays.slice(0, 7), ['relays', '2', '1', '1', 'False', 'RelaysNotReady', '7373'])
     assert.equal(relays.length, 8)
     const edge = rows.find((r) => r.startsWith('edge '))!.trim().split(/\s+/)
     // no status yet: only name, host port, per-node and age are printed
     assert.deepEqual(edge.slice(0, 3), ['edge', '443', 'true'])
     const narrow = await k(cp, ['get', 'rp', '-n', 'default'])
-    assert.deepEqual(narrow.split('\n')[0]!.trim().split(/\s+/), ['NAME', 'DESIRED', 'READY', 'REGISTERED', 'STATUS', 'AGE'])
+    assert.deepEqual(narrow.split('\n')[0]!.trim().split(/\s+/), ['NAME', 'DESIRED', 'READY', 'REGISTERED', 'STATUS', 'AUTH', 'AGE'])
     // the category: kubectl get pos-relay
     assert.match(await k(cp, ['get', 'pos-relay', '-n', 'default']), /^relays\s+2\s+1\s+1\s+False/m)
   })
@@ -233,5 +256,7 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     const rl = await k(cp, ['explain', 'relaypool.spec.rateLimits'])
     for (const f of ['shared', 'redisUrlSecretRef', 'ipConnectionsPerSecond', 'peerReservationsPerMinute', 'peerCircuitsPerMinute']) assert.match(rl, new RegExp(`^\\s+${f}\\s`, 'm'))
     assert.match(rl, /Unset fields keep the relay's defaults/)
+    const auth = await k(cp, ['explain', 'relaypool.spec.auth'])
+    for (const f of ['required', 'ticketKeysSecretRef', 'ticketKeysUrl', 'redisSecretRef', 'tiersConfigMapRef', 'accountCircuitsPerMinute', 'meteringIntervalSeconds']) assert.match(auth, new RegExp(`^\\s+${f}\\s`, 'm'))
   })
 })

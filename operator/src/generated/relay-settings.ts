@@ -185,6 +185,26 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     value: (spec) => spec.rateLimits?.peerCircuitsPerMinute
   },
   {
+    field: 'auth.accountCircuitsPerMinute',
+    flag: '--account-circuits-per-minute',
+    config: 'rate_limits.account_circuits_per_minute',
+    minimum: 0,
+    maximum: 1000000,
+    zeroToo: false,
+    description: "Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0).",
+    value: (spec) => spec.auth?.accountCircuitsPerMinute
+  },
+  {
+    field: 'auth.meteringIntervalSeconds',
+    flag: '--metering-interval',
+    config: 'auth.metering_interval_seconds',
+    minimum: 1,
+    maximum: 300,
+    zeroToo: false,
+    description: "Seconds between usage flushes to Redis; a crashed relay loses at most this much metering (relay default 5).",
+    value: (spec) => spec.auth?.meteringIntervalSeconds
+  },
+  {
     field: 'drainSeconds',
     flag: '--drain-seconds',
     config: 'drain_seconds',

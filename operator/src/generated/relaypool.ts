@@ -29,6 +29,8 @@ export interface RelayPoolSpec {
   rateLimits?: RelayRateLimits
   /** The discovery registry the pool's Ready relays are registered in. Secrets are read from the RelayPool's namespace. */
   discovery: DiscoverySpec
+  /** Account tickets on the pool's relays (`pos-relay run --auth`): with required: true a peer must present a valid ticket (issued by discovery for an account) before it may reserve or open a circuit, its bytes are metered per account, and revocations and quotas end its circuits. Secrets and ConfigMaps are read from the RelayPool's namespace. */
+  auth?: AuthSpec
   /** After a relay pod is told to stop, how long open circuits may keep running (the relay's drain_seconds). The pod's terminationGracePeriodSeconds is drainSeconds plus a margin. Range: 0–3600. Default: 30. */
   drainSeconds?: number
   /** How each relay's public address is chosen. Default: the Node's ExternalIP, else its InternalIP. */
@@ -111,6 +113,31 @@ export interface P2pSecretRef {
   key?: string
   /** Key of the same Secret holding the discovery API base URL (http(s)://host:port); a relay without it does not refresh its entry. Default: "api-url". */
   apiUrlKey?: string
+}
+
+/** Account tickets on the pool's relays (`pos-relay run --auth`): with required: true a peer must present a valid ticket (issued by discovery for an account) before it may reserve or open a circuit, its bytes are metered per account, and revocations and quotas end its circuits. Secrets and ConfigMaps are read from the RelayPool's namespace. */
+export interface AuthSpec {
+  /** true: every relay of the pool runs with --auth and refuses peers without a valid account ticket. false: the other auth fields are kept but unused (anyone may reserve). */
+  required: boolean
+  /** Secret key holding a PUBLIC JWKS ({"keys": [...]} of Ed25519 public keys, as `pos-relay keys public` prints it) of the ticket keys, for relays that verify tickets with keys configured offline. Default (unset): the relays fetch the JWKS from the discovery API of spec.discovery.p2pSecretRef (<api_url>/api/p2p/ticket-keys). A Secret holding a private key (a JWK with "d") is refused: no relay is created or changed, and the pool reports Degraded=True AuthSecretInvalid. */
+  ticketKeysSecretRef?: SecretKeyRef
+  /** URL of the ticket keys JWKS (http or https), when it is not <api_url>/api/p2p/ticket-keys of the discovery in spec.discovery.p2pSecretRef. */
+  ticketKeysUrl?: string
+  /** Secret key holding the Redis URL for revocations, metering (usage per account), monthly quotas and per-account reservation counts; every relay of every pool using the same Redis shares them. Default: spec.discovery.redisUrlSecretRef (the registry's Redis, which in the chart is the Redis discovery keeps accounts in). */
+  redisSecretRef?: SecretKeyRef
+  /** ConfigMap key holding the tiers (JSON, the format of `pos-relay discovery --tiers-file`): per-tier reservations, circuit data and duration limits and monthly bytes. Must match discovery's tiers. Default: the relay's built-in tiers (free, pro, unlimited). */
+  tiersConfigMapRef?: ConfigMapKeyRef
+  /** Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0). Range: 0–1000000. */
+  accountCircuitsPerMinute?: number
+  /** Seconds between usage flushes to Redis; a crashed relay loses at most this much metering (relay default 5). Range: 1–300. */
+  meteringIntervalSeconds?: number
+}
+
+/** ConfigMap key holding the tiers (JSON, the format of `pos-relay discovery --tiers-file`): per-tier reservations, circuit data and duration limits and monthly bytes. Must match discovery's tiers. Default: the relay's built-in tiers (free, pro, unlimited). */
+export interface ConfigMapKeyRef {
+  name: string
+  /** Default: "tiers.json". */
+  key?: string
 }
 
 /** How each relay's public address is chosen. Default: the Node's ExternalIP, else its InternalIP. */

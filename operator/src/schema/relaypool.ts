@@ -164,6 +164,75 @@ const discovery: Prop = {
   }
 }
 
+const auth: Prop = {
+  type: 'object',
+  tsName: 'AuthSpec',
+  description: 'Account tickets on the pool\'s relays (`pos-relay run --auth`): with required: true a peer must present a valid ticket (issued by discovery for an account) before it may reserve or open a circuit, its bytes are metered per account, and revocations and quotas end its circuits. Secrets and ConfigMaps are read from the RelayPool\'s namespace.',
+  required: ['required'],
+  doc: { hide: true },
+  properties: {
+    required: {
+      type: 'boolean',
+      description: 'true: every relay of the pool runs with --auth and refuses peers without a valid account ticket. false: the other auth fields are kept but unused (anyone may reserve).',
+      doc: { default: '**required**', text: '`true`: relays run `--auth` (env `POS_RELAY_AUTH=true`): reservations and circuits need a valid ticket; a relay that knows no ticket key yet is not Ready (it would refuse everyone). `false`: open relays' }
+    },
+    ticketKeysSecretRef: {
+      ...secretKeyRef('Secret key holding a PUBLIC JWKS ({"keys": [...]} of Ed25519 public keys, as `pos-relay keys public` prints it) of the ticket keys, for relays that verify tickets with keys configured offline. Default (unset): the relays fetch the JWKS from the discovery API of spec.discovery.p2pSecretRef (<api_url>/api/p2p/ticket-keys). A Secret holding a private key (a JWK with "d") is refused: no relay is created or changed, and the pool reports Degraded=True AuthSecretInvalid.', 'jwks.json'),
+      doc: {
+        type: '`{name, key}` (key default `jwks.json`)',
+        default: '– (fetch `<api_url>/api/p2p/ticket-keys`)',
+        text: 'Secret with a **public** JWKS (`pos-relay keys public`), mounted read-only into each relay and passed as `POS_RELAY_TICKET_KEYS_PUBLIC_FILE`; without `ticketKeysUrl` the relays then never fetch keys. Missing Secret or key, not a JWKS, or a private key (a JWK with `d`): `Degraded=True AuthSecretInvalid` and an Event, and no relay pod is created or changed',
+        leaf: true
+      }
+    },
+    ticketKeysUrl: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 2048,
+      description: 'URL of the ticket keys JWKS (http or https), when it is not <api_url>/api/p2p/ticket-keys of the discovery in spec.discovery.p2pSecretRef.',
+      rules: [{ rule: 'isURL(self) && (self.startsWith(\'http://\') || self.startsWith(\'https://\'))', message: 'spec.auth.ticketKeysUrl must be an http:// or https:// URL' }],
+      doc: { default: '`<api_url>/api/p2p/ticket-keys`', text: 'JWKS URL (`POS_RELAY_TICKET_KEYS_URL`); with `ticketKeysSecretRef` too, a ticket verifies with a key of either' }
+    },
+    redisSecretRef: {
+      ...secretKeyRef('Secret key holding the Redis URL for revocations, metering (usage per account), monthly quotas and per-account reservation counts; every relay of every pool using the same Redis shares them. Default: spec.discovery.redisUrlSecretRef (the registry\'s Redis, which in the chart is the Redis discovery keeps accounts in).', 'redis-url'),
+      doc: {
+        type: '`{name, key}` (key default `redis-url`)',
+        default: '`discovery.redisUrlSecretRef`',
+        text: 'Redis of accounts: revocations, usage, quotas (`POS_RELAY_AUTH_REDIS_URL` through `valueFrom.secretKeyRef`, never in the pod spec). Must be the Redis discovery keeps accounts in, or revocations and `pos-relay usage` do not see these relays. Missing Secret or key: `Degraded=True AuthSecretInvalid`, no relay created or changed',
+        leaf: true
+      }
+    },
+    tiersConfigMapRef: {
+      type: 'object',
+      tsName: 'ConfigMapKeyRef',
+      description: 'ConfigMap key holding the tiers (JSON, the format of `pos-relay discovery --tiers-file`): per-tier reservations, circuit data and duration limits and monthly bytes. Must match discovery\'s tiers. Default: the relay\'s built-in tiers (free, pro, unlimited).',
+      required: ['name'],
+      properties: {
+        name: { type: 'string', minLength: 1, maxLength: 253 },
+        key: { type: 'string', default: 'tiers.json', minLength: 1, maxLength: 253 }
+      },
+      doc: {
+        type: '`{name, key}` (key default `tiers.json`)',
+        default: 'relay built-in tiers (free, pro, unlimited)',
+        text: 'tiers JSON as for `pos-relay discovery --tiers-file`, mounted into each relay as `--tiers-file` (`POS_RELAY_TIERS_FILE`); keep it the same as discovery\'s. The relay checks it at start: an invalid file keeps the relay from starting (not Ready)',
+        leaf: true
+      }
+    },
+    accountCircuitsPerMinute: int32('Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0).', {
+      minimum: 0,
+      maximum: 1_000_000,
+      doc: { type: 'int', default: '0 (off)', text: 'circuits per minute per account' },
+      relay: { flag: '--account-circuits-per-minute', config: 'rate_limits.account_circuits_per_minute' }
+    }),
+    meteringIntervalSeconds: int32('Seconds between usage flushes to Redis; a crashed relay loses at most this much metering (relay default 5).', {
+      minimum: 1,
+      maximum: 300,
+      doc: { type: 'int', default: '5' },
+      relay: { flag: '--metering-interval', config: 'auth.metering_interval_seconds' }
+    })
+  }
+}
+
 const publicAddress: Prop = {
   type: 'object',
   tsName: 'PublicAddressSpec',
@@ -205,7 +274,8 @@ const spec: Prop = {
     { rule: 'has(self.replicas) != (has(self.perNode) && self.perNode)', message: 'set exactly one of spec.replicas (a fixed number of relays) or spec.perNode: true (one relay on every eligible node)' },
     { rule: '!(self.hostPort in [10250, 10255, 10256, 10257, 10259, 2379, 2380, 6443])', message: 'spec.hostPort must not be a port of the node\'s own Kubernetes services (kubelet 10250/10255, kube-proxy 10256, controller-manager 10257, scheduler 10259, etcd 2379/2380, apiserver 6443)' },
     { rule: '!(self.hostPort >= 30000 && self.hostPort <= 32767)', message: 'spec.hostPort must not be in the default Service NodePort range 30000-32767 (kube-proxy serves NodePorts on every node)' },
-    { rule: '!has(self.publicAddress) || !has(self.publicAddress.static) || (has(self.replicas) && self.replicas <= 1)', message: 'spec.publicAddress.static gives every relay the same address, so it needs spec.replicas of 0 or 1; use publicAddress.nodeAnnotation for per-node addresses' }
+    { rule: '!has(self.publicAddress) || !has(self.publicAddress.static) || (has(self.replicas) && self.replicas <= 1)', message: 'spec.publicAddress.static gives every relay the same address, so it needs spec.replicas of 0 or 1; use publicAddress.nodeAnnotation for per-node addresses' },
+    { rule: '!has(self.auth) || !self.auth.required || has(self.auth.ticketKeysSecretRef) || has(self.auth.ticketKeysUrl) || has(self.discovery.p2pSecretRef)', message: 'spec.auth.required needs the ticket keys: set spec.discovery.p2pSecretRef (the relays fetch <api_url>/api/p2p/ticket-keys from that discovery), spec.auth.ticketKeysUrl, or spec.auth.ticketKeysSecretRef (a public JWKS)' }
   ],
   properties: {
     replicas: int32('Number of relays. At most one relay runs per node (they share the hostPort), so replicas above the number of eligible nodes leave relays unscheduled and set the HostPortConflict condition. Mutually exclusive with perNode. `kubectl scale rp NAME --replicas N` sets it (scale subresource).', {
@@ -287,6 +357,7 @@ const spec: Prop = {
     limits,
     rateLimits,
     discovery,
+    auth,
     drainSeconds: int32('After a relay pod is told to stop, how long open circuits may keep running (the relay\'s drain_seconds). The pod\'s terminationGracePeriodSeconds is drainSeconds plus a margin.', {
       default: 30,
       minimum: 0,
@@ -392,6 +463,7 @@ export const RELAYPOOL_CRD: CrdSource = {
     { name: 'Ready', type: 'integer', description: 'Relays whose pod is Ready', jsonPath: '.status.readyRelays' },
     { name: 'Registered', type: 'integer', description: 'Relays currently listed by the discovery registry', jsonPath: '.status.registeredRelays' },
     { name: 'Status', type: 'string', description: 'Status of the Ready condition', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: 'Auth', type: 'boolean', description: 'Relays require account tickets (spec.auth.required)', jsonPath: '.spec.auth.required' },
     { name: 'Reason', type: 'string', priority: 1, description: 'Reason of the Ready condition', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
     { name: 'Host-Port', type: 'integer', priority: 1, description: 'TCP port the relays listen on, on every node', jsonPath: '.spec.hostPort' },
     { name: 'Per-Node', type: 'boolean', priority: 1, description: 'One relay on every eligible node', jsonPath: '.spec.perNode' },

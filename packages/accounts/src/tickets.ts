@@ -249,6 +249,15 @@ export class TicketVerifier {
     })
   }
 
+  /**
+   * Whether any ticket can verify: a key was configured, or a fetch of the
+   * JWKS succeeded with at least one usable key. A relay is not ready before
+   * this (it would refuse every ticket, so every peer).
+   */
+  hasKeys (): boolean {
+    return this.#static.length > 0 || this.#fetched.size > 0
+  }
+
   /** Fetches the JWKS now (no-op without jwksUrl). Rejects when the fetch fails; keys already known stay. */
   async refresh (): Promise<void> {
     const url = this.#opts.jwksUrl

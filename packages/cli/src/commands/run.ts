@@ -32,6 +32,7 @@ interface RunOptions {
   ipConnectionsPerSecond?: number
   peerReservationsPerMinute?: number
   peerCircuitsPerMinute?: number
+  accountCircuitsPerMinute?: number
   auth?: boolean
   ticketKeysUrl?: string
   ticketKeysFile?: string
@@ -78,6 +79,7 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
   if (o.ipConnectionsPerSecond != null) rateLimits.ip_connections_per_second = o.ipConnectionsPerSecond
   if (o.peerReservationsPerMinute != null) rateLimits.peer_reservations_per_minute = o.peerReservationsPerMinute
   if (o.peerCircuitsPerMinute != null) rateLimits.peer_circuits_per_minute = o.peerCircuitsPerMinute
+  if (o.accountCircuitsPerMinute != null) rateLimits.account_circuits_per_minute = o.accountCircuitsPerMinute
   const auth = { ...file.auth }
   if (authEnabled != null) auth.enabled = authEnabled
   if (o.ticketKeysUrl != null) auth.ticket_keys_url = o.ticketKeysUrl
@@ -142,6 +144,7 @@ export function runCommand (): Command {
     .addOption(option('--ip-connections-per-second <n>', 'new connections per second per source IP, 0 = off (config: rate_limits.ip_connections_per_second)', 'POS_RELAY_IP_CONNECTIONS_PER_SECOND', 'IP_CONNECTIONS_PER_SECOND').argParser(intArg('--ip-connections-per-second')))
     .addOption(option('--peer-reservations-per-minute <n>', 'reservations per minute per peer across the fleet, 0 = off (config: rate_limits.peer_reservations_per_minute)', 'POS_RELAY_PEER_RESERVATIONS_PER_MINUTE', 'PEER_RESERVATIONS_PER_MINUTE').argParser(intArg('--peer-reservations-per-minute')))
     .addOption(option('--peer-circuits-per-minute <n>', 'circuits per minute per source peer across the fleet, 0 = off (config: rate_limits.peer_circuits_per_minute)', 'POS_RELAY_PEER_CIRCUITS_PER_MINUTE', 'PEER_CIRCUITS_PER_MINUTE').argParser(intArg('--peer-circuits-per-minute')))
+    .addOption(option('--account-circuits-per-minute <n>', 'circuits per minute per account (with --auth), across the fleet with --redis, 0 = off (config: rate_limits.account_circuits_per_minute, default 0)', 'POS_RELAY_ACCOUNT_CIRCUITS_PER_MINUTE', 'ACCOUNT_CIRCUITS_PER_MINUTE').argParser(intArg('--account-circuits-per-minute')))
     .addOption(new Option('--auth', 'require account tickets for reservations and circuits (config: auth.enabled; env: POS_RELAY_AUTH=true|false)'))
     .addOption(option('--ticket-keys-url <url>', 'JWKS of the ticket keys (config: auth.ticket_keys_url, default <api_url>/api/p2p/ticket-keys)', 'POS_RELAY_TICKET_KEYS_URL', 'TICKET_KEYS_URL'))
     .addOption(option('--ticket-keys-file <file>', 'public ticket keys configured offline: a JWKS file, as `pos-relay keys public` prints it (config: auth.ticket_keys); without --ticket-keys-url the relay then never fetches keys', 'POS_RELAY_TICKET_KEYS_PUBLIC_FILE', 'TICKET_KEYS_PUBLIC_FILE'))

@@ -1,0 +1,71 @@
+/**
+ * Checks the Secrets a pool's spec.auth names before any relay is created or
+ * changed for that spec: a relay started with a missing Secret would never
+ * start (the kubelet waits for it), and one holding a private ticket key
+ * would put the signing key on every node. The pure check of a JWKS is
+ * separate from the reading (checkPublicJwks).
+ */
+import { TicketVerifier } from '@pos-relay/accounts'
+import { corePath, REDIS_URL_KEY, TICKET_KEYS_KEY, type RelayPool, type Secret } from './api.js'
+import { isNotFound, type KubeClient } from './kube.js'
+
+/**
+ * Why `text` is not a public JWKS the relays accept, or undefined when it is.
+ * A key with "d" is a private key: refused even though a relay would refuse
+ * it too, so the operator never mounts it into a pod. Otherwise the relay's
+ * own verifier decides (Ed25519 public keys with a kid), so both agree.
+ */
+export function checkPublicJwks (text: string): string | undefined {
+  let json: unknown
+  try { json = JSON.parse(text) } catch { return 'is not JSON' }
+  if (Array.isArray(json)) return 'is a JSON array (a signing keys file, as discovery takes it): relays take a public JWKS {"keys": [...]}, as `pos-relay keys public --in <keys file>` prints it'
+  const keys = (json as { keys?: unknown } | null)?.keys
+  if (!Array.isArray(keys) || keys.length === 0) return 'is not a JWKS with at least one key ({"keys": [...]}, as `pos-relay keys public` prints it)'
+  const priv = keys.findIndex((k) => k != null && typeof k === 'object' && 'd' in k)
+  if (priv !== -1) return `holds a private key (keys[${priv}] has "d"): relays take public keys only; \`pos-relay keys public --in <keys file>\` prints them`
+  try {
+    // eslint-disable-next-line no-new -- constructing it is the check
+    new TicketVerifier({ jwks: { keys } })
+  } catch (err: any) {
+    return `is not usable by the relays: ${err.message}`
+  }
+  return undefined
+}
+
+export class AuthSecrets {
+  constructor (private readonly client: KubeClient) {}
+
+  /**
+   * Why the pool's spec.auth cannot be applied now, or undefined. Read on
+   * every reconcile (no cache): a fixed Secret should let the pool proceed
+   * at the next look, and a broken one stop it before a pod is changed.
+   */
+  async problem (pool: RelayPool): Promise<string | undefined> {
+    const auth = pool.spec?.auth
+    if (auth?.required !== true) return undefined
+    const ns = pool.metadata.namespace ?? 'default'
+    const read = async (name: string, key: string, what: string): Promise<{ value?: string, problem?: string }> => {
+      try {
+        const s = await this.client.get<Secret>(`${corePath('secrets', ns)}/${name}`)
+        const raw = s.data?.[key]
+        if (raw == null) return { problem: `${what}: Secret ${ns}/${name} has no key ${key}` }
+        return { value: Buffer.from(raw, 'base64').toString('utf8') }
+      } catch (err: any) {
+        return { problem: isNotFound(err) ? `${what}: Secret ${ns}/${name} not found` : `${what}: cannot read Secret ${ns}/${name}: ${err.message}` }
+      }
+    }
+    if (auth.redisSecretRef != null) {
+      const r = await read(auth.redisSecretRef.name, auth.redisSecretRef.key ?? REDIS_URL_KEY, 'spec.auth.redisSecretRef')
+      if (r.problem != null) return r.problem
+    }
+    const keys = auth.ticketKeysSecretRef
+    if (keys != null) {
+      const key = keys.key ?? TICKET_KEYS_KEY
+      const r = await read(keys.name, key, 'spec.auth.ticketKeysSecretRef')
+      if (r.problem != null) return r.problem
+      const bad = checkPublicJwks(r.value!)
+      if (bad != null) return `spec.auth.ticketKeysSecretRef: Secret ${ns}/${keys.name} key ${key} ${bad}`
+    }
+    return undefined
+  }
+}
