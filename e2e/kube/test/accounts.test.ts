@@ -9,7 +9,7 @@
  * - rotation with `helm upgrade --set accounts.ticketKeys.generation=2` follows the documented
  *   no-downtime procedure: new key signs, old key stays published (a ticket signed before still
  *   verifies), discovery is rolled; the old key is retired at a `helm upgrade` after retireAfterSeconds;
- * - two hook runs at once create the Secrets once (409 = read theirs);
+ * - two runs that both find the Secrets absent create them once (409 = read theirs);
  * - an invalid `accounts.tiers` value is refused by values.schema.json with a clear message.
  */
 import assert from 'node:assert/strict'
@@ -20,6 +20,7 @@ import { after, before, describe, it } from 'node:test'
 import { TicketVerifier, ticketKeysUrl } from '@pos-relay/accounts'
 import { freePort, startRedis, type RedisServer } from '@pos-relay/testing'
 import { CHART_DIR, ensureKubeBinaries, run, startControlPlane, type ControlPlane } from '../harness.ts'
+import { ensureAccountSecrets, kubeSecretsApi, type SecretsApi } from 'pos-relay'
 import { CLI, runCli, spawnCli, type CliProcess } from '../../test/helpers/cli.ts'
 import { ensureNamespace, helmOffline, helmWithAccountsHook, k, kJson, renderChart, serviceAccountKubeconfig } from './helpers.ts'
 
@@ -245,7 +246,7 @@ describe('accounts in the chart', { timeout: 500_000 }, () => {
     assert.deepEqual(await jwksKids(d.url), [current])
   })
 
-  it('two hook runs at once create each Secret once; the loser reads the winner\'s', async () => {
+  it('two hook processes started together both succeed and leave one Secret each', async () => {
     const ns = 'race'
     await ensureNamespace(cp, ns)
     // the hook's RBAC, as rendered for this namespace
@@ -267,6 +268,44 @@ describe('accounts in the chart', { timeout: 500_000 }, () => {
       const reported = events.filter((e) => e.secret === KEYS_SECRET && e.kids != null).map((e) => e.kids)
       for (const r of reported) assert.deepEqual(r, kids)
     }
+  })
+
+  it('two runs that both find the Secrets absent: one creates, the other gets 409 and uses the winner\'s', async () => {
+    // the processes above may not overlap; here both runs are held after their first read until
+    // the other has read too, so both see "absent" and both try to create (real API server)
+    const ns = 'race'
+    for (const name of [KEYS_SECRET, ADMIN_SECRET]) await cp.kubectl(['delete', 'secret', name, '-n', ns, '--ignore-not-found'])
+    const kubeconfig = await serviceAccountKubeconfig(cp, ns, 'pos-relay-accounts-secrets', tmp)
+    const reads = new Map<string, number>()
+    const waiting = new Map<string, Array<() => void>>()
+    const heldApi = (): SecretsApi => {
+      const api = kubeSecretsApi(kubeconfig, ns)
+      let first = new Set<string>()
+      return {
+        ...api,
+        async read (name) {
+          const result = await api.read(name)
+          if (!first.has(name)) {
+            first = new Set([...first, name])
+            reads.set(name, (reads.get(name) ?? 0) + 1)
+            if (reads.get(name) === 2) for (const go of waiting.get(name) ?? []) go()
+            else await new Promise<void>((resolve) => waiting.set(name, [...(waiting.get(name) ?? []), resolve]))
+          }
+          return result
+        }
+      }
+    }
+    const events: any[] = []
+    const opts = { ticketKeysSecret: KEYS_SECRET, adminSecret: ADMIN_SECRET, generation: 1, retireAfterSeconds: 7200, log: (e: any) => { events.push(e) } }
+    const [a, b] = await Promise.all([ensureAccountSecrets(heldApi(), opts), ensureAccountSecrets(heldApi(), opts)])
+    for (const name of [KEYS_SECRET, ADMIN_SECRET]) {
+      const mine = events.filter((e) => e.secret === name).map((e) => e.event)
+      assert.deepEqual(mine.filter((e) => e === 'secret_created').length, 1, `${name}: ${mine.join(', ')}`)
+      assert.ok(mine.includes('secret_create_conflict'), `${name}: the loser saw 409: ${mine.join(', ')}`)
+    }
+    const kids = kidsOf(await kJson(cp, ['get', 'secret', KEYS_SECRET, '-n', ns]))
+    assert.deepEqual(a.kids, kids)
+    assert.deepEqual(b.kids, kids)
   })
 
   it('a Secret with broken keys is reported, never overwritten', async () => {
