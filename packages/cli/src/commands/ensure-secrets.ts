@@ -13,7 +13,7 @@ interface EnsureFlags { namespace: string, ticketKeysSecret?: string, adminSecre
 export function ensureSecretsCommand (): Command {
   return new Command('ensure-secrets')
     .description('Create the accounts Secrets (ticket signing keys, admin secret) in Kubernetes when absent, and rotate the ticket keys when --generation rises. The Helm chart runs this as a pre-install/pre-upgrade hook so that Helm never renders key material')
-    .addOption(option('-n, --namespace <ns>', 'namespace of the Secrets', 'POS_RELAY_NAMESPACE').makeOptionMandatory())
+    .addOption(option('-n, --namespace <ns>', 'namespace of the Secrets').makeOptionMandatory())
     .addOption(option('--ticket-keys-secret <name>', 'Secret holding the ticket keys (key ticket-keys.json: JSON array of Ed25519 JWKs, first signs)'))
     .addOption(option('--admin-secret <name>', 'Secret holding the admin secret (key admin-secret)'))
     .addOption(option('--generation <n>', 'raise by one to rotate: a new signing key is put in front, the old ones stay published until retired').argParser(intArg('--generation')).default(1))
