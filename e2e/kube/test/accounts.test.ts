@@ -173,7 +173,8 @@ describe('accounts in the chart', { timeout: 500_000 }, () => {
     // the Secrets are not release objects (Helm never saw their data); the hook's objects are gone after success
     assert.equal(keysBefore.metadata.annotations['meta.helm.sh/release-name'], undefined)
     assert.match(r.helm.stdout, /kubectl port-forward -n accounts svc\/pos-relay-discovery 8080:8080/)
-    assert.match(r.helm.stdout, /secret pos-relay-admin/)
+    assert.match(r.helm.stdout, /admin secret: secret\/pos-relay-admin/)
+    assert.match(r.helm.stdout, /pos-relay accounts create --name acme --tier basic --api-url http:\/\/127\.0\.0\.1:8080 --admin-secret-file admin-secret/)
   })
 
   it('discovery from the rendered Deployment signs with the Secret\'s key and serves the admin API with its secret', async () => {
