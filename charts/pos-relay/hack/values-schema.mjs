@@ -1,9 +1,12 @@
 // Generates charts/pos-relay/values.schema.json (the committed output; a test
-// fails when it drifts). Run: npx node charts/pos-relay/hack/values-schema.mjs
+// fails when it drifts). Run: npx tsc -b && npx node charts/pos-relay/hack/values-schema.mjs
+// (it imports the tiers schema from packages/accounts/dist).
 // Every object has additionalProperties: false, so a mistyped key fails
 // helm install/upgrade/template/lint; only user-keyed maps (labels,
 // annotations, nodeSelector, resources) and core Kubernetes types (affinity,
 // env valueFrom) are open.
+import { tiersJsonSchema } from '@pos-relay/accounts'
+
 const str = (description, extra = {}) => ({ type: 'string', ...(description ? { description } : {}), ...extra })
 const bool = (description) => ({ type: 'boolean', ...(description ? { description } : {}) })
 const int = (min, max, description) => ({ type: 'integer', ...(min != null ? { minimum: min } : {}), ...(max != null ? { maximum: max } : {}), ...(description ? { description } : {}) })
@@ -82,6 +85,20 @@ const schema = {
       podLabels: stringMap(),
       priorityClassName: str(),
       extraEnv: { type: 'array', items: envVar }
+    }),
+    accounts: obj({
+      enabled: bool('accounts, tickets, metering and revocation in discovery'),
+      ticketTtlSeconds: int(1, 3600, 'relay ticket lifetime'),
+      ticketKeys: obj({
+        existingSecret: str('Secret with key ticket-keys.json; default: created by the hook'),
+        generation: int(1, null, 'raise by one to rotate the ticket signing key'),
+        retireAfterSeconds: int(3600, null, 'a superseded key is dropped this long after it stopped signing')
+      }),
+      adminSecret: obj({ existingSecret: str('Secret with key admin-secret; default: created by the hook') }),
+      redis: obj({ existingSecret: str('Secret with the Redis URL for accounts; default: the registry\'s Redis'), urlKey: str(null, { minLength: 1 }) }),
+      // generated from the zod schema of --tiers-file (packages/accounts/src/tiers.ts): one set of rules
+      tiers: { ...tiersJsonSchema(), description: 'tiers by name, as --tiers-file; empty = built-in free, pro, unlimited' },
+      hook: obj({ resources })
     }),
     redis: obj({
       enabled: bool(),

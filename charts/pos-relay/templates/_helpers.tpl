@@ -82,3 +82,18 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Secret holding the ticket signing keys (key ticket-keys.json). */}}
+{{- define "pos-relay.ticketKeysSecretName" -}}
+{{- default (printf "%s-ticket-keys" (include "pos-relay.fullname" .)) .Values.accounts.ticketKeys.existingSecret -}}
+{{- end -}}
+
+{{/* Secret holding the admin secret (key admin-secret). */}}
+{{- define "pos-relay.adminSecretName" -}}
+{{- default (printf "%s-admin" (include "pos-relay.fullname" .)) .Values.accounts.adminSecret.existingSecret -}}
+{{- end -}}
+
+{{/* "true" when the accounts hook has a Secret to create. */}}
+{{- define "pos-relay.accountsHook" -}}
+{{- if and .Values.accounts.enabled (or (not .Values.accounts.ticketKeys.existingSecret) (not .Values.accounts.adminSecret.existingSecret)) -}}true{{- end -}}
+{{- end -}}

@@ -55,8 +55,18 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
     operator: { serviceAccount: { create: false, name: 'my-operator' } },
     discovery: { existingSecret: 'my-discovery', podDisruptionBudget: { enabled: false } },
     cleanup: { enabled: false },
-    dashboards: { enabled: false }
-  }
+    dashboards: { enabled: false },
+    accounts: { ticketKeys: { existingSecret: 'my-keys' }, adminSecret: { existingSecret: 'my-admin' }, redis: { existingSecret: 'my-accounts-redis', urlKey: 'url' } }
+  },
+  'accounts with tiers and rotation, only the admin secret given': {
+    accounts: {
+      ticketTtlSeconds: 3600,
+      ticketKeys: { generation: 3, retireAfterSeconds: 86400 },
+      adminSecret: { existingSecret: 'my-admin' },
+      tiers: { basic: { max_reservations: 4, circuit_data_limit_bytes: 536870912, circuit_duration_seconds: 1800, monthly_bytes: 107374182400 }, big: { name: 'big', max_reservations: 64, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 } }
+    }
+  },
+  'accounts off': { accounts: { enabled: false } }
 }
 
 let tmp: string
@@ -161,16 +171,21 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
       'Deployment/pos-relay-discovery', 'Service/pos-relay-discovery', 'PodDisruptionBudget/pos-relay-discovery',
       'Deployment/pos-relay-redis', 'Service/pos-relay-redis', 'Secret/pos-relay-discovery', 'Secret/pos-relay-redis',
       'ConfigMap/pos-relay-dashboard-fleet-overview', 'ConfigMap/pos-relay-dashboard-operator',
-      'Job/pos-relay-cleanup', 'ServiceAccount/pos-relay-cleanup', 'ClusterRole/pos-relay-cleanup', 'ConfigMap/pos-relay-cleanup'
+      'Job/pos-relay-cleanup', 'ServiceAccount/pos-relay-cleanup', 'ClusterRole/pos-relay-cleanup', 'ConfigMap/pos-relay-cleanup',
+      'Job/pos-relay-accounts-secrets', 'ServiceAccount/pos-relay-accounts-secrets', 'Role/pos-relay-accounts-secrets', 'RoleBinding/pos-relay-accounts-secrets'
     ]) assert.ok(kinds.includes(want), `missing ${want} in ${kinds.join(', ')}`)
     assert.ok(!kinds.some((k) => k.startsWith('PodMonitor') || k.startsWith('ServiceMonitor') || k.startsWith('NetworkPolicy')), 'monitors and policies are opt-in')
-    const job = docs.find((d) => d.kind === 'Job')!
+    const job = docs.find((d) => d.kind === 'Job' && d.name === 'pos-relay-cleanup')!
     assert.match(job.text, /helm\.sh\/hook: pre-delete/)
+    assert.match(docs.find((d) => d.kind === 'Job' && d.name === 'pos-relay-accounts-secrets')!.text, /helm\.sh\/hook: pre-install,pre-upgrade/)
+    // Helm renders no accounts Secret (the hook creates them in the cluster)
+    assert.ok(!kinds.includes('Secret/pos-relay-ticket-keys') && !kinds.includes('Secret/pos-relay-admin'))
     const operator = docs.find((d) => d.name === 'pos-relay-operator' && d.kind === 'Deployment')!
     assert.match(operator.text, /args: \[operator\]/)
     for (const env of ['POS_RELAY_OPERATOR_NAMESPACE', 'POD_NAMESPACE', 'POS_RELAY_OPERATOR_LEADER_ELECT', 'POS_RELAY_OPERATOR_LEASE_NAME', 'POS_RELAY_OPERATOR_METRICS_PORT', 'POS_RELAY_OPERATOR_RELAY_IMAGE']) assert.match(operator.text, new RegExp(`name: ${env}\\b`))
     const discovery = docs.find((d) => d.name === 'pos-relay-discovery' && d.kind === 'Deployment')!
-    assert.match(discovery.text, /args: \[discovery,/)
+    assert.match(discovery.text, /args:\n\s+- discovery\n/)
+    assert.match(discovery.text, /- --ticket-keys-file=\/etc\/pos-relay\/ticket-keys\/ticket-keys\.json\n\s+- --admin-secret-file=\/etc\/pos-relay\/admin\/admin-secret\n/)
     assert.match(discovery.text, /name: POS_RELAY_DISCOVERY_REDIS_URL\s+valueFrom:\s+secretKeyRef:/)
     assert.match(docs.find((d) => d.name === 'pos-relay-redis' && d.kind === 'Deployment')!.text, /image: "redis:7-alpine"/)
   })

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CHART_DIR, REPO_ROOT, ensureKubeBinaries, run, startControlPlane, type ControlPlane, type ExecResult } from '../harness.ts'
-import { ensureNamespace, k, kJson, poll, renderChart } from './helpers.ts'
+import { ensureNamespace, helmWithAccountsHook, k, kJson, poll, renderChart } from './helpers.ts'
 
 const NS = 'pos-relay'
 const FINALIZER = 'pos-relay.io/registry-cleanup'
@@ -70,7 +70,9 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
 
   let notes = ''
   it('helm install succeeds and prints the NOTES', async () => {
-    const r = await cp.helm(['install', 'pos-relay', CHART_DIR, '--namespace', NS, '--create-namespace'])
+    // accounts are on by default: the test plays the kubelet for the pre-install hook that creates their Secrets
+    const { helm: r, hook } = await helmWithAccountsHook(cp, ['install', 'pos-relay', CHART_DIR, '--namespace', NS, '--create-namespace'], { namespace: NS, tmp })
+    assert.equal(hook?.code, 0, hook?.stderr)
     assert.equal(r.code, 0, r.stderr)
     notes = r.stdout
     assert.match(notes, /STATUS: deployed/)
@@ -87,7 +89,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
     for (const want of [
       'deployment.apps/pos-relay-operator', 'deployment.apps/pos-relay-discovery', 'deployment.apps/pos-relay-redis',
       'service/pos-relay-discovery', 'service/pos-relay-redis', 'service/pos-relay-operator-metrics',
-      'secret/pos-relay-discovery', 'secret/pos-relay-redis', 'serviceaccount/pos-relay-operator',
+      'secret/pos-relay-discovery', 'secret/pos-relay-redis', 'secret/pos-relay-ticket-keys', 'secret/pos-relay-admin', 'serviceaccount/pos-relay-operator',
       'configmap/pos-relay-dashboard-fleet-overview', 'configmap/pos-relay-dashboard-operator',
       'role.rbac.authorization.k8s.io/pos-relay-operator-leader-election', 'rolebinding.rbac.authorization.k8s.io/pos-relay-operator-leader-election',
       'poddisruptionbudget.policy/pos-relay-discovery'
@@ -97,6 +99,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
     }
     // hook objects exist only while `helm uninstall` runs
     assert.equal((await cp.kubectl(['get', 'job', 'pos-relay-cleanup', '-n', NS])).code, 1)
+    assert.equal((await cp.kubectl(['get', 'job', 'pos-relay-accounts-secrets', '-n', NS])).code, 1)
     // dashboards carry the sidecar label
     const cms = await kJson(cp, ['get', 'configmaps', '-n', NS, '-l', 'grafana_dashboard=1'])
     assert.equal(cms.items.length, 2)
@@ -117,7 +120,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
     assert.ok(b64(secretBefore['p2p-secret']).length >= 48)
     assert.equal(b64(secretBefore['redis-url']), `redis://:${password}@pos-relay-redis.pos-relay.svc:6379`)
     assert.match(b64(redis['redis.conf']), new RegExp(`^requirepass ${password}$`, 'm'))
-    const r = await cp.helm(['upgrade', 'pos-relay', CHART_DIR, '--namespace', NS, '--set', 'discovery.replicas=3'])
+    const { helm: r } = await helmWithAccountsHook(cp, ['upgrade', 'pos-relay', CHART_DIR, '--namespace', NS, '--set', 'discovery.replicas=3'], { namespace: NS, tmp })
     assert.equal(r.code, 0, r.stderr)
     assert.deepEqual((await kJson(cp, ['get', 'secret', 'pos-relay-discovery', '-n', NS])).data, secretBefore)
     assert.equal((await kJson(cp, ['get', 'deployment', 'pos-relay-discovery', '-n', NS])).spec.replicas, 3)

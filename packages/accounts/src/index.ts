@@ -10,7 +10,7 @@ export {
   type UsageRow,
 } from './contract.js'
 export { AccountsUnavailableError, type MinimalLogger, type RevocationBus } from './types.js'
-export { DEFAULT_TIERS, parseTiers, tierNameSchema, TIER_NAME } from './tiers.js'
+export { DEFAULT_TIERS, parseTiers, tierNameSchema, tiersJsonSchema, TIER_NAME } from './tiers.js'
 export { ACCOUNT_ID, API_KEY_PATTERN } from './api-keys.js'
 export {
   createMemoryAccountStore,

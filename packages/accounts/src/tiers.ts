@@ -37,6 +37,16 @@ const tiersArraySchema = z.array(tierBodySchema.extend({ name: tierNameSchema })
 /** `{ "<name>": { max_reservations, circuit_data_limit_bytes, circuit_duration_seconds, monthly_bytes } }` or an array of tiers with `name`. */
 export const tiersFileSchema = z.union([tiersObjectSchema, tiersArraySchema])
 
+/**
+ * JSON Schema (draft-07) of the object form of a tiers document, generated from the zod schema
+ * above: the Helm chart's values.schema.json embeds it for `accounts.tiers`, so the chart and
+ * `--tiers-file` check the same rules (the "name equals its key" rule is the chart's own check).
+ */
+export function tiersJsonSchema (): Record<string, unknown> {
+  const { $schema: _ignored, ...schema } = z.toJSONSchema(tiersObjectSchema, { target: 'draft-7' }) as Record<string, unknown>
+  return schema
+}
+
 function describe (error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
 }

@@ -27,7 +27,7 @@ interface DiscoveryOptions extends AccountsFlags { port: number, host: string, r
 
 // ---- accounts (issue 4): flags, loading and wiring of the discovery side ----
 
-export interface AccountsFlags { adminSecretFile?: string, ticketKeysFile?: string, ticketTtl: number, tiersFile?: string }
+export interface AccountsFlags { adminSecretFile?: string, ticketKeysFile?: string, ticketTtl: number, tiersFile?: string, accountsRedis?: string }
 
 /** Reads and validates a tiers file (JSON); the built-in tiers without one. */
 export async function loadTiers (file: string | undefined): Promise<Record<string, Tier>> {
@@ -60,9 +60,11 @@ async function accountsFrom (opts: DiscoveryOptions, logger: Logger): Promise<{ 
   const keys = await readTicketKeysFile(opts.ticketKeysFile).catch((err: Error) => { throw configError(err.message) })
   const issuer = await TicketIssuer.create({ keys, ttlSeconds: opts.ticketTtl })
   const tiers = await loadTiers(opts.tiersFile)
-  const revocations = opts.redis != null ? createRedisRevocationBus({ redisUrl: opts.redis, logger }) : createMemoryRevocationBus({ logger })
-  const store = opts.redis != null ? createRedisAccountStore({ redisUrl: opts.redis, revocations, logger }) : createMemoryAccountStore({ revocations })
-  const usage = opts.redis != null ? createRedisUsageSink({ redisUrl: opts.redis, logger }) : createMemoryUsageSink()
+  // accounts may live in their own Redis (e.g. a persistent one, while the relay registry is ephemeral)
+  const redisUrl = opts.accountsRedis ?? opts.redis
+  const revocations = redisUrl != null ? createRedisRevocationBus({ redisUrl, logger }) : createMemoryRevocationBus({ logger })
+  const store = redisUrl != null ? createRedisAccountStore({ redisUrl, revocations, logger }) : createMemoryAccountStore({ revocations })
+  const usage = redisUrl != null ? createRedisUsageSink({ redisUrl, logger }) : createMemoryUsageSink()
   return {
     accounts: { store, issuer, adminSecret, revocations, usage, tiers },
     close: async () => { await store.close(); await usage.close(); await revocations.close() }
@@ -96,10 +98,12 @@ export function discoveryCommand (): Command {
     .addOption(option('--ticket-keys-file <file>', 'ticket-signing keys (JSON array of Ed25519 JWKs, first signs; `pos-relay keys generate`); turns accounts on with an admin secret', 'POS_RELAY_TICKET_KEYS_FILE', 'TICKET_KEYS_FILE'))
     .addOption(option('--ticket-ttl <seconds>', `relay ticket lifetime, 1-${MAX_TICKET_TTL_SECONDS}`, 'POS_RELAY_TICKET_TTL_SECONDS', 'TICKET_TTL_SECONDS').argParser(intArg('--ticket-ttl')).default(DEFAULT_TICKET_TTL_SECONDS))
     .addOption(option('--tiers-file <file>', 'tiers (JSON object keyed by tier name); default: free, pro, unlimited', 'POS_RELAY_TIERS_FILE', 'TIERS_FILE'))
+    .addOption(option('--accounts-redis <url>', 'Redis URL for accounts, usage and revocations (default: the --redis URL)', 'POS_RELAY_ACCOUNTS_REDIS_URL'))
     .addHelpText('after', '\nEnvironment:\n  POS_RELAY_P2P_SECRET     the secret relays send as `Authorization: Bearer <secret>` (required unless --p2p-secret-file)\n  POS_RELAY_ADMIN_SECRET   the admin secret for /api/admin/* (accounts: with --ticket-keys-file; unless --admin-secret-file)\n  POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY  true|false (also 1/0, yes/no, on/off): as --public-addresses-only\n  POS_RELAY_DISCOVERY_REQUIRE_SIGNED  true|false (also 1/0, yes/no, on/off): as --require-signed\n  The names before POS_RELAY_… (P2P_SECRET, REDIS_URL, …) are still read, with a deprecation warning.\n\nAccounts live in Redis with --redis, otherwise in this process\'s memory.\n')
     .action(async (opts: DiscoveryOptions) => {
       if (opts.ttl < 1) throw new Error('--ttl must be at least 1 second')
       checkRedisUrl('--redis', 'POS_RELAY_DISCOVERY_REDIS_URL', opts.redis)
+      checkRedisUrl('--accounts-redis', 'POS_RELAY_ACCOUNTS_REDIS_URL', opts.accountsRedis)
       const publicAddressesOnly = opts.publicAddressesOnly ?? boolEnv('POS_RELAY_DISCOVERY_PUBLIC_ADDRESSES_ONLY', 'PUBLIC_ADDRESSES_ONLY') ?? false
       const requireSigned = opts.requireSigned ?? boolEnv('POS_RELAY_DISCOVERY_REQUIRE_SIGNED', 'REQUIRE_SIGNED') ?? false
       const secret = await secretFrom(opts)
@@ -116,6 +120,7 @@ export function discoveryCommand (): Command {
         event: 'discovery_ready',
         url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`,
         store: opts.redis != null ? 'redis' : 'memory',
+        ...(accounts != null ? { accounts_store: (opts.accountsRedis ?? opts.redis) != null ? 'redis' : 'memory' } : {}),
         ttl_seconds: opts.ttl,
         public_addresses_only: publicAddressesOnly,
         require_signed: requireSigned,

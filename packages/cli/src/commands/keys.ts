@@ -5,6 +5,7 @@ import { Command } from 'commander'
 import { generateTicketKey, parseTicketKeys, publicTicketKey, type TicketKey } from '@pos-relay/accounts'
 import { readJsonFile } from '@pos-relay/shared'
 import { option } from '../options.js'
+import { ensureSecretsCommand } from './ensure-secrets.js'
 
 /** Writes `content` to `file` with mode 0600: new files only, unless `replace` (then atomically). */
 async function writePrivate (file: string, content: string, replace: boolean): Promise<void> {
@@ -63,6 +64,7 @@ export function keysCommand (): Command {
         }
         process.stdout.write(JSON.stringify([key], null, 2) + '\n')
       }))
+    .addCommand(ensureSecretsCommand())
     .addCommand(new Command('public')
       .description('Print the public key set (JWKS) of a keys file, e.g. to configure relays offline')
       .addOption(option('-i, --in <file>', 'keys file', 'POS_RELAY_TICKET_KEYS_FILE', 'TICKET_KEYS_FILE').makeOptionMandatory())
