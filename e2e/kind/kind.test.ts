@@ -264,7 +264,7 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     await waitForDiscovery(DISCOVERY_URL, pool)
   })
 
-  step('the operator pod is deleted: a new leader takes over, no Ready relay leaves discovery', async () => {
+  step('the leader operator\'s pod is deleted: the standby replica takes over, no Ready relay leaves discovery', async () => {
     const lease = async (): Promise<string> => {
       const leases = JSON.parse(await k(cluster.kubectl, ['get', 'leases', '-n', NAMESPACE, '-o', 'json'])).items
       return leases.find((l: any) => /operator/.test(l.metadata.name))?.spec?.holderIdentity ?? ''
@@ -272,8 +272,13 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     const before = await lease()
     assert.notEqual(before, '', 'the operator holds a Lease')
     const { fewest, samples } = await fewestListedWhile(async () => {
-      await k(cluster.kubectl, ['delete', 'pod', '-n', NAMESPACE, '-l', 'app.kubernetes.io/component=operator', '--wait=false'])
-      await poll('a new operator to take the lease', async () => { const h = await lease(); return h !== '' && h !== before ? h : undefined }, 180_000)
+      // the chart runs two replicas; the holder identity is "<pod name>-<pid>"
+      const operators = JSON.parse(await k(cluster.kubectl, ['get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/component=operator', '-o', 'json'])).items.map((p: any) => p.metadata.name as string)
+      const leader = operators.find((name: string) => before.startsWith(`${name}-`))
+      assert.ok(leader != null, `the Lease holder ${before} is none of the operator pods ${operators.join(', ')}`)
+      await k(cluster.kubectl, ['delete', 'pod', '-n', NAMESPACE, leader, '--wait=false'])
+      const holder = await poll('a new operator to take the lease', async () => { const h = await lease(); return h !== '' && h !== before ? h : undefined }, 180_000)
+      if (operators.length > 1) assert.ok(operators.some((name: string) => name !== leader && holder.startsWith(`${name}-`)), `the standby took over (new holder ${holder})`)
       // and keep sampling a while under the new leader
       await new Promise((resolve) => setTimeout(resolve, 10_000))
     })

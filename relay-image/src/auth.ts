@@ -159,12 +159,15 @@ export class TicketGate {
   }
 
   private onRevocation (evt: RevocationEvent): void {
+    let applied = false
     for (const [key, entry] of this.presented) {
       const hit = evt.kind === 'account' ? entry.claims.account === evt.id : entry.claims.jti === evt.id
       if (!hit) continue
+      applied = true
       this.presented.delete(key)
       this.opts.logger.info({ event: 'ticket_revoked', kind: evt.kind }, 'revoked: ending reservation and circuits')
       this.opts.onRevoked(entry.peer, `${evt.kind} revoked`)
     }
+    this.opts.metrics.revocationsTotal.inc({ kind: evt.kind, result: applied ? 'applied' : 'not_held' })
   }
 }

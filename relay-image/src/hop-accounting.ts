@@ -16,6 +16,8 @@ export interface ByteCounters {
 
 export interface HopAccountingOptions {
   bytes: ByteCounters
+  /** bytes metered to an account (pos_relay_metered_bytes_total): counted with the meter, so the two agree */
+  meteredBytes?: ByteCounters
   /** with auth on; without it only the byte counters count */
   accounts?: AccountingMeter
   now?: () => number
@@ -63,16 +65,17 @@ export class HopAccounting {
 
   /** the counters a circuit's splice reports to (billed to the account, if it has one) */
   circuitBytes (circuit: BilledCircuit): { toDestination: (n: number) => void, toSource: (n: number) => void } {
-    const { bytes, accounts } = this.opts
+    const { bytes, accounts, meteredBytes } = this.opts
     const account = circuit.account
+    const metered = account != null && accounts != null
     return {
       toDestination: (n) => {
         bytes.toDestination.inc(n)
-        if (account != null) accounts?.meter(account, { bytes_to_destination: n })
+        if (metered) { accounts.meter(account, { bytes_to_destination: n }); meteredBytes?.toDestination.inc(n) }
       },
       toSource: (n) => {
         bytes.toSource.inc(n)
-        if (account != null) accounts?.meter(account, { bytes_to_source: n })
+        if (metered) { accounts.meter(account, { bytes_to_source: n }); meteredBytes?.toSource.inc(n) }
       }
     }
   }

@@ -84,6 +84,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   })
   const accounting = new HopAccounting({
     bytes: { toDestination: metrics.relayedBytesTotal.labels('to_destination'), toSource: metrics.relayedBytesTotal.labels('to_source') },
+    meteredBytes: { toDestination: metrics.meteredBytesTotal.labels('to_destination'), toSource: metrics.meteredBytesTotal.labels('to_source') },
     ...(accounts != null ? { accounts } : {})
   })
   const idleWaiters = new Set<() => void>()

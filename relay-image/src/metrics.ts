@@ -34,6 +34,8 @@ export class RelayMetrics {
   readonly rateLimitRedisUp: Gauge
   readonly rateLimitFallbackTotal: Counter
   readonly ticketsTotal: Counter<'result'>
+  readonly meteredBytesTotal: Counter<'direction'>
+  readonly revocationsTotal: Counter<'kind' | 'result'>
 
   constructor (registry = new Registry()) {
     this.registry = registry
@@ -56,6 +58,11 @@ export class RelayMetrics {
     this.rateLimitRedisUp = new Gauge({ name: 'pos_relay_rate_limit_redis_up', help: '1 while rate limits are shared through Redis (0: limited by this relay alone, or no Redis configured)', registers: r, collect () { this.set(sources.rateLimitRedisUp() ? 1 : 0) } })
     this.rateLimitFallbackTotal = new Counter({ name: 'pos_relay_rate_limit_fallback_total', help: 'Rate-limit checks answered by the local fallback because Redis was unreachable', registers: r })
     this.ticketsTotal = new Counter({ name: 'pos_relay_tickets_total', help: 'Account tickets presented, by result (ok or the rejection reason)', labelNames: ['result'], registers: r })
+    // the account side, in totals only: per-account figures are billing data (Redis), not labels
+    this.meteredBytesTotal = new Counter({ name: 'pos_relay_metered_bytes_total', help: 'Relayed bytes metered to accounts (auth on), by direction; per-account usage is in Redis (pos-relay usage), never in labels', labelNames: ['direction'], registers: r })
+    this.revocationsTotal = new Counter({ name: 'pos_relay_revocations_total', help: 'Revocations delivered to this relay, by kind (account, ticket) and result (applied: a holder here lost its reservation and circuits; not_held: nobody here held it)', labelNames: ['kind', 'result'], registers: r })
+    for (const direction of ['to_destination', 'to_source']) this.meteredBytesTotal.inc({ direction }, 0)
+    for (const kind of ['account', 'ticket']) for (const result of ['applied', 'not_held']) this.revocationsTotal.inc({ kind, result }, 0)
     this.draining = new Gauge({ name: 'pos_relay_draining', help: '1 while the relay is draining (SIGTERM received)', registers: r })
   }
 }

@@ -28,10 +28,20 @@ export interface DiscoveryRegistrationOptions {
    * A relay the operator delisted therefore never lists itself again (docs/registry.md).
    */
   refreshOnly?: boolean
+  /** refresh-only: how soon to ask again after discovery answered "not listed" (default NOT_LISTED_RETRY_MS) */
+  notListedRetryMs?: number
   /** used when the discovery API does not say its TTL */
   defaultTtlSeconds?: number
   requestTimeoutMs?: number
 }
+
+/**
+ * Refresh-only: the retry after a "not listed" answer. A third of the shortest
+ * TTL a pool may set (3 s), so an entry the operator just created is refreshed
+ * by the relay before it can expire. Only unlisted pool relays (starting, not
+ * Ready, draining) ask this often.
+ */
+export const NOT_LISTED_RETRY_MS = 1000
 
 /** refresh-only heartbeat found no entry (discovery's 404) */
 class NotListed extends Error {}
@@ -95,10 +105,12 @@ export class DiscoveryRegistration {
         delay = Math.max(1000, Math.min(60_000, (ttl * 1000) / 3))
       } catch (err: any) {
         if (err instanceof NotListed) {
-          // not a failure: the operator lists this relay when its pod is Ready; keep the heartbeat cadence
+          // Not a failure: the operator lists this relay when its pod is Ready. Ask again soon: the entry
+          // the operator creates lives only for the pool's TTL (3 s at least), and if the operator stops
+          // right after creating it, only this relay's refresh keeps it (and the relay) listed. At
+          // discovery's TTL / 3 (10 s by default) the entry of a 3 s pool expired first.
           this.backoff.reset()
-          delay = Math.max(1000, ((this.opts.defaultTtlSeconds ?? 30) * 1000) / 3)
-          await sleep(delay, signal).catch(() => {})
+          await sleep(this.opts.notListedRetryMs ?? NOT_LISTED_RETRY_MS, signal).catch(() => {})
           continue
         }
         if (signal.aborted) return

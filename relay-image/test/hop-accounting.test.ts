@@ -16,12 +16,14 @@ function setup (withAccounts = true) {
   const metered: Array<[string, Record<string, number>]> = []
   const released: string[] = []
   const bytes = { toDestination: 0, toSource: 0 }
+  const meteredBytes = { toDestination: 0, toSource: 0 }
   const accounting = new HopAccounting({
     bytes: { toDestination: { inc: (n) => { bytes.toDestination += n } }, toSource: { inc: (n) => { bytes.toSource += n } } },
+    meteredBytes: { toDestination: { inc: (n) => { meteredBytes.toDestination += n } }, toSource: { inc: (n) => { meteredBytes.toSource += n } } },
     ...(withAccounts ? { accounts: { meter: (account, delta) => { metered.push([account, delta as Record<string, number>]) }, releaseReservation: (account) => { released.push(account) } } } : {}),
     now: () => now
   })
-  return { accounting, metered, released, bytes, advance: (ms: number) => { now += ms } }
+  return { accounting, metered, released, bytes, meteredBytes, advance: (ms: number) => { now += ms } }
 }
 
 describe('HopAccounting', () => {
@@ -39,7 +41,7 @@ describe('HopAccounting', () => {
   })
 
   it('counts bytes each way for every circuit, and meters them only to a circuit\'s account', () => {
-    const { accounting, metered, bytes } = setup()
+    const { accounting, metered, bytes, meteredBytes } = setup()
     const paid = accounting.circuitOpened('acct')
     const free = accounting.circuitOpened(undefined)
     accounting.circuitBytes(paid).toDestination(100)
@@ -47,15 +49,17 @@ describe('HopAccounting', () => {
     accounting.circuitBytes(free).toDestination(50)
     assert.deepEqual(bytes, { toDestination: 150, toSource: 7 })
     assert.deepEqual(metered, [['acct', { circuits: 1 }], ['acct', { bytes_to_destination: 100 }], ['acct', { bytes_to_source: 7 }]])
+    assert.deepEqual(meteredBytes, { toDestination: 100, toSource: 7 }, 'pos_relay_metered_bytes_total counts what is metered, not what is relayed')
   })
 
   it('without accounts only the byte counters count', () => {
-    const { accounting, metered, bytes } = setup(false)
+    const { accounting, metered, bytes, meteredBytes } = setup(false)
     const c = accounting.circuitOpened('acct')
     accounting.circuitBytes(c).toSource(3)
     accounting.circuitEnded(c)
     assert.deepEqual(bytes, { toDestination: 0, toSource: 3 })
     assert.deepEqual(metered, [])
+    assert.deepEqual(meteredBytes, { toDestination: 0, toSource: 0 })
   })
 
   it('a tick bills circuit-seconds and reservation-seconds up to now; the end bills the rest', async () => {

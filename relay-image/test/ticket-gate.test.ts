@@ -61,3 +61,42 @@ describe('ticket presentations are rate limited per peer', () => {
     assert.match(await metrics.registry.metrics(), /pos_relay_tickets_total\{result="rate_limited"\} 3/)
   })
 })
+
+describe('revocations delivered to the relay', () => {
+  const nodes: Libp2p[] = []
+  after(async () => { for (const n of nodes) await n.stop() })
+
+  it('counts each by kind and whether a holder here lost its reservation (pos_relay_revocations_total), without account labels', async () => {
+    const issuer = await TicketIssuer.create({ keys: [await generateTicketKey()] })
+    const logger = createLogger({ name: 'relay', level: 'silent' })
+    const metrics = new RelayMetrics()
+    let deliver: (evt: { kind: 'account' | 'ticket', id: string }) => void = () => {}
+    const revoked: string[] = []
+    const relay = await node()
+    nodes.push(relay)
+    const gate = new TicketGate({
+      verifier: new TicketVerifier({ jwks: issuer.jwks() }),
+      revocations: { isRevoked: async () => false, subscribe: (handler) => { deliver = handler; return () => {} } },
+      tiers: { free: { name: 'free', max_reservations: 2, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 } },
+      metrics,
+      logger,
+      denials: new SampledLog(logger),
+      onRevoked: (peer) => { revoked.push(peer.toString()) }
+    })
+    await gate.start(relay)
+    const client = await node()
+    nodes.push(client)
+    await client.dial(relay.getMultiaddrs()[0]!)
+    const t = await issuer.issue({ account: 'acct-revoked', tier: 'free', peer: client.peerId.toString() })
+    await presentTicket(client, relay.peerId, t.ticket)
+    deliver({ kind: 'ticket', id: 'some-other-jti' })
+    deliver({ kind: 'account', id: 'acct-revoked' })
+    deliver({ kind: 'account', id: 'acct-revoked' }) // already gone here
+    assert.deepEqual(revoked, [client.peerId.toString()])
+    const text = await metrics.registry.metrics()
+    for (const line of ['kind="ticket",result="not_held"} 1', 'kind="account",result="applied"} 1', 'kind="account",result="not_held"} 1', 'kind="ticket",result="applied"} 0']) {
+      assert.ok(text.includes(`pos_relay_revocations_total{${line}`), line)
+    }
+    assert.ok(!text.includes('acct-revoked'), 'no account id in the metrics')
+  })
+})

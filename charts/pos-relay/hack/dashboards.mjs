@@ -92,7 +92,17 @@ const fleet = dashboard('pos-relay-fleet', 'pos-relay / Fleet overview',
     ts('Discovery latency p99', '99th percentile of discovery API request duration', [[`histogram_quantile(0.99, sum by (le) (rate(pos_relay_discovery_http_request_duration_seconds_bucket[${R}])))`, 'p99']], 12, 47, 12, 's'),
     row('Resources', 55),
     ts('Relay memory (RSS)', 'Resident memory of each relay process', [[`process_resident_memory_bytes and on (instance) pos_relay_draining{${sel}}`, '{{pod}} {{instance}}']], 0, 56, 12, 'bytes'),
-    ts('Relay CPU', 'CPU seconds per second of each relay process', [[`rate(process_cpu_seconds_total[${R}]) and on (instance) pos_relay_draining{${sel}}`, '{{pod}} {{instance}}']], 12, 56, 12, 'percentunit')
+    ts('Relay CPU', 'CPU seconds per second of each relay process', [[`rate(process_cpu_seconds_total[${R}]) and on (instance) pos_relay_draining{${sel}}`, '{{pod}} {{instance}}']], 12, 56, 12, 'percentunit'),
+    // fleet totals only: per-account usage is billing data (pos-relay usage), never a label
+    row('Accounts (relays with auth on)', 64),
+    ts('Tickets issued and refused', 'POST /api/p2p/tickets answered by the discovery API per second: ok (issued) or why it was refused (unauthorized, tier_unknown, throttled, invalid, unavailable)', [[`sum by (result) (rate(pos_relay_discovery_ticket_requests_total[${R}]))`, '{{result}}']], 0, 65, 8, 'reqps'),
+    ts('Tickets presented to relays', 'Tickets presented to the relays per second, by result (ok or why the relay rejected it)', [[`sum by (result) (rate(pos_relay_tickets_total{${sel}}[${R}]))`, '{{result}}']], 8, 65, 8, 'reqps'),
+    ts('Revocations delivered', 'Account and ticket revocations reaching the relays per second: applied (a holder lost its reservation and circuits) or not held there', [[`sum by (kind, result) (rate(pos_relay_revocations_total{${sel}}[${R}]))`, '{{kind}} {{result}}']], 16, 65, 8, 'ops'),
+    ts('Metered bytes', 'Bytes per second metered to accounts, by direction (per-account figures: pos-relay usage)', [[`sum by (direction) (rate(pos_relay_metered_bytes_total{${sel}}[${R}]))`, '{{direction}}']], 0, 73, 12, 'Bps'),
+    ts('Quota cuts', 'Circuits ended because the account used up its monthly quota, and circuits refused for it, per second', [
+      [`sum(rate(pos_relay_circuit_ends_total{${sel}, reason="quota"}[${R}]))`, 'circuits cut'],
+      [`sum(rate(pos_relay_denials_total{${sel}, reason="quota"}[${R}]))`, 'circuits refused']
+    ], 12, 73, 12, 'ops')
   ], [queryVar('namespace', 'Namespace', 'label_values(pos_relay_draining, namespace)'), queryVar('pool', 'RelayPool', 'label_values(pos_relay_draining{namespace=~"$namespace"}, pool)')])
 
 // ---------------------------------------------------------------- operator

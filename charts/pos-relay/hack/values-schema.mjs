@@ -50,7 +50,8 @@ const schema = {
     operator: obj({
       replicas: int(0, 10),
       watchNamespace: dnsName,
-      leaderElection: obj({ enabled: bool(), leaseName: str(null, { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }) }),
+      leaderElection: obj({ enabled: bool(), leaseName: str(null, { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }), leaseDurationSeconds: int(2, 600), renewDeadlineSeconds: int(1, 599), retryPeriodSeconds: int(1, 598) }),
+      podDisruptionBudget: obj({ enabled: bool(), minAvailable: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9]+%$' }] } }),
       metricsPort: int(1024, 65535),
       logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] },
       relayImage: obj({ repository: str(), tag: str(), pullPolicy: { type: 'string', enum: ['', 'Always', 'IfNotPresent', 'Never'] } }),

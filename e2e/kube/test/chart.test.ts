@@ -30,7 +30,8 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
     image: { repository: 'registry.example.com/pos-relay', tag: '1.2.3', pullPolicy: 'Always' },
     redis: { enabled: false, externalUrl: 'redis://:secret@redis.example.com:6379/0' },
     operator: {
-      replicas: 2,
+      // without leader election only one replica may run (the chart refuses more)
+      replicas: 1,
       watchNamespace: 'relays',
       leaderElection: { enabled: false },
       relayImage: { repository: 'registry.example.com/relay', tag: '9.9.9', pullPolicy: 'Always' },
@@ -148,10 +149,36 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     const rbac = await renderChart(['--show-only', 'templates/operator-rbac.yaml'])
     assert.match(rbac, /resourceNames: \["pos-relay-operator"\]\n\s+verbs: \[get, update\]/)
     assert.doesNotMatch(rbac, /apiGroups: \[""\]\n\s+resources: \[events\]/, 'core events are not used')
-    const without = splitDocs(await renderChart(['--show-only', 'templates/operator-rbac.yaml', '--set', 'operator.leaderElection.enabled=false']))
+    const without = splitDocs(await renderChart(['--show-only', 'templates/operator-rbac.yaml', '--set', 'operator.leaderElection.enabled=false', '--set', 'operator.replicas=1']))
     assert.ok(!without.some((d) => d.name.endsWith('-leader-election')), without.map((d) => `${d.kind}/${d.name}`).join(', '))
     const renamed = await renderChart(['--show-only', 'templates/operator-rbac.yaml', '--set', 'operator.leaderElection.leaseName=my-lease'])
     assert.match(renamed, /resourceNames: \["my-lease"\]/)
+  })
+
+  it('operator HA by default: 2 replicas with leader election, spread over nodes, a PodDisruptionBudget only when replicas > 1', async () => {
+    const docs = splitDocs(await renderChart(['--show-only', 'templates/operator.yaml']))
+    const deployment = docs.find((d) => d.kind === 'Deployment')!
+    assert.match(deployment.text, /^ {2}replicas: 2$/m)
+    assert.match(deployment.text, /name: POS_RELAY_OPERATOR_LEADER_ELECT\s+value: "true"/)
+    for (const [env, value] of [['LEASE_DURATION', 15], ['RENEW_DEADLINE', 10], ['RETRY_PERIOD', 2]]) {
+      assert.match(deployment.text, new RegExp(`name: POS_RELAY_OPERATOR_${env}_SECONDS\\s+value: "${value}"`))
+    }
+    assert.match(deployment.text, /podAntiAffinity:\s+preferredDuringSchedulingIgnoredDuringExecution:[\s\S]*?topologyKey: kubernetes.io\/hostname[\s\S]*?app.kubernetes.io\/component: operator/)
+    const pdb = docs.find((d) => d.kind === 'PodDisruptionBudget')
+    assert.ok(pdb != null, docs.map((d) => `${d.kind}/${d.name}`).join(', '))
+    assert.equal(pdb.name, 'pos-relay-operator')
+    assert.match(pdb.text, /minAvailable: 1\n/)
+    assert.match(pdb.text, /matchLabels:[\s\S]*app.kubernetes.io\/component: operator/)
+    const single = splitDocs(await renderChart(['--show-only', 'templates/operator.yaml', '--set', 'operator.replicas=1']))
+    assert.ok(!single.some((d) => d.kind === 'PodDisruptionBudget'), 'no PDB for one replica: it would block every drain')
+    const noPdb = splitDocs(await renderChart(['--show-only', 'templates/operator.yaml', '--set', 'operator.podDisruptionBudget.enabled=false']))
+    assert.ok(!noPdb.some((d) => d.kind === 'PodDisruptionBudget'))
+    const twoLeaders = await helmOffline(['template', 'x', CHART_DIR, '--set', 'operator.leaderElection.enabled=false'])
+    assert.notEqual(twoLeaders.code, 0, 'two replicas without leader election must not render')
+    assert.match(twoLeaders.stderr, /operator.replicas > 1 needs operator.leaderElection.enabled/)
+    const badTimings = await helmOffline(['template', 'x', CHART_DIR, '--set', 'operator.leaderElection.renewDeadlineSeconds=20'])
+    assert.notEqual(badTimings.code, 0)
+    assert.match(badTimings.stderr, /leaseDurationSeconds must be greater than renewDeadlineSeconds/)
   })
 
   it('refuses to render without a registry: redis disabled and neither an external URL nor an existing Secret', async () => {
@@ -165,7 +192,7 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     const docs = splitDocs(await renderChart())
     const kinds = docs.map((d) => `${d.kind}/${d.name}`)
     for (const want of [
-      'Deployment/pos-relay-operator', 'Service/pos-relay-operator-metrics', 'ServiceAccount/pos-relay-operator',
+      'Deployment/pos-relay-operator', 'Service/pos-relay-operator-metrics', 'PodDisruptionBudget/pos-relay-operator', 'ServiceAccount/pos-relay-operator',
       'ClusterRole/pos-relay-operator', 'ClusterRoleBinding/pos-relay-operator', 'ClusterRole/pos-relay-operator-nodes',
       'Role/pos-relay-operator-leader-election', 'RoleBinding/pos-relay-operator-leader-election',
       'Deployment/pos-relay-discovery', 'Service/pos-relay-discovery', 'PodDisruptionBudget/pos-relay-discovery',

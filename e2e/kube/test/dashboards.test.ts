@@ -20,7 +20,14 @@ import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createRelayPeer, isRelayed, type RelayPeer } from '@pos-relay/client'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { createRelayPeer, isRelayed, presentTicket, type RelayPeer } from '@pos-relay/client'
+import { noise } from '@pos-relay/shared/noise'
+import { yamux } from '@pos-relay/shared/yamux'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { sendToSink, serveSink } from '../../test/helpers/transfer.ts'
 import { freePort, pollUntil, startRedis, trackChild, waitFor, type RedisServer } from '@pos-relay/testing'
 import { CHART_DIR, CRD_FILE, REPO_ROOT, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
 import { k } from './helpers.ts'
@@ -30,6 +37,13 @@ const SECRET = 'dashboards-' + Math.random().toString(36).slice(2)
 const PROTOCOL = '/pos-relay-test/drain/1.0.0'
 /** what $__rate_interval becomes: several scrapes at the 1 s interval */
 const RATE_INTERVAL = '15s'
+const ADMIN = 'dashboards-admin-' + Math.random().toString(36).slice(2)
+const MiB = 1024 * 1024
+/** `tiny` has a monthly quota small enough to be cut by one transfer */
+const TIERS = {
+  free: { name: 'free', max_reservations: 8, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 },
+  tiny: { name: 'tiny', max_reservations: 4, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 1 * MiB }
+}
 
 // ------------------------------------------------------------------ processes
 
@@ -124,6 +138,8 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
   let redis: RedisServer
   let discovery: Proc
   let relay: Proc
+  let authRelay: Proc
+  const plainNodes: Libp2p[] = []
   let operator: Proc | undefined
   let prometheus: Proc
   let cp: ControlPlane | undefined
@@ -138,7 +154,15 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     // discovery + relay, as in production (pos-relay discovery --redis; init + run)
     const discoveryPort = await freePort()
     const discoveryUrl = `http://127.0.0.1:${discoveryPort}`
-    discovery = start('discovery', process.execPath, [CLI, 'discovery', '--host', '127.0.0.1', '--port', String(discoveryPort), '--redis', redis.url, '--ttl', '10'], { P2P_SECRET: SECRET })
+    // with accounts: ticket keys, tiers and an admin secret
+    const keysFile = join(dir, 'ticket-keys.json')
+    execFileSync(process.execPath, [CLI, 'keys', 'generate', '--out', keysFile])
+    const publicKeysFile = join(dir, 'ticket-keys.public.json')
+    writeFileSync(publicKeysFile, execFileSync(process.execPath, [CLI, 'keys', 'public', '--in', keysFile]))
+    const tiersFile = join(dir, 'tiers.json')
+    writeFileSync(tiersFile, JSON.stringify(TIERS))
+    discovery = start('discovery', process.execPath, [CLI, 'discovery', '--host', '127.0.0.1', '--port', String(discoveryPort), '--redis', redis.url, '--ttl', '10', '--ticket-keys-file', keysFile, '--tiers-file', tiersFile],
+      { P2P_SECRET: SECRET, ADMIN_SECRET: ADMIN })
     await waitLine(discovery, (o) => o.event === 'discovery_ready')
     const relayPort = await freePort()
     const relayMetricsPort = await freePort()
@@ -147,6 +171,15 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     relay = start('relay', process.execPath, [CLI, 'run', '--config', config, '--host', '127.0.0.1', '--announce', `/ip4/127.0.0.1/tcp/${relayPort}`,
       '--metrics-host', '127.0.0.1', '--metrics-port', String(relayMetricsPort), '--drain-seconds', '1'])
     const ready = await waitLine(relay, (o) => o.event === 'relay_ready')
+    // a second relay with auth on (tickets, metering and quotas in the same Redis); not registered with
+    // discovery, so the SDK peers below keep to the first one
+    const authConfig = join(dir, 'relay-auth.json')
+    execFileSync(process.execPath, [CLI, 'init', '--config', authConfig], { input: `${SECRET}\n` })
+    const authMetricsPort = await freePort()
+    authRelay = start('relay-auth', process.execPath, [CLI, 'run', '--config', authConfig, '--host', '127.0.0.1', '--port', String(await freePort()),
+      '--metrics-host', '127.0.0.1', '--metrics-port', String(authMetricsPort), '--drain-seconds', '1',
+      '--auth', '--redis', redis.url, '--tiers-file', tiersFile, '--ticket-keys-file', publicKeysFile, '--metering-interval', '1'])
+    const authReady = await waitLine(authRelay, (o) => o.event === 'relay_ready')
 
     // the operator against a real API server, with one pool to reconcile
     let operatorTarget: string | undefined
@@ -171,6 +204,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
       scrape_configs: [
         // the labels the chart's PodMonitor gives relay series in a cluster
         scrape('pos-relay-relays', `127.0.0.1:${relayMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-0', node: 'node-a' }),
+        scrape('pos-relay-relays-auth', `127.0.0.1:${authMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-1', node: 'node-b' }),
         scrape('pos-relay-discovery', `127.0.0.1:${discoveryPort}`, { namespace: 'pos-relay', pod: 'pos-relay-discovery-0' }),
         ...(operatorTarget != null ? [scrape('pos-relay-operator', operatorTarget, { namespace: 'pos-relay', pod: 'pos-relay-operator-0' })] : [])
       ]
@@ -207,10 +241,49 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     await conn.close()
     const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     await assert.rejects(b.node.dial(multiaddr(`/ip4/127.0.0.1/tcp/${relayPort}/p2p/${ready.peer_id}/p2p-circuit/p2p/${stranger.toString()}`)))
+
+    // the account side on the auth relay: tickets issued and refused, metered bytes, a quota cut and a
+    // circuit refused over quota, a revocation delivered
+    const admin = async (path: string, body?: unknown): Promise<any> => {
+      const res = await fetch(`${discoveryUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) })
+      assert.ok(res.ok, `${path}: ${res.status} ${await res.clone().text()}`)
+      return await res.json()
+    }
+    const ticketFor = async (apiKey: string, peerId: string): Promise<Response> => await fetch(`${discoveryUrl}/api/p2p/tickets`, {
+      method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ peer_id: peerId })
+    })
+    const ticketed = async (apiKey: string): Promise<Libp2p> => {
+      const node = await createLibp2p({ transports: [tcp(), circuitRelayTransport()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+      plainNodes.push(node)
+      const res = await ticketFor(apiKey, node.peerId.toString())
+      const body = await res.text()
+      assert.equal(res.status, 200, body)
+      await presentTicket(node, (await node.dial(authAddr)).remotePeer, (JSON.parse(body) as { ticket: string }).ticket)
+      return node
+    }
+    const authAddr = multiaddr(authReady.addrs[0])
+    const tiny = await admin('/api/admin/accounts', { name: 'dashboards-tiny', tier: 'tiny' })
+    assert.equal((await ticketFor('pra_not-a-key', peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString())).status, 401)
+    const listener = await ticketed(tiny.api_key)
+    await serveSink(listener)
+    await (listener as any).components.transportManager.listen([authAddr.encapsulate('/p2p-circuit')])
+    const dialer = await ticketed(tiny.api_key)
+    // 2 MiB through a 1 MiB quota: metered, then cut
+    await assert.rejects(sendToSink(await dialer.dial(authAddr.encapsulate(`/p2p-circuit/p2p/${listener.peerId}`)), 2 * MiB))
+    await waitFor(async () => /^pos_relay_circuit_ends_total\{reason="quota"\} [1-9]/m.test(await (await fetch(`http://127.0.0.1:${authMetricsPort}/metrics`)).text()), { timeoutMs: 10_000, message: 'circuit cut at the quota' })
+    // once the usage is flushed (metering interval 1 s), the next circuit is refused over quota
+    await waitFor(async () => {
+      await dialer.dial(authAddr.encapsulate(`/p2p-circuit/p2p/${listener.peerId}`)).then(async (c) => { await c.close() }, () => {})
+      return /^pos_relay_denials_total\{reason="quota"\} [1-9]/m.test(await (await fetch(`http://127.0.0.1:${authMetricsPort}/metrics`)).text())
+    }, { timeoutMs: 15_000, intervalMs: 1000, message: 'circuit refused over quota' })
+    await admin(`/api/admin/accounts/${tiny.account.id}/disable`)
+    await waitFor(async () => /^pos_relay_revocations_total\{kind="account",result="applied"\} [1-9]/m.test(await (await fetch(`http://127.0.0.1:${authMetricsPort}/metrics`)).text()), { timeoutMs: 10_000, message: 'revocation delivered' })
   }, { timeout: 180_000 })
 
   after(async () => {
     for (const p of peers) await p.stop().catch(() => {})
+    for (const n of plainNodes) await Promise.resolve(n.stop()).catch(() => {})
+    await stop(authRelay)
     await stop(prometheus)
     await stop(operator)
     await stop(relay)
@@ -261,6 +334,15 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     assert.ok(await value('sum(pos_relay_circuit_ends_total)') >= 1)
     assert.equal(await value('sum(pos_relay_registered)'), 1)
     assert.ok(await value('max(pos_relay_discovery_relays_listed)') >= 1)
+    // the account side (auth relay): fleet totals, no account label anywhere
+    assert.ok(await value('sum(pos_relay_discovery_ticket_requests_total{result="ok"})') >= 2)
+    assert.ok(await value('sum(pos_relay_discovery_ticket_requests_total{result="unauthorized"})') >= 1)
+    assert.ok(await value('sum(pos_relay_tickets_total{result="ok"})') >= 2)
+    assert.ok(await value('sum(pos_relay_metered_bytes_total)') >= 1 * MiB, 'bytes metered up to the quota')
+    assert.ok(await value('sum(pos_relay_circuit_ends_total{reason="quota"})') >= 1)
+    assert.ok(await value('sum(pos_relay_denials_total{reason="quota"})') >= 1)
+    assert.ok(await value('sum(pos_relay_revocations_total{kind="account",result="applied"})') >= 1)
+    assert.deepEqual(await query('count({__name__=~"pos_relay_.*", account!=""})'), [], 'no series has an account label')
   })
 
   it('the operator dashboard: every expression returns data', async () => {

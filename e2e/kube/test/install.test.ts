@@ -92,7 +92,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
       'secret/pos-relay-discovery', 'secret/pos-relay-redis', 'secret/pos-relay-ticket-keys', 'secret/pos-relay-admin', 'serviceaccount/pos-relay-operator',
       'configmap/pos-relay-dashboard-fleet-overview', 'configmap/pos-relay-dashboard-operator',
       'role.rbac.authorization.k8s.io/pos-relay-operator-leader-election', 'rolebinding.rbac.authorization.k8s.io/pos-relay-operator-leader-election',
-      'poddisruptionbudget.policy/pos-relay-discovery'
+      'poddisruptionbudget.policy/pos-relay-discovery', 'poddisruptionbudget.policy/pos-relay-operator'
     ]) assert.ok(names.includes(want), `missing ${want}`)
     for (const want of ['clusterrole/pos-relay-operator', 'clusterrolebinding/pos-relay-operator', 'clusterrole/pos-relay-operator-nodes']) {
       await k(cp, ['get', want])

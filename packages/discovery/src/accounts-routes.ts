@@ -270,7 +270,9 @@ export function registerAccountRoutes (app: FastifyInstance, accounts: AccountsO
 
 export function ticketResult (status: number): TicketRequestResult | undefined {
   if (status === 200) return 'ok'
-  if (status === 401 || status === 403 || status === 429) return 'unauthorized'
+  if (status === 401) return 'unauthorized'
+  if (status === 403) return 'tier_unknown'
+  if (status === 429) return 'throttled'
   if (status === 503) return 'unavailable'
   if (status >= 400 && status < 500) return 'invalid'
   return undefined

@@ -5,7 +5,8 @@ const PREFIX = 'pos_relay_discovery_'
 
 export type RegistrationResult = 'ok' | 'unauthorized' | 'throttled' | 'invalid' | 'not_listed' | 'conflict' | 'forbidden' | 'unavailable'
 
-export type TicketRequestResult = 'ok' | 'unauthorized' | 'invalid' | 'unavailable'
+/** ok = a ticket issued; otherwise why it was refused (account ids are never labels) */
+export type TicketRequestResult = 'ok' | 'unauthorized' | 'tier_unknown' | 'throttled' | 'invalid' | 'unavailable'
 
 export interface DiscoveryMetrics {
   httpRequests: Counter<'route' | 'method' | 'status_code'>
@@ -48,11 +49,11 @@ export function createMetrics (registry: Registry, store: RelayStore): Discovery
   }
   const ticketRequests = new Counter({
     name: `${PREFIX}ticket_requests_total`,
-    help: 'Ticket requests (POST /api/p2p/tickets) by result; account ids are never labels',
+    help: 'Ticket requests (POST /api/p2p/tickets) by result: ok (issued), or refused because unauthorized (missing, unknown, wrong or disabled API key), tier_unknown (the account\'s tier is not configured), throttled (too many failed attempts from the address), invalid (malformed request), unavailable (Redis); account ids are never labels',
     labelNames: ['result'],
     registers,
   })
-  for (const result of ['ok', 'unauthorized', 'invalid', 'unavailable'] satisfies TicketRequestResult[]) {
+  for (const result of ['ok', 'unauthorized', 'tier_unknown', 'throttled', 'invalid', 'unavailable'] satisfies TicketRequestResult[]) {
     ticketRequests.inc({ result }, 0)
   }
   return {

@@ -102,6 +102,9 @@ describe('throttling failed admin and API key authentications', () => {
     assert.equal(admin.statusCode, 429, admin.body)
     assert.ok(Number(admin.headers['retry-after']) >= 1)
     assert.equal((await ticket(app, api_key)).statusCode, 429)
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.ok(text.includes('pos_relay_discovery_ticket_requests_total{result="throttled"} 1'), 'a throttled ticket request is counted as throttled')
+    assert.ok(text.includes('pos_relay_discovery_ticket_requests_total{result="unauthorized"} 2'))
   })
 })
 
@@ -368,13 +371,14 @@ describe('tickets', () => {
   })
 
   it('counts ticket requests by result in the metrics, never by account', async () => {
-    const { app } = await setup()
+    const { app, store } = await setup()
     const { account, api_key } = await createAccount(app)
     await ticket(app, api_key)
     await ticket(app, 'pra_bad')
     await ticket(app, api_key, 'bad')
+    await ticket(app, (await store.create({ name: 'legacy', tier: 'gold' })).api_key)
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
-    for (const line of ['ok"} 1', 'unauthorized"} 1', 'invalid"} 1', 'unavailable"} 0']) {
+    for (const line of ['ok"} 1', 'unauthorized"} 1', 'tier_unknown"} 1', 'throttled"} 0', 'invalid"} 1', 'unavailable"} 0']) {
       assert.ok(text.includes(`pos_relay_discovery_ticket_requests_total{result="${line}`), line)
     }
     assert.equal(text.includes(account.id), false)
