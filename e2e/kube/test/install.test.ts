@@ -156,7 +156,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
     const out = await k(cp, ['apply', '-n', NS, '-f', join(REPO_ROOT, 'examples', 'relaypool.yaml')])
     assert.match(out, /relaypool\.pos-relay\.io\/relays created/)
     const get = await k(cp, ['get', 'relaypools', '-n', NS, '-o', 'wide'])
-    assert.match(get, /^NAME\s+DESIRED\s+READY\s+REGISTERED\s+STATUS\s+REASON\s+HOST-PORT\s+PER-NODE\s+AUTH\s+AGE/)
+    assert.match(get, /^NAME\s+DESIRED\s+READY\s+REGISTERED\s+STATUS\s+AUTH\s+REASON\s+HOST-PORT\s+PER-NODE\s+AGE/)
     assert.ok(EXAMPLE.includes('pos-relay-discovery'))
     // the Secret the example points at is the one the chart made, with the keys the CRD defaults to
     const pool = await kJson(cp, ['get', 'relaypool', 'relays', '-n', NS])
