@@ -7,7 +7,7 @@ import { cpus, release } from 'node:os'
 import { join } from 'node:path'
 import { IMPLS, REPO, type Impl, type PairResult } from './lab.ts'
 import { PREFIX } from './topology.ts'
-import { REASONS, type Expectation } from './expectations.ts'
+import { AUTH_CELLS, REASONS, type Expectation } from './expectations.ts'
 import type { NatBehaviour } from './topology.ts'
 
 export interface Cell {
@@ -19,6 +19,14 @@ export interface Cell {
   payloadBytes: number
   passed: boolean
   failure?: string
+  /** a cell with accounts on (relay with --auth) */
+  accounts?: {
+    dialerTicket: boolean
+    /** tickets the relay accepted during the cell (pos_relay_tickets_total{result="ok"}) */
+    ticketsAccepted?: number
+    /** how the ticketless dialer was refused */
+    refusal?: string
+  }
 }
 
 export interface PlaintextCheck {
@@ -77,6 +85,7 @@ function cellText (c: Cell): string {
   if (c.result == null) return `**failed** (${c.failure ?? 'did not run'})`
   const d = c.result.dialer
   if (!c.passed) return `**FAILED**: ${d.connection ?? 'no connection'}${c.failure != null ? ` (${c.failure.slice(0, 120)})` : ''}`
+  if (c.expected.connection === 'refused') return 'refused ✅'
   if (d.connection === 'direct') return `**direct** ✅ ${d.upgraded_after_ms != null ? `(${d.upgraded_after_ms} ms)` : ''}`
   return `relayed ✅${c.expected.note != null ? ` [^${c.expected.note}]` : ''}`
 }
@@ -89,7 +98,10 @@ export class Report {
 
   add (cell: Cell): void { this.cells.push(cell) }
 
-  complete (): boolean { return this.cells.length === 2 * IMPLS.length * IMPLS.length && this.plaintext.length > 0 }
+  complete (): boolean {
+    return this.cells.filter((c) => c.accounts == null).length === 2 * IMPLS.length * IMPLS.length &&
+      this.cells.filter((c) => c.accounts != null).length === AUTH_CELLS.length && this.plaintext.length > 0
+  }
 
   markdown (): string {
     const v = versions()
@@ -132,7 +144,7 @@ export class Report {
       'Asserted per cell: both sides ok and the same SHA-256; for **direct**, the connection\'s remote address has no `/p2p-circuit` and the relay\'s `pos_relay_relayed_bytes_total` grew by less than 1/32 of the payload while it flowed ' +
       '(the relay carried only the DCUtR exchange); for **relayed**, `/p2p-circuit` and the counter grew by at least the payload. An unexpected direct connection fails the cell as much as an unexpected relayed one.', '')
     for (const nat of ['eim', 'symmetric'] as const) {
-      const cells = this.cells.filter((c) => c.nat === nat)
+      const cells = this.cells.filter((c) => c.nat === nat && c.accounts == null)
       if (cells.length === 0) continue
       out.push(`## Matrix: ${NAT_TITLE[nat]}`, '')
       out.push(`| dialer ↓ / listener → | ${IMPLS.map(label).join(' | ')} |`, `|---|${IMPLS.map(() => '---').join('|')}|`)
@@ -148,12 +160,32 @@ export class Report {
     out.push('[^js-tcp]: Expected: ' + REASONS['js-tcp'], '')
     out.push('[^symmetric]: Expected: ' + REASONS.symmetric, '')
     out.push('[^mixed-transport]: Expected: ' + REASONS['mixed-transport'], '')
+    const auth = this.cells.filter((c) => c.accounts != null)
+    if (auth.length > 0) {
+      out.push('## Accounts on: tickets (relay with `--auth`)', '')
+      out.push('A second relay stack in the same topology with the **eim** NAT: Redis in the relay namespace, `pos-relay discovery` with ticket keys (`pos-relay keys generate`) and an admin secret, ' +
+        '`pos-relay run --auth` (reservations and circuits need a ticket presented on `/pos-relay/ticket/1.0.0`, verified with the keys from discovery), and one account (default tier `unlimited`) created through the admin API. ' +
+        'Each peer with a ticket gets it with the account\'s API key (`POST /api/p2p/tickets`, bound to its peer id) and presents it to the relay before reserving or dialing, through our client libraries: ' +
+        'the js peer through the SDK (`createRelayPeer({ apiKey })`), the rust peer with `pos_relay_client::tickets` (`packages/client-rust`), the go peer with `posrelay.NewTicketClient` and `posrelay.PresentTicket` (`packages/client-go`). ' +
+        'Each implementation dials and listens once with a ticket; the cell then runs and is asserted as in the matrix above, and the relay must have accepted a ticket from each peer (`pos_relay_tickets_total{result="ok"}`) and denied no circuit. ' +
+        'In the last cell the dialer presents no ticket: its circuit must be refused with `PERMISSION_DENIED` (`pos_relay_circuits_total{result="denied"}` grows) and nothing reaches the listener.', '')
+      out.push('| dialer → listener | tickets | expected | observed (dialer / listener) | tickets accepted by the relay | hole punch after | result |', '|---|---|---|---|---|---|---|')
+      for (const c of auth) {
+        const d = c.result?.dialer
+        const observed = c.expected.connection === 'refused'
+          ? (d != null ? `refused: \`${(c.accounts!.refusal ?? d.error ?? '').slice(0, 100)}\`` : '–')
+          : `${d?.connection ?? '–'} / ${c.result?.listener.connection ?? '–'}`
+        out.push(`| ${label(c.dialer)} → ${label(c.listener)} | ${c.accounts!.dialerTicket ? 'both' : 'listener only'} | ${c.expected.connection} | ${observed} | ` +
+          `${c.accounts!.ticketsAccepted ?? '–'} | ${d?.upgraded_after_ms != null ? `${d.upgraded_after_ms} ms` : '–'} | ${c.passed ? cellText(c) : `**FAILED** ${c.failure ?? ''}`} |`)
+      }
+      out.push('')
+    }
     out.push('## Every cell', '')
     out.push('| NAT | dialer → listener | expected | observed (dialer / listener) | dialer remote address | relay bytes during the cell | hole punch after | wall time | result |', '|---|---|---|---|---|---|---|---|---|')
     for (const c of this.cells) {
       const r = c.result
       const addr = (r?.dialer.remote_addr ?? '').replace(/\/p2p\/12D3KooW[1-9A-HJ-NP-Za-km-z]+/g, '/p2p/…')
-      out.push(`| ${c.nat} | ${label(c.dialer)} → ${label(c.listener)} | ${c.expected.connection} | ${r?.dialer.connection ?? '–'} / ${r?.listener.connection ?? '–'} | \`${addr}\` | ` +
+      out.push(`| ${c.nat}${c.accounts != null ? ', accounts on' : ''} | ${label(c.dialer)} → ${label(c.listener)} | ${c.expected.connection} | ${r?.dialer.connection ?? '–'} / ${r?.listener.connection ?? '–'} | \`${addr}\` | ` +
         `${r != null ? fmtBytes(r.relayDelta) : '–'} of ${fmtBytes(c.payloadBytes)} payload | ${r?.dialer.upgraded_after_ms != null ? `${r.dialer.upgraded_after_ms} ms` : '–'} | ` +
         `${r != null ? `${(r.wallMs / 1000).toFixed(1)} s` : '–'} | ${c.passed ? 'as expected' : `**FAILED** ${c.failure ?? ''}`} |`)
     }
