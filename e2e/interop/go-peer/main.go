@@ -50,8 +50,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
-	posrelay "github.com/pos-relay/pos-relay/packages/client-go"
 	manet "github.com/multiformats/go-multiaddr/net"
+	posrelay "github.com/pos-relay/pos-relay/packages/client-go"
 )
 
 const payloadProtocol = protocol.ID("/pos-relay-interop/payload/1.0.0")
