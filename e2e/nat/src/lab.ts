@@ -164,10 +164,16 @@ export async function startRelayStack (opts: StackOptions = {}): Promise<RelaySt
       // ticket keys from discovery (the default <api_url>/api/p2p/ticket-keys), revocations and metering through Redis
       relayArgs.push('--auth', '--redis', REDIS_URL)
     }
-    discovery = spawnIn(NS.relay, process.execPath, discoveryArgs, { env: { P2P_SECRET: secret, POS_RELAY_ADMIN_SECRET: adminSecret }, label: 'discovery' })
-    started.push(discovery)
+    // an admin secret turns accounts on in discovery (and then needs the ticket keys)
+    const discoveryEnv = { P2P_SECRET: secret, ...(opts.accounts === true ? { POS_RELAY_ADMIN_SECRET: adminSecret } : {}) }
+    const disco = discovery = spawnIn(NS.relay, process.execPath, discoveryArgs, { env: discoveryEnv, label: 'discovery' })
+    started.push(disco)
     // discovery first: a relay with --auth fetches its ticket keys from it
-    await waitFor('discovery answering', async () => await fetchIn(NS.relay, `${localApi}/api/p2p/relays`).then(() => true, () => undefined), 30_000, 200)
+    await pollUntil('discovery answering', async () => await fetchIn(NS.relay, `${localApi}/api/p2p/relays`).then(() => true, () => undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      giveUp: () => disco.child.exitCode != null ? `discovery exited (${disco.child.exitCode}): ${disco.stderr.slice(-3).join(' | ')}` : undefined
+    })
     relay = spawnIn(NS.relay, process.execPath, relayArgs, { label: 'relay' })
     started.push(relay)
     const relayProc = relay
