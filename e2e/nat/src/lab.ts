@@ -75,13 +75,16 @@ export async function fetchIn (ns: string, url: string): Promise<string> {
   return stdout
 }
 
-/** An HTTP request with a JSON body from inside a namespace: the answer's status and text. */
+/** An HTTP POST with a JSON body from inside a namespace: the answer's status and text. */
 async function postJsonIn (ns: string, url: string, headers: Record<string, string>, body: unknown): Promise<{ status: number, text: string }> {
-  // the request travels as an argument of the script, not inside its source
-  const script = 'const [url, headers, body] = process.argv.slice(1); fetch(url, { method: "POST", headers: JSON.parse(headers), body })' +
+  // headers (a bearer secret) travel in the environment, not on a command line others can list
+  const script = 'fetch(process.argv[1], { method: "POST", headers: JSON.parse(process.env.POST_HEADERS), body: process.argv[2] })' +
     '.then(async r => { process.stdout.write(JSON.stringify({ status: r.status, text: await r.text() })) }).catch(() => process.exit(1))'
-  const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, '-e', script, url,
-    JSON.stringify({ 'content-type': 'application/json', ...headers }), JSON.stringify(body)], { timeout: 10_000, maxBuffer: 1 << 20 })
+  const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, '-e', script, url, JSON.stringify(body)], {
+    timeout: 10_000,
+    maxBuffer: 1 << 20,
+    env: { ...process.env, POST_HEADERS: JSON.stringify({ 'content-type': 'application/json', ...headers }) }
+  })
   return JSON.parse(stdout)
 }
 
@@ -166,7 +169,8 @@ export async function startRelayStack (opts: StackOptions = {}): Promise<RelaySt
     }
     // an admin secret turns accounts on in discovery (and then needs the ticket keys)
     const discoveryEnv = { P2P_SECRET: secret, ...(opts.accounts === true ? { POS_RELAY_ADMIN_SECRET: adminSecret } : {}) }
-    const disco = discovery = spawnIn(NS.relay, process.execPath, discoveryArgs, { env: discoveryEnv, label: 'discovery' })
+    const disco = spawnIn(NS.relay, process.execPath, discoveryArgs, { env: discoveryEnv, label: 'discovery' })
+    discovery = disco
     started.push(disco)
     // discovery first: a relay with --auth fetches its ticket keys from it
     await pollUntil('discovery answering', async () => await fetchIn(NS.relay, `${localApi}/api/p2p/relays`).then(() => true, () => undefined), {
