@@ -73,7 +73,10 @@ async function plaintextCheck (stack: RelayStack, dialer: 'js' | 'rust', listene
   const dir = await mkdtemp(join(tmpdir(), 'pos-relay-pcap-'))
   const pcap = join(dir, 'relay.pcap')
   const marker = `POS-RELAY-PLAINTEXT-MARKER-${randomBytes(8).toString('hex')}`
-  const dump = spawn('ip', ['netns', 'exec', NS.relay, 'tcpdump', '-i', 'w0', '-U', '-s', '0', '-w', pcap, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  // -B: a 32 MiB capture buffer (default 2 MiB), so that a busy machine does not
+  // drop packets of the 8 MiB (in and out) under capture; a run on a loaded
+  // 2-core machine once captured only 7.4 MB of them
+  const dump = spawn('ip', ['netns', 'exec', NS.relay, 'tcpdump', '-i', 'w0', '-U', '-B', '32768', '-s', '0', '-w', pcap, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let dumpErr = ''
   dump.stderr.on('data', (b) => { dumpErr += String(b) })
   const dumpExit = new Promise((resolve) => dump.on('exit', resolve))
@@ -90,7 +93,7 @@ async function plaintextCheck (stack: RelayStack, dialer: 'js' | 'rust', listene
     const passed = !markerFound && controlFound && captured.length > 2 * (4 << 20)
     report.plaintext.push({ pair: `${dialer} → ${listener}`, payloadBytes: 4 << 20, captureBytes: captured.length, markerFound, controlFound, passed })
     assert.ok(controlFound, 'capture has no /noise negotiation: did tcpdump see the relay\'s traffic?')
-    assert.ok(captured.length > 2 * (4 << 20), `capture too small (${captured.length} bytes) for a relayed 4 MiB transfer (in and out)`)
+    assert.ok(captured.length > 2 * (4 << 20), `capture too small (${captured.length} bytes) for a relayed 4 MiB transfer (in and out); tcpdump: ${dumpErr.trim().split('\n').slice(-3).join(' | ')}`)
     assert.ok(!markerFound, 'the relay\'s interface carried the marker in plaintext')
   } finally {
     if (dump.exitCode == null) { dump.kill('SIGKILL'); await dumpExit }
