@@ -4,7 +4,7 @@
 # libp2p trees shared with the NAT lab's peers), runs each library's own tests
 # against the shared protocol vectors (which must be present), then the
 # end-to-end tests: Rust and Go examples through a real relay with --auth and a
-# real discovery, and JS <-> Go across languages.
+# real discovery, and JS <-> Go and JS <-> Rust across languages.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${POS_RELAY_CACHE:-$HOME/.cache/pos-relay}"

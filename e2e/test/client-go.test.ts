@@ -11,19 +11,14 @@
  * otherwise.
  */
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { scrapeMetric, waitFor } from '@pos-relay/testing'
 import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
-
-const JS_EXAMPLE = fileURLToPath(new URL('../../examples/file-transfer/src/main.ts', import.meta.url))
-const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-clients.sh', import.meta.url))
+import { cachedExample, exchangeAcrossLanguages, runExample, type Example } from './helpers/examples.ts'
 
 /** The Go example binary, or why there is none. */
 function goExample (): { bin?: string, why?: string } {
@@ -31,30 +26,9 @@ function goExample (): { bin?: string, why?: string } {
   if (fromEnv != null && fromEnv !== '') {
     return existsSync(fromEnv) ? { bin: fromEnv } : { why: `POS_RELAY_GO_FILE_TRANSFER=${fromEnv} does not exist` }
   }
-  try {
-    const out = execFileSync('bash', [BUILD_SCRIPT, '--cached-only', 'go-file-transfer'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-    const bin = out.trim().split('\n').at(-1)
-    if (bin != null && existsSync(bin)) return { bin }
-  } catch {}
+  const bin = cachedExample('go-file-transfer')
+  if (bin != null && existsSync(bin)) return { bin }
   return { why: 'the Go example is not built: run scripts/build-clients.sh go-file-transfer (or set POS_RELAY_GO_FILE_TRANSFER)' }
-}
-
-interface Example { lines: any[], stderr: string[], exited: Promise<number | null>, kill: () => void }
-
-/** the Go example, or the JavaScript one with `js: true` (same flags, same JSON lines) */
-function runExample (bin: string, args: string[], opts: { js?: boolean } = {}): Example {
-  const child = opts.js === true
-    ? spawn(process.execPath, [JS_EXAMPLE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  const lines: any[] = []
-  const stderr: string[] = []
-  createInterface({ input: child.stdout }).on('line', (l) => { try { lines.push(JSON.parse(l)) } catch {} })
-  createInterface({ input: child.stderr }).on('line', (l) => {
-    stderr.push(l)
-    if (process.env.E2E_VERBOSE != null) process.stderr.write(`[go ${args[0]}] ${l}\n`)
-  })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-  return { lines, stderr, exited, kill: () => { if (child.exitCode == null) child.kill('SIGKILL') } }
 }
 
 const example = goExample()
@@ -117,26 +91,10 @@ describe('Go client: tickets, reservation and a file through a relay with --auth
     assert.ok(await scrapeMetric(metricsPort, /^pos_relay_tickets_total\{result="ok"\} (\d+)/m) >= 2, 'the relay counted fewer than 2 accepted tickets')
   })
 
-  for (const [listenJs, sendJs] of [[true, false], [false, true]] as const) {
-    const name = `${listenJs ? 'JavaScript' : 'Go'} listener, ${sendJs ? 'JavaScript' : 'Go'} sender`
+  for (const listener of ['js', 'native'] as const) {
+    const name = listener === 'js' ? 'JavaScript listener, Go sender' : 'Go listener, JavaScript sender'
     it(`${name}: the file arrives intact through the relay with tickets`, async () => {
-      const out = join(dir, `out-${listenJs ? 'js' : 'go'}`)
-      await mkdir(out)
-      const listener = runExample(bin, ['listen', '--discovery', api, '--api-key', apiKey, '--out', out], { js: listenJs })
-      examples.push(listener)
-      await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `listener not up:\n${listener.stderr.join('\n')}` })
-      const peerId = listener.lines.find((l) => l.event === 'listening').peer_id
-      const file = join(dir, 'mixed.bin')
-      const content = randomBytes(1024 * 1024)
-      await writeFile(file, content)
-      const sender = runExample(bin, ['send', '--discovery', api, '--api-key', apiKey, '--peer', peerId, '--file', file], { js: sendJs })
-      examples.push(sender)
-      assert.equal(await sender.exited, 0, `sender failed:\n${sender.stderr.join('\n')}`)
-      assert.equal(sender.lines.find((l) => l.event === 'sent')?.intact, true)
-      await waitFor(() => listener.lines.some((l) => l.event === 'received'), { timeoutMs: 10_000, message: 'listener printed no received line' })
-      const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
-      assert.equal(sha(await readFile(join(out, 'received-mixed.bin'))), sha(content))
-      listener.kill()
+      await exchangeAcrossLanguages({ bin, listener, api, apiKey, dir, started: examples })
     })
   }
 })

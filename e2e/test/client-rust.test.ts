@@ -2,57 +2,35 @@
  * The Rust client (packages/client-rust) end to end: a real discovery API
  * issuing tickets (Redis-backed accounts) and a relay with --auth; the crate's
  * examples/file-transfer.rs as listener and sender, which get tickets with the
- * account's API key, present them, reserve and dial through the relay.
+ * account's API key, present them, reserve and dial through the relay; and
+ * across languages with the JavaScript example (examples/file-transfer), in
+ * both directions.
  *
  * Needs the example binary: `scripts/build-clients.sh rust-file-transfer`
  * (cold build ~6 min on 2 cores, then cached). Skips, saying so, when it is not built.
  */
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { scrapeMetric, waitFor } from '@pos-relay/testing'
 import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
+import { cachedExample, exchangeAcrossLanguages, runExample, type Example } from './helpers/examples.ts'
 
-const BUILD = fileURLToPath(new URL('../../scripts/build-clients.sh', import.meta.url))
-
-function cachedBinary (): string | undefined {
-  try {
-    return execFileSync('bash', [BUILD, '--cached-only', 'rust-file-transfer'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop()
-  } catch {
-    return undefined
-  }
-}
-
-const binary = cachedBinary()
+const binary = cachedExample('rust-file-transfer')
 // under POS_RELAY_REQUIRE_CLIENTS=1 (make test-clients, CI) a missing binary fails instead of skipping
 if (binary == null && process.env.POS_RELAY_REQUIRE_CLIENTS === '1') throw new Error('POS_RELAY_REQUIRE_CLIENTS=1 but the Rust example is not built')
 const skip = binary == null ? 'the Rust example is not built: run scripts/build-clients.sh rust-file-transfer (about 6 min cold)' : false
+const example = (args: string[]): Example => runExample(binary!, args)
 
-function example (args: string[]) {
-  const child = spawn(binary!, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  const lines: any[] = []
-  const progress: string[] = []
-  createInterface({ input: child.stdout }).on('line', (l) => { try { lines.push(JSON.parse(l)) } catch {} })
-  createInterface({ input: child.stderr }).on('line', (l) => {
-    progress.push(l)
-    if (process.env.E2E_VERBOSE != null) process.stderr.write(`[rust ${args[0]}] ${l}\n`)
-  })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
-  return { child, lines, progress, exited }
-}
-
-describe('Rust client: file transfer through a relay with accounts on', { timeout: 120_000, skip }, () => {
+describe('Rust client: file transfer through a relay with accounts on', { timeout: 180_000, skip }, () => {
   let stack: AccountsStack
   let dir: string
   let api: string
   let apiKey: string
   let metricsPort: number
-  const children: Array<ReturnType<typeof example>> = []
+  const children: Example[] = []
 
   before(async () => {
     stack = await startAccountsStack({ account: 'rust-app', listedTimeoutMs: 15_000 });
@@ -60,14 +38,14 @@ describe('Rust client: file transfer through a relay with accounts on', { timeou
   })
 
   after(async () => {
-    for (const c of children) c.child.kill('SIGKILL')
+    for (const c of children) c.kill()
     await stack?.stop()
   })
 
   it('a Rust listener and a Rust sender with tickets exchange a 3 MiB file intact through the relay', async () => {
     const listener = example(['listen', '--discovery', api, '--api-key', apiKey, '--out', dir])
     children.push(listener)
-    await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `listener not up:\n${listener.progress.join('\n')}` })
+    await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `listener not up:\n${listener.stderr.join('\n')}` })
     const listening = listener.lines.find((l) => l.event === 'listening')
     assert.ok(listening.addrs.some((a: string) => a.includes('/p2p-circuit/')), 'the listener holds a circuit address')
     const file = join(dir, 'photo.bin')
@@ -75,7 +53,7 @@ describe('Rust client: file transfer through a relay with accounts on', { timeou
     await writeFile(file, content)
     const sender = example(['send', '--discovery', api, '--api-key', apiKey, '--peer', listening.peer_id, '--file', file])
     children.push(sender)
-    assert.equal(await sender.exited, 0, `sender failed:\n${sender.progress.join('\n')}`)
+    assert.equal(await sender.exited, 0, `sender failed:\n${sender.stderr.join('\n')}`)
     const sent = sender.lines.find((l) => l.event === 'sent')
     const sha256 = createHash('sha256').update(content).digest('hex')
     assert.deepEqual({ intact: sent.intact, bytes: sent.bytes, sha256: sent.sha256, relayed: sent.relayed }, { intact: true, bytes: content.length, sha256, relayed: true })
@@ -96,6 +74,13 @@ describe('Rust client: file transfer through a relay with accounts on', { timeou
     children.push(sender)
     assert.equal(await sender.exited, 1)
     assert.equal(sender.lines.find((l) => l.event === 'sent'), undefined)
-    assert.ok(sender.progress.some((l) => l.includes('dial_failed')), `no dial_failed:\n${sender.progress.join('\n')}`)
+    assert.ok(sender.stderr.some((l) => l.includes('dial_failed')), `no dial_failed:\n${sender.stderr.join('\n')}`)
   })
+
+  for (const listener of ['js', 'native'] as const) {
+    const name = listener === 'js' ? 'JavaScript listener, Rust sender' : 'Rust listener, JavaScript sender'
+    it(`${name}: the file arrives intact through the relay with tickets`, async () => {
+      await exchangeAcrossLanguages({ bin: binary!, listener, api, apiKey, dir, started: children })
+    })
+  }
 })

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/libp2p/go-libp2p v0.51.0
 	github.com/multiformats/go-multiaddr v0.16.1
+	github.com/pos-relay/pos-relay/packages/client-go v0.0.0
 )
 
 require (
@@ -93,3 +94,6 @@ require (
 	google.golang.org/protobuf v1.36.11 // indirect
 	lukechampine.com/blake3 v1.4.1 // indirect
 )
+
+// our Go client library, from this repository (its ticket functions)
+replace github.com/pos-relay/pos-relay/packages/client-go => ../../../packages/client-go

@@ -8,6 +8,7 @@
 //	go-peer --mode dial --relay <relay multiaddr> --peer <listener id> --payload-bytes N
 //	        [--marker TEXT] [--direct-timeout-ms MS] [--no-dcutr]
 //	go-peer ... --public-cidr 10.213.0.0/16
+//	go-peer ... --discovery URL --api-key KEY
 //
 // listen/dial print exactly one JSON result line on stdout (and to --out-file):
 //
@@ -18,6 +19,10 @@
 // from hole punching. The NAT lab's "internet" is a private test range inside
 // network namespaces with no uplink, so this test-only flag removes exactly
 // that range from the process's copy of manet.Private4. Nothing else changes.
+//
+// --discovery/--api-key: get an account ticket from the discovery API and
+// present it to the relay before reserving or dialing, as a relay with --auth
+// requires, with our Go client library's ticket functions (packages/client-go).
 package main
 
 import (
@@ -46,6 +51,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	posrelay "github.com/pos-relay/pos-relay/packages/client-go"
 )
 
 const payloadProtocol = protocol.ID("/pos-relay-interop/payload/1.0.0")
@@ -63,6 +69,8 @@ var (
 	noDcutr       = flag.Bool("no-dcutr", false, "disable hole punching")
 	listenFlag    = flag.String("listen", "/ip4/0.0.0.0/tcp/0", "direct TCP listen address")
 	publicCIDR    = flag.String("public-cidr", "", "test only: treat this private range as public (see header)")
+	discoveryFlag = flag.String("discovery", "", "discovery API URL (tickets, with --api-key)")
+	apiKey        = flag.String("api-key", "", "account API key: get a ticket and present it to the relay before reserving or dialing")
 )
 
 func logEvent(event string, kv ...any) {
@@ -265,6 +273,20 @@ func main() {
 		}
 		time.Sleep(50 * time.Millisecond)
 		logEvent("dcutr_ready", "ready", hasProtocol(h, "/libp2p/dcutr"), "elapsed_ms", time.Since(started).Milliseconds())
+	}
+
+	if *apiKey != "" {
+		if *discoveryFlag == "" {
+			fail(self, errors.New("--api-key needs --discovery"))
+		}
+		ticket, err := posrelay.NewTicketClient(*discoveryFlag, *apiKey, h.ID(), nil).Current(ctx)
+		if err != nil {
+			fail(self, fmt.Errorf("get ticket: %w", err))
+		}
+		if _, err := posrelay.PresentTicket(ctx, h, relayInfo.ID, ticket.Token); err != nil {
+			fail(self, fmt.Errorf("present ticket: %w", err))
+		}
+		logEvent("ticket_accepted", "jti", ticket.JTI)
 	}
 
 	switch *mode {

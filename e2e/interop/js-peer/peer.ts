@@ -8,6 +8,8 @@
  *   node peer.ts --mode listen --relay <relay multiaddr with /p2p/> [--discovery URL] [--ready-file F]
  *   node peer.ts --mode dial   --relay <relay multiaddr> --peer <listener id> --payload-bytes N
  *                [--discovery URL] [--marker TEXT] [--direct-timeout-ms MS] [--no-dcutr]
+ *   with --discovery: [--api-key KEY]  the SDK gets account tickets with the key and presents
+ *                them to the relay before reserving and dialing (a relay with --auth needs them)
  *
  * With --discovery the SDK finds the relay through the discovery API, reserves
  * on it and dials through it (`RelayManager.dial`), as an app does. Without it
@@ -40,6 +42,7 @@ const { values: args } = parseArgs({
     mode: { type: 'string' },
     relay: { type: 'string' },
     discovery: { type: 'string' },
+    'api-key': { type: 'string' },
     peer: { type: 'string' },
     'payload-bytes': { type: 'string', default: String(1 << 20) },
     marker: { type: 'string', default: '' },
@@ -106,12 +109,14 @@ function directConnection (node: Libp2p, peer: string): Connection | undefined {
 async function buildNode (): Promise<{ node: Libp2p, sdk?: RelayPeer }> {
   const services: Record<string, any> = { identify: identify(), ping: ping() }
   if (args['no-dcutr'] !== true) services.dcutr = dcutr()
+  if (args['api-key'] != null && args.discovery == null) throw new Error('--api-key needs --discovery (tickets come from the discovery API)')
   if (args.discovery != null) {
     if (args['no-dcutr'] === true) throw new Error('--no-dcutr is not supported with --discovery (the SDK always runs DCUtR)')
     const sdk = await createRelayPeer({
       discoveryUrl: args.discovery,
       relayCount: 1,
       listen: [args.listen!],
+      ...(args['api-key'] != null ? { apiKey: args['api-key'] } : {}),
       onEvent: (e) => { log(`sdk_${e.type}`, e as any) }
     })
     return { node: sdk.node, sdk }

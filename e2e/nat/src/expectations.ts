@@ -2,8 +2,8 @@ import { transportOf, type Impl } from './lab.ts'
 import type { NatBehaviour } from './topology.ts'
 
 export interface Expectation {
-  /** how the payload must travel */
-  connection: 'direct' | 'relayed'
+  /** how the payload must travel; `refused`: not at all, the relay refuses the circuit */
+  connection: 'direct' | 'relayed' | 'refused'
   /** why, when it is not the hoped-for direct connection */
   reason?: string
   /** short key for footnotes */
@@ -28,4 +28,29 @@ export function expectation (nat: NatBehaviour, dialer: Impl, listener: Impl): E
   if (dialer === 'js' || listener === 'js') return { connection: 'relayed', reason: REASONS['js-tcp'], note: 'js-tcp' }
   if (transportOf(dialer) !== transportOf(listener)) return { connection: 'relayed', reason: REASONS['mixed-transport'], note: 'mixed-transport' }
   return { connection: 'direct' }
+}
+
+/**
+ * The cells with accounts on (relay with --auth), all behind the eim NAT,
+ * where hole punching works: each implementation dials and listens once with
+ * a ticket, plus one dialer without a ticket, which the relay must refuse.
+ */
+export interface AuthCellSpec {
+  dialer: Impl
+  listener: Impl
+  /** false: the dialer presents no ticket and its circuit must be refused (PERMISSION_DENIED) */
+  dialerTicket: boolean
+}
+
+export const AUTH_CELLS: AuthCellSpec[] = [
+  { dialer: 'rust', listener: 'go', dialerTicket: true },
+  { dialer: 'go', listener: 'js', dialerTicket: true },
+  { dialer: 'js', listener: 'rust', dialerTicket: true },
+  { dialer: 'go', listener: 'rust', dialerTicket: false }
+]
+
+/** What a cell with accounts on must show: as without accounts, or refused when the dialer has no ticket. */
+export function authExpectation (spec: AuthCellSpec): Expectation {
+  if (!spec.dialerTicket) return { connection: 'refused', reason: 'the dialer presents no ticket, so the relay refuses its circuit with PERMISSION_DENIED (the listener holds a reservation with its own ticket)' }
+  return expectation('eim', spec.dialer, spec.listener)
 }

@@ -2,7 +2,9 @@
  * NAT lab: every dialer × listener pair of {js, rust, go} through our relay,
  * behind two real NATs (network namespaces + iptables), with each NAT
  * behaviour; DCUtR upgrades where hole punching can work; the relay never sees
- * plaintext. Writes docs/interop.md when the whole matrix ran.
+ * plaintext. With accounts on (relay with --auth), peers of each
+ * implementation get tickets and present them, and a dialer without one is
+ * refused. Writes docs/interop.md when the whole matrix ran.
  *
  * Needs root, iproute2, iptables, tcpdump, cargo and go (binaries cached by
  * e2e/interop/build.sh). Run:
@@ -15,7 +17,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { expectation } from '../src/expectations.ts'
+import { AUTH_CELLS, authExpectation, expectation } from '../src/expectations.ts'
 import { ensureBinaries, IMPLS, runPair, startRelayStack, waitFor, type Binaries, type PairOptions, type PairResult, type RelayStack } from '../src/lab.ts'
 import { Report, type Cell } from '../src/report.ts'
 import { buildTopology, NS, type NatBehaviour, type Topology } from '../src/topology.ts'
@@ -40,9 +42,13 @@ after(() => {
   }
 })
 
+function context (r: PairResult, stack: RelayStack): string {
+  return `dialer: ${JSON.stringify(r.dialer)}\nlistener: ${JSON.stringify(r.listener)}\nrelay bytes: ${r.relayDelta}\ndialer stderr: ${r.dialerStderr.slice(-12).join('\n')}\nlistener stderr: ${r.listenerStderr.slice(-12).join('\n')}\nrelay stderr: ${stack.relay.stderr.slice(-8).join('\n')}`
+}
+
 function check (cell: Cell, r: PairResult, stack: RelayStack): void {
   const { dialer: d, listener: l } = r
-  const ctx = `dialer: ${JSON.stringify(d)}\nlistener: ${JSON.stringify(l)}\nrelay bytes: ${r.relayDelta}\ndialer stderr: ${r.dialerStderr.slice(-12).join('\n')}\nlistener stderr: ${r.listenerStderr.slice(-12).join('\n')}\nrelay stderr: ${stack.relay.stderr.slice(-8).join('\n')}`
+  const ctx = context(r, stack)
   assert.equal(d.ok, true, `dialer failed: ${d.error}\n${ctx}`)
   assert.equal(l.ok, true, `listener failed: ${l.error}\n${ctx}`)
   assert.equal(d.bytes, PAYLOAD, ctx)
@@ -67,7 +73,10 @@ async function plaintextCheck (stack: RelayStack, dialer: 'js' | 'rust', listene
   const dir = await mkdtemp(join(tmpdir(), 'pos-relay-pcap-'))
   const pcap = join(dir, 'relay.pcap')
   const marker = `POS-RELAY-PLAINTEXT-MARKER-${randomBytes(8).toString('hex')}`
-  const dump = spawn('ip', ['netns', 'exec', NS.relay, 'tcpdump', '-i', 'w0', '-U', '-s', '0', '-w', pcap, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  // -B: a 32 MiB capture buffer (default 2 MiB), so that a busy machine does not
+  // drop packets of the 8 MiB (in and out) under capture; a run on a loaded
+  // 2-core machine once captured only 7.4 MB of them
+  const dump = spawn('ip', ['netns', 'exec', NS.relay, 'tcpdump', '-i', 'w0', '-U', '-B', '32768', '-s', '0', '-w', pcap, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let dumpErr = ''
   dump.stderr.on('data', (b) => { dumpErr += String(b) })
   const dumpExit = new Promise((resolve) => dump.on('exit', resolve))
@@ -84,7 +93,7 @@ async function plaintextCheck (stack: RelayStack, dialer: 'js' | 'rust', listene
     const passed = !markerFound && controlFound && captured.length > 2 * (4 << 20)
     report.plaintext.push({ pair: `${dialer} → ${listener}`, payloadBytes: 4 << 20, captureBytes: captured.length, markerFound, controlFound, passed })
     assert.ok(controlFound, 'capture has no /noise negotiation: did tcpdump see the relay\'s traffic?')
-    assert.ok(captured.length > 2 * (4 << 20), `capture too small (${captured.length} bytes) for a relayed 4 MiB transfer (in and out)`)
+    assert.ok(captured.length > 2 * (4 << 20), `capture too small (${captured.length} bytes) for a relayed 4 MiB transfer (in and out); tcpdump: ${dumpErr.trim().split('\n').slice(-3).join(' | ')}`)
     assert.ok(!markerFound, 'the relay\'s interface carried the marker in plaintext')
   } finally {
     if (dump.exitCode == null) { dump.kill('SIGKILL'); await dumpExit }
@@ -134,3 +143,62 @@ for (const nat of ['eim', 'symmetric'] as NatBehaviour[]) {
     }
   })
 }
+
+describe('NAT: eim, accounts on (relay with --auth, tickets from discovery)', () => {
+  let topo: Topology | undefined
+  let stack: RelayStack | undefined
+  const accepted = async (): Promise<number> => await stack!.relayMetric('pos_relay_tickets_total{result="ok"}')
+  before(async () => {
+    topo = await buildTopology('eim')
+    stack = await startRelayStack({ accounts: true })
+  })
+  after(async () => {
+    await stack?.stop()
+    await topo?.teardown()
+  })
+
+  for (const spec of AUTH_CELLS) {
+    const expected = authExpectation(spec)
+    const name = spec.dialerTicket
+      ? `${spec.dialer} → ${spec.listener}, both with tickets: ${expected.connection}${expected.note != null ? ` (hole punch expected to fail: ${expected.note})` : ''}`
+      : `${spec.dialer} without a ticket → ${spec.listener} with one: refused (PERMISSION_DENIED)`
+    test(name, { timeout: 120_000 }, async () => {
+      const cell: Cell = { nat: 'eim', dialer: spec.dialer, listener: spec.listener, expected, payloadBytes: PAYLOAD, passed: false, accounts: { dialerTicket: spec.dialerTicket } }
+      report.add(cell)
+      try {
+        const apiKey = stack!.apiKey!
+        const ticketsBefore = await accepted()
+        const deniedBefore = await stack!.relayMetric('pos_relay_circuits_total{result="denied"}')
+        cell.result = await runPair(spec.dialer, spec.listener, bins, stack!, {
+          payloadBytes: PAYLOAD,
+          directTimeoutMs: DIRECT_TIMEOUT_MS,
+          apiKeys: { listener: apiKey, ...(spec.dialerTicket ? { dialer: apiKey } : {}) },
+          // a refused dialer ends at once; the listener then waits for nothing
+          ...(spec.dialerTicket ? {} : { timeoutMs: 30_000 })
+        })
+        cell.accounts!.ticketsAccepted = await accepted() - ticketsBefore
+        const denied = await stack!.relayMetric('pos_relay_circuits_total{result="denied"}') - deniedBefore
+        const ctx = `tickets accepted: ${cell.accounts!.ticketsAccepted}, circuits denied: ${denied}\n${context(cell.result, stack!)}`
+        if (spec.dialerTicket) {
+          check(cell, cell.result, stack!)
+          // both peers' tickets reached the relay and were accepted (the js SDK presents once per relay connection)
+          assert.ok(cell.accounts!.ticketsAccepted >= 2, `the relay accepted ${cell.accounts!.ticketsAccepted} tickets during the cell, fewer than one per peer\n${ctx}`)
+          assert.equal(denied, 0, ctx)
+        } else {
+          assert.equal(cell.result.dialer.ok, false, `a dialer without a ticket got through\n${ctx}`)
+          assert.equal(cell.result.dialer.bytes ?? 0, 0, ctx)
+          assert.match(String(cell.result.dialer.error), /PERMISSION_DENIED/, `refused for another reason than the missing ticket\n${ctx}`)
+          cell.accounts!.refusal = String(cell.result.dialer.error).match(/[^:]*PERMISSION_DENIED[^:]*/)?.[0]?.trim()
+          assert.ok(denied >= 1, `the relay counted no denied circuit\n${ctx}`)
+          // only the listener presented a ticket
+          assert.equal(cell.accounts!.ticketsAccepted, 1, ctx)
+          assert.ok(cell.result.relayDelta < 64 * 1024, `the relay carried ${cell.result.relayDelta} bytes for a refused dialer\n${ctx}`)
+        }
+        cell.passed = true
+      } catch (err: any) {
+        cell.failure = String(err.message).split('\n')[0]
+        throw err
+      }
+    })
+  }
+})

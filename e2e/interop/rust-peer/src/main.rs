@@ -7,7 +7,10 @@
 //!   rust-peer --mode dial   --relay <relay multiaddr> --peer <listener id> --payload-bytes N
 //!             [--marker TEXT] [--direct-timeout-ms MS] [--no-dcutr]
 //!   rust-peer --mode reserve-many --relay <relay multiaddr> --count N   (benchmark helper)
-//!   common: [--transport tcp|quic]  (default tcp) which transport reaches the relay and is
+//!   common: [--discovery URL --api-key KEY]  get an account ticket from the discovery API and
+//!           present it to the relay (pos-relay-client's ticket module) before reserving or
+//!           dialing, as a relay with --auth requires
+//!           [--transport tcp|quic]  (default tcp) which transport reaches the relay and is
 //!           listened on (default --listen /ip4/0.0.0.0/tcp/0 or /ip4/0.0.0.0/udp/0/quic-v1);
 //!           --relay must be an address of that transport. Both transports are in the swarm,
 //!           so a direct (DCUtR) connection uses whatever the other peer advertised.
@@ -30,6 +33,7 @@ use libp2p::{
     swarm::{behaviour::toggle::Toggle, ConnectionId, NetworkBehaviour, SwarmEvent},
     tcp, yamux, PeerId, StreamProtocol, Swarm,
 };
+use pos_relay_client::tickets::{self, TicketReply};
 use sha2::{Digest, Sha256};
 
 const PAYLOAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/pos-relay-interop/payload/1.0.0");
@@ -59,6 +63,8 @@ struct Args {
     count: usize,
     listen: String,
     transport: String,
+    discovery: String,
+    api_key: String,
 }
 
 fn parse_args() -> Args {
@@ -91,6 +97,8 @@ fn parse_args() -> Args {
             "--count" => a.count = val().parse().unwrap_or_else(|_| die("bad --count")),
             "--listen" => a.listen = val(),
             "--transport" => a.transport = val(),
+            "--discovery" => a.discovery = val(),
+            "--api-key" => a.api_key = val(),
             "--no-dcutr" => a.no_dcutr = true,
             "--help" | "-h" => {
                 println!("see the header of e2e/interop/rust-peer/src/main.rs");
@@ -112,6 +120,9 @@ fn parse_args() -> Args {
         "quic" if !relay_is_quic => die("--transport quic but --relay is not a /udp/<port>/quic-v1 address"),
         "tcp" | "quic" => {}
         other => die(&format!("--transport must be tcp or quic, got {other}")),
+    }
+    if !a.api_key.is_empty() && a.discovery.is_empty() {
+        die("--api-key needs --discovery (tickets come from the discovery API)");
     }
     if a.listen.is_empty() {
         a.listen = if a.transport == "quic" { "/ip4/0.0.0.0/udp/0/quic-v1".into() } else { "/ip4/0.0.0.0/tcp/0".into() };
@@ -362,6 +373,39 @@ async fn connect_relay(swarm: &mut Swarm<Behaviour>, args: &Args, conns: &mut Co
     Ok((relay_addr, relay_peer))
 }
 
+/// Gets a ticket bound to `local` from the discovery API with the account's
+/// API key and presents it to `relay` on `/pos-relay/ticket/1.0.0`, with our
+/// client crate's ticket module. Returns the ticket's id.
+async fn present_ticket(mut control: libp2p_stream::Control, discovery: String, api_key: String, local: PeerId, relay: PeerId) -> Result<String, String> {
+    let http = reqwest::Client::new();
+    let ticket = tickets::fetch_ticket(&http, &discovery, &api_key, &local).await.map_err(|e| format!("get ticket: {e}"))?;
+    let mut stream = control.open_stream(relay, tickets::TICKET_PROTOCOL).await.map_err(|e| format!("open ticket stream: {e}"))?;
+    match tickets::present_ticket(&mut stream, &ticket.token).await.map_err(|e| format!("present ticket: {e}"))? {
+        TicketReply::Accepted => Ok(ticket.jti),
+        TicketReply::Rejected(reason) => Err(format!("relay rejected the ticket: {reason}")),
+    }
+}
+
+/// Awaits `fut` while polling the swarm (a stream opens only while the swarm
+/// runs), keeping track of the connections it reports.
+async fn with_swarm<T>(swarm: &mut Swarm<Behaviour>, conns: &mut Conns, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                    conns.by_id.insert(connection_id, (peer_id, remote_of(&endpoint)));
+                }
+                SwarmEvent::ConnectionClosed { connection_id, .. } => {
+                    conns.by_id.remove(&connection_id);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 enum Done {
     Listener(Result<(String, u64), String>, PeerId),
     Dialer(Result<(String, u64, String), String>, u128),
@@ -383,12 +427,20 @@ async fn run_peer(args: Args) -> i32 {
         1
     };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(args.timeout_ms);
-    let (relay_addr, _relay_peer) = match tokio::time::timeout_at(deadline, connect_relay(&mut swarm, &args, &mut conns)).await {
+    let (relay_addr, relay_peer) = match tokio::time::timeout_at(deadline, connect_relay(&mut swarm, &args, &mut conns)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return fail(&args, e),
         Err(_) => return fail(&args, "timed out connecting to the relay".into()),
     };
     let mut control = swarm.behaviour().stream.new_control();
+    if !args.api_key.is_empty() {
+        let presenting = present_ticket(control.clone(), args.discovery.clone(), args.api_key.clone(), local, relay_peer);
+        match tokio::time::timeout_at(deadline, with_swarm(&mut swarm, &mut conns, presenting)).await {
+            Ok(Ok(jti)) => log("ticket_accepted", &[("jti", jti)]),
+            Ok(Err(e)) => return fail(&args, e),
+            Err(_) => return fail(&args, "timed out presenting the ticket".into()),
+        }
+    }
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Done>(4);
     let started = Instant::now();
     let mut target: Option<PeerId> = None;
