@@ -64,6 +64,14 @@ const RESERVE_TIMEOUT_MS = 10_000
 const FAILURE_REFRESH_SPREAD_MS = 2_000
 const FAILURE_REFRESH_MIN_GAP_MS = 10_000
 
+/** The failover timings (docs/protocol.md section 6), for models and benchmarks that must use the SDK's numbers. */
+export const FAILOVER_TIMING = {
+  retryBackoff: RESERVE_BACKOFF,
+  reserveTimeoutMs: RESERVE_TIMEOUT_MS,
+  refreshSpreadMs: FAILURE_REFRESH_SPREAD_MS,
+  refreshMinGapMs: FAILURE_REFRESH_MIN_GAP_MS
+} as const
+
 /**
  * Keeps reservations on the first `relayCount` usable relays of this peer's ranking
  * (docs/protocol.md section 4, "When a relay fails"; `relaysToReserve`).
