@@ -57,6 +57,17 @@ async function startRelay (r: Relay): Promise<void> {
   r.peerId = (await r.process.waitForJson((o) => o.event === 'relay_ready')).peer_id
 }
 
+/** waits for the relay to exit (a drain takes at most drain_seconds); one that does not is an error, and is killed */
+async function exitOrKill (r: Relay): Promise<void> {
+  const p = r.process!
+  const timer = setTimeout(() => {
+    log(`relay did not exit within 20 s of its signal; stderr tail:\n${p.stderr.slice(-15).join('\n')}`)
+    p.child.kill('SIGKILL')
+  }, 20_000)
+  await p.exited
+  clearTimeout(timer)
+}
+
 const jsonLines = (p: LineProcess): any[] => p.stdout.flatMap((l) => { try { return [JSON.parse(l)] } catch { return [] } })
 const holding = (p: LineProcess): Set<string> => {
   const held = new Set<string>()
@@ -65,6 +76,15 @@ const holding = (p: LineProcess): Set<string> => {
     if (l.event === 'reservation_lost') held.delete(l.relay)
   }
   return held
+}
+
+async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([p, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`no answer within ${ms} ms`)) }, ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** A new SDK peer sends 64 KiB to `target` with the example's protocol; true when the hash comes back right. */
@@ -81,7 +101,8 @@ async function sendOnce (api: string, target: string): Promise<boolean> {
     for await (const chunk of stream) answer += new TextDecoder().decode(chunk.subarray())
     return answer === createHash('sha256').update(data).digest('hex')
   } finally {
-    await peer.stop()
+    // not awaited: a stop that hangs must not hold the measurement
+    void peer.stop().catch(() => {})
   }
 }
 
@@ -143,7 +164,7 @@ await runScript('failover', { deadlineS: 900, cleanup, log }, async () => {
         let reachableMs = NaN
         while (performance.now() - failedAt < 30_000) {
           attempts++
-          if (await sendOnce(api, target).catch(() => false)) { reachableMs = performance.now() - failedAt; break }
+          if (await withTimeout(sendOnce(api, target), 15_000).catch((err) => { log(`dialer ${attempts}: ${errMsg(err)}`); return false })) { reachableMs = performance.now() - failedAt; break }
         }
         // (a): the listener's `reserved` line for its fallback, timed by when it was seen
         await waitFor(() => jsonLines(listener).slice(before).some((l) => l.event === 'reserved' && l.relay !== home.peerId), { timeoutMs: 20_000, message: 'listener did not move' })
@@ -151,11 +172,11 @@ await runScript('failover', { deadlineS: 900, cleanup, log }, async () => {
         if (!Number.isFinite(reachableMs)) throw new Error('no dialer got through within 30 s')
         runs.push({ signal, reservedMs, reachableMs, attempts })
         log(`${signal} run ${Math.floor(i / 2) + 1}: reserved elsewhere after ${f(reservedMs, 0)} ms, reachable after ${f(reachableMs, 0)} ms (${attempts} dialer(s))`)
-        await home.process!.exited
+        await exitOrKill(home)
       } catch (err) {
         errors.push(`${signal}: ${errMsg(err)}`)
         log(`${signal}: ${errMsg(err)}`)
-        await home.process?.exited
+        await exitOrKill(home)
       }
     }
     loads.end = loadavg()

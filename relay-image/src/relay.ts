@@ -363,7 +363,8 @@ export class RelayServer {
     if (node == null || hooks == null) return 0
     const peers = new Map(node.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]))
     const idle = [...peers.values()].filter((peer) => hooks.holdsIdleReservation(peer))
-    await Promise.all(idle.map(async (peer) => { await node.hangUp(peer).catch(() => {}) }))
+    // bounded: a peer that does not answer the close must not hold the drain (hangUp aborts its connections then)
+    await Promise.all(idle.map(async (peer) => { await node.hangUp(peer, { signal: AbortSignal.timeout(2_000) }).catch(() => {}) }))
     return idle.length
   }
 
