@@ -43,6 +43,8 @@ export interface HopHooks {
   abortCircuits: (reason: Error) => void
   /** ends a peer's reservation and every circuit it is part of (revocation) */
   revokePeer: (peer: PeerId, reason: string) => void
+  /** whether `peer` holds a reservation here and is neither end of an open circuit (drain: it can move at once) */
+  holdsIdleReservation: (peer: PeerId) => boolean
   /**
    * Called every metering interval: bills reservation- and circuit-seconds
    * accrued since the last tick, and cuts circuits of accounts whose
@@ -254,6 +256,12 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     },
     abortCircuits (reason) {
       for (const c of [...circuits]) c.abort(reason)
+    },
+    holdsIdleReservation (peer) {
+      if (store.reservations.get(peer) == null) return false
+      const id = peer.toString()
+      for (const c of circuits) if (c.src === id || c.dst === id) return false
+      return true
     },
     revokePeer (peer, reason) {
       const id = peer.toString()

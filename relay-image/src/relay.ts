@@ -362,8 +362,10 @@ export class RelayServer {
 
   /**
    * Graceful shutdown (SIGTERM): refuse new reservations, leave discovery at
-   * once so clients stop picking this relay, let open circuits finish until
-   * `drain_seconds`, then stop.
+   * once so clients stop picking this relay, close the connections of peers
+   * that hold a reservation and relay no circuit (they fail over to their next
+   * relay now, not when we exit: docs/protocol.md section 4), let open circuits
+   * finish until `drain_seconds`, then stop.
    */
   async drain (): Promise<void> {
     if (this.draining) return
@@ -372,9 +374,23 @@ export class RelayServer {
     const deadline = this.config.drain_seconds
     this.logger.info({ event: 'drain_started', active_circuits: this.activeCircuits, drain_seconds: deadline }, 'draining')
     await this.registration?.deregister(this.config.id)
+    const moved = await this.closeIdleReservationHolders()
+    this.logger.info({ event: 'drain_closed_idle', peers: moved }, 'closed the connections of idle reservation holders')
     await this.hooks?.waitForCircuitsToEnd(AbortSignal.timeout(deadline * 1000))
     this.logger.info({ event: 'drain_finished', active_circuits: this.activeCircuits }, 'drain finished')
     await this.stop()
+  }
+
+  /** Hangs up on every peer holding a reservation here without an open circuit; returns how many. */
+  private async closeIdleReservationHolders (): Promise<number> {
+    const node = this.node
+    const hooks = this.hooks
+    if (node == null || hooks == null) return 0
+    const peers = new Map(node.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]))
+    const idle = [...peers.values()].filter((peer) => hooks.holdsIdleReservation(peer))
+    // bounded: a peer that does not answer the close must not hold the drain (hangUp aborts its connections then)
+    await Promise.all(idle.map(async (peer) => { await node.hangUp(peer, { signal: AbortSignal.timeout(2_000) }).catch(() => {}) }))
+    return idle.length
   }
 
   async stop (): Promise<void> {

@@ -95,6 +95,26 @@ describe('relay server', { timeout: 120_000 }, () => {
     assert.equal(relay.activeCircuits, 0)
   })
 
+  it('draining closes the connections of peers holding a reservation without a circuit (they move at once), and keeps the circuit\'s ends', async () => {
+    const relay = await startRelay({ drain_seconds: 60 })
+    const busy = await reservedListener(relay)
+    const idle = await reservedListener(relay)
+    const dialer = await peer()
+    const conn = await dialer.dial(relayAddr(relay).encapsulate(`/p2p-circuit/p2p/${busy.node.peerId}`))
+    const stream = await conn.newStream('/sink/1', { runOnLimitedConnection: true })
+    const relayId = relay.libp2p.peerId
+    const draining = relay.drain()
+    // the open circuit holds the drain for up to 60 s; the idle listener must not wait for that
+    await waitFor(() => idle.node.getConnections(relayId).length === 0, { timeoutMs: 10_000, message: 'the idle reservation holder was not disconnected while draining' })
+    assert.equal(relay.activeCircuits, 1)
+    assert.ok(busy.node.getConnections(relayId).length > 0, 'the circuit\'s destination was disconnected')
+    stream.send(new Uint8Array(1000))
+    await waitFor(() => busy.received() === 1000, { timeoutMs: 5000, message: 'the circuit stopped carrying data' })
+    stream.abort(new Error('done'))
+    await conn.close()
+    await draining
+  })
+
   it('frees a reservation when its peer disconnects', async () => {
     const relay = await startRelay()
     const listener = await reservedListener(relay)

@@ -1,14 +1,18 @@
 /**
  * Example: two peers exchange a file through a pos-relay relay.
  *
- *   node src/main.ts listen --discovery http://127.0.0.1:8080 --api-key KEY [--out DIR]
- *   node src/main.ts send   --discovery http://127.0.0.1:8080 --api-key KEY --peer <peer id> --file PATH
+ *   node src/main.ts listen --discovery http://127.0.0.1:8080 --api-key KEY [--out DIR] [--relay-count N]
+ *   node src/main.ts send   --discovery http://127.0.0.1:8080 --api-key KEY --peer <peer id> --file PATH [--relay-count N]
  *
  * Both peers find relays through the discovery API. The listener reserves a
  * slot and prints its peer id; the sender dials it through the relay (DCUtR
  * upgrades the connection to a direct one when the NATs allow it). The file
  * goes as `name\n` followed by the bytes; the receiver answers with the
- * SHA-256 it computed, which the sender checks.
+ * SHA-256 it computed, which the sender checks. The listener keeps running and
+ * takes any number of files; it prints `reserved` / `reservation_lost` lines as
+ * its reservations come and go (failover, docs/protocol.md section 4).
+ * `--relay-count` is the listener's relayCount (default 2); a sender given the
+ * same number tries relayCount + 2 relays of the listener's ranking.
  */
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -26,14 +30,28 @@ const { positionals, values } = parseArgs({
     'api-key': { type: 'string', default: process.env.API_KEY },
     out: { type: 'string', default: '.' },
     peer: { type: 'string' },
-    file: { type: 'string' }
+    file: { type: 'string' },
+    'relay-count': { type: 'string', default: '2' }
   }
 })
+
+const relayCount = Number(values['relay-count'])
+if (!Number.isInteger(relayCount) || relayCount < 1) {
+  process.stderr.write(`--relay-count must be a positive integer, not ${values['relay-count']}\n`)
+  process.exit(2)
+}
 
 const print = (obj: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(obj) + '\n') }
 
 async function listen (): Promise<void> {
-  const peer = await createRelayPeer({ discoveryUrl: values.discovery!, ...(values['api-key'] != null ? { apiKey: values['api-key'] } : {}) })
+  const peer = await createRelayPeer({
+    discoveryUrl: values.discovery!,
+    relayCount,
+    ...(values['api-key'] != null ? { apiKey: values['api-key'] } : {}),
+    onEvent: (event) => {
+      if (event.type === 'reserved' || event.type === 'reservation_lost') print({ event: event.type, relay: event.relay })
+    }
+  })
   await peer.node.handle(PROTOCOL, async (stream, connection) => {
     const hash = createHash('sha256')
     let header = ''
@@ -65,7 +83,7 @@ async function listen (): Promise<void> {
 
 async function send (): Promise<void> {
   if (values.peer == null || values.file == null) throw new Error('send needs --peer <peer id> and --file <path>')
-  const peer = await createRelayPeer({ discoveryUrl: values.discovery!, relayCount: 1, ...(values['api-key'] != null ? { apiKey: values['api-key'] } : {}) })
+  const peer = await createRelayPeer({ discoveryUrl: values.discovery!, relayCount, ...(values['api-key'] != null ? { apiKey: values['api-key'] } : {}) })
   try {
     const conn = await peer.relays.dial(values.peer)
     const stream = await conn.newStream(PROTOCOL, { runOnLimitedConnection: true })
@@ -92,6 +110,6 @@ const command = positionals[0]
 if (command === 'listen') await listen()
 else if (command === 'send') await send()
 else {
-  process.stderr.write('usage: main.ts listen|send --discovery URL [--out DIR] [--peer ID --file PATH]\n')
+  process.stderr.write('usage: main.ts listen|send --discovery URL [--relay-count N] [--out DIR] [--peer ID --file PATH]\n')
   process.exit(2)
 }

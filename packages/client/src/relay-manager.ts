@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { fetchRelays, rankRelays, relaysToDial, type RelayInfo } from './discovery.js'
+import { fetchRelays, rankRelays, relaysToDial, relaysToReserve, type RelayInfo } from './discovery.js'
 import { presentTicket, TicketClient } from './tickets.js'
 import { backoffDelay, type AddressPolicy } from '@pos-relay/shared'
 import { circuitTransportInternals, type CircuitTransportInternals } from '@pos-relay/upstream-patches/circuit-relay-transport'
@@ -22,6 +22,8 @@ export interface RelayManagerOptions {
    * and broadcast addrs are always dropped; `{ publicOnly: true }` drops loopback and private ones too.
    */
   addressPolicy?: AddressPolicy
+  /** random numbers in [0, 1) for the jitter (tests make it fixed); default Math.random */
+  random?: () => number
   /** log hook; default silent */
   onEvent?: (event: RelayManagerEvent) => void
 }
@@ -30,58 +32,100 @@ export type RelayManagerEvent =
   | { type: 'relays', relays: string[] }
   | { type: 'reserved', relay: string, addrs: string[] }
   | { type: 'reservation_lost', relay: string }
+  /** a reservation given up on purpose: the relay is no longer among the chosen ones and they all hold */
+  | { type: 'released', relay: string }
   | { type: 'reserve_failed', relay: string, error: string }
   | { type: 'discovery_failed', error: string }
 
-interface RelayState {
+/** A relay we reserve on, try to, or still hold while its replacement is being reserved. */
+interface HeldRelay {
   info: RelayInfo
   peerId: PeerId
-  /** a circuit listener exists for this relay (transport keeps it across reservations) */
-  listening: boolean
+  /** a 'reserved' event was sent and no 'reservation_lost' since: the loss is reported once */
+  reported: boolean
+  /** a reservation attempt in flight; resolves to whether it holds */
+  reserving?: Promise<boolean>
+  ticketing?: Promise<void>
+}
+
+/** A relay that failed and has not been retried successfully since (docs/protocol.md section 4). */
+interface UnusableRelay {
   failures: number
   nextAttempt: number
-  reserving?: Promise<void>
 }
 
 /** discovery polls after failures (or empty lists): 1 s doubling to 30 s, jittered */
 const DISCOVERY_BACKOFF = { initialMs: 1000, maxMs: 30_000 }
-/** re-reserving on a relay that failed: 0.5 s doubling to 10 s, jittered */
+/** retrying an unusable relay: 0.5 s doubling to 10 s, jittered */
 const RESERVE_BACKOFF = { initialMs: 500, maxMs: 10_000 }
+/** connecting to a relay and reserving: give up (the relay is unusable) after this */
+const RESERVE_TIMEOUT_MS = 10_000
+/** the refresh a relay failure schedules: after a uniform 0..FAILURE_REFRESH_SPREAD_MS delay, at most once per FAILURE_REFRESH_MIN_GAP_MS */
+const FAILURE_REFRESH_SPREAD_MS = 2_000
+const FAILURE_REFRESH_MIN_GAP_MS = 10_000
+
+/** The failover timings (docs/protocol.md section 6), for models and benchmarks that must use the SDK's numbers. */
+export const FAILOVER_TIMING = {
+  retryBackoff: RESERVE_BACKOFF,
+  reserveTimeoutMs: RESERVE_TIMEOUT_MS,
+  refreshSpreadMs: FAILURE_REFRESH_SPREAD_MS,
+  refreshMinGapMs: FAILURE_REFRESH_MIN_GAP_MS
+} as const
 
 /**
- * Keeps reservations on `relayCount` relays chosen from the discovery API.
+ * Keeps reservations on the first `relayCount` usable relays of this peer's ranking
+ * (docs/protocol.md section 4, "When a relay fails"; `relaysToReserve`).
  *
- * Upstream js-libp2p never re-establishes a relay reservation after the
- * relay connection drops (js-libp2p#3601), and after one failed dial it
- * blacklists the relay for good. This manager checks every few seconds (and
- * at once when a relay connection closes) that each chosen relay still gives
- * us a `/p2p-circuit` address, and if not reconnects with backoff and renews
- * the reservation on the transport's existing listener.
+ * A relay that fails (connect fails or times out, its connection closes and the immediate
+ * reconnect fails, ticket or RESERVE refused) is unusable: the next relay of the ranking is
+ * reserved on at once, the failed one is retried in the background (0.5 s doubling to 10 s,
+ * jittered) and chosen again once a retry holds. Moving back is make-before-break: a relay no
+ * longer chosen is released only when every chosen relay holds a reservation. A failure schedules
+ * one jittered discovery refresh; relays missing from a fresh list are forgotten.
+ *
+ * Upstream js-libp2p never re-establishes a relay reservation after the relay connection drops
+ * (js-libp2p#3601) and blacklists a relay after one failed dial, so reservations are (re)made here
+ * through the transport's internals (patch circuit-relay-transport, UPSTREAM.md).
  */
 export class RelayManager {
   private readonly node: Libp2p
   /** the transport internals renewing needs (patch circuit-relay-transport, UPSTREAM.md) */
   private readonly upstream: CircuitTransportInternals
-  private readonly opts: Required<Omit<RelayManagerOptions, 'onEvent' | 'apiKey' | 'addressPolicy'>> & Pick<RelayManagerOptions, 'onEvent' | 'apiKey' | 'addressPolicy'>
+  private readonly opts: Required<Omit<RelayManagerOptions, 'onEvent' | 'apiKey' | 'addressPolicy' | 'random'>> & Pick<RelayManagerOptions, 'onEvent' | 'apiKey' | 'addressPolicy'>
+  private readonly random: () => number
   private readonly tickets?: TicketClient
   /** relay peer id -> id of the ticket presented on the current connection */
   private readonly presented = new Map<string, string>()
-  private readonly relays = new Map<string, RelayState>()
+  /** relay peer id -> relays reserved on, being reserved on, or kept until their replacements hold */
+  private readonly held = new Map<string, HeldRelay>()
+  /** relay peer id -> relays that failed and have not been retried successfully since */
+  private readonly unusable = new Map<string, UnusableRelay>()
+  /** relays the circuit transport has a listener for (it keeps it across reservations) */
+  private readonly listening = new Set<string>()
   private known: RelayInfo[] = []
   private pollTimer?: NodeJS.Timeout
   private checkTimer?: NodeJS.Timeout
+  private failureRefreshTimer?: NodeJS.Timeout
+  private lastFailureRefresh = -Infinity
   private readonly controller = new AbortController()
   private running = false
-  /** first-time circuit listens run one at a time: concurrent transportManager.listen calls for circuit addresses can hang */
-  private listenQueue: Promise<unknown> = Promise.resolve()
-  /** consecutive failed discovery polls; while no relay is chosen we retry sooner than the poll interval */
+  /**
+   * Reservations are made one at a time: with several in flight, upstream's transport loses
+   * queued ones (their promises never settle) when one of them fails.
+   */
+  private reservationQueue: Promise<unknown> = Promise.resolve()
+  /** consecutive failed discovery polls; while no relay is known we retry sooner than the poll interval */
   private discoveryFailures = 0
   private nextRetry = 0
+  /** discovery requests made (polls, failure refreshes): for benchmarks and tests */
+  discoveryRequests = 0
 
   constructor (node: Libp2p, opts: RelayManagerOptions) {
     this.node = node
     this.upstream = circuitTransportInternals(node)
-    this.opts = { relayCount: 2, pollIntervalMs: 60_000, checkIntervalMs: 2_000, ...opts }
+    const { random, ...rest } = opts
+    this.random = random ?? Math.random
+    this.opts = { relayCount: 2, pollIntervalMs: 60_000, checkIntervalMs: 2_000, ...rest }
     if (opts.apiKey != null) this.tickets = new TicketClient({ discoveryUrl: opts.discoveryUrl, apiKey: opts.apiKey, peerId: node.peerId })
   }
 
@@ -106,8 +150,8 @@ export class RelayManager {
     await this.refresh()
     this.pollTimer = setInterval(() => { void this.refresh() }, this.opts.pollIntervalMs)
     this.checkTimer = setInterval(() => {
-      if (this.relays.size === 0 && Date.now() >= this.nextRetry) void this.refresh()
-      else void this.check()
+      if (this.known.length === 0 && Date.now() >= this.nextRetry) void this.refresh()
+      else this.check()
     }, this.opts.checkIntervalMs)
     this.pollTimer.unref(); this.checkTimer.unref()
     await this.waitForReservation(opts.timeoutMs ?? 20_000)
@@ -118,12 +162,18 @@ export class RelayManager {
     this.controller.abort()
     clearInterval(this.pollTimer)
     clearInterval(this.checkTimer)
+    clearTimeout(this.failureRefreshTimer)
     this.node.removeEventListener('connection:close', this.onConnectionClose)
   }
 
-  /** The relays currently chosen, in preference order. */
+  /** The relays chosen now (the first relayCount usable ones of our ranking), in preference order. */
   get chosen (): RelayInfo[] {
-    return [...this.relays.values()].map((s) => s.info)
+    return relaysToReserve(this.known, this.node.peerId.toString(), this.opts.relayCount, new Set(this.unusable.keys()))
+  }
+
+  /** Relays that failed and have not been retried successfully since. */
+  get unusableRelays (): string[] {
+    return [...this.unusable.keys()]
   }
 
   /** The relay list from the last successful poll. */
@@ -185,87 +235,191 @@ export class RelayManager {
 
   private readonly onConnectionClose = (evt: CustomEvent<Connection>): void => {
     if (this.node.getConnections(evt.detail.remotePeer).length === 0) this.presented.delete(evt.detail.remotePeer.toString())
-    const state = this.relays.get(evt.detail.remotePeer.toString())
-    if (state == null || !this.running) return
-    // reconnect promptly, not at the next tick
-    state.nextAttempt = 0
-    setTimeout(() => { void this.check() }, 100).unref()
+    if (!this.running || !this.held.has(evt.detail.remotePeer.toString())) return
+    // reconnect at once, not at the next tick; the circuit address may outlive the connection by a moment
+    setTimeout(() => { this.check() }, 0).unref()
   }
 
-  /** Polls discovery and re-chooses relays; keeps the old ones until the new ones are reserved. */
+  /** Polls discovery; relays missing from the fresh list are forgotten (no longer retried). */
   async refresh (): Promise<void> {
     let relays: RelayInfo[]
+    this.discoveryRequests++
     try {
       relays = await fetchRelays(this.opts.discoveryUrl, { signal: this.controller.signal, ...(this.opts.addressPolicy != null ? { addressPolicy: this.opts.addressPolicy } : {}) })
     } catch (err: any) {
       this.discoveryFailures++
-      this.nextRetry = Date.now() + backoffDelay(this.discoveryFailures - 1, DISCOVERY_BACKOFF)
+      this.nextRetry = Date.now() + backoffDelay(this.discoveryFailures - 1, DISCOVERY_BACKOFF, this.random)
       this.opts.onEvent?.({ type: 'discovery_failed', error: err.message })
       return
     }
     // an empty list backs off like a failure, so clients do not poll every tick
     this.discoveryFailures = relays.length === 0 ? this.discoveryFailures + 1 : 0
-    this.nextRetry = Date.now() + backoffDelay(this.discoveryFailures - 1, DISCOVERY_BACKOFF)
+    this.nextRetry = Date.now() + backoffDelay(this.discoveryFailures - 1, DISCOVERY_BACKOFF, this.random)
     this.known = relays
-    const wanted = rankRelays(relays, this.node.peerId.toString()).slice(0, this.opts.relayCount)
-    for (const info of wanted) {
-      const existing = this.relays.get(info.peer_id)
-      if (existing != null) { existing.info = info; continue }
-      this.relays.set(info.peer_id, { info, peerId: peerIdFromString(info.peer_id), listening: false, failures: 0, nextAttempt: 0 })
-    }
-    this.opts.onEvent?.({ type: 'relays', relays: wanted.map((r) => r.peer_id) })
-    await this.check()
-    // drop relays no longer chosen only after the chosen ones hold reservations
-    const wantedIds = new Set(wanted.map((r) => r.peer_id))
-    for (const [id, state] of this.relays) {
-      if (wantedIds.has(id)) continue
-      if (wanted.some((r) => !this.hasReservation(r.peer_id))) break
-      this.relays.delete(id)
-      await this.node.hangUp(state.peerId).catch(() => {})
-    }
+    const listed = new Set(relays.map((r) => r.peer_id))
+    for (const id of this.unusable.keys()) if (!listed.has(id)) this.unusable.delete(id)
+    for (const state of this.held.values()) state.info = relays.find((r) => r.peer_id === state.info.peer_id) ?? state.info
+    this.opts.onEvent?.({ type: 'relays', relays: this.chosen.map((r) => r.peer_id) })
+    this.check()
+    await Promise.all([...this.held.values()].map(async (s) => await s.reserving))
   }
 
-  private async check (): Promise<void> {
+  /** A reservation we can use: the relay gives us a circuit address and we are connected to it. */
+  private holds (id: string): boolean {
+    return this.hasReservation(id) && this.node.getConnections(peerIdFromString(id)).length > 0
+  }
+
+  /**
+   * Brings the reservations in line with the rule. Never waits for the network: each reservation
+   * attempt runs by itself and calls check again when it ends, so a relay that times out does not
+   * hold back the move of another.
+   */
+  private check (): void {
     if (!this.running) return
-    await Promise.all([...this.relays.values()].map(async (state) => {
-      if (this.hasReservation(state.info.peer_id)) {
-        state.failures = 0
-        // keep a renewed ticket presented, or the relay ends our reservation when the old one expires
-        await this.ensureTicket(state.peerId).catch((err: Error) => { this.opts.onEvent?.({ type: 'reserve_failed', relay: state.info.peer_id, error: err.message }) })
-        return
+    const chosen = this.chosen
+    const chosenIds = new Set(chosen.map((r) => r.peer_id))
+    for (const info of chosen) {
+      const state = this.heldState(info)
+      if (this.holds(info.peer_id)) {
+        this.keepTicket(state)
+        continue
       }
-      if (state.reserving != null || Date.now() < state.nextAttempt) return
-      state.reserving = this.reserve(state).finally(() => { state.reserving = undefined })
-      await state.reserving
-    }))
+      this.reportLost(state)
+      if (state.reserving == null) this.startReserve(state, false)
+    }
+    // background retries of unusable relays that would be chosen again if the retry holds
+    const now = Date.now()
+    for (const [id, u] of this.unusable) {
+      if (now < u.nextAttempt) continue
+      const others = new Set(this.unusable.keys())
+      others.delete(id)
+      const info = relaysToReserve(this.known, this.node.peerId.toString(), this.opts.relayCount, others).find((r) => r.peer_id === id)
+      if (info == null) continue
+      const state = this.heldState(info)
+      if (state.reserving == null) this.startReserve(state, true)
+    }
+    // make-before-break: relays no longer chosen go once every chosen relay holds a reservation
+    const allHold = chosen.every((r) => this.holds(r.peer_id))
+    for (const [id, state] of this.held) {
+      if (chosenIds.has(id) || state.reserving != null) continue
+      if (this.holds(id)) {
+        if (!allHold) continue
+        this.held.delete(id)
+        state.reported = false
+        this.opts.onEvent?.({ type: 'released', relay: id })
+        void this.node.hangUp(state.peerId).catch(() => {})
+      } else {
+        this.reportLost(state)
+        this.held.delete(id)
+      }
+    }
   }
 
-  private async reserve (state: RelayState): Promise<void> {
+  private heldState (info: RelayInfo): HeldRelay {
+    let state = this.held.get(info.peer_id)
+    if (state == null) {
+      state = { info, peerId: peerIdFromString(info.peer_id), reported: false }
+      this.held.set(info.peer_id, state)
+    }
+    return state
+  }
+
+  private reportLost (state: HeldRelay): void {
+    if (!state.reported) return
+    state.reported = false
+    this.opts.onEvent?.({ type: 'reservation_lost', relay: state.info.peer_id })
+  }
+
+  /** keeps a renewed ticket presented, or the relay ends our reservation when the old one expires */
+  private keepTicket (state: HeldRelay): void {
+    if (this.tickets == null || state.ticketing != null) return
+    state.ticketing = this.ensureTicket(state.peerId)
+      .catch((err: Error) => { this.opts.onEvent?.({ type: 'reserve_failed', relay: state.info.peer_id, error: err.message }) })
+      .finally(() => { state.ticketing = undefined })
+  }
+
+  private startReserve (state: HeldRelay, retry: boolean): void {
+    const id = state.info.peer_id
+    state.reserving = this.reserve(state).then((ok) => {
+      state.reserving = undefined
+      if (ok) this.unusable.delete(id)
+      else this.markUnusable(id, retry)
+      this.check()
+      return ok
+    })
+  }
+
+  /**
+   * A relay failed: unusable until a retry holds. Its first failure schedules one discovery
+   * refresh after a uniform 0-2 s delay (the peers of a dead relay must not all hit discovery at
+   * once), at most one per 10 s; failed retries schedule none.
+   */
+  private markUnusable (id: string, retry: boolean): void {
+    const u = this.unusable.get(id) ?? { failures: 0, nextAttempt: 0 }
+    u.failures++
+    u.nextAttempt = Date.now() + backoffDelay(u.failures - 1, RESERVE_BACKOFF, this.random)
+    this.unusable.set(id, u)
+    if (!retry && u.failures === 1) this.scheduleFailureRefresh()
+  }
+
+  private scheduleFailureRefresh (): void {
+    if (this.failureRefreshTimer != null || !this.running) return
+    const earliest = this.lastFailureRefresh + FAILURE_REFRESH_MIN_GAP_MS
+    const delay = Math.max(0, earliest - Date.now()) + this.random() * FAILURE_REFRESH_SPREAD_MS
+    this.failureRefreshTimer = setTimeout(() => {
+      this.failureRefreshTimer = undefined
+      this.lastFailureRefresh = Date.now()
+      void this.refresh()
+    }, delay)
+    this.failureRefreshTimer.unref()
+  }
+
+  /** Runs `fn` after the reservations before it; gives up on it (rejects) after RESERVE_TIMEOUT_MS so the queue moves on. */
+  private async serially (fn: () => Promise<void>): Promise<void> {
+    const run = this.reservationQueue.catch(() => {}).then(async () => {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`no reservation within ${RESERVE_TIMEOUT_MS} ms`)) }, RESERVE_TIMEOUT_MS) })
+      try {
+        await Promise.race([fn(), timeout])
+      } finally {
+        clearTimeout(timer)
+      }
+    })
+    this.reservationQueue = run
+    await run
+  }
+
+  /** Connects to the relay, presents our ticket and reserves; true once the reservation holds. */
+  private async reserve (state: HeldRelay): Promise<boolean> {
     const { peerId, info } = state
     try {
       await this.node.peerStore.merge(peerId, { multiaddrs: info.addrs.map((a) => multiaddr(a)) })
-      const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(10_000)])
+      const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(RESERVE_TIMEOUT_MS)])
       await this.ensureTicket(peerId, signal)
-      if (!state.listening) {
-        // first time: the transport dials the relay, reserves and adds a listener
-        const listen = this.listenQueue.catch(() => {}).then(async () => { await this.upstream.transportManager().listen([multiaddr(`/p2p/${info.peer_id}/p2p-circuit`)]) })
-        this.listenQueue = listen
-        await listen
-        state.listening = true
-      } else {
-        // renew on the existing listener: it re-announces when the transport
-        // reports a new 'configured' reservation for its relay
-        await this.upstream.renewReservation(peerId, async () => await this.node.dial(peerId, { signal }))
-      }
-      state.failures = 0
-      if (!this.hasReservation(info.peer_id)) await new Promise((resolve) => setTimeout(resolve, 50))
+      // connect first: a first listen that fails makes the transport drop the state of every
+      // reservation it holds (its cancelReservations), so only a reachable relay gets one
+      await this.node.dial(peerId, { signal })
+      await this.serially(async () => {
+        if (!this.listening.has(info.peer_id)) {
+          // first time: the transport reserves and adds a listener
+          await this.upstream.transportManager().listen([multiaddr(`/p2p/${info.peer_id}/p2p-circuit`)])
+          this.listening.add(info.peer_id)
+        } else {
+          // renew on the existing listener: it re-announces when the transport
+          // reports a new 'configured' reservation for its relay
+          await this.upstream.renewReservation(peerId, async () => await this.node.dial(peerId, { signal }))
+        }
+      })
+      // the listener announces the circuit address a moment after the reservation
+      const deadline = Date.now() + 2_000
+      while (!this.holds(info.peer_id) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25))
+      if (!this.holds(info.peer_id)) throw new Error('reserved, but no circuit address appeared')
+      state.reported = true
       this.opts.onEvent?.({ type: 'reserved', relay: info.peer_id, addrs: this.circuitAddresses().map(String) })
+      return true
     } catch (err: any) {
-      state.failures++
-      // 0.5 s, 1 s, 2 s ... capped at 10 s: a restarting relay is back within seconds; jittered, so
-      // the thousands of peers a relay restart drops do not all come back in the same instant
-      state.nextAttempt = Date.now() + backoffDelay(state.failures - 1, RESERVE_BACKOFF)
       this.opts.onEvent?.({ type: 'reserve_failed', relay: info.peer_id, error: err.message })
+      return false
     }
   }
 }
