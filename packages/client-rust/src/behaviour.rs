@@ -1,5 +1,6 @@
 //! The [`Behaviour`]: discovery polling, tickets, reservations kept alive on
-//! the relays ranked for us, dials through the relays ranked for a target.
+//! the relays ranked for us (failing over as [`crate::failover`] says), dials
+//! through the relays ranked for a target.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -246,6 +247,14 @@ enum Done {
 
 /// A [`NetworkBehaviour`] that keeps reservations on the relays ranked for the
 /// local peer and dials peers through the relays ranked for them.
+///
+/// When a relay fails (it cannot be reached, refuses the ticket or the reservation,
+/// or its connection closes and the immediate reconnect fails) it is unusable: the
+/// next usable relay of our ranking takes its place at once, the failed one is retried
+/// in the background and chosen again once a retry holds, and one jittered discovery
+/// refresh is scheduled (the rule of `docs/protocol.md` section 4, in [`crate::failover`]).
+/// [`Event::ReservationFailed`], [`Event::ReservationLost`] and
+/// [`Event::ReservationReleased`] report it.
 ///
 /// It composes with rust-libp2p's relay client (the transport side made by
 /// [`SwarmBuilder::with_relay_client`](libp2p::SwarmBuilder)): put both in your
@@ -700,15 +709,18 @@ impl Behaviour {
         self.release_unchosen();
     }
 
-    /// Drops reservations on relays no longer chosen, but only once every chosen relay holds one;
-    /// entries that neither hold nor try go at once.
+    /// Drops reservations on relays no longer chosen, but only once every chosen relay holds one
+    /// (and some relay is chosen: an empty relay list, say from a discovery restarting with an
+    /// empty store, is no reason to drop reservations that work); entries that neither hold nor
+    /// try go at once.
     fn release_unchosen(&mut self) {
         let chosen = self.chosen();
-        let all_hold = chosen.iter().all(|c| {
-            self.reservations
-                .iter()
-                .any(|r| r.info.peer_id == c.peer_id && r.addr.is_some())
-        });
+        let all_hold = !chosen.is_empty()
+            && chosen.iter().all(|c| {
+                self.reservations
+                    .iter()
+                    .any(|r| r.info.peer_id == c.peer_id && r.addr.is_some())
+            });
         let mut released = Vec::new();
         let mut removed = Vec::new();
         self.reservations.retain(|r| {
