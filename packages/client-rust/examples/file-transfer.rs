@@ -3,15 +3,20 @@
 //! protocol, so any listener works with any sender).
 //!
 //! ```text
-//! file-transfer listen --discovery http://127.0.0.1:8080 --api-key KEY [--out DIR]
-//! file-transfer send   --discovery http://127.0.0.1:8080 --api-key KEY --peer <peer id> --file PATH
+//! file-transfer listen --discovery http://127.0.0.1:8080 --api-key KEY [--out DIR] [--relay-count N]
+//! file-transfer send   --discovery http://127.0.0.1:8080 --api-key KEY --peer <peer id> --file PATH [--relay-count N]
 //! ```
 //!
 //! Both peers find relays through the discovery API and present account
 //! tickets. The listener reserves on the relays ranked for it and prints its
 //! peer id; the sender dials it through the relays ranked for that peer id.
 //! The file goes as `name\n` followed by the bytes; the receiver answers with
-//! the SHA-256 it computed, which the sender checks. Progress goes to stderr.
+//! the SHA-256 it computed, which the sender checks. The listener keeps running
+//! and takes any number of files; it prints `reserved` / `reservation_lost`
+//! lines as its reservations come and go (failover, `docs/protocol.md` section
+//! 4). `--relay-count` is the listener's relay count (default 2); a sender given
+//! the same number tries relay count + 2 relays of the listener's ranking.
+//! Progress goes to stderr.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,10 +52,13 @@ struct Args {
     out: PathBuf,
     peer: Option<String>,
     file: Option<PathBuf>,
+    relay_count: usize,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: file-transfer listen|send --discovery URL [--api-key KEY] [--out DIR] [--peer ID --file PATH]");
+    eprintln!(
+        "usage: file-transfer listen|send --discovery URL [--api-key KEY] [--relay-count N] [--out DIR] [--peer ID --file PATH]"
+    );
     std::process::exit(2)
 }
 
@@ -63,6 +71,7 @@ fn parse_args() -> Args {
         out: PathBuf::from("."),
         peer: None,
         file: None,
+        relay_count: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -73,6 +82,16 @@ fn parse_args() -> Args {
             "--out" => args.out = PathBuf::from(value()),
             "--peer" => args.peer = Some(value()),
             "--file" => args.file = Some(PathBuf::from(value())),
+            "--relay-count" => {
+                let v = value();
+                args.relay_count = match v.parse::<usize>() {
+                    Ok(n) if n >= 1 => n,
+                    _ => {
+                        eprintln!("--relay-count must be a positive integer, not {v}");
+                        std::process::exit(2)
+                    }
+                }
+            }
             "--help" | "-h" => usage(),
             a if !a.starts_with('-') && args.command.is_empty() => args.command = a.to_string(),
             _ => usage(),
@@ -114,7 +133,7 @@ fn build_swarm(config: pos_relay_client::Config) -> Result<Swarm<AppBehaviour>, 
 }
 
 fn config(args: &Args) -> pos_relay_client::Config {
-    let c = pos_relay_client::Config::new(&args.discovery);
+    let c = pos_relay_client::Config::new(&args.discovery).with_relay_count(args.relay_count);
     match &args.api_key {
         Some(key) => c.with_api_key(key),
         None => c,
@@ -155,12 +174,20 @@ fn log_event(event: &pos_relay_client::Event) {
         TicketRejected { relay, reason } => {
             serde_json::json!({ "event": "ticket_rejected", "relay": relay.to_string(), "reason": reason })
         }
-        ReservationAccepted { relay, addr } => {
-            serde_json::json!({ "event": "reserved", "relay": relay.to_string(), "addr": addr.to_string() })
+        // the contract's lines, on stdout
+        ReservationAccepted { relay, .. } => {
+            return print(serde_json::json!({ "event": "reserved", "relay": relay.to_string() }));
         }
         ReservationLost { relay, error } => {
-            serde_json::json!({ "event": "reservation_lost", "relay": relay.to_string(), "error": error })
+            progress(
+                serde_json::json!({ "event": "reservation_lost_reason", "relay": relay.to_string(), "error": error }),
+            );
+            return print(serde_json::json!({ "event": "reservation_lost", "relay": relay.to_string() }));
         }
+        ReservationFailed { relay, error, retry } => {
+            serde_json::json!({ "event": "reserve_failed", "relay": relay.to_string(), "error": error, "retry": retry })
+        }
+        ReservationReleased { relay } => serde_json::json!({ "event": "released", "relay": relay.to_string() }),
         Connected { peer, relay, .. } => {
             serde_json::json!({ "event": "connected", "peer": peer.to_string(), "relay": relay.to_string() })
         }

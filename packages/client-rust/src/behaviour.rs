@@ -1,5 +1,6 @@
 //! The [`Behaviour`]: discovery polling, tickets, reservations kept alive on
-//! the relays ranked for us, dials through the relays ranked for a target.
+//! the relays ranked for us (failing over as [`crate::failover`] says), dials
+//! through the relays ranked for a target.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -22,7 +23,8 @@ use rand::Rng;
 use tokio::time::{Instant, Sleep};
 
 use crate::addresses::AddressPolicy;
-use crate::discovery::{fetch_relays, rank_relays, DiscoveryError, RelayInfo, MAX_RESPONSE_BYTES};
+use crate::discovery::{fetch_relays, DiscoveryError, RelayInfo, MAX_RESPONSE_BYTES};
+use crate::failover::{relays_to_dial, Failover, ATTEMPT_TIMEOUT};
 use crate::tickets::{fetch_ticket, present_ticket, Ticket, TicketFetchError, TicketReply, TICKET_PROTOCOL};
 
 /// How the [`Behaviour`] finds relays and what it keeps.
@@ -72,8 +74,9 @@ impl Config {
         self
     }
 
-    /// How many relays to hold a reservation on (default 2). A dialer tries a target's
-    /// first `relay_count` relays, then the next ones up to `relay_count + 2`.
+    /// How many relays to hold a reservation on (default 2): the first `relay_count`
+    /// usable relays of our ranking. A dialer tries the first `relay_count + 2` relays
+    /// of the target's ranking, so give dialers the listeners' value.
     pub fn with_relay_count(mut self, n: usize) -> Self {
         self.relay_count = n.max(1);
         self
@@ -144,12 +147,30 @@ pub enum Event {
         /// our circuit address on it
         addr: Multiaddr,
     },
-    /// a reservation ended (the relay connection closed or the relay refused); it is retried with backoff
+    /// a reservation we held ended (the relay connection closed or the relay refused
+    /// the renewal); we reconnect at once, and if that fails the relay is unusable
     ReservationLost {
         /// the relay
         relay: PeerId,
         /// why, when known
         error: Option<String>,
+    },
+    /// an attempt to reserve on a relay failed (connect, ticket, RESERVE or timeout): the
+    /// relay is unusable, the next relay of our ranking takes its place at once, and it is
+    /// retried in the background (0.5 s doubling to 10 s, jittered)
+    ReservationFailed {
+        /// the relay
+        relay: PeerId,
+        /// why
+        error: String,
+        /// whether this was a background retry of an unusable relay
+        retry: bool,
+    },
+    /// a reservation given up on purpose: the relay is no longer among our chosen ones
+    /// and they all hold reservations (make-before-break)
+    ReservationReleased {
+        /// the relay
+        relay: PeerId,
     },
     /// a dial through a relay reached the target
     Connected {
@@ -180,15 +201,29 @@ struct Link {
     presenting: bool,
     /// the last failure on this link, reported to whoever waits on it
     failed: Option<String>,
+    /// when a reservation on this relay ended with its connection: until that connection's
+    /// `ConnectionClosed` arrives (or `CLOSING_GRACE` passes) it must not be used, or the relay
+    /// client dials the relay itself, QUIC included, and a dead relay takes 5 s to fail
+    closing_since: Option<Instant>,
 }
 
-/// A relay we reserve on.
+/// How long a link whose reservation ended with its connection waits for that connection's close.
+const CLOSING_GRACE: Duration = Duration::from_secs(1);
+
+/// A relay we hold a reservation on, are reserving on, or keep until its replacement holds.
 struct Reservation {
     info: RelayInfo,
     listener: Option<ListenerId>,
+    /// our circuit address on the relay: the reservation holds
     addr: Option<Multiaddr>,
-    failures: u32,
-    next_attempt: Instant,
+    /// the reservation attempt in progress (connect, ticket, RESERVE)
+    attempt: Option<Attempt>,
+}
+
+struct Attempt {
+    started: Instant,
+    /// a background retry of an unusable relay (its failure schedules no refresh)
+    retry: bool,
 }
 
 /// A dial of `target` through its ranked relays.
@@ -212,6 +247,14 @@ enum Done {
 
 /// A [`NetworkBehaviour`] that keeps reservations on the relays ranked for the
 /// local peer and dials peers through the relays ranked for them.
+///
+/// When a relay fails (it cannot be reached, refuses the ticket or the reservation,
+/// or its connection closes and the immediate reconnect fails) it is unusable: the
+/// next usable relay of our ranking takes its place at once, the failed one is retried
+/// in the background and chosen again once a retry holds, and one jittered discovery
+/// refresh is scheduled (the rule of `docs/protocol.md` section 4, in [`crate::failover`]).
+/// [`Event::ReservationFailed`], [`Event::ReservationLost`] and
+/// [`Event::ReservationReleased`] report it.
 ///
 /// It composes with rust-libp2p's relay client (the transport side made by
 /// [`SwarmBuilder::with_relay_client`](libp2p::SwarmBuilder)): put both in your
@@ -259,6 +302,7 @@ pub struct Behaviour {
     polled_once: bool,
     links: HashMap<PeerId, Link>,
     reservations: Vec<Reservation>,
+    failover: Failover,
     dials: Vec<Dial>,
     /// dials asked for before the first relay list arrived
     waiting_dials: Vec<PeerId>,
@@ -279,14 +323,27 @@ fn with_jitter(d: Duration) -> Duration {
     d.mul_f64(rand::thread_rng().gen_range(0.9..1.1))
 }
 
-/// 0.5 s, 1 s, 2 s ... capped at 10 s: a restarting relay is back within seconds.
-fn relay_backoff(failures: u32) -> Duration {
-    with_jitter(Duration::from_millis(500 * 2u64.pow(failures.saturating_sub(1).min(5))).min(Duration::from_secs(10)))
-}
-
 /// 1 s, 2 s, 4 s ... capped at 30 s, for the discovery API.
 fn api_backoff(failures: u32) -> Duration {
     with_jitter(Duration::from_secs(2u64.pow(failures.saturating_sub(1).min(5))).min(Duration::from_secs(30)))
+}
+
+/// The addrs we connect to a relay on: its TCP ones when it has any, else all. A relay
+/// process that dies resets its TCP connections and refuses new ones at once, so we
+/// fail over within milliseconds; over QUIC its death shows only at the idle timeout
+/// (10 s), and a dial to its dead port only at the handshake timeout (5 s). Measured
+/// with a SIGKILLed relay: 15-20 s to a new reservation over QUIC.
+fn connect_addrs(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
+    let tcp: Vec<Multiaddr> = addrs
+        .iter()
+        .filter(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
+        .cloned()
+        .collect();
+    if tcp.is_empty() {
+        addrs.to_vec()
+    } else {
+        tcp
+    }
 }
 
 fn circuit_addr(relay_addr: &Multiaddr) -> Multiaddr {
@@ -308,6 +365,7 @@ impl Behaviour {
             polled_once: false,
             links: HashMap::new(),
             reservations: Vec::new(),
+            failover: Failover::new(Box::new(|| rand::thread_rng().gen::<f64>())),
             dials: Vec::new(),
             waiting_dials: Vec::new(),
             ticket: None,
@@ -341,9 +399,19 @@ impl Behaviour {
         &self.known
     }
 
-    /// The relays we reserve on, in rank order.
+    /// The relays we reserve on now, in rank order: the first `relay_count` of our
+    /// ranking that are not unusable (`docs/protocol.md` section 4).
     pub fn chosen_relays(&self) -> Vec<PeerId> {
-        self.reservations.iter().map(|r| r.info.peer_id).collect()
+        self.chosen().iter().map(|r| r.peer_id).collect()
+    }
+
+    /// Relays that failed and have not been retried successfully since.
+    pub fn unusable_relays(&self) -> Vec<PeerId> {
+        self.known
+            .iter()
+            .map(|r| r.peer_id)
+            .filter(|p| self.failover.is_unusable(p))
+            .collect()
     }
 
     /// Our circuit addresses: where other peers reach us through relays.
@@ -353,9 +421,16 @@ impl Behaviour {
 
     /// The relays a dialer tries for `peer`, in order (at most `relay_count + 2`).
     pub fn relays_for(&self, peer: &PeerId) -> Vec<RelayInfo> {
-        let mut ranked = rank_relays(&self.known, &peer.to_base58());
-        ranked.truncate(self.config.relay_count + 2);
-        ranked
+        relays_to_dial(&self.known, &peer.to_base58(), self.config.relay_count)
+    }
+
+    fn chosen(&self) -> Vec<RelayInfo> {
+        let n = if self.config.reserve {
+            self.config.relay_count
+        } else {
+            0
+        };
+        self.failover.chosen(&self.known, &self.local_peer.to_base58(), n)
     }
 
     fn wake(&mut self) {
@@ -401,10 +476,13 @@ impl Behaviour {
         if let Some(e) = link.failed.take() {
             return Err(e);
         }
+        if link.connections > 0 && link.closing_since.is_some_and(|t| t.elapsed() < CLOSING_GRACE) {
+            return Ok(false);
+        }
         if link.connections == 0 {
             if link.dialing.is_none() {
                 let opts = DialOpts::peer_id(info.peer_id)
-                    .addresses(info.addrs.clone())
+                    .addresses(connect_addrs(&info.addrs))
                     .condition(PeerCondition::Always)
                     .build();
                 link.dialing = Some(opts.connection_id());
@@ -511,34 +589,17 @@ impl Behaviour {
             self.poll_at = Some(now + with_jitter(self.config.poll_interval));
         }
         self.known = relays;
-        let wanted = {
-            let mut w = rank_relays(&self.known, &self.local_peer.to_base58());
-            w.truncate(if self.config.reserve {
-                self.config.relay_count
-            } else {
-                0
-            });
-            w
-        };
-        for info in &wanted {
-            match self.reservations.iter_mut().find(|r| r.info.peer_id == info.peer_id) {
-                Some(r) => r.info = info.clone(),
-                None => self.reservations.push(Reservation {
-                    info: info.clone(),
-                    listener: None,
-                    addr: None,
-                    failures: 0,
-                    next_attempt: now,
-                }),
+        // relays missing from a fresh list are forgotten; the others keep their state
+        self.failover.forget_missing(&self.known);
+        for r in &mut self.reservations {
+            if let Some(info) = self.known.iter().find(|k| k.peer_id == r.info.peer_id) {
+                r.info = info.clone();
             }
         }
-        // rank order, chosen first; relays no longer chosen stay until the chosen ones hold reservations
-        let ids: Vec<PeerId> = wanted.iter().map(|r| r.peer_id).collect();
-        self.reservations
-            .sort_by_key(|r| ids.iter().position(|p| *p == r.info.peer_id).unwrap_or(usize::MAX));
+        let chosen = self.chosen_relays();
         self.emit(Event::RelaysUpdated {
             known: self.known.len(),
-            chosen: ids,
+            chosen,
         });
         self.flush_waiting_dials();
     }
@@ -561,6 +622,10 @@ impl Behaviour {
         {
             self.start_poll();
         }
+        // the refresh a relay failure scheduled; a poll already in flight brings a fresh list anyway
+        if self.failover.take_refresh(now) && !self.poll_in_flight {
+            self.start_poll();
+        }
         if self.config.api_key.is_some() && !self.ticket_in_flight {
             let due = match &self.ticket {
                 None => self.ticket_retry_at.is_none_or(|t| t <= now),
@@ -574,60 +639,121 @@ impl Behaviour {
         self.drive_dials();
     }
 
+    /// Brings the reservations in line with the failover rule (`docs/protocol.md` section 4):
+    /// reserve on the chosen relays at once, retry unusable ones when due, and release relays
+    /// no longer chosen once every chosen one holds (make-before-break).
     fn drive_reservations(&mut self, now: Instant) {
-        let wanted = if self.config.reserve {
-            self.config.relay_count
-        } else {
-            0
+        let chosen = self.chosen();
+        let retries = match self.config.reserve {
+            true => self
+                .failover
+                .retries_due(&self.known, &self.local_peer.to_base58(), self.config.relay_count, now),
+            false => Vec::new(),
         };
+        let starts = chosen
+            .iter()
+            .map(|r| (r, false))
+            .chain(retries.iter().map(|r| (r, true)));
+        for (info, retry) in starts {
+            let i = match self.reservations.iter().position(|r| r.info.peer_id == info.peer_id) {
+                Some(i) => i,
+                None => {
+                    self.reservations.push(Reservation {
+                        info: info.clone(),
+                        listener: None,
+                        addr: None,
+                        attempt: None,
+                    });
+                    self.reservations.len() - 1
+                }
+            };
+            let r = &mut self.reservations[i];
+            if r.addr.is_none() && r.attempt.is_none() {
+                r.attempt = Some(Attempt { started: now, retry });
+            }
+        }
         for i in 0..self.reservations.len() {
             let info = self.reservations[i].info.clone();
-            let active = self.reservations[i].listener.is_some();
-            if i >= wanted {
-                continue; // no longer chosen: kept only until replaced
-            }
-            if active {
+            if self.reservations[i].addr.is_some() {
                 // keep the current ticket presented, or the relay ends the reservation when the old one expires
-                if self.reservations[i].addr.is_some() {
-                    if let Err(e) = self.ensure_link(&info) {
-                        tracing::debug!(relay = %info.peer_id, error = %e, "ticket renewal on a reserved relay failed");
-                    }
+                if let Err(e) = self.ensure_link(&info) {
+                    tracing::debug!(relay = %info.peer_id, error = %e, "ticket renewal on a reserved relay failed");
                 }
                 continue;
             }
-            if self.reservations[i].next_attempt > now {
+            let Some(started) = self.reservations[i].attempt.as_ref().map(|a| a.started) else {
                 continue;
+            };
+            if now >= started + ATTEMPT_TIMEOUT {
+                let error = format!("no reservation within {} s", ATTEMPT_TIMEOUT.as_secs());
+                self.attempt_failed(i, error, now);
+                continue;
+            }
+            if self.reservations[i].listener.is_some() {
+                continue; // RESERVE sent: the relay client reports the outcome
             }
             match self.ensure_link(&info) {
                 Ok(true) => {
-                    let Some(addr) = info.addrs.first() else { continue };
-                    let opts = ListenOpts::new(circuit_addr(addr));
+                    let Some(addr) = connect_addrs(&info.addrs).into_iter().next() else {
+                        self.attempt_failed(i, "no addr".into(), now);
+                        continue;
+                    };
+                    let opts = ListenOpts::new(circuit_addr(&addr));
                     self.reservations[i].listener = Some(opts.listener_id());
                     self.pending.push_back(ToSwarm::ListenOn { opts });
                 }
                 Ok(false) => {}
-                Err(error) => self.reservation_failed(i, Some(error), now),
+                Err(error) => self.attempt_failed(i, error, now),
             }
         }
-        // drop relays no longer chosen once every chosen one holds a reservation
-        let settled = self.reservations.iter().take(wanted).all(|r| r.addr.is_some());
-        if settled && self.reservations.len() > wanted {
-            for old in self.reservations.split_off(wanted) {
-                if let Some(id) = old.listener {
-                    self.pending.push_back(ToSwarm::RemoveListener { id });
+        self.release_unchosen();
+    }
+
+    /// Drops reservations on relays no longer chosen, but only once every chosen relay holds one
+    /// (and some relay is chosen: an empty relay list, say from a discovery restarting with an
+    /// empty store, is no reason to drop reservations that work); entries that neither hold nor
+    /// try go at once.
+    fn release_unchosen(&mut self) {
+        let chosen = self.chosen();
+        let all_hold = !chosen.is_empty()
+            && chosen.iter().all(|c| {
+                self.reservations
+                    .iter()
+                    .any(|r| r.info.peer_id == c.peer_id && r.addr.is_some())
+            });
+        let mut released = Vec::new();
+        let mut removed = Vec::new();
+        self.reservations.retain(|r| {
+            let keep = chosen.iter().any(|c| c.peer_id == r.info.peer_id)
+                || r.attempt.is_some()
+                || (r.addr.is_some() && !all_hold);
+            if !keep {
+                removed.extend(r.listener);
+                if r.addr.is_some() {
+                    released.push(r.info.peer_id);
                 }
             }
+            keep
+        });
+        for id in removed {
+            self.pending.push_back(ToSwarm::RemoveListener { id });
+        }
+        for relay in released {
+            self.emit(Event::ReservationReleased { relay });
         }
     }
 
-    fn reservation_failed(&mut self, i: usize, error: Option<String>, now: Instant) {
+    /// The attempt on reservation `i` failed: the relay is unusable until a retry holds,
+    /// and the next drive reserves on the next usable relay of our ranking.
+    fn attempt_failed(&mut self, i: usize, error: String, now: Instant) {
         let r = &mut self.reservations[i];
-        let had = r.addr.take().is_some();
-        r.listener = None;
-        r.failures += 1;
-        r.next_attempt = now + if had { Duration::ZERO } else { relay_backoff(r.failures) };
+        let retry = r.attempt.take().is_some_and(|a| a.retry);
+        if let Some(id) = r.listener.take() {
+            self.pending.push_back(ToSwarm::RemoveListener { id });
+        }
         let relay = r.info.peer_id;
-        self.emit(Event::ReservationLost { relay, error });
+        self.failover.failed(relay, retry, now);
+        self.emit(Event::ReservationFailed { relay, error, retry });
     }
 
     fn drive_dials(&mut self) {
@@ -648,8 +774,7 @@ impl Behaviour {
             match self.ensure_link(&relay) {
                 Ok(true) => {
                     let target = self.dials[i].target;
-                    let addrs = relay
-                        .addrs
+                    let addrs = connect_addrs(&relay.addrs)
                         .iter()
                         .map(|a| circuit_addr(a).with(Protocol::P2p(target)))
                         .collect();
@@ -736,11 +861,16 @@ impl Behaviour {
                 candidates.push(Instant::from_std(t.renew_at()));
             }
         }
+        candidates.extend(self.failover.next_deadline());
+        candidates.extend(
+            self.links
+                .values()
+                .filter_map(|l| l.closing_since.map(|t| t + CLOSING_GRACE)),
+        );
         candidates.extend(
             self.reservations
                 .iter()
-                .filter(|r| r.listener.is_none())
-                .map(|r| r.next_attempt),
+                .filter_map(|r| r.attempt.as_ref().map(|a| a.started + ATTEMPT_TIMEOUT)),
         );
         candidates
             .into_iter()
@@ -800,6 +930,7 @@ impl NetworkBehaviour for Behaviour {
             }
             FromSwarm::ConnectionClosed(e) => {
                 if let Some(link) = self.links.get_mut(&e.peer_id) {
+                    link.closing_since = None;
                     link.connections = link.connections.saturating_sub(1);
                     // the relay forgets our ticket when we disconnect
                     if e.remaining_established == 0 {
@@ -823,9 +954,10 @@ impl NetworkBehaviour for Behaviour {
             FromSwarm::NewListenAddr(e) => {
                 if let Some(r) = self.reservations.iter_mut().find(|r| r.listener == Some(e.listener_id)) {
                     if r.addr.is_none() {
-                        r.failures = 0;
+                        r.attempt = None;
                         r.addr = Some(e.addr.clone());
                         let relay = r.info.peer_id;
+                        self.failover.recovered(&relay);
                         self.emit(Event::ReservationAccepted {
                             relay,
                             addr: e.addr.clone(),
@@ -835,8 +967,34 @@ impl NetworkBehaviour for Behaviour {
             }
             FromSwarm::ListenerClosed(e) => {
                 if let Some(i) = self.reservations.iter().position(|r| r.listener == Some(e.listener_id)) {
-                    let error = e.reason.err().map(|err| err.to_string());
-                    self.reservation_failed(i, error, now);
+                    let refused = e.reason.as_ref().err().map(|err| err.to_string());
+                    let r = &mut self.reservations[i];
+                    r.listener = None;
+                    if r.addr.take().is_some() {
+                        let relay = r.info.peer_id;
+                        if refused.is_none() {
+                            // closed with its connection, whose ConnectionClosed may still be on its way
+                            if let Some(link) = self.links.get_mut(&relay).filter(|l| l.connections > 0) {
+                                link.closing_since = Some(now);
+                            }
+                        }
+                        self.emit(Event::ReservationLost {
+                            relay,
+                            error: refused.clone(),
+                        });
+                        // a refused renewal makes the relay unusable at once; a closed connection
+                        // first gets an immediate reconnect (the next drive), unusable if that fails
+                        if let Some(error) = refused {
+                            self.reservations[i].attempt = Some(Attempt {
+                                started: now,
+                                retry: false,
+                            });
+                            self.attempt_failed(i, error, now);
+                        }
+                    } else if self.reservations[i].attempt.is_some() {
+                        let error = refused.unwrap_or_else(|| "relay connection closed while reserving".into());
+                        self.attempt_failed(i, error, now);
+                    }
                 }
             }
             _ => {}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use pos_relay_client::discovery::{parse_relay_list, rank_by, DiscoveryError};
 use pos_relay_client::tickets::{decode_ticket_reply, encode_ticket_request, TicketReply};
-use pos_relay_client::AddressPolicy;
+use pos_relay_client::{relays_to_dial, relays_to_reserve, AddressPolicy, RelayInfo};
 use serde_json::Value;
 
 fn repo_vectors() -> PathBuf {
@@ -148,6 +148,37 @@ fn tickets() {
                 ),
                 other => panic!("{file}: {name}: unknown outcome {other}"),
             }
+        }
+    }
+}
+
+#[test]
+fn failover() {
+    for (file, cases) in suites("failover.json") {
+        for case in cases {
+            let name = case["name"].as_str().unwrap_or("?");
+            let listener = case["listener"].as_str().expect("listener");
+            let relay_count = case["relay_count"].as_u64().expect("relay_count") as usize;
+            let relays: Vec<RelayInfo> = case["relays"]
+                .as_array()
+                .expect("relays")
+                .iter()
+                .map(|r| RelayInfo {
+                    id: r["id"].as_str().expect("id").into(),
+                    peer_id: r["peer_id"].as_str().expect("peer_id").parse().expect("peer id"),
+                    addrs: Vec::new(),
+                })
+                .collect();
+            // unusable names relays by id; the client tracks them by peer id (an unknown id names no relay)
+            let unusable: Vec<_> = strings(&case["unusable"])
+                .iter()
+                .filter_map(|id| relays.iter().find(|r| r.id == *id).map(|r| r.peer_id))
+                .collect();
+            let ids = |rs: Vec<RelayInfo>| rs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+            let reserve = relays_to_reserve(&relays, listener, relay_count, |p| unusable.contains(p));
+            assert_eq!(ids(reserve), strings(&case["reserve"]), "{file}: {name}: reserve");
+            let dial = relays_to_dial(&relays, listener, relay_count);
+            assert_eq!(ids(dial), strings(&case["dial"]), "{file}: {name}: dial");
         }
     }
 }
