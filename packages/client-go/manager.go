@@ -613,7 +613,7 @@ func (m *Manager) reserve(ai peer.AddrInfo) (*client.Reservation, error) {
 	ctx, cancel := context.WithTimeout(m.ctx, ReserveTimeout)
 	defer cancel()
 	ctx = network.WithForceDirectDial(ctx, "posrelay: relay")
-	m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	ai = m.relayAddrs(ai)
 	if err := m.h.Connect(ctx, ai); err != nil {
 		return nil, fmt.Errorf("connect relay %s: %w", ai.ID, err)
 	}
@@ -624,11 +624,34 @@ func (m *Manager) reserve(ai peer.AddrInfo) (*client.Reservation, error) {
 	return client.Reserve(ctx, m.h, ai)
 }
 
+// relayAddrs makes the peerstore hold only the addrs the manager connects to
+// relay with (what identify added earlier is cleared): its TCP ones when it
+// has any. A relay process that dies resets its TCP connections at once, so
+// the listener moves at once and a dialer skips it at once; over QUIC both
+// would wait for a timeout (quic-go ignores the ICMP port unreachable), the
+// swarm waiting on the QUIC attempt even after TCP was refused.
+func (m *Manager) relayAddrs(relay peer.AddrInfo) peer.AddrInfo {
+	var tcp []ma.Multiaddr
+	for _, a := range relay.Addrs {
+		if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			tcp = append(tcp, a)
+		}
+	}
+	if len(tcp) > 0 {
+		relay.Addrs = tcp
+	}
+	if !m.connected(relay.ID) {
+		m.h.Peerstore().ClearAddrs(relay.ID)
+	}
+	m.h.Peerstore().AddAddrs(relay.ID, relay.Addrs, peerstore.TempAddrTTL)
+	return relay
+}
+
 // ensureTicket: with an API key, makes sure relay holds our current ticket on
 // the current connection (connecting if needed). Without one it only adds
 // the relay's addrs so the swarm can dial it.
 func (m *Manager) ensureTicket(ctx context.Context, relay peer.AddrInfo) error {
-	m.h.Peerstore().AddAddrs(relay.ID, relay.Addrs, peerstore.TempAddrTTL)
+	relay = m.relayAddrs(relay)
 	if m.tickets == nil {
 		return nil
 	}
@@ -707,6 +730,10 @@ func (m *Manager) dialVia(ctx context.Context, relay peer.AddrInfo, target peer.
 	defer cancel()
 	if err := m.ensureTicket(ctx, relay); err != nil {
 		return nil, nil, err
+	}
+	// connect to the relay first, over its preferred addrs: a dead one fails at once
+	if err := m.h.Connect(ctx, m.relayAddrs(relay)); err != nil {
+		return nil, nil, fmt.Errorf("connect relay %s: %w", relay.ID, err)
 	}
 	circuits := circuitAddrs(relay, "")
 	m.h.Peerstore().AddAddrs(target, circuits, peerstore.TempAddrTTL)
