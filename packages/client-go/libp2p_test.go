@@ -430,13 +430,11 @@ func TestManagerFailsOverAtOnceAndMovesBack(t *testing.T) {
 	for _, n := range []int{1, 2} {
 		t.Run(fmt.Sprintf("relayCount %d", n), func(t *testing.T) {
 			self := newHost(t)
-			var all []*restartableRelay
 			var entries []Relay
 			byPeer := map[string]*restartableRelay{}
 			for i := range 4 {
 				r := startRestartableRelay(t)
 				e := relayEntry(r.h, fmt.Sprintf("relay-%d", i))
-				all = append(all, r)
 				entries = append(entries, e)
 				byPeer[e.PeerID] = r
 			}
