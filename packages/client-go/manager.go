@@ -535,7 +535,10 @@ func (m *Manager) markUnusableLocked(id peer.ID, retry bool) {
 		m.unusable[id] = u
 	}
 	u.failures++
-	u.nextAttempt = m.now().Add(retryDelay(u.failures, m.random()))
+	delay := retryDelay(u.failures, m.random())
+	u.nextAttempt = m.now().Add(delay)
+	// retry when due, not at the next check tick
+	time.AfterFunc(delay, m.poke)
 	if !retry && u.failures == 1 && !m.refreshPending && !m.closed {
 		m.refreshPending = true
 		time.AfterFunc(failureRefreshDelay(m.now(), m.lastFailureRefresh, m.random()), func() {
