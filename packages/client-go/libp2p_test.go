@@ -568,3 +568,53 @@ func TestManagerForgetsAFailedRelayMissingFromAFreshList(t *testing.T) {
 	waitUntil(t, ctx, "the move to the second relay", func() bool { return m.HasReservation(relays[1].ID()) })
 	waitUntil(t, ctx, "the dead relay forgotten", func() bool { return len(m.Unusable()) == 0 && len(m.Relays()) == 2 })
 }
+
+// A relay that rejects the renewed ticket would end the reservation when the
+// old ticket expires: the listener takes it as a failure and moves at once.
+func TestManagerMovesWhenARelayRejectsTheRenewedTicket(t *testing.T) {
+	self := newHost(t)
+	relays, entries := rankedRelays(t, 2, self.ID().String())
+	reply := func(s network.Stream, body string) { s.Write(append(varint.ToUvarint(uint64(len(body))), body...)) }
+	for i, r := range relays {
+		rejectRenewed := i == 0
+		r.SetStreamHandler(TicketProtocol, func(s network.Stream) {
+			defer s.Close()
+			token, err := readFrame(s)
+			if err != nil {
+				s.Reset()
+				return
+			}
+			if rejectRenewed && !strings.HasPrefix(string(token), "ticket-1-") {
+				reply(s, `{"status":"REJECTED","reason":"revoked"}`)
+				return
+			}
+			reply(s, `{"status":"OK"}`)
+		})
+	}
+	var issued atomic.Int32
+	tickets := ticketServer(t, "key", 2*time.Second, &issued)
+	defer tickets.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/api/p2p/tickets", tickets.Config.Handler)
+	mux.HandleFunc("/api/p2p/relays", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(entries) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	m, err := New(self, srv.URL, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "a reservation on the first relay", func() bool { return m.HasReservation(relays[0].ID()) })
+	// at 80 % of the ticket's 2 s the renewed ticket is presented and rejected
+	waitUntil(t, ctx, "the move to the second relay", func() bool {
+		return m.HasReservation(relays[1].ID()) && !m.HasReservation(relays[0].ID())
+	})
+	if u := m.Unusable(); len(u) != 1 || u[0] != relays[0].ID() {
+		t.Errorf("unusable %v, want the relay that rejected the ticket", u)
+	}
+}

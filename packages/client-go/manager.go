@@ -563,11 +563,22 @@ func (m *Manager) keepTicketLocked(st *heldRelay) {
 		ctx, cancel := context.WithTimeout(m.ctx, ReserveTimeout)
 		defer cancel()
 		err := m.ensureTicket(ctx, ai)
+		var events []Event
 		m.mu.Lock()
 		st.ticketing = false
+		if errors.Is(err, ErrTicketRejected) {
+			// the relay refuses our renewed ticket: it will end the reservation, move now
+			st.reservedAt, st.expires = time.Time{}, time.Time{}
+			events = append(events, m.reportLostLocked(st)...)
+			m.markUnusableLocked(ai.ID, false)
+		}
 		m.mu.Unlock()
 		if err != nil && m.ctx.Err() == nil {
-			m.emit(Event{Type: EventReserveFailed, Relay: ai.ID, Err: err})
+			events = append(events, Event{Type: EventReserveFailed, Relay: ai.ID, Err: err})
+		}
+		m.emit(events...)
+		if errors.Is(err, ErrTicketRejected) {
+			m.poke()
 		}
 	}()
 }
