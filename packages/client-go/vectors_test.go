@@ -184,3 +184,49 @@ func checkTicketOutcome(t *testing.T, c ticketCase, err error) {
 		t.Fatalf("%s: unknown outcome %q", c.Name, c.Outcome)
 	}
 }
+
+type failoverCase struct {
+	Name       string   `json:"name"`
+	Listener   string   `json:"listener"`
+	RelayCount int      `json:"relay_count"`
+	Relays     []Relay  `json:"relays"`
+	Unusable   []string `json:"unusable"`
+	Reserve    []string `json:"reserve"`
+	Dial       []string `json:"dial"`
+}
+
+func TestFailoverVectors(t *testing.T) {
+	eachVectorFile(t, "failover.json", func(t *testing.T, cases []failoverCase) {
+		for _, c := range cases {
+			peerOf := map[string]string{}
+			for _, r := range c.Relays {
+				peerOf[r.ID] = r.PeerID
+			}
+			unusable := map[string]bool{}
+			for _, id := range c.Unusable {
+				if p, ok := peerOf[id]; ok {
+					unusable[p] = true
+				} else {
+					unusable[id] = true // not listed: must change nothing
+				}
+			}
+			input := append([]Relay(nil), c.Relays...)
+			ids := func(rs []Relay) []string {
+				out := []string{}
+				for _, r := range rs {
+					out = append(out, r.ID)
+				}
+				return out
+			}
+			if got := ids(RelaysToReserve(c.Relays, c.Listener, c.RelayCount, unusable)); !reflect.DeepEqual(got, append([]string{}, c.Reserve...)) {
+				t.Errorf("%s: reserve %v, want %v", c.Name, got, c.Reserve)
+			}
+			if got := ids(RelaysToDial(c.Relays, c.Listener, c.RelayCount)); !reflect.DeepEqual(got, append([]string{}, c.Dial...)) {
+				t.Errorf("%s: dial %v, want %v", c.Name, got, c.Dial)
+			}
+			if !reflect.DeepEqual(input, c.Relays) {
+				t.Errorf("%s: modified its input", c.Name)
+			}
+		}
+	})
+}

@@ -3,11 +3,16 @@
 // relays want them. Same flags and the same JSON lines on stdout as the
 // JavaScript example, so any listener works with any sender.
 //
-//	file-transfer listen --discovery http://127.0.0.1:8080 --api-key KEY [--out DIR]
-//	file-transfer send   --discovery http://127.0.0.1:8080 --api-key KEY --peer <peer id> --file PATH
+//	file-transfer listen --discovery http://127.0.0.1:8080 --api-key KEY [--out DIR] [--relay-count N]
+//	file-transfer send   --discovery http://127.0.0.1:8080 --api-key KEY --peer <peer id> --file PATH [--relay-count N]
 //
 // The file goes as "name\n" followed by the bytes on /pos-relay-example/file/1.0.0;
 // the receiver answers with the SHA-256 it computed, which the sender checks.
+// The listener keeps running and takes any number of files; it prints
+// {"event":"reserved","relay":...} / {"event":"reservation_lost","relay":...}
+// lines as its reservations come and go (failover, docs/protocol.md section 4).
+// --relay-count is the listener's relay count (default 2); a sender given the
+// same number tries relayCount + 2 relays of the listener's ranking.
 package main
 
 import (
@@ -45,6 +50,7 @@ const fileProtocol = protocol.ID("/pos-relay-example/file/1.0.0")
 type options struct {
 	discovery, apiKey, out, peer, file string
 	timeout                            time.Duration
+	relayCount                         int
 }
 
 func main() {
@@ -60,7 +66,12 @@ func main() {
 	fs.StringVar(&o.peer, "peer", "", "send: the listener's peer id")
 	fs.StringVar(&o.file, "file", "", "send: the file to send")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "send: give up after this long")
+	fs.IntVar(&o.relayCount, "relay-count", 2, "relays the listener reserves on; a sender tries this + 2 relays of the listener's ranking")
 	_ = fs.Parse(os.Args[2:])
+	if o.relayCount < 1 {
+		fmt.Fprintf(os.Stderr, "--relay-count must be a positive integer, not %d\n", o.relayCount)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -88,7 +99,11 @@ func printJSON(v any) {
 	fmt.Println(string(b))
 }
 
+// logEvent: reserved and reservation_lost on stdout (the examples' contract), everything on stderr.
 func logEvent(e posrelay.Event) {
+	if e.Type == posrelay.EventReserved || e.Type == posrelay.EventReservationLost {
+		printJSON(map[string]string{"event": string(e.Type), "relay": e.Relay.String()})
+	}
 	m := map[string]any{"event": string(e.Type)}
 	if e.Relay != "" {
 		m["relay"] = e.Relay.String()
@@ -105,7 +120,7 @@ func logEvent(e posrelay.Event) {
 
 // newPeer: TCP and QUIC, Noise, Yamux, the circuit relay transport (on by
 // default) and hole punching, and a relay manager fed by discovery.
-func newPeer(o options, relayCount int) (host.Host, *posrelay.Manager, error) {
+func newPeer(o options) (host.Host, *posrelay.Manager, error) {
 	h, err := libp2p.New(
 		libp2p.ListenAddrStrings("/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"),
 		libp2p.Transport(tcp.NewTCPTransport),
@@ -119,7 +134,7 @@ func newPeer(o options, relayCount int) (host.Host, *posrelay.Manager, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := []posrelay.Option{posrelay.WithRelayCount(relayCount), posrelay.WithEventHandler(logEvent)}
+	opts := []posrelay.Option{posrelay.WithRelayCount(o.relayCount), posrelay.WithEventHandler(logEvent)}
 	if o.apiKey != "" {
 		opts = append(opts, posrelay.WithAPIKey(o.apiKey))
 	}
@@ -158,7 +173,7 @@ type sent struct {
 }
 
 func listen(ctx context.Context, o options) error {
-	h, m, err := newPeer(o, 2)
+	h, m, err := newPeer(o)
 	if err != nil {
 		return err
 	}
@@ -228,7 +243,7 @@ func send(ctx context.Context, o options) error {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	// a sender only dials: it needs no reservation of its own
-	h, m, err := newPeer(o, 1)
+	h, m, err := newPeer(o)
 	if err != nil {
 		return err
 	}
