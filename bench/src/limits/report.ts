@@ -1,6 +1,6 @@
 /** Renders the limits bench results as the `limits` section of docs/benchmarks.md. */
 import type { DocSection } from '@pos-relay/testing'
-import type { CheckResult, FloodStep, LimitsResults } from '../limits.ts'
+import type { CheckResult, FloodStep, LimitsResults } from './results.ts'
 import { benchSection, errorsSection, f, machineTable, pct, signed } from '../lib/report.ts'
 import { median } from '../lib/stats.ts'
 
