@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { InjectOptions } from 'fastify'
-import { PEER_A, PEER_B, PEER_C, registration } from './fixtures.ts'
+import { listedIds, PEER_A, PEER_B, PEER_C, registration } from './fixtures.ts'
 import { AUTH, post, RELAYS, setup, validBody } from './relay-api.ts'
 
 describe('validation', () => {
@@ -120,9 +120,6 @@ describe('validation', () => {
     const big = await post(app, { ...validBody('relay-2'), meta: { a: 'x'.repeat(200), b: 'x'.repeat(200), c: 'x'.repeat(200), d: 'x'.repeat(200) } })
     assert.equal(big.statusCode, 413)
     assert.equal(big.json().error, 'Payload Too Large')
-    assert.deepEqual(
-      (await store.list()).map((r) => r.id),
-      ['relay-1']
-    )
+    assert.deepEqual(await listedIds(store), ['relay-1'])
   })
 })
