@@ -14,8 +14,7 @@ import {
   type UsageRow,
   type UsageSink,
 } from '@pos-relay/accounts'
-import { startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
-import { rng } from './fuzz-cases.ts'
+import { seededRandom, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
 import { sleep } from './fixtures.ts'
 
 const ACCOUNTS = ['acc_aaaaaaaaaaaaaaaa', 'acc_bbbbbbbbbbbbbbbb', 'acc_cccccccccccccccc']
@@ -51,7 +50,7 @@ class Ledger {
 
 /** Random usage: bytes up to 1 MiB (sometimes huge), fractional seconds with ms precision. */
 function randomAdds (seed: number) {
-  const r = rng(seed)
+  const r = seededRandom(seed)
   return () => {
     const account = ACCOUNTS[Math.floor(r() * ACCOUNTS.length)] as string
     const at = new Date(H0 + Math.floor(r() * 3 * 3600_000))
