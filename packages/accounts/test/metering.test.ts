@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import {
   createMemoryUsageSink,
   createRedisUsageSink,
@@ -14,7 +14,7 @@ import {
   type UsageRow,
   type UsageSink,
 } from '@pos-relay/accounts'
-import { seededRandom, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { seededRandom, startRedis, useRedis, waitFor } from '@pos-relay/testing'
 import { sleep } from './fixtures.ts'
 
 const ACCOUNTS = ['acc_aaaaaaaaaaaaaaaa', 'acc_bbbbbbbbbbbbbbbb', 'acc_cccccccccccccccc']
@@ -217,15 +217,12 @@ function meteringSuite (name: string, makeSink: () => UsageSink | Promise<UsageS
 meteringSuite('memory sink', () => createMemoryUsageSink())
 
 describe('redis usage sink', () => {
-  let redis: RedisServer
   const sinks: UsageSink[] = []
-  before(async () => {
-    redis = await startRedis()
-  })
+  // declared before useRedis: hooks run in declaration order, so the sinks close before Redis stops
   after(async () => {
     await Promise.all(sinks.map((s) => s.close()))
-    await redis?.stop()
   })
+  const redis = useRedis()
   meteringSuite('redis sink', () => {
     const s = createRedisUsageSink({ redisUrl: redis.url, keyPrefix: `usage-${randomUUID()}:` })
     sinks.push(s)

@@ -16,7 +16,7 @@ import { createDiscoveryServer, createRedisStore, type RelayStore } from '@pos-r
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import type { pino } from 'pino'
 import { PEER_A } from './fixtures.ts'
-import { useRedis } from './harness.ts'
+import { useRedisHarness } from './harness.ts'
 
 /**
  * The accounts API's fixture: a discovery server with accounts on a fresh key prefix, a second
@@ -28,7 +28,7 @@ export const ADMIN = 'test-admin-secret-0b1d2e'
 export const asBearer = (s: string) => ({ authorization: `Bearer ${s}` })
 export const ADMIN_AUTH = asBearer(ADMIN)
 
-const harness = useRedis()
+const harness = useRedisHarness()
 /** the discovery's ticket issuer, one per test file */
 export const issuer = await TicketIssuer.create({ keys: [await generateTicketKey()] })
 

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto'
 import { createDiscoveryServer, createRedisStore, type RelayStore } from '@pos-relay/discovery'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import { PEER_A } from './fixtures.ts'
-import { useRedis } from './harness.ts'
+import { useRedisHarness } from './harness.ts'
 
 /** The relay registry API's fixture. Importing it gives the test file one Redis (see harness.ts). */
-const harness = useRedis()
+const harness = useRedisHarness()
 
 export const SECRET = 'test-p2p-secret-7f3a9c'
 export const AUTH = { authorization: `Bearer ${SECRET}` }

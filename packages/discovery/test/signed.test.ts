@@ -13,7 +13,7 @@ import {
   type RelayStore,
 } from '@pos-relay/discovery'
 import { registrationSigningPayload, signRegistration } from '@pos-relay/shared'
-import { useRedis } from './harness.ts'
+import { useRedisHarness } from './harness.ts'
 
 const SECRET = 'test-p2p-secret-signed'
 const RELAYS = '/api/p2p/relays'
@@ -40,7 +40,7 @@ async function signedDeletion (r: Relay, id: string, signedAt = Date.now()) {
   return { peer_id: r.peerId, ...proof }
 }
 
-const harness = useRedis()
+const harness = useRedisHarness()
 
 /** A new relay registered in `store` under `id`, signed at `t` (now). */
 async function registerSigned (store: RelayStore, id: string) {

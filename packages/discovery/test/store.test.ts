@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { createMemoryStore, createRedisStore, StoreUnavailableError, type RelayStore } from '@pos-relay/discovery'
-import { startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { useRedis, waitFor } from '@pos-relay/testing'
 import { Redis } from 'ioredis'
 import { listedIds, PEER_A, PEER_B, PEER_C, registration, sleep } from './fixtures.ts'
 import { storeSuite } from './store-suite.ts'
@@ -10,13 +10,7 @@ import { storeSuite } from './store-suite.ts'
 storeSuite('memory', () => createMemoryStore())
 
 describe('redis store', () => {
-  let redis: RedisServer
-  before(async () => {
-    redis = await startRedis()
-  })
-  after(async () => {
-    await redis?.stop()
-  })
+  const redis = useRedis()
 
   // A fresh key prefix per test keeps tests independent on one server.
   storeSuite('redis', () => createRedisStore({ url: redis.url, keyPrefix: `test-${randomUUID()}:` }))
@@ -91,15 +85,14 @@ describe('redis store', () => {
 })
 
 describe('redis store outage', () => {
-  let redis: RedisServer
   let store: RelayStore
-  before(async () => {
-    redis = await startRedis()
-    store = createRedisStore({ url: redis.url, keyPrefix: 'outage:' })
-  })
+  // declared before useRedis: hooks run in declaration order, so the store closes before Redis stops
   after(async () => {
     await store?.close()
-    await redis?.stop()
+  })
+  const redis = useRedis()
+  before(() => {
+    store = createRedisStore({ url: redis.url, keyPrefix: 'outage:' })
   })
 
   it('fails fast with StoreUnavailableError and recovers after a restart', async () => {
