@@ -38,7 +38,8 @@
  * Bounded in count and time; every child process (discovery, relays, peers,
  * Redis) is stopped at the end, on error and on Ctrl-C, and exits by itself
  * when this process goes away. Knobs: AUTH_* environment variables, see
- * `config` below.
+ * auth/config.ts. Part 1 is auth/throughput.ts, part 2 auth/tickets.ts, the
+ * discovery set-up auth/discovery.ts; the report is auth/report.ts.
  */
 import { runWithRedis } from './lib/bench-run.ts'
 import { killAllChildren } from './lib/children.ts'

@@ -25,7 +25,8 @@
  * Redis, peers, flood generator) are stopped at the end, on error, on Ctrl-C,
  * and exit by themselves when this process goes away (Redis excepted: it is
  * killed from an exit handler). Knobs: LIMITS_* environment variables, see
- * `config` below.
+ * limits/config.ts. Each part is a module of limits/ (checks, connections,
+ * throughput, floods); the report is limits/report.ts.
  */
 import { newConfig, parseConfig } from '@pos-relay/relay'
 import { runWithRedis } from './lib/bench-run.ts'
