@@ -1,6 +1,6 @@
 /** Renders the auth bench results as the `auth` section of docs/benchmarks.md. */
 import type { DocSection } from '@pos-relay/testing'
-import type { AuthResults, RateResult, VariantResult } from '../auth.ts'
+import type { AuthResults, RateResult, VariantResult } from './results.ts'
 import { packageVersion } from '../lib/machine.ts'
 import { benchSection, errorsSection, f, machineTable, mdTable, pct, signed } from '../lib/report.ts'
 import { median } from '../lib/stats.ts'

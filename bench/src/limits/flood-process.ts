@@ -43,31 +43,27 @@ async function flood (p: FloodParams): Promise<Record<string, unknown>> {
   const maxOpen = p.maxOpen ?? 15_000
   const open = new Set<Socket>()
   const errors: Record<string, number> = {}
-  let attempted = 0
-  let connected = 0
-  let connectTimeouts = 0
-  let skippedFdCap = 0
-  let closedByRelay = 0
+  // what the step reports, counted as it runs
+  const count = { attempted: 0, connected: 0, connectTimeouts: 0, skippedFdCap: 0, closedByRelay: 0, lateTicks: 0 }
   let maxOpenSeen = 0
-  let lateTicks = 0
   const heldMs: number[] = []
   const connectMs: number[] = []
   let stopping = false
 
-  const openOne = (n: number): void => {
+  const openOne = (i: number): void => {
     const localAddress = p.mode === 'connect'
-      ? loopbackAddress(p.block, n % (p.addresses ?? 200))
-      : loopbackAddress(p.block, (p.offset ?? 0) + n)
+      ? loopbackAddress(p.block, i % (p.addresses ?? 200))
+      : loopbackAddress(p.block, (p.offset ?? 0) + i)
     const t0 = performance.now()
     let tConnected = 0
     const s = connect({ host: '127.0.0.1', port: p.port, localAddress })
     open.add(s)
     maxOpenSeen = Math.max(maxOpenSeen, open.size)
-    attempted++
-    const timer = setTimeout(() => { connectTimeouts++; s.destroy() }, connectTimeoutMs)
+    count.attempted++
+    const timer = setTimeout(() => { count.connectTimeouts++; s.destroy() }, connectTimeoutMs)
     s.once('connect', () => {
       clearTimeout(timer)
-      connected++
+      count.connected++
       tConnected = performance.now()
       connectMs.push(tConnected - t0)
       if (p.mode === 'connect') s.destroy()
@@ -78,7 +74,7 @@ async function flood (p: FloodParams): Promise<Record<string, unknown>> {
       clearTimeout(timer)
       open.delete(s)
       if (p.mode === 'halfopen' && tConnected > 0 && !stopping) {
-        closedByRelay++
+        count.closedByRelay++
         heldMs.push(performance.now() - tConnected)
       }
     })
@@ -91,11 +87,11 @@ async function flood (p: FloodParams): Promise<Record<string, unknown>> {
       if (elapsed >= p.durationMs) { clearInterval(tick); resolve(); return }
       const due = Math.floor(p.rate * elapsed / 1000)
       // at most 50 ms worth per tick: a stalled generator does not burst
-      const n = Math.min(due - attempted - skippedFdCap, Math.max(1, Math.ceil(p.rate / 20)))
-      if (due - attempted - skippedFdCap > n) lateTicks++
-      for (let i = 0; i < n; i++) {
-        if (open.size >= maxOpen) { skippedFdCap++; continue }
-        openOne(attempted + skippedFdCap)
+      const batch = Math.min(due - count.attempted - count.skippedFdCap, Math.max(1, Math.ceil(p.rate / 20)))
+      if (due - count.attempted - count.skippedFdCap > batch) count.lateTicks++
+      for (let i = 0; i < batch; i++) {
+        if (open.size >= maxOpen) { count.skippedFdCap++; continue }
+        openOne(count.attempted + count.skippedFdCap)
       }
     }, 5)
   })
@@ -111,17 +107,17 @@ async function flood (p: FloodParams): Promise<Record<string, unknown>> {
     mode: p.mode,
     targetRate: p.rate,
     wallMs,
-    attempted,
-    connected,
-    attemptedPerSec: attempted / (wallMs / 1000),
-    connectedPerSec: connected / (wallMs / 1000),
-    connectTimeouts,
-    skippedFdCap,
-    lateTicks,
+    attempted: count.attempted,
+    connected: count.connected,
+    attemptedPerSec: count.attempted / (wallMs / 1000),
+    connectedPerSec: count.connected / (wallMs / 1000),
+    connectTimeouts: count.connectTimeouts,
+    skippedFdCap: count.skippedFdCap,
+    lateTicks: count.lateTicks,
     errors,
     maxOpen: maxOpenSeen,
     stillOpenAtEnd: stillOpen,
-    closedByRelay,
+    closedByRelay: count.closedByRelay,
     heldMsP50: pick(heldMs, 0.5),
     heldMsMax: pick(heldMs, 1),
     connectMsP50: pick(connectMs, 0.5),

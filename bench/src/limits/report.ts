@@ -1,7 +1,7 @@
 /** Renders the limits bench results as the `limits` section of docs/benchmarks.md. */
 import type { DocSection } from '@pos-relay/testing'
-import type { CheckResult, FloodStep, LimitsResults } from '../limits.ts'
-import { benchSection, errorsSection, f, machineTable, pct, signed } from '../lib/report.ts'
+import type { CheckResult, FloodStep, LimitsResults } from './results.ts'
+import { benchSection, errorsSection, f, machineTable, mdTable, pct, signed } from '../lib/report.ts'
 import { median } from '../lib/stats.ts'
 
 const perCheck = (m: Record<string, number> | undefined, digits = 3): string => m == null || Object.keys(m).length === 0 ? '-' : Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(digits)}`).join(', ')
@@ -37,11 +37,7 @@ export function renderLimitsReport (r: LimitsResults): string {
   if (r.checks.length > 0) {
     line('#### The check in process')
     line()
-    line('| Variant | per-IP limit | keys | n | mean µs | p50 µs | p99 µs | max µs | wall µs / check | refused | client CPU µs / check | redis-server CPU µs / check | Redis commands per check | socket writes (round trips) per check |')
-    line('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
-    for (const x of r.checks) {
-      line(`| ${x.label} | ${x.points}/s | ${x.keys} | ${x.n} | ${f(x.us.mean, 1)} | ${f(x.us.p50, 1)} | ${f(x.us.p99, 1)} | ${f(x.us.max, 0)} | ${f(x.wallUsPerCheck, 1)} | ${x.refused} | ${f(x.clientCpuUsPerCheck, 1)} | ${x.store === 'redis' ? f(x.redisCpuUsPerCheck, 1) : '-'} | ${x.store === 'redis' ? `${perCheck(x.redisCommandsPerCheck)} (total ${f(x.redisCommandsTotalPerCheck, 3)})` : '-'} | ${x.store === 'redis' ? f(x.socketWritesPerCheck, 3) : '-'} |`)
-    }
+    for (const l of mdTable(['Variant', 'per-IP limit', 'keys', 'n', 'mean µs', 'p50 µs', 'p99 µs', 'max µs', 'wall µs / check', 'refused', 'client CPU µs / check', 'redis-server CPU µs / check', 'Redis commands per check', 'socket writes (round trips) per check'], r.checks.map((x) => [x.label, `${x.points}/s`, x.keys, x.n, f(x.us.mean, 1), f(x.us.p50, 1), f(x.us.p99, 1), f(x.us.max, 0), f(x.wallUsPerCheck, 1), x.refused, f(x.clientCpuUsPerCheck, 1), x.store === 'redis' ? f(x.redisCpuUsPerCheck, 1) : '-', x.store === 'redis' ? `${perCheck(x.redisCommandsPerCheck)} (total ${f(x.redisCommandsTotalPerCheck, 3)})` : '-', x.store === 'redis' ? f(x.socketWritesPerCheck, 3) : '-']))) line(l)
     line()
     const mem = r.checks.find((x) => x.label === 'memory, allowed')
     const red = r.checks.find((x) => x.label === 'Redis, allowed')
@@ -53,11 +49,7 @@ export function renderLimitsReport (r: LimitsResults): string {
   if (r.conns.length > 0) {
     line('#### New connections end to end')
     line()
-    line('| Relay | flags | n | dial p50 ms | dial p99 ms | dial + close p50 ms | dial + close p99 ms | connections / s (sequential) | relay CPU ms / connection | Redis commands / connection | failed | denials |')
-    line('|---|---|---|---|---|---|---|---|---|---|---|---|')
-    for (const x of r.conns) {
-      line(`| ${x.label} | \`${x.args}\` | ${x.n} | ${f(x.dial.p50, 2)} | ${f(x.dial.p99, 2)} | ${f(x.total.p50, 2)} | ${f(x.total.p99, 2)} | ${f(x.connsPerSec, 0)} | ${f(x.relayCpuMsPerConn, 2)} | ${x.redisCommandsPerConn != null ? perCheck(x.redisCommandsPerConn, 2) : '-'} | ${x.refusedOrFailed} | ${counts(x.denials)} |`)
-    }
+    for (const l of mdTable(['Relay', 'flags', 'n', 'dial p50 ms', 'dial p99 ms', 'dial + close p50 ms', 'dial + close p99 ms', 'connections / s (sequential)', 'relay CPU ms / connection', 'Redis commands / connection', 'failed', 'denials'], r.conns.map((x) => [x.label, `\`${x.args}\``, x.n, f(x.dial.p50, 2), f(x.dial.p99, 2), f(x.total.p50, 2), f(x.total.p99, 2), f(x.connsPerSec, 0), f(x.relayCpuMsPerConn, 2), x.redisCommandsPerConn != null ? perCheck(x.redisCommandsPerConn, 2) : '-', x.refusedOrFailed, counts(x.denials)]))) line(l)
     line()
     const off = r.conns.find((x) => x.label.startsWith('limits off'))
     const on = r.conns.find((x) => x.label.startsWith('limits on'))
@@ -74,11 +66,7 @@ export function renderLimitsReport (r: LimitsResults): string {
   if (r.throughput.length > 0) {
     line('### 2. Relayed throughput, limits on vs off')
     line()
-    line('| Relay | median MiB/s | per transfer MiB/s | failed transfers | relay CPU s / GiB relayed | listener reservation ms | relay RSS after MiB |')
-    line('|---|---|---|---|---|---|---|')
-    for (const x of r.throughput) {
-      line(`| ${x.label} | **${f(x.medianMiBps)}** | ${x.transfers.map((t) => f(t.mibPerSec)).join(', ')} | ${x.failed} | ${f(x.cpuSPerGiB, 2)} | ${f(x.reserveMs, 0)} | ${f(x.rssAfterMiB, 0)} |`)
-    }
+    for (const l of mdTable(['Relay', 'median MiB/s', 'per transfer MiB/s', 'failed transfers', 'relay CPU s / GiB relayed', 'listener reservation ms', 'relay RSS after MiB'], r.throughput.map((x) => [x.label, `**${f(x.medianMiBps)}**`, x.transfers.map((t) => f(t.mibPerSec)).join(', '), x.failed, f(x.cpuSPerGiB, 2), f(x.reserveMs, 0), f(x.rssAfterMiB, 0)]))) line(l)
     line()
     const off = r.throughput.find((x) => x.label.startsWith('limits off'))
     const on = r.throughput.find((x) => x.label.startsWith('limits on'))
@@ -105,9 +93,7 @@ export function renderLimitsReport (r: LimitsResults): string {
         ? `#### Connect flood (open and drop, ${c.floodSources} rotating source addresses)`
         : '#### Half-open flood (idle connections, a new source address each)')
       line()
-      line('| target /s | connected /s (attempted /s) | flood: connect timeouts, errors | relay denials | relay CPU | relay CPU ms / flood conn | flood CPU | legit n | legit p50 ms | legit p99 ms | legit failures | relay TCP conns / accept queue / libp2p conns at end | relay RSS MiB | back to baseline after | load 1 min | absorbed |')
-      line('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
-      for (const s of steps) line(stepRow(s, c.legitP99LimitMs))
+      for (const l of mdTable(['target /s', 'connected /s (attempted /s)', 'flood: connect timeouts, errors', 'relay denials', 'relay CPU', 'relay CPU ms / flood conn', 'flood CPU', 'legit n', 'legit p50 ms', 'legit p99 ms', 'legit failures', 'relay TCP conns / accept queue / libp2p conns at end', 'relay RSS MiB', 'back to baseline after', 'load 1 min', 'absorbed'], steps.map((s) => stepRow(s, c.legitP99LimitMs)))) line(l)
       line()
       if (series === 'halfopen') {
         const held = steps.map((s) => s.flood.heldMsP50).filter((x): x is number => x != null)
@@ -169,10 +155,10 @@ function roundTripNote (x: CheckResult): string {
     : `One round trip per check (${f(rt, 2)} socket writes per check).${innerNote}`
 }
 
-function stepRow (s: FloodStep, limitMs: number): string {
+function stepRow (s: FloodStep, limitMs: number): Array<string | number> {
   const fr = s.flood
   const errs = Object.entries(fr.errors as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')
   const floodIssues = `${fr.connectTimeouts}${errs !== '' ? `; ${errs}` : ''}${fr.skippedFdCap > 0 ? `; ${fr.skippedFdCap} skipped (fd cap)` : ''}`
   const absorbed = s.passed ? 'yes' : `**no**${s.legit.failures > 0 ? ` (${s.legit.errors.slice(0, 2).join('; ')})` : s.legit.p99 >= limitMs ? ' (p99)' : ''}`
-  return `| ${s.rate} | ${f(fr.connectedPerSec, 0)} (${f(fr.attemptedPerSec, 0)}) | ${floodIssues} | ${counts(s.denials)} | ${pct(s.relayCpuBusy)} | ${f(s.relayCpuS * 1000 / Math.max(1, fr.connected), 2)} | ${pct(s.floodCpuBusy)} | ${s.legit.n} | ${f(s.legit.p50)} | ${f(s.legit.p99)} | ${s.legit.failures} | ${s.relayTcpAtEnd} / ${s.acceptQueueAtEnd} / ${s.relayConnsAtEnd} | ${f(s.relayRssMiB, 0)} | ${s.settled ? `${f(s.settleMs / 1000, 1)} s` : `**not within ${f(s.settleMs / 1000, 0)} s**`} | ${f(s.loadavg[0], 2)} | ${absorbed} |`
+  return [s.rate, `${f(fr.connectedPerSec, 0)} (${f(fr.attemptedPerSec, 0)})`, floodIssues, counts(s.denials), pct(s.relayCpuBusy), f(s.relayCpuS * 1000 / Math.max(1, fr.connected), 2), pct(s.floodCpuBusy), s.legit.n, f(s.legit.p50), f(s.legit.p99), s.legit.failures, `${s.relayTcpAtEnd} / ${s.acceptQueueAtEnd} / ${s.relayConnsAtEnd}`, f(s.relayRssMiB, 0), s.settled ? `${f(s.settleMs / 1000, 1)} s` : `**not within ${f(s.settleMs / 1000, 0)} s**`, f(s.loadavg[0], 2), absorbed]
 }

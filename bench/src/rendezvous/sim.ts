@@ -7,6 +7,7 @@
  *
  * Pure and deterministic: the seed fixes every random choice; scores come in precomputed.
  */
+import { seededRandom } from '@pos-relay/testing'
 
 export type Strategy = 'rendezvous' | 'random' | 'all'
 
@@ -52,18 +53,6 @@ export interface SimResult {
   reservationsMadePerPeerPeriod: number
 }
 
-/** mulberry32: small, fast, seedable */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** Fisher-Yates on a copy */
 function shuffled<T> (xs: readonly T[], rnd: () => number): T[] {
   const out = [...xs]
@@ -79,7 +68,7 @@ export function rankFor (peer: number, relays: readonly number[], score: SimOpti
 }
 
 export function simulate (o: SimOptions): SimResult {
-  const rnd = prng(o.seed)
+  const rnd = seededRandom(o.seed)
   const totalTicks = o.periods * o.ticksPerPoll
   // membership: listed[t] = relays listed at tick t
   const listedAt: number[][] = []

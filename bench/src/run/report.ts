@@ -1,6 +1,6 @@
 /** Renders run.ts's results as its section of docs/benchmarks.md. */
 import type { DocSection } from '@pos-relay/testing'
-import { benchSection, errorsSection, f, machineTable, pct } from '../lib/report.ts'
+import { benchSection, errorsSection, f, machineTable, mdTable, pct } from '../lib/report.ts'
 import type { BenchResults, PathResult } from '../run.ts'
 
 /** Targets stated by the product owner. */
@@ -126,9 +126,7 @@ export function renderReport (r: BenchResults): string {
     line()
     line('Each sample is a fresh client node (already started), timed from its first dial to the relay until its reservation is held (TCP connect, Noise, Yamux, identify, RESERVE), then stopped; one after another, at most one every 250 ms, because libp2p (both relays) refuses more than 5 inbound connections per second from one IP (`connectionManager.inboundConnectionThreshold`) and every bench client comes from 127.0.0.1. p99 is nearest-rank, so with fewer than 100 samples it is the maximum.')
     line()
-    line('| Relay | n | p50 ms | p99 ms | mean ms | min ms | max ms |')
-    line('|---|---|---|---|---|---|---|')
-    for (const x of r.reserve) line(`| ${x.label} | ${x.summary.n} | ${f(x.summary.p50)} | ${f(x.summary.p99)} | ${f(x.summary.mean)} | ${f(x.summary.min)} | ${f(x.summary.max)} |`)
+    for (const l of mdTable(['Relay', 'n', 'p50 ms', 'p99 ms', 'mean ms', 'min ms', 'max ms'], r.reserve.map((x) => [x.label, x.summary.n, f(x.summary.p50), f(x.summary.p99), f(x.summary.mean), f(x.summary.min), f(x.summary.max)]))) line(l)
     line()
   }
 
@@ -137,9 +135,7 @@ export function renderReport (r: BenchResults): string {
     line()
     line(`The discovery server (@pos-relay/discovery, fastify) in its own process with ${r.discovery[0]!.relays} registered relays (valid Ed25519 peer ids, one /ip4/10.0.x.y/tcp/7373/p2p/<id> address each); the bench sends ${c.gets} sequential GETs over one keep-alive HTTP connection (fetch) after 20 warm-up requests; each sample includes reading the whole body.`)
     line()
-    line('| Store | relays | p50 ms | p99 ms | mean ms | max ms | req/s | response KiB |')
-    line('|---|---|---|---|---|---|---|---|')
-    for (const d of r.discovery) line(`| ${d.store} | ${d.relays} | ${f(d.summary.p50, 2)} | ${f(d.summary.p99, 2)} | ${f(d.summary.mean, 2)} | ${f(d.summary.max, 2)} | ${f(d.reqPerSec, 0)} | ${f(d.responseBytes / 1024, 0)} |`)
+    for (const l of mdTable(['Store', 'relays', 'p50 ms', 'p99 ms', 'mean ms', 'max ms', 'req/s', 'response KiB'], r.discovery.map((d) => [d.store, d.relays, f(d.summary.p50, 2), f(d.summary.p99, 2), f(d.summary.mean, 2), f(d.summary.max, 2), f(d.reqPerSec, 0), f(d.responseBytes / 1024, 0)]))) line(l)
     line()
   }
 
@@ -153,13 +149,9 @@ export function renderReport (r: BenchResults): string {
       const prof = p.relay!.profile!
       line(`#### ${p.label} (${f(prof.totalMs / 1000)} s sampled, ${f(prof.busyMs / 1000)} s busy)`)
       line()
-      line('| Package | self ms | % of busy |')
-      line('|---|---|---|')
-      for (const row of prof.packages) line(`| ${row.name} | ${f(row.selfMs, 0)} | ${f(row.pct)} |`)
+      for (const l of mdTable(['Package', 'self ms', '% of busy'], prof.packages.map((row) => [row.name, f(row.selfMs, 0), f(row.pct)]))) line(l)
       line()
-      line('| Function | self ms | % of busy |')
-      line('|---|---|---|')
-      for (const row of prof.functions) line(`| \`${row.name}\` | ${f(row.selfMs, 0)} | ${f(row.pct)} |`)
+      for (const l of mdTable(['Function', 'self ms', '% of busy'], prof.functions.map((row) => [`\`${row.name}\``, f(row.selfMs, 0), f(row.pct)]))) line(l)
       line()
     }
   }

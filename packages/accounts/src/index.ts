@@ -63,4 +63,4 @@ export {
   type UsageSink,
 } from './metering.js'
 export { createDevAccounts, type DevAccounts } from './dev.js'
-export { failFastRedis, type FailFastRedis, type RedisConnectionOptions } from './redis.js'
+export { failFastRedis, LUA_NOW_MS, type FailFastRedis, type RedisConnectionOptions } from './redis.js'

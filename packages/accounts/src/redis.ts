@@ -14,6 +14,14 @@ export interface RedisConnectionOptions {
   unavailable?: (cause: unknown) => Error
 }
 
+/**
+ * Lua prelude that sets `now` to the Redis server's clock in ms: scripts that take the time from
+ * Redis agree across clients with skewed clocks.
+ */
+export const LUA_NOW_MS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
 export interface FailFastRedis {
   redis: Redis
   /** runs fn, turning any Redis failure into `unavailable(cause)` (AccountsUnavailableError by default) */

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import { backoffDelay } from '@pos-relay/shared'
 import { z } from 'zod'
 import type { RevocationEvent } from './contract.js'
-import { failFastRedis, quit } from './redis.js'
+import { failFastRedis, LUA_NOW_MS, quit } from './redis.js'
 import type { MinimalLogger, RevocationBus } from './types.js'
 
 /** Revoked-ticket records outlive any ticket: tickets live at most 1 h (plus clock tolerance). */
@@ -103,9 +103,7 @@ export interface RedisRevocationBusOptions {
 }
 
 // KEYS: accounts set, ticket key, tickets index; ARGV: op, kind, id, ticket ttl s, message, channel
-const PUBLISH = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[2] == 'account' then
+const PUBLISH = `${LUA_NOW_MS}if ARGV[2] == 'account' then
   if ARGV[1] == 'revoke' then redis.call('SADD', KEYS[1], ARGV[3]) else redis.call('SREM', KEYS[1], ARGV[3]) end
 else
   local ttl = tonumber(ARGV[4])

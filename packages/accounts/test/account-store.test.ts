@@ -1,21 +1,15 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { AccountsUnavailableError, createMemoryAccountStore, createRedisAccountStore } from '@pos-relay/accounts'
-import { startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { startRedis, useRedis, waitFor } from '@pos-relay/testing'
 import { Redis } from 'ioredis'
 import { accountStoreSuite } from './account-store-suite.ts'
 
 accountStoreSuite('memory', (revocations) => createMemoryAccountStore({ revocations }))
 
 describe('redis account store', () => {
-  let redis: RedisServer
-  before(async () => {
-    redis = await startRedis()
-  })
-  after(async () => {
-    await redis?.stop()
-  })
+  const redis = useRedis()
 
   accountStoreSuite('redis', (revocations) => createRedisAccountStore({ redisUrl: redis.url, keyPrefix: `acct-${randomUUID()}:`, revocations }))
 

@@ -1,20 +1,9 @@
 import { TicketError, type TicketKey, type TicketRejection, type TicketVerifier } from '@pos-relay/accounts'
+import { seededRandom } from '@pos-relay/testing'
 import { b64, claims, hs256WithPublicKey, PEER_A, signRaw } from './fixtures.ts'
 
 const REASONS = new Set<TicketRejection>(['malformed', 'bad_algorithm', 'unknown_key', 'bad_signature', 'expired', 'not_yet_valid', 'bad_claims', 'wrong_peer', 'revoked'])
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
-
-/** Small seeded PRNG (mulberry32) so a failing case can be replayed with its seed. */
-export function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export interface FuzzResult {
   cases: number
@@ -44,7 +33,7 @@ const weird: unknown[] = [
  * ticket; some mutated claim sets are re-signed with the real key so claim validation is reached.
  */
 export async function fuzzTickets (opts: { verifier: TicketVerifier, key: TicketKey, valid: string, count: number, seed: number }): Promise<FuzzResult> {
-  const r = rng(opts.seed)
+  const r = seededRandom(opts.seed)
   const int = (n: number) => Math.floor(r() * n)
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T
   const randStr = (n: number, alphabet = B64) => Array.from({ length: n }, () => alphabet[int(alphabet.length)]).join('')

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import {
   createMemoryUsageSink,
   createRedisUsageSink,
@@ -14,8 +14,7 @@ import {
   type UsageRow,
   type UsageSink,
 } from '@pos-relay/accounts'
-import { startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
-import { rng } from './fuzz-cases.ts'
+import { seededRandom, startRedis, useRedis, waitFor } from '@pos-relay/testing'
 import { sleep } from './fixtures.ts'
 
 const ACCOUNTS = ['acc_aaaaaaaaaaaaaaaa', 'acc_bbbbbbbbbbbbbbbb', 'acc_cccccccccccccccc']
@@ -51,7 +50,7 @@ class Ledger {
 
 /** Random usage: bytes up to 1 MiB (sometimes huge), fractional seconds with ms precision. */
 function randomAdds (seed: number) {
-  const r = rng(seed)
+  const r = seededRandom(seed)
   return () => {
     const account = ACCOUNTS[Math.floor(r() * ACCOUNTS.length)] as string
     const at = new Date(H0 + Math.floor(r() * 3 * 3600_000))
@@ -218,15 +217,12 @@ function meteringSuite (name: string, makeSink: () => UsageSink | Promise<UsageS
 meteringSuite('memory sink', () => createMemoryUsageSink())
 
 describe('redis usage sink', () => {
-  let redis: RedisServer
   const sinks: UsageSink[] = []
-  before(async () => {
-    redis = await startRedis()
-  })
+  // declared before useRedis: hooks run in declaration order, so the sinks close before Redis stops
   after(async () => {
     await Promise.all(sinks.map((s) => s.close()))
-    await redis?.stop()
   })
+  const redis = useRedis()
   meteringSuite('redis sink', () => {
     const s = createRedisUsageSink({ redisUrl: redis.url, keyPrefix: `usage-${randomUUID()}:` })
     sinks.push(s)

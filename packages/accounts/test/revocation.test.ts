@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, before, describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import { createMemoryRevocationBus, createRedisRevocationBus, TICKET_REVOCATION_TTL_SECONDS, type RevocationBus, type RevocationEvent } from '@pos-relay/accounts'
-import { startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { startRedis, useRedis, waitFor } from '@pos-relay/testing'
 import { Redis } from 'ioredis'
 
 const claim = (account: string, jti: string = randomUUID()) => ({ account, jti })
@@ -35,20 +35,17 @@ describe('memory revocation bus', () => {
 })
 
 describe('redis revocation bus', () => {
-  let redis: RedisServer
   const buses: RevocationBus[] = []
+  // declared before useRedis: hooks run in declaration order, so the buses close before Redis stops
+  after(async () => {
+    await Promise.all(buses.map((b) => b.close()))
+  })
+  const redis = useRedis()
   const open = (keyPrefix: string) => {
     const bus = createRedisRevocationBus({ redisUrl: redis.url, keyPrefix })
     buses.push(bus)
     return bus
   }
-  before(async () => {
-    redis = await startRedis()
-  })
-  after(async () => {
-    await Promise.all(buses.map((b) => b.close()))
-    await redis?.stop()
-  })
 
   it('reaches a second connection within 5 s, persists records, and reinstates', async () => {
     const prefix = `rev-${randomUUID()}:`

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createRedisUsageSink, parseTicketKeys, TicketVerifier, ticketKeysUrl, UsageMeter } from '@pos-relay/accounts'
-import { freePort, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { freePort, useRedis, waitFor } from '@pos-relay/testing'
 import { runCli, spawnCli, type CliProcess } from '../../../e2e/test/helpers/cli.ts'
 
 const PEER = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
@@ -75,15 +75,18 @@ describe('pos-relay keys', () => {
 })
 
 describe('pos-relay discovery with accounts, and the admin commands', { timeout: 120_000 }, () => {
-  let redis: RedisServer
   let discovery: CliProcess
   let url: string
   let keysFile: string
   const ADMIN = 'cli-admin-secret-4c1a'
   let adminFile: string
 
+  // declared before useRedis: hooks run in declaration order, so discovery stops before Redis
+  after(async () => {
+    await discovery?.kill()
+  })
+  const redis = useRedis()
   before(async () => {
-    redis = await startRedis()
     keysFile = join(dir, 'discovery-keys.json')
     adminFile = join(dir, 'admin-secret')
     await writeFile(adminFile, `${ADMIN}\n`, { mode: 0o600 })
@@ -95,10 +98,6 @@ describe('pos-relay discovery with accounts, and the admin commands', { timeout:
     assert.equal(ready.ticket_ttl_seconds, 900)
     assert.deepEqual(ready.tiers, ['free', 'pro', 'unlimited'])
     url = ready.url
-  })
-  after(async () => {
-    await discovery?.kill()
-    await redis?.stop()
   })
 
   const admin = (args: string[], env: Record<string, string> = { ADMIN_SECRET: ADMIN }) => runCli([...args, '--api-url', url], { env })

@@ -1,18 +1,5 @@
 import { MAX_SIGNATURE_SKEW_MS } from '@pos-relay/shared'
-import {
-  assertTtl,
-  byId,
-  foreignKeyError,
-  NotListedError,
-  pickRegistration,
-  RegistrationConflictError,
-  replayError,
-  skewError,
-  unsignedError,
-  verifyProof,
-  type RelayRecord,
-  type RelayStore,
-} from './types.js'
+import { assertTtl, byId, foreignKeyError, NotListedError, pickRegistration, RegistrationConflictError, replayError, skewError, unsignedError, verifyProof, type RelayRecord, type RelayStore } from './types.js'
 
 interface Entry {
   record: RelayRecord

@@ -1,22 +1,7 @@
-import { failFastRedis } from '@pos-relay/accounts'
+import { failFastRedis, LUA_NOW_MS } from '@pos-relay/accounts'
 import type { Logger } from 'pino'
 import { MAX_SIGNATURE_SKEW_MS } from '@pos-relay/shared'
-import {
-  assertTtl,
-  byId,
-  foreignKeyError,
-  NotListedError,
-  pickRegistration,
-  RegistrationConflictError,
-  replayError,
-  skewError,
-  unsignedError,
-  verifyProof,
-  StoreUnavailableError,
-  type RelayRecord,
-  type RelayRegistration,
-  type RelayStore,
-} from './types.js'
+import { assertTtl, byId, foreignKeyError, NotListedError, pickRegistration, RegistrationConflictError, replayError, skewError, unsignedError, verifyProof, StoreUnavailableError, type RelayRecord, type RelayRegistration, type RelayStore } from './types.js'
 
 export interface RedisStoreOptions {
   url: string
@@ -30,9 +15,7 @@ export interface RedisStoreOptions {
 // All scripts take "now" from the Redis server clock, so replicas with skewed clocks agree.
 // Stored value: {"registered_at":ms,"updated_at":ms,"expires_at":ms,"relay":<registration JSON>[,"signed_at":ms]}
 // signed_at is present when the entry was registered signed: the last signed operation accepted.
-const NOW = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-`
+const NOW = LUA_NOW_MS
 
 // The signed-entry rules, shared by REGISTER and DEREGISTER. `last` is the signed_at of the last
 // signed operation accepted for the id: from the live entry, or from its tombstone once the entry

@@ -1,4 +1,4 @@
-import type { RelayRegistration } from '@pos-relay/discovery'
+import type { RelayRegistration, RelayStore } from '@pos-relay/discovery'
 
 // Real Ed25519 PeerIds (base58btc), plus the CID form of the first one.
 export const PEER_A = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
@@ -11,3 +11,6 @@ export function registration (id: string, peer = PEER_A, port = 4001): RelayRegi
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** The ids `store` lists, in its order. */
+export const listedIds = async (store: Pick<RelayStore, 'list'>) => (await store.list()).map((r) => r.id)

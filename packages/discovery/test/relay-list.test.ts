@@ -1,21 +1,20 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
-import { after, before, describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import { Redis } from 'ioredis'
 import { createDiscoveryServer, createRedisStore, createRelayListCache, negotiateEncoding, type RelayStore } from '@pos-relay/discovery'
 import { rankRelays } from '@pos-relay/shared'
-import { startRedis, type RedisServer } from '@pos-relay/testing'
+import { useRedis } from '@pos-relay/testing'
 import { PEER_A, PEER_B, PEER_C, registration } from './fixtures.ts'
 
 const RELAYS = '/api/p2p/relays'
-let redis: RedisServer
 const cleanups: (() => Promise<unknown>)[] = []
-before(async () => { redis = await startRedis() })
+// declared before useRedis: hooks run in declaration order, so these run before Redis stops
 after(async () => {
   for (const c of cleanups.reverse()) await c()
-  await redis.stop()
 })
+const redis = useRedis()
 
 function store (): RelayStore {
   const s = createRedisStore({ url: redis.url, keyPrefix: `list-${randomUUID()}:` })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, afterEach, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -13,7 +13,7 @@ import {
   type RelayStore,
 } from '@pos-relay/discovery'
 import { registrationSigningPayload, signRegistration } from '@pos-relay/shared'
-import { startRedis, type RedisServer } from '@pos-relay/testing'
+import { useRedisHarness } from './harness.ts'
 
 const SECRET = 'test-p2p-secret-signed'
 const RELAYS = '/api/p2p/relays'
@@ -40,21 +40,21 @@ async function signedDeletion (r: Relay, id: string, signedAt = Date.now()) {
   return { peer_id: r.peerId, ...proof }
 }
 
-let redis: RedisServer
-const cleanups: (() => Promise<unknown>)[] = []
-before(async () => {
-  redis = await startRedis()
-})
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-after(async () => {
-  await redis?.stop()
-})
+const harness = useRedisHarness()
+
+/** A new relay registered in `store` under `id`, signed at `t` (now). */
+async function registerSigned (store: RelayStore, id: string) {
+  const r = await newRelay()
+  const t = Date.now()
+  const reg = { id, peer_id: r.peerId, addrs: r.addrs }
+  const proof = await signRegistration(r.key, { op: 'register', ...reg, signed_at: t })
+  await store.register(reg, 10_000, proof)
+  return { r, t, reg, proof }
+}
 
 function redisStore (): RelayStore {
-  const store = createRedisStore({ url: redis.url, keyPrefix: `signed-${randomUUID()}:` })
-  cleanups.push(() => store.close())
+  const store = createRedisStore({ url: harness.redis.url, keyPrefix: `signed-${randomUUID()}:` })
+  harness.onCleanup(() => store.close())
   return store
 }
 
@@ -63,7 +63,7 @@ async function serve (opts: { requireSigned?: boolean; store?: RelayStore } = {}
   const store = opts.store ?? redisStore()
   const app = await createDiscoveryServer({ store, p2pSecret: SECRET, logger: false, requireSigned: opts.requireSigned, listMaxAgeMs: 0 })
   await app.listen({ host: '127.0.0.1', port: 0 })
-  cleanups.push(() => app.close())
+  harness.onCleanup(() => app.close())
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(base + path, {
@@ -264,7 +264,7 @@ describe('signed registrations over HTTP (Redis store)', () => {
 
   it('the OpenAPI document describes the signature format', async () => {
     const app = await createDiscoveryServer({ store: createMemoryStore(), p2pSecret: SECRET, logger: false })
-    cleanups.push(() => app.close())
+    harness.onCleanup(() => app.close())
     await app.ready()
     const doc = (app as unknown as { swagger(): { info: { description?: string } } }).swagger()
     const text = JSON.stringify(doc)
@@ -282,10 +282,7 @@ describe('signed-registration rules inside the store (direct writers such as the
     describe(name, () => {
       it('an unsigned register or deregister of a signed entry throws RegistrationForbiddenError and changes nothing', async () => {
         const store = make()
-        const r = await newRelay()
-        const t = Date.now()
-        const reg = { id: 'relay-s', peer_id: r.peerId, addrs: r.addrs }
-        await store.register(reg, 10_000, await signRegistration(r.key, { op: 'register', ...reg, signed_at: t }))
+        const { r, t, reg } = await registerSigned(store, 'relay-s')
         const before = await store.get('relay-s')
         await assert.rejects(store.register(reg, 10_000), (e) => e instanceof RegistrationForbiddenError && e.reason === 'unsigned')
         await assert.rejects(store.deregister('relay-s'), (e) => e instanceof RegistrationForbiddenError && e.reason === 'unsigned')
@@ -320,11 +317,7 @@ describe('signed-registration rules inside the store (direct writers such as the
 
       it('a captured signed registration cannot re-create the entry after its signed deletion or its expiry', async () => {
         const store = make()
-        const r = await newRelay()
-        const t = Date.now()
-        const reg = { id: 'relay-t', peer_id: r.peerId, addrs: r.addrs }
-        const captured = await signRegistration(r.key, { op: 'register', ...reg, signed_at: t })
-        await store.register(reg, 10_000, captured)
+        const { r, t, reg, proof: captured } = await registerSigned(store, 'relay-t')
         const deletion = await signRegistration(r.key, { op: 'delete', id: 'relay-t', peer_id: r.peerId, addrs: [], signed_at: t + 1 })
         assert.equal(await store.deregister('relay-t', { peer_id: r.peerId, addrs: [], ...deletion }), true)
         await assert.rejects(store.register(reg, 10_000, captured), (e) => e instanceof RegistrationForbiddenError && e.reason === 'replay')
@@ -346,10 +339,7 @@ describe('signed-registration rules inside the store (direct writers such as the
 
       it('of concurrent signed refreshes with one signed_at exactly one wins', async () => {
         const store = make()
-        const r = await newRelay()
-        const t = Date.now()
-        const reg = { id: 'relay-c', peer_id: r.peerId, addrs: r.addrs }
-        await store.register(reg, 10_000, await signRegistration(r.key, { op: 'register', ...reg, signed_at: t }))
+        const { r, t, reg } = await registerSigned(store, 'relay-c')
         const proof = await signRegistration(r.key, { op: 'register', ...reg, signed_at: t + 1 })
         const results = await Promise.allSettled(Array.from({ length: 8 }, () => store.register(reg, 10_000, proof)))
         assert.equal(results.filter((x) => x.status === 'fulfilled').length, 1)

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { NotListedError, RegistrationConflictError, type RelayStore } from '@pos-relay/discovery'
 import { waitFor } from '@pos-relay/testing'
-import { PEER_A, PEER_B, registration, sleep } from './fixtures.ts'
+import { listedIds, PEER_A, PEER_B, registration, sleep } from './fixtures.ts'
 
 /** The RelayStore contract, run against every implementation. `makeStore` must return an empty store. */
 export function storeSuite (name: string, makeStore: () => RelayStore | Promise<RelayStore>): void {
@@ -108,26 +108,17 @@ export function storeSuite (name: string, makeStore: () => RelayStore | Promise<
       assert.equal(await store.deregister('relay-1'), false)
       assert.equal(await store.deregister('never-registered'), false)
       assert.equal(await store.get('relay-1'), undefined)
-      assert.deepEqual(
-        (await store.list()).map((r) => r.id),
-        ['relay-2']
-      )
+      assert.deepEqual(await listedIds(store), ['relay-2'])
     })
 
     it('expires a short-lived record from list() and get() without any sweeper', async () => {
       const registeredAt = Date.now()
       const short = await store.register(registration('short'), 300)
       await store.register(registration('long'), 60_000)
-      assert.deepEqual(
-        (await store.list()).map((r) => r.id),
-        ['long', 'short']
-      )
+      assert.deepEqual(await listedIds(store), ['long', 'short'])
       await waitFor(async () => (await store.get('short')) === undefined, { timeoutMs: 3000, message: 'short never expired' })
       assert.ok(Date.now() - registeredAt >= 250, 'expired too early')
-      assert.deepEqual(
-        (await store.list()).map((r) => r.id),
-        ['long']
-      )
+      assert.deepEqual(await listedIds(store), ['long'])
       // An expired record is gone for good: registering again starts a new lifetime.
       const again = await store.register(registration('short'), 10_000)
       assert.notEqual(again.registered_at, short.registered_at)
@@ -137,10 +128,7 @@ export function storeSuite (name: string, makeStore: () => RelayStore | Promise<
     it('lists records sorted by id', async () => {
       const ids = ['relay-b', 'Relay-Z', 'relay-a', 'relay-a.1', '0relay', 'relay-c']
       for (const id of ids) await store.register(registration(id), 10_000)
-      assert.deepEqual(
-        (await store.list()).map((r) => r.id),
-        [...ids].sort()
-      )
+      assert.deepEqual(await listedIds(store), [...ids].sort())
     })
 
     it('lists many records', async () => {

@@ -2,21 +2,15 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { createMemoryStore, createRedisStore, StoreUnavailableError, type RelayStore } from '@pos-relay/discovery'
-import { startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
+import { useRedis, waitFor } from '@pos-relay/testing'
 import { Redis } from 'ioredis'
-import { PEER_A, PEER_B, PEER_C, registration, sleep } from './fixtures.ts'
+import { listedIds, PEER_A, PEER_B, PEER_C, registration, sleep } from './fixtures.ts'
 import { storeSuite } from './store-suite.ts'
 
 storeSuite('memory', () => createMemoryStore())
 
 describe('redis store', () => {
-  let redis: RedisServer
-  before(async () => {
-    redis = await startRedis()
-  })
-  after(async () => {
-    await redis?.stop()
-  })
+  const redis = useRedis()
 
   // A fresh key prefix per test keeps tests independent on one server.
   storeSuite('redis', () => createRedisStore({ url: redis.url, keyPrefix: `test-${randomUUID()}:` }))
@@ -44,10 +38,7 @@ describe('redis store', () => {
       assert.deepEqual(await b.list(), [])
       assert.equal(await b.get('shared-id'), undefined)
       assert.equal(await b.deregister('shared-id'), false)
-      assert.deepEqual(
-        (await a.list()).map((r) => r.id),
-        ['shared-id']
-      )
+      assert.deepEqual(await listedIds(a), ['shared-id'])
     })
 
     it('uses one PX key per relay plus an expiry-scored index', async () => {
@@ -88,24 +79,20 @@ describe('redis store', () => {
       await s.register(registration('r1'), 10_000)
       await s.register(registration('r2'), 10_000)
       await raw.del('vanish:relay:r1')
-      assert.deepEqual(
-        (await s.list()).map((r) => r.id),
-        ['r2']
-      )
+      assert.deepEqual(await listedIds(s), ['r2'])
     })
   })
 })
 
 describe('redis store outage', () => {
-  let redis: RedisServer
   let store: RelayStore
-  before(async () => {
-    redis = await startRedis()
-    store = createRedisStore({ url: redis.url, keyPrefix: 'outage:' })
-  })
+  // declared before useRedis: hooks run in declaration order, so the store closes before Redis stops
   after(async () => {
     await store?.close()
-    await redis?.stop()
+  })
+  const redis = useRedis()
+  before(() => {
+    store = createRedisStore({ url: redis.url, keyPrefix: 'outage:' })
   })
 
   it('fails fast with StoreUnavailableError and recovers after a restart', async () => {
@@ -128,10 +115,7 @@ describe('redis store outage', () => {
     // The server came back empty (no persistence); writes work again.
     assert.deepEqual(await store.list(), [])
     await store.register(registration('r2'), 10_000)
-    assert.deepEqual(
-      (await store.list()).map((r) => r.id),
-      ['r2']
-    )
+    assert.deepEqual(await listedIds(store), ['r2'])
   })
 })
 

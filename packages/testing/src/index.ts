@@ -4,3 +4,5 @@ export { pollUntil, waitFor, type PollOptions, type WaitForOptions } from './wai
 export { scrapeMetric } from './metrics.js'
 export { commitOf, headingAnchor, headlines, renderSection, upsertSection, writeDocSection, type DocSection, type Headline } from './doc-sections.js'
 export { killChildrenOnSignals, killTrackedChildren, spawnLines, trackChild, type LineProcess, type SpawnLinesOptions } from './children.js'
+export { seededRandom } from './random.js'
+export { useRedis } from './redis-hooks.js'

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { connect, createServer } from 'node:net'
 import { describe, it } from 'node:test'
-import { freePort, startRedis, waitFor } from '@pos-relay/testing'
+import { freePort, startRedis, useRedis, waitFor } from '@pos-relay/testing'
 
 /** Sends PING and resolves to the first reply line, or the connection error code. */
 function ping (port: number): Promise<string> {
@@ -75,5 +75,31 @@ describe('startRedis', () => {
     } finally {
       await redis.stop()
     }
+  })
+})
+
+let usedPort = 0
+describe('useRedis', () => {
+  const redis = useRedis()
+  // read while the suite is declared, before its hooks run
+  let early: unknown
+  try {
+    early = redis.url
+  } catch (err) {
+    early = err
+  }
+
+  it('throws when read before the suite starts, then is a running Redis inside its tests', async () => {
+    assert.match((early as Error).message, /before hook/)
+    assert.equal(redis.url, `redis://127.0.0.1:${redis.port}`)
+    assert.equal(await ping(redis.port), '+PONG')
+    usedPort = redis.port
+  })
+})
+
+describe('after a suite with useRedis', () => {
+  it('its Redis is stopped', async () => {
+    assert.ok(usedPort > 0)
+    assert.equal(await ping(usedPort), 'ECONNREFUSED')
   })
 })

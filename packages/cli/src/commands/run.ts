@@ -48,6 +48,30 @@ interface RunOptions {
 /** env var that overrides the config file's p2p_secret (the operator sets it from a Secret) */
 export const P2P_SECRET_ENV = 'POS_RELAY_P2P_SECRET'
 
+/** Numeric limit flags (camelCase option names) and the config fields they override. */
+const LIMIT_FLAGS = [
+  ['maxReservations', 'max_reservations'],
+  ['reservationTtl', 'reservation_ttl_seconds'],
+  ['maxCircuits', 'max_circuits'],
+  ['circuitDataLimit', 'circuit_data_limit_bytes'],
+  ['circuitDuration', 'circuit_duration_seconds'],
+  ['maxConnections', 'max_connections'],
+  ['maxPendingConnections', 'max_pending_connections'],
+  ['handshakeTimeout', 'handshake_timeout_seconds'],
+  ['ipMaxConnections', 'ip_max_connections'],
+  ['peerMaxCircuits', 'peer_max_circuits'],
+  ['ipMaxCircuits', 'ip_max_circuits'],
+  ['circuitIdleTimeout', 'circuit_idle_timeout_seconds'],
+  ['maxBufferedBytes', 'max_buffered_bytes'],
+] as const satisfies ReadonlyArray<readonly [keyof RunOptions, keyof RelayConfig['limits']]>
+
+const RATE_LIMIT_FLAGS = [
+  ['ipConnectionsPerSecond', 'ip_connections_per_second'],
+  ['peerReservationsPerMinute', 'peer_reservations_per_minute'],
+  ['peerCircuitsPerMinute', 'peer_circuits_per_minute'],
+  ['accountCircuitsPerMinute', 'account_circuits_per_minute'],
+] as const satisfies ReadonlyArray<readonly [keyof RunOptions, keyof RelayConfig['rate_limits']]>
+
 /**
  * Boolean env vars (POS_RELAY_QUIC, POS_RELAY_AUTH) are read here, strictly, not by commander: its env
  * support turns any value of a boolean flag's variable into "on" (`AUTH_ENABLED=false` meant auth
@@ -61,25 +85,10 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
   const authEnabled = o.auth ?? boolEnv('POS_RELAY_AUTH', 'AUTH_ENABLED')
   const refreshOnly = o.refreshOnly ?? boolEnv('POS_RELAY_REFRESH_ONLY')
   const limits = { ...file.limits }
-  if (o.maxReservations != null) limits.max_reservations = o.maxReservations
-  if (o.reservationTtl != null) limits.reservation_ttl_seconds = o.reservationTtl
-  if (o.maxCircuits != null) limits.max_circuits = o.maxCircuits
-  if (o.circuitDataLimit != null) limits.circuit_data_limit_bytes = o.circuitDataLimit
-  if (o.circuitDuration != null) limits.circuit_duration_seconds = o.circuitDuration
-  if (o.maxConnections != null) limits.max_connections = o.maxConnections
-  if (o.maxPendingConnections != null) limits.max_pending_connections = o.maxPendingConnections
-  if (o.handshakeTimeout != null) limits.handshake_timeout_seconds = o.handshakeTimeout
-  if (o.ipMaxConnections != null) limits.ip_max_connections = o.ipMaxConnections
-  if (o.peerMaxCircuits != null) limits.peer_max_circuits = o.peerMaxCircuits
-  if (o.ipMaxCircuits != null) limits.ip_max_circuits = o.ipMaxCircuits
-  if (o.circuitIdleTimeout != null) limits.circuit_idle_timeout_seconds = o.circuitIdleTimeout
-  if (o.maxBufferedBytes != null) limits.max_buffered_bytes = o.maxBufferedBytes
+  for (const [flag, field] of LIMIT_FLAGS) if (o[flag] != null) limits[field] = o[flag]
   const rateLimits = { ...file.rate_limits }
   if (o.redis != null) rateLimits.redis_url = o.redis
-  if (o.ipConnectionsPerSecond != null) rateLimits.ip_connections_per_second = o.ipConnectionsPerSecond
-  if (o.peerReservationsPerMinute != null) rateLimits.peer_reservations_per_minute = o.peerReservationsPerMinute
-  if (o.peerCircuitsPerMinute != null) rateLimits.peer_circuits_per_minute = o.peerCircuitsPerMinute
-  if (o.accountCircuitsPerMinute != null) rateLimits.account_circuits_per_minute = o.accountCircuitsPerMinute
+  for (const [flag, field] of RATE_LIMIT_FLAGS) if (o[flag] != null) rateLimits[field] = o[flag]
   const auth = { ...file.auth }
   if (authEnabled != null) auth.enabled = authEnabled
   if (o.ticketKeysUrl != null) auth.ticket_keys_url = o.ticketKeysUrl
