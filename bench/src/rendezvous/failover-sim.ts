@@ -10,7 +10,7 @@
  * Pure and deterministic: the seed fixes the phases and delays. Times in ms, the failure at t = 0.
  */
 import { relaysToReserve } from '@pos-relay/client'
-import { prng } from './sim.ts'
+import { seededRandom } from '@pos-relay/testing'
 
 export interface FailoverSimOptions {
   /** client peer ids */
@@ -50,7 +50,7 @@ export interface FailoverSimResult {
 }
 
 export function simulateFailover (o: FailoverSimOptions): FailoverSimResult {
-  const rnd = prng(o.seed)
+  const rnd = seededRandom(o.seed)
   const failed = o.relays[0]!
   const horizon = o.pollMs
   const failure: number[] = []
