@@ -4,7 +4,10 @@
  * (packages/client-go/cmd/file-transfer) as listener and sender. The Go
  * peers get tickets with the account's API key, present them on
  * /pos-relay/ticket/1.0.0, reserve and dial through the relay; the file must
- * arrive intact. A Go sender without an API key is refused.
+ * arrive intact. A Go sender without an API key is refused. Then across
+ * languages, in both directions: with the JavaScript example and with the
+ * Rust one (the rest of the js/rust/go matrix is in client-rust.test.ts and
+ * example.test.ts).
  *
  * Needs the Go example built: POS_RELAY_GO_FILE_TRANSFER=<binary>, or the
  * build cache filled by scripts/build-clients.sh. Skips (saying so)
@@ -18,7 +21,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { scrapeMetric, waitFor } from '@pos-relay/testing'
 import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
-import { cachedExample, exchangeAcrossLanguages, runExample, type Example } from './helpers/examples.ts'
+import { cachedExample, exchangeAcrossLanguages, runExample, type Example, type ExampleSide } from './helpers/examples.ts'
 
 /** The Go example binary, or why there is none. */
 function goExample (): { bin?: string, why?: string } {
@@ -91,10 +94,23 @@ describe('Go client: tickets, reservation and a file through a relay with --auth
     assert.ok(await scrapeMetric(metricsPort, /^pos_relay_tickets_total\{result="ok"\} (\d+)/m) >= 2, 'the relay counted fewer than 2 accepted tickets')
   })
 
-  for (const listener of ['js', 'native'] as const) {
-    const name = listener === 'js' ? 'JavaScript listener, Go sender' : 'Go listener, JavaScript sender'
+  const js = { name: 'js' }
+  const native = { name: 'go', bin }
+  for (const [listener, sender] of [[js, native], [native, js]] satisfies Array<[ExampleSide, ExampleSide]>) {
+    const name = `${listener === js ? 'JavaScript' : 'Go'} listener, ${sender === js ? 'JavaScript' : 'Go'} sender`
     it(`${name}: the file arrives intact through the relay with tickets`, async () => {
-      await exchangeAcrossLanguages({ bin, listener, api, apiKey, dir, started: examples })
+      await exchangeAcrossLanguages({ listener, sender, api, apiKey, dir, started: examples })
+    })
+  }
+
+  // the rest of the cross-language matrix: the Rust example against the Go one
+  const rustBin = cachedExample('rust-file-transfer')
+  const rust = { name: 'rust', bin: rustBin }
+  for (const [listener, sender] of [[rust, native], [native, rust]] satisfies Array<[ExampleSide, ExampleSide]>) {
+    const skipRust = rustBin == null && process.env.POS_RELAY_REQUIRE_CLIENTS !== '1' ? 'the Rust example is not built: run scripts/build-clients.sh rust-file-transfer' : false
+    it(`${listener === rust ? 'Rust' : 'Go'} listener, ${sender === rust ? 'Rust' : 'Go'} sender: the file arrives intact through the relay with tickets`, { skip: skipRust }, async () => {
+      assert.ok(rustBin != null, 'POS_RELAY_REQUIRE_CLIENTS=1 but the Rust example is not built')
+      await exchangeAcrossLanguages({ listener, sender, api, apiKey, dir, started: examples })
     })
   }
 })

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { scrapeMetric, waitFor } from '@pos-relay/testing'
 import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
-import { cachedExample, exchangeAcrossLanguages, runExample, type Example } from './helpers/examples.ts'
+import { cachedExample, exchangeAcrossLanguages, runExample, type Example, type ExampleSide } from './helpers/examples.ts'
 
 const binary = cachedExample('rust-file-transfer')
 // under POS_RELAY_REQUIRE_CLIENTS=1 (make test-clients, CI) a missing binary fails instead of skipping
@@ -77,10 +77,12 @@ describe('Rust client: file transfer through a relay with accounts on', { timeou
     assert.ok(sender.stderr.some((l) => l.includes('dial_failed')), `no dial_failed:\n${sender.stderr.join('\n')}`)
   })
 
-  for (const listener of ['js', 'native'] as const) {
-    const name = listener === 'js' ? 'JavaScript listener, Rust sender' : 'Rust listener, JavaScript sender'
+  const js = { name: 'js' }
+  const native = { name: 'rust', bin: binary }
+  for (const [listener, sender] of [[js, native], [native, js]] satisfies Array<[ExampleSide, ExampleSide]>) {
+    const name = `${listener === js ? 'JavaScript' : 'Rust'} listener, ${sender === js ? 'JavaScript' : 'Rust'} sender`
     it(`${name}: the file arrives intact through the relay with tickets`, async () => {
-      await exchangeAcrossLanguages({ bin: binary!, listener, api, apiKey, dir, started: children })
+      await exchangeAcrossLanguages({ listener, sender, api, apiKey, dir, started: children })
     })
   }
 })

@@ -52,11 +52,16 @@ export function runExample (bin: string, args: string[], opts: { js?: boolean } 
   return { lines, stderr, exited, kill: () => { if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL') } }
 }
 
+/** One side of an exchange: a native example binary, or the JavaScript example (no `bin`). */
+export interface ExampleSide {
+  /** for messages and file names: js, rust, go */
+  name: string
+  bin?: string
+}
+
 export interface CrossLanguageOptions {
-  /** the native example (the other side is the JavaScript one) */
-  bin: string
-  /** `js`: JavaScript listener and native sender; `native`: the reverse */
-  listener: 'js' | 'native'
+  listener: ExampleSide
+  sender: ExampleSide
   api: string
   apiKey: string
   /** a folder for the file and the listener's output */
@@ -65,29 +70,31 @@ export interface CrossLanguageOptions {
   started: Example[]
 }
 
+const start = (side: ExampleSide, args: string[]): Example => runExample(side.bin ?? '', args, { js: side.bin == null })
+
 /**
- * One file (1 MiB of random bytes) from a sender to a listener of the other
+ * One file (1 MiB of random bytes) from a sender to a listener of another
  * language, both with tickets from `apiKey`, through the relay discovery
  * lists: the sender must say it arrived intact, and the listener's copy must
  * have the same SHA-256.
  */
 export async function exchangeAcrossLanguages (opts: CrossLanguageOptions): Promise<void> {
-  const listenJs = opts.listener === 'js'
-  const out = join(opts.dir, `out-${opts.listener}-listener`)
+  const pair = `${opts.sender.name}-to-${opts.listener.name}`
+  const out = join(opts.dir, `out-${pair}`)
   await mkdir(out)
-  const listener = runExample(opts.bin, ['listen', '--discovery', opts.api, '--api-key', opts.apiKey, '--out', out], { js: listenJs })
+  const listener = start(opts.listener, ['listen', '--discovery', opts.api, '--api-key', opts.apiKey, '--out', out])
   opts.started.push(listener)
-  await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `listener not up:\n${listener.stderr.join('\n')}` })
+  await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `${opts.listener.name} listener not up:\n${listener.stderr.join('\n')}` })
   const peerId = listener.lines.find((l) => l.event === 'listening').peer_id
-  const file = join(opts.dir, `to-${opts.listener}-listener.bin`)
+  const file = join(opts.dir, `${pair}.bin`)
   const content = randomBytes(1024 * 1024)
   await writeFile(file, content)
-  const sender = runExample(opts.bin, ['send', '--discovery', opts.api, '--api-key', opts.apiKey, '--peer', peerId, '--file', file], { js: !listenJs })
+  const sender = start(opts.sender, ['send', '--discovery', opts.api, '--api-key', opts.apiKey, '--peer', peerId, '--file', file])
   opts.started.push(sender)
-  assert.equal(await sender.exited, 0, `sender failed:\n${sender.stderr.join('\n')}`)
+  assert.equal(await sender.exited, 0, `${opts.sender.name} sender failed:\n${sender.stderr.join('\n')}`)
   assert.equal(sender.lines.find((l) => l.event === 'sent')?.intact, true)
-  await waitFor(() => listener.lines.some((l) => l.event === 'received'), { timeoutMs: 10_000, message: 'listener printed no received line' })
+  await waitFor(() => listener.lines.some((l) => l.event === 'received'), { timeoutMs: 10_000, message: `${opts.listener.name} listener printed no received line` })
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
-  assert.equal(sha(await readFile(join(out, `received-to-${opts.listener}-listener.bin`))), sha(content))
+  assert.equal(sha(await readFile(join(out, `received-${pair}.bin`))), sha(content))
   listener.kill()
 }
