@@ -148,19 +148,29 @@ export class RelayManager {
     this.running = true
     this.node.addEventListener('connection:close', this.onConnectionClose)
     await this.refresh()
-    this.pollTimer = setInterval(() => { void this.refresh() }, this.opts.pollIntervalMs)
+    this.schedulePoll()
     this.checkTimer = setInterval(() => {
       if (this.known.length === 0 && Date.now() >= this.nextRetry) void this.refresh()
       else this.check()
     }, this.opts.checkIntervalMs)
-    this.pollTimer.unref(); this.checkTimer.unref()
+    this.checkTimer.unref()
     await this.waitForReservation(opts.timeoutMs ?? 20_000)
+  }
+
+  /** The regular poll, jittered by ±10 % each time so that clients started together do not poll in step. */
+  private schedulePoll (): void {
+    if (!this.running) return
+    this.pollTimer = setTimeout(() => {
+      void this.refresh()
+      this.schedulePoll()
+    }, this.opts.pollIntervalMs * (0.9 + 0.2 * this.random()))
+    this.pollTimer.unref()
   }
 
   async stop (): Promise<void> {
     this.running = false
     this.controller.abort()
-    clearInterval(this.pollTimer)
+    clearTimeout(this.pollTimer)
     clearInterval(this.checkTimer)
     clearTimeout(this.failureRefreshTimer)
     this.node.removeEventListener('connection:close', this.onConnectionClose)
