@@ -81,7 +81,7 @@ const body = [
   `- **rendezvous**: a listener reserves on the first N relays ranked for its peer id (the SDK's \`rankRelays\` scores: the simulation's order was checked equal to \`rankRelays\` for all ${PEERS} peers); a dialer tries the relays ranked for the target, up to N + 2 (docs/protocol.md).`,
   '- **random**: a listener reserves on N relays picked at random (kept while listed); a dialer, with no way to know which, tries relays in random order, up to N + 2.',
   '- **every relay**: a listener reserves on every relay it knows (the original design); a dialer tries any relay.',
-  '- A listener that loses a relay keeps it until its next poll (as the JS SDK does); churn: each relay leaves with 2 % chance per period and is back after 1 to 3 periods, a new relay joins and one leaves for good with 20 % chance per period each.',
+  '- A listener that loses a relay moves at once to the next usable relays of its list (the failover rule of docs/protocol.md section 4, as every client does; relays of the list that are gone fail when tried and are skipped); reserving on every relay it keeps the rest. Churn: each relay leaves with 2 % chance per period and is back after 1 to 3 periods, a new relay joins and one leaves for good with 20 % chance per period each.',
   '',
   '### Results',
   '',

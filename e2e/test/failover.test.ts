@@ -3,19 +3,20 @@
  * examples: discovery with the production TTL (30 s) and the clients' default poll interval
  * (60 s), three `pos-relay run` relays, a listener with --relay-count 1 and 2. The relay it lives on
  * is SIGKILLed (and, separately, SIGTERMed: a drain); a sender started after the failure, with a
- * list that may still name the dead relay, must deliver a file within 10 s of it. The listener
- * moves back when the relay returns, and recovers when every relay is gone and back.
+ * list that may still name the dead relay, must deliver a file within 10 s of it, and so must a
+ * dialer made before the failure (a JS SDK peer whose list is from before: after a SIGKILL it ranks
+ * the dead relay first and must fall back along the target's ranking). The listener moves back when the relay returns, and recovers when every relay is gone and back.
  *
  * The Rust and Go examples come from scripts/build-clients.sh's cache (or POS_RELAY_RUST_FILE_TRANSFER,
  * POS_RELAY_GO_FILE_TRANSFER); missing, their cells skip, or fail under POS_RELAY_REQUIRE_CLIENTS=1.
  */
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { rankRelays } from '@pos-relay/client'
+import { createRelayPeer, rankRelays, type RelayPeer } from '@pos-relay/client'
 import { freePort, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
 import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
 import { cachedClient, jsonLines, runExample, type ExampleClient } from './helpers/clients.ts'
@@ -78,6 +79,7 @@ let redis: RedisServer
 let dir: string
 let api: string
 let discovery: CliProcess
+const dialers: RelayPeer[] = []
 const relays: Relay[] = []
 const processes: LineProcess[] = []
 let file: string
@@ -106,6 +108,32 @@ async function deliver (client: ExampleClient, peer: string, relayCount: number,
     errors.push(`exit ${code}: ${sender.stderr.slice(-3).join(' | ')}`)
   }
   throw new Error(`no sender reached ${peer} within ${GIVE_UP_MS} ms:\n${errors.join('\n')}`)
+}
+
+/**
+ * A dialer made before the failure (an SDK peer in this process: its discovery list is from before,
+ * so after a SIGKILL it still ranks the dead relay first for the target) sends 64 KiB with the
+ * examples' protocol; returns ms from `since` until the listener's hash came back right.
+ */
+async function deliverWith (dialer: RelayPeer, target: string, since: number): Promise<number> {
+  const errors: string[] = []
+  while (Date.now() - since < GIVE_UP_MS) {
+    try {
+      const conn = await dialer.relays.dial(target, { signal: AbortSignal.timeout(10_000) })
+      const stream = await conn.newStream('/pos-relay-example/file/1.0.0', { runOnLimitedConnection: true })
+      const data = randomBytes(64 * 1024)
+      stream.send(new TextEncoder().encode('early-dialer.bin\n'))
+      stream.send(data)
+      await stream.close()
+      let answer = ''
+      for await (const chunk of stream) answer += new TextDecoder().decode(chunk.subarray())
+      if (answer === createHash('sha256').update(data).digest('hex')) return Date.now() - since
+      errors.push(`wrong hash back: ${answer}`)
+    } catch (err: any) {
+      errors.push(String(err?.message ?? err))
+    }
+  }
+  throw new Error(`the dialer made before the failure did not reach ${target} within ${GIVE_UP_MS} ms:\n${errors.join('\n')}`)
 }
 
 async function startListener (client: ExampleClient, relayCount: number): Promise<{ listener: LineProcess, peer: string, ranking: string[] }> {
@@ -139,6 +167,7 @@ before(async () => {
 })
 
 after(async () => {
+  for (const d of dialers) await d.stop().catch(() => {})
   for (const p of processes) await p.kill('SIGKILL')
   for (const r of relays) await r.process?.kill('SIGKILL')
   await discovery?.kill('SIGKILL')
@@ -152,12 +181,17 @@ for (const client of clients) {
       it(`--relay-count ${relayCount}: after SIGKILL, then SIGTERM, of the relay it lives on, a new sender reaches it within ${REACHABLE_BOUND_MS / 1000} s; it moves back when the relay returns`, async () => {
         await fleetUp()
         const { listener, peer, ranking } = await startListener(client, relayCount)
+        const earlyDialer = await createRelayPeer({ discoveryUrl: api, relayCount, listen: ['/ip4/127.0.0.1/tcp/0'], reservationTimeoutMs: 10_000 })
+        dialers.push(earlyDialer)
         for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
           const dead = byPeer(ranking[0]!)
           const failedAt = Date.now()
           if (signal === 'SIGKILL') await dead.process!.kill('SIGKILL')
           else dead.process!.child.kill('SIGTERM')
           const elapsed = await deliver(client, peer, relayCount, failedAt)
+          const early = await deliverWith(earlyDialer, peer, failedAt)
+          process.stdout.write(`# ${client.name} relayCount ${relayCount} ${signal}: the dialer made before the failure delivered ${early} ms after it\n`)
+          assert.ok(early <= REACHABLE_BOUND_MS, `${client.name} relayCount ${relayCount} ${signal}: the early dialer reached it only after ${early} ms`)
           // the listener moved to the next relays of its ranking
           await waitFor(() => ranking.slice(1, relayCount + 1).every((id) => holding(listener).has(id)), { timeoutMs: GIVE_UP_MS, message: `${client.name} listener did not move: ${JSON.stringify(jsonLines(listener))}` })
           process.stdout.write(`# ${client.name} relayCount ${relayCount} ${signal}: a new sender delivered ${elapsed} ms after the failure\n`)
@@ -168,6 +202,7 @@ for (const client of clients) {
           await waitFor(() => holding(listener).has(dead.peerId), { timeoutMs: MOVE_BACK_MS, message: `${client.name} listener did not move back: ${JSON.stringify(jsonLines(listener))}` })
         }
         await listener.kill('SIGKILL')
+        await earlyDialer.stop()
       })
     }
 

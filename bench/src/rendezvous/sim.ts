@@ -121,10 +121,15 @@ export function simulate (o: SimOptions): SimResult {
   const perRelaySamples: number[] = []
   const warmup = o.ticksPerPoll // every peer has polled once
   for (let t = 0; t < totalTicks; t++) {
-    for (let p = 0; p < o.peers; p++) if ((t - phase[p]!) % o.ticksPerPoll === 0) choose(p, viewOf(p, t))
+    const alive = new Set(listedAt[t])
+    for (let p = 0; p < o.peers; p++) {
+      if ((t - phase[p]!) % o.ticksPerPoll === 0) choose(p, viewOf(p, t))
+      // the failover rule (docs/protocol.md section 4): a listener that loses a chosen relay moves
+      // at once to the next usable relays of its (possibly stale) list, skipping those it saw fail
+      else if (o.strategy !== 'all' && chosen[p]!.some((r) => !alive.has(r))) choose(p, viewOf(p, t).filter((r) => alive.has(r)))
+    }
     if (t === warmup - 1) made = 0
     if (t < warmup) continue
-    const alive = new Set(listedAt[t])
     const holds = (p: number, r: number): boolean => alive.has(r) && chosen[p]!.includes(r)
     for (let i = 0; i < o.dialsPerTick; i++) {
       const d = Math.floor(rnd() * o.peers)

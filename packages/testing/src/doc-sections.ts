@@ -97,10 +97,37 @@ function replaceBlock (doc: string, id: string, block: string): string | undefin
 }
 
 /**
+ * Throws unless every begin marker of `doc` is followed by its own end marker
+ * before any other marker, and no id appears twice. A git merge of two
+ * branches that each appended a section after the same last one can
+ * interleave their markers; replacing one section of such a document would
+ * silently delete parts of the others.
+ */
+export function checkMarkers (doc: string): void {
+  const seen = new Set<string>()
+  let open: string | undefined
+  for (const m of doc.matchAll(/<!-- bench:([a-z0-9][a-z0-9-]*):(begin|end) -->/g)) {
+    const [, id, kind] = m
+    if (kind === 'begin') {
+      if (open != null) throw new Error(`${begin(id!)} inside section ${open}: the markers are interleaved (a bad merge?); fix the document by hand`)
+      if (seen.has(id!)) throw new Error(`section ${id} appears twice`)
+      seen.add(id!)
+      open = id
+    } else {
+      if (open !== id) throw new Error(`${end(id!)} ${open != null ? `inside section ${open}` : 'without its begin'}: the markers are interleaved (a bad merge?); fix the document by hand`)
+      open = undefined
+    }
+  }
+  if (open != null) throw new Error(`${begin(open)} has no ${end(open)}`)
+}
+
+/**
  * `doc` with section `s` replaced (or appended when absent) and the summary
- * rebuilt (inserted before the first section when absent).
+ * rebuilt (inserted before the first section when absent). Refuses a
+ * document whose markers do not pair up (checkMarkers).
  */
 export function upsertSection (doc: string, s: DocSection): string {
+  checkMarkers(doc)
   const block = renderSection(s)
   let next = replaceBlock(doc, s.id, block) ?? `${doc.replace(/\s*$/, '')}\n\n${block}\n`
   const summary = renderSummary(headlines(next))

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { headingAnchor, headlines, upsertSection, writeDocSection, type DocSection } from '@pos-relay/testing'
+import { checkMarkers, headingAnchor, headlines, upsertSection, writeDocSection, type DocSection } from '@pos-relay/testing'
 
 const section = (id: string, body: string, headline = `${id} headline`): DocSection =>
   ({ id, title: `The ${id} bench`, date: '2030-01-02', headline, command: `npx node bench/src/${id}.ts`, body })
@@ -82,5 +82,21 @@ describe('doc sections', () => {
   it('anchors like GitHub', () => {
     assert.equal(headingAnchor('Auth & metering: on vs off (goal ≤ 5 %)'), 'auth--metering-on-vs-off-goal--5-')
     assert.equal(headingAnchor("Our relay next to rust-libp2p's"), 'our-relay-next-to-rust-libp2ps')
+  })
+
+  it('refuses a document whose sections are interleaved (as a bad merge left docs/benchmarks.md), changing nothing', () => {
+    const a = '<!-- bench:a:begin -->\nA\n<!-- bench:a:end -->'
+    const good = `# B\n\n${a}\n`
+    assert.doesNotThrow(() => { checkMarkers(good) })
+    // b's begin inside c's section, as two branches that appended after a: replacing c would eat b's text
+    const interleaved = `# B\n\n${a}\n<!-- bench:b:begin -->\nB1\n<!-- bench:c:begin -->\nC\n<!-- bench:b:end -->\nB2\n<!-- bench:c:end -->\n`
+    assert.throws(() => upsertSection(interleaved, section('c', 'new')), /interleaved/)
+    assert.throws(() => { checkMarkers(`${good}${a}\n`) }, /appears twice/)
+    assert.throws(() => { checkMarkers('<!-- bench:a:begin -->\n') }, /has no/)
+    assert.throws(() => { checkMarkers('<!-- bench:a:end -->\n') }, /without its begin/)
+  })
+
+  it('docs/benchmarks.md itself has well-paired markers', async () => {
+    checkMarkers(await readFile(new URL('../../../docs/benchmarks.md', import.meta.url), 'utf8'))
   })
 })
