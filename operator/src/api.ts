@@ -6,7 +6,7 @@
  * class instances, timestamps stay strings), so what the operator observes can
  * be compared with what it wants without conversions.
  */
-import type { V1Node, V1Pod, V1Secret } from '@kubernetes/client-node'
+import type { V1ConfigMap, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node'
 import type { RelayPoolSpec, RelayPoolStatus } from './generated/relaypool.js'
 
 export const GROUP = 'pos-relay.io'
@@ -99,6 +99,7 @@ export interface RelayPool {
 export type Pod = V1Pod & { metadata: ObjectMeta }
 export type Node = V1Node & { metadata: ObjectMeta }
 export type Secret = V1Secret & { metadata: ObjectMeta }
+export type ConfigMap = V1ConfigMap & { metadata: ObjectMeta }
 
 export function keyOf (obj: { metadata: { name: string, namespace?: string } }): string {
   return obj.metadata.namespace != null && obj.metadata.namespace !== '' ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name
@@ -113,6 +114,6 @@ export function poolsPath (namespace?: string): string {
   return namespace != null && namespace !== '' ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`
 }
 
-export function corePath (resource: 'pods' | 'secrets' | 'nodes' | 'events', namespace?: string): string {
+export function corePath (resource: 'pods' | 'secrets' | 'configmaps' | 'nodes' | 'events', namespace?: string): string {
   return namespace != null && namespace !== '' ? `/api/v1/namespaces/${namespace}/${resource}` : `/api/v1/${resource}`
 }

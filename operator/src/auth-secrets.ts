@@ -1,12 +1,13 @@
 /**
- * Checks the Secrets a pool's spec.auth names before any relay is created or
- * changed for that spec: a relay started with a missing Secret would never
- * start (the kubelet waits for it), and one holding a private ticket key
- * would put the signing key on every node. The pure check of a JWKS is
- * separate from the reading (checkPublicJwks).
+ * Checks the Secrets and the tiers ConfigMap a pool's spec.auth names before
+ * any relay is created or changed for that spec: a relay started with a
+ * missing Secret would never start (the kubelet waits for it), one holding a
+ * private ticket key would put the signing key on every node, and one given
+ * tiers it cannot parse would exit at start on every node. The pure checks
+ * are separate from the reading (checkPublicJwks, checkTiers).
  */
-import { TicketVerifier } from '@pos-relay/accounts'
-import { corePath, REDIS_URL_KEY, TICKET_KEYS_KEY, type RelayPool, type Secret } from './api.js'
+import { parseTiers, TicketVerifier } from '@pos-relay/accounts'
+import { corePath, REDIS_URL_KEY, TICKET_KEYS_KEY, TIERS_KEY, type ConfigMap, type RelayPool, type Secret } from './api.js'
 import { isNotFound, type KubeClient } from './kube.js'
 
 /**
@@ -28,6 +29,22 @@ export function checkPublicJwks (text: string): string | undefined {
     new TicketVerifier({ jwks: { keys } })
   } catch (err: any) {
     return `is not usable by the relays: ${err.message}`
+  }
+  return undefined
+}
+
+/**
+ * Why `text` is not a tiers document the relays accept (the format of
+ * `pos-relay discovery --tiers-file`), or undefined when it is: the relay's
+ * own parser decides, so both agree.
+ */
+export function checkTiers (text: string): string | undefined {
+  let json: unknown
+  try { json = JSON.parse(text) } catch { return 'is not JSON' }
+  try {
+    parseTiers(json)
+  } catch (err: any) {
+    return `is not a valid tiers document: ${err.message}`
   }
   return undefined
 }
@@ -65,6 +82,20 @@ export class AuthSecrets {
       if (r.problem != null) return r.problem
       const bad = checkPublicJwks(r.value!)
       if (bad != null) return `spec.auth.ticketKeysSecretRef: Secret ${ns}/${keys.name} key ${key} ${bad}`
+    }
+    const tiers = auth.tiersConfigMapRef
+    if (tiers != null) {
+      const key = tiers.key ?? TIERS_KEY
+      const where = `spec.auth.tiersConfigMapRef: ConfigMap ${ns}/${tiers.name}`
+      let text: string | undefined
+      try {
+        text = (await this.client.get<ConfigMap>(`${corePath('configmaps', ns)}/${tiers.name}`)).data?.[key]
+      } catch (err: any) {
+        return isNotFound(err) ? `${where} not found` : `${where}: cannot read it: ${err.message}`
+      }
+      if (text == null) return `${where} has no key ${key}`
+      const bad = checkTiers(text)
+      if (bad != null) return `${where} key ${key} ${bad}`
     }
     return undefined
   }

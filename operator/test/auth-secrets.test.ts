@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { generateTicketKey, publicTicketKey } from '@pos-relay/accounts'
-import { authEvent, checkPublicJwks, computeDesired } from '@pos-relay/operator'
+import { authEvent, checkPublicJwks, checkTiers, computeDesired } from '@pos-relay/operator'
 import { node, observe, pool } from './fixtures.ts'
 
 describe('checkPublicJwks: what a pool may mount as its ticket keys', () => {
@@ -23,6 +23,18 @@ describe('checkPublicJwks: what a pool may mount as its ticket keys', () => {
     assert.match(checkPublicJwks('not json')!, /not JSON/)
     assert.match(checkPublicJwks('{"keys":[]}')!, /at least one key/)
     assert.match(checkPublicJwks(JSON.stringify({ keys: [{ kty: 'RSA', n: 'x', e: 'AQAB', kid: 'r' }] }))!, /not usable by the relays/)
+  })
+})
+
+describe('checkTiers: what a pool may mount as its tiers', () => {
+  it('accepts the tiers discovery takes (--tiers-file format)', () => {
+    assert.equal(checkTiers(JSON.stringify({ free: { max_reservations: 2, circuit_data_limit_bytes: 1048576, circuit_duration_seconds: 120, monthly_bytes: 1073741824 } })), undefined)
+  })
+
+  it('refuses non-JSON and a document the relay would refuse at start, saying which field', () => {
+    assert.match(checkTiers('{not json')!, /not JSON/)
+    const why = checkTiers(JSON.stringify({ free: { max_reservations: -1 } }))
+    assert.match(why!, /not a valid tiers document: .*max_reservations/)
   })
 })
 

@@ -6,7 +6,8 @@
  * is marked Ready only when the relay's own /readyz says so.
  *
  * - bad input: a pool whose ticket keys Secret is missing, then holds a
- *   private key: Degraded=AuthSecretInvalid, a Warning Event, no relay pod;
+ *   private key: Degraded=AuthSecretInvalid, a Warning Event, no relay pod; the same for a tiers
+ *   ConfigMap that is missing or holds tiers the relays would refuse;
  * - the example pool with spec.auth: an unticketed js peer is refused, a
  *   ticketed one reserves and relays; `pos-relay usage` equals the relay's
  *   byte counters; `pos-relay accounts disable` ends the circuit within 5 s.
@@ -123,6 +124,27 @@ describe('RelayPool spec.auth end to end on a real API server', { timeout: 300_0
     const pods = JSON.parse(await k(cp, ['get', 'pods', '-n', NAMESPACE, '-l', 'pos-relay.io/pool=bad-keys', '-o', 'json']))
     assert.deepEqual(pods.items, [])
     await k(cp, ['delete', 'relaypool', 'bad-keys', '-n', NAMESPACE])
+  })
+
+  it('a pool whose tiers ConfigMap is missing, then holds tiers the relays would refuse: AuthSecretInvalid naming the field, no relay pod', async () => {
+    const pool = {
+      apiVersion: 'pos-relay.io/v1alpha1',
+      kind: 'RelayPool',
+      metadata: { name: 'bad-tiers', namespace: NAMESPACE },
+      spec: { replicas: 1, hostPort: 17374, discovery: { redisUrlSecretRef: { name: 'pos-relay-discovery' }, p2pSecretRef: { name: 'pos-relay-discovery' } }, auth: { required: true, tiersConfigMapRef: { name: 'odd-tiers' } } }
+    }
+    await k(cp, ['apply', '-f', '-'], JSON.stringify(pool))
+    const degraded = async (pattern: RegExp): Promise<any> => await until(`bad-tiers Degraded matching ${pattern}`, async () => {
+      const c = condition(await getPool(cp.kubectl, NAMESPACE, 'bad-tiers'), 'Degraded')
+      return c?.status === 'True' && c.reason === 'AuthSecretInvalid' && pattern.test(c.message) ? c : undefined
+    }, 30_000)
+    await degraded(/ConfigMap pos-relay\/odd-tiers not found/)
+    await k(cp, ['create', 'configmap', 'odd-tiers', '-n', NAMESPACE, '--from-literal=tiers.json={"free":{"max_reservations":0}}'])
+    await degraded(/odd-tiers key tiers\.json is not a valid tiers document: .*max_reservations/)
+    const pods = JSON.parse(await k(cp, ['get', 'pods', '-n', NAMESPACE, '-l', 'pos-relay.io/pool=bad-tiers', '-o', 'json']))
+    assert.deepEqual(pods.items, [])
+    await k(cp, ['delete', 'relaypool', 'bad-tiers', '-n', NAMESPACE])
+    await k(cp, ['delete', 'configmap', 'odd-tiers', '-n', NAMESPACE])
   })
 
   it('the example pool with spec.auth: the rendered relay requires tickets, with the accounts Redis and tiers from the cluster, and becomes Ready', async () => {

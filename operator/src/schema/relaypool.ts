@@ -214,7 +214,7 @@ const auth: Prop = {
       doc: {
         type: '`{name, key}` (key default `tiers.json`)',
         default: 'relay built-in tiers (free, pro, unlimited)',
-        text: 'tiers JSON as for `pos-relay discovery --tiers-file`, mounted into each relay as `--tiers-file` (`POS_RELAY_TIERS_FILE`); keep it the same as discovery\'s. The relay checks it at start: an invalid file keeps the relay from starting (not Ready)',
+        text: 'tiers JSON as for `pos-relay discovery --tiers-file`, mounted into each relay as `--tiers-file` (`POS_RELAY_TIERS_FILE`); keep it the same as discovery\'s. The operator reads it first (with the relay\'s own parser): a missing ConfigMap or key, or tiers the relays would refuse: `Degraded=True AuthSecretInvalid` naming the field, no relay created or changed',
         leaf: true
       }
     },
