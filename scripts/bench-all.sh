@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run bench:all: reruns every benchmark, one after the other, each
 # rewriting its own section of docs/benchmarks.md (stamped with the commit
-# it measured) and the summary. Not in CI: about an hour on 2 cores, most of
+# it measured) and the summary. Not in CI: about 1.5 hours on 2 cores, half of
 # it the soak (SOAK_MINUTES, default 30; 0 skips it). Run it on a quiet
 # machine, with a clean tree, so the stamps name a real commit.
 set -uo pipefail
@@ -25,9 +25,14 @@ step run        node bench/src/run.ts
 step limits     node bench/src/limits.ts
 step relays     node bench/src/relays-compare.ts
 step auth       node bench/src/auth.ts
+step auth-pool  env AUTH_RELAYS=pool node bench/src/auth.ts
 step quic       node bench/src/quic-vs-tcp.ts
 step operator   node operator/bench/convergence.ts
 step rendezvous node bench/src/rendezvous-sim.ts
+step stalled    node bench/src/stalled-circuits.ts
+step discovery  node bench/src/discovery-load.ts
+step failover   node bench/src/failover.ts
+step operator-failover node operator/bench/failover.ts
 if [ "$SOAK_MINUTES" != 0 ]; then step soak node bench/src/soak.ts --minutes "$SOAK_MINUTES"; fi
 
 if [ ${#failed[@]} -gt 0 ]; then echo "bench:all: failed: ${failed[*]}" >&2; exit 1; fi

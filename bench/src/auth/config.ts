@@ -27,7 +27,14 @@ export const config = {
   /** the document whose `auth` section gets the report; '-' = nowhere; a partial run (AUTH_ONLY) writes it only when set */
   out: sectionOutFromEnv('AUTH'),
   json: process.env.AUTH_JSON ?? '',
-  deadlineS: envNumber('AUTH_DEADLINE_S', 900)
+  deadlineS: envNumber('AUTH_DEADLINE_S', 900),
+  /**
+   * `cli`: relays from `pos-relay init` + `pos-relay run` with the bench's flags; `pool`: relays as the
+   * operator renders them from RelayPools with and without spec.auth (auth/pool-relays.ts; needs the
+   * Kubernetes binaries of make test-kube), written to its own section (auth-pool), throughput only
+   */
+  relays: process.env.AUTH_RELAYS === 'pool' ? 'pool' as const : 'cli' as const
 }
+if (config.relays === 'pool') config.parts = new Set(['throughput'])
 
 export const log = benchLog('auth')

@@ -12,6 +12,7 @@ import { errMsg } from '../lib/script.ts'
 import type { TransferResult } from '../lib/transfer.ts'
 import { config, log } from './config.ts'
 import { usageOf, type Discovery } from './discovery.ts'
+import { startPoolRelays, type PoolRelays } from './pool-relays.ts'
 import type { AuthResults, RelayVariant } from './results.ts'
 
 const MiB = 1024 * 1024
@@ -27,18 +28,26 @@ async function relayedBytes (relay: CliRelay): Promise<{ toDestination: number, 
 /** Part 1: the relays, interleaved transfers, then the metering check. */
 export async function measureThroughput (dir: string, redis: RedisServer, d: Discovery, results: AuthResults): Promise<void> {
   const variants: RelayVariant[] = []
+  let pool: PoolRelays | undefined
   let peers: Child | undefined
   try {
-    variants.push({ key: 'off', label: 'auth off', relay: await startCliRelay('relay-auth-off', dir, []), auth: false })
-    variants.push({
-      key: 'on',
-      label: 'auth + metering on',
-      relay: await startCliRelay('relay-auth-on', dir, ['--auth', '--ticket-keys-url', ticketKeysUrl(d.url)], {
-        configure: (cfg) => { cfg.auth = { ...(cfg.auth ?? {}), redis_url: redis.url } }
-      }),
-      auth: true
-    })
-    if (config.control) variants.push({ key: 'control', label: 'auth off (control)', relay: await startCliRelay('relay-auth-control', dir, []), auth: false })
+    if (config.relays === 'pool') {
+      pool = await startPoolRelays(dir, redis, d, { 'auth-off': undefined, 'auth-on': { required: true }, ...(config.control ? { 'auth-off-control': undefined } : {}) }, log)
+      variants.push({ key: 'off', label: 'auth off', relay: pool.relays.get('auth-off')!, auth: false })
+      variants.push({ key: 'on', label: 'auth + metering on', relay: pool.relays.get('auth-on')!, auth: true })
+      if (config.control) variants.push({ key: 'control', label: 'auth off (control)', relay: pool.relays.get('auth-off-control')!, auth: false })
+    } else {
+      variants.push({ key: 'off', label: 'auth off', relay: await startCliRelay('relay-auth-off', dir, []), auth: false })
+      variants.push({
+        key: 'on',
+        label: 'auth + metering on',
+        relay: await startCliRelay('relay-auth-on', dir, ['--auth', '--ticket-keys-url', ticketKeysUrl(d.url)], {
+          configure: (cfg) => { cfg.auth = { ...(cfg.auth ?? {}), redis_url: redis.url } }
+        }),
+        auth: true
+      })
+      if (config.control) variants.push({ key: 'control', label: 'auth off (control)', relay: await startCliRelay('relay-auth-control', dir, []), auth: false })
+    }
     for (const v of variants) log(`${v.label}: relay pid ${v.relay.pid} at ${v.relay.addr} ${v.relay.flags.join(' ')}`)
 
     peers = await spawnChild(benchScript('peers-process.ts'), { name: 'peers' })
@@ -93,7 +102,7 @@ export async function measureThroughput (dir: string, redis: RedisServer, d: Dis
       results.relays.push({
         key: v.key,
         label: v.label,
-        flags: v.relay.flags.join(' ').replace(/http:\/\/127\.0\.0\.1:\d+/, 'http://127.0.0.1:<port>') + (v.auth ? ' (+ auth.redis_url in the config file)' : ''),
+        flags: v.relay.flags.join(' ').replace(/http:\/\/127\.0\.0\.1:\d+/, 'http://127.0.0.1:<port>') + (v.auth && config.relays === 'cli' ? ' (+ auth.redis_url in the config file)' : ''),
         transfers: t,
         failed,
         medianMiBps,
@@ -106,7 +115,8 @@ export async function measureThroughput (dir: string, redis: RedisServer, d: Dis
     await checkMetering({ relay: on.relay, before, sent, lastTransfer, redis, d, results })
   } finally {
     await peers?.stop()
-    await Promise.all(variants.map(async (v) => { await v.relay.stop() }))
+    if (pool != null) await pool.stop()
+    else await Promise.all(variants.map(async (v) => { await v.relay.stop() }))
   }
 }
 

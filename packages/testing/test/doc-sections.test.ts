@@ -96,7 +96,19 @@ describe('doc sections', () => {
     assert.throws(() => { checkMarkers('<!-- bench:a:end -->\n') }, /without its begin/)
   })
 
-  it('docs/benchmarks.md itself has well-paired markers', async () => {
-    checkMarkers(await readFile(new URL('../../../docs/benchmarks.md', import.meta.url), 'utf8'))
+  it('docs/benchmarks.md itself has well-paired markers, and `npm run bench:all` reruns every section of it', async () => {
+    const doc = await readFile(new URL('../../../docs/benchmarks.md', import.meta.url), 'utf8')
+    checkMarkers(doc)
+    const all = await readFile(new URL('../../../scripts/bench-all.sh', import.meta.url), 'utf8')
+    const scripts = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')).scripts as Record<string, string>
+    for (const h of headlines(doc)) {
+      // `npm run bench:x` -> the script file it runs; `npx node <file>` -> that file
+      const npm = /^npm run (\S+)/.exec(h.command)
+      const command = npm != null ? scripts[npm[1]!] ?? '' : h.command
+      const file = /node (\S+\.ts)/.exec(command)?.[1]
+      assert.ok(file != null, `section ${h.id}: no script file in ${JSON.stringify(h.command)}`)
+      const env = /AUTH_RELAYS=pool/.test(command) ? 'AUTH_RELAYS=pool ' : ''
+      assert.ok(all.split('\n').some((l) => /(^|; then )step /.test(l) && l.includes(file) && l.includes(env)), `section ${h.id} (${h.command}) has no step in scripts/bench-all.sh`)
+    }
   })
 })
