@@ -48,6 +48,8 @@ export async function startPoolRelays (dir: string, redis: RedisServer, d: Disco
     await k(cp, ['patch', 'node', 'node-1', '--subresource=status', '--type=merge', '-p', JSON.stringify({
       status: { addresses: [{ type: 'InternalIP', address: '10.89.0.2' }], conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'bench node', lastHeartbeatTime: now, lastTransitionTime: now }] }
     })])
+    // the API server taints a new Node not-ready until a kubelet says otherwise: there is none here
+    await k(cp, ['patch', 'node', 'node-1', '--type=merge', '-p', '{"spec":{"taints":null}}'])
     await setNodesPublicAddress(cp.kubectl, '127.0.0.1')
     operator = await startOperator(cp, ['--relay-image', 'pos-relay:bench'])
     for (const [name, auth] of Object.entries(pools)) {
@@ -57,7 +59,10 @@ export async function startPoolRelays (dir: string, redis: RedisServer, d: Disco
       const pod = await until(`pod ${name}-0`, async () => {
         const r = await cp!.kubectl(['get', 'pod', `${name}-0`, '-n', NAMESPACE, '-o', 'json'])
         return r.code === 0 ? JSON.parse(r.stdout) : undefined
-      }, 60_000)
+      }, 60_000).catch(async (err) => {
+        const status = (await cp!.kubectl(['get', 'relaypool', name, '-n', NAMESPACE, '-o', 'jsonpath={.status.conditions}'])).stdout
+        throw new Error(`${err.message}; the pool's conditions: ${status}`)
+      })
       const proc = await runRelayContainer(cp, pod, dir, { port: hostPort })
       // the kubelet's part: the pod runs (not Ready: nobody probes it here)
       await kubelet(cp, NAMESPACE, pod.metadata.name, false)
