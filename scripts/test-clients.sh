@@ -17,3 +17,6 @@ echo "test-clients: go vet + go test (packages/client-go)"
 (cd "$root/packages/client-go" && export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOCACHE="${GOCACHE:-$cache/interop/go-build}" && go vet ./... && nice -n 10 go test -count=1 ./...)
 echo "test-clients: end-to-end"
 cd "$root" && node --test --test-concurrency=1 --test-timeout=300000 e2e/test/client-rust.test.ts e2e/test/client-go.test.ts
+echo "test-clients: failover (issue 18) with the Rust and Go examples"
+# make test runs the JavaScript cells (and these, when the binaries happen to be cached); here they are required
+node --test --test-concurrency=1 --test-timeout=300000 --test-name-pattern='failover: the (rust|go) example' e2e/test/failover.test.ts
