@@ -18,7 +18,7 @@
  *   pod, else the slot whose Secret remembers it, else the lowest free slot
  *   (so identities of departed nodes are reused and Secrets stay bounded).
  */
-import type { V1Pod, V1Secret } from '@kubernetes/client-node'
+import type { V1Pod, V1PodSecurityContext, V1Secret, V1SecurityContext } from '@kubernetes/client-node'
 import {
   ANNOTATIONS, COMPONENT_RELAY, DEFAULT_HOST_PORT, FIELD_MANAGER, FINALIZER, LABELS,
   type Node, type Pod, type RelayPool, type RelayPoolStatus, type RelayStatus, type Secret
@@ -53,7 +53,7 @@ export interface Observed {
    * the operator's settings: relay image and pull policy for pools without
    * their own, and the hostPorts below 1024 pools may use (none by default)
    */
-  defaults: { image?: string, imagePullPolicy?: string, allowedPrivilegedHostPorts?: number[] }
+  defaults: { image?: string, imagePullPolicy?: string, allowedPrivilegedHostPorts?: number[], podSecurityContext?: V1PodSecurityContext, containerSecurityContext?: V1SecurityContext }
   /**
    * why the Secrets spec.auth names cannot be used (missing, no such key, a
    * private ticket key), when they cannot: no relay pod is then created or
@@ -203,7 +203,17 @@ export function computeDesired (o: Observed): Desired {
     // nothing half-applied: a spec that cannot run creates and replaces no pod (running ones stay as they are)
     if (image == null || address == null || portRefused != null || authRefused != null) continue
     const peer = secretPeer(slot)
-    const want = buildPod({ pool, slot, node, publicAddress: address, image, imagePullPolicy: pullPolicy, ...(peer != null ? { peerId: peer } : {}) })
+    const want = buildPod({
+      pool,
+      slot,
+      node,
+      publicAddress: address,
+      image,
+      imagePullPolicy: pullPolicy,
+      ...(o.defaults.podSecurityContext != null ? { podSecurityContext: o.defaults.podSecurityContext } : {}),
+      ...(o.defaults.containerSecurityContext != null ? { containerSecurityContext: o.defaults.containerSecurityContext } : {}),
+      ...(peer != null ? { peerId: peer } : {})
+    })
     if (plan.pod == null) {
       if (!terminating.has(slot) && !deletions.has(podName(poolName, slot))) out.createPods.push(want)
       continue

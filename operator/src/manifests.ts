@@ -3,7 +3,7 @@
  * slot and an identity Secret per slot. Everything here is pure.
  */
 import { createHash } from 'node:crypto'
-import type { V1Affinity, V1Container, V1EnvVar, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node'
+import type { V1Affinity, V1Container, V1EnvVar, V1Pod, V1PodSecurityContext, V1Secret, V1SecurityContext, V1Volume, V1VolumeMount } from '@kubernetes/client-node'
 import {
   ANNOTATIONS, API_VERSION, APP_NAME, COMPONENT_IDENTITY, COMPONENT_RELAY, CONFIG_DIR, CONFIG_KEY, DEFAULT_DRAIN_SECONDS,
   API_URL_KEY, DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, P2P_SECRET_KEY, REDIS_URL_KEY, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT,
@@ -49,6 +49,15 @@ export function relayLabels (pool: RelayPool, slot: number): Record<string, stri
   }
 }
 
+/**
+ * The relay pod's default securityContext: a fixed non-root uid the image is built for. Restricted
+ * policies that assign the uid themselves (OpenShift's restricted SCC) refuse a fixed one: the
+ * operator's --relay-pod-security-context replaces this (the chart's relayPods.podSecurityContext).
+ */
+export const RELAY_POD_SECURITY_CONTEXT: V1PodSecurityContext = Object.freeze({ runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } })
+/** the relay container's default securityContext (the image writes only under /tmp) */
+export const RELAY_CONTAINER_SECURITY_CONTEXT: V1SecurityContext = Object.freeze({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } })
+
 export interface PodInput {
   pool: RelayPool
   slot: number
@@ -56,6 +65,10 @@ export interface PodInput {
   publicAddress: string
   image: string
   imagePullPolicy: string
+  /** the relay pod's securityContext (default RELAY_POD_SECURITY_CONTEXT) */
+  podSecurityContext?: V1PodSecurityContext
+  /** the relay container's securityContext (default RELAY_CONTAINER_SECURITY_CONTEXT) */
+  containerSecurityContext?: V1SecurityContext
   /** peer id of the slot's key, when known: recorded on the pod (not part of the template hash) */
   peerId?: string
 }
@@ -205,12 +218,7 @@ export function buildPod (input: PodInput): V1Pod {
     livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' as any }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
     // the image runs with a read-only root filesystem and writes only under /tmp
     volumeMounts: [{ name: 'identity', mountPath: CONFIG_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }, ...auth.mounts],
-    securityContext: {
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
-      capabilities: { drop: ['ALL'] }
-    }
+    securityContext: input.containerSecurityContext ?? RELAY_CONTAINER_SECURITY_CONTEXT
   }
   if (spec.resources != null) container.resources = spec.resources
   const labels = { ...(spec.podLabels ?? {}), ...relayLabels(pool, slot) }
@@ -236,7 +244,7 @@ export function buildPod (input: PodInput): V1Pod {
       enableServiceLinks: false,
       restartPolicy: 'Always',
       terminationGracePeriodSeconds: drain + 15,
-      securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+      securityContext: input.podSecurityContext ?? RELAY_POD_SECURITY_CONTEXT,
       containers: [container],
       volumes: [
         { name: 'identity', secret: { secretName: secretName(pool.metadata.name, slot), defaultMode: 0o440, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } },

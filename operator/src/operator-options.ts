@@ -1,4 +1,4 @@
-import type { KubeConfig } from '@kubernetes/client-node'
+import type { KubeConfig, V1PodSecurityContext, V1SecurityContext } from '@kubernetes/client-node'
 import type { RelayStore } from '@pos-relay/discovery'
 import type { Logger } from '@pos-relay/shared'
 
@@ -23,6 +23,9 @@ export interface OperatorOptions {
   registryTtlSeconds?: number
   relayImage?: string
   relayImagePullPolicy?: string
+  /** relay pods' securityContext and their container's, replacing the defaults (RELAY_POD_SECURITY_CONTEXT, RELAY_CONTAINER_SECURITY_CONTEXT) */
+  relayPodSecurityContext?: V1PodSecurityContext
+  relayContainerSecurityContext?: V1SecurityContext
   /** hostPorts below 1024 pools may use (default none; see hostPortRefusal) */
   allowedPrivilegedHostPorts?: number[]
   workers?: number

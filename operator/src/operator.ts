@@ -364,7 +364,7 @@ export class Operator {
         ...(redis.error != null ? { error: redis.error } : this.registry.poolError(key) != null ? { error: this.registry.poolError(key) } : {}),
         registered: this.registry.registeredIds(key)
       },
-      defaults: { image: this.opts.relayImage, imagePullPolicy: this.opts.relayImagePullPolicy, allowedPrivilegedHostPorts: this.opts.allowedPrivilegedHostPorts },
+      defaults: { image: this.opts.relayImage, imagePullPolicy: this.opts.relayImagePullPolicy, allowedPrivilegedHostPorts: this.opts.allowedPrivilegedHostPorts, podSecurityContext: this.opts.relayPodSecurityContext, containerSecurityContext: this.opts.relayContainerSecurityContext },
       ...(authProblem != null ? { authProblem } : {}),
       now: Date.now()
     })

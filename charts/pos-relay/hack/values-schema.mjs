@@ -25,6 +25,10 @@ const toleration = obj({
   effect: { type: 'string', enum: ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'] },
   tolerationSeconds: { type: ['integer', 'null'] }
 })
+const security = {
+  podSecurityContext: { type: 'object', description: 'core/v1 PodSecurityContext of the pod (replaces the default; null a key to drop it, e.g. runAsUser under OpenShift\'s restricted SCC)' },
+  containerSecurityContext: { type: 'object', description: 'core/v1 SecurityContext of the container (replaces the default)' }
+}
 const placement = {
   nodeSelector: stringMap('node labels'),
   tolerations: { type: 'array', items: toleration },
@@ -62,8 +66,10 @@ const schema = {
       podAnnotations: stringMap(),
       podLabels: stringMap(),
       priorityClassName: str(),
-      extraEnv: { type: 'array', items: envVar }
+      extraEnv: { type: 'array', items: envVar },
+      ...security
     }),
+    relayPods: obj(security, 'securityContext of the relay pods the operator creates (passed to it as --relay-pod-security-context / --relay-container-security-context)'),
     discovery: obj({
       replicas: int(0, 100),
       ttlSeconds: int(3, 3600),
@@ -85,7 +91,8 @@ const schema = {
       podAnnotations: stringMap(),
       podLabels: stringMap(),
       priorityClassName: str(),
-      extraEnv: { type: 'array', items: envVar }
+      extraEnv: { type: 'array', items: envVar },
+      ...security
     }),
     accounts: obj({
       enabled: bool('accounts, tickets, metering and revocation in discovery'),
@@ -99,7 +106,7 @@ const schema = {
       redis: obj({ existingSecret: str('Secret with the Redis URL for accounts; default: the registry\'s Redis'), urlKey: str(null, { minLength: 1 }) }),
       // generated from the zod schema of --tiers-file (packages/accounts/src/tiers.ts): one set of rules
       tiers: { ...tiersJsonSchema(), description: 'tiers by name, as --tiers-file; empty = built-in free, pro, unlimited' },
-      hook: obj({ resources })
+      hook: obj({ resources, ...security })
     }),
     redis: obj({
       enabled: bool(),
@@ -107,7 +114,8 @@ const schema = {
       password: str(),
       externalUrl: str('redis:// or rediss:// URL', { pattern: '^$|^rediss?://' }),
       resources,
-      ...placement
+      ...placement,
+      ...security
     }),
     monitoring: obj({
       podMonitor: obj({ enabled: bool(), interval: duration, additionalLabels: stringMap() }),
@@ -115,7 +123,7 @@ const schema = {
     }),
     dashboards: obj({ enabled: bool(), label: str(null, { minLength: 1 }), labelValue: str(), namespace: dnsName, annotations: stringMap() }),
     networkPolicy: obj({ enabled: bool() }),
-    cleanup: obj({ enabled: bool(), timeoutSeconds: int(10, 3600), removeFinalizersOnTimeout: bool(), resources })
+    cleanup: obj({ enabled: bool(), timeoutSeconds: int(10, 3600), removeFinalizersOnTimeout: bool(), resources, ...security })
   },
   // bundled Redis or an external URL (or an existing Secret that carries the URL)
   if: { properties: { redis: { properties: { enabled: { const: false } } } } },

@@ -63,26 +63,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/* Restricted pod security (non-root, RuntimeDefault seccomp). */}}
-{{- define "pos-relay.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ .uid }}
-runAsGroup: {{ .gid }}
-fsGroup: {{ .gid }}
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
-{{- define "pos-relay.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-privileged: false
-capabilities:
-  drop: [ALL]
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
 {{/* Secret holding the ticket signing keys (key ticket-keys.json). */}}
 {{- define "pos-relay.ticketKeysSecretName" -}}
 {{- default (printf "%s-ticket-keys" (include "pos-relay.fullname" .)) .Values.accounts.ticketKeys.existingSecret -}}

@@ -283,6 +283,26 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
       }
     })
 
+    it('ci/openshift-restricted-values.yaml: no fixed uid, gid or fsGroup in any pod, the operator\'s relay pods included; the rest stays restrictive', async () => {
+      const rendered = await renderChart(['-f', join(CHART_DIR, 'ci', 'openshift-restricted-values.yaml')], { includeCrds: true })
+      const r = await cp.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-', '-o', 'json'], rendered)
+      assert.equal(r.code, 0, r.stderr)
+      const parsed = JSON.parse(r.stdout)
+      const specs = podSpecs(parsed.kind === 'List' ? parsed.items : [parsed])
+      assert.ok(specs.length >= 5, `${specs.length} pod specs`)
+      for (const { where, spec } of specs) {
+        for (const key of ['runAsUser', 'runAsGroup', 'fsGroup']) assert.equal(spec.securityContext?.[key], undefined, `${where}: ${key}`)
+        assert.equal(spec.securityContext?.runAsNonRoot, true, where)
+        assert.equal(spec.securityContext?.seccompProfile?.type, 'RuntimeDefault', where)
+        for (const c of spec.containers) assert.equal(c.securityContext?.readOnlyRootFilesystem, true, `${where} ${c.name}`)
+      }
+      // the relay pods: the operator gets the map as JSON and uses it as is (operator/test/security-context.test.ts)
+      const operator = (parsed.items as any[]).find((o) => o.kind === 'Deployment' && o.metadata.name.endsWith('-operator'))
+      const env = Object.fromEntries(operator.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]))
+      assert.deepEqual(JSON.parse(env.POS_RELAY_OPERATOR_RELAY_POD_SECURITY_CONTEXT), { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } })
+      assert.equal(JSON.parse(env.POS_RELAY_OPERATOR_RELAY_CONTAINER_SECURITY_CONTEXT).readOnlyRootFilesystem, true)
+    })
+
     it('RBAC is namespaced when the operator watches one namespace', async () => {
       const objects = await check('namespaced', COMBINATIONS['external Redis, one watched namespace, no leader election, LoadBalancer discovery']!)
       const role = objects.find((o) => o.kind === 'Role' && o.metadata.name === 'relay-stack-operator')

@@ -25,6 +25,8 @@ interface OperatorCliOptions {
   registryTtl: number
   relayImage?: string
   relayImagePullPolicy?: string
+  relayPodSecurityContext?: Record<string, unknown>
+  relayContainerSecurityContext?: Record<string, unknown>
   allowedPrivilegedHostPorts: number[]
   workers: number
   resyncPeriod: number
@@ -55,6 +57,19 @@ function privilegedPortsArg (value: string): number[] {
     if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 1023) throw new InvalidArgumentError(`--allowed-privileged-host-ports takes ports from 1 to 1023 separated by commas, got "${p}" (ports from 1024 up need no permission)`)
   }
   return ports.map(Number)
+}
+
+/**
+ * a securityContext as JSON (the chart passes its values with toJson): an object, else a clear
+ * error; its fields are left to the API server, which validates the pod the operator applies
+ */
+function securityContextArg (name: string) {
+  return (value: string): Record<string, unknown> => {
+    let parsed: unknown
+    try { parsed = JSON.parse(value) } catch { throw new InvalidArgumentError(`${name} takes a JSON object (a securityContext), got text that is not JSON`) }
+    if (parsed == null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError(`${name} takes a JSON object (a securityContext), got ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed)}`)
+    return parsed as Record<string, unknown>
+  }
 }
 
 /** the one strict boolean parser (shared with the env vars of the other commands) */
@@ -113,6 +128,8 @@ export function operatorCommand (): Command {
     .addOption(option('--registry-ttl <s>', 'registry TTL in seconds for pools without spec.discovery.ttlSeconds; heartbeats every TTL/3', 'POS_RELAY_OPERATOR_REGISTRY_TTL_SECONDS', 'REGISTRY_TTL_SECONDS').argParser(intArg('--registry-ttl')).default(30))
     .addOption(option('--relay-image <image>', 'relay image for pools without spec.image', 'POS_RELAY_OPERATOR_RELAY_IMAGE', 'RELAY_IMAGE'))
     .addOption(option('--relay-image-pull-policy <policy>', 'pull policy for pools without spec.imagePullPolicy (Always, IfNotPresent, Never)', 'POS_RELAY_OPERATOR_RELAY_IMAGE_PULL_POLICY', 'RELAY_IMAGE_PULL_POLICY'))
+    .addOption(option('--relay-pod-security-context <json>', 'securityContext of relay pods, replacing the default (non-root uid 10001, RuntimeDefault seccomp); e.g. without runAsUser/runAsGroup/fsGroup for OpenShift\'s restricted SCC, which assigns the uid', 'POS_RELAY_OPERATOR_RELAY_POD_SECURITY_CONTEXT').argParser(securityContextArg('--relay-pod-security-context')))
+    .addOption(option('--relay-container-security-context <json>', 'securityContext of the relay container, replacing the default (no privilege escalation, read-only root filesystem, non-root, every capability dropped)', 'POS_RELAY_OPERATOR_RELAY_CONTAINER_SECURITY_CONTEXT').argParser(securityContextArg('--relay-container-security-context')))
     .addOption(option('--allowed-privileged-host-ports <ports>', 'hostPorts below 1024 RelayPools may use, comma-separated (e.g. 443 on dedicated relay nodes); default none: a pool on such a port gets Degraded=True HostPortNotAllowed and no relays', 'POS_RELAY_OPERATOR_ALLOWED_PRIVILEGED_HOST_PORTS', 'ALLOWED_PRIVILEGED_HOST_PORTS').argParser(privilegedPortsArg).default([]))
     .addOption(option('--workers <n>', 'RelayPools reconciled concurrently', 'POS_RELAY_OPERATOR_WORKERS', 'WORKERS').argParser(intArg('--workers')).default(4))
     .addOption(option('--resync-period <s>', 'every pool is reconciled at least this often (seconds)', 'POS_RELAY_OPERATOR_RESYNC_PERIOD_SECONDS', 'RESYNC_PERIOD_SECONDS').argParser(secondsArg('--resync-period')).default(300))
@@ -142,6 +159,8 @@ export function operatorCommand (): Command {
         registryTtlSeconds: opts.registryTtl,
         relayImage: opts.relayImage,
         relayImagePullPolicy: opts.relayImagePullPolicy,
+        ...(opts.relayPodSecurityContext != null ? { relayPodSecurityContext: opts.relayPodSecurityContext } : {}),
+        ...(opts.relayContainerSecurityContext != null ? { relayContainerSecurityContext: opts.relayContainerSecurityContext } : {}),
         allowedPrivilegedHostPorts: opts.allowedPrivilegedHostPorts,
         workers: opts.workers,
         resyncMs: opts.resyncPeriod * 1000,
