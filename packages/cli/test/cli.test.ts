@@ -315,6 +315,20 @@ describe('boolean environment variables and Redis URLs of pos-relay run', () => 
   })
 })
 
+describe('pos-relay operator: relay securityContext flags', () => {
+  it('refuses a value that is not a JSON object, by flag and by variable, naming the flag, before touching any cluster', async () => {
+    for (const [value, what] of [['not json', /not JSON/], ['[1]', /got an array/], ['3', /got 3/]] as const) {
+      const res = await runCli(['operator', '--relay-pod-security-context', value])
+      assert.equal(res.code, 1, res.stderr)
+      assert.match(res.stderr, /--relay-pod-security-context takes a JSON object \(a securityContext\)/)
+      assert.match(res.stderr, what)
+    }
+    const env = await runCli(['operator'], { env: { POS_RELAY_OPERATOR_RELAY_CONTAINER_SECURITY_CONTEXT: 'null' } })
+    assert.equal(env.code, 1, env.stderr)
+    assert.match(env.stderr, /--relay-container-security-context takes a JSON object/)
+  })
+})
+
 describe('admin client response bound', () => {
   it('refuses an admin answer over 1 MiB', async () => {
     const server = createServer((_req, res) => {
