@@ -30,6 +30,7 @@ import { loadavg, machineInfo, type LoadAvg } from './lib/machine.ts'
 import { BENCH_DOC, benchSection, f, machineTable, mdTable, writeSection } from './lib/report.ts'
 import { benchLog, errMsg, runScript } from './lib/script.ts'
 import { median } from './lib/stats.ts'
+import { sendToExample } from '../../e2e/test/helpers/example-protocol.ts'
 import { simulateFailover, type FailoverSimResult } from './rendezvous/failover-sim.ts'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' }, clients: { type: 'string', default: '1000' }, relays: { type: 'string', default: '50' } } })
@@ -38,7 +39,6 @@ const CLIENTS = Number(values.clients)
 const SIM_RELAYS = Number(values.relays)
 const TTL_S = 30
 const POLL_MS = 60_000
-const PROTOCOL = '/pos-relay-example/file/1.0.0'
 const EXAMPLE = fileURLToPath(new URL('../../examples/file-transfer/src/main.ts', import.meta.url))
 const log = benchLog('failover')
 const children: LineProcess[] = []
@@ -92,14 +92,7 @@ async function sendOnce (api: string, target: string): Promise<boolean> {
   const peer = await createRelayPeer({ discoveryUrl: api, relayCount: 1, listen: ['/ip4/127.0.0.1/tcp/0'], reservationTimeoutMs: 10_000 })
   try {
     const conn = await peer.relays.dial(target, { signal: AbortSignal.timeout(10_000) })
-    const stream = await conn.newStream(PROTOCOL, { runOnLimitedConnection: true })
-    const data = randomBytes(64 * 1024)
-    stream.send(new TextEncoder().encode('bench.bin\n'))
-    stream.send(data)
-    await stream.close()
-    let answer = ''
-    for await (const chunk of stream) answer += new TextDecoder().decode(chunk.subarray())
-    return answer === createHash('sha256').update(data).digest('hex')
+    return await sendToExample(conn, 'bench.bin', randomBytes(64 * 1024))
   } finally {
     // not awaited: a stop that hangs must not hold the measurement
     void peer.stop().catch(() => {})

@@ -11,7 +11,7 @@
  * POS_RELAY_GO_FILE_TRANSFER); missing, their cells skip, or fail under POS_RELAY_REQUIRE_CLIENTS=1.
  */
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,6 +20,7 @@ import { createRelayPeer, rankRelays, type RelayPeer } from '@pos-relay/client'
 import { freePort, startRedis, waitFor, type RedisServer } from '@pos-relay/testing'
 import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
 import { cachedClient, jsonLines, runExample, type ExampleClient } from './helpers/clients.ts'
+import { sendToExample } from './helpers/example-protocol.ts'
 import type { LineProcess } from '@pos-relay/testing'
 
 /** the issue's bound: reachable again within this after a relay's death or drain */
@@ -120,15 +121,8 @@ async function deliverWith (dialer: RelayPeer, target: string, since: number): P
   while (Date.now() - since < GIVE_UP_MS) {
     try {
       const conn = await dialer.relays.dial(target, { signal: AbortSignal.timeout(10_000) })
-      const stream = await conn.newStream('/pos-relay-example/file/1.0.0', { runOnLimitedConnection: true })
-      const data = randomBytes(64 * 1024)
-      stream.send(new TextEncoder().encode('early-dialer.bin\n'))
-      stream.send(data)
-      await stream.close()
-      let answer = ''
-      for await (const chunk of stream) answer += new TextDecoder().decode(chunk.subarray())
-      if (answer === createHash('sha256').update(data).digest('hex')) return Date.now() - since
-      errors.push(`wrong hash back: ${answer}`)
+      if (await sendToExample(conn, 'early-dialer.bin', randomBytes(64 * 1024))) return Date.now() - since
+      errors.push('the listener answered a wrong hash')
     } catch (err: any) {
       errors.push(String(err?.message ?? err))
     }

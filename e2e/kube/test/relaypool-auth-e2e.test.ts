@@ -69,6 +69,11 @@ describe('RelayPool spec.auth end to end on a real API server', { timeout: 300_0
   }
   const adminEnv = (): Record<string, string> => ({ POS_RELAY_ADMIN_SECRET: discovery.admin })
   const condition = (pool: any, type: string): any => pool.status?.conditions?.find((c: any) => c.type === type)
+  /** the pool's Degraded condition once it is AuthSecretInvalid with a message matching `pattern` */
+  const authSecretInvalid = async (name: string, pattern: RegExp): Promise<any> => await until(`${name} Degraded matching ${pattern}`, async () => {
+    const c = condition(await getPool(cp.kubectl, NAMESPACE, name), 'Degraded')
+    return c?.status === 'True' && c.reason === 'AuthSecretInvalid' && pattern.test(c.message) ? c : undefined
+  }, 30_000)
 
   before(async () => {
     cp = await startControlPlane({ controllerManager: true, crds: [CRD_FILE] })
@@ -106,10 +111,7 @@ describe('RelayPool spec.auth end to end on a real API server', { timeout: 300_0
       spec: { replicas: 1, hostPort: 17373, discovery: { redisUrlSecretRef: { name: 'pos-relay-discovery' } }, auth: { required: true, ticketKeysSecretRef: { name: 'offline-keys' } } }
     }
     await k(cp, ['apply', '-f', '-'], JSON.stringify(pool))
-    const degraded = async (pattern: RegExp): Promise<any> => await until(`bad-keys Degraded matching ${pattern}`, async () => {
-      const c = condition(await getPool(cp.kubectl, NAMESPACE, 'bad-keys'), 'Degraded')
-      return c?.status === 'True' && c.reason === 'AuthSecretInvalid' && pattern.test(c.message) ? c : undefined
-    }, 30_000)
+    const degraded = async (pattern: RegExp): Promise<any> => await authSecretInvalid('bad-keys', pattern)
     await degraded(/Secret pos-relay\/offline-keys not found/)
     const events = await waitForPoolEvents(cp.kubectl, NAMESPACE, 'bad-keys', ['AuthSecretInvalid'])
     assert.equal(events.find((e: any) => e.reason === 'AuthSecretInvalid').type, 'Warning')
@@ -134,10 +136,7 @@ describe('RelayPool spec.auth end to end on a real API server', { timeout: 300_0
       spec: { replicas: 1, hostPort: 17374, discovery: { redisUrlSecretRef: { name: 'pos-relay-discovery' }, p2pSecretRef: { name: 'pos-relay-discovery' } }, auth: { required: true, tiersConfigMapRef: { name: 'odd-tiers' } } }
     }
     await k(cp, ['apply', '-f', '-'], JSON.stringify(pool))
-    const degraded = async (pattern: RegExp): Promise<any> => await until(`bad-tiers Degraded matching ${pattern}`, async () => {
-      const c = condition(await getPool(cp.kubectl, NAMESPACE, 'bad-tiers'), 'Degraded')
-      return c?.status === 'True' && c.reason === 'AuthSecretInvalid' && pattern.test(c.message) ? c : undefined
-    }, 30_000)
+    const degraded = async (pattern: RegExp): Promise<any> => await authSecretInvalid('bad-tiers', pattern)
     await degraded(/ConfigMap pos-relay\/odd-tiers not found/)
     await k(cp, ['create', 'configmap', 'odd-tiers', '-n', NAMESPACE, '--from-literal=tiers.json={"free":{"max_reservations":0}}'])
     await degraded(/odd-tiers key tiers\.json is not a valid tiers document: .*max_reservations/)
