@@ -101,6 +101,7 @@ class TypeEmitter {
 
   private inline (p: Prop, indent: string): string {
     if (p.enum != null) return p.enum.map((v) => typeof v === 'string' ? `'${v}'` : String(v)).join(' | ')
+    if (p.intOrString === true && p.type == null) return 'number | string'
     switch (p.type) {
       case 'integer': case 'number': return 'number'
       case 'string': return 'string'

@@ -225,8 +225,9 @@ export function computeDesired (o: Observed): Desired {
       else del(plan.pod, 'outdated')
     }
   }
-  // rolling replacement: at most one ready relay down at a time
-  if (outdatedReady.length > 0 && unavailable === 0) del(outdatedReady[0]!, 'outdated')
+  // rolling replacement: at most maxUnavailable relays down at a time (those not Ready count)
+  const budget = maxUnavailable(spec.updateStrategy?.maxUnavailable, slots.length) - unavailable
+  for (const p of outdatedReady.slice(0, Math.max(0, budget))) del(p, 'outdated')
   for (const plan of slots) if (plan.pod != null && deletions.has(plan.pod.metadata.name)) delete plan.pod
   out.slots = slots
   out.deletePods = [...deletions.values()]
@@ -352,4 +353,18 @@ function normStatus (s: RelayPoolStatus): unknown {
     return o
   }
   return sortKeys({ ...s, relays: s.relays ?? [], conditions: s.conditions ?? [] })
+}
+
+/**
+ * spec.updateStrategy.maxUnavailable as a number of relays: an integer, or a percentage of the
+ * desired relays rounded down (as a Deployment's); at least 1, since relays on a hostPort cannot
+ * surge, so 0 would never replace anything. Default 1.
+ */
+export function maxUnavailable (value: number | string | undefined, desired: number): number {
+  if (value == null) return 1
+  if (typeof value === 'number') return Math.max(1, Math.floor(value))
+  const pct = /^(\d+)%$/.exec(value)
+  // the CRD's CEL rule admits only N% from 1% to 100%; anything else falls back to the default
+  if (pct == null) return 1
+  return Math.max(1, Math.floor(desired * Number(pct[1]) / 100))
 }

@@ -67,6 +67,10 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     ['auth without required', { replicas: 1, auth: { ticketKeysSecretRef: { name: 'keys' } }, discovery }, 'spec.auth.required: Required value'],
     ['a ticket keys URL that is not http(s)', { replicas: 1, auth: { required: true, ticketKeysUrl: 'ftp://keys.example/jwks' }, discovery }, 'spec.auth.ticketKeysUrl must be an http:// or https:// URL'],
     ['a metering interval of 0', { replicas: 1, auth: { required: true, ticketKeysUrl: 'https://keys.example/jwks', meteringIntervalSeconds: 0 }, discovery }, 'spec.auth.meteringIntervalSeconds in body should be greater than or equal to 1'],
+    ['maxUnavailable 0', { replicas: 2, updateStrategy: { maxUnavailable: 0 }, discovery }, 'spec.updateStrategy.maxUnavailable must be a number of relays (at least 1) or a percentage from 1% to 100%'],
+    ['maxUnavailable "0%"', { replicas: 2, updateStrategy: { maxUnavailable: '0%' }, discovery }, 'spec.updateStrategy.maxUnavailable must be a number of relays (at least 1) or a percentage'],
+    ['maxUnavailable "150%"', { replicas: 2, updateStrategy: { maxUnavailable: '150%' }, discovery }, 'spec.updateStrategy.maxUnavailable must be a number of relays (at least 1) or a percentage'],
+    ['maxUnavailable "two"', { replicas: 2, updateStrategy: { maxUnavailable: 'two' }, discovery }, 'spec.updateStrategy.maxUnavailable must be a number of relays (at least 1) or a percentage'],
     ['negative accountCircuitsPerMinute', { replicas: 1, auth: { required: true, ticketKeysUrl: 'https://keys.example/jwks', accountCircuitsPerMinute: -1 }, discovery }, 'spec.auth.accountCircuitsPerMinute in body should be greater than or equal to 0']
   ]
   for (const [what, spec, message] of rejected) {
@@ -119,6 +123,17 @@ describe('RelayPool CRD against a real API server', { timeout: 300_000 }, () => 
     assert.deepEqual(limited.spec.rateLimits, { shared: true, ipConnectionsPerSecond: 20, peerReservationsPerMinute: 30, peerCircuitsPerMinute: 120 })
     assert.equal(limited.spec.limits.maxPendingConnections, 256)
     await k(cp, ['delete', 'relaypool', 'relays-limited', '-n', 'default'])
+  })
+
+  it('accepts maxUnavailable as a number or a percentage, and defaults it to 1 when updateStrategy is given', async () => {
+    for (const [name, value] of [['mu-int', 3], ['mu-pct', '25%'], ['mu-all', '100%']] as const) {
+      await k(cp, ['apply', '-f', '-'], pool(name, { replicas: 4, updateStrategy: { maxUnavailable: value }, discovery }))
+      assert.equal((await kJson(cp, ['get', 'relaypool', name, '-n', 'default'])).spec.updateStrategy.maxUnavailable, value)
+      await k(cp, ['delete', 'relaypool', name, '-n', 'default'])
+    }
+    await k(cp, ['apply', '-f', '-'], pool('mu-default', { replicas: 4, updateStrategy: {}, discovery }))
+    assert.equal((await kJson(cp, ['get', 'relaypool', 'mu-default', '-n', 'default'])).spec.updateStrategy.maxUnavailable, 1)
+    await k(cp, ['delete', 'relaypool', 'mu-default', '-n', 'default'])
   })
 
   it('accepts a minimal pool and fills in the defaults', async () => {

@@ -31,6 +31,8 @@ export interface RelayPoolSpec {
   discovery: DiscoverySpec
   /** Account tickets on the pool's relays (`pos-relay run --auth`): with required: true a peer must present a valid ticket (issued by discovery for an account) before it may reserve or open a circuit, its bytes are metered per account, and revocations and quotas end its circuits. Secrets and ConfigMaps are read from the RelayPool's namespace. */
   auth?: AuthSpec
+  /** How relays are replaced when the pod template changes (image, limits, anything rendered into the pod). Relays share a hostPort, so a new relay can only start on a node after the old one is gone: the operator deletes outdated Ready relays, at most maxUnavailable unavailable at a time (relays already not Ready count against it), and creates each replacement on the same node. */
+  updateStrategy?: RelayPoolUpdateStrategy
   /** After a relay pod is told to stop, how long open circuits may keep running (the relay's drain_seconds). The pod's terminationGracePeriodSeconds is drainSeconds plus a margin. Range: 0–3600. Default: 30. */
   drainSeconds?: number
   /** How each relay's public address is chosen. Default: the Node's ExternalIP, else its InternalIP. */
@@ -138,6 +140,12 @@ export interface ConfigMapKeyRef {
   name: string
   /** Default: "tiers.json". */
   key?: string
+}
+
+/** How relays are replaced when the pod template changes (image, limits, anything rendered into the pod). Relays share a hostPort, so a new relay can only start on a node after the old one is gone: the operator deletes outdated Ready relays, at most maxUnavailable unavailable at a time (relays already not Ready count against it), and creates each replacement on the same node. */
+export interface RelayPoolUpdateStrategy {
+  /** Relays that may be unavailable during a rollout: a number (at least 1) or a percentage of the desired relays ("25%", rounded down, at least 1). Default 1. Default: 1. */
+  maxUnavailable?: number | string
 }
 
 /** How each relay's public address is chosen. Default: the Node's ExternalIP, else its InternalIP. */

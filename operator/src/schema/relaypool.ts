@@ -265,6 +265,22 @@ const publicAddress: Prop = {
   }
 }
 
+const updateStrategy: Prop = {
+  type: 'object',
+  tsName: 'RelayPoolUpdateStrategy',
+  description: 'How relays are replaced when the pod template changes (image, limits, anything rendered into the pod). Relays share a hostPort, so a new relay can only start on a node after the old one is gone: the operator deletes outdated Ready relays, at most maxUnavailable unavailable at a time (relays already not Ready count against it), and creates each replacement on the same node.',
+  properties: {
+    maxUnavailable: {
+      anyOf: [{ type: 'integer' }, { type: 'string' }],
+      intOrString: true,
+      default: 1,
+      description: 'Relays that may be unavailable during a rollout: a number (at least 1) or a percentage of the desired relays ("25%", rounded down, at least 1). Default 1.',
+      rules: [{ rule: 'type(self) == int ? self >= 1 : self.matches(\'^[1-9][0-9]?%$|^100%$\')', message: 'spec.updateStrategy.maxUnavailable must be a number of relays (at least 1) or a percentage from 1% to 100%' }],
+      doc: { type: 'int or `"N%"`', default: '**1**', text: 'outdated Ready relays replaced at once (relays not Ready count against it); a percentage of the desired relays rounds down, at least 1' }
+    }
+  }
+}
+
 const spec: Prop = {
   type: 'object',
   description: 'Desired state of the pool.',
@@ -358,6 +374,7 @@ const spec: Prop = {
     rateLimits,
     discovery,
     auth,
+    updateStrategy,
     drainSeconds: int32('After a relay pod is told to stop, how long open circuits may keep running (the relay\'s drain_seconds). The pod\'s terminationGracePeriodSeconds is drainSeconds plus a margin.', {
       default: 30,
       minimum: 0,
