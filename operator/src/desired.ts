@@ -53,7 +53,7 @@ export interface Observed {
    * the operator's settings: relay image and pull policy for pools without
    * their own, and the hostPorts below 1024 pools may use (none by default)
    */
-  defaults: { image?: string, imagePullPolicy?: string, allowedPrivilegedHostPorts?: number[], podSecurityContext?: V1PodSecurityContext, containerSecurityContext?: V1SecurityContext }
+  defaults: { image?: string, imagePullPolicy?: string, allowedPrivilegedHostPorts?: number[], podSecurityContext?: V1PodSecurityContext, containerSecurityContext?: V1SecurityContext, scrapeAnnotations?: boolean }
   /**
    * why the Secrets spec.auth names cannot be used (missing, no such key, a
    * private ticket key), when they cannot: no relay pod is then created or
@@ -212,6 +212,7 @@ export function computeDesired (o: Observed): Desired {
       imagePullPolicy: pullPolicy,
       ...(o.defaults.podSecurityContext != null ? { podSecurityContext: o.defaults.podSecurityContext } : {}),
       ...(o.defaults.containerSecurityContext != null ? { containerSecurityContext: o.defaults.containerSecurityContext } : {}),
+      ...(o.defaults.scrapeAnnotations != null ? { scrapeAnnotations: o.defaults.scrapeAnnotations } : {}),
       ...(peer != null ? { peerId: peer } : {})
     })
     if (plan.pod == null) {

@@ -69,6 +69,11 @@ export interface PodInput {
   podSecurityContext?: V1PodSecurityContext
   /** the relay container's securityContext (default RELAY_CONTAINER_SECURITY_CONTEXT) */
   containerSecurityContext?: V1SecurityContext
+  /**
+   * false: no prometheus.io/* scrape annotations (a PodMonitor scrapes the relays instead; with
+   * both, an annotation-based Prometheus job and the PodMonitor would scrape every relay twice)
+   */
+  scrapeAnnotations?: boolean
   /** peer id of the slot's key, when known: recorded on the pod (not part of the template hash) */
   peerId?: string
 }
@@ -223,9 +228,7 @@ export function buildPod (input: PodInput): V1Pod {
   if (spec.resources != null) container.resources = spec.resources
   const labels = { ...(spec.podLabels ?? {}), ...relayLabels(pool, slot) }
   const annotations: Record<string, string> = {
-    'prometheus.io/scrape': 'true',
-    'prometheus.io/port': String(RELAY_METRICS_PORT),
-    'prometheus.io/path': '/metrics',
+    ...(input.scrapeAnnotations !== false ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(RELAY_METRICS_PORT), 'prometheus.io/path': '/metrics' } : {}),
     ...(spec.podAnnotations ?? {}),
     [ANNOTATIONS.node]: node,
     [ANNOTATIONS.publicAddress]: publicAddress

@@ -26,6 +26,8 @@ export interface OperatorOptions {
   /** relay pods' securityContext and their container's, replacing the defaults (RELAY_POD_SECURITY_CONTEXT, RELAY_CONTAINER_SECURITY_CONTEXT) */
   relayPodSecurityContext?: V1PodSecurityContext
   relayContainerSecurityContext?: V1SecurityContext
+  /** false: relay pods carry no prometheus.io/* annotations (the chart's PodMonitor scrapes them) */
+  relayScrapeAnnotations?: boolean
   /** hostPorts below 1024 pools may use (default none; see hostPortRefusal) */
   allowedPrivilegedHostPorts?: number[]
   workers?: number

@@ -364,7 +364,7 @@ export class Operator {
         ...(redis.error != null ? { error: redis.error } : this.registry.poolError(key) != null ? { error: this.registry.poolError(key) } : {}),
         registered: this.registry.registeredIds(key)
       },
-      defaults: { image: this.opts.relayImage, imagePullPolicy: this.opts.relayImagePullPolicy, allowedPrivilegedHostPorts: this.opts.allowedPrivilegedHostPorts, podSecurityContext: this.opts.relayPodSecurityContext, containerSecurityContext: this.opts.relayContainerSecurityContext },
+      defaults: { image: this.opts.relayImage, imagePullPolicy: this.opts.relayImagePullPolicy, allowedPrivilegedHostPorts: this.opts.allowedPrivilegedHostPorts, podSecurityContext: this.opts.relayPodSecurityContext, containerSecurityContext: this.opts.relayContainerSecurityContext, scrapeAnnotations: this.opts.relayScrapeAnnotations },
       ...(authProblem != null ? { authProblem } : {}),
       now: Date.now()
     })

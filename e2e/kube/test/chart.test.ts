@@ -316,6 +316,11 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
       assert.equal(podMonitor.metadata.labels.release, 'kube-prometheus-stack')
       assert.deepEqual(podMonitor.spec.selector.matchLabels, { 'app.kubernetes.io/name': 'pos-relay', 'app.kubernetes.io/component': 'relay' })
       assert.equal(podMonitor.spec.podMetricsEndpoints[0].port, 'metrics')
+      // with the PodMonitor the operator puts no prometheus.io annotations on relay pods (scraped once, not twice)
+      const scrapeEnv = (objs: any[]): string => objs.find((o) => o.kind === 'Deployment' && o.metadata.name.endsWith('-operator'))
+        .spec.template.spec.containers[0].env.find((e: any) => e.name === 'POS_RELAY_OPERATOR_RELAY_SCRAPE_ANNOTATIONS').value
+      assert.equal(scrapeEnv(pm), 'false')
+      assert.equal(scrapeEnv(objects), 'true')
       assert.ok(pm.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1').every((o) => o.metadata.namespace === 'monitoring'))
     })
   })

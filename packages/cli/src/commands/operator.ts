@@ -27,6 +27,7 @@ interface OperatorCliOptions {
   relayImagePullPolicy?: string
   relayPodSecurityContext?: Record<string, unknown>
   relayContainerSecurityContext?: Record<string, unknown>
+  relayScrapeAnnotations: boolean
   allowedPrivilegedHostPorts: number[]
   workers: number
   resyncPeriod: number
@@ -130,6 +131,7 @@ export function operatorCommand (): Command {
     .addOption(option('--relay-image-pull-policy <policy>', 'pull policy for pools without spec.imagePullPolicy (Always, IfNotPresent, Never)', 'POS_RELAY_OPERATOR_RELAY_IMAGE_PULL_POLICY', 'RELAY_IMAGE_PULL_POLICY'))
     .addOption(option('--relay-pod-security-context <json>', 'securityContext of relay pods, replacing the default (non-root uid 10001, RuntimeDefault seccomp); e.g. without runAsUser/runAsGroup/fsGroup for OpenShift\'s restricted SCC, which assigns the uid', 'POS_RELAY_OPERATOR_RELAY_POD_SECURITY_CONTEXT').argParser(securityContextArg('--relay-pod-security-context')))
     .addOption(option('--relay-container-security-context <json>', 'securityContext of the relay container, replacing the default (no privilege escalation, read-only root filesystem, non-root, every capability dropped)', 'POS_RELAY_OPERATOR_RELAY_CONTAINER_SECURITY_CONTEXT').argParser(securityContextArg('--relay-container-security-context')))
+    .addOption(option('--relay-scrape-annotations <bool>', 'put prometheus.io/scrape, /port and /path annotations on relay pods (true/false); false when a PodMonitor scrapes them, so no relay is scraped twice', 'POS_RELAY_OPERATOR_RELAY_SCRAPE_ANNOTATIONS').argParser(boolArg('--relay-scrape-annotations')).default(true))
     .addOption(option('--allowed-privileged-host-ports <ports>', 'hostPorts below 1024 RelayPools may use, comma-separated (e.g. 443 on dedicated relay nodes); default none: a pool on such a port gets Degraded=True HostPortNotAllowed and no relays', 'POS_RELAY_OPERATOR_ALLOWED_PRIVILEGED_HOST_PORTS', 'ALLOWED_PRIVILEGED_HOST_PORTS').argParser(privilegedPortsArg).default([]))
     .addOption(option('--workers <n>', 'RelayPools reconciled concurrently', 'POS_RELAY_OPERATOR_WORKERS', 'WORKERS').argParser(intArg('--workers')).default(4))
     .addOption(option('--resync-period <s>', 'every pool is reconciled at least this often (seconds)', 'POS_RELAY_OPERATOR_RESYNC_PERIOD_SECONDS', 'RESYNC_PERIOD_SECONDS').argParser(secondsArg('--resync-period')).default(300))
@@ -161,6 +163,7 @@ export function operatorCommand (): Command {
         relayImagePullPolicy: opts.relayImagePullPolicy,
         ...(opts.relayPodSecurityContext != null ? { relayPodSecurityContext: opts.relayPodSecurityContext } : {}),
         ...(opts.relayContainerSecurityContext != null ? { relayContainerSecurityContext: opts.relayContainerSecurityContext } : {}),
+        relayScrapeAnnotations: opts.relayScrapeAnnotations,
         allowedPrivilegedHostPorts: opts.allowedPrivilegedHostPorts,
         workers: opts.workers,
         resyncMs: opts.resyncPeriod * 1000,

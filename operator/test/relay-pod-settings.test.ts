@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ANNOTATIONS, computeDesired, RELAY_CONTAINER_SECURITY_CONTEXT, RELAY_POD_SECURITY_CONTEXT } from '@pos-relay/operator'
+import { ANNOTATIONS, computeDesired, RELAY_CONTAINER_SECURITY_CONTEXT, RELAY_METRICS_PORT, RELAY_POD_SECURITY_CONTEXT } from '@pos-relay/operator'
 import { node, observe, pool } from './fixtures.ts'
 
 describe('relay pods\' securityContext: the operator\'s setting replaces the default', () => {
@@ -24,5 +24,19 @@ describe('relay pods\' securityContext: the operator\'s setting replaces the def
     // the template hash covers it, so changing the setting rolls the relays (one at a time, as any spec change)
     const before = computeDesired(observe({ pool: p, nodes })).createPods[0]!
     assert.notEqual(pod.metadata!.annotations![ANNOTATIONS.templateHash], before.metadata!.annotations![ANNOTATIONS.templateHash])
+  })
+})
+
+describe('relay pods\' prometheus.io annotations: on by default, off when a PodMonitor scrapes them', () => {
+  const nodes = [node('n1')]
+  const p = pool({ replicas: 1 })
+  it('default: scrape, port and path annotations; with scrapeAnnotations false none of them, the pool\'s own annotations kept', () => {
+    const on = computeDesired(observe({ pool: p, nodes })).createPods[0]!.metadata!.annotations!
+    assert.equal(on['prometheus.io/scrape'], 'true')
+    assert.equal(on['prometheus.io/port'], String(RELAY_METRICS_PORT))
+    const withOwn = pool({ replicas: 1, podAnnotations: { team: 'edge' } })
+    const off = computeDesired(observe({ pool: withOwn, nodes, defaults: { scrapeAnnotations: false } })).createPods[0]!.metadata!.annotations!
+    assert.equal(Object.keys(off).some((k) => k.startsWith('prometheus.io/')), false)
+    assert.equal(off.team, 'edge')
   })
 })
