@@ -111,7 +111,7 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     assert.deepEqual(readdirSync(join(CHART_DIR, 'crds')), ['relaypools.pos-relay.io.yaml'])
   })
 
-  it('dashboards and values.schema.json match their generators', async () => {
+  it('dashboards, values.schema.json and the README\'s values reference match their generators', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pos-relay-gen-'))
     try {
       let r = await run(process.execPath, [join(CHART_DIR, 'hack', 'dashboards.mjs'), dir])
@@ -122,6 +122,9 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
       r = await run(process.execPath, [join(CHART_DIR, 'hack', 'values-schema.mjs'), join(dir, 'schema.json')])
       assert.equal(r.code, 0, r.stderr)
       assert.equal(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8'), readFileSync(join(dir, 'schema.json'), 'utf8'), 'values.schema.json drifted: npx node charts/pos-relay/hack/values-schema.mjs')
+      r = await run(process.execPath, [join(CHART_DIR, 'hack', 'values-doc.mjs'), join(dir, 'README.md')])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(readFileSync(join(CHART_DIR, 'README.md'), 'utf8'), readFileSync(join(dir, 'README.md'), 'utf8'), 'the values reference in charts/pos-relay/README.md drifted: npx node charts/pos-relay/hack/values-doc.mjs')
     } finally { rmSync(dir, { recursive: true, force: true }) }
   })
 
