@@ -33,6 +33,7 @@ step stalled    node bench/src/stalled-circuits.ts
 step discovery  node bench/src/discovery-load.ts
 step failover   node bench/src/failover.ts
 step operator-failover node operator/bench/failover.ts
+step kind-tickets node bench/src/kind-tickets.ts
 if [ "$SOAK_MINUTES" != 0 ]; then step soak node bench/src/soak.ts --minutes "$SOAK_MINUTES"; fi
 
 if [ ${#failed[@]} -gt 0 ]; then echo "bench:all: failed: ${failed[*]}" >&2; exit 1; fi
