@@ -16,12 +16,18 @@ import { createHash } from 'node:crypto'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { createRelayPeer, isRelayed, type RelayPeer } from '@pos-relay/client'
+import type { Libp2p } from '@libp2p/interface'
 import {
-  applyExamplePool, EXAMPLE_POOL, getPool, listRelays, poll, relayedTransfer, transferThrough, trickleThrough, waitForDiscovery, waitForPoolReady, type Kubectl
+  applyExamplePool, deletePool, EXAMPLE_POOL, getPool, listRelays, poll, relayedTransfer, transferThrough, trickleThrough, waitForDeregistered, waitForDiscovery, waitForPoolReady, type Kubectl
 } from '../shared/relaypool.ts'
 import { run } from '../kube/harness.ts'
+import { createAccount } from '../test/helpers/accounts-stack.ts'
+import { sendToSink, serveSink } from '../test/helpers/transfer.ts'
+import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
+import { AUTH_POOL, authPoolManifest, meteredUsage, multiaddr, plainPeer, relayCounters, reserveOn, secretValue, ticketedPeer } from './auth-pool.ts'
 import {
-  CACHE_ROOT, checkPrerequisites, DISCOVERY_URL, ensureDocker, IMAGE, KindCluster, NAMESPACE, prepareSupply, readKindConfig, RELAY_HOST_PORT, RELEASE, rustPeerBinary, rustRelayedTransfer, WORKER_ADDRESSES
+  AUTH_HOST_PORT, CACHE_ROOT, checkPrerequisites, DISCOVERY_URL, ensureDocker, IMAGE, KindCluster, NAMESPACE, prepareSupply, readKindConfig, RELAY_HOST_PORT, RELEASE, rustPeerBinary, rustRelayedTransfer, WORKER_ADDRESSES
 } from './kind.ts'
 
 const log = (line: string): void => { process.stderr.write(`kind: ${line}\n`) }
@@ -65,6 +71,35 @@ async function fewestListedWhile (during: () => Promise<void>): Promise<{ fewest
   })()
   try { await during() } finally { done = true; await sampler }
   return { fewest, samples }
+}
+
+/** issue 18's bound: a peer whose relay goes away is reachable again through another within this */
+const REACHABLE_BOUND_MS = 10_000
+
+/**
+ * From `since` on, a new SDK sender (relayCount 1, fresh discovery list) dials
+ * `target` and delivers 64 KiB, again and again until one succeeds (at most
+ * 30 s): how long after `since` that took, and through which relay.
+ */
+async function reachableAgain (target: string, since: number): Promise<{ ms: number, relay: string, attempts: number }> {
+  const errors: string[] = []
+  for (let attempt = 1; ; attempt++) {
+    let sender: RelayPeer | undefined
+    try {
+      sender = await createRelayPeer({ discoveryUrl: DISCOVERY_URL, relayCount: 1, listen: ['/ip4/127.0.0.1/tcp/0'], reservationTimeoutMs: 10_000 })
+      const conn = await sender.relays.dial(target, { signal: AbortSignal.timeout(5_000) })
+      assert.ok(isRelayed(conn), `not relayed: ${conn.remoteAddr.toString()}`)
+      const { sent, received } = await sendToSink(conn, 64 * 1024)
+      assert.deepEqual(received, sent, 'the payload arrived changed')
+      return { ms: Date.now() - since, relay: /\/p2p\/([^/]+)\/p2p-circuit/.exec(conn.remoteAddr.toString())?.[1] ?? '?', attempts: attempt }
+    } catch (err: any) {
+      errors.push(`attempt ${attempt} at +${Date.now() - since} ms: ${String(err.message ?? err).split('\n')[0]}`)
+      if (Date.now() - since > 30_000) throw new Error(`no sender reached ${target} within 30 s:\n${errors.join('\n')}`)
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    } finally {
+      await sender?.stop().catch(() => {})
+    }
+  }
 }
 
 describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.offline ? 'offline image supply' : 'stock images'}; docker ${tools.versions.docker}, kind ${tools.versions.kind}, kubectl ${tools.versions.kubectl}, helm ${tools.versions.helm})`, { timeout: 3_600_000 }, () => {
@@ -245,18 +280,32 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     assert.equal(tmp.code, 0, `/tmp is writable: ${tmp.stderr}`)
   })
 
-  step('kubectl delete pod of a relay: out of discovery within 2 s, replaced, listed again', async () => {
-    const victim = pool.status.relays[1]
-    const id = `${NAMESPACE}:${EXAMPLE_POOL}:${victim.slot}`
-    assert.ok((await listedPoolRelays()).includes(id))
+  step(`kubectl delete pod of the relay an SDK peer listens on (relayCount 1): out of discovery within 2 s, a new sender reaches the peer within ${REACHABLE_BOUND_MS / 1000} s, the pod replaced and listed again`, async () => {
+    // an app peer on this machine, as the suite's other peers: with relayCount 1 it lives on one relay only
+    const listener = await createRelayPeer({ discoveryUrl: DISCOVERY_URL, relayCount: 1, listen: ['/ip4/127.0.0.1/tcp/0'], reservationTimeoutMs: 30_000 })
     const uid = async (pod: string): Promise<string> => (await k(cluster.kubectl, ['get', 'pod', pod, '-n', NAMESPACE, '-o', 'jsonpath={.metadata.uid}'])).trim()
-    const victimUid = await uid(victim.pod)
-    await k(cluster.kubectl, ['delete', 'pod', victim.pod, '-n', NAMESPACE, '--wait=false'])
-    const t0 = Date.now()
-    await poll(`${id} to leave discovery`, async () => (await listedPoolRelays()).includes(id) ? undefined : true, 30_000)
-    const gone = Date.now() - t0
-    log(`relay ${id} left discovery ${gone} ms after the pod's deletion`)
-    assert.ok(gone <= 2000, `left discovery after ${gone} ms`)
+    let victim: any
+    let victimUid = ''
+    try {
+      await serveSink(listener.node)
+      victim = pool.status.relays.find((r: any) => listener.relays.hasReservation(r.peerId))
+      assert.ok(victim != null, `the listener holds no reservation on the pool's relays: ${listener.relays.circuitAddresses().join(', ')}`)
+      const id = `${NAMESPACE}:${EXAMPLE_POOL}:${victim.slot}`
+      assert.ok((await listedPoolRelays()).includes(id))
+      victimUid = await uid(victim.pod)
+      await k(cluster.kubectl, ['delete', 'pod', victim.pod, '-n', NAMESPACE, '--wait=false'])
+      const t0 = Date.now()
+      const [gone, reached] = await Promise.all([
+        poll(`${id} to leave discovery`, async () => (await listedPoolRelays()).includes(id) ? undefined : Date.now() - t0, 30_000),
+        reachableAgain(listener.node.peerId.toString(), t0)
+      ])
+      log(`relay ${id} left discovery ${gone} ms after the pod's deletion`)
+      log(`the listener on it was reachable again ${reached.ms} ms after the deletion (a new sender delivered 64 KiB through ${reached.relay === victim.peerId ? 'the replacement pod' : 'the other relay'}, attempt ${reached.attempts})`)
+      assert.ok(gone <= 2000, `left discovery after ${gone} ms`)
+      assert.ok(reached.ms <= REACHABLE_BOUND_MS, `reachable again only after ${reached.ms} ms`)
+    } finally {
+      await listener.stop().catch(() => {})
+    }
     pool = await waitForPoolReady(cluster.kubectl, NAMESPACE, EXAMPLE_POOL, 2, 180_000)
     const replaced = pool.status.relays.find((r: any) => r.slot === victim.slot)
     assert.notEqual(await uid(replaced.pod), victimUid, 'a new pod runs the slot')
@@ -369,6 +418,61 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     }
     pool = await waitForPoolReady(cluster.kubectl, NAMESPACE, EXAMPLE_POOL, 2, 300_000)
     await waitForDiscovery(DISCOVERY_URL, pool)
+  })
+
+  step('accounts (spec.auth.required): the hook Job made the key and admin Secrets; a ticketed js peer reserves and relays through the pool\'s relay pod, one without a ticket is refused; `pos-relay usage` shows the bytes the relay counted', async () => {
+    // the pre-install hook Job created the Secrets (Helm rendered no key material) and was deleted once it succeeded
+    const job = await cluster.kubectl(['get', 'job', `${RELEASE}-accounts-secrets`, '-n', NAMESPACE])
+    assert.notEqual(job.code, 0, `the accounts hook Job is still there: ${job.stdout}`)
+    const admin = await secretValue(cluster.kubectl, NAMESPACE, `${RELEASE}-admin`, 'admin-secret')
+    const signing = JSON.parse(await secretValue(cluster.kubectl, NAMESPACE, `${RELEASE}-ticket-keys`, 'ticket-keys.json')) as any[]
+    // discovery signs with the mounted Secret's keys and publishes their public halves only
+    const jwks = await (await fetch(`${DISCOVERY_URL}/api/p2p/ticket-keys`)).json() as { keys: any[] }
+    assert.deepEqual(jwks.keys.map((j) => j.kid).sort(), signing.map((j) => j.kid).sort(), 'discovery publishes the keys of the Secret the hook created')
+    assert.ok(jwks.keys.every((j) => j.d == null), 'discovery published a private key')
+
+    await k(cluster.kubectl, ['apply', '-n', NAMESPACE, '-f', '-'], JSON.stringify(authPoolManifest(AUTH_HOST_PORT)))
+    // Ready only once the relay fetched the ticket keys from discovery's <api-url>/api/p2p/ticket-keys
+    const authPool = await waitForPoolReady(cluster.kubectl, NAMESPACE, AUTH_POOL, 1, 180_000)
+    const table = await k(cluster.kubectl, ['get', 'rp', AUTH_POOL, '-n', NAMESPACE])
+    assert.match(table, new RegExp(`^${AUTH_POOL}\\s+1\\s+1\\s+1\\s+True\\s+true\\s`, 'm'), `the AUTH column shows true:\n${table}`)
+    await waitForDiscovery(DISCOVERY_URL, authPool)
+    const relay = authPool.status.relays[0]
+    const relayAddr = multiaddr(relay.multiaddr)
+    // an account through the admin API (the NodePort), with the admin secret from the hook's Secret
+    const account = await createAccount({ api: DISCOVERY_URL, admin }, 'kind-auth')
+    const peers: Libp2p[] = []
+    try {
+      const stranger = await plainPeer()
+      peers.push(stranger)
+      assert.equal((await hopRequest(stranger, relayAddr, RESERVE)).status, 202, 'a peer without a ticket was not refused (PERMISSION_DENIED)')
+      const before = await relayCounters(cluster.kubectl, NAMESPACE, relay.pod)
+      const listener = await ticketedPeer(DISCOVERY_URL, account.apiKey, relayAddr)
+      peers.push(listener)
+      await serveSink(listener)
+      await reserveOn(listener, relayAddr)
+      const dialer = await ticketedPeer(DISCOVERY_URL, account.apiKey, relayAddr)
+      peers.push(dialer)
+      const conn = await dialer.dial(relayAddr.encapsulate(`/p2p-circuit/p2p/${listener.peerId.toString()}`), { signal: AbortSignal.timeout(20_000) })
+      const { sent, received } = await sendToSink(conn, 2 * 1024 * 1024)
+      assert.deepEqual(received, sent, 'the payload arrived changed')
+      const after = await relayCounters(cluster.kubectl, NAMESPACE, relay.pod)
+      const relayed = { to_destination: after.to_destination - before.to_destination, to_source: after.to_source - before.to_source }
+      assert.ok(relayed.to_destination >= sent.bytes, `the relay counted ${relayed.to_destination} B for ${sent.bytes} B sent`)
+      // metered per account into the chart's Redis (flushed every second), read back through the admin API
+      const metered = await poll('`pos-relay usage` to show the relayed bytes', async () => {
+        const u = await meteredUsage(DISCOVERY_URL, admin, account.id)
+        return u.to_destination >= relayed.to_destination && u.to_source >= relayed.to_source ? u : undefined
+      }, 30_000)
+      log(`accounts: the relay counted ${JSON.stringify(relayed)} bytes; pos-relay usage: ${JSON.stringify(metered)}`)
+      assert.deepEqual({ to_destination: metered.to_destination, to_source: metered.to_source }, relayed)
+      assert.equal(metered.circuits, 1)
+    } finally {
+      for (const p of peers) await Promise.resolve(p.stop()).catch(() => {})
+    }
+    // the kept cluster's relays (E2E_KIND_KEEP=1) are the open example pool's only
+    await deletePool(cluster.kubectl, NAMESPACE, AUTH_POOL)
+    await waitForDeregistered(DISCOVERY_URL, NAMESPACE, AUTH_POOL)
   })
 
   step('helm uninstall: the pre-delete hook removes the pools, no relay pod is left', async () => {

@@ -28,6 +28,8 @@ export const RELEASE = 'pos-relay'
 export const NAMESPACE = 'pos-relay'
 /** the example pool's hostPort, published by the kind config for each worker */
 export const RELAY_HOST_PORT = 7373
+/** the hostPort of the suite's second pool (tickets required: e2e/kind/auth-pool.ts), published TCP only for each worker */
+export const AUTH_HOST_PORT = 7374
 /** the discovery Service's nodePort, published by the kind config on 127.0.0.1 */
 export const DISCOVERY_NODE_PORT = 30080
 export const DISCOVERY_URL = `http://127.0.0.1:${DISCOVERY_NODE_PORT}`
@@ -67,8 +69,8 @@ export interface KindConfig { nodes: Array<{ role: string, extraPortMappings?: P
 /**
  * Parses the kind config and checks what the suite relies on (one control
  * plane publishing the discovery NodePort on 127.0.0.1, two workers each
- * publishing TCP and UDP 7373 on its own loopback address); throws one error
- * naming every problem.
+ * publishing TCP and UDP 7373 and TCP 7374 on its own loopback address);
+ * throws one error naming every problem.
  */
 export function readKindConfig (file = KIND_CONFIG): KindConfig {
   let cfg: any
@@ -94,6 +96,7 @@ export function readKindConfig (file = KIND_CONFIG): KindConfig {
   check(0, DISCOVERY_NODE_PORT, 'TCP', PUBLIC_ADDRESS, 'the discovery NodePort')
   WORKER_ADDRESSES.forEach((address, w) => {
     for (const protocol of ['TCP', 'UDP']) check(w + 1, RELAY_HOST_PORT, protocol, address, `the relay hostPort, ${protocol === 'UDP' ? 'QUIC' : 'TCP'}`)
+    check(w + 1, AUTH_HOST_PORT, 'TCP', address, 'the hostPort of the pool with tickets required')
   })
   if (problems.length > 0) throw new Error(`${file}:\n- ${problems.join('\n- ')}`)
   return cfg

@@ -23,7 +23,7 @@ import { spawnCli, type CliProcess as E2eProcess } from '../../test/helpers/cli.
 import {
   applyExamplePool, deletePool, EXAMPLE_POOL, listRelays, relayedTransfer, setNodesPublicAddress, transferThrough, waitForDeregistered, waitForDiscovery, waitForPoolEvents, waitForPoolReady
 } from '../../shared/relaypool.ts'
-import { DISCOVERY_NODE_PORT, helmValues, NAMESPACE, PUBLIC_ADDRESS, readKindConfig, RELAY_HOST_PORT } from '../../kind/kind.ts'
+import { AUTH_HOST_PORT, DISCOVERY_NODE_PORT, helmValues, NAMESPACE, PUBLIC_ADDRESS, readKindConfig, RELAY_HOST_PORT } from '../../kind/kind.ts'
 import { CRD_FILE, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
 import { k, renderChart } from './helpers.ts'
 
@@ -77,7 +77,7 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
     const cfg = readKindConfig()
     assert.deepEqual(cfg.nodes.map((n) => n.role), ['control-plane', 'worker', 'worker'])
     assert.deepEqual(cfg.nodes[0]!.extraPortMappings!.map((m) => m.containerPort), [DISCOVERY_NODE_PORT])
-    for (const w of cfg.nodes.slice(1)) assert.deepEqual(w.extraPortMappings!.map((m) => `${m.containerPort}/${m.protocol}`), [`${RELAY_HOST_PORT}/TCP`, `${RELAY_HOST_PORT}/UDP`])
+    for (const w of cfg.nodes.slice(1)) assert.deepEqual(w.extraPortMappings!.map((m) => `${m.containerPort}/${m.protocol}`), [`${RELAY_HOST_PORT}/TCP`, `${RELAY_HOST_PORT}/UDP`, `${AUTH_HOST_PORT}/TCP`])
     const values = join(cp.dir, 'kind-values.json')
     writeFileSync(values, JSON.stringify(helmValues()))
     const rendered = await renderChart(['-f', values])
