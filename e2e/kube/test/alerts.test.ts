@@ -71,6 +71,13 @@ describe('alerts (PrometheusRule)', { timeout: 300_000 }, () => {
     }
   })
 
+  // todo until charts/pos-relay/hack/values-schema.mjs (being changed elsewhere) learns monitoring.prometheusRule
+  // and values.yaml gets its defaults back: till then helm refuses the key (additionalProperties: false)
+  it('values.schema.json accepts monitoring.prometheusRule', { todo: 'values-schema.mjs does not know monitoring.prometheusRule yet' }, async () => {
+    const r = await helmOffline(['template', 'pos-relay', CHART_DIR, '--show-only', 'templates/prometheusrule.yaml', '--set', 'monitoring.prometheusRule.enabled=true'])
+    assert.equal(r.code, 0, r.stderr)
+  })
+
   it('the chart renders exactly these rules, with additionalRuleLabels and disabled alerts applied', async () => {
     const render = async (set: string[]): Promise<any[]> => {
       // --skip-schema-validation: values.schema.json does not know monitoring.prometheusRule yet (its generator is changed elsewhere)
