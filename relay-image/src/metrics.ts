@@ -68,6 +68,8 @@ export class RelayMetrics {
     this.meteredBytesTotal = new Counter({ name: 'pos_relay_metered_bytes_total', help: 'Relayed bytes metered to accounts (auth on), by direction; per-account usage is in Redis (pos-relay usage), never in labels', labelNames: ['direction'], registers: r })
     this.revocationsTotal = new Counter({ name: 'pos_relay_revocations_total', help: 'Revocations delivered to this relay, by kind (account, ticket) and result (applied: a holder here lost its reservation and circuits; not_held: nobody here held it)', labelNames: ['kind', 'result'], registers: r })
     for (const direction of ['to_destination', 'to_source']) this.meteredBytesTotal.inc({ direction }, 0)
+    // exported from the start: rate() sees no first refusal at capacity on a series that starts at 1 (PosRelayReservationsRefusedAtCapacity)
+    this.denialsTotal.inc({ reason: 'reservation_limit' }, 0)
     for (const kind of ['account', 'ticket']) for (const result of ['applied', 'not_held']) this.revocationsTotal.inc({ kind, result }, 0)
     // for alerts: a relay without ticket keys is not Ready, one with a metering backlog loses no usage yet but bills late
     this.ticketKeysMissing = new Gauge({ name: 'pos_relay_ticket_keys_missing', help: '1 while auth is on and no ticket key is known (the ticket keys URL unreachable or empty): every ticket is refused and the relay is not Ready', registers: r, collect () { this.set(sources.ticketKeysMissing() ? 1 : 0) } })
