@@ -12,7 +12,7 @@
  *
  * The chart's alerts (files/alerts.yaml) are loaded too, with every `for`
  * set to 0 (the promtool unit tests cover the durations), and the last test
- * fires those it can provoke here for real: a full relay, the discovery
+ * fires those it can provoke here for real: a relay without ticket keys, a full relay, the discovery
  * Redis killed (5xx, store down, relays limiting rates alone), and the
  * example pool whose relays never become Ready (no kubelet).
  */
@@ -146,6 +146,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
   let discovery: Proc
   let relay: Proc
   let authRelay: Proc
+  let keylessRelay: Proc
   const plainNodes: Libp2p[] = []
   let operator: Proc | undefined
   let prometheus: Proc
@@ -193,6 +194,14 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
       '--auth', '--redis', redis.url, '--tiers-file', tiersFile, '--ticket-keys-file', publicKeysFile, '--metering-interval', '1'])
     const authReady = await waitLine(authRelay, (o) => o.event === 'relay_ready')
     authRelayAddr = multiaddr(authReady.addrs[0])
+    // a third relay with auth on whose ticket keys URL answers nothing: never Ready (PosRelayTicketKeysMissing)
+    const keylessConfig = join(dir, 'relay-keyless.json')
+    execFileSync(process.execPath, [CLI, 'init', '--config', keylessConfig], { input: `${SECRET}\n` })
+    const keylessMetricsPort = await freePort()
+    keylessRelay = start('relay-keyless', process.execPath, [CLI, 'run', '--config', keylessConfig, '--host', '127.0.0.1', '--port', String(await freePort()),
+      '--metrics-host', '127.0.0.1', '--metrics-port', String(keylessMetricsPort), '--drain-seconds', '1',
+      '--auth', '--redis', redis.url, '--tiers-file', tiersFile, '--ticket-keys-url', `http://127.0.0.1:${await freePort()}/api/p2p/ticket-keys`])
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${keylessMetricsPort}/metrics`).catch(() => undefined))?.ok === true, { timeoutMs: 30_000, message: 'keyless relay /metrics' })
     discoveryApi = discoveryUrl
 
     // the operator against a real API server, with one pool to reconcile
@@ -224,6 +233,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
         // the labels the chart's PodMonitor gives relay series in a cluster
         scrape('pos-relay-relays', `127.0.0.1:${relayMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-0', node: 'node-a' }),
         scrape('pos-relay-relays-auth', `127.0.0.1:${authMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-1', node: 'node-b' }),
+        scrape('pos-relay-relays-keyless', `127.0.0.1:${keylessMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-2', node: 'node-c' }),
         scrape('pos-relay-discovery', `127.0.0.1:${discoveryPort}`, { namespace: 'pos-relay', pod: 'pos-relay-discovery-0' }),
         ...(operatorTarget != null ? [scrape('pos-relay-operator', operatorTarget, { namespace: 'pos-relay', pod: 'pos-relay-operator-0' })] : [])
       ]
@@ -303,6 +313,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     for (const p of peers) await p.stop().catch(() => {})
     for (const n of plainNodes) await Promise.resolve(n.stop()).catch(() => {})
     await stop(authRelay)
+    await stop(keylessRelay)
     await stop(prometheus)
     await stop(operator)
     await stop(relay)
@@ -389,7 +400,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     for (let i = 0; i < 200; i++) await fetch(`${discoveryApi}/api/p2p/relays`).then(async (r) => { await r.arrayBuffer() }, () => {})
     const noTicket = await plainNode()
     await (noTicket as any).components.transportManager.listen([authRelayAddr.encapsulate('/p2p-circuit')]).catch(() => {})
-    const expected = ['PosRelayReservationsRefusedAtCapacity', 'PosRelayDiscoveryErrors', 'PosRelayDiscoveryStoreDown', 'PosRelayRateLimitRedisDown', 'PosRelayPoolBelowDesired']
+    const expected = ['PosRelayTicketKeysMissing', 'PosRelayReservationsRefusedAtCapacity', 'PosRelayDiscoveryErrors', 'PosRelayDiscoveryStoreDown', 'PosRelayRateLimitRedisDown', 'PosRelayPoolBelowDesired']
     let now = new Set<string>()
     await waitFor(async () => { now = await firing(); return expected.every((a) => now.has(a)) },
       { timeoutMs: 60_000, intervalMs: 1000, message: 'alerts firing' }).catch((err: Error) => {
@@ -398,6 +409,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     const labels = async (alertname: string): Promise<Record<string, string>> => (await query(`ALERTS{alertstate="firing", alertname="${alertname}"}`))[0].metric
     assert.equal((await labels('PosRelayReservationsRefusedAtCapacity')).pool, 'relays')
     assert.equal((await labels('PosRelayRateLimitRedisDown')).pod, 'relays-1')
+    assert.equal((await labels('PosRelayTicketKeysMissing')).pod, 'relays-2')
     assert.equal((await labels('PosRelayDiscoveryErrors')).severity, 'critical')
     // exactly one leader: the scoped leader alert stays quiet
     assert.ok(!now.has('PosRelayOperatorNoLeader'), 'the operator has a leader')
