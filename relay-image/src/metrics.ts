@@ -12,11 +12,15 @@ export interface GaugeSources {
   bufferedBytes: () => number
   registered: () => boolean
   rateLimitRedisUp: () => boolean
+  /** auth on and no ticket key known yet (every ticket would be refused) */
+  ticketKeysMissing: () => boolean
+  /** usage batches the meter could not write yet (auth on) */
+  meteringPendingBatches: () => number
 }
 
 export class RelayMetrics {
   readonly registry: Registry
-  readonly sources: GaugeSources = { connections: () => 0, reservations: () => 0, circuits: () => 0, bufferedBytes: () => 0, registered: () => false, rateLimitRedisUp: () => false }
+  readonly sources: GaugeSources = { connections: () => 0, reservations: () => 0, circuits: () => 0, bufferedBytes: () => 0, registered: () => false, rateLimitRedisUp: () => false, ticketKeysMissing: () => false, meteringPendingBatches: () => 0 }
   readonly connectionsActive: Gauge
   readonly connectionsTotal: Counter<'direction'>
   readonly reservationsActive: Gauge
@@ -36,6 +40,8 @@ export class RelayMetrics {
   readonly ticketsTotal: Counter<'result'>
   readonly meteredBytesTotal: Counter<'direction'>
   readonly revocationsTotal: Counter<'kind' | 'result'>
+  readonly ticketKeysMissing: Gauge
+  readonly meteringPendingBatches: Gauge
 
   constructor (registry = new Registry()) {
     this.registry = registry
@@ -62,7 +68,12 @@ export class RelayMetrics {
     this.meteredBytesTotal = new Counter({ name: 'pos_relay_metered_bytes_total', help: 'Relayed bytes metered to accounts (auth on), by direction; per-account usage is in Redis (pos-relay usage), never in labels', labelNames: ['direction'], registers: r })
     this.revocationsTotal = new Counter({ name: 'pos_relay_revocations_total', help: 'Revocations delivered to this relay, by kind (account, ticket) and result (applied: a holder here lost its reservation and circuits; not_held: nobody here held it)', labelNames: ['kind', 'result'], registers: r })
     for (const direction of ['to_destination', 'to_source']) this.meteredBytesTotal.inc({ direction }, 0)
+    // exported from the start: rate() sees no first refusal at capacity on a series that starts at 1 (PosRelayReservationsRefusedAtCapacity)
+    this.denialsTotal.inc({ reason: 'reservation_limit' }, 0)
     for (const kind of ['account', 'ticket']) for (const result of ['applied', 'not_held']) this.revocationsTotal.inc({ kind, result }, 0)
+    // for alerts: a relay without ticket keys is not Ready, one with a metering backlog loses no usage yet but bills late
+    this.ticketKeysMissing = new Gauge({ name: 'pos_relay_ticket_keys_missing', help: '1 while auth is on and no ticket key is known (the ticket keys URL unreachable or empty): every ticket is refused and the relay is not Ready', registers: r, collect () { this.set(sources.ticketKeysMissing() ? 1 : 0) } })
+    this.meteringPendingBatches = new Gauge({ name: 'pos_relay_metering_pending_batches', help: 'Usage batches waiting to be written to the accounts Redis (auth on); grows while writes fail, one batch per metering interval', registers: r, collect () { this.set(sources.meteringPendingBatches()) } })
     this.draining = new Gauge({ name: 'pos_relay_draining', help: '1 while the relay is draining (SIGTERM received)', registers: r })
   }
 }

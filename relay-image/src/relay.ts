@@ -37,7 +37,7 @@ export interface RelayAccountServices {
   verifier: TicketVerifierLike
   revocations: RevocationsLike & { close?: () => Promise<void> }
   tiers: Record<string, Tier>
-  meter: { add: (account: string, delta: Partial<UsageDelta>) => void, unflushedMonthlyBytes: (account: string) => number, start: () => void, stop: () => Promise<void> }
+  meter: { add: (account: string, delta: Partial<UsageDelta>) => void, unflushedMonthlyBytes: (account: string) => number, start: () => void, stop: () => Promise<void>, pendingBatches?: () => number }
   /** closed with the relay (the usage sink of a fleet relay); injected services are closed by their owner */
   close?: () => Promise<void>
   flushedMonthlyBytes: (account: string) => Promise<number>
@@ -233,6 +233,8 @@ export class RelayServer {
       await this.gate.start(node)
       this.verifier = services.verifier
       this.fetchTicketKeysUntilKnown(services.verifier)
+      metrics.sources.ticketKeysMissing = () => this.verifier?.hasKeys?.() === false
+      metrics.sources.meteringPendingBatches = () => services.meter.pendingBatches?.() ?? 0
     }
     this.hooks = installHopHooks(node.services.relay, {
       limits,

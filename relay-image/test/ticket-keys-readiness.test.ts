@@ -41,8 +41,16 @@ describe('relay readiness with auth on', { timeout: 60_000 }, () => {
     // a retry after the first failed fetch: the relay keeps trying on its own
     await waitFor(() => requests >= 2, { timeoutMs: 10_000, message: 'the relay did not retry fetching the ticket keys' })
     assert.deepEqual(await readyz(), { status: 503, body: { status: 'no_ticket_keys' } })
+    // what the TicketKeysMissing alert reads
+    const metric = async (name: string): Promise<string | undefined> => {
+      const text = await (await fetch(`http://127.0.0.1:${relay.metricsAddress!.port}/metrics`)).text()
+      return text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1]
+    }
+    assert.equal(await metric('pos_relay_ticket_keys_missing'), '1')
+    assert.equal(await metric('pos_relay_metering_pending_batches'), '0')
     serving = true
     await waitFor(async () => (await readyz()).status === 200, { timeoutMs: 20_000, message: 'not ready after the ticket keys became available' })
+    assert.equal(await metric('pos_relay_ticket_keys_missing'), '0')
   })
 
   it('is ready at once with keys configured offline (no fetch)', async () => {

@@ -9,6 +9,12 @@
  * (namespace, pool, pod, node), so the dashboards' variables resolve too.
  * The operator is part of it: a CLI without the `operator` command fails the
  * file (it used to skip the operator half).
+ *
+ * The chart's alerts (files/alerts.yaml) are loaded too, with every `for`
+ * set to 0 (the promtool unit tests cover the durations), and the last test
+ * fires those it can provoke here for real: a relay without ticket keys, a full relay, the discovery
+ * Redis killed (5xx, store down, relays limiting rates alone), and the
+ * example pool whose relays never become Ready (no kubelet).
  */
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -27,6 +33,7 @@ import { createRelayPeer, isRelayed, presentTicket, type RelayPeer } from '@pos-
 import { noise } from '@pos-relay/shared/noise'
 import { yamux } from '@pos-relay/shared/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
 import { sendToSink, serveSink } from '../../test/helpers/transfer.ts'
 import { freePort, pollUntil, startRedis, trackChild, waitFor, type RedisServer } from '@pos-relay/testing'
 import { CHART_DIR, CRD_FILE, REPO_ROOT, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
@@ -139,12 +146,16 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
   let discovery: Proc
   let relay: Proc
   let authRelay: Proc
+  let keylessRelay: Proc
   const plainNodes: Libp2p[] = []
   let operator: Proc | undefined
   let prometheus: Proc
   let cp: ControlPlane | undefined
   let promUrl: string
   const peers: RelayPeer[] = []
+  let relayAddr: ReturnType<typeof multiaddr>
+  let authRelayAddr: ReturnType<typeof multiaddr>
+  let discoveryApi: string
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pos-relay-dashboards-'))
@@ -168,9 +179,11 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     const relayMetricsPort = await freePort()
     const config = join(dir, 'relay.json')
     execFileSync(process.execPath, [CLI, 'init', '--config', config, '--api-url', discoveryUrl, '--port', String(relayPort)], { input: `${SECRET}\n` })
+    // room for the two SDK peers' reservations only: a third is refused at capacity (PosRelayReservationsRefusedAtCapacity)
     relay = start('relay', process.execPath, [CLI, 'run', '--config', config, '--host', '127.0.0.1', '--announce', `/ip4/127.0.0.1/tcp/${relayPort}`,
-      '--metrics-host', '127.0.0.1', '--metrics-port', String(relayMetricsPort), '--drain-seconds', '1'])
+      '--metrics-host', '127.0.0.1', '--metrics-port', String(relayMetricsPort), '--drain-seconds', '1', '--max-reservations', '2'])
     const ready = await waitLine(relay, (o) => o.event === 'relay_ready')
+    relayAddr = multiaddr(`/ip4/127.0.0.1/tcp/${relayPort}/p2p/${ready.peer_id as string}`)
     // a second relay with auth on (tickets, metering and quotas in the same Redis); not registered with
     // discovery, so the SDK peers below keep to the first one
     const authConfig = join(dir, 'relay-auth.json')
@@ -180,6 +193,16 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
       '--metrics-host', '127.0.0.1', '--metrics-port', String(authMetricsPort), '--drain-seconds', '1',
       '--auth', '--redis', redis.url, '--tiers-file', tiersFile, '--ticket-keys-file', publicKeysFile, '--metering-interval', '1'])
     const authReady = await waitLine(authRelay, (o) => o.event === 'relay_ready')
+    authRelayAddr = multiaddr(authReady.addrs[0])
+    // a third relay with auth on whose ticket keys URL answers nothing: never Ready (PosRelayTicketKeysMissing)
+    const keylessConfig = join(dir, 'relay-keyless.json')
+    execFileSync(process.execPath, [CLI, 'init', '--config', keylessConfig], { input: `${SECRET}\n` })
+    const keylessMetricsPort = await freePort()
+    keylessRelay = start('relay-keyless', process.execPath, [CLI, 'run', '--config', keylessConfig, '--host', '127.0.0.1', '--port', String(await freePort()),
+      '--metrics-host', '127.0.0.1', '--metrics-port', String(keylessMetricsPort), '--drain-seconds', '1',
+      '--auth', '--redis', redis.url, '--tiers-file', tiersFile, '--ticket-keys-url', `http://127.0.0.1:${await freePort()}/api/p2p/ticket-keys`])
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${keylessMetricsPort}/metrics`).catch(() => undefined))?.ok === true, { timeoutMs: 30_000, message: 'keyless relay /metrics' })
+    discoveryApi = discoveryUrl
 
     // the operator against a real API server, with one pool to reconcile
     let operatorTarget: string | undefined
@@ -199,12 +222,18 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     const promPort = await freePort()
     promUrl = `http://127.0.0.1:${promPort}`
     const scrape = (job: string, target: string, labels: Record<string, string>): unknown => ({ job_name: job, scrape_interval: '1s', scrape_timeout: '1s', static_configs: [{ targets: [target], labels }] })
+    // the chart's alerts, `for` 0: fired by the last test
+    const rules = parseYaml(readFileSync(join(CHART_DIR, 'files', 'alerts.yaml'), 'utf8'))
+    for (const g of rules.groups) for (const r of g.rules) r.for = '0s'
+    writeFileSync(join(dir, 'alerts.yaml'), stringifyYaml(rules))
     const promConfig = {
       global: { scrape_interval: '1s', evaluation_interval: '1s' },
+      rule_files: [join(dir, 'alerts.yaml')],
       scrape_configs: [
         // the labels the chart's PodMonitor gives relay series in a cluster
         scrape('pos-relay-relays', `127.0.0.1:${relayMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-0', node: 'node-a' }),
         scrape('pos-relay-relays-auth', `127.0.0.1:${authMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-1', node: 'node-b' }),
+        scrape('pos-relay-relays-keyless', `127.0.0.1:${keylessMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-2', node: 'node-c' }),
         scrape('pos-relay-discovery', `127.0.0.1:${discoveryPort}`, { namespace: 'pos-relay', pod: 'pos-relay-discovery-0' }),
         ...(operatorTarget != null ? [scrape('pos-relay-operator', operatorTarget, { namespace: 'pos-relay', pod: 'pos-relay-operator-0' })] : [])
       ]
@@ -261,7 +290,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
       await presentTicket(node, (await node.dial(authAddr)).remotePeer, (JSON.parse(body) as { ticket: string }).ticket)
       return node
     }
-    const authAddr = multiaddr(authReady.addrs[0])
+    const authAddr = authRelayAddr
     const tiny = await admin('/api/admin/accounts', { name: 'dashboards-tiny', tier: 'tiny' })
     assert.equal((await ticketFor('pra_not-a-key', peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString())).status, 401)
     const listener = await ticketed(tiny.api_key)
@@ -284,6 +313,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     for (const p of peers) await p.stop().catch(() => {})
     for (const n of plainNodes) await Promise.resolve(n.stop()).catch(() => {})
     await stop(authRelay)
+    await stop(keylessRelay)
     await stop(prometheus)
     await stop(operator)
     await stop(relay)
@@ -351,5 +381,38 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     await assertAllData(exprs)
     const leaders = await query('sum(leader_election_master_status)')
     assert.equal(Number(leaders[0].value[1]), 1, 'exactly one leader')
+  })
+
+  // last: it kills Redis
+  it('the alerts it can provoke fire for real (for: 0); the operator keeps its leader', async () => {
+    const firing = async (): Promise<Set<string>> => new Set((await query('ALERTS{alertstate="firing"}')).map((r) => r.metric.alertname as string))
+    const plainNode = async (): Promise<Libp2p> => {
+      const node = await createLibp2p({ transports: [tcp(), circuitRelayTransport()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+      plainNodes.push(node)
+      return node
+    }
+    // a third reservation on the relay that has room for two
+    const third = await plainNode()
+    await assert.rejects((third as any).components.transportManager.listen([relayAddr.encapsulate('/p2p-circuit')]))
+    // Redis away: discovery answers 503 and its store is down; the auth relay (rate limits through --redis)
+    // answers a reservation's rate-limit check alone
+    await redis.kill()
+    for (let i = 0; i < 200; i++) await fetch(`${discoveryApi}/api/p2p/relays`).then(async (r) => { await r.arrayBuffer() }, () => {})
+    const noTicket = await plainNode()
+    await (noTicket as any).components.transportManager.listen([authRelayAddr.encapsulate('/p2p-circuit')]).catch(() => {})
+    const expected = ['PosRelayTicketKeysMissing', 'PosRelayReservationsRefusedAtCapacity', 'PosRelayDiscoveryErrors', 'PosRelayDiscoveryStoreDown', 'PosRelayRateLimitRedisDown', 'PosRelayPoolBelowDesired']
+    let now = new Set<string>()
+    await waitFor(async () => { now = await firing(); return expected.every((a) => now.has(a)) },
+      { timeoutMs: 60_000, intervalMs: 1000, message: 'alerts firing' }).catch((err: Error) => {
+      assert.fail(`${err.message}; expected ${expected.join(', ')}; firing: ${[...now].join(', ')}`)
+    })
+    const labels = async (alertname: string): Promise<Record<string, string>> => (await query(`ALERTS{alertstate="firing", alertname="${alertname}"}`))[0].metric
+    assert.equal((await labels('PosRelayReservationsRefusedAtCapacity')).pool, 'relays')
+    assert.equal((await labels('PosRelayRateLimitRedisDown')).pod, 'relays-1')
+    assert.equal((await labels('PosRelayTicketKeysMissing')).pod, 'relays-2')
+    assert.equal((await labels('PosRelayDiscoveryErrors')).severity, 'critical')
+    // exactly one leader: the scoped leader alert stays quiet
+    assert.ok(!now.has('PosRelayOperatorNoLeader'), 'the operator has a leader')
+    assert.deepEqual(await query('count(ALERTS{peer!=""} or ALERTS{account!=""})'), [], 'no alert carries a peer or account')
   })
 })
