@@ -24,11 +24,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, accessSync, constants } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
 import { request as httpRequest } from 'node:http'
-import { createServer, type AddressInfo } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { killTrackedChildren, pollUntil, trackChild } from '@pos-relay/testing'
+import { freePort, killChildrenOnUnhandledSignals, pollUntil, trackChild } from '@pos-relay/testing'
 
 export const BUILD_SCRIPT = fileURLToPath(new URL('./build-binaries.sh', import.meta.url))
 /** The RelayPool CRD (single source of truth). */
@@ -185,32 +184,7 @@ interface Plane {
 }
 
 // the control plane's processes are tracked by @pos-relay/testing: killed (and the plane's folder
-// removed) when this process exits
-let guardInstalled = false
-
-function installSignalGuard (): void {
-  if (guardInstalled) return
-  guardInstalled = true
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    if (process.listenerCount(sig) > 0) continue
-    process.once(sig, () => {
-      killTrackedChildren()
-      process.kill(process.pid, sig)
-    })
-  }
-}
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const { port } = server.address() as AddressInfo
-      server.close((err) => (err != null ? reject(err) : resolve(port)))
-    })
-  })
-}
+// removed) when this process exits or gets an unhandled SIGINT/SIGTERM/SIGHUP
 
 function tail (file: string, lines = 30): string {
   try { return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') } catch { return '(no log)' }
@@ -340,7 +314,7 @@ async function waitUntil (what: string, proc: Proc | undefined, check: () => Pro
  */
 export async function startControlPlane (opts: StartControlPlaneOptions = {}): Promise<ControlPlane> {
   const binaries = await ensureKubeBinaries()
-  installSignalGuard()
+  killChildrenOnUnhandledSignals()
   const dir = mkdtempSync(join(tmpdir(), 'pos-relay-kube-'))
   const plane: Plane = { procs: [], dir }
   let stopped = false
