@@ -36,6 +36,7 @@ import { killAllRelays, metricValue, startCliRelay } from './lib/cli.ts'
 import { HOP, RESERVE, varintFields } from './limits/hop.ts'
 import { loadavg, machineInfo } from './lib/machine.ts'
 import { readMem } from './lib/proc.ts'
+import { handleStopPaused } from '../../relay-image/test/stalled-circuit.ts'
 import { BENCH_DOC, benchSection, errorsSection, f, machineTable, mdTable, signed, writeSection } from './lib/report.ts'
 
 const { values: opts } = parseArgs({
@@ -68,9 +69,6 @@ const QUIET_MS = 5000
 const MAX_STALL_MS = 120_000
 const SAMPLE_MS = 100
 
-const STOP = '/libp2p/circuit/relay/0.2.0/stop'
-/** StopMessage { type: STATUS, status: OK } */
-const STOP_OK = Uint8Array.from([0x08, 0x01, 0x20, 100])
 const raw = { encode: (b: Uint8Array) => b, decode: (b: Uint8Array | { subarray: () => Uint8Array }) => (b instanceof Uint8Array ? b : b.subarray()) }
 
 const log = (msg: string): void => { process.stderr.write(`stalled ${new Date().toISOString().slice(11, 19)} ${msg}\n`) }
@@ -129,15 +127,10 @@ async function newNode (): Promise<Libp2p> {
 /** A destination with a reservation that accepts circuits and never reads them. */
 async function stalledDestination (relay: Multiaddr, held: Stream[]): Promise<Libp2p> {
   const node = await newNode()
-  await node.handle(STOP, async (stream) => {
-    const pb = pbStream(stream)
-    await pb.read(raw)
-    await pb.write(STOP_OK, raw)
-    const circuit = pb.unwrap()
-    circuit.pause()
+  await handleStopPaused(node, (circuit) => {
     held.push(circuit)
     noteClose('destination', circuit)
-  }, { runOnLimitedConnection: true, maxInboundStreams: PER_DESTINATION * 2 })
+  }, { maxInboundStreams: PER_DESTINATION * 2 })
   const reserve = await hop(node, relay, RESERVE)
   reserve.stream.abort(new Error('done'))
   if (reserve.status !== 100) throw new Error(`reservation refused: status ${reserve.status}`)

@@ -21,32 +21,21 @@
  *   POS_RELAY_KUBE_START_TIMEOUT_MS  per-component start timeout (default 60000)
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, accessSync, constants } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
 import { request as httpRequest } from 'node:http'
-import { createServer, type AddressInfo } from 'node:net'
-import { homedir, tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { killTrackedChildren, pollUntil, trackChild } from '@pos-relay/testing'
+import { freePort, killChildrenOnUnhandledSignals, pollUntil, trackChild } from '@pos-relay/testing'
+import { ensureKubeBinaries, type KubeBinaries } from './binaries.ts'
 
-export const BUILD_SCRIPT = fileURLToPath(new URL('./build-binaries.sh', import.meta.url))
+export { BUILD_SCRIPT, ensureKubeBinaries, pinnedVersions, type KubeBinaries } from './binaries.ts'
+
 /** The RelayPool CRD (single source of truth). */
 export const CRD_FILE = fileURLToPath(new URL('../../crds/relaypools.pos-relay.io.yaml', import.meta.url))
 export const CHART_DIR = fileURLToPath(new URL('../../charts/pos-relay', import.meta.url))
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-export interface KubeBinaries {
-  etcd: string
-  kubeApiserver: string
-  kubeControllerManager: string
-  kubectl: string
-  helm: string
-  /** the folder holding them */
-  dir: string
-  /** e.g. v1.34.4 */
-  k8sVersion: string
-}
 
 export interface ExecResult {
   /** exit code (a signal name if killed) */
@@ -93,84 +82,6 @@ export interface ControlPlane {
 const START_TIMEOUT_MS = Number(process.env.POS_RELAY_KUBE_START_TIMEOUT_MS ?? 60_000)
 const VERBOSE = process.env.POS_RELAY_KUBE_VERBOSE === '1'
 
-// ------------------------------------------------------------------ binaries
-
-function scriptDefault (name: string): string {
-  const text = readFileSync(BUILD_SCRIPT, 'utf8')
-  const m = new RegExp(`^${name}="\\$\\{${name}:-([^}]+)\\}"`, 'm').exec(text)
-  if (m?.[1] == null) throw new Error(`cannot find the default ${name} in ${BUILD_SCRIPT}`)
-  return m[1]
-}
-
-/** The pinned versions (build-binaries.sh is the source; env vars override as in the script). */
-export function pinnedVersions (): { k8s: string, etcd: string, helm: string } {
-  return {
-    k8s: process.env.K8S_VERSION ?? scriptDefault('K8S_VERSION'),
-    etcd: process.env.ETCD_VERSION ?? scriptDefault('ETCD_VERSION'),
-    helm: process.env.HELM_VERSION ?? scriptDefault('HELM_VERSION')
-  }
-}
-
-function isExecutable (p: string): boolean {
-  try { accessSync(p, constants.X_OK); return true } catch { return false }
-}
-
-function binariesIn (dir: string, k8sVersion: string): KubeBinaries {
-  return {
-    etcd: join(dir, 'etcd'),
-    kubeApiserver: join(dir, 'kube-apiserver'),
-    kubeControllerManager: join(dir, 'kube-controller-manager'),
-    kubectl: join(dir, 'kubectl'),
-    helm: join(dir, 'helm'),
-    dir,
-    k8sVersion
-  }
-}
-
-function allPresent (b: KubeBinaries): boolean {
-  return [b.etcd, b.kubeApiserver, b.kubeControllerManager, b.kubectl, b.helm].every(isExecutable)
-}
-
-let ensuring: Promise<KubeBinaries> | undefined
-
-/**
- * Returns the control-plane binaries, building them with build-binaries.sh
- * when the cache lacks them (20–40 min cold on 2 cores; the script's output is
- * streamed to stderr). Cached: a few milliseconds.
- */
-export async function ensureKubeBinaries (): Promise<KubeBinaries> {
-  ensuring ??= (async () => {
-    const v = pinnedVersions()
-    const override = process.env.POS_RELAY_KUBE_BIN
-    if (override != null && override !== '') {
-      const b = binariesIn(override, v.k8s)
-      if (!allPresent(b)) throw new Error(`POS_RELAY_KUBE_BIN=${override} lacks one of etcd, kube-apiserver, kube-controller-manager, kubectl, helm`)
-      return b
-    }
-    const cacheRoot = process.env.POS_RELAY_CACHE ?? join(homedir(), '.cache', 'pos-relay')
-    const dir = join(cacheRoot, 'k8s', v.k8s, 'bin')
-    const b = binariesIn(dir, v.k8s)
-    const stamp = join(dir, '.stamp')
-    const want = `k8s=${v.k8s} etcd=${v.etcd} helm=${v.helm}`
-    if (allPresent(b) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return b
-    process.stderr.write(`ensureKubeBinaries: building ${want} into ${dir} (first run only; this takes a while)\n`)
-    const code = await new Promise<number | string>((resolve) => {
-      const child = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', process.stderr, process.stderr] })
-      child.on('exit', (c, s) => resolve(c ?? s ?? -1))
-      child.on('error', () => resolve(-1))
-    })
-    if (code !== 0) throw new Error(`${BUILD_SCRIPT} failed (${code})`)
-    if (!allPresent(b)) throw new Error(`${BUILD_SCRIPT} succeeded but binaries are missing in ${dir}`)
-    return b
-  })()
-  try {
-    return await ensuring
-  } catch (err) {
-    ensuring = undefined
-    throw err
-  }
-}
-
 // ------------------------------------------------------------------ processes
 
 interface Proc {
@@ -185,32 +96,7 @@ interface Plane {
 }
 
 // the control plane's processes are tracked by @pos-relay/testing: killed (and the plane's folder
-// removed) when this process exits
-let guardInstalled = false
-
-function installSignalGuard (): void {
-  if (guardInstalled) return
-  guardInstalled = true
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    if (process.listenerCount(sig) > 0) continue
-    process.once(sig, () => {
-      killTrackedChildren()
-      process.kill(process.pid, sig)
-    })
-  }
-}
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const { port } = server.address() as AddressInfo
-      server.close((err) => (err != null ? reject(err) : resolve(port)))
-    })
-  })
-}
+// removed) when this process exits or gets an unhandled SIGINT/SIGTERM/SIGHUP
 
 function tail (file: string, lines = 30): string {
   try { return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') } catch { return '(no log)' }
@@ -340,7 +226,7 @@ async function waitUntil (what: string, proc: Proc | undefined, check: () => Pro
  */
 export async function startControlPlane (opts: StartControlPlaneOptions = {}): Promise<ControlPlane> {
   const binaries = await ensureKubeBinaries()
-  installSignalGuard()
+  killChildrenOnUnhandledSignals()
   const dir = mkdtempSync(join(tmpdir(), 'pos-relay-kube-'))
   const plane: Plane = { procs: [], dir }
   let stopped = false

@@ -35,6 +35,7 @@ import { failoverMs, type OperatorOptions } from './operator-options.js'
 import { OperatorMetrics } from './metrics.js'
 import { startOperatorHttp } from './operator-http.js'
 import { Registry } from './registry.js'
+import { runWorker } from './reconcile-worker.js'
 import { exponentialRateLimiter, WorkQueue } from './workqueue.js'
 
 export const CONTROLLER_NAME = 'relaypool'
@@ -298,32 +299,14 @@ export class Operator {
   // ------------------------------------------------------------ workers
 
   private async worker (queue: WorkQueue): Promise<void> {
-    for (;;) {
-      const key = await queue.get()
-      if (key == null) return
-      const end = this.metrics.reconcileTime.startTimer({ controller: CONTROLLER_NAME })
-      try {
-        const result = await this.reconcile(key)
-        queue.forget(key)
-        if (result.requeueAfterMs != null) {
-          queue.addAfter(key, result.requeueAfterMs)
-          this.log.debug({ event: 'reconcile_requeue', pool: key, after_ms: result.requeueAfterMs, reason: result.reason }, 'reconciled; looking again later')
-          this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'requeue_after' })
-        } else {
-          this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'success' })
-        }
-      } catch (err: any) {
-        this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'error' })
-        this.metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME })
-        const delay = queue.addRateLimited(key)
-        this.log.warn({ event: 'reconcile_error', pool: key, err: err?.message, retry_in_ms: delay }, 'reconcile failed; retrying with backoff')
-        // the same error on every retry continues one Event's series (see events.ts)
-        this.recordFor(key, { type: 'Warning', reason: 'ReconcileError', action: 'Reconcile', note: String(err?.message ?? err) })
-      } finally {
-        end()
-        queue.done(key)
-      }
-    }
+    await runWorker(queue, {
+      controller: CONTROLLER_NAME,
+      reconcile: async (key) => await this.reconcile(key),
+      metrics: this.metrics,
+      log: this.log,
+      // the same error on every retry continues one Event's series (see events.ts)
+      onError: (key, err) => { this.recordFor(key, { type: 'Warning', reason: 'ReconcileError', action: 'Reconcile', note: String(err?.message ?? err) }) }
+    })
   }
 
   // ------------------------------------------------------------ reconcile

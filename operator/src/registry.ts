@@ -19,8 +19,9 @@
  *   leadership, shutdown) forgets everything and deregisters nothing. Entries
  *   of relays that vanished while no leader ran expire by their TTL.
  */
-import type { DeregistrationProof, RelayStore } from '@pos-relay/discovery'
-import type { Logger, RegistrationProof, SignedOperation } from '@pos-relay/shared'
+import type { RelayStore } from '@pos-relay/discovery'
+import type { Logger } from '@pos-relay/shared'
+import { RegistrySigner, type SignRegistration } from './registry-signer.js'
 import type { Registration } from './desired.js'
 
 export interface PoolTarget {
@@ -53,12 +54,8 @@ export interface RegistryOptions {
    */
   onTransition?: (poolKey: string, t: RegistryTransition) => void
   metrics?: RegistryMetrics
-  /**
-   * Signs a registration or deletion with the relay's own key (from its slot's identity Secret);
-   * undefined when the key is not at hand (then the operation goes unsigned, which the store
-   * refuses for an entry registered signed). `signed_at` is given, strictly increasing.
-   */
-  sign?: (op: SignedOperation, fields: { id: string, peer_id: string, addrs: string[], signed_at: number }) => Promise<RegistrationProof | undefined>
+  /** signs registrations and deletions with the relay's own key (see SignRegistration) */
+  sign?: SignRegistration
   /** heartbeat scheduler tick; default 500 ms */
   tickMs?: number
   /** parallel registry operations per tick; default 32 */
@@ -100,11 +97,11 @@ export class Registry {
   private readonly now: () => number
   /** pools being cleaned up → entries setPool deregistered meanwhile */
   private readonly removedDuringCleanup = new Map<string, number>()
-  /** signed_at of the last signature made: wall clock (discovery compares it with its own), strictly increasing */
-  private lastSignedAt = 0
+  private readonly signer: RegistrySigner
 
   constructor (private readonly opts: RegistryOptions) {
     this.now = opts.now ?? Date.now
+    this.signer = new RegistrySigner(opts.sign)
   }
 
   start (): void {
@@ -307,7 +304,7 @@ export class Registry {
       for (const r of records) {
         if (r.meta?.managed_by === 'pos-relay-operator' && r.meta.namespace === namespace && r.meta.pool === name) {
           await this.locked(entryKey(u, r.id), async () => {
-            if (await store.deregister(r.id, await this.deletionProof(store, r.id, r.peer_id))) {
+            if (await store.deregister(r.id, await this.signer.deletionProof(store, r.id, r.peer_id))) {
               removed++
               this.opts.onTransition?.(poolKey, { op: 'deregistered', id: r.id, registration: { id: r.id, peer_id: r.peer_id, addrs: r.addrs, meta: r.meta ?? {} } })
             }
@@ -321,21 +318,6 @@ export class Registry {
     for (const [k, e] of this.entries) if (e.poolKey === poolKey) this.entries.delete(k)
     this.pools.delete(poolKey)
     return removed
-  }
-
-  private async proofFor (op: SignedOperation, id: string, peerId: string, addrs: string[]): Promise<RegistrationProof | undefined> {
-    if (this.opts.sign == null) return undefined
-    this.lastSignedAt = Math.max(Date.now(), this.lastSignedAt + 1)
-    return await this.opts.sign(op, { id, peer_id: peerId, addrs, signed_at: this.lastSignedAt })
-  }
-
-  /** a signed deletion of `id` when the key of its peer (known, or read from the store) is at hand */
-  private async deletionProof (store: RelayStore, id: string, peerId?: string): Promise<DeregistrationProof | undefined> {
-    if (this.opts.sign == null) return undefined
-    const owner = peerId ?? (await store.get(id))?.peer_id
-    if (owner == null) return undefined
-    const proof = await this.proofFor('delete', id, owner, [])
-    return proof == null ? undefined : { peer_id: owner, addrs: [], ...proof }
   }
 
   private newEntry (poolKey: string, url: string, id: string, ttlMs: number, absent = true): Entry {
@@ -370,7 +352,7 @@ export class Registry {
         try {
           const registration = e.desired
           const isNew = e.appliedJson !== e.desiredJson
-          await store.register(registration, e.ttlMs, await this.proofFor('register', registration.id, registration.peer_id, registration.addrs))
+          await store.register(registration, e.ttlMs, await this.signer.proof('register', registration.id, registration.peer_id, registration.addrs))
           if (gen !== this.generation) return
           if (isNew) this.opts.onTransition?.(e.poolKey, { op: 'registered', registration })
           e.appliedJson = e.desiredJson
@@ -388,7 +370,7 @@ export class Registry {
       if (e.absent) return
       try {
         const applied = e.appliedJson != null ? JSON.parse(e.appliedJson) as Registration : undefined
-        const removed = await store.deregister(e.id, await this.deletionProof(store, e.id, applied?.peer_id))
+        const removed = await store.deregister(e.id, await this.signer.deletionProof(store, e.id, applied?.peer_id))
         if (gen !== this.generation) return
         this.opts.logger?.info({ event: 'relay_deregistered', id: e.id, pool: e.poolKey }, 'relay deregistered')
         // only a relay that was listed is a transition (an unknown id is deregistered just in case)

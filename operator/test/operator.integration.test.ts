@@ -9,19 +9,14 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createRedisStore, type RelayStore } from '@pos-relay/discovery'
-import { EventRecorder, KubeClient, loadKubeConfig, peerIdOfKeypairHex as peerIdOfKeypair } from '@pos-relay/operator'
-import { scrapeMetric, startRedis, type RedisServer } from '@pos-relay/testing'
-import { CRD_FILE, REPO_ROOT, startControlPlane, type ControlPlane } from '../../e2e/kube/harness.ts'
-import { api, createNode, kubelet, nodeObject, pinnedNode, poolEvents, runRelayContainer, startOperator, tryApi, unschedulable, until, type OperatorProc } from './kube-helpers.ts'
+import type { RelayStore } from '@pos-relay/discovery'
+import { peerIdOfKeypairHex as peerIdOfKeypair } from '@pos-relay/operator'
+import type { RedisServer } from '@pos-relay/testing'
+import { REPO_ROOT, type ControlPlane } from '../../e2e/kube/harness.ts'
+import { api, createNode, kubelet, nodeObject, pinnedNode, poolEvents, startOperator, tryApi, unschedulable, until, type OperatorProc } from './kube-helpers.ts'
+import { NODE_ADDR, NS, PODS, POOLS, SECRETS, startOperatorFixture } from './operator-fixture.ts'
 
-const NS = 'relays'
 const POOL = 'relays' // examples/relaypool.yaml
-const POOLS = `/apis/pos-relay.io/v1alpha1/namespaces/${NS}/relaypools`
-const PODS = `/api/v1/namespaces/${NS}/pods`
-const SECRETS = `/api/v1/namespaces/${NS}/secrets`
-// addresses only appear in data: nothing is ever sent to them
-const NODE_ADDR: Record<string, string> = { n1: '203.0.113.1', n2: '10.1.0.2', n3: '198.51.100.3' }
 const EXAMPLE = readFileSync(`${REPO_ROOT}/examples/relaypool.yaml`, 'utf8')
 
 describe('operator against a real control plane', { timeout: 600_000 }, () => {
@@ -29,6 +24,7 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
   let redis: RedisServer
   let store: RelayStore
   const operators: OperatorProc[] = []
+  let stopFixture: (() => Promise<void>) | undefined
   const pool = async (): Promise<any> => await api(cp, 'GET', `${POOLS}/${POOL}`)
   const cond = (p: any, type: string): any => p.status?.conditions?.find((c: any) => c.type === type)
   const listed = async (): Promise<Map<string, any>> => new Map((await store.list()).map((r) => [r.id, r]))
@@ -44,22 +40,15 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
   }
 
   before(async () => {
-    cp = await startControlPlane({ controllerManager: true, crds: [CRD_FILE] })
-    redis = await startRedis()
-    store = createRedisStore({ url: redis.url })
-    await api(cp, 'POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } })
-    await api(cp, 'POST', `${SECRETS}`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'pos-relay-discovery' }, stringData: { 'redis-url': redis.url, 'p2p-secret': 'not-used-by-the-operator' } })
-    await createNode(cp, nodeObject('n1', [['ExternalIP', NODE_ADDR.n1!], ['InternalIP', '10.1.0.1']]))
-    await createNode(cp, nodeObject('n2', [['InternalIP', NODE_ADDR.n2!]]))
-    await createNode(cp, nodeObject('n3', [['InternalIP', '10.1.0.3']], { 'pos-relay.io/public-address': NODE_ADDR.n3! }))
-    operators.push(await startOperator(cp, ['--relay-image', 'pos-relay:test']))
+    const fx = await startOperatorFixture()
+    ;({ cp, redis, store } = fx)
+    operators.push(fx.operator)
+    stopFixture = fx.stop
   }, { timeout: 180_000 })
 
   after(async () => {
     for (const o of operators) await o.kill('SIGKILL')
-    await store?.close()
-    await redis?.stop()
-    await cp?.stop()
+    await stopFixture?.()
   })
 
   it('becomes leader on the Lease and serves /metrics, /healthz, /readyz', async () => {
@@ -420,86 +409,5 @@ describe('operator against a real control plane', { timeout: 600_000 }, () => {
     }, 30_000, 200)
     // the other pool is untouched
     assert.equal((await api(cp, 'GET', `${POOLS}/edge`)).metadata.deletionTimestamp, undefined)
-  })
-  it('rate limits: relay pods get exactly the flags set and REDIS_URL from the registry\'s Secret; the relay runs with them and counts in that Redis', async () => {
-    const spec = {
-      replicas: 1,
-      hostPort: 7575,
-      image: 'pos-relay:test',
-      limits: { maxConnections: 900, maxPendingConnections: 32, handshakeTimeoutSeconds: 3, ipMaxConnections: 0 },
-      rateLimits: { shared: true, ipConnectionsPerSecond: 7, peerReservationsPerMinute: 11, peerCircuitsPerMinute: 0 },
-      discovery: { redisUrlSecretRef: { name: 'pos-relay-discovery' }, ttlSeconds: 10 }
-    }
-    await api(cp, 'POST', POOLS, { apiVersion: 'pos-relay.io/v1alpha1', kind: 'RelayPool', metadata: { name: 'limited' }, spec })
-    const pod = await until('limited-0', async () => { const r = await tryApi(cp, 'GET', `${PODS}/limited-0`); return r.status === 200 ? r.body : undefined })
-    const c = pod.spec.containers[0]
-    // the limit flags: after the fixed ones (up to --metrics-port), before --drain-seconds (the last spec field that is a flag)
-    assert.deepEqual(c.args.slice(c.args.indexOf('--metrics-port') + 2, c.args.indexOf('--drain-seconds')), [
-      '--max-connections', '900', '--max-pending-connections', '32', '--handshake-timeout', '3', '--ip-max-connections', '0',
-      '--ip-connections-per-second', '7', '--peer-reservations-per-minute', '11', '--peer-circuits-per-minute', '0'
-    ])
-    assert.deepEqual(c.env, [{ name: 'POS_RELAY_LOG_LEVEL', value: 'info' }, { name: 'POS_RELAY_RATE_LIMIT_REDIS_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'redis-url' } } }])
-    assert.ok(!JSON.stringify(pod).includes(redis.url), 'the Redis URL is not written into the pod')
-    // a pool without rate limits (edge) leaves every one of them to the relay
-    for (const p of (await api(cp, 'GET', `${PODS}?labelSelector=pos-relay.io/pool=edge`)).items) {
-      const ec = p.spec.containers[0]
-      assert.ok(!ec.args.some((a: string) => /^--(ip-connections-per-second|peer-reservations-per-minute|peer-circuits-per-minute|max-connections|redis)$/.test(a)), ec.args.join(' '))
-      assert.deepEqual(ec.env, [{ name: 'POS_RELAY_LOG_LEVEL', value: 'info' }])
-    }
-
-    // the kubelet's part: run the container as specified; the relay reports the limits it enforces
-    const relay = await runRelayContainer(cp, pod, cp.dir)
-    try {
-      // the Redis URL (it may carry a password) is redacted in the log line
-      assert.deepEqual(relay.started.rate_limits, { ip_connections_per_second: 7, peer_reservations_per_minute: 11, peer_circuits_per_minute: 0, account_circuits_per_minute: 0, shared: true, redis_url: '[redacted]' })
-      const l = relay.started.limits
-      assert.deepEqual([l.max_connections, l.max_pending_connections, l.handshake_timeout_seconds, l.ip_max_connections], [900, 32, 3, 0])
-      assert.equal(l.max_reservations, 4096, 'an unset limit keeps the relay default')
-      await until('rate limits shared through the Redis named by the Secret', async () => (await scrapeMetric(relay.ready.metrics_port, /^pos_relay_rate_limit_redis_up (\d+)/m)) === 1, 10_000)
-    } finally {
-      await relay.kill('SIGKILL')
-    }
-
-    // a changed rate limit rolls the pod (not Ready here, so at once)
-    await api(cp, 'PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: 60 } } }, 'application/merge-patch+json')
-    const rolled = await until('pod replaced with the new limit', async () => {
-      const r = await tryApi(cp, 'GET', `${PODS}/limited-0`)
-      return r.status === 200 && r.body.metadata.uid !== pod.metadata.uid ? r.body : undefined
-    })
-    const args = rolled.spec.containers[0].args
-    assert.equal(args[args.indexOf('--peer-circuits-per-minute') + 1], '60')
-    // the API server refuses a bad value with the CRD's message, and the pod stays as it is
-    const bad = await cp.request('PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: -1, ipConnectionsPerSecond: 100001 } } }, 'application/merge-patch+json')
-    assert.equal(bad.status, 422, bad.text)
-    assert.ok(bad.text.includes('spec.rateLimits.peerCircuitsPerMinute in body should be greater than or equal to 0'), bad.text)
-    assert.ok(bad.text.includes('spec.rateLimits.ipConnectionsPerSecond in body should be less than or equal to 100000'), bad.text)
-    assert.equal((await api(cp, 'GET', `${PODS}/limited-0`)).metadata.uid, rolled.metadata.uid)
-    await api(cp, 'DELETE', `${POOLS}/limited`)
-    await until('limited pool gone', async () => (await tryApi(cp, 'GET', `${POOLS}/limited`)).status === 404, 20_000)
-  })
-  it('Event series: a repeated event is one Event whose series.count the API server accepts and keeps', async () => {
-    const client = new KubeClient(loadKubeConfig(cp.kubeconfigPath))
-    const results: string[] = []
-    const rec = new EventRecorder({ client, instance: 'test-recorder', flushIntervalMs: 200, onResult: (_t, r) => { results.push(r) } })
-    const regarding = { apiVersion: 'v1', kind: 'Namespace', name: NS, namespace: NS }
-    try {
-      for (let i = 0; i < 5; i++) rec.record({ regarding, type: 'Warning', reason: 'SeriesTest', action: 'Test', note: 'the same thing again' })
-      const ev = await until('series of 5', async () => {
-        const items = (await api(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)).items.filter((e: any) => e.reason === 'SeriesTest')
-        return items.length === 1 && items[0].series?.count === 5 ? items[0] : undefined
-      }, 10_000)
-      assert.equal(ev.reportingInstance, 'test-recorder')
-      assert.ok(Date.parse(ev.series.lastObservedTime) >= Date.parse(ev.eventTime))
-      // the core/v1 view of the same object counts it too (kubectl describe reads this)
-      const core = await api(cp, 'GET', `/api/v1/namespaces/${NS}/events/${ev.metadata.name}`)
-      assert.equal(core.series.count, 5)
-      assert.deepEqual(results, ['created', 'series'])
-      // an Event the recorder cannot write (bad namespace) is logged and counted, never thrown
-      rec.record({ regarding: { ...regarding, namespace: 'does-not-exist' }, type: 'Normal', reason: 'Nowhere', action: 'Test', note: 'x' })
-      await until('error counted', async () => results.includes('error'))
-    } finally {
-      await rec.close()
-      client.close()
-    }
   })
 })

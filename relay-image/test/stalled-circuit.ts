@@ -23,6 +23,21 @@ export const STOP = '/libp2p/circuit/relay/0.2.0/stop'
 const STOP_OK = Uint8Array.from([0x08, 0x01, 0x20, 100])
 const raw = { encode: (b: Uint8Array) => b, decode: (b: Uint8Array | { subarray: () => Uint8Array }) => (b instanceof Uint8Array ? b : b.subarray()) }
 
+/**
+ * Answers STOP on `node` by hand (so nothing but the relay holds data back) and hands over each
+ * circuit paused: the destination reads nothing until the caller resumes it.
+ */
+export async function handleStopPaused (node: Libp2p, onCircuit: (circuit: Stream) => void, opts: { maxInboundStreams?: number } = {}): Promise<void> {
+  await node.handle(STOP, async (stream) => {
+    const pb = pbStream(stream)
+    await pb.read(raw)
+    await pb.write(STOP_OK, raw)
+    const circuit = pb.unwrap()
+    circuit.pause()
+    onCircuit(circuit)
+  }, { runOnLimitedConnection: true, ...opts })
+}
+
 export interface StalledCircuitResult {
   /** bytes the sender had handed to its stream when it was held (or when it finished, if it never was) */
   sentWhileStalled: number
@@ -47,15 +62,8 @@ export async function stalledCircuit (opts: { relay: Multiaddr, destinationRelay
   const quietMs = opts.quietMs ?? 2000
   let circuitAtDestination!: (s: Stream) => void
   const destinationStream = new Promise<Stream>((resolve) => { circuitAtDestination = resolve })
-  await opts.destination.handle(STOP, async (stream) => {
-    const pb = pbStream(stream)
-    await pb.read(raw)
-    await pb.write(STOP_OK, raw)
-    const circuit = pb.unwrap()
-    // read nothing yet: the relay must hold the sender back
-    circuit.pause()
-    circuitAtDestination(circuit)
-  }, { runOnLimitedConnection: true })
+  // read nothing yet: the relay must hold the sender back
+  await handleStopPaused(opts.destination, circuitAtDestination)
   assert.equal((await hopRequest(opts.destination, opts.destinationRelay ?? opts.relay, RESERVE)).status, 100, 'the destination could not reserve')
 
   const connect = await hopRequest(opts.dialer, opts.relay, connectMessage(opts.destination.peerId))

@@ -15,19 +15,14 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, it } from 'node:test'
-import { pbStream } from '@libp2p/utils'
 import { circuitWindowBytes, HopStatus } from '@pos-relay/relay'
 import { waitFor } from '@pos-relay/testing'
 import type { Stream } from '@libp2p/interface'
 import { connectMessage, hopRequest, RESERVE } from './hop-client.ts'
 import { metric, peer, relayAddr, runCleanups, startRelay } from './relay-harness.ts'
+import { handleStopPaused } from './stalled-circuit.ts'
 
 afterEach(runCleanups)
-
-const STOP = '/libp2p/circuit/relay/0.2.0/stop'
-/** StopMessage { type: STATUS, status: OK } */
-const STOP_OK = Uint8Array.from([0x08, 0x01, 0x20, 100])
-const raw = { encode: (b: Uint8Array) => b, decode: (b: Uint8Array | { subarray: () => Uint8Array }) => (b instanceof Uint8Array ? b : b.subarray()) }
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -48,14 +43,7 @@ describe('stalled circuits and the buffer budget', { timeout: 180_000 }, () => {
     const atDestination: Stream[] = []
     const received: number[] = []
     const destination = await peer([], { circuitTransport: false })
-    await destination.handle(STOP, async (stream) => {
-      const pb = pbStream(stream)
-      await pb.read(raw)
-      await pb.write(STOP_OK, raw)
-      const circuit = pb.unwrap()
-      circuit.pause()
-      atDestination.push(circuit)
-    }, { runOnLimitedConnection: true })
+    await handleStopPaused(destination, (circuit) => { atDestination.push(circuit) })
     assert.equal((await hopRequest(destination, relayAddr(relay), RESERVE)).status, HopStatus.OK)
 
     const dialer = await peer()

@@ -37,6 +37,18 @@ const placement = {
 const envVar = { type: 'object', required: ['name'], additionalProperties: false, properties: { name: str(), value: str(), valueFrom: { type: 'object' } } }
 const pullPolicy = { type: 'string', enum: ['Always', 'IfNotPresent', 'Never'] }
 const dnsName = { type: 'string', maxLength: 63, pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }
+const logLevel = { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] }
+const podDisruptionBudget = obj({ enabled: bool(), minAvailable: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9]+%$' }] } })
+/** what the operator's and discovery's Deployments both take, in values order */
+const workload = {
+  resources,
+  ...placement,
+  podAnnotations: stringMap(),
+  podLabels: stringMap(),
+  priorityClassName: str(),
+  extraEnv: { type: 'array', items: envVar },
+  ...security
+}
 const duration = str('Prometheus duration', { pattern: '^[0-9]+(ms|s|m|h)$' })
 
 const schema = {
@@ -55,25 +67,19 @@ const schema = {
       replicas: int(0, 10),
       watchNamespace: dnsName,
       leaderElection: obj({ enabled: bool(), leaseName: str(null, { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }), leaseDurationSeconds: int(2, 600), renewDeadlineSeconds: int(1, 599), retryPeriodSeconds: int(1, 598) }),
-      podDisruptionBudget: obj({ enabled: bool(), minAvailable: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9]+%$' }] } }),
+      podDisruptionBudget,
       metricsPort: int(1024, 65535),
-      logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] },
+      logLevel,
       relayImage: obj({ repository: str(), tag: str(), pullPolicy: { type: 'string', enum: ['', 'Always', 'IfNotPresent', 'Never'] } }),
       allowedPrivilegedHostPorts: { type: 'array', description: 'hostPorts below 1024 that RelayPools may use (default none)', maxItems: 16, uniqueItems: true, items: int(1, 1023) },
       serviceAccount: obj({ create: bool(), name: str(), annotations: stringMap() }),
-      resources,
-      ...placement,
-      podAnnotations: stringMap(),
-      podLabels: stringMap(),
-      priorityClassName: str(),
-      extraEnv: { type: 'array', items: envVar },
-      ...security
+      ...workload
     }),
     relayPods: obj(security, 'securityContext of the relay pods the operator creates (passed to it as --relay-pod-security-context / --relay-container-security-context)'),
     discovery: obj({
       replicas: int(0, 100),
       ttlSeconds: int(3, 3600),
-      logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] },
+      logLevel,
       publicAddressesOnly: bool('refuse loopback and private relay addresses (public fleets)'),
       requireSigned: bool('refuse registrations and deletions not signed by the relay\'s own key'),
       p2pSecret: str('registration secret; generated when empty'),
@@ -84,15 +90,9 @@ const schema = {
         nodePort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
         annotations: stringMap()
       }),
-      podDisruptionBudget: obj({ enabled: bool(), minAvailable: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9]+%$' }] } }),
+      podDisruptionBudget,
       autoscaling: obj({ enabled: bool('a HorizontalPodAutoscaler on CPU instead of a fixed replicas count'), minReplicas: int(1, 100), maxReplicas: int(1, 1000), targetCPUUtilizationPercentage: int(1, 100) }),
-      resources,
-      ...placement,
-      podAnnotations: stringMap(),
-      podLabels: stringMap(),
-      priorityClassName: str(),
-      extraEnv: { type: 'array', items: envVar },
-      ...security
+      ...workload
     }),
     accounts: obj({
       enabled: bool('accounts, tickets, metering and revocation in discovery'),

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { pollUntil } from '@pos-relay/testing'
 import { CLI } from '../../test/helpers/cli.ts'
 import { CHART_DIR, ensureKubeBinaries, run, type ControlPlane, type ExecResult } from '../harness.ts'
+import { createNode, nodeObject } from '../../../operator/test/kube-helpers.ts'
 
 let helmHome: string | undefined
 process.once('exit', () => { if (helmHome != null) rmSync(helmHome, { recursive: true, force: true }) })
@@ -54,6 +55,28 @@ export async function kJson (cp: ControlPlane, args: string[]): Promise<any> {
 export async function ensureNamespace (cp: ControlPlane, name: string): Promise<void> {
   const r = await cp.kubectl(['get', 'namespace', name])
   if (r.code !== 0) await k(cp, ['create', 'namespace', name])
+}
+
+/**
+ * What the chart creates for RelayPools in `namespace` (the namespace and its discovery Secret,
+ * with `apiUrl` when relays refresh through the API), and Ready nodes with no kubelet behind them
+ * (`nodes`: name → InternalIP, optionally a public-address annotation); their own addresses are
+ * never dialled.
+ */
+export async function poolFixture (cp: ControlPlane, opts: {
+  namespace: string
+  secret?: string
+  redisUrl: string
+  p2pSecret: string
+  apiUrl?: string
+  nodes: Array<{ name: string, internalIP: string, publicAddress?: string }>
+}): Promise<void> {
+  await k(cp, ['create', 'namespace', opts.namespace])
+  await k(cp, ['create', 'secret', 'generic', opts.secret ?? 'pos-relay-discovery', '-n', opts.namespace, `--from-literal=redis-url=${opts.redisUrl}`, `--from-literal=p2p-secret=${opts.p2pSecret}`,
+    ...(opts.apiUrl != null ? [`--from-literal=api-url=${opts.apiUrl}`] : [])])
+  for (const n of opts.nodes) {
+    await createNode(cp, nodeObject(n.name, [['InternalIP', n.internalIP]], n.publicAddress != null ? { 'pos-relay.io/public-address': n.publicAddress } : {}))
+  }
 }
 
 /** pollUntil with this suite's defaults: 15 s, every 200 ms */

@@ -21,7 +21,7 @@ import { kubelet, runRelayContainer, startOperator, until, type CliProcess, type
 import { spawnCli, type CliProcess as E2eProcess } from '../../test/helpers/cli.ts'
 import { applyExamplePool, EXAMPLE_POOL, listRelays, waitForPoolReady } from '../../shared/relaypool.ts'
 import { CRD_FILE, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
-import { k, kJson } from './helpers.ts'
+import { k, kJson, poolFixture } from './helpers.ts'
 
 const SECRET = 'liveness-' + Math.random().toString(36).slice(2)
 const NS = 'pos-relay'
@@ -86,17 +86,14 @@ describe('relays stay listed while the operator is down (registry contract)', { 
     discoveryUrl = `http://127.0.0.1:${port}`
     discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', redis.url, '--ttl', String(TTL_S)], { env: { P2P_SECRET: SECRET } })
     await discovery.waitForJson((o) => o.event === 'discovery_ready')
-    await k(cp, ['create', 'namespace', NS])
     // the chart's discovery Secret, with the URL relays refresh their entries through
-    await k(cp, ['create', 'secret', 'generic', 'pos-relay-discovery', '-n', NS, `--from-literal=redis-url=${redis.url}`, `--from-literal=p2p-secret=${SECRET}`, `--from-literal=api-url=${discoveryUrl}`])
-    for (const [i, address] of ['127.0.0.1', '127.0.0.2'].entries()) {
-      const name = `node-${i + 1}`
-      await k(cp, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name }, annotations: { 'pos-relay.io/public-address': address } } }))
-      await k(cp, ['patch', 'node', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({
-        status: { addresses: [{ type: 'InternalIP', address: `10.89.0.${i + 2}` }], conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test node', lastHeartbeatTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] }
-      })])
-      await k(cp, ['patch', 'node', name, '--type=merge', '-p', '{"spec":{"taints":null}}'])
-    }
+    await poolFixture(cp, {
+      namespace: NS,
+      redisUrl: redis.url,
+      p2pSecret: SECRET,
+      apiUrl: discoveryUrl,
+      nodes: ['127.0.0.1', '127.0.0.2'].map((address, i) => ({ name: `node-${i + 1}`, internalIP: `10.89.0.${i + 2}`, publicAddress: address }))
+    })
     operator = await startTheOperator()
     await applyExamplePool(cp.kubectl, NS, { replicas: 2, hostPort: await freePort(), discovery: { ttlSeconds: TTL_S } })
     for (const slot of [0, 1]) await runSlot(slot)

@@ -34,7 +34,7 @@ import { sendToSink, serveSink } from '../../test/helpers/transfer.ts'
 import { applyExamplePool, EXAMPLE_POOL, getPool, setNodesPublicAddress, waitForPoolEvents, waitForPoolReady } from '../../shared/relaypool.ts'
 import { NAMESPACE, PUBLIC_ADDRESS } from '../../kind/kind.ts'
 import { CRD_FILE, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
-import { k } from './helpers.ts'
+import { k, poolFixture } from './helpers.ts'
 
 const SECRET = 'relaypool-auth-' + Math.random().toString(36).slice(2)
 const PERMISSION_DENIED = 202
@@ -81,14 +81,8 @@ describe('RelayPool spec.auth end to end on a real API server', { timeout: 300_0
     dir = await mkdtemp(join(tmpdir(), 'pos-relay-pool-auth-'))
     discovery = await startAccountsDiscovery({ dir, redisUrl: redis.url, p2pSecret: SECRET })
     // what the chart creates: the discovery Secret (with the API URL relays fetch ticket keys from) and the tiers
-    await k(cp, ['create', 'namespace', NAMESPACE])
-    await k(cp, ['create', 'secret', 'generic', 'pos-relay-discovery', '-n', NAMESPACE, `--from-literal=redis-url=${redis.url}`, `--from-literal=p2p-secret=${SECRET}`, `--from-literal=api-url=${discovery.api}`])
+    await poolFixture(cp, { namespace: NAMESPACE, redisUrl: redis.url, p2pSecret: SECRET, apiUrl: discovery.api, nodes: [{ name: 'node-1', internalIP: '10.89.0.2' }] })
     await k(cp, ['create', 'configmap', 'pos-relay-tiers', '-n', NAMESPACE, `--from-file=tiers.json=${discovery.tiersFile}`])
-    await k(cp, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-1', labels: { 'kubernetes.io/hostname': 'node-1' } } }))
-    await k(cp, ['patch', 'node', 'node-1', '--subresource=status', '--type=merge', '-p', JSON.stringify({
-      status: { addresses: [{ type: 'InternalIP', address: '10.89.0.2' }], conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test node', lastHeartbeatTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] }
-    })])
-    await k(cp, ['patch', 'node', 'node-1', '--type=merge', '-p', '{"spec":{"taints":null}}'])
     await setNodesPublicAddress(cp.kubectl, PUBLIC_ADDRESS)
     operator = await startOperator(cp, ['--relay-image', 'pos-relay:test'])
   }, { timeout: 180_000 })

@@ -25,7 +25,7 @@ import {
 } from '../../shared/relaypool.ts'
 import { AUTH_HOST_PORT, DISCOVERY_NODE_PORT, helmValues, NAMESPACE, PUBLIC_ADDRESS, readKindConfig, RELAY_HOST_PORT } from '../../kind/kind.ts'
 import { CRD_FILE, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
-import { k, renderChart } from './helpers.ts'
+import { poolFixture, renderChart } from './helpers.ts'
 
 const SECRET = 'relaypool-e2e-' + Math.random().toString(36).slice(2)
 
@@ -49,16 +49,8 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
     discoveryUrl = `http://127.0.0.1:${port}`
     discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', redis.url, '--ttl', '30'], { env: { P2P_SECRET: SECRET } })
     await discovery.waitForJson((o) => o.event === 'discovery_ready')
-    // what the chart creates in its namespace: the Secret the example pool references
-    await k(cp, ['create', 'namespace', NAMESPACE])
-    await k(cp, ['create', 'secret', 'generic', 'pos-relay-discovery', '-n', NAMESPACE, `--from-literal=redis-url=${redis.url}`, `--from-literal=p2p-secret=${SECRET}`])
-    // one node, like the kind cluster; its own address is never dialled
-    await k(cp, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-1', labels: { 'kubernetes.io/hostname': 'node-1' } } }))
-    await k(cp, ['patch', 'node', 'node-1', '--subresource=status', '--type=merge', '-p', JSON.stringify({
-      status: { addresses: [{ type: 'InternalIP', address: '10.89.0.2' }], conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test node', lastHeartbeatTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] }
-    })])
-    // the node lifecycle controller (not running here) would lift this taint from a Ready node
-    await k(cp, ['patch', 'node', 'node-1', '--type=merge', '-p', '{"spec":{"taints":null}}'])
+    // what the chart creates: the Secret the example pool references; one node, like the kind cluster
+    await poolFixture(cp, { namespace: NAMESPACE, redisUrl: redis.url, p2pSecret: SECRET, nodes: [{ name: 'node-1', internalIP: '10.89.0.2' }] })
     await setNodesPublicAddress(cp.kubectl, PUBLIC_ADDRESS)
     operator = await startOperator(cp, ['--relay-image', 'pos-relay:test'])
     // the kind config maps the node's 7373 to 127.0.0.1:7373; here a free port stands for it

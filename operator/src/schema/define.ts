@@ -122,3 +122,30 @@ export function secretKeyRef (description: string, defaultKey: string, extra: Re
 export function stringMap (description: string, maxProperties: number): Prop {
   return { type: 'object', maxProperties, additionalProperties: { type: 'string' }, description }
 }
+
+/** an integer relay setting on one line: its range, its README row and the relay flag and config key it sets */
+export interface IntSetting {
+  description: string
+  /** [minimum, maximum], or zeroOrRange(…) */
+  range: [number, number] | Partial<Prop>
+  /** the README's default column */
+  default: string
+  /** the README's meaning column */
+  text?: string
+  flag: string
+  config: string
+  /** int64 instead of int32 (byte counts) */
+  int64?: boolean
+}
+
+export function intSetting (s: IntSetting): Prop {
+  const range = Array.isArray(s.range) ? { minimum: s.range[0], maximum: s.range[1] } : s.range
+  return {
+    type: 'integer',
+    format: s.int64 === true ? 'int64' : 'int32',
+    description: s.description,
+    ...range,
+    doc: { type: s.int64 === true ? 'int64' : 'int', default: s.default, ...(s.text != null ? { text: s.text } : {}) },
+    relay: { flag: s.flag, config: s.config }
+  }
+}

@@ -2,135 +2,17 @@
  * The RelayPool API (pos-relay.io/v1alpha1): the one source of the CRD YAML
  * (crds/ and the chart's copy), the TypeScript types (src/generated/relaypool.ts),
  * the relay flag table (src/generated/relay-settings.ts) and the field tables
- * of crds/README.md. Edit here, then `npm run generate:crd`;
+ * of crds/README.md (spec.limits and spec.rateLimits in relay-limits.ts). Edit here,
+ * then `npm run generate:crd`;
  * operator/test/generated.test.ts fails while a generated file differs.
  */
-import { int32, int64, secretKeyRef, stringMap, zeroOrRange, type CrdSource, type Prop } from './define.js'
+import { int32, int64, intSetting, secretKeyRef, stringMap, type CrdSource, type Prop } from './define.js'
+import { limits, rateLimits } from './relay-limits.js'
 
 const QUANTITY: Prop = {
   anyOf: [{ type: 'integer' }, { type: 'string' }],
   pattern: '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$',
   intOrString: true
-}
-
-const limits: Prop = {
-  type: 'object',
-  tsName: 'RelayLimits',
-  description: 'Per-relay limits, passed to each relay (config file `limits.*`, env MAX_RESERVATIONS etc.). Unset fields keep the relay\'s defaults.',
-  doc: { hide: true },
-  properties: {
-    maxReservations: int32('Reservations held at once (relay default 4096).', {
-      minimum: 1,
-      maximum: 1_000_000,
-      doc: { type: 'int', default: 'relay default 4096', text: '0 would refuse every peer' },
-      relay: { flag: '--max-reservations', config: 'limits.max_reservations' }
-    }),
-    reservationTtlSeconds: int32('Reservation lifetime; clients refresh before it ends (relay default 3600).', {
-      minimum: 30,
-      maximum: 86400,
-      doc: { type: 'int', default: '3600' },
-      relay: { flag: '--reservation-ttl', config: 'limits.reservation_ttl_seconds' }
-    }),
-    maxCircuits: int32('Circuits relayed at once (relay default 1024).', {
-      minimum: 1,
-      maximum: 1_000_000,
-      doc: { type: 'int', default: '1024', text: '0 would refuse every circuit' },
-      relay: { flag: '--max-circuits', config: 'limits.max_circuits' }
-    }),
-    circuitDataLimitBytes: int64('Bytes per circuit, both directions together; 0 = unlimited (relay default 4 GiB).', {
-      ...zeroOrRange('limits.circuitDataLimitBytes', 65536, 1_099_511_627_776, 'must be 0 (unlimited) or between 65536 (64 KiB) and 1099511627776 (1 TiB)'),
-      doc: { type: 'int64', default: '4 GiB' },
-      relay: { flag: '--circuit-data-limit', config: 'limits.circuit_data_limit_bytes' }
-    }),
-    circuitDurationSeconds: int32('Seconds per circuit; 0 = unlimited (relay default 3600).', {
-      ...zeroOrRange('limits.circuitDurationSeconds', 10, 86400, 'must be 0 (unlimited) or between 10 and 86400 seconds'),
-      doc: { type: 'int', default: '3600' },
-      relay: { flag: '--circuit-duration', config: 'limits.circuit_duration_seconds' }
-    }),
-    maxConnections: int32('Connections at once; 0 = maxReservations + 2 × maxCircuits + 256 (relay default 0).', {
-      minimum: 0,
-      maximum: 10_000_000,
-      doc: { type: 'int', default: '0 (= maxReservations + 2 × maxCircuits + 256)' },
-      relay: { flag: '--max-connections', config: 'limits.max_connections' }
-    }),
-    maxPendingConnections: int32('Connections still in their Noise/Yamux handshake at once; when full, the oldest handshake of the busiest address is evicted (relay default 256).', {
-      minimum: 1,
-      maximum: 100_000,
-      doc: { type: 'int', default: '256', text: 'handshakes at once; 0 would refuse every new connection' },
-      relay: { flag: '--max-pending-connections', config: 'limits.max_pending_connections' }
-    }),
-    handshakeTimeoutSeconds: int32('Seconds a new connection has to finish its handshake (relay default 5).', {
-      minimum: 1,
-      maximum: 120,
-      doc: { type: 'int', default: '5' },
-      relay: { flag: '--handshake-timeout', config: 'limits.handshake_timeout_seconds' }
-    }),
-    ipMaxConnections: int32('Connections at once from one IP address, on each relay; 0 = unlimited (relay default 64).', {
-      minimum: 0,
-      maximum: 1_000_000,
-      doc: { type: 'int', default: '64', text: 'per source IP and relay, 0 = unlimited' },
-      relay: { flag: '--ip-max-connections', config: 'limits.ip_max_connections' }
-    }),
-    peerMaxCircuits: int32('Circuits at once from one source peer, on each relay; 0 = unlimited (relay default 16).', {
-      minimum: 0,
-      maximum: 1_000_000,
-      doc: { type: 'int', default: '16', text: 'circuits at once per source peer and relay, 0 = unlimited' },
-      relay: { flag: '--peer-max-circuits', config: 'limits.peer_max_circuits' }
-    }),
-    ipMaxCircuits: int32('Circuits at once from one source IP address, on each relay; 0 = unlimited (relay default 64).', {
-      minimum: 0,
-      maximum: 1_000_000,
-      doc: { type: 'int', default: '64', text: 'circuits at once per source IP and relay, 0 = unlimited' },
-      relay: { flag: '--ip-max-circuits', config: 'limits.ip_max_circuits' }
-    }),
-    circuitIdleTimeoutSeconds: int32('Seconds without a byte in either direction after which a circuit is closed; 0 = never (relay default 300).', {
-      ...zeroOrRange('limits.circuitIdleTimeoutSeconds', 10, 86400, 'must be 0 (never) or between 10 and 86400 seconds'),
-      doc: { type: 'int', default: '300', text: 'a circuit without a byte either way for this long is closed, 0 = never' },
-      relay: { flag: '--circuit-idle-timeout', config: 'limits.circuit_idle_timeout_seconds' }
-    }),
-    maxBufferedBytes: int64('Bytes buffered in all circuits of a relay together; at it the circuits stop reading and new circuits are refused; 0 = unlimited (relay default 256 MiB).', {
-      ...zeroOrRange('limits.maxBufferedBytes', 16_777_216, 1_099_511_627_776, 'must be 0 (unlimited) or between 16777216 (16 MiB) and 1099511627776 (1 TiB)'),
-      doc: { type: 'int64', default: '256 MiB', text: 'bytes buffered in all circuits of a relay; at it circuits stop reading and new circuits are refused, 0 = unlimited' },
-      relay: { flag: '--max-buffered-bytes', config: 'limits.max_buffered_bytes' }
-    })
-  }
-}
-
-const rateLimits: Prop = {
-  type: 'object',
-  tsName: 'RelayRateLimits',
-  description: 'Rate limits of every relay of the pool (relay config `rate_limits.*`, passed as flags). Unset fields keep the relay\'s defaults. With shared: true the counts are kept in Redis and so hold across the pool\'s relays (and every relay using the same Redis) instead of per relay.',
-  doc: { hide: true },
-  rules: [{ rule: '!has(self.redisUrlSecretRef) || (has(self.shared) && self.shared)', message: 'rateLimits.redisUrlSecretRef is only used with rateLimits.shared: true' }],
-  properties: {
-    shared: {
-      type: 'boolean',
-      description: 'true: the relays count against shared limits in Redis (each relay gets the URL as REDIS_URL from redisUrlSecretRef, default spec.discovery.redisUrlSecretRef); while Redis is unreachable each relay limits alone. Unset or false: each relay limits alone (relay default).',
-      doc: { default: '– (each relay limits alone)', text: '`true`: counts kept in Redis, so they hold across all relays on that Redis; the relay gets `REDIS_URL` (its `--redis`) from `rateLimits.redisUrlSecretRef`, else `discovery.redisUrlSecretRef`, through `valueFrom.secretKeyRef` (the URL never appears in the pod spec). While Redis is unreachable each relay limits alone.' }
-    },
-    redisUrlSecretRef: {
-      ...secretKeyRef('Secret key (in the pool\'s namespace) holding the Redis URL for shared rate limits, when it is not the discovery registry\'s (spec.discovery.redisUrlSecretRef). Needs shared: true.', 'redis-url'),
-      doc: { type: '`{name, key}` (key default `redis-url`)', text: 'another Redis for the counts; CEL: only with `shared: true`', leaf: true }
-    },
-    ipConnectionsPerSecond: int32('New connections per second per source IP, checked before the handshake; 0 = off (relay default 20).', {
-      minimum: 0,
-      maximum: 100_000,
-      doc: { type: 'int', default: '20', text: '0 = off' },
-      relay: { flag: '--ip-connections-per-second', config: 'rate_limits.ip_connections_per_second' }
-    }),
-    peerReservationsPerMinute: int32('Reservations per minute per peer; 0 = off (relay default 30).', {
-      minimum: 0,
-      maximum: 100_000,
-      doc: { type: 'int', default: '30', text: '0 = off' },
-      relay: { flag: '--peer-reservations-per-minute', config: 'rate_limits.peer_reservations_per_minute' }
-    }),
-    peerCircuitsPerMinute: int32('Circuits per minute per source peer; 0 = off (relay default 120).', {
-      minimum: 0,
-      maximum: 100_000,
-      doc: { type: 'int', default: '120', text: '0 = off' },
-      relay: { flag: '--peer-circuits-per-minute', config: 'rate_limits.peer_circuits_per_minute' }
-    })
-  }
 }
 
 const discovery: Prop = {
@@ -218,18 +100,8 @@ const auth: Prop = {
         leaf: true
       }
     },
-    accountCircuitsPerMinute: int32('Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0).', {
-      minimum: 0,
-      maximum: 1_000_000,
-      doc: { type: 'int', default: '0 (off)', text: 'circuits per minute per account' },
-      relay: { flag: '--account-circuits-per-minute', config: 'rate_limits.account_circuits_per_minute' }
-    }),
-    meteringIntervalSeconds: int32('Seconds between usage flushes to Redis; a crashed relay loses at most this much metering (relay default 5).', {
-      minimum: 1,
-      maximum: 300,
-      doc: { type: 'int', default: '5' },
-      relay: { flag: '--metering-interval', config: 'auth.metering_interval_seconds' }
-    })
+    accountCircuitsPerMinute: intSetting({ description: 'Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0).', range: [0, 1_000_000], default: '0 (off)', text: 'circuits per minute per account', flag: '--account-circuits-per-minute', config: 'rate_limits.account_circuits_per_minute' }),
+    meteringIntervalSeconds: intSetting({ description: 'Seconds between usage flushes to Redis; a crashed relay loses at most this much metering (relay default 5).', range: [1, 300], default: '5', flag: '--metering-interval', config: 'auth.metering_interval_seconds' })
   }
 }
 

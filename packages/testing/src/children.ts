@@ -42,6 +42,24 @@ export function killChildrenOnSignals (label: string): void {
   }
 }
 
+let reraiseHook = false
+/**
+ * For libraries (redis, the kube control plane): on SIGINT, SIGTERM or SIGHUP kill the tracked
+ * children, then re-raise so the default action still applies. Only signals nobody else handles
+ * are taken over.
+ */
+export function killChildrenOnUnhandledSignals (): void {
+  if (reraiseHook) return
+  reraiseHook = true
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    if (process.listenerCount(sig) > 0) continue
+    process.once(sig, () => {
+      killTrackedChildren()
+      process.kill(process.pid, sig)
+    })
+  }
+}
+
 export interface LineProcess {
   child: ChildProcess
   /** every stdout line so far */

@@ -3,6 +3,6 @@ export { startRedis, type RedisServer, type StartRedisOptions } from './redis.js
 export { pollUntil, waitFor, type PollOptions, type WaitForOptions } from './wait.js'
 export { scrapeMetric } from './metrics.js'
 export { checkMarkers, commitOf, headingAnchor, headlines, renderSection, upsertSection, writeDocSection, type DocSection, type Headline } from './doc-sections.js'
-export { killChildrenOnSignals, killTrackedChildren, spawnLines, trackChild, type LineProcess, type SpawnLinesOptions } from './children.js'
+export { killChildrenOnSignals, killChildrenOnUnhandledSignals, killTrackedChildren, spawnLines, trackChild, type LineProcess, type SpawnLinesOptions } from './children.js'
 export { seededRandom } from './random.js'
 export { useRedis } from './redis-hooks.js'

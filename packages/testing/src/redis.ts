@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './ports.js'
-import { killTrackedChildren, trackChild } from './children.js'
+import { killChildrenOnUnhandledSignals, trackChild } from './children.js'
 
 export interface StartRedisOptions {
   /** default: a free loopback port */
@@ -45,20 +45,6 @@ interface Running {
 
 // Every redis-server we started is tracked (children.ts), so a crashing or forgetful test process
 // does not leave orphans (or their folders) behind.
-let guardInstalled = false
-
-function installExitGuard (): void {
-  if (guardInstalled) return
-  guardInstalled = true
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    // Only take over signals nobody else handles; re-raise so the default action still applies.
-    if (process.listenerCount(sig) > 0) continue
-    process.once(sig, () => {
-      killTrackedChildren()
-      process.kill(process.pid, sig)
-    })
-  }
-}
 
 let resolvedBinary: string | undefined
 
@@ -148,7 +134,7 @@ function readLog (dir: string): string {
 
 async function spawnRedis (port: number, opts: StartRedisOptions, persistentDir?: string): Promise<Running> {
   const bin = redisBinary()
-  installExitGuard()
+  killChildrenOnUnhandledSignals()
   const dir = persistentDir ?? mkdtempSync(join(tmpdir(), 'pos-relay-redis-'))
   const persistence = persistentDir != null ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
   // prettier-ignore
