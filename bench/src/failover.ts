@@ -38,7 +38,7 @@ const CLIENTS = Number(values.clients)
 const SIM_RELAYS = Number(values.relays)
 const TTL_S = 30
 const POLL_MS = 60_000
-const PROTOCOL = '/pos-relay-example/file/1.0.0'
+const PROTOCOL = '/pos-relay-example/file/2.0.0'
 const EXAMPLE = fileURLToPath(new URL('../../examples/file-transfer/src/main.ts', import.meta.url))
 const log = benchLog('failover')
 const children: LineProcess[] = []
@@ -94,7 +94,8 @@ async function sendOnce (api: string, target: string): Promise<boolean> {
     const conn = await peer.relays.dial(target, { signal: AbortSignal.timeout(10_000) })
     const stream = await conn.newStream(PROTOCOL, { runOnLimitedConnection: true })
     const data = randomBytes(64 * 1024)
-    stream.send(new TextEncoder().encode('bench.bin\n'))
+    // the example's header: the SHA-256 first, so the listener keeps the file only if it matches
+    stream.send(new TextEncoder().encode(`${createHash('sha256').update(data).digest('hex')} bench.bin\n`))
     stream.send(data)
     await stream.close()
     let answer = ''
