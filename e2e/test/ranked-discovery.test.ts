@@ -12,7 +12,12 @@ import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { createRelayPeer, rankedCount, type RelayPeer } from '@pos-relay/client'
+import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { waitFor } from '@pos-relay/testing'
 import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
+import { cachedExample, runExample, type Example } from './helpers/examples.ts'
 
 interface Seen { url: string, entries: number }
 
@@ -98,5 +103,38 @@ describe('client SDK: relays ranked by discovery (?for=)', { timeout: 120_000 },
       assert.ok(proxy.seen.every((s) => params(s).has('for') && params(s).get('count') === count), JSON.stringify(proxy.seen))
       assert.ok(proxy.seen.every((s) => s.entries === 1), `discovery answered the one relay: ${JSON.stringify(proxy.seen)}`)
     })
+  }
+
+  // the Rust crate, through its file-transfer example (skipped when not built; make test-clients builds it)
+  // the Go module does not use ?for= yet (issue 17): only Rust here
+  const natives = { rust: cachedExample('rust-file-transfer') }
+  for (const [lang, bin] of Object.entries(natives)) {
+    for (const older of [false, true]) {
+      it(`${lang}: listener polls for=<own id>, sender looks up for=<listener>, count 4${older ? '; against an older discovery (full list) too' : ''}`, { skip: bin == null ? `the ${lang} example is not built` : false }, async () => {
+        const proxy = await recordingProxy(stack.api, older)
+        proxies.push(proxy)
+        const started: Example[] = []
+        try {
+          const listener = runExample(bin!, ['listen', '--discovery', proxy.url, '--api-key', stack.apiKey, '--out', stack.dir])
+          started.push(listener)
+          await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `listener not up:\n${listener.stderr.join('\n')}` })
+          const peerId: string = listener.lines.find((l) => l.event === 'listening').peer_id
+          const file = join(stack.dir, `${lang}-${String(older)}.bin`)
+          await writeFile(file, randomBytes(10_000))
+          const polls = proxy.seen.length
+          const sender = runExample(bin!, ['send', '--discovery', proxy.url, '--api-key', stack.apiKey, '--peer', peerId, '--file', file])
+          started.push(sender)
+          assert.equal(await sender.exited, 0, `sender failed:\n${sender.stderr.join('\n')}`)
+          assert.equal(sender.lines.find((l) => l.event === 'sent')?.intact, true)
+          const params = (x: Seen): URLSearchParams => new URL(x.url, 'http://x').searchParams
+          const forListener = proxy.seen.filter((x) => params(x).get('for') === peerId)
+          assert.ok(forListener.slice(0, 1).every((x) => proxy.seen.indexOf(x) < polls), `the listener polled for its own id first: ${JSON.stringify(proxy.seen)}`)
+          assert.ok(proxy.seen.slice(polls).some((x) => params(x).get('for') === peerId), `the sender looked up the listener's relays: ${JSON.stringify(proxy.seen)}`)
+          assert.ok(proxy.seen.every((x) => params(x).has('for') && params(x).get('count') === '4'), JSON.stringify(proxy.seen))
+        } finally {
+          for (const e of started) e.kill()
+        }
+      })
+    }
   }
 })
