@@ -21,7 +21,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { scrapeMetric, waitFor } from '@pos-relay/testing'
 import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
-import { cachedExample, exchangeAcrossLanguages, runExample, type Example, type ExampleSide } from './helpers/examples.ts'
+import { cachedExample, exampleFailureCases, exchangeAcrossLanguages, runExample, type Example, type ExampleSide } from './helpers/examples.ts'
 
 /** The Go example binary, or why there is none. */
 function goExample (): { bin?: string, why?: string } {
@@ -113,4 +113,6 @@ describe('Go client: tickets, reservation and a file through a relay with --auth
       await exchangeAcrossLanguages({ listener, sender, api, apiKey, dir, started: examples })
     })
   }
+
+  exampleFailureCases(() => ({ api, apiKey, dir, started: examples }), (args, opts) => runExample(bin, args, opts))
 })

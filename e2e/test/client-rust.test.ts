@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { scrapeMetric, waitFor } from '@pos-relay/testing'
 import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
-import { cachedExample, exchangeAcrossLanguages, runExample, type Example, type ExampleSide } from './helpers/examples.ts'
+import { cachedExample, exampleFailureCases, exchangeAcrossLanguages, runExample, type Example, type ExampleSide } from './helpers/examples.ts'
 
 const binary = cachedExample('rust-file-transfer')
 // under POS_RELAY_REQUIRE_CLIENTS=1 (make test-clients, CI) a missing binary fails instead of skipping
@@ -85,4 +85,6 @@ describe('Rust client: file transfer through a relay with accounts on', { timeou
       await exchangeAcrossLanguages({ listener, sender, api, apiKey, dir, started: children })
     })
   }
+
+  exampleFailureCases(() => ({ api, apiKey, dir, started: children }), (args, opts) => runExample(binary!, args, opts))
 })

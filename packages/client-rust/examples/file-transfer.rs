@@ -34,7 +34,7 @@ use libp2p::{
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const PROTOCOL: StreamProtocol = StreamProtocol::new("/pos-relay-example/file/1.0.0");
+const PROTOCOL: StreamProtocol = StreamProtocol::new("/pos-relay-example/file/2.0.0");
 
 #[derive(NetworkBehaviour)]
 struct AppBehaviour {
@@ -98,6 +98,74 @@ fn parse_args() -> Args {
         }
     }
     args
+}
+
+/// A user's mistake: one line on stderr, exit code 2, never a backtrace.
+fn usage_error(message: String) -> ! {
+    eprintln!("file-transfer: {message}");
+    std::process::exit(2)
+}
+
+fn reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// `p` against the working directory, without `.` components (what the user reads in an error).
+fn absolute(p: &Path) -> PathBuf {
+    let joined = std::env::current_dir()
+        .map(|d| d.join(p))
+        .unwrap_or_else(|_| p.to_path_buf());
+    joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
+/// `--file`, checked before any network work: a readable regular file.
+fn readable_file(given: &Path) -> PathBuf {
+    let path = absolute(given);
+    let checked = std::fs::File::open(&path)
+        .and_then(|f| f.metadata())
+        .map_err(|e| reason(&e))
+        .and_then(|m| {
+            if m.is_dir() {
+                Err("is a directory".to_string())
+            } else {
+                Ok(())
+            }
+        });
+    if let Err(r) = checked {
+        usage_error(format!(
+            "cannot read --file {} ({}): {r}",
+            given.display(),
+            path.display()
+        ));
+    }
+    path
+}
+
+/// `--out`, created if missing: a writable directory.
+fn writable_dir(given: &Path) -> PathBuf {
+    let path = absolute(given);
+    let checked = match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&path).map_err(|e| reason(&e)),
+        Err(e) => Err(reason(&e)),
+        Ok(m) if !m.is_dir() => Err("not a directory".to_string()),
+        Ok(m) if m.permissions().readonly() => Err("permission denied".to_string()),
+        Ok(_) => Ok(()),
+    };
+    if let Err(r) = checked {
+        usage_error(format!(
+            "cannot write to --out {} ({}): {r}",
+            given.display(),
+            path.display()
+        ));
+    }
+    path
 }
 
 fn print(value: serde_json::Value) {
@@ -199,47 +267,93 @@ fn log_event(event: &pos_relay_client::Event) {
     progress(line);
 }
 
+/// One incoming file: header `<sha256> <name>`, then the bytes into a part
+/// file renamed to `received-<name>` only when their SHA-256 is the announced
+/// one; on any failure the part file goes and `receive_failed` is printed.
+/// Answers with the SHA-256 computed here (when all bytes came).
 async fn receive(
     mut stream: libp2p::Stream,
     out_dir: &Path,
-) -> Result<(String, u64, String), Box<dyn std::error::Error + Send + Sync>> {
-    // header: the file name up to the first newline
+) -> Result<(String, u64, String), (Option<String>, u64, String)> {
+    // header: up to the first newline
     let mut header = Vec::new();
     let mut byte = [0u8; 1];
     loop {
-        stream.read_exact(&mut byte).await?;
+        stream
+            .read_exact(&mut byte)
+            .await
+            .map_err(|e| (None, 0, format!("reading the header: {e}")))?;
         if byte[0] == b'\n' {
             break;
         }
         if header.len() > 4096 {
-            return Err("file name too long".into());
+            return Err((None, 0, "header too long".into()));
         }
         header.push(byte[0]);
     }
-    let name = String::from_utf8(header)?;
-    let base = Path::new(&name)
-        .file_name()
-        .ok_or("empty file name")?
-        .to_string_lossy()
-        .into_owned();
-    let mut file = tokio::fs::File::create(out_dir.join(format!("received-{base}"))).await?;
-    let mut hash = Sha256::new();
-    let mut bytes = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
+    let header = String::from_utf8(header).map_err(|_| (None, 0, "bad header: not UTF-8".to_string()))?;
+    let (announced, name) = match header.split_once(' ') {
+        Some((sha, name))
+            if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
+        {
+            (sha.to_string(), name)
         }
-        hash.update(&buf[..n]);
-        file.write_all(&buf[..n]).await?;
-        bytes += n as u64;
+        _ => return Err((None, 0, "bad header: expected \"<sha256> <name>\"".into())),
+    };
+    let base = match Path::new(name).file_name() {
+        Some(b) => b.to_string_lossy().into_owned(),
+        None => return Err((None, 0, "bad header: empty file name".into())),
+    };
+    let final_path = out_dir.join(format!("received-{base}"));
+    let part_path = out_dir.join(format!(".received-{base}.{:08x}.part", rand::random::<u32>()));
+    let mut bytes = 0u64;
+    let result: Result<String, String> = async {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&part_path)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            file.write_all(&buf[..n]).await.map_err(|e| e.to_string())?;
+            bytes += n as u64;
+        }
+        file.flush().await.map_err(|e| e.to_string())?;
+        file.sync_all().await.map_err(|e| e.to_string())?;
+        Ok(hex(&hash.finalize()))
     }
-    file.flush().await?;
-    let sha256 = hex(&hash.finalize());
-    stream.write_all(sha256.as_bytes()).await?;
-    stream.close().await?;
-    Ok((name, bytes, sha256))
+    .await;
+    let sha256 = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part_path).await;
+            return Err((Some(base), bytes, e));
+        }
+    };
+    let kept = if sha256 == announced {
+        tokio::fs::rename(&part_path, &final_path)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        Err(format!(
+            "SHA-256 mismatch after {bytes} bytes: got {sha256}, the sender announced {announced}"
+        ))
+    };
+    if kept.is_err() {
+        let _ = tokio::fs::remove_file(&part_path).await;
+    }
+    // the answer in every case: the sender compares it with what it sent
+    let _ = stream.write_all(sha256.as_bytes()).await;
+    let _ = stream.close().await;
+    kept.map(|_| (base, bytes, sha256.clone()))
+        .map_err(|e| (Some(name.to_string()), bytes, e))
 }
 
 async fn send_file(
@@ -251,7 +365,21 @@ async fn send_file(
         .ok_or("--file has no file name")?
         .to_string_lossy()
         .into_owned();
-    stream.write_all(format!("{name}\n").as_bytes()).await?;
+    let announced = {
+        let mut file = tokio::fs::File::open(path).await?;
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+        }
+        hex(&hash.finalize())
+    };
+    // the header carries the SHA-256: the receiver keeps the file only if it matches
+    stream.write_all(format!("{announced} {name}\n").as_bytes()).await?;
     let mut file = tokio::fs::File::open(path).await?;
     let mut hash = Sha256::new();
     let mut bytes = 0u64;
@@ -279,7 +407,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn listen(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+async fn listen(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    args.out = writable_dir(&args.out);
     let mut swarm = build_swarm(config(&args))?;
     let local = *swarm.local_peer_id();
     let links: Links = Arc::default();
@@ -295,8 +424,8 @@ async fn listen(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     Ok((file, bytes, sha256)) => print(serde_json::json!({
                         "event": "received", "file": file, "bytes": bytes, "sha256": sha256, "relayed": only_relayed(&links, &peer)
                     })),
-                    Err(e) => progress(
-                        serde_json::json!({ "event": "receive_failed", "peer": peer.to_string(), "error": e.to_string() }),
+                    Err((file, bytes, error)) => print(
+                        serde_json::json!({ "event": "receive_failed", "file": file, "bytes": bytes, "error": error, "peer": peer.to_string() }),
                     ),
                 }
             });
@@ -352,8 +481,10 @@ type Transfer = tokio::task::JoinHandle<Result<(u64, String, String), String>>;
 
 async fn send(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     let (Some(peer), Some(file)) = (args.peer.clone(), args.file.clone()) else {
-        return Err("send needs --peer <peer id> and --file <path>".into());
+        usage_error("send needs --peer <peer id> and --file <path>".into());
     };
+    // checked before any network work, so a typo costs nothing and says what is wrong
+    let file = readable_file(&file);
     let target: PeerId = peer.parse()?;
     // a sender needs no reservation of its own: it only dials through the target's relays
     let mut swarm = build_swarm(config(&args).with_reservations(false))?;

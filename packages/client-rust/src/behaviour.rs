@@ -23,7 +23,7 @@ use rand::Rng;
 use tokio::time::{Instant, Sleep};
 
 use crate::addresses::AddressPolicy;
-use crate::discovery::{fetch_relays, DiscoveryError, RelayInfo, MAX_RESPONSE_BYTES};
+use crate::discovery::{fetch_ranked_relays, ranked_count, DiscoveryError, RelayInfo, MAX_RESPONSE_BYTES};
 use crate::failover::{relays_to_dial, Failover, ATTEMPT_TIMEOUT};
 use crate::tickets::{fetch_ticket, present_ticket, Ticket, TicketFetchError, TicketReply, TICKET_PROTOCOL};
 
@@ -237,6 +237,11 @@ struct Dial {
 
 enum Done {
     Relays(Result<Vec<RelayInfo>, DiscoveryError>),
+    /// the relays discovery ranked for a dial target (`?for=<target>`)
+    DialRelays {
+        target: PeerId,
+        result: Result<Vec<RelayInfo>, DiscoveryError>,
+    },
     Ticket(Result<Ticket, TicketFetchError>),
     Presented {
         relay: PeerId,
@@ -306,6 +311,8 @@ pub struct Behaviour {
     dials: Vec<Dial>,
     /// dials asked for before the first relay list arrived
     waiting_dials: Vec<PeerId>,
+    /// discovery lookups of dial targets' relays (`?for=<target>`), one per dial
+    dial_lookups: u64,
     ticket: Option<Ticket>,
     ticket_in_flight: bool,
     ticket_failures: u32,
@@ -368,6 +375,7 @@ impl Behaviour {
             failover: Failover::new(Box::new(|| rand::thread_rng().gen::<f64>())),
             dials: Vec::new(),
             waiting_dials: Vec::new(),
+            dial_lookups: 0,
             ticket: None,
             ticket_in_flight: false,
             ticket_failures: 0,
@@ -392,6 +400,11 @@ impl Behaviour {
             self.waiting_dials.push(peer);
         }
         self.wake();
+    }
+
+    /// Discovery lookups of dial targets' relays made so far (one per [`Behaviour::dial`]).
+    pub fn dial_lookups(&self) -> u64 {
+        self.dial_lookups
     }
 
     /// The usable relays from the last relay list.
@@ -439,8 +452,40 @@ impl Behaviour {
         }
     }
 
+    /// Asks discovery for the relays ranked for `target` (`?for=<target>`); the dial starts
+    /// when the answer (or the failure, then with the last polled list) comes.
     fn start_dial(&mut self, target: PeerId) {
-        let candidates = self.relays_for(&target);
+        self.dial_lookups += 1;
+        let http = self.http.clone();
+        let c = self.config.clone();
+        self.tasks.push(
+            async move {
+                let result = fetch_ranked_relays(
+                    &http,
+                    &c.discovery_url,
+                    &target,
+                    ranked_count(c.relay_count),
+                    c.address_policy,
+                    c.max_body_bytes,
+                    c.request_timeout,
+                )
+                .await;
+                Done::DialRelays { target, result }
+            }
+            .boxed(),
+        );
+    }
+
+    fn on_dial_relays(&mut self, target: PeerId, result: Result<Vec<RelayInfo>, DiscoveryError>) {
+        // ranked here too: an older discovery answers the full list
+        let candidates = match result {
+            Ok(relays) if !relays.is_empty() => relays_to_dial(&relays, &target.to_base58(), self.config.relay_count),
+            Ok(_) => self.relays_for(&target),
+            Err(e) => {
+                self.emit(Event::DiscoveryFailed { error: e.to_string() });
+                self.relays_for(&target)
+            }
+        };
         if candidates.is_empty() {
             self.pending.push_back(ToSwarm::GenerateEvent(Event::DialFailed {
                 peer: target,
@@ -537,12 +582,16 @@ impl Behaviour {
         self.poll_at = None;
         let http = self.http.clone();
         let c = self.config.clone();
+        let local = self.local_peer;
         self.tasks.push(
             async move {
+                // only the relays ranked for us: relay_count + 2 covers skipping failed ones (section 4)
                 Done::Relays(
-                    fetch_relays(
+                    fetch_ranked_relays(
                         &http,
                         &c.discovery_url,
+                        &local,
+                        ranked_count(c.relay_count),
                         c.address_policy,
                         c.max_body_bytes,
                         c.request_timeout,
@@ -799,6 +848,7 @@ impl Behaviour {
     fn on_done(&mut self, done: Done, now: Instant) {
         match done {
             Done::Relays(result) => self.on_relays(result, now),
+            Done::DialRelays { target, result } => self.on_dial_relays(target, result),
             Done::Ticket(result) => {
                 self.ticket_in_flight = false;
                 match result {

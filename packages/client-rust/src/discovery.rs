@@ -150,6 +150,16 @@ pub(crate) fn api_url(base: &str, path: &str) -> Result<url::Url, DiscoveryError
         .map_err(|e| DiscoveryError::BadUrl(e.to_string()))
 }
 
+/// The most relays `?for=` answers (the discovery API's limit).
+pub const RANKED_COUNT_MAX: usize = 16;
+
+/// The `count` a client asks `?for=` for: `relay_count + 2`, at most 16. A listener
+/// reserves on the first `relay_count` usable relays of its ranking, skipping failed
+/// ones, and a dialer tries `relay_count + 2` of the target's (`docs/protocol.md` sections 1, 4, 5).
+pub fn ranked_count(relay_count: usize) -> usize {
+    (relay_count + crate::failover::EXTRA_DIAL_RELAYS).clamp(1, RANKED_COUNT_MAX)
+}
+
 /// Fetches the live relays from a discovery API (bounded body, address policy applied).
 pub async fn fetch_relays(
     http: &reqwest::Client,
@@ -158,7 +168,43 @@ pub async fn fetch_relays(
     max_bytes: usize,
     timeout: Duration,
 ) -> Result<Vec<RelayInfo>, DiscoveryError> {
-    let url = api_url(discovery_url, "api/p2p/relays")?;
+    fetch_list(
+        http,
+        api_url(discovery_url, "api/p2p/relays")?,
+        policy,
+        max_bytes,
+        timeout,
+    )
+    .await
+}
+
+/// Fetches the `count` relays ranked for `peer` (`GET /api/p2p/relays?for=<peer>&count=<count>`,
+/// count clamped to 1-16). An older discovery ignores the parameters and answers the full
+/// list: rank the answer either way ([`crate::rank_relays`], [`crate::relays_to_dial`]); the
+/// ranking of any subset keeps the global order, so the same code is right for both.
+pub async fn fetch_ranked_relays(
+    http: &reqwest::Client,
+    discovery_url: &str,
+    peer: &PeerId,
+    count: usize,
+    policy: AddressPolicy,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Vec<RelayInfo>, DiscoveryError> {
+    let mut url = api_url(discovery_url, "api/p2p/relays")?;
+    url.query_pairs_mut()
+        .append_pair("for", &peer.to_base58())
+        .append_pair("count", &count.clamp(1, RANKED_COUNT_MAX).to_string());
+    fetch_list(http, url, policy, max_bytes, timeout).await
+}
+
+async fn fetch_list(
+    http: &reqwest::Client,
+    url: url::Url,
+    policy: AddressPolicy,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Vec<RelayInfo>, DiscoveryError> {
     let shown = url.to_string();
     let res = http
         .get(url)

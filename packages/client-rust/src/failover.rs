@@ -45,11 +45,14 @@ pub fn relays_to_reserve(
         .collect()
 }
 
+/// Relays a dialer tries beyond the target's first `relay_count`.
+pub const EXTRA_DIAL_RELAYS: usize = 2;
+
 /// The relays a dialer tries to reach `target`, in order: the first `relay_count + 2`
 /// of the target's ranking, whatever failed (the dialer cannot know).
 pub fn relays_to_dial(relays: &[RelayInfo], target: &str, relay_count: usize) -> Vec<RelayInfo> {
     let mut ranked = rank_relays(relays, target);
-    ranked.truncate(relay_count + 2);
+    ranked.truncate(relay_count + EXTRA_DIAL_RELAYS);
     ranked
 }
 

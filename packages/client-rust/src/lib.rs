@@ -25,6 +25,6 @@ pub mod tickets;
 
 pub use addresses::AddressPolicy;
 pub use behaviour::{Behaviour, Config, Event};
-pub use discovery::{rank_relays, RelayInfo};
+pub use discovery::{fetch_ranked_relays, fetch_relays, rank_relays, ranked_count, RelayInfo, RANKED_COUNT_MAX};
 pub use failover::{relays_to_dial, relays_to_reserve};
 pub use tickets::{Ticket, TicketReply, TICKET_PROTOCOL};

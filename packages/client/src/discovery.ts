@@ -30,6 +30,23 @@ export interface FetchRelaysOptions {
   addressPolicy?: AddressPolicy
   /** largest body read; default 1 MiB */
   maxBytes?: number
+  /**
+   * Ask for the relays ranked for this peer id only (`?for=<peer id>&count=<count>`, server-side
+   * rendezvous): a few entries instead of the whole list. An older discovery ignores the
+   * parameters and answers the whole list; callers rank what they get either way (the ranking of
+   * any subset keeps the global order), so the same code works against both.
+   */
+  for?: string
+  /** with `for`: how many relays (clamped to 1-16; discovery's default is 3) */
+  count?: number
+}
+
+/** The most relays `?for=` answers (the discovery API's limit). */
+export const RANKED_COUNT_MAX = 16
+
+/** The `count` that covers the failover rule (section 4): relayCount + the two a dialer tries beyond them. */
+export function rankedCount (relayCount: number): number {
+  return Math.min(RANKED_COUNT_MAX, Math.max(1, relayCount + EXTRA_DIAL_RELAYS))
 }
 
 /** A peer id in the one spelling discovery writes (base58btc); CID and other spellings are refused. */
@@ -108,6 +125,10 @@ export function parseRelayList (text: string, policy?: AddressPolicy): RelayInfo
  */
 export async function fetchRelays (discoveryUrl: string, opts: FetchRelaysOptions = {}): Promise<RelayInfo[]> {
   const url = new URL('api/p2p/relays', discoveryUrl.endsWith('/') ? discoveryUrl : discoveryUrl + '/')
+  if (opts.for != null) {
+    url.searchParams.set('for', opts.for)
+    if (opts.count != null) url.searchParams.set('count', String(Math.min(RANKED_COUNT_MAX, Math.max(1, Math.trunc(opts.count)))))
+  }
   const signals = [AbortSignal.timeout(opts.timeoutMs ?? 10_000)]
   if (opts.signal != null) signals.push(opts.signal)
   let res: Response

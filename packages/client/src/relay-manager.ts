@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { fetchRelays, rankRelays, relaysToDial, relaysToReserve, type RelayInfo } from './discovery.js'
+import { fetchRelays, rankedCount, rankRelays, relaysToDial, relaysToReserve, type RelayInfo } from './discovery.js'
 import { presentTicket, TicketClient } from './tickets.js'
 import { backoffDelay, type AddressPolicy } from '@pos-relay/shared'
 import { circuitTransportInternals, type CircuitTransportInternals } from '@pos-relay/upstream-patches/circuit-relay-transport'
@@ -119,6 +119,8 @@ export class RelayManager {
   private nextRetry = 0
   /** discovery requests made (polls, failure refreshes): for benchmarks and tests */
   discoveryRequests = 0
+  /** discovery lookups of a dial target's relays (`?for=<target>`), one per dial */
+  dialLookups = 0
 
   constructor (node: Libp2p, opts: RelayManagerOptions) {
     this.node = node
@@ -218,7 +220,7 @@ export class RelayManager {
    */
   async dial (peer: PeerId | string, options: { signal?: AbortSignal } = {}): Promise<Connection> {
     const target = peer.toString()
-    const relays = relaysToDial(this.known, target, this.opts.relayCount)
+    const relays = relaysToDial(await this.relaysFor(target, options.signal), target, this.opts.relayCount)
     if (relays.length === 0) throw new Error('no relays known: is the discovery API reachable?')
     let lastError: unknown
     for (const relay of relays) {
@@ -232,6 +234,28 @@ export class RelayManager {
       }
     }
     throw lastError
+  }
+
+  /**
+   * The relays ranked for `target` as discovery answers `?for=<target>` (ranked again here, so an
+   * older discovery's full list works the same); the last polled list when that lookup fails.
+   */
+  private async relaysFor (target: string, signal?: AbortSignal): Promise<RelayInfo[]> {
+    this.dialLookups++
+    try {
+      const signals = [this.controller.signal, ...(signal != null ? [signal] : [])]
+      const relays = await fetchRelays(this.opts.discoveryUrl, {
+        signal: AbortSignal.any(signals),
+        for: target,
+        count: rankedCount(this.opts.relayCount),
+        ...(this.opts.addressPolicy != null ? { addressPolicy: this.opts.addressPolicy } : {})
+      })
+      if (relays.length > 0) return relays
+    } catch (err: any) {
+      if (signal?.aborted === true) throw err
+      this.opts.onEvent?.({ type: 'discovery_failed', error: err.message })
+    }
+    return this.known
   }
 
   async waitForReservation (timeoutMs: number): Promise<void> {
@@ -255,7 +279,13 @@ export class RelayManager {
     let relays: RelayInfo[]
     this.discoveryRequests++
     try {
-      relays = await fetchRelays(this.opts.discoveryUrl, { signal: this.controller.signal, ...(this.opts.addressPolicy != null ? { addressPolicy: this.opts.addressPolicy } : {}) })
+      // only the relays ranked for us (relayCount + 2: enough to skip two failed ones, section 4)
+      relays = await fetchRelays(this.opts.discoveryUrl, {
+        signal: this.controller.signal,
+        for: this.node.peerId.toString(),
+        count: rankedCount(this.opts.relayCount),
+        ...(this.opts.addressPolicy != null ? { addressPolicy: this.opts.addressPolicy } : {})
+      })
     } catch (err: any) {
       this.discoveryFailures++
       this.nextRetry = Date.now() + backoffDelay(this.discoveryFailures - 1, DISCOVERY_BACKOFF, this.random)

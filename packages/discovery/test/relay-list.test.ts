@@ -6,7 +6,7 @@ import { Redis } from 'ioredis'
 import { createDiscoveryServer, createRedisStore, createRelayListCache, negotiateEncoding, type RelayStore } from '@pos-relay/discovery'
 import { rankRelays } from '@pos-relay/shared'
 import { useRedis } from '@pos-relay/testing'
-import { PEER_A, PEER_B, PEER_C, registration } from './fixtures.ts'
+import { PEER_A, PEER_B, PEER_C, registration, sleep } from './fixtures.ts'
 
 const RELAYS = '/api/p2p/relays'
 const cleanups: (() => Promise<unknown>)[] = []
@@ -101,6 +101,34 @@ describe('the shared relay list (Redis store)', () => {
     assert.equal(changed.statusCode, 200)
     assert.notEqual(changed.headers.etag, etag)
     assert.equal(changed.json().length, 2)
+  })
+
+  it('heartbeats alone keep the ETag (304); an addr change or a relay leaving changes it', async () => {
+    const s = store()
+    const app = await createDiscoveryServer({ store: s, p2pSecret: 'unused-secret', logger: false, listMaxAgeMs: 0 })
+    cleanups.push(() => app.close())
+    await s.register(registration('r1', PEER_A), 60_000)
+    await s.register(registration('r2', PEER_B), 60_000)
+    const first = await app.inject({ method: 'GET', url: RELAYS })
+    const etag = first.headers.etag as string
+    // heartbeats: the same registrations again, later (updated_at and expires_at move)
+    await sleep(5)
+    await s.register(registration('r1', PEER_A), 60_000)
+    await s.register(registration('r2', PEER_B), 60_000)
+    const beat = await app.inject({ method: 'GET', url: RELAYS })
+    assert.notEqual(beat.body, first.body, 'the heartbeat moved the timestamps in the document')
+    assert.equal(beat.headers.etag, etag, 'timestamps are not what clients use: same ETag')
+    assert.equal((await app.inject({ method: 'GET', url: RELAYS, headers: { 'if-none-match': etag } })).statusCode, 304)
+    // a new addr for r2: clients would dial differently
+    await s.register(registration('r2', PEER_B, 4002), 60_000)
+    const moved = await app.inject({ method: 'GET', url: RELAYS, headers: { 'if-none-match': etag } })
+    assert.equal(moved.statusCode, 200)
+    const movedTag = moved.headers.etag as string
+    assert.notEqual(movedTag, etag)
+    await s.deregister('r1')
+    const left = await app.inject({ method: 'GET', url: RELAYS, headers: { 'if-none-match': movedTag } })
+    assert.equal(left.statusCode, 200)
+    assert.deepEqual(left.json().map((r: { id: string }) => r.id), ['r2'])
   })
 
   it('?for=<peer id>&count=N answers the N relays ranked for that peer by the shared rule; count 1-16, default 3', async () => {

@@ -6,8 +6,13 @@
 //	file-transfer listen --discovery http://127.0.0.1:8080 --api-key KEY [--out DIR] [--relay-count N]
 //	file-transfer send   --discovery http://127.0.0.1:8080 --api-key KEY --peer <peer id> --file PATH [--relay-count N]
 //
-// The file goes as "name\n" followed by the bytes on /pos-relay-example/file/1.0.0;
-// the receiver answers with the SHA-256 it computed, which the sender checks.
+// The file goes as "<sha256> <name>\n" followed by the bytes on
+// /pos-relay-example/file/2.0.0; the receiver writes a part file, renames it to
+// received-<name> only when the SHA-256 matches the announced one (a failed or
+// cut-off transfer leaves no file that looks received, and prints
+// receive_failed), and answers with the SHA-256 it computed, which the sender
+// checks. --file and --out are relative to the working directory; a missing or
+// unreadable --file or an unwritable --out is one line on stderr, exit code 2.
 // The listener keeps running and takes any number of files; it prints
 // {"event":"reserved","relay":...} / {"event":"reservation_lost","relay":...}
 // lines as its reservations come and go (failover, docs/protocol.md section 4).
@@ -25,9 +30,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -45,7 +52,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
 
-const fileProtocol = protocol.ID("/pos-relay-example/file/1.0.0")
+const fileProtocol = protocol.ID("/pos-relay-example/file/2.0.0")
 
 type options struct {
 	discovery, apiKey, out, peer, file string
@@ -73,6 +80,13 @@ func main() {
 		os.Exit(2)
 	}
 
+	// the user's mistakes, before any network work: one line, exit code 2
+	if os.Args[1] == "listen" {
+		o.out = mustWritableDir(o.out)
+	} else if o.file != "" {
+		o.file = mustReadableFile(o.file)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
@@ -85,6 +99,59 @@ func main() {
 		fmt.Fprintln(os.Stderr, "file-transfer:", err)
 		os.Exit(1)
 	}
+}
+
+func usageError(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "file-transfer: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func reason(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file or directory"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	case errors.Is(err, syscall.ENOTDIR):
+		return "not a directory"
+	}
+	return err.Error()
+}
+
+func mustReadableFile(given string) string {
+	path, _ := filepath.Abs(given)
+	f, err := os.Open(path)
+	if err == nil {
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil && st.IsDir() {
+			err = errors.New("is a directory")
+		}
+		f.Close()
+	}
+	if err != nil {
+		usageError("cannot read --file %s (%s): %s", given, path, reason(err))
+	}
+	return path
+}
+
+func mustWritableDir(given string) string {
+	path, _ := filepath.Abs(given)
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = os.MkdirAll(path, 0o755); err == nil {
+			st, err = os.Stat(path)
+		}
+	}
+	if err == nil && !st.IsDir() {
+		err = syscall.ENOTDIR
+	}
+	if err == nil {
+		err = syscall.Access(path, 2) // W_OK
+	}
+	if err != nil {
+		usageError("cannot write to --out %s (%s): %s", given, path, reason(err))
+	}
+	return path
 }
 
 func envOr(name, fallback string) string {
@@ -164,6 +231,13 @@ type received struct {
 	Relayed bool   `json:"relayed"`
 }
 
+type receiveFailed struct {
+	Event string  `json:"event"`
+	File  *string `json:"file"`
+	Bytes int64   `json:"bytes"`
+	Error string  `json:"error"`
+}
+
 type sent struct {
 	Event   string `json:"event"`
 	Bytes   int64  `json:"bytes"`
@@ -200,30 +274,65 @@ func listen(ctx context.Context, o options) error {
 	return nil
 }
 
+var headerPattern = regexp.MustCompile(`^([0-9a-f]{64}) (.+)$`)
+
+// receive: one file into a part file, renamed to received-<name> only when
+// its SHA-256 is the one the header announced; on failure the part file goes
+// and receive_failed is printed. Answers with the SHA-256 computed here once
+// all bytes came.
 func receive(s network.Stream, outDir string) error {
-	r := bufio.NewReader(s)
-	header, err := r.ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("reading the file name: %w", err)
-	}
-	name := strings.TrimSuffix(header, "\n")
-	f, err := os.Create(filepath.Join(outDir, "received-"+filepath.Base(name)))
-	if err != nil {
+	var name *string
+	var n int64
+	fail := func(err error) error {
+		printJSON(receiveFailed{Event: "receive_failed", File: name, Bytes: n, Error: err.Error()})
 		return err
 	}
+	r := bufio.NewReader(s)
+	header, err := r.ReadString('\n')
+	if err != nil || len(header) > 4096 {
+		return fail(fmt.Errorf("reading the header: %v", err))
+	}
+	m := headerPattern.FindStringSubmatch(strings.TrimSuffix(header, "\n"))
+	if m == nil {
+		return fail(errors.New(`bad header: expected "<sha256> <name>"`))
+	}
+	base := filepath.Base(m[2])
+	if base == "." || base == ".." || base == "/" {
+		return fail(errors.New("bad header: empty file name"))
+	}
+	name = &base
+	part := filepath.Join(outDir, fmt.Sprintf(".received-%s.%08x.part", base, rand.Uint32()))
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fail(err)
+	}
 	hash := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, hash), r)
+	n, err = io.Copy(io.MultiWriter(f, hash), r)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return err
+		os.Remove(part)
+		return fail(err)
 	}
 	sum := hex.EncodeToString(hash.Sum(nil))
-	if _, err := s.Write([]byte(sum)); err != nil {
-		return err
+	// the answer in every case: the sender compares it with what it sent
+	_, werr := s.Write([]byte(sum))
+	if sum != m[1] {
+		os.Remove(part)
+		return fail(fmt.Errorf("SHA-256 mismatch after %d bytes: got %s, the sender announced %s", n, sum, m[1]))
 	}
-	printJSON(received{Event: "received", File: name, Bytes: n, SHA256: sum, Relayed: isRelayed(s.Conn())})
+	if err := os.Rename(part, filepath.Join(outDir, "received-"+base)); err != nil {
+		os.Remove(part)
+		return fail(err)
+	}
+	if werr != nil {
+		return werr
+	}
+	printJSON(received{Event: "received", File: base, Bytes: n, SHA256: sum, Relayed: isRelayed(s.Conn())})
 	return nil
 }
 
@@ -240,6 +349,14 @@ func send(ctx context.Context, o options) error {
 		return err
 	}
 	defer f.Close()
+	// the header carries the SHA-256: the receiver keeps the file only if it matches
+	announce := sha256.New()
+	if _, err := io.Copy(announce, f); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	// a sender only dials: it needs no reservation of its own
@@ -261,7 +378,7 @@ func send(ctx context.Context, o options) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	if _, err := s.Write([]byte(filepath.Base(o.file) + "\n")); err != nil {
+	if _, err := s.Write([]byte(hex.EncodeToString(announce.Sum(nil)) + " " + filepath.Base(o.file) + "\n")); err != nil {
 		return err
 	}
 	hash := sha256.New()
