@@ -71,22 +71,22 @@ describe('alerts (PrometheusRule)', { timeout: 300_000 }, () => {
     }
   })
 
-  // todo until charts/pos-relay/hack/values-schema.mjs (being changed elsewhere) learns monitoring.prometheusRule
-  // and values.yaml gets its defaults back: till then helm refuses the key (additionalProperties: false)
-  it('values.schema.json accepts monitoring.prometheusRule', { todo: 'values-schema.mjs does not know monitoring.prometheusRule yet' }, async () => {
+  it('values.schema.json knows monitoring.prometheusRule and refuses a misspelt knob under it', async () => {
     const r = await helmOffline(['template', 'pos-relay', CHART_DIR, '--show-only', 'templates/prometheusrule.yaml', '--set', 'monitoring.prometheusRule.enabled=true'])
     assert.equal(r.code, 0, r.stderr)
+    const typo = await helmOffline(['template', 'pos-relay', CHART_DIR, '--set', 'monitoring.prometheusRule.disable.PosRelayMeteringBacklog=true'])
+    assert.notEqual(typo.code, 0, 'a misspelt key must not be ignored')
+    assert.match(typo.stderr, /disable/)
   })
 
   it('the chart renders exactly these rules, with additionalRuleLabels and disabled alerts applied', async () => {
     const render = async (set: string[]): Promise<any[]> => {
-      // --skip-schema-validation: values.schema.json does not know monitoring.prometheusRule yet (its generator is changed elsewhere)
-      const r = await helmOffline(['template', 'pos-relay', CHART_DIR, '--namespace', 'relays', '--skip-schema-validation',
+      const r = await helmOffline(['template', 'pos-relay', CHART_DIR, '--namespace', 'relays',
         '--show-only', 'templates/prometheusrule.yaml', ...set])
       assert.equal(r.code, 0, r.stderr)
       return parseAllDocuments(r.stdout).map((d) => d.toJS()).filter((d) => d != null)
     }
-    const off = await helmOffline(['template', 'pos-relay', CHART_DIR, '--skip-schema-validation'])
+    const off = await helmOffline(['template', 'pos-relay', CHART_DIR])
     assert.doesNotMatch(off.stdout, /kind: PrometheusRule/, 'off by default')
 
     const [rule] = await render(['--set', 'monitoring.prometheusRule.enabled=true', '--set', 'monitoring.prometheusRule.additionalLabels.release=kps'])
