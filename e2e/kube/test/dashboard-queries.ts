@@ -76,3 +76,40 @@ export async function resolveVariables (vars: Variable[], query: (expr: string) 
   }
   return { values, found }
 }
+
+/**
+ * Polls until every expression returns at least one sample (rate() needs a
+ * few scrapes after the traffic), then throws listing all that never did.
+ */
+export async function assertAllData (exprs: Expr[], values: Values, query: (expr: string) => Promise<any[]>, timeoutMs = 45_000): Promise<void> {
+  let pending = exprs
+  const deadline = Date.now() + timeoutMs
+  while (pending.length > 0 && Date.now() < deadline) {
+    const still: Expr[] = []
+    for (const e of pending) if ((await query(substitute(e.expr, values))).length === 0) still.push(e)
+    pending = still
+    if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 1000))
+  }
+  if (pending.length > 0) {
+    throw new Error(`no data for ${pending.length} of ${exprs.length} expressions:\n` +
+      pending.map((e) => `  ${e.dashboard} / ${e.panel}: ${substitute(e.expr, values)}`).join('\n'))
+  }
+}
+
+/**
+ * What an alert's dashboard_url (annotation, expanded) opens: the panel of the
+ * dashboard with that uid and its expressions, the variables set from the URL's
+ * var-* parameters (each must be a value the variable's drop-down offers).
+ */
+export async function followDashboardUrl (url: string, query: (expr: string) => Promise<any[]>): Promise<{ panel: Expr[], values: Values }> {
+  const m = /^(?:https?:\/\/[^/]+)?\/d\/([\w-]+)\/[\w-]+\?(.*)$/.exec(url)
+  if (m == null) throw new Error(`not a dashboard URL: ${url}`)
+  const file = ['fleet-overview.json', 'operator.json'].find((f) => readDashboard(f).uid === m[1])
+  if (file == null) throw new Error(`${url}: no dashboard with uid ${m[1]!}`)
+  const params = new URLSearchParams(m[2])
+  const panelTitle = (readDashboard(file).panels as any[]).find((p) => String(p.id) === params.get('viewPanel'))?.title
+  const panel = dashboardExpressions(file).filter((e) => e.panel === panelTitle)
+  if (panel.length === 0) throw new Error(`${url}: no panel ${params.get('viewPanel')} with queries`)
+  const pick = Object.fromEntries([...params].filter(([k]) => k.startsWith('var-')).map(([k, v]) => [k.slice(4), v]))
+  return { panel, values: (await resolveVariables(dashboardVariables(file), query, pick)).values }
+}

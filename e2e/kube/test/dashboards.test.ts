@@ -44,7 +44,7 @@ import { sendToSink, serveSink } from '../../test/helpers/transfer.ts'
 import { freePort, pollUntil, startRedis, trackChild, waitFor, type RedisServer } from '@pos-relay/testing'
 import { CHART_DIR, CRD_FILE, REPO_ROOT, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
 import { k } from './helpers.ts'
-import { dashboardExpressions, dashboardVariables, resolveVariables, substitute, type Expr, type Values } from './dashboard-queries.ts'
+import { assertAllData, dashboardExpressions, dashboardVariables, followDashboardUrl, resolveVariables, substitute, type Values } from './dashboard-queries.ts'
 
 const CLI = join(REPO_ROOT, 'packages', 'cli', 'bin', 'pos-relay.js')
 const SECRET = 'dashboards-' + Math.random().toString(36).slice(2)
@@ -323,30 +323,13 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     return body.data.result
   }
 
-  /**
-   * Polls until every expression returns at least one sample (rate() needs a
-   * few scrapes after the traffic), then fails listing all that never did.
-   */
-  async function assertAllData (exprs: Expr[], values: Values, timeoutMs = 45_000): Promise<void> {
-    let pending = exprs
-    const deadline = Date.now() + timeoutMs
-    while (pending.length > 0 && Date.now() < deadline) {
-      const still: Expr[] = []
-      for (const e of pending) if ((await query(substitute(e.expr, values))).length === 0) still.push(e)
-      pending = still
-      if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 1000))
-    }
-    assert.equal(pending.length, 0, `no data for ${pending.length} of ${exprs.length} expressions:\n` +
-      pending.map((e) => `  ${e.dashboard} / ${e.panel}: ${substitute(e.expr, values)}`).join('\n'))
-  }
-
   it('the fleet overview dashboard: every expression returns data, its variables resolve', async () => {
     const exprs = dashboardExpressions('fleet-overview.json')
     assert.ok(exprs.length >= 30, `only ${exprs.length} expressions`)
     const { values, found } = await resolveVariables(dashboardVariables('fleet-overview.json'), query)
     // the labels the PodMonitor sets; discovery: its job only
     assert.deepEqual(found, { namespace: ['pos-relay'], pool: ['relays'], pod: ['relays-0', 'relays-1', 'relays-2'], discovery: ['pos-relay-discovery'] })
-    await assertAllData(exprs, values)
+    await assertAllData(exprs, values, query)
   })
 
   it('the fleet overview\'s relay table: one row per relay, Ready as its /readyz says; a pod picked drills down to it', async () => {
@@ -397,7 +380,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     assert.ok(exprs.length >= 14, `only ${exprs.length} expressions`)
     const { values, found } = await resolveVariables(dashboardVariables('operator.json'), query)
     assert.deepEqual(found, { namespace: ['pos-relay'], job: ['pos-relay-operator'], pod: ['pos-relay-operator-0'] })
-    await assertAllData(exprs, values)
+    await assertAllData(exprs, values, query)
     // cert-manager's leader is scraped too (unscoped, the stat would read 2)
     assert.equal(Number((await query('sum(leader_election_master_status)'))[0].value[1]), 2, 'the other controller\'s leader is in Prometheus')
     const stat = async (panel: string): Promise<number> => Number((await query(substitute(exprs.find((e) => e.panel === panel)!.expr, values)))[0].value[1])
@@ -443,5 +426,12 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     // exactly one leader: the scoped leader alert stays quiet
     assert.ok(!now.has('PosRelayOperatorNoLeader'), 'the operator has a leader')
     assert.deepEqual(await query('count(ALERTS{peer!=""} or ALERTS{account!=""})'), [], 'no alert carries a peer or account')
+    // each firing alert's dashboard_url opens a panel whose queries, with the variables the URL sets, return data
+    const active = ((await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as any).data.alerts.filter((a: any) => a.state === 'firing')
+    for (const name of expected) {
+      const a = active.find((x: any) => x.labels.alertname === name)
+      const { panel, values } = await followDashboardUrl(a.annotations.dashboard_url, query)
+      await assertAllData(panel, values, query, 15_000)
+    }
   })
 })
