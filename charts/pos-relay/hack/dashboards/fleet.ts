@@ -27,7 +27,8 @@ function relayTable (ids: Ids): table.PanelBuilder {
     ['Reservations', `sum by (${BY_RELAY}) (pos_relay_reservations_active{${R}})`],
     ['Circuits', `sum by (${BY_RELAY}) (pos_relay_circuits_active{${R}})`],
     ['Connections', `sum by (${BY_RELAY}) (pos_relay_connections_active{${R}})`],
-    ['Relayed', `sum by (${BY_RELAY}) (rate(pos_relay_relayed_bytes_total{${R}}[${RATE}]))`]
+    // a relay that never relayed has no pos_relay_relayed_bytes_total series yet: 0, not an empty cell
+    ['Relayed', `sum by (${BY_RELAY}) (rate(pos_relay_relayed_bytes_total{${R}}[${RATE}])) or max by (${BY_RELAY}) (0 * pos_relay_draining{${R}})`]
   ]
   const refId = (i: number): string => String.fromCharCode(65 + i)
   const yesNo = (one: [string, string], zero: [string, string]): dashboard.ValueMapping[] => [{
