@@ -120,7 +120,7 @@ const schema = {
     monitoring: obj({
       podMonitor: obj({ enabled: bool(), interval: duration, additionalLabels: stringMap() }),
       serviceMonitor: obj({ enabled: bool(), interval: duration, additionalLabels: stringMap() }),
-      prometheusRule: obj({ enabled: bool(), namespace: dnsName, additionalLabels: stringMap(), additionalRuleLabels: stringMap(), disabled: { type: 'object', additionalProperties: { type: 'boolean' } } })
+      prometheusRule: obj({ enabled: bool(), namespace: dnsName, grafanaUrl: str('', { pattern: '^$|^https?://[^\\s]+$' }), additionalLabels: stringMap(), additionalRuleLabels: stringMap(), disabled: { type: 'object', additionalProperties: { type: 'boolean' } } })
     }),
     dashboards: obj({ enabled: bool(), label: str(null, { minLength: 1 }), labelValue: str(), namespace: dnsName, annotations: stringMap() }),
     networkPolicy: obj({ enabled: bool() }),

@@ -66,6 +66,8 @@ describe('alerts (PrometheusRule)', { timeout: 300_000 }, () => {
       assert.match(url, /docs\/alerts\.md#/, `${a.alert}: runbook_url`)
       assert.ok(anchors.has(url.split('#')[1] ?? ''), `${a.alert}: docs/alerts.md has no section #${url.split('#')[1]}`)
       assert.ok(fired.has(a.alert), `${a.alert}: no promtool unit test fires it`)
+      // the panel it links to is checked against the dashboards by e2e/test/dashboards.test.ts
+      assert.match(a.annotations?.dashboard_url ?? '', /^\/d\/pos-relay-(fleet|operator)\/[a-z-]+\?(.+&)?viewPanel=\d+$/, `${a.alert}: dashboard_url`)
       // labels are bounded: never a peer or an account
       assert.doesNotMatch(a.expr, /peer|account/i, `${a.alert}: groups by a peer or account label`)
     }
@@ -107,6 +109,14 @@ describe('alerts (PrometheusRule)', { timeout: 300_000 }, () => {
       assert.deepEqual(r.labels, { ...source.labels, team: 'relays' }, `${r.alert}: its own severity wins over additionalRuleLabels`)
       assert.equal(r.expr, source.expr)
       assert.deepEqual(r.annotations, source.annotations)
+    }
+
+    // dashboard_url: a path under Grafana's URL, prefixed with grafanaUrl when given
+    const [linked] = await render(['--set', 'monitoring.prometheusRule.enabled=true', '--set', 'monitoring.prometheusRule.grafanaUrl=https://grafana.example.com/'])
+    for (const r of linked.spec.groups.flatMap((g: Group) => g.rules) as Rule[]) {
+      const source = alerts.find((a) => a.alert === r.alert)!
+      assert.equal(r.annotations?.dashboard_url, `https://grafana.example.com${source.annotations?.dashboard_url ?? ''}`, r.alert)
+      assert.equal(r.annotations?.runbook_url, source.annotations?.runbook_url)
     }
   })
 })
