@@ -30,7 +30,7 @@ async function limitsFile (content: unknown): Promise<{ path: string, write: (c:
   return { path, write }
 }
 
-async function connect (relay: RelayServer, dialer: Awaited<ReturnType<typeof peer>>, listener: Awaited<ReturnType<typeof reservedListener>>): Promise<number> {
+async function connect (relay: RelayServer, dialer: Awaited<ReturnType<typeof peer>>, listener: Awaited<ReturnType<typeof reservedListener>>): Promise<number | undefined> {
   return (await hopRequest(dialer, relayAddr(relay), connectMessage(listener.node.peerId))).status
 }
 
