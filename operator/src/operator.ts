@@ -236,7 +236,8 @@ export class Operator {
     this.metrics.maxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, n)
     this.workers = Array.from({ length: n }, async () => { await this.worker(this.queue) })
     this.enqueueAll()
-    this.resyncTimer = setInterval(() => { this.enqueueAll() }, this.opts.resyncMs ?? 300_000)
+    // a resync also re-applies each limits ConfigMap (one patch per pool), in case someone deleted or edited it
+    this.resyncTimer = setInterval(() => { this.appliedLimits.clear(); this.enqueueAll() }, this.opts.resyncMs ?? 300_000)
     this.resyncTimer.unref()
     this.log.info({ event: 'controller_started', workers: n, pools: this.pools.size }, 'reconciling RelayPools')
   }
