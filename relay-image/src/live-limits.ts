@@ -174,6 +174,8 @@ export function connectionCap (limits: Pick<RelayLimits, 'max_connections' | 'ma
 export interface LiveLimitTargets {
   /** the object every decision reads (hop admission, the gater, new circuits) */
   limits: RelayLimits
+  /** the rate limits in effect (what the relay reports) */
+  rateLimits: RelayRateLimits
   hooks?: { limitsChanged: () => void }
   /** libp2p's connection manager (setMaxConnections prunes when the cap goes down) */
   connections: { setMaxConnections: (n: number) => void }
@@ -184,5 +186,6 @@ export function applyLiveLimits (t: LiveLimitTargets, next: { limits: RelayLimit
   for (const k of RELOADABLE_LIMITS) t.limits[k] = next.limits[k]
   t.hooks?.limitsChanged()
   t.connections.setMaxConnections(connectionCap(t.limits))
+  for (const k of RELOADABLE_RATE_LIMITS) t.rateLimits[k] = next.rate_limits[k]
   t.rateLimiter?.update(next.rate_limits)
 }

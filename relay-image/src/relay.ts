@@ -9,7 +9,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import type { MultiaddrConnection } from '@libp2p/interface'
 import { HttpServer, send, type Logger } from '@pos-relay/shared'
 import { isIP } from 'node:net'
-import { decodeKeypair, effectiveAnnounce, isQuicAddr, type RelayConfig, type RelayLimits } from './config.js'
+import { decodeKeypair, effectiveAnnounce, isQuicAddr, type RelayConfig, type RelayLimits, type RelayRateLimits } from './config.js'
 import { applyLiveLimits, connectionCap, LimitsFileWatcher, type ReloadResult } from './live-limits.js'
 import { quicTransport } from './quic.js'
 import { installHopHooks, type HopHooks } from './hop-hooks.js'
@@ -71,6 +71,8 @@ export class RelayServer {
   readonly config: RelayConfig
   /** the limits in effect: config.limits, changed in place by the limits file (live-limits.ts) */
   readonly limits: RelayLimits
+  /** the rate limits in effect: config.rate_limits, changed in place by the limits file */
+  readonly rateLimits: RelayRateLimits
   readonly metrics: RelayMetrics
   private readonly logger: Logger
   private readonly http = new HttpServer()
@@ -96,6 +98,7 @@ export class RelayServer {
   constructor (opts: RelayServerOptions) {
     this.config = opts.config
     this.limits = { ...opts.config.limits }
+    this.rateLimits = { ...opts.config.rate_limits }
     this.logger = opts.logger
     this.metrics = opts.metrics ?? new RelayMetrics()
     this.accountServices = opts.accounts
@@ -244,7 +247,7 @@ export class RelayServer {
         : {})
     })
     if (config.limits_file != null) {
-      const targets = { limits, hooks: this.hooks, connections: node.services.connections, rateLimiter }
+      const targets = { limits, rateLimits: this.rateLimits, hooks: this.hooks, connections: node.services.connections, rateLimiter }
       this.limitsWatcher = new LimitsFileWatcher({ path: config.limits_file, base: config, apply: (next) => { applyLiveLimits(targets, next) }, logger, metrics })
       await this.limitsWatcher.check()
       this.limitsWatcher.start()
@@ -293,7 +296,7 @@ export class RelayServer {
       announce: this.addresses,
       metrics: `http://${config.metrics_host}:${httpAddr.port}/metrics`,
       limits,
-      rate_limits: { ...config.rate_limits, redis_url: undefined, shared: config.rate_limits.redis_url != null }
+      rate_limits: { ...this.rateLimits, redis_url: undefined, shared: config.rate_limits.redis_url != null }
     }, 'relay listening')
 
     if (config.api_url != null) {

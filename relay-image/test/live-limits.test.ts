@@ -115,6 +115,7 @@ describe('a running relay reloads its limits file', { timeout: 120_000 }, () => 
     assert.equal(await connect(relay, dialer, listener), HopStatus.OK)
     assert.equal(await connect(relay, dialer, listener), HopStatus.RESOURCE_LIMIT_EXCEEDED)
     assert.equal(await metric(relay, /pos_relay_denials_total\{reason="peer_circuit_rate"\} (\d+)/), 1)
+    assert.equal(relay.rateLimits.peer_circuits_per_minute, 1, 'the rate limits in effect report the reloaded value')
   })
 
   it('a missing file at start is logged and counted, and the relay runs on its configured limits', async () => {
