@@ -4,7 +4,7 @@ export { RelayMetrics } from './metrics.js'
 export { SampledLog } from './rate-limits.js'
 export { DiscoveryRegistration, MAX_REGISTRATION_REPLY_BYTES, sendsSecretInClear, type RegistrationRecord } from './registration.js'
 export { HopStatus, encodeHopStatus, type HopStatusCode } from './hop-status.js'
-export { circuitWindowBytes } from './buffer-budget.js'
+export { BufferBudget, circuitWindowBytes, type BudgetedCircuit } from './buffer-budget.js'
 export {
   relayConfigSchema, parseConfig, loadConfig, writeConfig, newConfig, newKeypairHex, decodeKeypair, peerIdOfKeypair, formatIssues,
   effectiveAnnounce, quicTwin, isQuicAddr,

@@ -9,7 +9,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
-import { HopStatus, parseLimitsFile, type RelayServer } from '@pos-relay/relay'
+import { BufferBudget, HopStatus, parseLimitsFile, type RelayServer } from '@pos-relay/relay'
 import { connectMessage, hopRequest, RESERVE } from './hop-client.ts'
 import { cleanups, metric, peer, relayAddr, reservedListener, runCleanups, startRelay } from './relay-harness.ts'
 
@@ -122,5 +122,26 @@ describe('a running relay reloads its limits file', { timeout: 120_000 }, () => 
     const relay = await startRelay({ limits_file: join(tmpdir(), 'no-such-dir-pos-relay', 'limits.json') }, { max_circuits: 7 })
     assert.equal(await metric(relay, reloads('invalid')), 1)
     assert.equal(relay.limits.max_circuits, 7)
+  })
+})
+
+describe('BufferBudget.setLimit (limits.max_buffered_bytes reloaded)', () => {
+  it('a budget lowered below what circuits hold stops their reading and refuses new circuits at once; raised, it releases them', () => {
+    const held: boolean[] = []
+    const windows: number[] = []
+    const budget = new BufferBudget(0)
+    budget.add({ buffered: () => 1_000_000, hold: (h) => { held.push(h) }, setWindow: (w) => { windows.push(w) } })
+    budget.measure()
+    assert.equal(budget.exhausted, false)
+    budget.setLimit(16 * 1024 ** 2 - 1)
+    assert.equal(budget.exhausted, false, '1 MB held is below the new budget')
+    budget.setLimit(512 * 1024)
+    assert.equal(budget.exhausted, true)
+    assert.deepEqual(held, [true])
+    assert.equal(windows.at(-1), 128 * 1024, 'the circuit gets the window of the new budget (budget / 4)')
+    budget.setLimit(0)
+    assert.equal(budget.exhausted, false)
+    assert.deepEqual(held, [true, false])
+    budget.delete([...(budget as any).circuits][0])
   })
 })
