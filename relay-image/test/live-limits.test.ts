@@ -101,6 +101,12 @@ describe('a running relay reloads its limits file', { timeout: 120_000 }, () => 
     assert.equal(await relay.reloadLimits(), 'applied')
     assert.equal((await hopRequest(a, relayAddr(relay), RESERVE)).status, HopStatus.OK)
     assert.equal(await metric(relay, /pos_relay_reservations_active (\d+)/), 2)
+    // libp2p's connection cap follows: derived from the limits (1 + 2 × 1024 + 256), then set
+    const cap = (): number => (relay.libp2p as any).components.connectionManager.getMaxConnections()
+    assert.equal(cap(), 1 + 2 * 1024 + 256)
+    await file.write({ limits: { max_reservations: 1, max_connections: 5000 } })
+    assert.equal(await relay.reloadLimits(), 'applied')
+    assert.equal(cap(), 5000)
   })
 
   it('peer_circuits_per_minute: a rate switched on in the file refuses the next circuit over it', async () => {
