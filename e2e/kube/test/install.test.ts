@@ -133,7 +133,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
       ['list', 'relaypools.pos-relay.io', '-A'], ['watch', 'relaypools.pos-relay.io', '-A'], ['patch', 'relaypools.pos-relay.io', '-n', 'default'],
       ['patch', 'relaypools.pos-relay.io', '--subresource=status', '-n', 'default'], ['update', 'relaypools.pos-relay.io', '--subresource=finalizers', '-n', 'default'],
       ['create', 'pods', '-n', 'default'], ['patch', 'pods', '-n', 'default'], ['delete', 'pods', '-n', 'apps'], ['list', 'pods', '-A'], ['watch', 'pods', '-A'],
-      ['get', 'secrets', '-n', 'default'], ['get', 'configmaps', '-n', 'default'], ['list', 'secrets', '-A'], ['watch', 'secrets', '-A'], ['create', 'secrets', '-n', 'default'], ['patch', 'secrets', '-n', 'default'], ['delete', 'secrets', '-n', 'default'],
+      ['get', 'secrets', '-n', 'default'], ['get', 'configmaps', '-n', 'default'], ['create', 'configmaps', '-n', 'default'], ['patch', 'configmaps', '-n', 'default'], ['list', 'secrets', '-A'], ['watch', 'secrets', '-A'], ['create', 'secrets', '-n', 'default'], ['patch', 'secrets', '-n', 'default'], ['delete', 'secrets', '-n', 'default'],
       ['list', 'nodes'], ['watch', 'nodes'], ['create', 'events.events.k8s.io', '-n', 'default'], ['patch', 'events.events.k8s.io', '-n', 'default'],
       ['create', 'leases.coordination.k8s.io', '-n', NS], ['get', 'leases.coordination.k8s.io/pos-relay-operator', '-n', NS], ['update', 'leases.coordination.k8s.io/pos-relay-operator', '-n', NS]
     ]
@@ -144,7 +144,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
       ['create', 'events', '-n', 'default'], ['delete', 'events.events.k8s.io', '-n', 'default'],
       ['update', 'leases.coordination.k8s.io', '-n', 'default'], ['update', 'leases.coordination.k8s.io/another-lease', '-n', NS], ['list', 'leases.coordination.k8s.io', '-n', NS],
       ['delete', 'leases.coordination.k8s.io/pos-relay-operator', '-n', NS], ['patch', 'nodes'], ['delete', 'nodes'],
-      ['create', 'deployments.apps', '-n', NS], ['list', 'configmaps', '-A'], ['watch', 'configmaps', '-A'], ['patch', 'configmaps', '-n', 'default'], ['create', 'pods', '--subresource=exec', '-n', 'default'],
+      ['create', 'deployments.apps', '-n', NS], ['list', 'configmaps', '-A'], ['watch', 'configmaps', '-A'], ['delete', 'configmaps', '-n', 'default'], ['update', 'configmaps', '-n', 'default'], ['create', 'pods', '--subresource=exec', '-n', 'default'],
       ['update', 'pods', '--subresource=status', '-n', 'default'], ['create', 'clusterroles.rbac.authorization.k8s.io'],
       ['delete', 'customresourcedefinitions.apiextensions.k8s.io']
     ]

@@ -100,7 +100,7 @@ const auth: Prop = {
         leaf: true
       }
     },
-    accountCircuitsPerMinute: intSetting({ description: 'Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0).', range: [0, 1_000_000], default: '0 (off)', text: 'circuits per minute per account', flag: '--account-circuits-per-minute', config: 'rate_limits.account_circuits_per_minute' }),
+    accountCircuitsPerMinute: intSetting({ description: 'Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0).', range: [0, 1_000_000], default: '0 (off)', text: 'circuits per minute per account', flag: '--account-circuits-per-minute', config: 'rate_limits.account_circuits_per_minute', reloadable: true }),
     meteringIntervalSeconds: intSetting({ description: 'Seconds between usage flushes to Redis; a crashed relay loses at most this much metering (relay default 5).', range: [1, 300], default: '5', flag: '--metering-interval', config: 'auth.metering_interval_seconds' })
   }
 }
