@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
+import { seededRandom } from '@pos-relay/testing'
 import { compareUtf8, rankRelays, rendezvousScore, topRelays } from '../src/rendezvous.ts'
 
 const A = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
@@ -53,7 +54,7 @@ describe('topRelays against the reference ranking', () => {
   })
 
   it('equals rankRelays(...).slice(0, count) on random lists, keys and counts (seeded)', () => {
-    const random = seeded(17)
+    const random = seededRandom(17)
     const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
     const text = (alphabet: string, length: number): string => Array.from({ length }, () => alphabet[Math.floor(random() * alphabet.length)]).join('')
     // base58btc ids of the three usual lengths, non-ASCII and empty strings, duplicate peer ids
@@ -93,15 +94,3 @@ describe('topRelays against the reference ranking', () => {
     assert.deepEqual(topRelays(relays, 'k', 2).map((r) => r.id), ['high', 'low'])
   })
 })
-
-/** mulberry32: a small seeded PRNG, so a failing case reproduces */
-function seeded (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
