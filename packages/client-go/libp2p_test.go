@@ -393,19 +393,20 @@ func (r *restartableRelay) kill() {
 	}
 }
 
-// countingDiscovery serves *relays (changeable under mu) and counts the requests.
+// countingDiscovery serves *relays (changeable under mu), the whole list as an
+// older discovery would, and counts the requests by their ?for= peer id.
 type countingDiscovery struct {
 	mu       sync.Mutex
 	relays   []Relay
-	requests int
+	requests map[string]int
 	srv      *httptest.Server
 }
 
 func newCountingDiscovery(t *testing.T, relays []Relay) *countingDiscovery {
-	d := &countingDiscovery{relays: relays}
+	d := &countingDiscovery{relays: relays, requests: map[string]int{}}
 	d.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
-		d.requests++
+		d.requests[r.URL.Query().Get("for")]++
 		list := d.relays
 		d.mu.Unlock()
 		json.NewEncoder(w).Encode(list)
@@ -414,10 +415,11 @@ func newCountingDiscovery(t *testing.T, relays []Relay) *countingDiscovery {
 	return d
 }
 
-func (d *countingDiscovery) count() int {
+// count: the requests with ?for=<forID> (a listener's polls; a dialer's lookups of that target)
+func (d *countingDiscovery) count(forID string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.requests
+	return d.requests[forID]
 }
 
 // The failover rule (docs/protocol.md section 4) with real relays: the relay
@@ -487,7 +489,8 @@ func TestManagerFailsOverAtOnceAndMovesBack(t *testing.T) {
 				first[i] = i
 			}
 			waitUntil(t, ctx, "reservations on the first relays of the ranking", holdsFirst(first...))
-			requestsBefore := disc.count()
+			// the listener's polls: a dialer's lookups of the listener carry the same for=, so count before it dials
+			pollsBefore := disc.count(self.ID().String())
 
 			ranked[0].kill()
 			// the bound (10 s); the move takes well under a second on loopback
@@ -516,7 +519,8 @@ func TestManagerFailsOverAtOnceAndMovesBack(t *testing.T) {
 				t.Errorf("unusable %v, want the dead relay only", u)
 			}
 			// one discovery refresh, scheduled by the failure (the poll interval is 1 min)
-			waitUntil(t, ctx, "the refresh a failure schedules", func() bool { return disc.count() > requestsBefore })
+			lookups := dm.DialLookups()
+			waitUntil(t, ctx, "the refresh a failure schedules", func() bool { return disc.count(self.ID().String()) > pollsBefore+lookups })
 
 			ranked[0].start()
 			waitUntil(t, ctx, "the move back to the returned relay", func() bool {

@@ -92,6 +92,7 @@ type Manager struct {
 	refreshPending     bool
 	lastFailureRefresh time.Time
 	started, closed    bool
+	dialLookups        int
 
 	firstReservation     chan struct{}
 	firstReservationOnce sync.Once
@@ -177,7 +178,9 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// Relays is the relay list of the last successful poll.
+// Relays is the relay list of the last successful poll: the relays discovery
+// ranked for the host's own peer id (?for=, RankedCount of them), or the
+// whole list from an older discovery.
 func (m *Manager) Relays() []Relay {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -253,7 +256,9 @@ func (m *Manager) CircuitAddrs() []ma.Multiaddr {
 }
 
 // AddrsFor are the circuit addresses at which target should be reachable:
-// through the N relays ranked first for it.
+// through the N relays ranked first for it, among the relays of the last
+// poll. That list holds the relays ranked for the host's own id (?for=), so
+// for another peer this is a guess; Dial looks the target's relays up.
 func (m *Manager) AddrsFor(target peer.ID) []ma.Multiaddr {
 	ranked := RankRelays(m.Relays(), target.String())
 	var out []ma.Multiaddr
@@ -279,14 +284,13 @@ func circuitAddrs(relay peer.AddrInfo, target peer.ID) []ma.Multiaddr {
 	return out
 }
 
-// Refresh fetches the relay list now; relays missing from it are forgotten
-// (no longer retried). A started manager then brings its reservations in line
-// with the new list. A peer that only dials need not Start: Dial refreshes
-// when no list is known.
+// Refresh fetches the relays ranked for the host's own peer id now
+// (?for=<own id>&count=RankedCount(N): enough to skip failed ones); relays
+// missing from the answer are forgotten (no longer retried). A started
+// manager then brings its reservations in line with the new list. A peer that
+// only dials need not Start: Dial looks up the target's relays itself.
 func (m *Manager) Refresh(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	relays, err := FetchRelays(ctx, m.url, FetchOptions{Client: m.cfg.httpClient, Policy: m.cfg.policy, MaxBodyBytes: m.cfg.maxBodyBytes})
+	relays, err := m.fetch(ctx, m.h.ID())
 	m.mu.Lock()
 	if err != nil || len(relays) == 0 {
 		// an empty list backs off like a failure, so clients do not poll every tick
@@ -324,6 +328,16 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		m.poke()
 	}
 	return nil
+}
+
+// fetch asks discovery for the RankedCount relays ranked for id (?for=), at most 10 s.
+func (m *Manager) fetch(ctx context.Context, id peer.ID) ([]Relay, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return FetchRelays(ctx, m.url, FetchOptions{
+		Client: m.cfg.httpClient, Policy: m.cfg.policy, MaxBodyBytes: m.cfg.maxBodyBytes,
+		For: id.String(), Count: RankedCount(m.cfg.relayCount),
+	})
 }
 
 // poke makes the run loop check the reservations now.
@@ -693,19 +707,19 @@ func (m *Manager) ensureTicket(ctx context.Context, relay peer.AddrInfo) error {
 }
 
 // Dial connects to target through the relays ranked for it: the first N,
-// then the next ones on refusal, up to N + 2 relays. With an API key the
-// ticket is presented to each relay first. The returned connection is
-// usually limited (relayed): open streams with network.WithAllowLimitedConn;
-// DCUtR may later add a direct one.
+// then the next ones on refusal, up to N + 2 relays. It first asks discovery
+// for the target's relays (?for=<target>&count=RankedCount(N)), falling back
+// to the last polled list when that lookup fails or answers none, and ranks
+// what it has for the target (an older discovery answers the whole list).
+// With an API key the ticket is presented to each relay first. The returned
+// connection is usually limited (relayed): open streams with
+// network.WithAllowLimitedConn; DCUtR may later add a direct one.
 func (m *Manager) Dial(ctx context.Context, target peer.ID) (network.Conn, error) {
-	known := m.Relays()
+	known, err := m.relaysFor(ctx, target)
 	if len(known) == 0 {
-		if err := m.Refresh(ctx); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNoRelays, err)
 		}
-		known = m.Relays()
-	}
-	if len(known) == 0 {
 		return nil, ErrNoRelays
 	}
 	var errs []error
@@ -734,6 +748,31 @@ func (m *Manager) Dial(ctx context.Context, target peer.ID) (network.Conn, error
 		}
 	}
 	return nil, fmt.Errorf("%w: %s: %w", ErrDialFailed, target, errors.Join(errs...))
+}
+
+// DialLookups is how many discovery lookups of a dial target's relays
+// (?for=<target>) the manager made: one per Dial.
+func (m *Manager) DialLookups() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dialLookups
+}
+
+// relaysFor: the relays discovery ranks for target; when that lookup fails
+// (reported as EventDiscoveryFailed) or answers none, the last polled list.
+// err is the lookup's failure, for when there is no list to fall back on.
+func (m *Manager) relaysFor(ctx context.Context, target peer.ID) ([]Relay, error) {
+	m.mu.Lock()
+	m.dialLookups++
+	m.mu.Unlock()
+	relays, err := m.fetch(ctx, target)
+	if err == nil && len(relays) > 0 {
+		return relays, nil
+	}
+	if err != nil && ctx.Err() == nil && m.ctx.Err() == nil {
+		m.emit(Event{Type: EventDiscoveryFailed, Err: err})
+	}
+	return m.Relays(), err
 }
 
 // dialVia dials target through one relay, giving it at most ReserveTimeout so
