@@ -184,6 +184,39 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     assert.match(badTimings.stderr, /leaseDurationSeconds must be greater than renewDeadlineSeconds/)
   })
 
+  it('checksum annotations: a changed ConfigMap or Secret the chart renders rolls the pods that read it, and only those', async () => {
+    /** pod template annotations of each Deployment, by name */
+    const annotations = async (args: string[]): Promise<Record<string, Record<string, string>>> => {
+      const out: Record<string, Record<string, string>> = {}
+      for (const d of splitDocs(await renderChart(['--set', 'discovery.p2pSecret=fixed', '--set', 'redis.password=fixed', ...args])).filter((x) => x.kind === 'Deployment')) {
+        const block = /^ {4}metadata:\n(?: {6}.*\n)*? {6}annotations:\n((?: {8}.*\n)+)/m.exec(d.text)?.[1] ?? ''
+        out[d.name] = Object.fromEntries([...block.matchAll(/^ {8}([\w./-]+): (\S+)$/gm)].map((m) => [m[1]!, m[2]!]))
+      }
+      return out
+    }
+    const base = await annotations([])
+    assert.match(base['pos-relay-discovery']!['checksum/secret']!, /^[0-9a-f]{64}$/)
+    assert.match(base['pos-relay-discovery']!['checksum/config']!, /^[0-9a-f]{64}$/)
+    assert.match(base['pos-relay-redis']!['checksum/secret']!, /^[0-9a-f]{64}$/)
+    assert.deepEqual(await annotations([]), base, 'the same values give the same checksums')
+    // tiers (the ConfigMap discovery mounts): discovery rolls, Redis and the operator do not
+    const tiers = await annotations(['--set', 'accounts.tiers.basic.max_reservations=4', '--set', 'accounts.tiers.basic.circuit_data_limit_bytes=1', '--set', 'accounts.tiers.basic.circuit_duration_seconds=1', '--set', 'accounts.tiers.basic.monthly_bytes=1'])
+    assert.notEqual(tiers['pos-relay-discovery']!['checksum/config'], base['pos-relay-discovery']!['checksum/config'])
+    assert.equal(tiers['pos-relay-redis']!['checksum/secret'], base['pos-relay-redis']!['checksum/secret'])
+    assert.deepEqual(tiers['pos-relay-operator'], base['pos-relay-operator'])
+    // the Redis password (the Redis Secret, and the discovery Secret's redis-url): both roll
+    const password = await annotations(['--set', 'redis.password=other'])
+    assert.notEqual(password['pos-relay-redis']!['checksum/secret'], base['pos-relay-redis']!['checksum/secret'])
+    assert.notEqual(password['pos-relay-discovery']!['checksum/secret'], base['pos-relay-discovery']!['checksum/secret'])
+    assert.equal(password['pos-relay-discovery']!['checksum/config'], base['pos-relay-discovery']!['checksum/config'])
+    // the operator reads no ConfigMap or Secret the chart renders (only its env): no checksum
+    assert.ok(!Object.keys(base['pos-relay-operator'] ?? {}).some((key) => key.startsWith('checksum/')))
+    // user pod annotations stay next to the checksums
+    const user = await annotations(['--set', 'discovery.podAnnotations.team=relays'])
+    assert.equal(user['pos-relay-discovery']!.team, 'relays')
+    assert.equal(user['pos-relay-discovery']!['checksum/secret'], base['pos-relay-discovery']!['checksum/secret'])
+  })
+
   it('refuses to render without a registry: redis disabled and neither an external URL nor an existing Secret', async () => {
     const r = await helmOffline(['template', 'x', CHART_DIR, '--set', 'redis.enabled=false'])
     assert.notEqual(r.code, 0)
