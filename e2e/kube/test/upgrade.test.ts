@@ -89,14 +89,18 @@ describe(`helm upgrade from the chart at ${OLD_COMMIT} to this one, with a live 
     return env
   }
 
-  /** the kubelet's part: every relay pod of the pool that is not Ready becomes Ready */
+  /**
+   * the kubelet's part: every relay pod that is not Ready becomes Ready; a pod being deleted goes
+   * away (its container stopped: the kubelet's final delete, here a forced one)
+   */
   function runKubelet (): Promise<void> {
     return (async () => {
       while (sampling) {
         const pods = (await kJson(cp, ['get', 'pods', '-n', APPS])).items as any[]
         for (const p of pods) {
           const ready = (p.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')
-          if (!ready && p.metadata.deletionTimestamp == null) await kubelet(cp, APPS, p.metadata.name, true).catch(() => {})
+          if (p.metadata.deletionTimestamp != null) await cp.kubectl(['delete', 'pod', p.metadata.name, '-n', APPS, '--grace-period=0', '--force', '--wait=false'])
+          else if (!ready) await kubelet(cp, APPS, p.metadata.name, true).catch(() => {})
         }
         await new Promise((resolve) => setTimeout(resolve, 200))
       }
