@@ -162,7 +162,7 @@ describe('accounts in the chart', { timeout: 500_000 }, () => {
     assert.equal(r.helm.code, 0, r.helm.stderr)
     const events = r.hook!.stdout.trim().split('\n').map((l) => JSON.parse(l))
     assert.deepEqual(events.map((e) => `${e.event as string} ${e.secret as string ?? e.deployment as string}`),
-      [`secret_created ${ADMIN_SECRET}`, `secret_created ${KEYS_SECRET}`, 'rollout_skipped pos-relay-discovery'])
+      ['secret_created pos-relay-redis', 'secret_created pos-relay-discovery', `secret_created ${ADMIN_SECRET}`, `secret_created ${KEYS_SECRET}`, 'rollout_skipped pos-relay-discovery'])
     assert.doesNotMatch(r.hook!.stdout, /"d"/, 'the hook never logs key material')
     keysBefore = await kJson(cp, ['get', 'secret', KEYS_SECRET, '-n', NS])
     adminBefore = await kJson(cp, ['get', 'secret', ADMIN_SECRET, '-n', NS])

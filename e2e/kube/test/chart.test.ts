@@ -215,7 +215,6 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     assert.match(sum('pos-relay-discovery', 'checksum/secret'), /^[0-9a-f]{64}$/)
     assert.match(sum('pos-relay-discovery', 'checksum/config'), /^[0-9a-f]{64}$/)
     assert.match(sum('pos-relay-redis', 'checksum/config'), /^[0-9a-f]{64}$/)
-    assert.deepEqual(await annotations([]), base, 'the same values give the same checksums')
     // tiers (the ConfigMap discovery mounts): discovery rolls, Redis and the operator do not
     const tiers = await annotations(['--set', 'accounts.tiers.basic.max_reservations=4', '--set', 'accounts.tiers.basic.circuit_data_limit_bytes=1', '--set', 'accounts.tiers.basic.circuit_duration_seconds=1', '--set', 'accounts.tiers.basic.monthly_bytes=1'])
     assert.notEqual(sum('pos-relay-discovery', 'checksum/config', tiers), sum('pos-relay-discovery', 'checksum/config'))
@@ -223,13 +222,14 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     assert.deepEqual(tiers['pos-relay-redis'], base['pos-relay-redis'])
     assert.deepEqual(tiers['pos-relay-operator'], base['pos-relay-operator'])
     // what the hook writes into the discovery Secret (api-url, redis-url): discovery rolls, Redis does not
-    for (const args of [['--set', 'discovery.service.port=9090'], ['--set', 'redis.existingSecret=my-redis'], ['--set', 'redis.enabled=false', '--set', 'redis.externalUrl=redis://a:6379']]) {
-      const changed = await annotations(args)
+    const external = (url: string): string[] => ['--set', 'redis.enabled=false', '--set', `redis.externalUrl=${url}`]
+    const externalA = await annotations(external('redis://a:6379'))
+    for (const [args, changed] of [[['--set', 'discovery.service.port=9090'], await annotations(['--set', 'discovery.service.port=9090'])],
+      [['--set', 'redis.existingSecret=my-redis'], await annotations(['--set', 'redis.existingSecret=my-redis'])], [external('redis://a:6379'), externalA]] as const) {
       assert.notEqual(sum('pos-relay-discovery', 'checksum/secret', changed), sum('pos-relay-discovery', 'checksum/secret'), args.join(' '))
       assert.equal(sum('pos-relay-discovery', 'checksum/config', changed), sum('pos-relay-discovery', 'checksum/config'), args.join(' '))
     }
-    const external = (url: string): string[] => ['--set', 'redis.enabled=false', '--set', `redis.externalUrl=${url}`]
-    assert.notEqual(sum('pos-relay-discovery', 'checksum/secret', await annotations(external('redis://a:6379'))), sum('pos-relay-discovery', 'checksum/secret', await annotations(external('redis://b:6379'))))
+    assert.notEqual(sum('pos-relay-discovery', 'checksum/secret', externalA), sum('pos-relay-discovery', 'checksum/secret', await annotations(external('redis://b:6379'))))
     // the operator reads no ConfigMap or Secret of the chart's (only its env): no checksum
     assert.ok(!Object.keys(base['pos-relay-operator'] ?? {}).some((key) => key.startsWith('checksum/')))
     // user pod annotations stay next to the checksums

@@ -171,7 +171,8 @@ describe(`helm upgrade from the chart at ${OLD_COMMIT} to this one, with a live 
     assert.deepEqual(((await kJson(cp, ['get', 'pods', '-n', APPS])).items as any[]).map((p) => p.metadata.uid).sort(), before.pods)
   })
 
-  it('the operator with the new Deployment\'s settings takes over: relays leave discovery one at a time at most, all back at the end', async () => {
+  it('the operator with the new Deployment\'s settings takes over: relays leave discovery one at a time at most, all back at the end', async (t) => {
+    const uidsBefore = ((await kJson(cp, ['get', 'pods', '-n', APPS])).items as any[]).map((p) => p.metadata.uid)
     await operator!.kill('SIGTERM')
     operator = await startOperator(cp, [], await operatorEnv())
     // the pool settles: every relay Ready and listed, with no pod being replaced
@@ -187,6 +188,8 @@ describe(`helm upgrade from the chart at ${OLD_COMMIT} to this one, with a live 
     await poll('more samples', async () => counts.length >= n + 10)
     sampling = false
     await sampler
+    const replaced = ((await kJson(cp, ['get', 'pods', '-n', APPS])).items as any[]).filter((p) => !uidsBefore.includes(p.metadata.uid)).length
+    t.diagnostic(`relay pods replaced by the new operator settings: ${replaced} of ${REPLICAS}; listed relays over ${counts.length} samples: min ${Math.min(...counts)}`)
     assert.ok(counts.length > 20, `${counts.length} samples`)
     assert.ok(Math.min(...counts) >= REPLICAS - 1, `relays listed over time (min ${Math.min(...counts)}): ${counts.join(',')}`)
     await k(cp, ['get', 'relaypool', EXAMPLE_POOL, '-n', APPS])
