@@ -20,7 +20,7 @@ const SOURCE = 'operator/src/schema/relaypool.ts'
 const DO_NOT_EDIT = `Generated from ${SOURCE} by \`npm run generate:crd\`: do not edit.`
 
 export const CRD_FILE = 'crds/relaypools.pos-relay.io.yaml'
-export const CHART_CRD_FILE = 'charts/pos-relay/crds/relaypools.pos-relay.io.yaml'
+export const CHART_CRD_FILE = 'charts/pos-relay/files/crds/relaypools.pos-relay.io.yaml'
 export const TYPES_FILE = 'operator/src/generated/relaypool.ts'
 export const SETTINGS_FILE = 'operator/src/generated/relay-settings.ts'
 export const README_FILE = 'crds/README.md'

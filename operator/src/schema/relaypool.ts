@@ -342,8 +342,8 @@ export const RELAYPOOL_CRD: CrdSource = {
   header: [
     'RelayPool: a fleet of pos-relay relays on hostPort, run by the pos-relay operator.',
     'Generated from operator/src/schema/relaypool.ts by `npm run generate:crd`: do not edit.',
-    'Field reference: crds/README.md. The Helm chart ships a byte-identical copy in',
-    'charts/pos-relay/crds/ (operator/test/generated.test.ts fails when either differs).'
+    'Field reference: crds/README.md. The Helm chart templates a byte-identical copy in',
+    'charts/pos-relay/files/crds/ (operator/test/generated.test.ts fails when either differs).'
   ],
   labels: { 'app.kubernetes.io/name': 'pos-relay', 'app.kubernetes.io/part-of': 'pos-relay' },
   scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
