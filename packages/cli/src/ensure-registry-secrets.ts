@@ -15,11 +15,12 @@
  * resourceVersion read (409 = read again).
  */
 import { randomInt } from 'node:crypto'
+// the discovery Secret's keys are the operator's contract (spec.discovery.p2pSecretRef's defaults); its api
+// module holds only constants and types, so the CLI's start-up does not load the operator
+import { API_URL_KEY, P2P_SECRET_KEY, REDIS_URL_KEY } from '@pos-relay/operator/api'
 import type { SecretObject, SecretsApi } from './ensure-secrets.js'
 
-export const P2P_SECRET_KEY = 'p2p-secret'
-export const API_URL_KEY = 'api-url'
-export const REDIS_URL_KEY = 'redis-url'
+export { API_URL_KEY, P2P_SECRET_KEY, REDIS_URL_KEY }
 export const REDIS_PASSWORD_KEY = 'password'
 export const HELM_RELEASE_ANNOTATION = 'meta.helm.sh/release-name'
 export const RESOURCE_POLICY_ANNOTATION = 'helm.sh/resource-policy'
