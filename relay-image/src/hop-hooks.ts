@@ -11,7 +11,8 @@ import type { RelayMetrics } from './metrics.js'
 import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
 import type { Logger } from '@pos-relay/shared'
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
+import type { UpstreamReservation } from '@pos-relay/upstream-patches/circuit-relay-server'
 
 export interface HopHooksOptions {
   /** read at each decision: the relay changes this object in place when it reloads its limits (then calls limitsChanged) */
@@ -28,7 +29,21 @@ export interface HopHooksOptions {
   accountOf?: (peer: PeerId) => string | undefined
   /** with auth on: tickets, tiers, quotas and metering (see auth.ts / account-policy.ts) */
   accounts?: AccountPolicy
+  /** with `--workers N`: reservations held by the other workers (workers/worker-link.ts) */
+  remote?: RemoteHop
 }
+
+/** Another worker's side of a circuit, for a relay that runs as several processes. */
+export interface RemoteHop {
+  /** a new reservation is held on this worker / it ended */
+  reserved: (peer: PeerId) => void
+  released: (peer: PeerId) => void
+  /** the destination end of a circuit opened by the worker holding `dst`'s reservation; a refusal when none does */
+  connect: (dst: PeerId, src: PeerId, limit: DataLimit, options: any) => Promise<Destination>
+}
+
+/** A circuit's destination end (a STOP stream, or the socket to the worker that opened it), or why there is none. */
+export type Destination = { stream: Stream, reservation?: UpstreamReservation } | { status: HopStatusCode, reason: string }
 
 /** Account rules the hooks apply when auth is on: admission's and accounting's. */
 export interface AccountPolicy extends AdmissionAccounts, AccountingMeter {}
@@ -54,6 +69,8 @@ export interface HopHooks {
   tick: () => Promise<void>
   /** `limits` changed in place (limits file): applies what is not read at each decision (the buffer budget) */
   limitsChanged: () => void
+  /** opens the STOP stream to `dst`, reserved here, for a circuit another worker admitted (its limits apply there) */
+  openDestination: (dst: PeerId, src: PeerId, limit: DataLimit, options: any) => Promise<Destination>
 }
 
 interface Circuit extends BilledCircuit {
@@ -137,6 +154,11 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     if (result.status === 'OK' || result.status === HopStatus.OK) {
       const reservation = store.reservations.get(peer)
       if (reservation != null) reservation.limit = limitOf.has(peer.toString()) ? limitOf.get(peer.toString()) : admission.dataLimit()
+      if (reservation != null && !existed && opts.remote != null) {
+        const remote = opts.remote
+        remote.reserved(peer)
+        reservation.signal.addEventListener('abort', () => { remote.released(peer) }, { once: true })
+      }
       metrics.reservationsTotal.inc({ result: existed ? 'refreshed' : 'ok' })
     } else {
       metrics.reservationsTotal.inc({ result: 'refused' })
@@ -178,21 +200,16 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     } catch {
       await fail(HopStatus.MALFORMED_MESSAGE, 'malformed'); return false
     }
-    const reservation = store.reservations.get(dst)
-    if (reservation == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return false }
+    if (store.reservations.get(dst) == null && opts.remote == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return false }
     if ((await server.components.connectionGater.denyOutboundRelayedConnection?.(connection.remotePeer, dst)) === true) {
       await fail(HopStatus.PERMISSION_DENIED, 'gater'); return false
     }
-    const dstConnection = server.components.connectionManager.getConnections(dst)
-      .filter((c) => c.status === 'open' && !isRelayed(c))
-      .sort((a, b) => b.timeline.open - a.timeline.open)[0]
-    if (dstConnection == null) { await fail(HopStatus.NO_RESERVATION, 'no_reservation'); return false }
-
-    const dstStream = await server.stopHop({
-      connection: dstConnection,
-      request: { type: 'CONNECT', peer: { id: connection.remotePeer.toMultihash().bytes, addrs: [] }, ...(limit != null ? { limit } : {}) }
-    }, options).catch(() => undefined)
-    if (dstStream == null) { await fail(HopStatus.CONNECTION_FAILED, 'connection_failed'); return false }
+    // reserved on another worker: that worker opens the STOP stream, we splice to it (workers/)
+    const destination = store.reservations.get(dst) == null && opts.remote != null
+      ? await opts.remote.connect(dst, connection.remotePeer, limit, options)
+      : await openDestination(dst, connection.remotePeer, limit, options)
+    if (!('stream' in destination)) { await fail(destination.status, destination.reason); return false }
+    const { stream: dstStream, reservation } = destination
     try {
       await ctx.stream.pb(HopMessage).write({ type: 'STATUS', status: 'OK', ...(limit != null ? { limit } : {}) }, options)
     } catch (err: any) {
@@ -216,7 +233,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       circuits.delete(circuit)
       admitted.releaseSlot()
       if (splice != null) budget.delete(splice)
-      reservation.signal.removeEventListener('abort', onReservationEnd)
+      reservation?.signal.removeEventListener('abort', onReservationEnd)
       accounting.circuitEnded(circuit)
       const reason = (end.reason === 'data_limit' && admitted.quotaBound) || end.error?.name === 'QuotaExceededError' ? 'quota' : end.reason === 'error' && opts.isDraining() ? 'shutdown' : end.reason
       metrics.circuitEndsTotal.inc({ reason })
@@ -235,9 +252,25 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     if (!ended) budget.add(splice)
     // the destination's reservation ending (expiry, disconnect) ends its circuits
     const onReservationEnd = (): void => { circuit.abort(new Error('reservation ended')) }
-    reservation.signal.addEventListener('abort', onReservationEnd, { once: true })
+    reservation?.signal.addEventListener('abort', onReservationEnd, { once: true })
     circuits.add(circuit)
     return true
+  }
+
+  /** the STOP stream to `dst`, over its newest open direct connection, with the circuit's limit announced */
+  const openDestination = async (dst: PeerId, src: PeerId, limit: DataLimit, options: any): Promise<Destination> => {
+    const reservation = store.reservations.get(dst)
+    if (reservation == null) return { status: HopStatus.NO_RESERVATION, reason: 'no_reservation' }
+    const dstConnection = server.components.connectionManager.getConnections(dst)
+      .filter((c) => c.status === 'open' && !isRelayed(c))
+      .sort((a, b) => b.timeline.open - a.timeline.open)[0]
+    if (dstConnection == null) return { status: HopStatus.NO_RESERVATION, reason: 'no_reservation' }
+    const stream = await server.stopHop({
+      connection: dstConnection,
+      request: { type: 'CONNECT', peer: { id: src.toMultihash().bytes, addrs: [] }, ...(limit != null ? { limit } : {}) }
+    }, options).catch(() => undefined)
+    if (stream == null) return { status: HopStatus.CONNECTION_FAILED, reason: 'connection_failed' }
+    return { stream, reservation }
   }
 
   const dropReservation = (peer: PeerId): void => {
@@ -246,11 +279,13 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     if (reservation == null) return
     reservation.signal.clear()
     store.reservations.delete(peer)
+    opts.remote?.released(peer)
     logger.debug({ event: 'reservation_dropped' }, 'reservation dropped')
   }
 
   return {
     get activeCircuits () { return circuits.size },
+    openDestination,
     dropReservation,
     async waitForCircuitsToEnd (signal) {
       if (circuits.size === 0 || signal.aborted) return

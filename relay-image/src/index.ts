@@ -17,3 +17,4 @@ export { HopAdmission, type HopAdmissionOptions, type AdmissionAccounts, type Re
 export { HopAccounting, type HopAccountingOptions, type AccountingMeter, type BilledCircuit } from './hop-accounting.js'
 export { installHopHooks, QuotaExceededError, type HopHooks, type HopHooksOptions, type AccountPolicy } from './hop-hooks.js'
 export { LimitsFileWatcher, parseLimitsFile, effectiveLimits, limitsFileSchema, LIMITS_POLL_MS, RELOADABLE_LIMITS, RELOADABLE_RATE_LIMITS, type LimitsFile } from './live-limits.js'
+export { RelayCluster, type RelayClusterOptions } from './workers/cluster.js'

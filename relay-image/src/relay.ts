@@ -12,7 +12,7 @@ import { isIP } from 'node:net'
 import { decodeKeypair, effectiveAnnounce, isQuicAddr, type RelayConfig, type RelayLimits, type RelayRateLimits } from './config.js'
 import { applyLiveLimits, connectionCap, LimitsFileWatcher, type ReloadResult } from './live-limits.js'
 import { quicTransport } from './quic.js'
-import { installHopHooks, type HopHooks } from './hop-hooks.js'
+import { installHopHooks, type HopHooks, type RemoteHop } from './hop-hooks.js'
 import { CIRCUIT_WINDOW_BYTES } from './splice.js'
 import { RelayMetrics } from './metrics.js'
 import { RelayRateLimiter, SampledLog } from './rate-limits.js'
@@ -31,6 +31,8 @@ export interface RelayServerOptions {
    * (the one-process dev mode shares in-memory ones with its discovery API).
    */
   accounts?: RelayAccountServices
+  /** with `--workers N`: this process is one worker (workers/worker-link.ts) */
+  remote?: RemoteHop
 }
 
 /** `/ip4/a/tcp/p` (or `/ip4/a/udp/p/quic-v1`) of an address, without any `/p2p/...` suffix: one key per connection. */
@@ -82,6 +84,7 @@ export class RelayServer {
   private draining = false
   private rateLimiter?: RelayRateLimiter
   private readonly accountServices?: RelayAccountServices
+  private readonly remote?: RemoteHop
   private gate?: TicketGate
   private meteringTimer?: NodeJS.Timeout
   private builtServices?: RelayAccountServices
@@ -102,6 +105,7 @@ export class RelayServer {
     this.logger = opts.logger
     this.metrics = opts.metrics ?? new RelayMetrics()
     this.accountServices = opts.accounts
+    this.remote = opts.remote
   }
 
   get libp2p (): Libp2p {
@@ -133,6 +137,11 @@ export class RelayServer {
 
   get activeCircuits (): number {
     return this.hooks?.activeCircuits ?? 0
+  }
+
+  get hopHooks (): HopHooks {
+    if (this.hooks == null) throw new Error('relay not started')
+    return this.hooks
   }
 
   async start (): Promise<void> {
@@ -242,6 +251,7 @@ export class RelayServer {
       isDraining: () => this.draining,
       rateLimiter,
       denials,
+      ...(this.remote != null ? { remote: this.remote } : {}),
       ...(services != null && this.gate != null
         ? { accounts: createAccountPolicy({ gate: this.gate, meter: services.meter, flushedMonthlyBytes: services.flushedMonthlyBytes, reservations: services.reservations }) }
         : {})

@@ -1,0 +1,91 @@
+/**
+ * `--workers 2`: a relay run as a primary and two worker processes (node:cluster),
+ * with real js-libp2p peers on loopback. A circuit whose dialer landed on the
+ * worker that does not hold the listener's reservation goes through the
+ * workers' unix sockets; one that landed on the same worker stays local.
+ */
+import { afterEach, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { multiaddr } from '@multiformats/multiaddr'
+import { newConfig, parseConfig, RelayCluster } from '@pos-relay/relay'
+import { scrapeMetric, waitFor } from '@pos-relay/testing'
+import { cleanups, logger, peer, runCleanups } from './relay-harness.ts'
+import type { Libp2p } from 'libp2p'
+
+afterEach(runCleanups)
+
+async function startCluster (): Promise<RelayCluster> {
+  const base = await newConfig({ p2p_secret: 'test-secret', port: 0 })
+  const config = parseConfig({ ...base, host: '127.0.0.1', metrics_host: '127.0.0.1', metrics_port: 0, quic: false, drain_seconds: 2 })
+  const relay = new RelayCluster({ config, workers: 2, logger, logLevel: process.env.LOG_LEVEL ?? 'silent' })
+  cleanups.push(async () => { await relay.stop() })
+  await relay.start()
+  return relay
+}
+
+const metric = async (relay: RelayCluster, pattern: RegExp): Promise<number> => await scrapeMetric(relay.metricsAddress!.port, pattern)
+const CROSS = /pos_relay_cross_worker_circuits_total\{side="dialer"\} (\d+)/
+const OPENED = /pos_relay_circuits_total\{result="opened"\} (\d+)/
+
+/** a listener holding a reservation, echoing what it gets on /echo/1 */
+async function echoListener (relay: RelayCluster): Promise<Libp2p> {
+  const node = await peer([`${relay.addresses[0]!}/p2p-circuit`])
+  await node.handle('/echo/1', async (stream) => {
+    for await (const chunk of stream) {
+      if (!stream.send(chunk)) await new Promise((resolve) => { stream.addEventListener('drain', resolve, { once: true }) })
+    }
+    await stream.close()
+  }, { runOnLimitedConnection: true })
+  await waitFor(() => node.getMultiaddrs().some((ma) => ma.toString().includes('/p2p-circuit')), { timeoutMs: 10_000, message: 'no reservation' })
+  return node
+}
+
+/** a new dialer (a new TCP connection, so the primary hands it to the next worker) sends `bytes` through the circuit and reads them back */
+async function echoThroughCircuit (relay: RelayCluster, listener: Libp2p, bytes: number): Promise<void> {
+  const dialer = await peer()
+  const target = multiaddr(`${relay.addresses[0]!}/p2p-circuit/p2p/${listener.peerId.toString()}`)
+  const stream = await dialer.dialProtocol(target, '/echo/1', { runOnLimitedConnection: true })
+  const data = randomBytes(bytes)
+  const received: Buffer[] = []
+  const reading = (async () => { for await (const chunk of stream) received.push(Buffer.from(chunk.subarray())) })()
+  for (let off = 0; off < data.length; off += 16 * 1024) {
+    if (!stream.send(data.subarray(off, off + 16 * 1024))) await new Promise((resolve) => { stream.addEventListener('drain', resolve, { once: true }) })
+  }
+  await stream.close()
+  await reading
+  assert.ok(Buffer.concat(received).equals(data), `echoed ${Buffer.concat(received).length} of ${data.length} bytes, or other bytes`)
+  await dialer.stop()
+}
+
+test('--workers 2: circuits work whether the dialer lands on the reservation\'s worker or the other one', async () => {
+  const relay = await startCluster()
+  const listener = await echoListener(relay)
+  await waitFor(() => relay.reservationWorker(listener.peerId.toString()) != null, { timeoutMs: 5_000, message: 'the primary never heard of the reservation' })
+  let cross = 0
+  let same = 0
+  for (let i = 0; i < 12 && (cross === 0 || same === 0); i++) {
+    const before = await metric(relay, CROSS)
+    await echoThroughCircuit(relay, listener, 256 * 1024)
+    if (await metric(relay, CROSS) > before) cross++
+    else same++
+  }
+  assert.ok(cross > 0, 'no dialer landed on the other worker in 12 tries')
+  assert.ok(same > 0, 'no dialer landed on the reservation\'s worker in 12 tries')
+  // one scrape of the primary covers both workers: every circuit is counted once, on the worker that admitted it
+  assert.equal(await metric(relay, OPENED), cross + same)
+  assert.equal(await metric(relay, /pos_relay_cross_worker_circuits_total\{side="listener"\} (\d+)/), cross)
+  const text = await (await fetch(`http://127.0.0.1:${relay.metricsAddress!.port}/metrics`)).text()
+  assert.match(text, /pos_relay_reservations_active 1\b/)
+})
+
+test('--workers 2: a CONNECT to a peer reserved nowhere is refused NO_RESERVATION, on either worker', async () => {
+  const relay = await startCluster()
+  const stranger = await peer()
+  for (let i = 0; i < 2; i++) {
+    const dialer = await peer()
+    const target = multiaddr(`${relay.addresses[0]!}/p2p-circuit/p2p/${stranger.peerId.toString()}`)
+    await assert.rejects(dialer.dialProtocol(target, '/echo/1', { runOnLimitedConnection: true }), /NO_RESERVATION|reservation/i)
+    await dialer.stop()
+  }
+})
