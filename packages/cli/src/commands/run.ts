@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander'
 import { createLogger, MAX_TIMER_SECONDS, readJsonFile } from '@pos-relay/shared'
-import { DEFAULT_LIMITS, DEFAULT_METRICS_PORT, DEFAULT_PORT, LIMITS_POLL_MS, loadConfig, parseConfig, RelayServer, RELOADABLE_LIMITS, RELOADABLE_RATE_LIMITS, type RelayConfig } from '@pos-relay/relay'
+import { DEFAULT_LIMITS, DEFAULT_METRICS_PORT, DEFAULT_PORT, LIMITS_POLL_MS, loadConfig, parseConfig, RelayCluster, RelayServer, RELOADABLE_LIMITS, RELOADABLE_RATE_LIMITS, type RelayConfig } from '@pos-relay/relay'
 import { boolEnv, checkRedisUrl, collect, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
 import { quicOrTcp } from '../quic-fallback.js'
 import { handleShutdown } from '../shutdown.js'
@@ -44,6 +44,7 @@ interface RunOptions {
   /** from the environment only (POS_RELAY_P2P_SECRET): a secret is never a flag, flags show in `ps` */
   p2pSecret?: string
   logLevel?: string
+  workers?: number
 }
 
 /** env var that overrides the config file's p2p_secret (the operator sets it from a Secret) */
@@ -164,12 +165,20 @@ export function runCommand (): Command {
     .addOption(option('--tiers-file <file>', 'tiers, in the format of `pos-relay discovery --tiers-file`: JSON object keyed by tier name, or array of tiers with "name" (config: auth.tiers)', 'POS_RELAY_TIERS_FILE', 'TIERS_FILE'))
     .addOption(option('--metering-interval <s>', 'seconds between usage flushes to Redis (config: auth.metering_interval_seconds)', 'POS_RELAY_METERING_INTERVAL_SECONDS', 'METERING_INTERVAL_SECONDS').argParser(intArg('--metering-interval')))
     .addOption(new Option('--refresh-only', 'only refresh this relay\'s discovery entry, never create it (config: refresh_only; env: POS_RELAY_REFRESH_ONLY=true|false): for relays whose entry an operator manages, as in a RelayPool'))
+    .addOption(option('--workers <n>', 'relay processes sharing the ports (node:cluster); default 1, the single process. With N > 1 circuits cross workers, QUIC is served by worker 0 only, and per-relay limits and rate limits hold per worker, not for the whole relay (docs/workers.md)', 'POS_RELAY_WORKERS').argParser(intArg('--workers')))
     .addOption(option('--log-level <level>', LOG_LEVEL_HELP, 'POS_RELAY_LOG_LEVEL', 'LOG_LEVEL').argParser(logLevelArg).default('info'))
     .addHelpText('after', `\nEnvironment: ${P2P_SECRET_ENV} overrides the config file's p2p_secret (the Bearer token towards the discovery API).`)
     .action(async (opts: RunOptions) => {
       const p2pSecret = process.env[P2P_SECRET_ENV]
       const logger = createLogger({ name: 'relay', level: opts.logLevel })
       const config = await quicOrTcp(await applyOverrides(await loadConfig(opts.config), { ...opts, ...(p2pSecret != null ? { p2pSecret } : {}) }), opts.quic ?? boolEnv('POS_RELAY_QUIC', 'RELAY_QUIC'), logger)
+      if (opts.workers != null && opts.workers > 1) {
+        const cluster = new RelayCluster({ config, workers: opts.workers, logger, logLevel: opts.logLevel ?? 'info' })
+        await cluster.start()
+        process.stdout.write(JSON.stringify({ event: 'relay_ready', peer_id: cluster.peerId, addrs: cluster.addresses, metrics_port: cluster.metricsAddress?.port, workers: opts.workers }) + '\n')
+        handleShutdown(logger, async () => { await cluster.drain() }, async () => { await cluster.stop() })
+        return
+      }
       const relay = new RelayServer({ config, logger })
       await relay.start()
       // one line on stdout for scripts and tests: where to reach this relay
