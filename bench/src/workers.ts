@@ -26,7 +26,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { killAllRelays, metricValue, runCli, startCliServer, type CliServer } from './lib/cli.ts'
-import { machineInfo } from './lib/machine.ts'
+import { loadavg, machineInfo } from './lib/machine.ts'
 import { readCpuSeconds } from './lib/proc.ts'
 import { BENCH_DOC, benchSection, f, machineTable, mdTable, writeSection } from './lib/report.ts'
 import { handleSink, transfer } from './lib/transfer.ts'
@@ -85,6 +85,7 @@ async function measure (relay: CliServer, workers: boolean, samples: Sample[]): 
 
 async function main (): Promise<void> {
   pin(process.pid, 1)
+  const loadBefore = loadavg()
   const dir = await mkdtemp(join(tmpdir(), 'pos-relay-bench-workers-'))
   const samples: Sample[] = []
   const errors: string[] = []
@@ -110,11 +111,11 @@ async function main (): Promise<void> {
   })
   const extra = perGiB('cross-worker') - perGiB('same-worker')
   const body = [
-    ...machineTable(m, { coresNote: 'relay pinned to core 0 (taskset -a), peers and bench driver to core 1', noRedis: true }),
+    ...machineTable(m, { coresNote: 'relay pinned to core 0 (taskset -a), peers and bench driver to core 1; other processes of the machine are not pinned away', noRedis: true, loadavg: { before: loadBefore, after: loadavg() } }),
     '',
-    ...mdTable(['circuit', 'transfers', 'relay CPU s per GiB (primary + workers)', 'of which the primary', 'MiB/s (median; min–max)'], rows),
+    ...mdTable(['circuit', 'transfers', 'relay CPU s per GiB (primary + workers)', 'of which the primary (single process: the relay)', 'MiB/s (median; min–max)'], rows),
     '',
-    `Method: ${MIB} MiB per transfer, one js-libp2p listener reserving on the relay and a fresh js-libp2p dialer per transfer (a new TCP connection: the primary hands connections to the workers in turn), payload through \`/p2p-circuit\`, the listener's byte count checked. Relay flags: \`--no-quic --circuit-data-limit 0 --circuit-duration 0\`, plus \`--workers 2\` for the worker rows. A circuit is cross-worker when \`pos_relay_cross_worker_circuits_total{side="dialer"}\` grew during it. CPU: utime + stime of the primary and both workers (/proc), summed. A cross-worker circuit costs the extra unix-socket hop in both workers (a write and a read per chunk each way), not a second Noise or yamux layer: the relay never decrypts the peers' inner Noise.`,
+    `Method: ${MIB} MiB per transfer, one js-libp2p listener reserving on the relay and a fresh js-libp2p dialer per transfer (a new TCP connection: the primary hands connections to the workers in turn), payload through \`/p2p-circuit\`, the listener's byte count checked. Relay flags: \`--no-quic --circuit-data-limit 0 --circuit-duration 0\`, plus \`--workers 2\` for the worker rows. A circuit is cross-worker when \`pos_relay_cross_worker_circuits_total{side="dialer"}\` grew during it. CPU: utime + stime of the primary and both workers (/proc), summed. A cross-worker circuit costs the extra unix-socket hop in both workers (a write and a read per chunk each way), not a second Noise or yamux layer: the relay never decrypts the peers' inner Noise. With the load average above 2 (other jobs on the machine) single transfers vary by ±30 %: compare the rows of one run, not across runs.`,
     '',
     `**Model, not a measurement** (this machine has 2 cores, one of them the peers'): with W workers on W cores and connections spread evenly, a circuit is cross-worker with probability (W−1)/W, so relay CPU per GiB ≈ same + (W−1)/W × (cross − same) = ${f(perGiB('same-worker'), 2)} + (W−1)/W × ${f(extra, 2)} s/GiB, and throughput scales with W until the primary's per-connection accept work or the NIC binds; the primary relays no byte.`,
     ...(errors.length > 0 ? ['', '### Errors', '', ...errors.map((e) => `- ${e}`)] : [])
