@@ -40,6 +40,10 @@ export interface RemoteHop {
   released: (peer: PeerId) => void
   /** the destination end of a circuit opened by the worker holding `dst`'s reservation; a refusal when none does */
   connect: (dst: PeerId, src: PeerId, limit: DataLimit, options: any) => Promise<Destination>
+  /** whether `peer` is the destination of a circuit another worker admitted (drain: its reservation is not idle) */
+  carries: (peer: string) => boolean
+  /** resolves when no circuit another worker admitted runs through this one, or at the signal */
+  waitIdle: (signal: AbortSignal) => Promise<void>
 }
 
 /** A circuit's destination end (a STOP stream, or the socket to the worker that opened it), or why there is none. */
@@ -273,6 +277,15 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     return { stream, reservation }
   }
 
+  const waitForOwnCircuits = async (signal: AbortSignal): Promise<void> => {
+    if (circuits.size === 0 || signal.aborted) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => { idleWaiters.delete(done); signal.removeEventListener('abort', done); resolve() }
+      idleWaiters.add(done)
+      signal.addEventListener('abort', done, { once: true })
+    })
+  }
+
   const dropReservation = (peer: PeerId): void => {
     accounting.reservationEnded(peer)
     const reservation = store.reservations.get(peer)
@@ -288,12 +301,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     openDestination,
     dropReservation,
     async waitForCircuitsToEnd (signal) {
-      if (circuits.size === 0 || signal.aborted) return
-      await new Promise<void>((resolve) => {
-        const done = (): void => { idleWaiters.delete(done); signal.removeEventListener('abort', done); resolve() }
-        idleWaiters.add(done)
-        signal.addEventListener('abort', done, { once: true })
-      })
+      // circuits other workers admitted end when theirs do: wait for both
+      await Promise.all([waitForOwnCircuits(signal), opts.remote?.waitIdle(signal)])
     },
     abortCircuits (reason) {
       for (const c of [...circuits]) c.abort(reason)
@@ -301,6 +310,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     holdsIdleReservation (peer) {
       if (store.reservations.get(peer) == null) return false
       const id = peer.toString()
+      if (opts.remote?.carries(id) === true) return false
       for (const c of circuits) if (c.src === id || c.dst === id) return false
       return true
     },

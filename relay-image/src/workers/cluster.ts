@@ -125,7 +125,19 @@ export class RelayCluster {
 
   async stop (): Promise<void> { await this.stopWorkers('stop') }
 
+  private stopped?: Promise<void>
   private async stopWorkers (how: 'drain' | 'stop'): Promise<void> {
+    // a stop during a drain tells the workers to stop now, then waits for the same exits
+    if (this.stopped != null) {
+      if (how === 'stop') for (const w of this.workers) if (w != null && !w.isDead()) { try { w.send({ pr: 'stop' } satisfies ToWorker) } catch {} }
+      await this.stopped
+      return
+    }
+    this.stopped = this.stopAll(how)
+    await this.stopped
+  }
+
+  private async stopAll (how: 'drain' | 'stop'): Promise<void> {
     this.stopping = true
     const exits = this.workers.filter((w): w is Worker => w != null && !w.isDead()).map(async (w) => {
       const exited = new Promise<void>((resolve) => { w.once('exit', () => { resolve() }) })

@@ -1,5 +1,4 @@
-import { AbstractMultiaddrConnection } from '@libp2p/utils'
-import { multiaddr } from '@multiformats/multiaddr'
+import { AbstractStream } from '@libp2p/utils'
 import { once } from 'node:events'
 import type { AbortOptions, Logger, Stream } from '@libp2p/interface'
 import type { Socket } from 'node:net'
@@ -8,22 +7,25 @@ import type { Socket } from 'node:net'
 const silent: Logger = Object.assign(() => {}, { enabled: false, trace: () => {}, error: () => {}, newScope: () => silent }) as unknown as Logger
 
 /**
- * A unix socket between two workers as a libp2p MessageStream, so that
+ * A unix socket between two workers as a libp2p Stream, so that
  * spliceStreams (splice.ts) joins it to a circuit's stream with the same
  * pause/resume backpressure, limits and byte counting as a stream-to-stream
- * circuit. Built on @libp2p/utils' public AbstractMultiaddrConnection, the
- * way @libp2p/tcp wraps its sockets (socket-to-conn.js, not exported).
+ * circuit. Built on @libp2p/utils' public AbstractStream (what yamux streams
+ * are built on), with TCP-like half-close: close() ends our write side
+ * (socket.end(); both sockets are allowHalfOpen) and the other worker's end
+ * arrives as the remote's close of its write side, so a circuit's half-close
+ * crosses the socket as it crosses a yamux stream.
  */
-class UnixSocketStream extends AbstractMultiaddrConnection {
+class UnixSocketStream extends AbstractStream {
   private readonly socket: Socket
 
-  constructor (socket: Socket, path: string, direction: 'inbound' | 'outbound') {
+  constructor (socket: Socket, direction: 'inbound' | 'outbound') {
     // no inactivity timeout here: the circuit's idle timeout (splice.ts) is the one that applies
-    super({ remoteAddr: multiaddr(`/unix/${encodeURIComponent(path)}`), direction, log: silent, inactivityTimeout: 0 })
+    super({ id: 'worker-socket', direction, log: silent, inactivityTimeout: 0 })
     this.socket = socket
     socket.on('data', (buf) => { this.onData(buf) })
     socket.on('error', (err) => { this.abort(err) })
-    socket.once('end', () => { this.onTransportClosed() })
+    socket.once('end', () => { this.onRemoteCloseWrite() })
     socket.once('close', (hadError) => {
       if (hadError) this.abort(new Error('worker socket error'))
       else this.onTransportClosed()
@@ -33,7 +35,7 @@ class UnixSocketStream extends AbstractMultiaddrConnection {
     socket.resume()
   }
 
-  sendData (data: Parameters<AbstractMultiaddrConnection['sendData']>[0]): ReturnType<AbstractMultiaddrConnection['sendData']> {
+  sendData (data: Parameters<AbstractStream['sendData']>[0]): ReturnType<AbstractStream['sendData']> {
     let sentBytes = 0
     let canSendMore = true
     for (const buf of data) {
@@ -44,14 +46,19 @@ class UnixSocketStream extends AbstractMultiaddrConnection {
     return { sentBytes, canSendMore }
   }
 
-  async sendClose (options?: AbortOptions): Promise<void> {
-    if (this.socket.destroyed) return
-    this.socket.destroySoon()
-    await once(this.socket, 'close', options?.signal != null ? { signal: options.signal } : {})
+  async sendCloseWrite (options?: AbortOptions): Promise<void> {
+    if (this.socket.writableEnded || this.socket.destroyed) return
+    const finished = once(this.socket, 'finish', options?.signal != null ? { signal: options.signal } : {})
+    this.socket.end()
+    await finished
+  }
+
+  async sendCloseRead (): Promise<void> {
+    // nothing to tell the other worker: what it still sends is dropped (AbstractMessageStream)
   }
 
   sendReset (): void {
-    // no RST on AF_UNIX: the other worker sees EOF (then its splice ends the circuit)
+    // no RST on AF_UNIX: the other worker sees EOF and then the close
     this.socket.destroy()
   }
 
@@ -64,14 +71,9 @@ class UnixSocketStream extends AbstractMultiaddrConnection {
   }
 }
 
-/**
- * Wraps a connected unix socket (readLine has put back any bytes read past
- * its header). Typed as a Stream for spliceStreams, which uses only what
- * AbstractMessageStream has (events, send/pause/resume, read and write
- * status, buffers), none of a Stream's protocol fields.
- */
-export function socketStream (socket: Socket, path: string, direction: 'inbound' | 'outbound'): Stream {
-  return new UnixSocketStream(socket, path, direction) as unknown as Stream
+/** Wraps a connected unix socket, opened with allowHalfOpen (readLine has put back any bytes read past its header). */
+export function socketStream (socket: Socket, direction: 'inbound' | 'outbound'): Stream {
+  return new UnixSocketStream(socket, direction)
 }
 
 /**

@@ -48,7 +48,9 @@ export class WorkerLink implements RemoteHop {
   private readonly waiting = new Map<number, (worker: number | null) => void>()
   private nextId = 0
   private server?: Server
-  private readonly remoteCircuits = new Set<Splice>()
+  /** circuits other workers admitted, running through this one: their destination peer */
+  private readonly remoteCircuits = new Map<Splice, string>()
+  private readonly idleWaiters = new Set<() => void>()
   private readonly crossWorker: Counter<'side'>
 
   constructor (private readonly opts: { index: number, socketDir: string, logger: Logger, metrics: RelayMetrics, send: (m: ToPrimary) => void }) {
@@ -82,7 +84,7 @@ export class WorkerLink implements RemoteHop {
     const worker = await this.where(dst)
     if (worker == null || worker === this.opts.index) return { status: HopStatus.NO_RESERVATION, reason: 'no_reservation' }
     const path = workerSocketPath(this.opts.socketDir, worker)
-    const socket = connect(path)
+    const socket = connect({ path, allowHalfOpen: true })
     try {
       const signal = AbortSignal.any([AbortSignal.timeout(ANSWER_TIMEOUT_MS), ...(options?.signal != null ? [options.signal as AbortSignal] : [])])
       await once(socket, 'connect', { signal })
@@ -92,7 +94,7 @@ export class WorkerLink implements RemoteHop {
       if (!answer.ok) { socket.destroy(); return { status: answer.status, reason: answer.reason } }
       this.crossWorker.inc({ side: 'dialer' })
       this.opts.logger.debug({ event: 'cross_worker_circuit', side: 'dialer', other_worker: worker }, 'circuit to a reservation on another worker')
-      return { stream: socketStream(socket, path, 'outbound') }
+      return { stream: socketStream(socket, 'outbound') }
     } catch (err: any) {
       socket.destroy()
       this.opts.logger.warn({ event: 'cross_worker_connect_failed', other_worker: worker, err: err.message }, 'could not reach the worker holding the reservation')
@@ -103,7 +105,7 @@ export class WorkerLink implements RemoteHop {
   /** Accepts other workers' circuits for reservations held here. */
   async serve (hooks: Pick<HopHooks, 'openDestination'>): Promise<void> {
     const path = workerSocketPath(this.opts.socketDir, this.opts.index)
-    this.server = createServer((socket) => { void this.accept(socket, path, hooks) })
+    this.server = createServer({ allowHalfOpen: true }, (socket) => { void this.accept(socket, path, hooks) })
     this.server.listen(path)
     await once(this.server, 'listening')
   }
@@ -124,28 +126,43 @@ export class WorkerLink implements RemoteHop {
       this.crossWorker.inc({ side: 'listener' })
       const { stream, reservation } = destination
       // limits, metering and byte counts are the admitting worker's: none here
-      const splice: Splice = spliceStreams(socketStream(socket, path, 'inbound'), stream, {
+      const splice: Splice = spliceStreams(socketStream(socket, 'inbound'), stream, {
         dataLimit: 0,
         durationMs: 0,
         onBytesToDestination: () => {},
         onBytesToSource: () => {},
         onEnd: () => {
           this.remoteCircuits.delete(splice)
+          if (this.remoteCircuits.size === 0) for (const wake of [...this.idleWaiters]) wake()
           reservation?.signal.removeEventListener('abort', onReservationEnd)
         }
       })
       const onReservationEnd = (): void => { splice.abort(new Error('reservation ended')) }
       reservation?.signal.addEventListener('abort', onReservationEnd, { once: true })
-      this.remoteCircuits.add(splice)
+      this.remoteCircuits.set(splice, header.dst)
     } catch (err: any) {
       socket.destroy()
       this.opts.logger.debug({ event: 'cross_worker_accept_failed', err: err.message }, 'a circuit from another worker failed')
     }
   }
 
+  carries (peer: string): boolean {
+    for (const dst of this.remoteCircuits.values()) if (dst === peer) return true
+    return false
+  }
+
+  async waitIdle (signal: AbortSignal): Promise<void> {
+    if (this.remoteCircuits.size === 0 || signal.aborted) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => { this.idleWaiters.delete(done); signal.removeEventListener('abort', done); resolve() }
+      this.idleWaiters.add(done)
+      signal.addEventListener('abort', done, { once: true })
+    })
+  }
+
   /** ends the circuits other workers opened through this one, and stops accepting them */
   close (): void {
-    for (const c of [...this.remoteCircuits]) c.abort(new Error('worker stopping'))
+    for (const c of [...this.remoteCircuits.keys()]) c.abort(new Error('worker stopping'))
     this.server?.close()
   }
 }

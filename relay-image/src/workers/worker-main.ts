@@ -35,12 +35,14 @@ async function start (init: Extract<ToWorker, { pr: 'init' }>): Promise<void> {
   const stopWith = (how: () => Promise<void>): void => {
     if (stopping) return
     stopping = true
-    link.close()
-    how().catch((err: Error) => { logger.error({ event: 'worker_stop_failed', err: err.message }, 'worker stop failed') }).finally(() => process.exit(0))
+    // a drain lets the circuits other workers admitted through this one run
+    // (relay.drain waits for them too); the link closes once the relay stopped
+    how().finally(() => { link.close() }).catch((err: Error) => { logger.error({ event: 'worker_stop_failed', err: err.message }, 'worker stop failed') }).finally(() => process.exit(0))
   }
   process.on('message', (m: ToWorker) => {
     if (m?.pr === 'drain') stopWith(async () => { await relay.drain() })
-    if (m?.pr === 'stop') stopWith(async () => { await relay.stop() })
+    // a stop during a drain (second signal) ends the drain's wait at once
+    if (m?.pr === 'stop') { if (stopping) relay.hopHooks.abortCircuits(new Error('relay stopping')); else stopWith(async () => { await relay.stop() }) }
   })
   // the primary handles signals; a worker only stops when told (or when the primary goes)
   process.on('SIGTERM', () => {})
