@@ -27,6 +27,7 @@ step relays     node bench/src/relays-compare.ts
 step auth       node bench/src/auth.ts
 step auth-pool  env AUTH_RELAYS=pool node bench/src/auth.ts
 step quic       node bench/src/quic-vs-tcp.ts
+step workers    node bench/src/workers.ts
 step operator   node operator/bench/convergence.ts
 step rendezvous node bench/src/rendezvous-sim.ts
 step rendezvous-micro node bench/src/rendezvous-micro.ts
