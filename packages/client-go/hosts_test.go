@@ -203,3 +203,43 @@ func (d *countingDiscovery) count(forID string) int {
 	defer d.mu.Unlock()
 	return d.requests[forID]
 }
+
+// testContext: a context that ends after d, cancelled when the test ends.
+func testContext(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newManager: a Manager for h against the discovery at url, closed when the
+// test ends. t.Cleanup runs last-registered first, so the manager is closed
+// before the hosts and httptest servers the test made before it; tests register
+// their servers' Close with t.Cleanup (not defer) for the same order.
+func newManager(t *testing.T, h host.Host, url string, opts ...Option) *Manager {
+	t.Helper()
+	m, err := New(h, url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// startWithin starts m with a context that ends after d (cancelled before m
+// is closed) and returns that context.
+func startWithin(t *testing.T, m *Manager, d time.Duration) context.Context {
+	t.Helper()
+	ctx := testContext(t, d)
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// startManager: newManager, started within d.
+func startManager(t *testing.T, h host.Host, url string, d time.Duration, opts ...Option) (*Manager, context.Context) {
+	t.Helper()
+	m := newManager(t, h, url, opts...)
+	return m, startWithin(t, m, d)
+}

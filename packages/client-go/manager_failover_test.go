@@ -51,7 +51,7 @@ func TestManagerFailsOverAtOnceAndMovesBack(t *testing.T) {
 			var m *Manager
 			var mu sync.Mutex
 			var releasedWhileBackHeld, releasedEarly bool
-			m, err := New(self, disc.srv.URL, WithRelayCount(n), WithEventHandler(func(e Event) {
+			m = newManager(t, self, disc.srv.URL, WithRelayCount(n), WithEventHandler(func(e Event) {
 				if e.Type != EventReleased {
 					return
 				}
@@ -63,15 +63,7 @@ func TestManagerFailsOverAtOnceAndMovesBack(t *testing.T) {
 					releasedEarly = true
 				}
 			}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			if err := m.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
+			ctx := startWithin(t, m, 60*time.Second)
 			holdsFirst := func(idx ...int) func() bool {
 				return func() bool {
 					for _, i := range idx {
@@ -96,11 +88,7 @@ func TestManagerFailsOverAtOnceAndMovesBack(t *testing.T) {
 			defer moveCancel()
 			waitUntil(t, moveCtx, "a reservation on the next relay", holdsFirst(n))
 			dialer := newHost(t)
-			dm, err := New(dialer, disc.srv.URL, WithRelayCount(n))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dm.Close()
+			dm := newManager(t, dialer, disc.srv.URL, WithRelayCount(n))
 			conn, err := dm.Dial(moveCtx, self.ID())
 			if err != nil {
 				t.Fatalf("a new dialer (its list names the dead relay) did not reach the listener: %v", err)
@@ -145,16 +133,7 @@ func TestManagerForgetsAFailedRelayMissingFromAFreshList(t *testing.T) {
 	self := newHost(t)
 	relays, entries := rankedRelays(t, 3, self.ID().String())
 	disc := newCountingDiscovery(t, entries)
-	m, err := New(self, disc.srv.URL, WithRelayCount(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := startManager(t, self, disc.srv.URL, 30*time.Second, WithRelayCount(1))
 	waitUntil(t, ctx, "a reservation on the first relay", func() bool { return m.HasReservation(relays[0].ID()) })
 	// the relay dies and leaves discovery's list: the refresh the failure schedules forgets it
 	disc.mu.Lock()
@@ -195,22 +174,13 @@ func TestManagerMovesWhenARelayRejectsTheRenewedTicket(t *testing.T) {
 	}
 	var issued atomic.Int32
 	tickets := ticketServer(t, "key", 2*time.Second, &issued)
-	defer tickets.Close()
+	t.Cleanup(tickets.Close)
 	mux := http.NewServeMux()
 	mux.Handle("/api/p2p/tickets", tickets.Config.Handler)
 	mux.HandleFunc("/api/p2p/relays", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(entries) })
 	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	m, err := New(self, srv.URL, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(srv.Close)
+	m, ctx := startManager(t, self, srv.URL, 30*time.Second, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond))
 	waitUntil(t, ctx, "a reservation on the first relay", func() bool { return m.HasReservation(relays[0].ID()) })
 	// at 80 % of the ticket's 2 s the renewed ticket is presented and rejected
 	waitUntil(t, ctx, "the move to the second relay", func() bool {
