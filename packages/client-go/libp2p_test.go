@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
-	"github.com/multiformats/go-varint"
 )
 
 // Tickets, dialing, reserving and renewing with real go-libp2p hosts on
@@ -161,28 +157,13 @@ func TestManagerRenewsTicketsAndReservationsAtEightyPercent(t *testing.T) {
 	t.Cleanup(func() { svc.Close() })
 	var mu sync.Mutex
 	var presented []string
-	relay.SetStreamHandler(TicketProtocol, func(s network.Stream) {
-		defer s.Close()
-		token, err := readFrame(s)
-		if err != nil {
-			s.Reset()
-			return
-		}
+	answerTickets(relay, func(token string) string {
 		mu.Lock()
-		presented = append(presented, string(token))
+		presented = append(presented, token)
 		mu.Unlock()
-		s.Write(append(varint.ToUvarint(15), `{"status":"OK"}`...))
+		return `{"status":"OK"}`
 	})
-	var issued atomic.Int32
-	tickets := ticketServer(t, "key", 2*time.Second, &issued)
-	t.Cleanup(tickets.Close)
-	mux := http.NewServeMux()
-	mux.Handle("/api/p2p/tickets", tickets.Config.Handler)
-	mux.HandleFunc("/api/p2p/relays", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode([]Relay{relayEntry(relay, "r")})
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := ticketDiscovery(t, []Relay{relayEntry(relay, "r")}, 2*time.Second)
 
 	var reserved atomic.Int32
 	m, ctx := startManager(t, self, srv.URL, 30*time.Second, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond),

@@ -2,19 +2,13 @@ package posrelay
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/multiformats/go-varint"
 )
 
 // The failover rule (docs/protocol.md section 4) with real relays on
@@ -155,31 +149,16 @@ func TestManagerForgetsAFailedRelayMissingFromAFreshList(t *testing.T) {
 func TestManagerMovesWhenARelayRejectsTheRenewedTicket(t *testing.T) {
 	self := newHost(t)
 	relays, entries := rankedRelays(t, 2, self.ID().String())
-	reply := func(s network.Stream, body string) { s.Write(append(varint.ToUvarint(uint64(len(body))), body...)) }
 	for i, r := range relays {
 		rejectRenewed := i == 0
-		r.SetStreamHandler(TicketProtocol, func(s network.Stream) {
-			defer s.Close()
-			token, err := readFrame(s)
-			if err != nil {
-				s.Reset()
-				return
+		answerTickets(r, func(token string) string {
+			if rejectRenewed && !strings.HasPrefix(token, "ticket-1-") {
+				return `{"status":"REJECTED","reason":"revoked"}`
 			}
-			if rejectRenewed && !strings.HasPrefix(string(token), "ticket-1-") {
-				reply(s, `{"status":"REJECTED","reason":"revoked"}`)
-				return
-			}
-			reply(s, `{"status":"OK"}`)
+			return `{"status":"OK"}`
 		})
 	}
-	var issued atomic.Int32
-	tickets := ticketServer(t, "key", 2*time.Second, &issued)
-	t.Cleanup(tickets.Close)
-	mux := http.NewServeMux()
-	mux.Handle("/api/p2p/tickets", tickets.Config.Handler)
-	mux.HandleFunc("/api/p2p/relays", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(entries) })
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := ticketDiscovery(t, entries, 2*time.Second)
 	m, ctx := startManager(t, self, srv.URL, 30*time.Second, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond))
 	waitUntil(t, ctx, "a reservation on the first relay", func() bool { return m.HasReservation(relays[0].ID()) })
 	// at 80 % of the ticket's 2 s the renewed ticket is presented and rejected
