@@ -22,8 +22,7 @@ import { type Multiaddr } from '@multiformats/multiaddr'
 import { freePort, waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p } from 'libp2p'
 import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
-import { spawnCli, type CliProcess } from './helpers/cli.ts'
-import { startLocalRelay, type LocalRelay } from './helpers/relay.ts'
+import { startLocalDiscovery, startLocalRelay, type LocalDiscovery, type LocalRelay } from './helpers/relay.ts'
 
 const FLOOD_MS = 8_000
 const CONNECT_ATTEMPTS = 4_000
@@ -63,20 +62,17 @@ async function legitReservation (relay: Multiaddr): Promise<{ ms: number, status
 describe('flood resistance', { timeout: 120_000 }, () => {
   let dir: string
   let relay: LocalRelay
-  let discovery: CliProcess
-  let discoveryPort: number
+  let discovery: LocalDiscovery
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pos-relay-flood-'))
     relay = await startLocalRelay({ dir, port: await freePort(), args: ['--ip-connections-per-second', '100', '--max-pending-connections', String(MAX_PENDING), '--handshake-timeout', String(HANDSHAKE_TIMEOUT_S)] })
-    discoveryPort = await freePort()
-    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(discoveryPort)], { env: { P2P_SECRET: 's' } })
-    await discovery.waitForJson((o) => o.event === 'discovery_ready')
+    discovery = await startLocalDiscovery({ secret: 's' })
   })
 
   after(async () => {
     await relay?.proc.kill('SIGKILL')
-    await discovery?.kill('SIGKILL')
+    await discovery?.proc.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true })
   })
 
@@ -120,7 +116,7 @@ describe('flood resistance', { timeout: 120_000 }, () => {
     // slowloris: a header byte every 500 ms to the metrics port and the discovery API
     const slow: Socket[] = []
     for (let i = 0; i < SLOW_HTTP; i++) {
-      const port = i % 2 === 0 ? relay.metricsPort : discoveryPort
+      const port = i % 2 === 0 ? relay.metricsPort : discovery.port
       const s = open('127.0.0.1', port, ip(30, i + 1))
       s.write('GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ')
       slow.push(s)
@@ -151,7 +147,7 @@ describe('flood resistance', { timeout: 120_000 }, () => {
       }
       // the metrics endpoint and the discovery API answer while slow clients hold sockets
       assert.equal((await fetch(`http://127.0.0.1:${relay.metricsPort}/healthz`)).status, 200)
-      assert.equal((await fetch(`http://127.0.0.1:${discoveryPort}/healthz`)).status, 200)
+      assert.equal((await fetch(`http://127.0.0.1:${discovery.port}/healthz`)).status, 200)
     } finally {
       attempts = await connectFlood
       clearInterval(drip)
