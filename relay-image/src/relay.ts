@@ -20,6 +20,7 @@ import { createAccountPolicy, createRedisReservationCounter, type ReservationCou
 import type { Tier, UsageDelta } from '@pos-relay/accounts'
 import { DiscoveryRegistration } from './registration.js'
 import { linearGetConnections } from '@pos-relay/upstream-patches/libp2p-get-connections'
+import type { DataPathLevers } from '@pos-relay/upstream-patches/noise-tcp-datapath'
 
 export interface RelayServerOptions {
   config: RelayConfig
@@ -30,6 +31,8 @@ export interface RelayServerOptions {
    * (the one-process dev mode shares in-memory ones with its discovery API).
    */
   accounts?: RelayAccountServices
+  /** benchmarks' A/B only (bench/src/relay-cpu.ts): data-path levers and the yamux frame size; default off / 65519 B */
+  dataPath?: DataPathLevers & { yamuxMaxMessageBytes?: number }
 }
 
 /** What the relay needs from @pos-relay/accounts when auth is on. */
@@ -51,8 +54,7 @@ function transportKey (ma: Multiaddr): string {
 
 /** Appends `/p2p/<peer>` unless the address already names a peer. */
 export function withPeerId (ma: Multiaddr, peerId: string): string {
-  const s = ma.toString()
-  return s.includes('/p2p/') ? s : `${s}/p2p/${peerId}`
+  return ma.toString().includes('/p2p/') ? ma.toString() : `${ma.toString()}/p2p/${peerId}`
 }
 
 /** The relay's listen addresses: TCP, and QUIC on the same UDP port number when on. */
@@ -64,10 +66,7 @@ export function listenAddresses (config: Pick<RelayConfig, 'host' | 'port' | 'qu
   ]
 }
 
-/**
- * TCP addresses first: a client that takes a relay's first address (as many
- * do, and TCP-only clients such as our SDK must) gets one it can dial.
- */
+/** TCP addresses first: a client that takes a relay's first address (as many do, and TCP-only clients such as our SDK must) gets one it can dial. */
 function tcpFirst (addrs: string[]): string[] {
   return [...addrs.filter((a) => !isQuicAddr(a)), ...addrs.filter(isQuicAddr)]
 }
@@ -89,6 +88,7 @@ export class RelayServer {
   private draining = false
   private rateLimiter?: RelayRateLimiter
   private readonly accountServices?: RelayAccountServices
+  private readonly dataPath: RelayServerOptions['dataPath']
   private gate?: TicketGate
   private meteringTimer?: NodeJS.Timeout
   private builtServices?: RelayAccountServices
@@ -106,6 +106,7 @@ export class RelayServer {
     this.logger = opts.logger
     this.metrics = opts.metrics ?? new RelayMetrics()
     this.accountServices = opts.accounts
+    this.dataPath = opts.dataPath
   }
 
   get libp2p (): Libp2p {
@@ -165,7 +166,7 @@ export class RelayServer {
       connectionEncrypters: [noise()],
       // a spliced circuit pauses its reading side while the other side is
       // backed up; the yamux window (CIRCUIT_WINDOW_BYTES) bounds what it holds
-      streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES } })],
+      streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES }, maxMessageSize: this.dataPath?.yamuxMaxMessageBytes, dataPath: this.dataPath })],
       connectionManager: {
         // every reservation holds a connection, every circuit up to two more
         maxConnections: limits.max_connections > 0 ? limits.max_connections : limits.max_reservations + 2 * limits.max_circuits + 256,

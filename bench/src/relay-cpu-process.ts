@@ -1,0 +1,53 @@
+/**
+ * Our relay (@pos-relay/relay RelayServer) for the relay CPU A/B
+ * (relay-cpu.ts): production defaults, on 127.0.0.1, with the data-path
+ * levers named in BENCH_LEVERS (comma-separated: writev, tickWrites,
+ * noiseBatch, noiseDecrypt, and yamux=<max frame bytes>). No levers = the
+ * unchanged relay. The per-peer and per-IP rate limits are off (every
+ * client is 127.0.0.1). Answers cpuProfileStart / cpuProfileStop {file}
+ * (V8's sampling profiler through node:inspector, so a profile covers one
+ * warm transfer and not the start-up). Prints one JSON line: {"ready":true,"pid":..,"addrs":[..]}.
+ */
+import { RelayServer, newConfig, parseConfig } from '@pos-relay/relay'
+import { createLogger } from '@pos-relay/shared'
+import { DATAPATH_LEVERS, type DataPathLevers } from '@pos-relay/upstream-patches/noise-tcp-datapath'
+import { Session } from 'node:inspector/promises'
+import { writeFile } from 'node:fs/promises'
+import { serve } from './lib/rpc-child.ts'
+
+const levers: DataPathLevers & { yamuxMaxMessageBytes?: number } = {}
+for (const name of (process.env.BENCH_LEVERS ?? '').split(',').filter((s) => s !== '')) {
+  const yamux = /^yamux=(\d+)$/.exec(name)
+  if (yamux != null) levers.yamuxMaxMessageBytes = Number(yamux[1])
+  else if ((DATAPATH_LEVERS as readonly string[]).includes(name)) levers[name as keyof DataPathLevers] = true
+  else throw new Error(`unknown lever ${name}`)
+}
+
+const base = await newConfig({ p2p_secret: 'bench', port: 0 })
+const config = parseConfig({
+  ...base,
+  host: '127.0.0.1',
+  metrics_host: '127.0.0.1',
+  metrics_port: 0,
+  drain_seconds: 0,
+  limits: { ...base.limits, ip_max_connections: 0 },
+  rate_limits: { ...base.rate_limits, ip_connections_per_second: 1_000_000, peer_reservations_per_minute: 0, peer_circuits_per_minute: 0 }
+})
+const relay = new RelayServer({ config, logger: createLogger({ name: 'relay', level: 'warn' }), dataPath: levers })
+await relay.start()
+
+const session = new Session()
+session.connect()
+serve({ kind: 'pos-relay', levers, peerId: relay.peerId, addrs: relay.addresses }, {
+  async cpuProfileStart () {
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: 500 })
+    await session.post('Profiler.start')
+    return true
+  },
+  async cpuProfileStop (params: { file: string }) {
+    const { profile } = await session.post('Profiler.stop')
+    await writeFile(params.file, JSON.stringify(profile))
+    return true
+  }
+}, async () => { await relay.stop() })

@@ -1,0 +1,236 @@
+/**
+ * Where our relay's CPU per relayed GiB goes, and what the cheap data-path
+ * levers buy: one run, every arm its own relay process on 127.0.0.1, the
+ * transfers interleaved across arms.
+ *
+ *   npm run bench:relay-cpu      (writes the `relay-cpu` section of docs/benchmarks.md)
+ *
+ * - Arms: the unchanged relay twice (A and A', whose difference is the A/A
+ *   noise), one arm per lever of patch noise-tcp-datapath of
+ *   @pos-relay/upstream-patches (relay-cpu-process.ts, BENCH_LEVERS), the
+ *   yamux frame size, all data-path levers together, and rust-libp2p's relay
+ *   (e2e/interop/rust-relay) for the goal "relay CPU per GiB ≤ 2× rust-libp2p's".
+ * - Transfer: a rust-libp2p listener reserves, a rust-libp2p dialer sends
+ *   BENCH_MIB MiB through the relay (fresh pair and circuit each, DCUtR off).
+ * - Figure: relay CPU seconds (utime + stime of the relay process, from
+ *   /proc) per GiB relayed. Process CPU time, not throughput: this machine's
+ *   2 cores are shared with other work, which changes wall times a lot and CPU
+ *   time per byte little.
+ * - Profile: V8's sampling profiler (node:inspector in the relay process)
+ *   over one warm transfer, for the unchanged relay and the all-levers arm.
+ *
+ * Env: BENCH_MIB (256), BENCH_ROUNDS (5), BENCH_ARMS (names, comma-separated;
+ * default all), BENCH_OUT (document, default docs/benchmarks.md; '-' = stdout),
+ * BENCH_SAVE (write the raw results there), BENCH_FROM (only re-render them).
+ */
+import { execFile } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { categoriseProfile, summariseProfile, type ProfileRow } from './lib/cpuprofile.ts'
+import { loadavg, machineInfo, type LoadAvg } from './lib/machine.ts'
+import { jsonLines, waitForValue } from './lib/poll.ts'
+import { killAllProcesses, startProcess, type Process } from './lib/processes.ts'
+import { readCpuSeconds } from './lib/proc.ts'
+import { BENCH_DOC, f, machineTable, signed, writeSection } from './lib/report.ts'
+import { median } from './lib/stats.ts'
+
+const run = promisify(execFile)
+const REPO = fileURLToPath(new URL('../../', import.meta.url))
+const MIB = Number(process.env.BENCH_MIB ?? 256)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const GIB = MIB / 1024
+
+interface Arm { name: string, levers?: string, rust?: true, note: string }
+const ALL_ARMS: Arm[] = [
+  { name: 'A', levers: '', note: 'the unchanged relay' },
+  { name: "A'", levers: '', note: 'the unchanged relay again (A/A noise)' },
+  { name: 'writev', levers: 'writev', note: '(a) TCP: socket corked around each sendData(), one writev per Noise message instead of a write per piece' },
+  { name: 'tick-writes', levers: 'tickWrites', note: '(a) TCP: socket corked for the whole tick, one writev per tick, backpressure at 1 MiB queued' },
+  { name: 'noise-decrypt', levers: 'noiseDecrypt', note: '(b) Noise: no flattening copy (`dst`) of messages that span socket reads' },
+  { name: 'noise-batch', levers: 'noiseBatch', note: '(b) Noise: what one tick sends encrypted as full 65519-byte messages, not one message per yamux frame' },
+  { name: 'yamux-256k', levers: 'yamux=262156', note: '(c) yamux: frames up to 256 KiB (default 65519 B, one Noise message)' },
+  { name: 'all', levers: 'tickWrites,noiseBatch,noiseDecrypt', note: 'tick-writes + noise-batch + noise-decrypt' },
+  { name: 'rust-libp2p', rust: true, note: 'rust-libp2p\'s relay (e2e/interop/rust-relay, release build)' }
+]
+const ARMS = process.env.BENCH_ARMS != null ? ALL_ARMS.filter((a) => process.env.BENCH_ARMS!.split(',').includes(a.name)) : ALL_ARMS
+const PROFILED = ['A', 'all'].filter((n) => ARMS.some((a) => a.name === n))
+
+interface Bins { 'rust-peer': string, 'rust-relay': string }
+interface Relay { arm: Arm, addr: string, proc: Process }
+interface Transfer { cpuS: number, mibPerS: number }
+
+async function startRelay (arm: Arm, bins: Bins): Promise<Relay> {
+  if (arm.rust === true) {
+    const proc = startProcess(bins['rust-relay'], ['--listen', '/ip4/127.0.0.1/tcp/0', '--max-reservations', '1000'], { timeoutMs: 60 * 60_000 })
+    const line = await waitForValue('rust relay address', () => jsonLines(proc.stdout).find((o) => o.role === 'relay'), 30_000)
+    return { arm, addr: line.addrs[0], proc }
+  }
+  const proc = startProcess(process.execPath, [join(REPO, 'bench/src/relay-cpu-process.ts')], { timeoutMs: 60 * 60_000, env: { BENCH_LEVERS: arm.levers ?? '' } })
+  const line = await waitForValue(`relay ${arm.name}`, () => jsonLines(proc.stdout).find((o) => o.ready === true), 30_000)
+  const addr = String(line.addrs.find((a: string) => a.includes('/tcp/')))
+  return { arm, addr: addr.includes('/p2p/') ? addr : `${addr}/p2p/${line.peerId}`, proc }
+}
+
+let rpcId = 0
+async function rpc (relay: Relay, cmd: string, params?: unknown): Promise<unknown> {
+  const id = ++rpcId
+  relay.proc.child.stdin!.write(JSON.stringify({ id, cmd, params }) + '\n')
+  const res = await waitForValue(`${cmd} answer`, () => jsonLines(relay.proc.stdout).find((o) => o.id === id), 30_000)
+  if (res.ok !== true) throw new Error(`${cmd}: ${res.error}`)
+  return res.result
+}
+
+/** One rust listener + one rust dialer through `relay`, DCUtR off; the relay's CPU seconds over the transfer. */
+async function transfer (relay: Relay, bins: Bins): Promise<Transfer> {
+  const dir = await mkdtemp(join(tmpdir(), 'pos-relay-cpu-pair-'))
+  const ready = join(dir, 'ready.json')
+  const common = ['--relay', relay.addr, '--no-dcutr', '--timeout-ms', '60000', '--listen', '/ip4/127.0.0.1/tcp/0']
+  const listener = startProcess(bins['rust-peer'], [...common, '--mode', 'listen', '--ready-file', ready], { timeoutMs: 70_000 })
+  try {
+    const info = await waitForValue('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
+    const cpu0 = readCpuSeconds(relay.proc.pid)
+    const dialer = startProcess(bins['rust-peer'], [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB << 20)], { timeoutMs: 70_000 })
+    await dialer.exited
+    const cpuS = readCpuSeconds(relay.proc.pid) - cpu0
+    const res = jsonLines(dialer.stdout).find((o) => o.impl === 'rust')
+    if (res?.ok !== true || res.connection !== 'relayed') throw new Error(`${relay.arm.name}: transfer failed: ${res?.error ?? dialer.stderr.slice(-3).join(' | ')}`)
+    return { cpuS, mibPerS: MIB / (Number(res.transfer_ms) / 1000) }
+  } finally {
+    await listener.stop('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+interface Profiled { categories: ProfileRow[], functions: ProfileRow[], busyMs: number, cpuS: number }
+
+async function profile (relay: Relay, bins: Bins): Promise<Profiled> {
+  const dir = await mkdtemp(join(tmpdir(), 'pos-relay-cpu-prof-'))
+  try {
+    const file = join(dir, 'relay.cpuprofile')
+    await rpc(relay, 'cpuProfileStart')
+    const t = await transfer(relay, bins)
+    await rpc(relay, 'cpuProfileStop', { file })
+    const c = categoriseProfile(file)
+    return { categories: c.categories, functions: summariseProfile(file, 14).functions, busyMs: c.busyMs, cpuS: t.cpuS }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+const perGiB = (t: Transfer[]): number[] => t.map((x) => x.cpuS / GIB)
+const spread = (xs: number[]): string => `${f(Math.min(...xs), 2)}–${f(Math.max(...xs), 2)}`
+
+interface Saved { machine: ReturnType<typeof machineInfo>, load: Record<string, LoadAvg>, transfers: Array<[string, Transfer[]]>, failures: string[], profiles: Array<[string, Profiled]>, minutes: number }
+
+function write (saved: Saved): void {
+  const md = report(saved.machine, saved.load, new Map(saved.transfers), saved.failures, new Map(saved.profiles), saved.minutes)
+  process.stdout.write(md.body)
+  process.stderr.write(writeSection(process.env.BENCH_OUT ?? BENCH_DOC, {
+    id: 'relay-cpu',
+    title: 'Relay CPU per GiB: profile and data-path levers',
+    date: saved.machine.date.slice(0, 10),
+    headline: md.headline,
+    command: 'npm run bench:relay-cpu',
+    body: md.body,
+    commit: saved.machine.commit
+  }) + '\n')
+}
+
+async function main (): Promise<void> {
+  // BENCH_FROM=<file>: the section again from a run's saved results (BENCH_SAVE), stamped with that run's commit
+  if (process.env.BENCH_FROM != null) { write(JSON.parse(readFileSync(process.env.BENCH_FROM, 'utf8'))); return }
+  const t0 = Date.now()
+  process.stderr.write('building / reusing interop binaries (e2e/interop/build.sh) ...\n')
+  const { stdout } = await run('bash', [join(REPO, 'e2e/interop/build.sh')], { maxBuffer: 16 << 20, timeout: 60 * 60_000 })
+  const bins = JSON.parse(stdout.trim().split('\n').pop()!) as Bins
+  const machine = machineInfo()
+  const load: Record<string, LoadAvg> = { start: loadavg() }
+  const relays = new Map<string, Relay>()
+  const transfers = new Map<string, Transfer[]>(ARMS.map((a) => [a.name, []]))
+  const failures: string[] = []
+  const profiles = new Map<string, Profiled>()
+  try {
+    for (const arm of ARMS) relays.set(arm.name, await startRelay(arm, bins))
+    for (const arm of ARMS) if (arm.rust !== true) await transfer(relays.get(arm.name)!, bins).catch(() => {}) // warm-up (JIT)
+    for (let round = 0; round < 2 * ROUNDS; round++) {
+      const order = ARMS.map((_, i) => ARMS[(i + round) % ARMS.length]!).filter((a) => transfers.get(a.name)!.length < ROUNDS)
+      if (order.length === 0) break
+      for (const arm of order) {
+        try {
+          const t = await transfer(relays.get(arm.name)!, bins)
+          transfers.get(arm.name)!.push(t)
+          process.stderr.write(`  round ${round + 1} ${arm.name}: ${f(t.cpuS / GIB, 2)} CPU s/GiB, ${f(t.mibPerS)} MiB/s\n`)
+        } catch (err: any) {
+          failures.push(`${arm.name}: ${String(err.message).slice(0, 200)}`)
+          process.stderr.write(`  round ${round + 1} ${arm.name}: FAILED ${err.message}\n`)
+        }
+      }
+    }
+    load['after the A/B'] = loadavg()
+    for (const name of PROFILED) {
+      try { profiles.set(name, await profile(relays.get(name)!, bins)) } catch (err: any) { failures.push(`profile ${name}: ${err.message}`) }
+    }
+  } finally {
+    for (const r of relays.values()) await r.proc.stop('SIGINT')
+  }
+  load.end = loadavg()
+  const saved: Saved = { machine, load, transfers: [...transfers], failures, profiles: [...profiles], minutes: (Date.now() - t0) / 60_000 }
+  if (process.env.BENCH_SAVE != null) writeFileSync(process.env.BENCH_SAVE, JSON.stringify(saved))
+  write(saved)
+}
+
+function report (machine: ReturnType<typeof machineInfo>, load: Record<string, LoadAvg>, transfers: Map<string, Transfer[]>, failures: string[], profiles: Map<string, Profiled>, minutes: number): { body: string, headline: string } {
+  const med = (name: string): number => { const t = transfers.get(name); return t != null && t.length > 0 ? median(perGiB(t)) : NaN }
+  const base = med('A')
+  const aa = Math.abs(med("A'") - base) / base
+  const baseAll = [...perGiB(transfers.get('A') ?? []), ...perGiB(transfers.get("A'") ?? [])]
+  const baseMin = Math.min(...baseAll)
+  const rust = med('rust-libp2p')
+  const out: string[] = []
+  out.push(`Generated by \`npm run bench:relay-cpu\` (\`node bench/src/relay-cpu.ts\`) on ${machine.date.slice(0, 16).replace('T', ' ')} UTC in ${f(minutes)} min. Do not edit by hand.`, '')
+  out.push(...machineTable(machine, { coresNote: 'shared with other work on this machine (other sessions ran tests during the run)', noRedis: true, loadavg: load }), '')
+  out.push('**Read the CPU figures, not the throughput**: the machine\'s 2 cores are shared with other work, so MiB/s moves with the load; relay CPU seconds per GiB (utime + stime of the relay process over the transfer, from `/proc`) barely does. Every arm is its own relay process, all running at once; the transfers are interleaved (the order rotating each round), so load drifts hit every arm alike.', '')
+  const prof = profiles.get('A')
+  if (prof != null) {
+    const other = profiles.get('all')
+    out.push('### Where the unchanged relay\'s CPU goes', '')
+    out.push(`V8's sampling profiler (0.5 ms interval, started through \`node:inspector\` in the relay process) over one warm ${MIB} MiB transfer: ${f(prof.busyMs / 1000, 2)} s busy on the main thread (the process used ${f(prof.cpuS, 2)} CPU s, libuv and V8's helper threads included). Self time by category, scaled to seconds per GiB relayed${other != null ? '; the right-hand columns are the same for the all-levers relay' : ''}.`, '')
+    out.push(other != null ? '| category | s per GiB | share | all levers: s per GiB | share |' : '| category | s per GiB | share |', other != null ? '|---|---|---|---|---|' : '|---|---|---|')
+    for (const c of prof.categories) {
+      const o = other?.categories.find((x) => x.name === c.name)
+      out.push(`| ${c.name} | ${f(c.selfMs / 1000 / GIB, 2)} | ${f(c.pct)} % |${other != null ? ` ${f((o?.selfMs ?? 0) / 1000 / GIB, 2)} | ${f(o?.pct ?? 0)} % |` : ''}`)
+    }
+    out.push(`| **busy, total** | **${f(prof.busyMs / 1000 / GIB, 2)}** | 100 % |${other != null ? ` **${f(other.busyMs / 1000 / GIB, 2)}** | 100 % |` : ''}`)
+    out.push('', '| function (unchanged relay) | self s per GiB | share |', '|---|---|---|')
+    for (const r of prof.functions.slice(0, 14)) out.push(`| \`${r.name.replace(/\|/g, '\\|')}\` | ${f(r.selfMs / 1000 / GIB, 2)} | ${f(r.pct)} % |`)
+    out.push('')
+  }
+  out.push('### A/B: one lever at a time against the unchanged relay', '')
+  out.push(`${ROUNDS} transfers of ${MIB} MiB per arm (after one untimed warm-up each), rust-libp2p peers at both ends. "Δ" is the arm's median against A's. The A/A noise (A' against A) is ${f(aa * 100)} %. A lever **pays** when its median is below A's by more than the A/A noise and its worst transfer beats the best of A and A'.`, '')
+  out.push('| arm | what | relay CPU s per GiB, median | min–max | Δ vs A | pays? | MiB/s, median (context only) |', '|---|---|---|---|---|---|---|')
+  for (const arm of ARMS) {
+    const t = transfers.get(arm.name)!
+    if (t.length === 0) { out.push(`| ${arm.name} | ${arm.note} | n/a | | | | |`); continue }
+    const xs = perGiB(t)
+    const m = median(xs)
+    const d = (m - base) / base
+    const pays = arm.name === 'A' || arm.name === "A'" || arm.rust === true ? '' : (-d > aa && Math.max(...xs) < baseMin ? '**yes**' : 'no')
+    out.push(`| ${arm.name} | ${arm.note} | ${f(m, 2)} | ${spread(xs)} | ${arm.name === 'A' ? '' : `${signed(d * 100, 1)} %`} | ${pays} | ${f(median(t.map((x) => x.mibPerS)))} |`)
+  }
+  out.push('')
+  const best = ARMS.filter((a) => a.rust !== true && transfers.get(a.name)!.length > 0).reduce((b, a) => med(a.name) < med(b.name) ? a : b, ARMS[0]!)
+  out.push('### Distance to the goal', '')
+  out.push(`Goal (issue 14): relay CPU per GiB ≤ 2× rust-libp2p's. In this run rust-libp2p's relay spent ${f(rust, 2)} s per GiB, so the goal is ≤ ${f(2 * rust, 2)} s. The unchanged relay spent ${f(base, 2)} s (${f(base / rust, 2)}× rust); the best arm, ${best.name}, ${f(med(best.name), 2)} s (${f(med(best.name) / rust, 2)}× rust), ${f(med(best.name) - 2 * rust, 2)} s per GiB above the goal.`, '')
+  out.push('### Raw transfers', '', '| arm | relay CPU s per GiB, in order | MiB/s, in order |', '|---|---|---|')
+  for (const arm of ARMS) { const t = transfers.get(arm.name)!; out.push(`| ${arm.name} | ${t.map((x) => f(x.cpuS / GIB, 2)).join(', ')} | ${t.map((x) => f(x.mibPerS)).join(', ')} |`) }
+  out.push('')
+  if (failures.length > 0) out.push('### Failed transfers', '', ...failures.map((e) => `- ${e}`), '')
+  const headline = `relay CPU s per GiB (median of ${ROUNDS} × ${MIB} MiB): unchanged ${f(base, 2)} (A/A noise ${f(aa * 100)} %), best lever set "${best.name}" ${f(med(best.name), 2)}, rust-libp2p ${f(rust, 2)}; ours ${f(med(best.name) / rust, 2)}× rust (goal ≤ 2×)`
+  return { body: out.join('\n') + '\n', headline }
+}
+
+main().then(() => { killAllProcesses(); process.exit(0) }, (err) => { console.error(err); killAllProcesses(); process.exit(1) })
