@@ -4,16 +4,18 @@
  * levers named in BENCH_LEVERS (comma-separated: writev, tickWrites,
  * noiseBatch, noiseDecrypt, and yamux=<max frame bytes>). No levers = the
  * unchanged relay. The per-peer and per-IP rate limits are off (every
- * client is 127.0.0.1). Answers cpuProfileStart / cpuProfileStop {file}
- * (V8's sampling profiler through node:inspector, so a profile covers one
- * warm transfer and not the start-up). Prints one JSON line: {"ready":true,"pid":..,"addrs":[..]}.
+ * client is 127.0.0.1). SIGUSR2 starts V8's sampling profiler (through
+ * node:inspector, so a profile covers one warm transfer, not the start-up);
+ * the next SIGUSR2 writes it to BENCH_PROFILE_DIR/<n>.cpuprofile and prints
+ * {"profile":<file>}. Stops on SIGINT/SIGTERM. Prints one JSON line: {"ready":true,"pid":..,"addrs":[..]}.
  */
 import { RelayServer, newConfig, parseConfig } from '@pos-relay/relay'
 import { createLogger } from '@pos-relay/shared'
 import { DATAPATH_LEVERS, type DataPathLevers } from '@pos-relay/upstream-patches/noise-tcp-datapath'
 import { Session } from 'node:inspector/promises'
 import { writeFile } from 'node:fs/promises'
-import { serve } from './lib/rpc-child.ts'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const levers: DataPathLevers & { yamuxMaxMessageBytes?: number } = {}
 for (const name of (process.env.BENCH_LEVERS ?? '').split(',').filter((s) => s !== '')) {
@@ -38,16 +40,29 @@ await relay.start()
 
 const session = new Session()
 session.connect()
-serve({ kind: 'pos-relay', levers, peerId: relay.peerId, addrs: relay.addresses }, {
-  async cpuProfileStart () {
-    await session.post('Profiler.enable')
-    await session.post('Profiler.setSamplingInterval', { interval: 500 })
-    await session.post('Profiler.start')
-    return true
-  },
-  async cpuProfileStop (params: { file: string }) {
+let profiling = false
+let profiles = 0
+process.on('SIGUSR2', () => {
+  void (async () => {
+    if (!profiling) {
+      profiling = true
+      await session.post('Profiler.enable')
+      await session.post('Profiler.setSamplingInterval', { interval: 500 })
+      await session.post('Profiler.start')
+      process.stdout.write(JSON.stringify({ profiling: true }) + '\n')
+      return
+    }
+    profiling = false
     const { profile } = await session.post('Profiler.stop')
-    await writeFile(params.file, JSON.stringify(profile))
-    return true
-  }
-}, async () => { await relay.stop() })
+    const file = join(process.env.BENCH_PROFILE_DIR ?? tmpdir(), `${++profiles}.cpuprofile`)
+    await writeFile(file, JSON.stringify(profile))
+    process.stdout.write(JSON.stringify({ profile: file }) + '\n')
+  })()
+})
+const stop = (): void => {
+  setTimeout(() => process.exit(0), 5000).unref()
+  relay.stop().finally(() => process.exit(0))
+}
+process.once('SIGINT', stop)
+process.once('SIGTERM', stop)
+process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, levers, peerId: relay.peerId, addrs: relay.addresses }) + '\n')

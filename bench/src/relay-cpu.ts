@@ -75,13 +75,11 @@ async function startRelay (arm: Arm, bins: Bins): Promise<Relay> {
   return { arm, addr: addr.includes('/p2p/') ? addr : `${addr}/p2p/${line.peerId}`, proc }
 }
 
-let rpcId = 0
-async function rpc (relay: Relay, cmd: string, params?: unknown): Promise<unknown> {
-  const id = ++rpcId
-  relay.proc.child.stdin!.write(JSON.stringify({ id, cmd, params }) + '\n')
-  const res = await waitForValue(`${cmd} answer`, () => jsonLines(relay.proc.stdout).find((o) => o.id === id), 30_000)
-  if (res.ok !== true) throw new Error(`${cmd}: ${res.error}`)
-  return res.result
+/** SIGUSR2 to the relay (relay-cpu-process.ts) and the stdout line that answers it */
+async function signalProfiler (relay: Relay, answer: (o: any) => boolean): Promise<any> {
+  const seen = jsonLines(relay.proc.stdout).filter(answer).length
+  process.kill(relay.proc.pid, 'SIGUSR2')
+  return await waitForValue('profiler', () => jsonLines(relay.proc.stdout).filter(answer)[seen], 30_000)
 }
 
 /** One rust listener + one rust dialer through `relay`, DCUtR off; the relay's CPU seconds over the transfer. */
@@ -92,6 +90,7 @@ async function transfer (relay: Relay, bins: Bins): Promise<Transfer> {
   const listener = startProcess(bins['rust-peer'], [...common, '--mode', 'listen', '--ready-file', ready], { timeoutMs: 70_000 })
   try {
     const info = await waitForValue('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
+      .catch((err: Error) => { throw new Error(`${err.message}; listener: ${listener.stdout.slice(-3).join(' | ')} ${listener.stderr.slice(-3).join(' | ')}; relay: ${relay.proc.stderr.slice(-3).join(' | ')}`) })
     const cpu0 = readCpuSeconds(relay.proc.pid)
     const dialer = startProcess(bins['rust-peer'], [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB << 20)], { timeoutMs: 70_000 })
     await dialer.exited
@@ -106,18 +105,20 @@ async function transfer (relay: Relay, bins: Bins): Promise<Transfer> {
 }
 
 interface Profiled { categories: ProfileRow[], functions: ProfileRow[], busyMs: number, cpuS: number }
+/** a profile row's share of the busy samples, as CPU seconds per GiB: the share × the process's measured CPU per GiB of that transfer */
+const sPerGiB = (p: Profiled, r: { pct: number }): number => r.pct / 100 * p.cpuS / GIB
 
 async function profile (relay: Relay, bins: Bins): Promise<Profiled> {
-  const dir = await mkdtemp(join(tmpdir(), 'pos-relay-cpu-prof-'))
+  await signalProfiler(relay, (o) => o.profiling === true)
+  const t = await transfer(relay, bins)
+  const { profile: file } = await signalProfiler(relay, (o) => o.profile != null)
   try {
-    const file = join(dir, 'relay.cpuprofile')
-    await rpc(relay, 'cpuProfileStart')
-    const t = await transfer(relay, bins)
-    await rpc(relay, 'cpuProfileStop', { file })
     const c = categoriseProfile(file)
-    return { categories: c.categories, functions: summariseProfile(file, 14).functions, busyMs: c.busyMs, cpuS: t.cpuS }
+    // shares of the busy samples without the profiler's own calls, as the categories'
+    const functions = summariseProfile(file, 16).functions.map((r) => ({ ...r, pct: 100 * r.selfMs / c.busyMs }))
+    return { categories: c.categories, functions, busyMs: c.busyMs, cpuS: t.cpuS }
   } finally {
-    await rm(dir, { recursive: true, force: true })
+    await rm(file, { force: true })
   }
 }
 
@@ -198,15 +199,15 @@ function report (machine: ReturnType<typeof machineInfo>, load: Record<string, L
   if (prof != null) {
     const other = profiles.get('all')
     out.push('### Where the unchanged relay\'s CPU goes', '')
-    out.push(`V8's sampling profiler (0.5 ms interval, started through \`node:inspector\` in the relay process) over one warm ${MIB} MiB transfer: ${f(prof.busyMs / 1000, 2)} s busy on the main thread (the process used ${f(prof.cpuS, 2)} CPU s, libuv and V8's helper threads included). Self time by category, scaled to seconds per GiB relayed${other != null ? '; the right-hand columns are the same for the all-levers relay' : ''}.`, '')
+    out.push(`V8's sampling profiler (0.5 ms interval, started and stopped through \`node:inspector\` in the relay process, its own calls left out) over one warm ${MIB} MiB transfer: ${f(prof.busyMs / 1000, 2)} s of busy samples on the main thread while the process used ${f(prof.cpuS, 2)} CPU s (${f(prof.cpuS / GIB, 2)} s per GiB; V8's GC and libuv helper threads included). On a shared machine a sample is wall time (a descheduled thread is still "busy"), so the table gives each category's **share** of the busy samples and, as an estimate, that share of the measured CPU per GiB${other != null ? '; the right-hand columns are the same for the all-levers relay' : ''}.`, '')
     out.push(other != null ? '| category | s per GiB | share | all levers: s per GiB | share |' : '| category | s per GiB | share |', other != null ? '|---|---|---|---|---|' : '|---|---|---|')
     for (const c of prof.categories) {
       const o = other?.categories.find((x) => x.name === c.name)
-      out.push(`| ${c.name} | ${f(c.selfMs / 1000 / GIB, 2)} | ${f(c.pct)} % |${other != null ? ` ${f((o?.selfMs ?? 0) / 1000 / GIB, 2)} | ${f(o?.pct ?? 0)} % |` : ''}`)
+      out.push(`| ${c.name} | ${f(sPerGiB(prof, c), 2)} | ${f(c.pct)} % |${other != null ? ` ${f(o != null ? sPerGiB(other, o) : 0, 2)} | ${f(o?.pct ?? 0)} % |` : ''}`)
     }
-    out.push(`| **busy, total** | **${f(prof.busyMs / 1000 / GIB, 2)}** | 100 % |${other != null ? ` **${f(other.busyMs / 1000 / GIB, 2)}** | 100 % |` : ''}`)
+    out.push(`| **process CPU, this transfer** | **${f(prof.cpuS / GIB, 2)}** | 100 % |${other != null ? ` **${f(other.cpuS / GIB, 2)}** | 100 % |` : ''}`)
     out.push('', '| function (unchanged relay) | self s per GiB | share |', '|---|---|---|')
-    for (const r of prof.functions.slice(0, 14)) out.push(`| \`${r.name.replace(/\|/g, '\\|')}\` | ${f(r.selfMs / 1000 / GIB, 2)} | ${f(r.pct)} % |`)
+    for (const r of prof.functions.filter((x) => !x.name.includes('node:inspector')).slice(0, 14)) out.push(`| \`${r.name.replace(/\|/g, '\\|')}\` | ${f(sPerGiB(prof, r), 2)} | ${f(r.pct)} % |`)
     out.push('')
   }
   out.push('### A/B: one lever at a time against the unchanged relay', '')

@@ -62,10 +62,15 @@ export function summariseProfile (file: string, top = 15): ProfileSummary {
   return { totalMs, idleMs, busyMs, functions: rows(fn), packages: rows(pkg) }
 }
 
+/** Node's native cipher methods (no url in the profile) */
+const NATIVE_CRYPTO = new Set(['update', 'final', 'CipherBase', 'setAAD', 'setAuthTag', 'getAuthTag', 'initiv'])
+/** the profiler's own start/stop calls (node:inspector), not part of what is measured */
+const isProfilerItself = (fn: string, url: string): boolean => url === 'node:inspector' || url.startsWith('node:internal/inspector')
+
 /** What a relay's data path spends its time on: the categories of categoriseProfile, first match wins. */
 const CATEGORIES: Array<[string, (fn: string, url: string) => boolean]> = [
   ['garbage collector', (fn) => fn === '(garbage collector)'],
-  ['ChaCha20-Poly1305: Node crypto (cipher objects, update, final, tag)', (fn, url) => url.startsWith('node:internal/crypto') || url === 'node:crypto'],
+  ['ChaCha20-Poly1305: Node crypto (cipher objects, update, final, tag)', (fn, url) => url.startsWith('node:internal/crypto') || url === 'node:crypto' || (url === '' && NATIVE_CRYPTO.has(fn))],
   ['ChaCha20-Poly1305: wasm (upstream\'s small-message path)', (fn, url) => url.includes('as-chacha20poly1305') || url.startsWith('wasm://')],
   ['Noise framing (@chainsafe/libp2p-noise, our noise.ts)', (fn, url) => url.includes('libp2p-noise') || url.includes('/shared/dist/noise.js')],
   ['yamux framing (@chainsafe/libp2p-yamux, frame-size patch)', (fn, url) => url.includes('libp2p-yamux') || url.includes('yamux-frame-size') || url.includes('/shared/dist/yamux.js')],
@@ -94,7 +99,7 @@ export function categoriseProfile (file: string): { busyMs: number, totalMs: num
     if (node == null) continue
     totalMs += ms
     const { functionName, url } = node.callFrame
-    if (functionName === '(idle)') continue
+    if (functionName === '(idle)' || isProfilerItself(functionName, url)) continue
     busyMs += ms
     const name = CATEGORIES.find(([, match]) => match(functionName, url))![0]
     cat.set(name, (cat.get(name) ?? 0) + ms)
