@@ -30,6 +30,7 @@ step auth-pool  env AUTH_RELAYS=pool node bench/src/auth.ts
 step quic       node bench/src/quic-vs-tcp.ts
 step operator   node operator/bench/convergence.ts
 step rendezvous node bench/src/rendezvous-sim.ts
+step rendezvous-micro node bench/src/rendezvous-micro.ts
 step stalled    node bench/src/stalled-circuits.ts
 step discovery  node bench/src/discovery-load.ts
 step failover   node bench/src/failover.ts

@@ -6,7 +6,9 @@
  *
  * Variants, for 1,000 and 10,000 relays: the full list uncompressed, the full
  * list with Accept-Encoding br/gzip (br is chosen), the 304 path
- * (If-None-Match with the current ETag) and ?for=<peer id>&count=3.
+ * (If-None-Match with the current ETag), ?for=<peer id>&count=3 with one peer id
+ * (answered from the ?for= cache) and with a new peer id per request
+ * (autocannon-keys.ts: every answer ranks).
  * Rates: 1,000 / 2,000 / 5,000 requests/s, 6 s each (bounded: the whole run
  * is about 5 min). Per run: achieved rate of the expected status, p50/p99,
  * discovery CPU seconds per 1,000 answers and Redis commands per second.
@@ -30,22 +32,28 @@ const RATES = [1000, 2000, 5000]
 const SIZES = [1000, 10_000]
 const CONNECTIONS = 50
 const AUTOCANNON = fileURLToPath(new URL('../../node_modules/autocannon/autocannon.js', import.meta.url))
+const AUTOCANNON_KEYS = fileURLToPath(new URL('./autocannon-keys.ts', import.meta.url))
 const log = (s: string): void => { process.stderr.write(`${s}\n`) }
 
-interface Variant { name: string, path: (base: string) => string, headers: (etag: string) => Record<string, string>, status: number }
+interface Variant { name: string, path: (base: string) => string, headers: (etag: string) => Record<string, string>, status: number, distinctKeys?: boolean }
 // a peer id that is not a relay, as a client's own
 const CLIENT = '12D3KooWGTT9QsbssEwn88dneQpv7Agw8MfFvS9jvdZ3V9GrqHNh'
 const VARIANTS: Variant[] = [
   { name: 'full list, uncompressed', path: (b) => `${b}/api/p2p/relays`, headers: () => ({}), status: 200 },
   { name: 'full list, br', path: (b) => `${b}/api/p2p/relays`, headers: () => ({ 'accept-encoding': 'br, gzip' }), status: 200 },
   { name: 'full list, 304', path: (b) => `${b}/api/p2p/relays`, headers: (etag) => ({ 'if-none-match': etag, 'accept-encoding': 'br, gzip' }), status: 304 },
-  { name: '?for= count=3', path: (b) => `${b}/api/p2p/relays?for=${CLIENT}&count=3`, headers: () => ({}), status: 200 }
+  // one key: after the first answer every one comes from the ?for= answer cache (a listener polling with its id)
+  { name: '?for= count=3', path: (b) => `${b}/api/p2p/relays?for=${CLIENT}&count=3`, headers: () => ({}), status: 200 },
+  // a new key per request: no cache hit, every answer ranks all relays
+  { name: '?for= count=3, a new key per request', path: (b) => b, headers: () => ({}), status: 200, distinctKeys: true }
 ]
 
 interface Run { relays: number, variant: string, rate: number, achieved: number, p50: number, p99: number, errors: number, other: number, cpuMsPer1k: number, redisPerS: number }
 
-function autocannon (url: string, headers: Record<string, string>, rate: number): Promise<any> {
-  const args = [AUTOCANNON, '-c', String(CONNECTIONS), '-R', String(rate), '-d', String(SECONDS), '-j', '-t', '10', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]), url]
+function autocannon (url: string, headers: Record<string, string>, rate: number, distinctKeys = false): Promise<any> {
+  const args = distinctKeys
+    ? [AUTOCANNON_KEYS, url, String(rate), String(SECONDS), String(CONNECTIONS)]
+    : [AUTOCANNON, '-c', String(CONNECTIONS), '-R', String(rate), '-d', String(SECONDS), '-j', '-t', '10', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]), url]
   return new Promise((resolve, reject) => {
     // the load on core 1, discovery alone on core 0
     const child = spawn('taskset', ['-c', '1', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -88,7 +96,7 @@ async function main (): Promise<void> {
           for (const rate of RATES) {
             const cpu0 = readCpuSeconds(child.pid)
             const calls0 = await commandCalls(redis.port)
-            const r = await autocannon(v.path(base), v.headers(etag), rate)
+            const r = await autocannon(v.path(base), v.headers(etag), rate, v.distinctKeys)
             const cpu = readCpuSeconds(child.pid) - cpu0
             const calls = Object.values(callsDelta(calls0, await commandCalls(redis.port))).reduce((a, b) => a + b, 0)
             const expected = Number(r.statusCodeStats?.[String(v.status)]?.count ?? 0)
@@ -112,12 +120,14 @@ async function main (): Promise<void> {
   const byGoal = (relays: number, variant: string, rate: number) => runs.find((r) => r.relays === relays && r.variant === variant && r.rate === rate)
   const full2k = byGoal(1000, 'full list, br', 2000)
   const for5k = byGoal(1000, '?for= count=3', 5000)
+  const forNew5k = byGoal(1000, '?for= count=3, a new key per request', 5000)
   const parts = [
     full2k ? `full list (1,000 relays, br) at 2,000/s offered: ${f(full2k.achieved, 0)}/s, p99 ${full2k.p99} ms` : '',
-    for5k ? `?for= at 5,000/s offered: ${f(for5k.achieved, 0)}/s, p99 ${for5k.p99} ms` : ''
+    for5k ? `?for= (one key, cached) at 5,000/s offered: ${f(for5k.achieved, 0)}/s, p99 ${for5k.p99} ms` : '',
+    forNew5k ? `?for= (a new key per request) at 5,000/s offered: ${f(forNew5k.achieved, 0)}/s, ${f(forNew5k.cpuMsPer1k, 0)} CPU ms per 1,000` : ''
   ].filter(Boolean)
   const body = [
-    `Discovery on one core (taskset -c 0; Redis store; relays with a TCP and a QUIC address), autocannon ${packageVersion('autocannon')} in a separate process on the other core, ${CONNECTIONS} connections, fixed overall rate, ${SECONDS} s per run; whole run ${f(durationS, 0)} s. "Achieved" counts only answers with the expected status (200, or 304 for the 304 path). Goals (issue 17): full list ≥ 2,000/s with p99 ≤ 5 ms, ?for= ≥ 5,000/s.`,
+    `Discovery on one core (taskset -c 0; Redis store; relays with a TCP and a QUIC address), autocannon ${packageVersion('autocannon')} in a separate process on the other core, ${CONNECTIONS} connections, fixed overall rate, ${SECONDS} s per run; whole run ${f(durationS, 0)} s. "Achieved" counts only answers with the expected status (200, or 304 for the 304 path). Goals (issue 17): full list ≥ 2,000/s with p99 ≤ 5 ms, ?for= ≥ 5,000/s. \`?for= count=3\` asks for one peer id every time, so after the first answer each comes from discovery's ?for= answer cache (per list version; a listener polling with its own id); \`a new key per request\` (autocannon's API, a fresh valid peer id per request, never repeated) misses the cache every time: each answer ranks all relays.`,
     '',
     '### Bytes per client per poll (body on the wire)',
     '',

@@ -1,7 +1,7 @@
 /**
  * The Rust client (packages/client-rust) end to end: a real discovery API
  * issuing tickets (Redis-backed accounts) and a relay with --auth; the crate's
- * examples/file-transfer.rs as listener and sender, which get tickets with the
+ * examples/file-transfer/ as listener and sender, which get tickets with the
  * account's API key, present them, reserve and dial through the relay; and
  * across languages with the JavaScript example (examples/file-transfer), in
  * both directions.

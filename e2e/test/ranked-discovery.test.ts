@@ -5,7 +5,8 @@
  * relay with --auth, SDK peers with tickets. A recording HTTP proxy in front of discovery shows
  * what the SDK asked; in "older discovery" mode it drops the query string, so discovery answers
  * the full list as a server without `?for=` would, and the same SDK code must still work (it
- * ranks whatever list it gets: the ranking of a subset keeps the global order).
+ * ranks whatever list it gets: the ranking of a subset keeps the global order). The Rust and Go
+ * file-transfer examples go through the same proxy in both modes.
  */
 import assert from 'node:assert/strict'
 import { createServer, request, type Server } from 'node:http'
@@ -20,6 +21,8 @@ import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack
 import { cachedExample, runExample, type Example } from './helpers/examples.ts'
 
 interface Seen { url: string, entries: number }
+
+const nonEmpty = (s: string | undefined): string | undefined => s != null && s !== '' ? s : undefined
 
 /** An HTTP proxy to `target` recording each request's URL and the entries answered; `strip` drops the query. */
 async function recordingProxy (target: string, strip: boolean): Promise<{ url: string, seen: Seen[], close: () => Promise<void> }> {
@@ -105,9 +108,13 @@ describe('client SDK: relays ranked by discovery (?for=)', { timeout: 120_000 },
     })
   }
 
-  // the Rust crate, through its file-transfer example (skipped when not built; make test-clients builds it)
-  // the Go module does not use ?for= yet (issue 17): only Rust here
-  const natives = { rust: cachedExample('rust-file-transfer') }
+  // the Rust crate and the Go module, through their file-transfer examples (skipped when not built;
+  // make test-clients builds them, and POS_RELAY_REQUIRE_CLIENTS=1 makes a missing one fail)
+  const natives = { rust: cachedExample('rust-file-transfer'), go: nonEmpty(process.env.POS_RELAY_GO_FILE_TRANSFER) ?? cachedExample('go-file-transfer') }
+  if (process.env.POS_RELAY_REQUIRE_CLIENTS === '1') {
+    const missing = Object.entries(natives).filter(([, bin]) => bin == null).map(([lang]) => lang)
+    if (missing.length > 0) throw new Error(`POS_RELAY_REQUIRE_CLIENTS=1 but not built: ${missing.join(', ')} (scripts/build-clients.sh)`)
+  }
   for (const [lang, bin] of Object.entries(natives)) {
     for (const older of [false, true]) {
       it(`${lang}: listener polls for=<own id>, sender looks up for=<listener>, count 4${older ? '; against an older discovery (full list) too' : ''}`, { skip: bin == null ? `the ${lang} example is not built` : false }, async () => {

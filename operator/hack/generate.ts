@@ -20,7 +20,7 @@ const SOURCE = 'operator/src/schema/relaypool.ts'
 const DO_NOT_EDIT = `Generated from ${SOURCE} by \`npm run generate:crd\`: do not edit.`
 
 export const CRD_FILE = 'crds/relaypools.pos-relay.io.yaml'
-export const CHART_CRD_FILE = 'charts/pos-relay/crds/relaypools.pos-relay.io.yaml'
+export const CHART_CRD_FILE = 'charts/pos-relay/files/crds/relaypools.pos-relay.io.yaml'
 export const TYPES_FILE = 'operator/src/generated/relaypool.ts'
 export const SETTINGS_FILE = 'operator/src/generated/relay-settings.ts'
 export const README_FILE = 'crds/README.md'
@@ -170,6 +170,7 @@ export function renderSettings (s: CrdSource): string {
       `minimum: ${prop.zeroOr ?? prop.minimum}`,
       `maximum: ${prop.maximum}`,
       `zeroToo: ${prop.zeroOr != null}`,
+      `reloadable: ${prop.relay!.reloadable === true}`,
       ...(prop.default !== undefined ? [`default: ${JSON.stringify(prop.default)}`] : []),
       `description: ${JSON.stringify(prop.description ?? '')}`,
       `value: (spec) => ${access}`
@@ -196,6 +197,8 @@ export function renderSettings (s: CrdSource): string {
     '  maximum: number',
     '  /** 0 is accepted too (a documented "off" or "unlimited") */',
     '  zeroToo: boolean',
+    '  /** applied by running relays: written into the pool\'s limits ConfigMap, not passed as a flag (a change restarts no relay) */',
+    '  reloadable: boolean',
     '  /** the CRD default (the API server fills it in) */',
     '  default?: number',
     '  description: string',
@@ -236,7 +239,11 @@ function docDefault (p: Prop): string {
 
 function docMeaning (p: Prop, path: string): string {
   const parts: string[] = []
-  if (p.relay != null) parts.push(`→ relay \`${p.relay.config}\` / \`${p.relay.flag}\``)
+  if (p.relay != null) {
+    parts.push(p.relay.reloadable === true
+      ? `→ relay \`${p.relay.config}\` in the pool's limits ConfigMap (\`--limits-file\`): **reloaded** by running relays, no restart`
+      : `→ relay \`${p.relay.config}\` / \`${p.relay.flag}\`: a change **restarts** the relays`)
+  }
   const text = p.doc?.text ?? (p.relay == null ? p.description : undefined)
   if (text != null) parts.push(text)
   const range = rangeText(p)

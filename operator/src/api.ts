@@ -40,6 +40,9 @@ export const TIERS_KEY = 'tiers.json'
 /** where spec.auth's ticket keys Secret and tiers ConfigMap are mounted in the relay pod (outside CONFIG_DIR: no nested mounts) */
 export const TICKET_KEYS_DIR = '/var/run/pos-relay/ticket-keys'
 export const TIERS_DIR = '/var/run/pos-relay/tiers'
+/** where the pool's limits ConfigMap is mounted (the relay's --limits-file); the kubelet refreshes it in place */
+export const LIMITS_DIR = '/var/run/pos-relay/limits'
+export const LIMITS_KEY = 'limits.json'
 
 export const LABELS = {
   name: 'app.kubernetes.io/name',
@@ -64,6 +67,7 @@ export const ANNOTATIONS = {
 export const APP_NAME = 'pos-relay'
 export const COMPONENT_RELAY = 'relay'
 export const COMPONENT_IDENTITY = 'relay-identity'
+export const COMPONENT_LIMITS = 'relay-limits'
 /** label selector of every pod and Secret the operator manages */
 export const MANAGED_SELECTOR = `${LABELS.managedBy}=${FIELD_MANAGER},${LABELS.pool}`
 

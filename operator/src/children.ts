@@ -14,7 +14,13 @@ import { poolRef } from './pool-events.js'
 import { slotOf } from './pod-state.js'
 import type { Logger } from '@pos-relay/shared'
 
-export interface ChildDeps { client: KubeClient, log: Logger, events: EventRecorder }
+export interface ChildDeps {
+  client: KubeClient
+  log: Logger
+  events: EventRecorder
+  /** pool key → data of the limits ConfigMap last applied: unchanged data is not sent again (re-sent whenever pods are created) */
+  appliedLimits?: Map<string, string>
+}
 
 export async function applyChildren (deps: ChildDeps, key: string, pool: RelayPool, d: Desired): Promise<Error[]> {
   const { client, log, events } = deps
@@ -22,6 +28,21 @@ export async function applyChildren (deps: ChildDeps, key: string, pool: RelayPo
   const ns = pool.metadata.namespace ?? 'default'
   const failedSecrets = new Set<string>()
   const createdPeers = new Map<string, string>() // Secret name → peer id of the key just generated
+  // the limits ConfigMap first: a pod mounting a missing one would wait in ContainerCreating
+  const limits = d.limitsConfigMap
+  const limitsData = JSON.stringify(limits.data)
+  let limitsMissing = false
+  if (deps.appliedLimits?.get(key) !== limitsData || d.createPods.length > 0) {
+    try {
+      await client.apply(`${corePath('configmaps', ns)}/${limits.metadata!.name}`, limits)
+      if (deps.appliedLimits?.get(key) !== limitsData) log.info({ event: 'relay_limits_applied', pool: key, configmap: limits.metadata!.name }, 'relay limits ConfigMap applied')
+      deps.appliedLimits?.set(key, limitsData)
+    } catch (err: any) {
+      deps.appliedLimits?.delete(key)
+      limitsMissing = true
+      errors.push(err)
+    }
+  }
   await Promise.all(d.createSecrets.map(async (s) => {
     try {
       const slot = slotOf(s as Secret)!
@@ -40,6 +61,7 @@ export async function applyChildren (deps: ChildDeps, key: string, pool: RelayPo
     try { await client.apply(`${corePath('secrets', ns)}/${s.metadata!.name}`, s) } catch (err: any) { errors.push(err) }
   }))
   await Promise.all(d.createPods.map(async (p) => {
+    if (limitsMissing) return
     const secretName = p.spec?.volumes?.[0]?.secret?.secretName
     if (secretName != null && failedSecrets.has(secretName)) return
     const peerId = secretName != null ? createdPeers.get(secretName) : undefined

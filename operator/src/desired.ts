@@ -18,14 +18,14 @@
  *   pod, else the slot whose Secret remembers it, else the lowest free slot
  *   (so identities of departed nodes are reused and Secrets stay bounded).
  */
-import type { V1Pod, V1PodSecurityContext, V1Secret, V1SecurityContext } from '@kubernetes/client-node'
+import type { V1ConfigMap, V1Pod, V1PodSecurityContext, V1Secret, V1SecurityContext } from '@kubernetes/client-node'
 import {
   ANNOTATIONS, COMPONENT_RELAY, DEFAULT_HOST_PORT, FIELD_MANAGER, FINALIZER, LABELS,
   type Node, type Pod, type RelayPool, type RelayPoolStatus, type RelayStatus, type Secret
 } from './api.js'
 import { setConditions } from './conditions.js'
 import { poolConditions } from './desired-conditions.js'
-import { buildPod, buildSecretMeta, podName, registryId, secretName } from './manifests.js'
+import { buildLimitsConfigMap, buildPod, buildSecretMeta, podName, registryId, secretName } from './manifests.js'
 import { nodeEligibility, quicAddr, transportAddr, type NodeEligibility } from './nodes.js'
 import { placeSlots } from './placement.js'
 import { hostPortOfPod, isPodFinished, isPodReady, isTerminating, nodeOfPod, podPhase, slotOf } from './pod-state.js'
@@ -80,6 +80,8 @@ export interface SlotPlan {
 
 export interface Desired {
   addFinalizer: boolean
+  /** the pool's limits ConfigMap (reloadable limits), applied before any pod is created */
+  limitsConfigMap: V1ConfigMap
   /** identity Secrets to create; the applier adds the key (data + peer-id annotation) */
   createSecrets: V1Secret[]
   /** identity Secrets to re-apply (node annotation moved); data is the observed data */
@@ -113,6 +115,7 @@ export function computeDesired (o: Observed): Desired {
 
   const out: Desired = {
     addFinalizer: !(pool.metadata.finalizers ?? []).includes(FINALIZER),
+    limitsConfigMap: buildLimitsConfigMap(pool),
     createSecrets: [],
     updateSecrets: [],
     deleteSecrets: [],

@@ -3,9 +3,9 @@
  * slot and an identity Secret per slot. Everything here is pure.
  */
 import { createHash } from 'node:crypto'
-import type { V1Affinity, V1Container, V1EnvVar, V1Pod, V1PodSecurityContext, V1Secret, V1SecurityContext, V1Volume, V1VolumeMount } from '@kubernetes/client-node'
+import type { V1Affinity, V1ConfigMap, V1Container, V1EnvVar, V1Pod, V1PodSecurityContext, V1Secret, V1SecurityContext, V1Volume, V1VolumeMount } from '@kubernetes/client-node'
 import {
-  ANNOTATIONS, API_VERSION, APP_NAME, COMPONENT_IDENTITY, COMPONENT_RELAY, CONFIG_DIR, CONFIG_KEY, DEFAULT_DRAIN_SECONDS,
+  ANNOTATIONS, API_VERSION, APP_NAME, COMPONENT_IDENTITY, COMPONENT_LIMITS, COMPONENT_RELAY, LIMITS_DIR, LIMITS_KEY, CONFIG_DIR, CONFIG_KEY, DEFAULT_DRAIN_SECONDS,
   API_URL_KEY, DEFAULT_HOST_PORT, FIELD_MANAGER, KIND, LABELS, P2P_SECRET_KEY, REDIS_URL_KEY, RELAY_CONTAINER_PORT, RELAY_METRICS_PORT,
   TICKET_KEYS_DIR, TICKET_KEYS_KEY, TIERS_DIR, TIERS_KEY, type RelayPool, type SecretKeyRef
 } from './api.js'
@@ -19,6 +19,7 @@ export function registryId (namespace: string, pool: string, slot: number): stri
 
 export function podName (pool: string, slot: number): string { return `${pool}-${slot}` }
 export function secretName (pool: string, slot: number): string { return `${pool}-${slot}-identity` }
+export function limitsConfigMapName (pool: string): string { return `${pool}-limits` }
 
 /** JSON with sorted keys, so equal objects hash equally */
 export function canonicalJson (value: unknown): string {
@@ -107,15 +108,56 @@ export function relayArgs (pool: RelayPool, publicAddress: string): string[] {
     '--metrics-port', String(RELAY_METRICS_PORT)
   ]
   // only what the user set (or the CRD defaults): an absent flag leaves the
-  // relay's own default, so the relay stays the one place that knows its defaults
+  // relay's own default, so the relay stays the one place that knows its defaults.
+  // Reloadable settings go into the limits ConfigMap instead (buildLimitsConfigMap):
+  // outside the pod template, so changing one restarts no relay
   for (const setting of RELAY_SETTINGS) {
+    if (setting.reloadable) continue
     const value = setting.value(spec) ?? setting.default
     if (value != null) args.push(setting.flag, String(value))
   }
+  args.push('--limits-file', `${LIMITS_DIR}/${LIMITS_KEY}`)
   // the operator creates and removes the pool's registry entries; a relay that
   // can reach discovery only keeps its own entry alive (docs/registry.md)
   if (spec.discovery?.p2pSecretRef != null) args.push('--refresh-only')
   return args
+}
+
+/**
+ * The relay's limits file: the reloadable settings the pool sets, in the relay
+ * config's shape ({"limits": {...}, "rate_limits": {...}}). Unset ones are left
+ * out, so the relay keeps its own default.
+ */
+export function relayLimitsFile (pool: RelayPool): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = { limits: {}, rate_limits: {} }
+  for (const setting of RELAY_SETTINGS) {
+    if (!setting.reloadable) continue
+    const value = setting.value(pool.spec) ?? setting.default
+    const [section, key] = setting.config.split('.') as [string, string]
+    if (value != null) (out[section] ??= {})[key] = value
+  }
+  return out
+}
+
+/**
+ * The pool's limits ConfigMap, mounted into every relay pod and read by the relay
+ * every 10 s (`--limits-file`). Only its name is in the pod: a change to its data
+ * leaves the template hash, and so the pods, as they are; the kubelet refreshes the
+ * mounted file (within its sync period, about a minute) and the relay applies it.
+ */
+export function buildLimitsConfigMap (pool: RelayPool): V1ConfigMap {
+  const name = pool.metadata.name
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: limitsConfigMapName(name),
+      namespace: pool.metadata.namespace ?? 'default',
+      labels: { [LABELS.name]: APP_NAME, [LABELS.component]: COMPONENT_LIMITS, [LABELS.instance]: name, [LABELS.managedBy]: FIELD_MANAGER, [LABELS.pool]: name },
+      ownerReferences: ownerReference(pool)
+    },
+    data: { [LIMITS_KEY]: canonicalJson(relayLimitsFile(pool)) + '\n' }
+  }
 }
 
 /**
@@ -222,7 +264,7 @@ export function buildPod (input: PodInput): V1Pod {
     readinessProbe: RELAY_READINESS_PROBE,
     livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' as any }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
     // the image runs with a read-only root filesystem and writes only under /tmp
-    volumeMounts: [{ name: 'identity', mountPath: CONFIG_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }, ...auth.mounts],
+    volumeMounts: [{ name: 'identity', mountPath: CONFIG_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }, { name: 'limits', mountPath: LIMITS_DIR, readOnly: true }, ...auth.mounts],
     securityContext: input.containerSecurityContext ?? RELAY_CONTAINER_SECURITY_CONTEXT
   }
   if (spec.resources != null) container.resources = spec.resources
@@ -252,6 +294,8 @@ export function buildPod (input: PodInput): V1Pod {
       volumes: [
         { name: 'identity', secret: { secretName: secretName(pool.metadata.name, slot), defaultMode: 0o440, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } },
         { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+        // by name only (no subPath, which the kubelet never refreshes): its data is not part of the template hash
+        { name: 'limits', configMap: { name: limitsConfigMapName(pool.metadata.name), defaultMode: 0o444, items: [{ key: LIMITS_KEY, path: LIMITS_KEY }] } },
         ...auth.volumes
       ]
     }

@@ -69,6 +69,8 @@ export class Operator {
   private readonly deletingSince = new Map<string, number>()
   private readonly secretValues: SecretValues
   private readonly authSecrets: AuthSecrets
+  /** pool key → limits ConfigMap data last applied (children.ts) */
+  private readonly appliedLimits = new Map<string, string>()
   /** each relay's own key (from its identity Secret): registry writes are signed with it */
   private readonly relayKeys: RelayKeys
   private readonly ttlWarned = new Set<string>()
@@ -234,7 +236,8 @@ export class Operator {
     this.metrics.maxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, n)
     this.workers = Array.from({ length: n }, async () => { await this.worker(this.queue) })
     this.enqueueAll()
-    this.resyncTimer = setInterval(() => { this.enqueueAll() }, this.opts.resyncMs ?? 300_000)
+    // a resync also re-applies each limits ConfigMap (one patch per pool), in case someone deleted or edited it
+    this.resyncTimer = setInterval(() => { this.appliedLimits.clear(); this.enqueueAll() }, this.opts.resyncMs ?? 300_000)
     this.resyncTimer.unref()
     this.log.info({ event: 'controller_started', workers: n, pools: this.pools.size }, 'reconciling RelayPools')
   }
@@ -319,6 +322,7 @@ export class Operator {
       this.written.delete(key)
       this.poolCounts.delete(key)
       this.deletingSince.delete(key)
+      this.appliedLimits.delete(key)
       return done('PoolGone')
     }
     if (cached.metadata.deletionTimestamp != null) return await this.finalize(key, cached)
@@ -360,7 +364,7 @@ export class Operator {
 
     // 2. children
     const errors: Error[] = []
-    errors.push(...await applyChildren({ client: this.client, log: this.log, events: this.events }, key, pool, desired))
+    errors.push(...await applyChildren({ client: this.client, log: this.log, events: this.events, appliedLimits: this.appliedLimits }, key, pool, desired))
     for (const event of [conditionEvent(pool, desired), authEvent(pool, desired)]) if (event != null) this.events.record(event)
 
     // 3. status (only when it changed)

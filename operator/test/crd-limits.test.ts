@@ -9,9 +9,9 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { relayArgs } from '@pos-relay/operator'
+import { relayArgs, relayLimitsFile } from '@pos-relay/operator'
 import { RELAY_SETTINGS, type RelaySetting } from '@pos-relay/operator/relay-settings'
-import { DEFAULT_LIMITS, DEFAULT_RATE_LIMITS, relayConfigSchema } from '@pos-relay/relay'
+import { DEFAULT_LIMITS, DEFAULT_RATE_LIMITS, limitsFileSchema, relayConfigSchema, RELOADABLE_LIMITS, RELOADABLE_RATE_LIMITS } from '@pos-relay/relay'
 import { pool } from './fixtures.ts'
 
 const LIMITS = RELAY_SETTINGS.filter((s) => s.field.startsWith('limits.') || s.field.startsWith('rateLimits.'))
@@ -38,9 +38,27 @@ describe('RelayPool limits and rate limits vs the relay', () => {
     ])
   })
 
-  it('each field is rendered as its flag when set, and only then', () => {
+  it('the reloadable fields are exactly the ones the relay applies without a restart (its RELOADABLE_LIMITS and RELOADABLE_RATE_LIMITS)', () => {
+    assert.deepEqual(RELAY_SETTINGS.filter((s) => s.reloadable).map((s) => s.config).sort(),
+      [...RELOADABLE_LIMITS.map((k) => `limits.${k}`), ...RELOADABLE_RATE_LIMITS.map((k) => `rate_limits.${k}`)].sort())
+  })
+
+  it('each reloadable field is written into the limits file when set, and only then; the relay\'s limits file schema takes every value the CRD accepts', () => {
+    assert.deepEqual(relayLimitsFile(pool({ limits: undefined, rateLimits: undefined })), { limits: {}, rate_limits: {} })
+    for (const s of RELAY_SETTINGS.filter((s) => s.reloadable)) {
+      for (const v of [s.minimum, s.maximum, ...(s.zeroToo ? [0] : [])]) {
+        const file = relayLimitsFile(pool(specWith(s, v)))
+        assert.equal(at(file, s.config), v, s.field)
+        assert.ok(!relayArgs(pool(specWith(s, v)), '192.0.2.1').includes(s.flag), `${s.field} is also a flag`)
+        const r = limitsFileSchema.safeParse(file)
+        assert.ok(r.success, `${s.field} = ${v} passes the CRD but not the relay's limits file schema: ${r.success ? '' : r.error.message}`)
+      }
+    }
+  })
+
+  it('each field that needs a restart is rendered as its flag when set, and only then', () => {
     const base = relayArgs(pool({ limits: undefined, rateLimits: undefined }), '192.0.2.1')
-    for (const s of LIMITS) {
+    for (const s of LIMITS.filter((s) => !s.reloadable)) {
       assert.ok(!base.includes(s.flag), `${s.flag} rendered while unset`)
       const args = relayArgs(pool(specWith(s, s.maximum)), '192.0.2.1')
       assert.equal(args.length, base.length + 2, `${s.field} is not rendered: ${args.join(' ')}`)

@@ -5,6 +5,8 @@ import { ANNOTATIONS, hashOf, LABELS, relayArgs } from '@pos-relay/operator'
 import { compute, identity, node, pool, relayPod } from './fixtures.ts'
 
 const cond = (d: any, type: string) => d.status.conditions.find((c: any) => c.type === type)
+/** the relay limits file the pool's ConfigMap holds */
+const limitsOf = (d: any): unknown => JSON.parse(d.limitsConfigMap.data['limits.json'])
 
 describe('computeDesired: pod spec from the pool spec', () => {
   const spec = {
@@ -26,8 +28,11 @@ describe('computeDesired: pod spec from the pool spec', () => {
   const pod: any = d.createPods[0]
   const c = pod.spec.containers[0]
 
-  it('limits and drain become relay flags; grace period is drain + 15 s', () => {
-    assert.deepEqual(c.args.slice(5), ['--port', '7373', '--metrics-port', '9373', '--max-reservations', '100', '--reservation-ttl', '600', '--max-circuits', '10', '--circuit-data-limit', '1048576', '--circuit-duration', '60', '--drain-seconds', '120'])
+  it('limits that need a restart and drain become relay flags, the reloadable ones the limits file; grace period is drain + 15 s', () => {
+    assert.deepEqual(c.args.slice(5), ['--port', '7373', '--metrics-port', '9373', '--reservation-ttl', '600', '--drain-seconds', '120', '--limits-file', '/var/run/pos-relay/limits/limits.json'])
+    assert.deepEqual(limitsOf(d), { limits: { max_reservations: 100, max_circuits: 10, circuit_data_limit_bytes: 1048576, circuit_duration_seconds: 60 }, rate_limits: {} })
+    assert.deepEqual(pod.spec.volumes[2], { name: 'limits', configMap: { name: 'edge-limits', defaultMode: 0o444, items: [{ key: 'limits.json', path: 'limits.json' }] } })
+    assert.deepEqual(c.volumeMounts[2], { name: 'limits', mountPath: '/var/run/pos-relay/limits', readOnly: true })
     assert.equal(pod.spec.terminationGracePeriodSeconds, 135)
     assert.deepEqual(c.ports[0], { name: 'relay', containerPort: 7373, hostPort: 17373, protocol: 'TCP' })
     assert.equal(c.args[4], '/ip4/10.0.0.1/tcp/17373')
@@ -49,7 +54,7 @@ describe('computeDesired: pod spec from the pool spec', () => {
   })
 
   it('relayArgs omits unset limits', () => {
-    assert.deepEqual(relayArgs(pool({ limits: undefined }), '192.0.2.1'), ['run', '--config', '/etc/pos-relay/config.json', '--announce', '/ip4/192.0.2.1/tcp/7373', '--port', '7373', '--metrics-port', '9373', '--drain-seconds', '30'])
+    assert.deepEqual(relayArgs(pool({ limits: undefined }), '192.0.2.1'), ['run', '--config', '/etc/pos-relay/config.json', '--announce', '/ip4/192.0.2.1/tcp/7373', '--port', '7373', '--metrics-port', '9373', '--drain-seconds', '30', '--limits-file', '/var/run/pos-relay/limits/limits.json'])
   })
 
   it('the template hash changes with anything that shapes the pod, and only then', () => {
@@ -67,24 +72,29 @@ describe('computeDesired: connection and rate limits', () => {
   const nodes = [node('n1')]
   const podOf = (spec: Record<string, unknown>): any => compute({ pool: pool({ replicas: 1, ...spec }), nodes }).createPods[0]
   const container = (spec: Record<string, unknown>): any => podOf(spec).spec.containers[0]
+  const fileOf = (spec: Record<string, unknown>): unknown => limitsOf(compute({ pool: pool({ replicas: 1, ...spec }), nodes }))
   // the limit flags: after the fixed ones (up to --metrics-port), before --drain-seconds (the last field of the spec that is a flag)
   const tail = (args: string[]): string[] => args.slice(args.indexOf('--metrics-port') + 2, args.indexOf('--drain-seconds'))
 
-  it('every connection limit and rate limit becomes its `pos-relay run` flag, with exactly the value set', () => {
-    const c = container({
+  it('every connection limit and rate limit reaches the relay with exactly the value set: a flag when it needs a restart, else the limits file', () => {
+    const spec = {
       limits: { maxConnections: 5000, maxPendingConnections: 64, handshakeTimeoutSeconds: 3, ipMaxConnections: 8, peerMaxCircuits: 4, ipMaxCircuits: 12, circuitIdleTimeoutSeconds: 120, maxBufferedBytes: 67108864 },
       rateLimits: { ipConnectionsPerSecond: 5, peerReservationsPerMinute: 10, peerCircuitsPerMinute: 60 }
+    }
+    assert.deepEqual(tail(container(spec).args), ['--max-pending-connections', '64', '--handshake-timeout', '3', '--ip-connections-per-second', '5'])
+    assert.deepEqual(fileOf(spec), {
+      limits: { max_connections: 5000, ip_max_connections: 8, peer_max_circuits: 4, ip_max_circuits: 12, circuit_idle_timeout_seconds: 120, max_buffered_bytes: 67108864 },
+      rate_limits: { peer_reservations_per_minute: 10, peer_circuits_per_minute: 60 }
     })
-    assert.deepEqual(tail(c.args), [
-      '--max-connections', '5000', '--max-pending-connections', '64', '--handshake-timeout', '3', '--ip-max-connections', '8',
-      '--peer-max-circuits', '4', '--ip-max-circuits', '12', '--circuit-idle-timeout', '120', '--max-buffered-bytes', '67108864',
-      '--ip-connections-per-second', '5', '--peer-reservations-per-minute', '10', '--peer-circuits-per-minute', '60'
-    ])
   })
 
   it('0 is passed on (it means off, unlimited or derived), not dropped as unset', () => {
-    const c = container({ limits: { maxConnections: 0, ipMaxConnections: 0, peerMaxCircuits: 0, ipMaxCircuits: 0, circuitIdleTimeoutSeconds: 0, maxBufferedBytes: 0 }, rateLimits: { ipConnectionsPerSecond: 0, peerReservationsPerMinute: 0, peerCircuitsPerMinute: 0 } })
-    assert.deepEqual(tail(c.args), ['--max-connections', '0', '--ip-max-connections', '0', '--peer-max-circuits', '0', '--ip-max-circuits', '0', '--circuit-idle-timeout', '0', '--max-buffered-bytes', '0', '--ip-connections-per-second', '0', '--peer-reservations-per-minute', '0', '--peer-circuits-per-minute', '0'])
+    const spec = { limits: { maxConnections: 0, ipMaxConnections: 0, peerMaxCircuits: 0, ipMaxCircuits: 0, circuitIdleTimeoutSeconds: 0, maxBufferedBytes: 0 }, rateLimits: { ipConnectionsPerSecond: 0, peerReservationsPerMinute: 0, peerCircuitsPerMinute: 0 } }
+    assert.deepEqual(tail(container(spec).args), ['--ip-connections-per-second', '0'])
+    assert.deepEqual(fileOf(spec), {
+      limits: { max_connections: 0, ip_max_connections: 0, peer_max_circuits: 0, ip_max_circuits: 0, circuit_idle_timeout_seconds: 0, max_buffered_bytes: 0 },
+      rate_limits: { peer_reservations_per_minute: 0, peer_circuits_per_minute: 0 }
+    })
   })
 
   it('unset fields leave the relay defaults: no flag, and no Redis for rate limits', () => {
@@ -111,10 +121,16 @@ describe('computeDesired: connection and rate limits', () => {
     assert.equal(container({ rateLimits: { redisUrlSecretRef: { name: 'limits-redis' } } }).env.length, 1)
   })
 
-  it('changing a rate limit or turning sharing on changes the template hash (pods are rolled); unrelated fields do not', () => {
+  it('a reloadable limit changes the limits ConfigMap and not the template hash; a limit that needs a restart, or sharing, changes the hash (pods are rolled)', () => {
     const hash = (spec: Record<string, unknown>): string => podOf(spec).metadata.annotations[ANNOTATIONS.templateHash]
     const base = hash({ rateLimits: { peerCircuitsPerMinute: 60 } })
-    assert.notEqual(hash({ rateLimits: { peerCircuitsPerMinute: 61 } }), base)
+    for (const reloadable of [{ rateLimits: { peerCircuitsPerMinute: 61 } }, { rateLimits: { peerCircuitsPerMinute: 60 }, limits: { maxCircuits: 7, maxReservations: 9, circuitDataLimitBytes: 65536 } }, { rateLimits: { peerCircuitsPerMinute: 60 }, auth: { required: false, accountCircuitsPerMinute: 5 } }]) {
+      assert.equal(hash(reloadable), base, JSON.stringify(reloadable))
+      assert.notDeepEqual(fileOf(reloadable), fileOf({ rateLimits: { peerCircuitsPerMinute: 60 } }), JSON.stringify(reloadable))
+    }
+    assert.notEqual(hash({ rateLimits: { peerCircuitsPerMinute: 60, ipConnectionsPerSecond: 3 } }), base)
+    assert.notEqual(hash({ rateLimits: { peerCircuitsPerMinute: 60 }, limits: { reservationTtlSeconds: 60 } }), base)
+    assert.deepEqual(fileOf({ rateLimits: { peerCircuitsPerMinute: 60, ipConnectionsPerSecond: 3 } }), fileOf({ rateLimits: { peerCircuitsPerMinute: 60 } }))
     assert.notEqual(hash({ rateLimits: { peerCircuitsPerMinute: 60, shared: true } }), base)
     assert.notEqual(hash({ rateLimits: { peerCircuitsPerMinute: 60 }, limits: { handshakeTimeoutSeconds: 4 } }), base)
     assert.equal(hash({ rateLimits: { peerCircuitsPerMinute: 60 }, discovery: { redisUrlSecretRef: { name: 'disc' }, ttlSeconds: 10 } }), base)
@@ -195,21 +211,21 @@ describe('computeDesired: spec.auth', () => {
     assert.equal(env.POS_RELAY_TICKET_KEYS_URL, 'https://keys.example/jwks')
     assert.equal(env.POS_RELAY_TICKET_KEYS_PUBLIC_FILE, '/var/run/pos-relay/ticket-keys/jwks.json')
     assert.equal(env.POS_RELAY_TIERS_FILE, '/var/run/pos-relay/tiers/tiers.json')
-    assert.deepEqual(pod.spec.volumes.slice(2), [
+    assert.deepEqual(pod.spec.volumes.slice(3), [
       { name: 'ticket-keys', secret: { secretName: 'keys', defaultMode: 0o440, items: [{ key: 'public.json', path: 'jwks.json' }] } },
       { name: 'tiers', configMap: { name: 'tiers', defaultMode: 0o444, items: [{ key: 't.json', path: 'tiers.json' }] } }
     ])
-    assert.deepEqual(c.volumeMounts.slice(2), [
+    assert.deepEqual(c.volumeMounts.slice(3), [
       { name: 'ticket-keys', mountPath: '/var/run/pos-relay/ticket-keys', readOnly: true },
       { name: 'tiers', mountPath: '/var/run/pos-relay/tiers', readOnly: true }
     ])
     assert.ok(!c.args.includes('--auth'), 'auth is passed by environment')
   })
 
-  it('per-account circuit rate and metering interval become their `pos-relay run` flags', () => {
+  it('per-account circuit rate goes into the limits file, metering interval becomes its `pos-relay run` flag', () => {
     const c = container({ auth: { required: true, accountCircuitsPerMinute: 30, meteringIntervalSeconds: 2 } })
-    const at = c.args.indexOf('--account-circuits-per-minute')
-    assert.deepEqual(c.args.slice(at, at + 2), ['--account-circuits-per-minute', '30'])
+    assert.ok(!c.args.includes('--account-circuits-per-minute'))
+    assert.deepEqual(limitsOf(compute({ pool: pool({ replicas: 1, auth: { required: false, accountCircuitsPerMinute: 30 } }), nodes: [node('n1')] })), { limits: {}, rate_limits: { account_circuits_per_minute: 30 } })
     const m = c.args.indexOf('--metering-interval')
     assert.deepEqual(c.args.slice(m, m + 2), ['--metering-interval', '2'])
   })
@@ -219,7 +235,7 @@ describe('computeDesired: spec.auth', () => {
     for (const spec of [{}, { auth: { required: false, ticketKeysSecretRef: { name: 'keys' } } }]) {
       const c = container(spec)
       assert.ok(!c.env.some((e: any) => /AUTH|TICKET|TIERS/.test(e.name)), JSON.stringify(c.env))
-      assert.equal(podOf(spec).spec.volumes.length, 2)
+      assert.equal(podOf(spec).spec.volumes.length, 3)
     }
     assert.equal(hash({}), hash({ auth: { required: false } }))
     assert.notEqual(hash({}), hash({ auth: AUTH }))

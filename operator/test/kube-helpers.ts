@@ -3,7 +3,7 @@
 // the kubelet (writes pod status through the status subresource).
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pollUntil, spawnLines, type LineProcess } from '@pos-relay/testing'
@@ -116,7 +116,7 @@ export function spawnCli (args: string[], env: Record<string, string> = {}, base
  * metrics port to a free one (the container would own 7373/9373 in its own
  * network namespace).
  */
-export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string, opts: { port?: number } = {}): Promise<CliProcess & { started: any, ready: any }> {
+export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string, opts: { port?: number } = {}): Promise<CliProcess & { started: any, ready: any, syncVolumes: () => Promise<void> }> {
   const ns = pod.metadata.namespace
   const c = pod.spec.containers[0]
   const secretValue = async (name: string, key: string, optional = false): Promise<string | undefined> => {
@@ -137,26 +137,37 @@ export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string
   const volume = pod.spec.volumes.find((v: any) => v.name === 'identity')
   const config = join(dir, `${pod.metadata.name}.json`)
   writeFileSync(config, (await secretValue(volume.secret.secretName, 'config.json'))!, { mode: 0o600 })
-  // the other Secret and ConfigMap volumes (spec.auth's ticket keys and tiers), as the kubelet
-  // mounts them: each item at its path, in a folder of ours standing for the mountPath;
-  // variables naming a file under a mountPath are pointed at that folder
+  // the other Secret and ConfigMap volumes (spec.auth's ticket keys and tiers, the limits
+  // ConfigMap), as the kubelet mounts them: each item at its path, in a folder of ours standing
+  // for the mountPath; variables and arguments naming a file under a mountPath are pointed at
+  // that folder. syncVolumes() is the kubelet's periodic refresh of a mounted volume: each file
+  // replaced at once (written aside, then renamed over it, as its symlink swap does)
+  const args = [...c.args]
+  args[args.indexOf('--config') + 1] = config
+  const volumes: Array<{ v: any, local: string }> = []
   for (const m of c.volumeMounts ?? []) {
     const v = pod.spec.volumes.find((x: any) => x.name === m.name)
     if (v == null || v.name === 'identity' || (v.secret == null && v.configMap == null)) continue
     const local = join(dir, `${pod.metadata.name}-${v.name}`)
     mkdirSync(local, { recursive: true })
-    const source = v.secret != null
-      ? Object.fromEntries(Object.entries((await api(cp, 'GET', `/api/v1/namespaces/${ns}/secrets/${v.secret.secretName}`)).data ?? {}).map(([k, b]) => [k, Buffer.from(String(b), 'base64').toString('utf8')]))
-      : (await api(cp, 'GET', `/api/v1/namespaces/${ns}/configmaps/${v.configMap.name}`)).data ?? {}
-    const items: Array<{ key: string, path: string }> = (v.secret ?? v.configMap).items ?? Object.keys(source).map((key) => ({ key, path: key }))
-    for (const item of items) {
-      assert.ok(source[item.key] != null, `volume ${v.name}: no key ${item.key}`)
-      writeFileSync(join(local, item.path), source[item.key] as string, { mode: 0o600 })
-    }
+    volumes.push({ v, local })
     for (const [name, value] of Object.entries(env)) if (value.startsWith(`${m.mountPath}/`)) env[name] = join(local, value.slice(m.mountPath.length + 1))
+    for (let i = 0; i < args.length; i++) if (args[i]!.startsWith(`${m.mountPath}/`)) args[i] = join(local, args[i]!.slice(m.mountPath.length + 1))
   }
-  const args = [...c.args]
-  args[args.indexOf('--config') + 1] = config
+  const syncVolumes = async (): Promise<void> => {
+    for (const { v, local } of volumes) {
+      const source = v.secret != null
+        ? Object.fromEntries(Object.entries((await api(cp, 'GET', `/api/v1/namespaces/${ns}/secrets/${v.secret.secretName}`)).data ?? {}).map(([k, b]) => [k, Buffer.from(String(b), 'base64').toString('utf8')]))
+        : (await api(cp, 'GET', `/api/v1/namespaces/${ns}/configmaps/${v.configMap.name}`)).data ?? {}
+      const items: Array<{ key: string, path: string }> = (v.secret ?? v.configMap).items ?? Object.keys(source).map((key) => ({ key, path: key }))
+      for (const item of items) {
+        assert.ok(source[item.key] != null, `volume ${v.name}: no key ${item.key}`)
+        writeFileSync(join(local, `.${item.path}.new`), source[item.key] as string, { mode: 0o600 })
+        renameSync(join(local, `.${item.path}.new`), join(local, item.path))
+      }
+    }
+  }
+  await syncVolumes()
   // commander keeps the last value of a repeated option
   args.push('--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--metrics-host', '127.0.0.1', '--metrics-port', '0')
   // the variables the relay reads, exactly as the pod sets them (none inherited from this process)
@@ -164,7 +175,7 @@ export async function runRelayContainer (cp: ControlPlane, pod: any, dir: string
   const p = spawnCli(args, env, clean)
   const ready = await p.waitForJson((o) => o.event === 'relay_ready', 30_000)
   const started = await until('relay_started log line', async () => p.stderr.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).find((o) => o?.event === 'relay_started'), 5000)
-  return { ...p, started, ready }
+  return { ...p, started, ready, syncVolumes }
 }
 
 export interface OperatorProc extends CliProcess {

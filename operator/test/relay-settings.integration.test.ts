@@ -11,6 +11,8 @@ import { scrapeMetric } from '@pos-relay/testing'
 import { api, runRelayContainer, tryApi, until, type OperatorProc } from './kube-helpers.ts'
 import { NS, PODS, POOLS, startOperatorFixture, type OperatorFixture } from './operator-fixture.ts'
 
+const CONFIGMAPS = `/api/v1/namespaces/${NS}/configmaps`
+
 describe('operator: relay settings and Events against a real control plane', { timeout: 300_000 }, () => {
   let fx: OperatorFixture
   let cp: OperatorFixture['cp']
@@ -28,7 +30,7 @@ describe('operator: relay settings and Events against a real control plane', { t
     await fx?.stop()
   })
 
-  it('rate limits: relay pods get exactly the flags set and REDIS_URL from the registry\'s Secret; the relay runs with them and counts in that Redis', async () => {
+  it('rate limits: relay pods get the flags that need a restart, the limits ConfigMap the rest, and REDIS_URL from the registry\'s Secret; the relay runs with them, reloads a limits change in the same pod, and a restart field rolls it', async () => {
     const spec = {
       replicas: 1,
       hostPort: 7575,
@@ -42,9 +44,13 @@ describe('operator: relay settings and Events against a real control plane', { t
     const c = pod.spec.containers[0]
     // the limit flags: after the fixed ones (up to --metrics-port), before --drain-seconds (the last spec field that is a flag)
     assert.deepEqual(c.args.slice(c.args.indexOf('--metrics-port') + 2, c.args.indexOf('--drain-seconds')), [
-      '--max-connections', '900', '--max-pending-connections', '32', '--handshake-timeout', '3', '--ip-max-connections', '0',
-      '--ip-connections-per-second', '7', '--peer-reservations-per-minute', '11', '--peer-circuits-per-minute', '0'
+      '--max-pending-connections', '32', '--handshake-timeout', '3', '--ip-connections-per-second', '7'
     ])
+    assert.deepEqual(c.args.slice(-2), ['--limits-file', '/var/run/pos-relay/limits/limits.json'])
+    const limitsCm = `${CONFIGMAPS}/limited-limits`
+    const cm = await api(cp, 'GET', limitsCm)
+    assert.deepEqual(JSON.parse(cm.data['limits.json']), { limits: { ip_max_connections: 0, max_connections: 900 }, rate_limits: { peer_circuits_per_minute: 0, peer_reservations_per_minute: 11 } })
+    assert.equal(cm.metadata.ownerReferences[0].kind, 'RelayPool', 'removed with its pool')
     assert.deepEqual(c.env, [{ name: 'POS_RELAY_LOG_LEVEL', value: 'info' }, { name: 'POS_RELAY_RATE_LIMIT_REDIS_URL', valueFrom: { secretKeyRef: { name: 'pos-relay-discovery', key: 'redis-url' } } }])
     assert.ok(!JSON.stringify(pod).includes(redis.url), 'the Redis URL is not written into the pod')
     // a pool without rate limits leaves every one of them to the relay
@@ -65,18 +71,36 @@ describe('operator: relay settings and Events against a real control plane', { t
       assert.deepEqual([l.max_connections, l.max_pending_connections, l.handshake_timeout_seconds, l.ip_max_connections], [900, 32, 3, 0])
       assert.equal(l.max_reservations, 4096, 'an unset limit keeps the relay default')
       await until('rate limits shared through the Redis named by the Secret', async () => (await scrapeMetric(relay.ready.metrics_port, /^pos_relay_rate_limit_redis_up (\d+)/m)) === 1, 10_000)
+
+      // a reloadable limit changed: the ConfigMap follows, the pod stays (not Ready here, so a
+      // template change would replace it at once), and the relay applies the file the kubelet refreshes
+      await api(cp, 'PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: 60 }, limits: { ipMaxConnections: 5 } } }, 'application/merge-patch+json')
+      await until('limits ConfigMap updated', async () => JSON.parse((await api(cp, 'GET', limitsCm)).data['limits.json']).rate_limits.peer_circuits_per_minute === 60)
+      const generation = (await api(cp, 'GET', `${POOLS}/limited`)).metadata.generation
+      await until('pool reconciled at its new generation', async () => (await api(cp, 'GET', `${POOLS}/limited`)).status?.observedGeneration === generation)
+      const kept = await api(cp, 'GET', `${PODS}/limited-0`)
+      assert.equal(kept.metadata.uid, pod.metadata.uid, 'a reloadable limit change must not replace the pod')
+      assert.equal(kept.metadata.deletionTimestamp, undefined)
+      assert.equal(kept.metadata.annotations['pos-relay.io/template-hash'], pod.metadata.annotations['pos-relay.io/template-hash'])
+      await relay.syncVolumes()
+      // the relay reads the file every 10 s: wait for its count, not for a time
+      await until('relay reloaded its limits', async () => (await scrapeMetric(relay.ready.metrics_port, /^pos_relay_limits_reloads_total\{result="applied"\} (\d+)/m)) === 2, 30_000)
+      const reloaded = relay.stderr.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).filter((o) => o?.event === 'limits_reloaded').at(-1)
+      assert.equal(reloaded.rate_limits.peer_circuits_per_minute, 60)
+      assert.equal(reloaded.limits.ip_max_connections, 5)
+      assert.equal(reloaded.limits.max_connections, 900)
     } finally {
       await relay.kill('SIGKILL')
     }
 
-    // a changed rate limit rolls the pod (not Ready here, so at once)
-    await api(cp, 'PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: 60 } } }, 'application/merge-patch+json')
+    // a limit that needs a restart rolls the pod (not Ready here, so at once)
+    await api(cp, 'PATCH', `${POOLS}/limited`, { spec: { rateLimits: { ipConnectionsPerSecond: 8 } } }, 'application/merge-patch+json')
     const rolled = await until('pod replaced with the new limit', async () => {
       const r = await tryApi(cp, 'GET', `${PODS}/limited-0`)
       return r.status === 200 && r.body.metadata.uid !== pod.metadata.uid ? r.body : undefined
     })
     const args = rolled.spec.containers[0].args
-    assert.equal(args[args.indexOf('--peer-circuits-per-minute') + 1], '60')
+    assert.equal(args[args.indexOf('--ip-connections-per-second') + 1], '8')
     // the API server refuses a bad value with the CRD's message, and the pod stays as it is
     const bad = await cp.request('PATCH', `${POOLS}/limited`, { spec: { rateLimits: { peerCircuitsPerMinute: -1, ipConnectionsPerSecond: 100001 } } }, 'application/merge-patch+json')
     assert.equal(bad.status, 422, bad.text)

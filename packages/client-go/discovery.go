@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -151,14 +152,43 @@ type FetchOptions struct {
 	Client       *http.Client // default http.DefaultClient; the context bounds the request
 	Policy       AddressPolicy
 	MaxBodyBytes int64 // default DefaultMaxBodyBytes
+	// For asks for the relays ranked for this peer id only (?for=<peer id>,
+	// server-side rendezvous): a few entries instead of the whole list. An
+	// older discovery ignores the parameter and answers the whole list; rank
+	// what comes back either way (the ranking of any subset keeps the global
+	// order), so the same code works against both.
+	For string
+	// Count: with For, how many relays (clamped to 1..RankedCountMax; 0 leaves discovery's default, 3).
+	Count int
 }
 
-// FetchRelays gets GET <discoveryURL>/api/p2p/relays and parses it with
-// ParseRelayList. Give ctx a deadline.
+// RankedCountMax is the most relays ?for= answers (the discovery API's limit).
+const RankedCountMax = 16
+
+// ExtraDialRelays: the relays a dialer tries beyond the target's first relayCount.
+const ExtraDialRelays = 2
+
+// RankedCount is the count a client asks ?for= for: relayCount + 2, at most
+// 16. A listener reserves on the first relayCount usable relays of its
+// ranking, skipping failed ones, and a dialer tries relayCount + 2 of the
+// target's (docs/protocol.md sections 1, 4, 5).
+func RankedCount(relayCount int) int {
+	return min(RankedCountMax, max(1, relayCount+ExtraDialRelays))
+}
+
+// FetchRelays gets GET <discoveryURL>/api/p2p/relays (with ?for=&count= when
+// opts.For is set) and parses it with ParseRelayList. Give ctx a deadline.
 func FetchRelays(ctx context.Context, discoveryURL string, opts FetchOptions) ([]Relay, error) {
 	u, err := endpoint(discoveryURL, "api/p2p/relays")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDiscovery, err)
+	}
+	if opts.For != "" {
+		q := url.Values{"for": {opts.For}}
+		if opts.Count > 0 {
+			q.Set("count", strconv.Itoa(min(opts.Count, RankedCountMax)))
+		}
+		u += "?" + q.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

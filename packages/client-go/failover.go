@@ -27,7 +27,7 @@ func RelaysToReserve(relays []Relay, self string, relayCount int, unusable map[s
 // failed for the target, so it covers a listener whose first two relays did.
 func RelaysToDial(relays []Relay, target string, relayCount int) []Relay {
 	ranked := RankRelays(relays, target)
-	return ranked[:min(len(ranked), relayCount+2)]
+	return ranked[:min(len(ranked), relayCount+ExtraDialRelays)]
 }
 
 // Failover timings (docs/protocol.md section 6).

@@ -2,7 +2,6 @@ package posrelay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -11,8 +10,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -36,27 +33,6 @@ type Event struct {
 	Relay  peer.ID
 	Relays []peer.ID
 	Err    error
-}
-
-// heldRelay is a relay the manager reserves on, tries to, or still holds
-// while its replacement is being reserved (make-before-break).
-type heldRelay struct {
-	info Relay
-	ai   peer.AddrInfo
-	// reservedAt and expires describe the current reservation; zero when there is none
-	reservedAt, expires time.Time
-	// reported: EventReserved was sent and no EventReservationLost since (a loss is reported once)
-	reported bool
-	// busy: a reservation attempt is in flight
-	busy bool
-	// ticketing: a renewed ticket is being presented
-	ticketing bool
-}
-
-// unusableRelay is a relay that failed and has not been retried successfully since.
-type unusableRelay struct {
-	failures    int
-	nextAttempt time.Time
 }
 
 // Manager keeps reservations on the first N usable relays ranked for the
@@ -92,6 +68,7 @@ type Manager struct {
 	refreshPending     bool
 	lastFailureRefresh time.Time
 	started, closed    bool
+	dialLookups        int
 
 	firstReservation     chan struct{}
 	firstReservationOnce sync.Once
@@ -177,7 +154,9 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// Relays is the relay list of the last successful poll.
+// Relays is the relay list of the last successful poll: the relays discovery
+// ranked for the host's own peer id (?for=, RankedCount of them), or the
+// whole list from an older discovery.
 func (m *Manager) Relays() []Relay {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -252,41 +231,13 @@ func (m *Manager) CircuitAddrs() []ma.Multiaddr {
 	return out
 }
 
-// AddrsFor are the circuit addresses at which target should be reachable:
-// through the N relays ranked first for it.
-func (m *Manager) AddrsFor(target peer.ID) []ma.Multiaddr {
-	ranked := RankRelays(m.Relays(), target.String())
-	var out []ma.Multiaddr
-	for _, r := range ranked[:min(len(ranked), m.cfg.relayCount)] {
-		if ai, err := r.AddrInfo(); err == nil {
-			out = append(out, circuitAddrs(ai, target)...)
-		}
-	}
-	return out
-}
-
-// circuitAddrs: <relay addr>/p2p/<relay>/p2p-circuit[/p2p/<target>]
-func circuitAddrs(relay peer.AddrInfo, target peer.ID) []ma.Multiaddr {
-	suffix := "/p2p/" + relay.ID.String() + "/p2p-circuit"
-	if target != "" {
-		suffix += "/p2p/" + target.String()
-	}
-	tail := ma.StringCast(suffix)
-	out := make([]ma.Multiaddr, 0, len(relay.Addrs))
-	for _, a := range relay.Addrs {
-		out = append(out, a.Encapsulate(tail))
-	}
-	return out
-}
-
-// Refresh fetches the relay list now; relays missing from it are forgotten
-// (no longer retried). A started manager then brings its reservations in line
-// with the new list. A peer that only dials need not Start: Dial refreshes
-// when no list is known.
+// Refresh fetches the relays ranked for the host's own peer id now
+// (?for=<own id>&count=RankedCount(N): enough to skip failed ones); relays
+// missing from the answer are forgotten (no longer retried). A started
+// manager then brings its reservations in line with the new list. A peer that
+// only dials need not Start: Dial looks up the target's relays itself.
 func (m *Manager) Refresh(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	relays, err := FetchRelays(ctx, m.url, FetchOptions{Client: m.cfg.httpClient, Policy: m.cfg.policy, MaxBodyBytes: m.cfg.maxBodyBytes})
+	relays, err := m.fetch(ctx, m.h.ID())
 	m.mu.Lock()
 	if err != nil || len(relays) == 0 {
 		// an empty list backs off like a failure, so clients do not poll every tick
@@ -324,6 +275,16 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		m.poke()
 	}
 	return nil
+}
+
+// fetch asks discovery for the RankedCount relays ranked for id (?for=), at most 10 s.
+func (m *Manager) fetch(ctx context.Context, id peer.ID) ([]Relay, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return FetchRelays(ctx, m.url, FetchOptions{
+		Client: m.cfg.httpClient, Policy: m.cfg.policy, MaxBodyBytes: m.cfg.maxBodyBytes,
+		For: id.String(), Count: RankedCount(m.cfg.relayCount),
+	})
 }
 
 // poke makes the run loop check the reservations now.
@@ -416,341 +377,4 @@ func (m *Manager) poll(ctx context.Context) {
 	m.mu.Unlock()
 	m.emit(Event{Type: EventRelays, Relays: order})
 	m.check()
-}
-
-// check brings the reservations in line with the rule. It never waits for
-// the network: each reservation attempt runs by itself and pokes the loop
-// when it ends, so a relay that times out does not hold back the move of
-// another.
-func (m *Manager) check() {
-	var events []Event
-	var release, dropped []peer.ID
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return
-	}
-	chosen := m.chosenLocked()
-	chosenIDs := map[peer.ID]bool{}
-	allHold := true
-	for _, r := range chosen {
-		ai, err := r.AddrInfo()
-		if err != nil || len(ai.Addrs) == 0 {
-			// nothing to dial: unusable like a relay that refuses
-			if id, derr := peer.Decode(r.PeerID); derr == nil {
-				m.markUnusableLocked(id, false)
-			}
-			allHold = false
-			continue
-		}
-		chosenIDs[ai.ID] = true
-		st := m.heldLocked(r, ai)
-		if m.holdsLocked(st) {
-			if m.renewDueLocked(st) {
-				m.startAttemptLocked(st, false)
-			} else {
-				m.keepTicketLocked(st)
-			}
-			continue
-		}
-		allHold = false
-		events = append(events, m.reportLostLocked(st)...)
-		m.startAttemptLocked(st, false)
-	}
-	// background retries of unusable relays that would be chosen again if the retry holds
-	now := m.now()
-	for id, u := range m.unusable {
-		if now.Before(u.nextAttempt) {
-			continue
-		}
-		others := map[string]bool{}
-		for o := range m.unusable {
-			if o != id {
-				others[o.String()] = true
-			}
-		}
-		for _, r := range RelaysToReserve(m.known, m.h.ID().String(), m.cfg.relayCount, others) {
-			if r.PeerID != id.String() {
-				continue
-			}
-			if ai, err := r.AddrInfo(); err == nil && len(ai.Addrs) > 0 {
-				m.startAttemptLocked(m.heldLocked(r, ai), true)
-			}
-		}
-	}
-	// make-before-break: relays no longer chosen go once every chosen relay holds a reservation
-	for id, st := range m.held {
-		if chosenIDs[id] || st.busy {
-			continue
-		}
-		if m.holdsLocked(st) {
-			if !allHold {
-				continue
-			}
-			st.reported = false
-			events = append(events, Event{Type: EventReleased, Relay: id})
-			release = append(release, id)
-		} else {
-			events = append(events, m.reportLostLocked(st)...)
-		}
-		delete(m.held, id)
-		dropped = append(dropped, id)
-	}
-	m.mu.Unlock()
-	for _, id := range dropped {
-		m.h.ConnManager().Unprotect(id, connTag)
-	}
-	for _, id := range release {
-		_ = m.h.Network().ClosePeer(id)
-	}
-	m.emit(events...)
-}
-
-// connTag protects relay connections from the connection manager's trimming.
-const connTag = "posrelay"
-
-func (m *Manager) heldLocked(r Relay, ai peer.AddrInfo) *heldRelay {
-	st := m.held[ai.ID]
-	if st == nil {
-		st = &heldRelay{info: r, ai: ai}
-		m.held[ai.ID] = st
-	}
-	return st
-}
-
-func (m *Manager) reportLostLocked(st *heldRelay) []Event {
-	if !st.reported {
-		return nil
-	}
-	st.reported = false
-	return []Event{{Type: EventReservationLost, Relay: st.ai.ID}}
-}
-
-// markUnusableLocked: a relay failed; it is unusable until a retry holds. Its
-// first failure schedules one discovery refresh; failed retries schedule none.
-func (m *Manager) markUnusableLocked(id peer.ID, retry bool) {
-	u := m.unusable[id]
-	if u == nil {
-		u = &unusableRelay{}
-		m.unusable[id] = u
-	}
-	u.failures++
-	delay := retryDelay(u.failures, m.random())
-	u.nextAttempt = m.now().Add(delay)
-	// retry when due, not at the next check tick
-	time.AfterFunc(delay, m.poke)
-	if !retry && u.failures == 1 && !m.refreshPending && !m.closed {
-		m.refreshPending = true
-		time.AfterFunc(failureRefreshDelay(m.now(), m.lastFailureRefresh, m.random()), func() {
-			select {
-			case m.refreshNow <- struct{}{}:
-			default:
-			}
-		})
-	}
-}
-
-// keepTicketLocked keeps a renewed ticket presented, or the relay ends the reservation when the old one expires.
-func (m *Manager) keepTicketLocked(st *heldRelay) {
-	if m.tickets == nil || st.ticketing || st.busy {
-		return
-	}
-	st.ticketing = true
-	ai := st.ai
-	m.attempts.Add(1)
-	go func() {
-		defer m.attempts.Done()
-		ctx, cancel := context.WithTimeout(m.ctx, ReserveTimeout)
-		defer cancel()
-		err := m.ensureTicket(ctx, ai)
-		var events []Event
-		m.mu.Lock()
-		st.ticketing = false
-		if errors.Is(err, ErrTicketRejected) {
-			// the relay refuses our renewed ticket: it will end the reservation, move now
-			st.reservedAt, st.expires = time.Time{}, time.Time{}
-			events = append(events, m.reportLostLocked(st)...)
-			m.markUnusableLocked(ai.ID, false)
-		}
-		m.mu.Unlock()
-		if err != nil && m.ctx.Err() == nil {
-			events = append(events, Event{Type: EventReserveFailed, Relay: ai.ID, Err: err})
-		}
-		m.emit(events...)
-		if errors.Is(err, ErrTicketRejected) {
-			m.poke()
-		}
-	}()
-}
-
-// startAttemptLocked connects to the relay, presents the ticket and reserves,
-// in the background. A failure makes the relay unusable (retry: it already was).
-func (m *Manager) startAttemptLocked(st *heldRelay, retry bool) {
-	if st.busy || m.closed {
-		return
-	}
-	st.busy = true
-	ai := st.ai
-	m.attempts.Add(1)
-	go func() {
-		defer m.attempts.Done()
-		res, err := m.reserve(ai)
-		var events []Event
-		m.mu.Lock()
-		st.busy = false
-		if err != nil {
-			st.reservedAt, st.expires = time.Time{}, time.Time{}
-			events = append(events, m.reportLostLocked(st)...)
-			m.markUnusableLocked(ai.ID, retry)
-			if m.ctx.Err() == nil { // not after Close
-				events = append(events, Event{Type: EventReserveFailed, Relay: ai.ID, Err: err})
-			}
-		} else {
-			delete(m.unusable, ai.ID)
-			st.reservedAt, st.expires = m.now(), res.Expiration
-			st.reported = true
-			events = append(events, Event{Type: EventReserved, Relay: ai.ID})
-		}
-		m.mu.Unlock()
-		if err == nil {
-			m.firstReservationOnce.Do(func() { close(m.firstReservation) })
-		}
-		m.emit(events...)
-		m.poke()
-	}()
-}
-
-// reserve: connect (bounded by ReserveTimeout, past the swarm's dial backoff:
-// a relay that comes back must be reachable at the next retry), present the
-// ticket, RESERVE.
-func (m *Manager) reserve(ai peer.AddrInfo) (*client.Reservation, error) {
-	ctx, cancel := context.WithTimeout(m.ctx, ReserveTimeout)
-	defer cancel()
-	ctx = network.WithForceDirectDial(ctx, "posrelay: relay")
-	ai = m.relayAddrs(ai)
-	if err := m.h.Connect(ctx, ai); err != nil {
-		return nil, fmt.Errorf("connect relay %s: %w", ai.ID, err)
-	}
-	m.h.ConnManager().Protect(ai.ID, connTag)
-	if err := m.ensureTicket(ctx, ai); err != nil {
-		return nil, err
-	}
-	return client.Reserve(ctx, m.h, ai)
-}
-
-// relayAddrs makes the peerstore hold only the addrs the manager connects to
-// relay with (what identify added earlier is cleared): its TCP ones when it
-// has any. A relay process that dies resets its TCP connections at once, so
-// the listener moves at once and a dialer skips it at once; over QUIC both
-// would wait for a timeout (quic-go ignores the ICMP port unreachable), the
-// swarm waiting on the QUIC attempt even after TCP was refused.
-func (m *Manager) relayAddrs(relay peer.AddrInfo) peer.AddrInfo {
-	var tcp []ma.Multiaddr
-	for _, a := range relay.Addrs {
-		if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
-			tcp = append(tcp, a)
-		}
-	}
-	if len(tcp) > 0 {
-		relay.Addrs = tcp
-	}
-	if !m.connected(relay.ID) {
-		m.h.Peerstore().ClearAddrs(relay.ID)
-	}
-	m.h.Peerstore().AddAddrs(relay.ID, relay.Addrs, peerstore.TempAddrTTL)
-	return relay
-}
-
-// ensureTicket: with an API key, makes sure relay holds our current ticket on
-// the current connection (connecting if needed). Without one it only adds
-// the relay's addrs so the swarm can dial it.
-func (m *Manager) ensureTicket(ctx context.Context, relay peer.AddrInfo) error {
-	relay = m.relayAddrs(relay)
-	if m.tickets == nil {
-		return nil
-	}
-	t, err := m.tickets.Current(ctx)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	same := m.presented[relay.ID] == t.JTI
-	m.mu.Unlock()
-	if same && m.connected(relay.ID) {
-		return nil
-	}
-	if err := m.h.Connect(ctx, relay); err != nil {
-		return fmt.Errorf("connect relay %s: %w", relay.ID, err)
-	}
-	if _, err := PresentTicket(ctx, m.h, relay.ID, t.Token); err != nil {
-		return fmt.Errorf("relay %s: %w", relay.ID, err)
-	}
-	m.mu.Lock()
-	m.presented[relay.ID] = t.JTI
-	m.mu.Unlock()
-	m.emit(Event{Type: EventTicketPresented, Relay: relay.ID})
-	return nil
-}
-
-// Dial connects to target through the relays ranked for it: the first N,
-// then the next ones on refusal, up to N + 2 relays. With an API key the
-// ticket is presented to each relay first. The returned connection is
-// usually limited (relayed): open streams with network.WithAllowLimitedConn;
-// DCUtR may later add a direct one.
-func (m *Manager) Dial(ctx context.Context, target peer.ID) (network.Conn, error) {
-	known := m.Relays()
-	if len(known) == 0 {
-		if err := m.Refresh(ctx); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrNoRelays, err)
-		}
-		known = m.Relays()
-	}
-	if len(known) == 0 {
-		return nil, ErrNoRelays
-	}
-	var errs []error
-	for _, r := range RelaysToDial(known, target.String(), m.cfg.relayCount) {
-		ai, err := r.AddrInfo()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		conn, circuits, err := m.dialVia(ctx, ai, target)
-		if err == nil {
-			return conn, nil
-		}
-		if circuits == nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		// forget this relay's circuit addrs, so the next attempt dials only the next relay
-		m.h.Peerstore().SetAddrs(target, circuits, 0)
-		errs = append(errs, fmt.Errorf("via relay %s: %w", ai.ID, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, fmt.Errorf("%w: %s: %w", ErrDialFailed, target, errors.Join(errs...))
-}
-
-// dialVia dials target through one relay, giving it at most ReserveTimeout so
-// a relay that does not answer leaves time for the next ones. circuits is nil
-// when the relay itself failed (ticket), else the circuit addrs tried.
-func (m *Manager) dialVia(ctx context.Context, relay peer.AddrInfo, target peer.ID) (network.Conn, []ma.Multiaddr, error) {
-	ctx, cancel := context.WithTimeout(ctx, ReserveTimeout)
-	defer cancel()
-	if err := m.ensureTicket(ctx, relay); err != nil {
-		return nil, nil, err
-	}
-	// connect to the relay first, over its preferred addrs: a dead one fails at once
-	if err := m.h.Connect(ctx, m.relayAddrs(relay)); err != nil {
-		return nil, nil, fmt.Errorf("connect relay %s: %w", relay.ID, err)
-	}
-	circuits := circuitAddrs(relay, "")
-	m.h.Peerstore().AddAddrs(target, circuits, peerstore.TempAddrTTL)
-	conn, err := m.h.Network().DialPeer(network.WithAllowLimitedConn(ctx, "posrelay"), target)
-	return conn, circuits, err
 }

@@ -50,7 +50,15 @@ export class BufferBudget {
   private window = 0
 
   /** `limitBytes` 0: no budget (measured all the same, for the metric) */
-  constructor (private readonly limitBytes: number) {}
+  constructor (private limitBytes: number) {}
+
+  /** a new budget (limits file): applied at once, holding or releasing reading as the sum now stands */
+  setLimit (bytes: number): void {
+    if (bytes === this.limitBytes) return
+    this.limitBytes = bytes
+    this.window = 0 // every circuit gets the window of the new budget
+    this.measure()
+  }
 
   /** bytes buffered in all circuits at the last measurement */
   get bytes (): number {

@@ -86,7 +86,7 @@ export const DEFAULT_RATE_LIMITS = {
   account_circuits_per_minute: 0
 } as const
 
-const limitsSchema = z.object({
+export const limitsSchema = z.object({
   max_reservations: z.number().int().min(0).default(DEFAULT_LIMITS.max_reservations),
   reservation_ttl_seconds: z.number().int().min(30).max(86_400).default(DEFAULT_LIMITS.reservation_ttl_seconds),
   max_circuits: z.number().int().min(0).default(DEFAULT_LIMITS.max_circuits),
@@ -102,7 +102,7 @@ const limitsSchema = z.object({
   max_buffered_bytes: z.number().int().min(0).default(DEFAULT_LIMITS.max_buffered_bytes)
 }).strict()
 
-const rateLimitsSchema = z.object({
+export const rateLimitsSchema = z.object({
   redis_url: z.url({ protocol: /^rediss?$/ }).optional(),
   ip_connections_per_second: z.number().int().min(0).default(DEFAULT_RATE_LIMITS.ip_connections_per_second),
   peer_reservations_per_minute: z.number().int().min(0).default(DEFAULT_RATE_LIMITS.peer_reservations_per_minute),
@@ -177,6 +177,12 @@ export const relayConfigSchema = z.object({
    * operator creates and removes (docs/registry.md).
    */
   refresh_only: z.boolean().default(false),
+  /**
+   * A JSON file of the limits that apply without a restart (live-limits.ts,
+   * RELOADABLE_LIMITS): read at start and every 10 s; what it sets wins over
+   * `limits` / `rate_limits` above, what it leaves out keeps their value.
+   */
+  limits_file: z.string().min(1).optional(),
   limits: limitsSchema.default(limitsSchema.parse({})),
   rate_limits: rateLimitsSchema.default(rateLimitsSchema.parse({})),
   auth: authSchema.default(authSchema.parse({}))

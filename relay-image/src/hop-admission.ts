@@ -74,14 +74,20 @@ export interface ConnectAdmitted {
  */
 export class HopAdmission {
   private readonly slots: CircuitSlots
-  private readonly relayLimit: DataLimit
 
+  /** `opts.limits` is read at each decision: a relay that reloads its limits changes that object in place */
   constructor (private readonly opts: HopAdmissionOptions) {
     this.slots = new CircuitSlots(opts.limits)
-    // Upstream's own default limit announces its duration in ms where the wire
-    // wants seconds (UPSTREAM.md): only the data limit is announced, the
-    // duration is enforced by the splice.
-    this.relayLimit = opts.limits.circuit_data_limit_bytes > 0 ? { data: BigInt(opts.limits.circuit_data_limit_bytes) } : undefined
+  }
+
+  /**
+   * The relay's own data limit. Upstream's own default limit announces its
+   * duration in ms where the wire wants seconds (UPSTREAM.md): only the data
+   * limit is announced, the duration is enforced by the splice.
+   */
+  private get relayLimit (): DataLimit {
+    const bytes = this.opts.limits.circuit_data_limit_bytes
+    return bytes > 0 ? { data: BigInt(bytes) } : undefined
   }
 
   /** circuits open or being set up */

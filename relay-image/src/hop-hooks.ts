@@ -14,6 +14,7 @@ import type { Logger } from '@pos-relay/shared'
 import type { PeerId } from '@libp2p/interface'
 
 export interface HopHooksOptions {
+  /** read at each decision: the relay changes this object in place when it reloads its limits (then calls limitsChanged) */
   limits: RelayLimits
   metrics: RelayMetrics
   logger: Logger
@@ -51,6 +52,8 @@ export interface HopHooks {
    * monthly quota was used up (possibly on other relays).
    */
   tick: () => Promise<void>
+  /** `limits` changed in place (limits file): applies what is not read at each decision (the buffer budget) */
+  limitsChanged: () => void
 }
 
 interface Circuit extends BilledCircuit {
@@ -126,7 +129,10 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
 
   const reserve = (peer: PeerId, addr: unknown, upstream: (peer: PeerId, addr: unknown) => ReserveResult): ReserveResult => {
     const existed = store.reservations.get(peer) != null
-    const result = upstream(peer, addr)
+    // the reservation cap is ours, not upstream's store's (built once with its
+    // maxReservations), so that a reloaded max_reservations applies at once;
+    // same rule: a refresh always passes, a new reservation only below the cap
+    const result = !existed && store.reservations.size >= limits.max_reservations ? { status: 'RESERVATION_REFUSED' } : upstream(peer, addr)
     // upstream's protons codec uses string enum values ('OK')
     if (result.status === 'OK' || result.status === HopStatus.OK) {
       const reservation = store.reservations.get(peer)
@@ -267,6 +273,9 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       const id = peer.toString()
       for (const c of [...circuits]) if (c.src === id || c.dst === id) c.abort(new Error(reason))
       dropReservation(peer)
+    },
+    limitsChanged () {
+      budget.setLimit(limits.max_buffered_bytes)
     },
     async tick () {
       if (accounts == null) return

@@ -4,7 +4,7 @@ export { RelayMetrics } from './metrics.js'
 export { SampledLog } from './rate-limits.js'
 export { DiscoveryRegistration, MAX_REGISTRATION_REPLY_BYTES, sendsSecretInClear, type RegistrationRecord } from './registration.js'
 export { HopStatus, encodeHopStatus, type HopStatusCode } from './hop-status.js'
-export { circuitWindowBytes } from './buffer-budget.js'
+export { BufferBudget, circuitWindowBytes, type BudgetedCircuit } from './buffer-budget.js'
 export {
   relayConfigSchema, parseConfig, loadConfig, writeConfig, newConfig, newKeypairHex, decodeKeypair, peerIdOfKeypair, formatIssues,
   effectiveAnnounce, quicTwin, isQuicAddr,
@@ -12,7 +12,8 @@ export {
 } from './config.js'
 export { createAccountPolicy, createMemoryReservationCounter, createRedisReservationCounter, type AccountPolicyDeps, type ReservationCounter } from './account-policy.js'
 export { DEFAULT_PRESENTATIONS_PER_MINUTE, MAX_TICKET_BYTES, TicketGate, TICKET_PROTOCOL, ticketReplyPayload, type TicketResponse } from './auth.js'
-export type { RelayAccountServices } from './relay.js'
+export type { RelayAccountServices } from './account-services.js'
 export { HopAdmission, type HopAdmissionOptions, type AdmissionAccounts, type Refusal, type ReserveAdmitted, type ConnectAdmitted } from './hop-admission.js'
 export { HopAccounting, type HopAccountingOptions, type AccountingMeter, type BilledCircuit } from './hop-accounting.js'
 export { installHopHooks, QuotaExceededError, type HopHooks, type HopHooksOptions, type AccountPolicy } from './hop-hooks.js'
+export { LimitsFileWatcher, parseLimitsFile, effectiveLimits, limitsFileSchema, LIMITS_POLL_MS, RELOADABLE_LIMITS, RELOADABLE_RATE_LIMITS, type LimitsFile } from './live-limits.js'

@@ -42,6 +42,7 @@ export class RelayMetrics {
   readonly revocationsTotal: Counter<'kind' | 'result'>
   readonly ticketKeysMissing: Gauge
   readonly meteringPendingBatches: Gauge
+  readonly limitsReloadsTotal: Counter<'result'>
 
   constructor (registry = new Registry()) {
     this.registry = registry
@@ -74,6 +75,8 @@ export class RelayMetrics {
     // for alerts: a relay without ticket keys is not Ready, one with a metering backlog loses no usage yet but bills late
     this.ticketKeysMissing = new Gauge({ name: 'pos_relay_ticket_keys_missing', help: '1 while auth is on and no ticket key is known (the ticket keys URL unreachable or empty): every ticket is refused and the relay is not Ready', registers: r, collect () { this.set(sources.ticketKeysMissing() ? 1 : 0) } })
     this.meteringPendingBatches = new Gauge({ name: 'pos_relay_metering_pending_batches', help: 'Usage batches waiting to be written to the accounts Redis (auth on); grows while writes fail, one batch per metering interval', registers: r, collect () { this.set(sources.meteringPendingBatches()) } })
+    this.limitsReloadsTotal = new Counter({ name: 'pos_relay_limits_reloads_total', help: 'Reads of the limits file (--limits-file) that changed it, by result (applied: new limits in effect; invalid: refused, the previous limits stay)', labelNames: ['result'], registers: r })
+    for (const result of ['applied', 'invalid']) this.limitsReloadsTotal.inc({ result }, 0)
     this.draining = new Gauge({ name: 'pos_relay_draining', help: '1 while the relay is draining (SIGTERM received)', registers: r })
   }
 }

@@ -47,12 +47,14 @@ export class RelayRateLimiter {
   private readonly logger: Logger
   private readonly metrics: RelayMetrics
   private lastRedisState?: boolean
+  private readonly prefix: string
+  /** the rate each kind was built with (0 = off) */
+  private readonly points = new Map<LimitKind, number>()
 
   constructor (opts: RelayRateLimiterOptions) {
     const { settings, metrics, logger } = opts
     this.logger = logger
     this.metrics = metrics
-    const prefix = opts.keyPrefix ?? 'pos-relay:rl:'
     if (settings.redis_url != null) {
       this.redis = new Redis(settings.redis_url, {
         // fail fast while disconnected: the insurance limiter answers instead
@@ -66,14 +68,32 @@ export class RelayRateLimiter {
       this.redis.on('close', () => { this.noteRedis(false) })
     }
     metrics.sources.rateLimitRedisUp = () => this.redis?.status === 'ready'
-    for (const [kind, { setting, seconds }] of Object.entries(WINDOWS) as Array<[LimitKind, typeof WINDOWS[LimitKind]]>) {
-      const points = settings[setting] as number
-      if (points <= 0) continue
-      const local = new RateLimiterMemory({ points, duration: seconds, keyPrefix: `${prefix}${kind}` })
-      this.limiters.set(kind, this.redis == null
-        ? local
-        : new RateLimiterRedis({ storeClient: this.redis, points, duration: seconds, keyPrefix: `${prefix}${kind}`, insuranceLimiter: local, rejectIfRedisNotReady: true }))
+    this.prefix = opts.keyPrefix ?? 'pos-relay:rl:'
+    for (const kind of Object.keys(WINDOWS) as LimitKind[]) this.build(kind, settings[WINDOWS[kind].setting] as number)
+  }
+
+  /**
+   * New rates for a running relay (limits file). Only the kinds whose rate
+   * changed get a new limiter; the shared counts in Redis keep their keys, so
+   * a peer's usage of the current window carries over (the local fallback's
+   * counts of that kind start afresh).
+   */
+  update (settings: Pick<RateLimitSettings, 'peer_reservations_per_minute' | 'peer_circuits_per_minute' | 'account_circuits_per_minute'>): void {
+    for (const kind of ['peer_reservation', 'peer_circuit', 'account_circuit'] as const) {
+      const points = settings[WINDOWS[kind].setting as keyof typeof settings]
+      if (points !== this.points.get(kind)) this.build(kind, points)
     }
+  }
+
+  private build (kind: LimitKind, points: number): void {
+    const seconds = WINDOWS[kind].seconds
+    this.points.set(kind, points)
+    if (points <= 0) { this.limiters.delete(kind); return }
+    const keyPrefix = `${this.prefix}${kind}`
+    const local = new RateLimiterMemory({ points, duration: seconds, keyPrefix })
+    this.limiters.set(kind, this.redis == null
+      ? local
+      : new RateLimiterRedis({ storeClient: this.redis, points, duration: seconds, keyPrefix, insuranceLimiter: local, rejectIfRedisNotReady: true }))
   }
 
   private noteRedis (up: boolean): void {

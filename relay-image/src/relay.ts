@@ -9,15 +9,16 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import type { MultiaddrConnection } from '@libp2p/interface'
 import { HttpServer, send, type Logger } from '@pos-relay/shared'
 import { isIP } from 'node:net'
-import { ConfigError, decodeKeypair, effectiveAnnounce, isQuicAddr, type RelayConfig } from './config.js'
+import { decodeKeypair, effectiveAnnounce, isQuicAddr, type RelayConfig, type RelayLimits, type RelayRateLimits } from './config.js'
+import { applyLiveLimits, connectionCap, LimitsFileWatcher, type ReloadResult } from './live-limits.js'
 import { quicTransport } from './quic.js'
 import { installHopHooks, type HopHooks } from './hop-hooks.js'
 import { CIRCUIT_WINDOW_BYTES } from './splice.js'
 import { RelayMetrics } from './metrics.js'
 import { RelayRateLimiter, SampledLog } from './rate-limits.js'
-import { TicketGate, type RevocationsLike, type TicketVerifierLike } from './auth.js'
-import { createAccountPolicy, createRedisReservationCounter, type ReservationCounter } from './account-policy.js'
-import type { Tier, UsageDelta } from '@pos-relay/accounts'
+import { TicketGate, type TicketVerifierLike } from './auth.js'
+import { createAccountPolicy } from './account-policy.js'
+import { accountServicesFromConfig, type RelayAccountServices } from './account-services.js'
 import { DiscoveryRegistration } from './registration.js'
 import { linearGetConnections } from '@pos-relay/upstream-patches/libp2p-get-connections'
 import type { DataPathLevers } from '@pos-relay/upstream-patches/noise-tcp-datapath'
@@ -33,18 +34,6 @@ export interface RelayServerOptions {
   accounts?: RelayAccountServices
   /** benchmarks' A/B only (bench/src/relay-cpu.ts): data-path levers and the yamux frame size; default off / 65519 B */
   dataPath?: DataPathLevers & { yamuxMaxMessageBytes?: number }
-}
-
-/** What the relay needs from @pos-relay/accounts when auth is on. */
-export interface RelayAccountServices {
-  verifier: TicketVerifierLike
-  revocations: RevocationsLike & { close?: () => Promise<void> }
-  tiers: Record<string, Tier>
-  meter: { add: (account: string, delta: Partial<UsageDelta>) => void, unflushedMonthlyBytes: (account: string) => number, start: () => void, stop: () => Promise<void>, pendingBatches?: () => number }
-  /** closed with the relay (the usage sink of a fleet relay); injected services are closed by their owner */
-  close?: () => Promise<void>
-  flushedMonthlyBytes: (account: string) => Promise<number>
-  reservations: ReservationCounter
 }
 
 /** `/ip4/a/tcp/p` (or `/ip4/a/udp/p/quic-v1`) of an address, without any `/p2p/...` suffix: one key per connection. */
@@ -79,6 +68,10 @@ function tcpFirst (addrs: string[]): string[] {
  */
 export class RelayServer {
   readonly config: RelayConfig
+  /** the limits in effect: config.limits, changed in place by the limits file (live-limits.ts) */
+  readonly limits: RelayLimits
+  /** the rate limits in effect: config.rate_limits, changed in place by the limits file */
+  readonly rateLimits: RelayRateLimits
   readonly metrics: RelayMetrics
   private readonly logger: Logger
   private readonly http = new HttpServer()
@@ -99,10 +92,13 @@ export class RelayServer {
   private started = false
   private verifier?: TicketVerifierLike
   private keysTimer?: NodeJS.Timeout
+  private limitsWatcher?: LimitsFileWatcher
   metricsAddress?: { host: string, port: number }
 
   constructor (opts: RelayServerOptions) {
     this.config = opts.config
+    this.limits = { ...opts.config.limits }
+    this.rateLimits = { ...opts.config.rate_limits }
     this.logger = opts.logger
     this.metrics = opts.metrics ?? new RelayMetrics()
     this.accountServices = opts.accounts
@@ -142,7 +138,7 @@ export class RelayServer {
 
   async start (): Promise<void> {
     const { config, metrics, logger } = this
-    const limits = config.limits
+    const limits = this.limits
     const rateLimiter = this.rateLimiter = new RelayRateLimiter({ settings: config.rate_limits, metrics, logger })
     const denials = new SampledLog(logger)
     const deny = (reason: string, ip: string): boolean => {
@@ -169,7 +165,7 @@ export class RelayServer {
       streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES }, maxMessageSize: this.dataPath?.yamuxMaxMessageBytes, dataPath: this.dataPath })],
       connectionManager: {
         // every reservation holds a connection, every circuit up to two more
-        maxConnections: limits.max_connections > 0 ? limits.max_connections : limits.max_reservations + 2 * limits.max_circuits + 256,
+        maxConnections: connectionCap(limits),
         // the handshake queue is bounded by the gater below (oldest evicted);
         // upstream's cap refuses the newest instead, so a few hundred idle
         // sockets would lock every legitimate peer out for the whole timeout
@@ -207,9 +203,12 @@ export class RelayServer {
       services: {
         identify: identify(),
         ping: ping(),
+        // the one seam to change libp2p's connection cap at run time (limits file)
+        connections: (components: { connectionManager: { setMaxConnections: (n: number) => void } }) => ({ setMaxConnections: (n: number) => { components.connectionManager.setMaxConnections(n) } }),
         relay: circuitRelayServer({
           reservations: {
-            maxReservations: limits.max_reservations,
+            // max_reservations is enforced by our hooks (hop-hooks.ts reserve), so it can change at run time
+            maxReservations: Number.MAX_SAFE_INTEGER,
             reservationTtl: limits.reservation_ttl_seconds * 1000,
             // limits are applied by our hooks, see hop-hooks.ts
             applyDefaultLimit: false
@@ -248,6 +247,12 @@ export class RelayServer {
         ? { accounts: createAccountPolicy({ gate: this.gate, meter: services.meter, flushedMonthlyBytes: services.flushedMonthlyBytes, reservations: services.reservations }) }
         : {})
     })
+    if (config.limits_file != null) {
+      const targets = { limits, rateLimits: this.rateLimits, hooks: this.hooks, connections: node.services.connections, rateLimiter }
+      this.limitsWatcher = new LimitsFileWatcher({ path: config.limits_file, base: config, apply: (next) => { applyLiveLimits(targets, next) }, logger, metrics })
+      await this.limitsWatcher.check()
+      this.limitsWatcher.start()
+    }
     if (services != null) {
       services.meter.start()
       this.meteringTimer = setInterval(() => {
@@ -292,7 +297,7 @@ export class RelayServer {
       announce: this.addresses,
       metrics: `http://${config.metrics_host}:${httpAddr.port}/metrics`,
       limits,
-      rate_limits: { ...config.rate_limits, redis_url: undefined, shared: config.rate_limits.redis_url != null }
+      rate_limits: { ...this.rateLimits, redis_url: undefined, shared: config.rate_limits.redis_url != null }
     }, 'relay listening')
 
     if (config.api_url != null) {
@@ -358,6 +363,11 @@ export class RelayServer {
     })
   }
 
+  /** reads the limits file now instead of at the next poll (undefined: no limits file) */
+  async reloadLimits (): Promise<ReloadResult | undefined> {
+    return await this.limitsWatcher?.check()
+  }
+
   /** resolves after the first successful registration (never, without api_url) */
   get registered (): Promise<void> {
     return this.registration?.firstRegistration ?? new Promise(() => {})
@@ -400,6 +410,7 @@ export class RelayServer {
     await this.registration?.stop()
     this.hooks?.abortCircuits(new Error('relay stopping'))
     clearInterval(this.meteringTimer)
+    this.limitsWatcher?.stop()
     clearTimeout(this.keysTimer)
     this.verifier = undefined
     await this.hooks?.tick().catch(() => {})
@@ -417,33 +428,5 @@ export class RelayServer {
     await this.http.close()
     this.started = false
     this.logger.info({ event: 'relay_stopped' }, 'relay stopped')
-  }
-}
-
-/** Builds the account services of a fleet relay from its config (Redis-backed). */
-async function accountServicesFromConfig (config: RelayConfig, logger: Logger): Promise<RelayAccountServices> {
-  const accounts = await import('@pos-relay/accounts')
-  const { auth } = config
-  if (auth.redis_url == null) throw new ConfigError('auth.redis_url is required when auth is enabled (revocations, metering and quotas are shared through Redis)')
-  // keys configured offline replace the discovery's key set unless a URL is named explicitly
-  const jwksUrl = auth.ticket_keys_url ?? (auth.ticket_keys == null && config.api_url != null ? accounts.ticketKeysUrl(config.api_url) : undefined)
-  if (jwksUrl == null && auth.ticket_keys == null) throw new ConfigError('auth.ticket_keys, auth.ticket_keys_url or api_url is required when auth is enabled (where the ticket keys come from)')
-  let verifier: InstanceType<typeof accounts.TicketVerifier>
-  try {
-    verifier = new accounts.TicketVerifier({ ...(jwksUrl != null ? { jwksUrl } : {}), ...(auth.ticket_keys != null ? { jwks: auth.ticket_keys as { keys: any[] } } : {}) })
-  } catch (err: any) {
-    throw new ConfigError(`auth.ticket_keys: ${err.message}`)
-  }
-  const redisUrl = auth.redis_url
-  const sink = accounts.createRedisUsageSink({ redisUrl })
-  return {
-    verifier,
-    revocations: accounts.createRedisRevocationBus({ redisUrl }),
-    tiers: auth.tiers ?? accounts.DEFAULT_TIERS,
-    meter: new accounts.UsageMeter({ sink, relayId: config.id, flushIntervalMs: auth.metering_interval_seconds * 1000, logger }),
-    // through the sink's own connection: monthlyBytes({ redisUrl }) would open one per call
-    flushedMonthlyBytes: async (account: string) => await sink.monthlyBytes(account),
-    reservations: createRedisReservationCounter({ redisUrl, relayId: config.id }),
-    close: async () => { await sink.close() }
   }
 }

@@ -62,6 +62,7 @@ const schema = {
     fullnameOverride: dnsName,
     image: obj({ repository: str(null, { minLength: 1 }), tag: str(), pullPolicy }, 'the one pos-relay image', ['repository']),
     imagePullSecrets: { type: 'array', items: obj({ name: str(null, { minLength: 1 }) }, null, ['name']) },
+    crds: obj({ enabled: bool('render the RelayPool CRD so helm upgrade upgrades it'), keep: bool('helm.sh/resource-policy: keep on the CRD') }),
     rbac: obj({ create: bool() }),
     operator: obj({
       replicas: int(0, 10),
@@ -82,8 +83,7 @@ const schema = {
       logLevel,
       publicAddressesOnly: bool('refuse loopback and private relay addresses (public fleets)'),
       requireSigned: bool('refuse registrations and deletions not signed by the relay\'s own key'),
-      p2pSecret: str('registration secret; generated when empty'),
-      existingSecret: str('Secret with keys p2p-secret and redis-url'),
+      existingSecret: str('Secret with keys p2p-secret, redis-url and api-url; default: created by the secrets hook'),
       service: obj({
         type: { type: 'string', enum: ['ClusterIP', 'NodePort', 'LoadBalancer'] },
         port: int(1, 65535),
@@ -111,7 +111,7 @@ const schema = {
     redis: obj({
       enabled: bool(),
       image: obj({ repository: str(null, { minLength: 1 }), tag: str(null, { minLength: 1 }), pullPolicy }),
-      password: str(),
+      existingSecret: str('Secret with key password; default: created by the secrets hook'),
       externalUrl: str('redis:// or rediss:// URL', { pattern: '^$|^rediss?://' }),
       resources,
       ...placement,
@@ -119,7 +119,8 @@ const schema = {
     }),
     monitoring: obj({
       podMonitor: obj({ enabled: bool(), interval: duration, additionalLabels: stringMap() }),
-      serviceMonitor: obj({ enabled: bool(), interval: duration, additionalLabels: stringMap() })
+      serviceMonitor: obj({ enabled: bool(), interval: duration, additionalLabels: stringMap() }),
+      prometheusRule: obj({ enabled: bool(), namespace: dnsName, grafanaUrl: str('', { pattern: '^$|^https?://[^\\s]+$' }), additionalLabels: stringMap(), additionalRuleLabels: stringMap(), disabled: { type: 'object', additionalProperties: { type: 'boolean' } } })
     }),
     dashboards: obj({ enabled: bool(), label: str(null, { minLength: 1 }), labelValue: str(), namespace: dnsName, annotations: stringMap() }),
     networkPolicy: obj({ enabled: bool() }),

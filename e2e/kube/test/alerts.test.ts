@@ -66,27 +66,29 @@ describe('alerts (PrometheusRule)', { timeout: 300_000 }, () => {
       assert.match(url, /docs\/alerts\.md#/, `${a.alert}: runbook_url`)
       assert.ok(anchors.has(url.split('#')[1] ?? ''), `${a.alert}: docs/alerts.md has no section #${url.split('#')[1]}`)
       assert.ok(fired.has(a.alert), `${a.alert}: no promtool unit test fires it`)
+      // the panel it links to is checked against the dashboards by e2e/test/dashboards.test.ts
+      assert.match(a.annotations?.dashboard_url ?? '', /^\/d\/pos-relay-(fleet|operator)\/[a-z-]+\?(.+&)?viewPanel=\d+$/, `${a.alert}: dashboard_url`)
       // labels are bounded: never a peer or an account
       assert.doesNotMatch(a.expr, /peer|account/i, `${a.alert}: groups by a peer or account label`)
     }
   })
 
-  // todo until charts/pos-relay/hack/values-schema.mjs (being changed elsewhere) learns monitoring.prometheusRule
-  // and values.yaml gets its defaults back: till then helm refuses the key (additionalProperties: false)
-  it('values.schema.json accepts monitoring.prometheusRule', { todo: 'values-schema.mjs does not know monitoring.prometheusRule yet' }, async () => {
+  it('values.schema.json knows monitoring.prometheusRule and refuses a misspelt knob under it', async () => {
     const r = await helmOffline(['template', 'pos-relay', CHART_DIR, '--show-only', 'templates/prometheusrule.yaml', '--set', 'monitoring.prometheusRule.enabled=true'])
     assert.equal(r.code, 0, r.stderr)
+    const typo = await helmOffline(['template', 'pos-relay', CHART_DIR, '--set', 'monitoring.prometheusRule.disable.PosRelayMeteringBacklog=true'])
+    assert.notEqual(typo.code, 0, 'a misspelt key must not be ignored')
+    assert.match(typo.stderr, /disable/)
   })
 
   it('the chart renders exactly these rules, with additionalRuleLabels and disabled alerts applied', async () => {
     const render = async (set: string[]): Promise<any[]> => {
-      // --skip-schema-validation: values.schema.json does not know monitoring.prometheusRule yet (its generator is changed elsewhere)
-      const r = await helmOffline(['template', 'pos-relay', CHART_DIR, '--namespace', 'relays', '--skip-schema-validation',
+      const r = await helmOffline(['template', 'pos-relay', CHART_DIR, '--namespace', 'relays',
         '--show-only', 'templates/prometheusrule.yaml', ...set])
       assert.equal(r.code, 0, r.stderr)
       return parseAllDocuments(r.stdout).map((d) => d.toJS()).filter((d) => d != null)
     }
-    const off = await helmOffline(['template', 'pos-relay', CHART_DIR, '--skip-schema-validation'])
+    const off = await helmOffline(['template', 'pos-relay', CHART_DIR])
     assert.doesNotMatch(off.stdout, /kind: PrometheusRule/, 'off by default')
 
     const [rule] = await render(['--set', 'monitoring.prometheusRule.enabled=true', '--set', 'monitoring.prometheusRule.additionalLabels.release=kps'])
@@ -107,6 +109,14 @@ describe('alerts (PrometheusRule)', { timeout: 300_000 }, () => {
       assert.deepEqual(r.labels, { ...source.labels, team: 'relays' }, `${r.alert}: its own severity wins over additionalRuleLabels`)
       assert.equal(r.expr, source.expr)
       assert.deepEqual(r.annotations, source.annotations)
+    }
+
+    // dashboard_url: a path under Grafana's URL, prefixed with grafanaUrl when given
+    const [linked] = await render(['--set', 'monitoring.prometheusRule.enabled=true', '--set', 'monitoring.prometheusRule.grafanaUrl=https://grafana.example.com/'])
+    for (const r of linked.spec.groups.flatMap((g: Group) => g.rules) as Rule[]) {
+      const source = alerts.find((a) => a.alert === r.alert)!
+      assert.equal(r.annotations?.dashboard_url, `https://grafana.example.com${source.annotations?.dashboard_url ?? ''}`, r.alert)
+      assert.equal(r.annotations?.runbook_url, source.annotations?.runbook_url)
     }
   })
 })

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import YAML from 'yaml'
 import { CHART_DIR, CRD_FILE, ensureKubeBinaries, run, startControlPlane, type ControlPlane } from '../harness.ts'
 import { ensureNamespace, helmOffline, renderChart, splitDocs } from './helpers.ts'
 
@@ -43,7 +44,6 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
     discovery: {
       replicas: 1,
       ttlSeconds: 60,
-      p2pSecret: 'fixed-secret',
       service: { type: 'LoadBalancer', port: 80, nodePort: 30080, annotations: { 'service.beta.kubernetes.io/aws-load-balancer-type': 'nlb' } },
       affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }] }] } } }
     },
@@ -59,7 +59,8 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
     dashboards: { enabled: false },
     accounts: { ticketKeys: { existingSecret: 'my-keys' }, adminSecret: { existingSecret: 'my-admin' }, redis: { existingSecret: 'my-accounts-redis', urlKey: 'url' } }
   },
-  'accounts with tiers and rotation, only the admin secret given': {
+  'accounts with tiers and rotation, only the admin and Redis password secrets given': {
+    redis: { existingSecret: 'my-redis' },
     accounts: {
       ticketTtlSeconds: 3600,
       ticketKeys: { generation: 3, retireAfterSeconds: 86400 },
@@ -104,22 +105,33 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     }
   })
 
-  it('ships the CRD file unchanged (both are generated from operator/src/schema/relaypool.ts)', () => {
+  it('templates the generated CRD (crds.enabled, crds.keep), with no crds/ folder Helm would never upgrade', async () => {
     const source = readFileSync(CRD_FILE, 'utf8')
-    const copy = readFileSync(join(CHART_DIR, 'crds', 'relaypools.pos-relay.io.yaml'), 'utf8')
-    assert.equal(copy, source, 'charts/pos-relay/crds/ differs from crds/: npm run generate:crd')
-    assert.deepEqual(readdirSync(join(CHART_DIR, 'crds')), ['relaypools.pos-relay.io.yaml'])
+    const copy = readFileSync(join(CHART_DIR, 'files', 'crds', 'relaypools.pos-relay.io.yaml'), 'utf8')
+    assert.equal(copy, source, 'charts/pos-relay/files/crds/ differs from crds/: npm run generate:crd')
+    assert.deepEqual(readdirSync(join(CHART_DIR, 'files', 'crds')), ['relaypools.pos-relay.io.yaml'])
+    assert.ok(!readdirSync(CHART_DIR).includes('crds'))
+    const parse = (yaml: string): any => YAML.parse(yaml)
+    const rendered = parse(await renderChart(['--show-only', 'templates/crds.yaml']))
+    const original = parse(source)
+    // the same CRD as generated, plus the release's labels and the keep annotation
+    assert.deepEqual(rendered.spec, original.spec)
+    assert.equal(rendered.metadata.name, 'relaypools.pos-relay.io')
+    assert.deepEqual(rendered.metadata.annotations, { 'helm.sh/resource-policy': 'keep' })
+    assert.equal(rendered.metadata.labels['app.kubernetes.io/managed-by'], 'Helm')
+    assert.equal(rendered.metadata.labels['app.kubernetes.io/part-of'], 'pos-relay')
+    const noKeep = parse(await renderChart(['--show-only', 'templates/crds.yaml', '--set', 'crds.keep=false']))
+    assert.equal(noKeep.metadata.annotations, undefined)
+    const off = await helmOffline(['template', 'x', CHART_DIR, '--show-only', 'templates/crds.yaml', '--set', 'crds.enabled=false'])
+    assert.notEqual(off.code, 0, 'nothing rendered')
+    assert.match(off.stderr, /could not find template templates\/crds\.yaml/)
   })
 
-  it('dashboards, values.schema.json and the README\'s values reference match their generators', async () => {
+  // the dashboards' generator has its drift test in e2e/test/dashboards.test.ts
+  it('values.schema.json and the README\'s values reference match their generators', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pos-relay-gen-'))
     try {
-      let r = await run(process.execPath, [join(CHART_DIR, 'hack', 'dashboards.mjs'), dir])
-      assert.equal(r.code, 0, r.stderr)
-      for (const f of ['fleet-overview.json', 'operator.json']) {
-        assert.equal(readFileSync(join(CHART_DIR, 'dashboards', f), 'utf8'), readFileSync(join(dir, f), 'utf8'), `${f} drifted: npx node charts/pos-relay/hack/dashboards.mjs`)
-      }
-      r = await run(process.execPath, [join(CHART_DIR, 'hack', 'values-schema.mjs'), join(dir, 'schema.json')])
+      let r = await run(process.execPath, [join(CHART_DIR, 'hack', 'values-schema.mjs'), join(dir, 'schema.json')])
       assert.equal(r.code, 0, r.stderr)
       assert.equal(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8'), readFileSync(join(dir, 'schema.json'), 'utf8'), 'values.schema.json drifted: npx node charts/pos-relay/hack/values-schema.mjs')
       r = await run(process.execPath, [join(CHART_DIR, 'hack', 'values-doc.mjs'), join(dir, 'README.md')])
@@ -184,6 +196,56 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     assert.match(badTimings.stderr, /leaseDurationSeconds must be greater than renewDeadlineSeconds/)
   })
 
+  it('checksum annotations: a changed ConfigMap or Secret the chart renders or has the hook write rolls the pods that read it, and only those', async () => {
+    /** pod template annotations of each Deployment, by name */
+    const annotations = async (args: string[]): Promise<Record<string, Record<string, string>>> => {
+      const out: Record<string, Record<string, string>> = {}
+      for (const d of splitDocs(await renderChart(args)).filter((x) => x.kind === 'Deployment')) {
+        const block = /^ {4}metadata:\n(?: {6}.*\n)*? {6}annotations:\n((?: {8}.*\n)+)/m.exec(d.text)?.[1] ?? ''
+        out[d.name] = Object.fromEntries([...block.matchAll(/^ {8}([\w./-]+): (\S+)$/gm)].map((m) => [m[1]!, m[2]!]))
+      }
+      return out
+    }
+    const base = await annotations([])
+    const sum = (name: string, key: string, of = base): string => of[name]?.[key] ?? ''
+    assert.match(sum('pos-relay-discovery', 'checksum/secret'), /^[0-9a-f]{64}$/)
+    assert.match(sum('pos-relay-discovery', 'checksum/config'), /^[0-9a-f]{64}$/)
+    assert.match(sum('pos-relay-redis', 'checksum/config'), /^[0-9a-f]{64}$/)
+    // tiers (the ConfigMap discovery mounts): discovery rolls, Redis and the operator do not
+    const tiers = await annotations(['--set', 'accounts.tiers.basic.max_reservations=4', '--set', 'accounts.tiers.basic.circuit_data_limit_bytes=1', '--set', 'accounts.tiers.basic.circuit_duration_seconds=1', '--set', 'accounts.tiers.basic.monthly_bytes=1'])
+    assert.notEqual(sum('pos-relay-discovery', 'checksum/config', tiers), sum('pos-relay-discovery', 'checksum/config'))
+    assert.equal(sum('pos-relay-discovery', 'checksum/secret', tiers), sum('pos-relay-discovery', 'checksum/secret'))
+    assert.deepEqual(tiers['pos-relay-redis'], base['pos-relay-redis'])
+    assert.deepEqual(tiers['pos-relay-operator'], base['pos-relay-operator'])
+    // what the hook writes into the discovery Secret (api-url, redis-url): discovery rolls, Redis does not
+    const external = (url: string): string[] => ['--set', 'redis.enabled=false', '--set', `redis.externalUrl=${url}`]
+    const externalA = await annotations(external('redis://a:6379'))
+    for (const [args, changed] of [[['--set', 'discovery.service.port=9090'], await annotations(['--set', 'discovery.service.port=9090'])],
+      [['--set', 'redis.existingSecret=my-redis'], await annotations(['--set', 'redis.existingSecret=my-redis'])], [external('redis://a:6379'), externalA]] as const) {
+      assert.notEqual(sum('pos-relay-discovery', 'checksum/secret', changed), sum('pos-relay-discovery', 'checksum/secret'), args.join(' '))
+      assert.equal(sum('pos-relay-discovery', 'checksum/config', changed), sum('pos-relay-discovery', 'checksum/config'), args.join(' '))
+    }
+    assert.notEqual(sum('pos-relay-discovery', 'checksum/secret', externalA), sum('pos-relay-discovery', 'checksum/secret', await annotations(external('redis://b:6379'))))
+    // the operator reads no ConfigMap or Secret of the chart's (only its env): no checksum
+    assert.ok(!Object.keys(base['pos-relay-operator'] ?? {}).some((key) => key.startsWith('checksum/')))
+    // user pod annotations stay next to the checksums
+    const user = await annotations(['--set', 'discovery.podAnnotations.team=relays'])
+    assert.equal(user['pos-relay-discovery']!.team, 'relays')
+    assert.equal(sum('pos-relay-discovery', 'checksum/secret', user), sum('pos-relay-discovery', 'checksum/secret'))
+  })
+
+  it('helm template gives byte-identical output twice (defaults and every combination) and renders no generated key material', async () => {
+    for (const [name, values] of [['defaults', {}], ...Object.entries(COMBINATIONS)] as Array<[string, Record<string, unknown>]>) {
+      const args = ['-f', valuesFile(values)]
+      const a = await renderChart(args, { includeCrds: true })
+      assert.equal(await renderChart(args, { includeCrds: true }), a, name)
+      // the only Secret Helm renders is the hook's copy of a user-given redis.externalUrl
+      const secrets = splitDocs(a).filter((d) => d.kind === 'Secret')
+      assert.ok(secrets.every((d) => d.name.endsWith('-accounts-secrets') && /helm\.sh\/hook:/.test(d.text) && /^ {2}redis-url:/m.test(d.text)), `${name}: ${secrets.map((d) => d.name).join(', ')}`)
+      assert.doesNotMatch(a, /p2p-secret:|requirepass [^"]|password:|ticket-keys\.json:|admin-secret:/, name)
+    }
+  })
+
   it('refuses to render without a registry: redis disabled and neither an external URL nor an existing Secret', async () => {
     const r = await helmOffline(['template', 'x', CHART_DIR, '--set', 'redis.enabled=false'])
     assert.notEqual(r.code, 0)
@@ -199,7 +261,7 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
       'ClusterRole/pos-relay-operator', 'ClusterRoleBinding/pos-relay-operator', 'ClusterRole/pos-relay-operator-nodes',
       'Role/pos-relay-operator-leader-election', 'RoleBinding/pos-relay-operator-leader-election',
       'Deployment/pos-relay-discovery', 'Service/pos-relay-discovery', 'PodDisruptionBudget/pos-relay-discovery',
-      'Deployment/pos-relay-redis', 'Service/pos-relay-redis', 'Secret/pos-relay-discovery', 'Secret/pos-relay-redis',
+      'Deployment/pos-relay-redis', 'Service/pos-relay-redis', 'ConfigMap/pos-relay-redis',
       'ConfigMap/pos-relay-dashboard-fleet-overview', 'ConfigMap/pos-relay-dashboard-operator',
       'Job/pos-relay-cleanup', 'ServiceAccount/pos-relay-cleanup', 'ClusterRole/pos-relay-cleanup', 'ConfigMap/pos-relay-cleanup',
       'Job/pos-relay-accounts-secrets', 'ServiceAccount/pos-relay-accounts-secrets', 'Role/pos-relay-accounts-secrets', 'RoleBinding/pos-relay-accounts-secrets'
@@ -208,8 +270,12 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     const job = docs.find((d) => d.kind === 'Job' && d.name === 'pos-relay-cleanup')!
     assert.match(job.text, /helm\.sh\/hook: pre-delete/)
     assert.match(docs.find((d) => d.kind === 'Job' && d.name === 'pos-relay-accounts-secrets')!.text, /helm\.sh\/hook: pre-install,pre-upgrade/)
-    // Helm renders no accounts Secret (the hook creates them in the cluster)
-    assert.ok(!kinds.includes('Secret/pos-relay-ticket-keys') && !kinds.includes('Secret/pos-relay-admin'))
+    // Helm renders no Secret at all (the hook creates them in the cluster)
+    assert.ok(!kinds.some((k) => k.startsWith('Secret/')), kinds.join(', '))
+    const hookArgs = docs.find((d) => d.kind === 'Job' && d.name === 'pos-relay-accounts-secrets')!.text
+    for (const arg of ['--discovery-secret=pos-relay-discovery', '--api-url=http://pos-relay-discovery.pos-relay.svc:8080', '--redis-secret=pos-relay-redis', '--redis-host=pos-relay-redis.pos-relay.svc:6379', '--ticket-keys-secret=pos-relay-ticket-keys', '--admin-secret=pos-relay-admin']) {
+      assert.ok(hookArgs.includes(`- ${arg}\n`), arg)
+    }
     const operator = docs.find((d) => d.name === 'pos-relay-operator' && d.kind === 'Deployment')!
     assert.match(operator.text, /args: \[operator\]/)
     for (const env of ['POS_RELAY_OPERATOR_NAMESPACE', 'POD_NAMESPACE', 'POS_RELAY_OPERATOR_LEADER_ELECT', 'POS_RELAY_OPERATOR_LEASE_NAME', 'POS_RELAY_OPERATOR_METRICS_PORT', 'POS_RELAY_OPERATOR_RELAY_IMAGE']) assert.match(operator.text, new RegExp(`name: ${env}\\b`))

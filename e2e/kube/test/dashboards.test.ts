@@ -6,7 +6,12 @@
  * connection is closed, so every counter has series.
  *
  * Scrape targets carry the labels the chart's PodMonitor adds in a cluster
- * (namespace, pool, pod, node), so the dashboards' variables resolve too.
+ * (namespace, pool, pod, node), so the dashboards' variables resolve too:
+ * each expression is run with its variables substituted as Grafana does
+ * (dashboard-queries.ts), with `All` selected and, for the relay table, with
+ * one pod picked. Another controller is scraped beside the operator
+ * (`cert-manager`, exporting the same controller-runtime metric names, its own
+ * leader among them): the operator dashboard must not count it.
  * The operator is part of it: a CLI without the `operator` command fails the
  * file (it used to skip the operator half).
  *
@@ -21,6 +26,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer, type Server } from 'node:http'
 import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -38,12 +44,11 @@ import { sendToSink, serveSink } from '../../test/helpers/transfer.ts'
 import { freePort, pollUntil, startRedis, trackChild, waitFor, type RedisServer } from '@pos-relay/testing'
 import { CHART_DIR, CRD_FILE, REPO_ROOT, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
 import { k } from './helpers.ts'
+import { assertAllData, dashboardExpressions, dashboardVariables, followDashboardUrl, resolveVariables, substitute, type Values } from './dashboard-queries.ts'
 
 const CLI = join(REPO_ROOT, 'packages', 'cli', 'bin', 'pos-relay.js')
 const SECRET = 'dashboards-' + Math.random().toString(36).slice(2)
 const PROTOCOL = '/pos-relay-test/drain/1.0.0'
-/** what $__rate_interval becomes: several scrapes at the 1 s interval */
-const RATE_INTERVAL = '15s'
 const ADMIN = 'dashboards-admin-' + Math.random().toString(36).slice(2)
 const MiB = 1024 * 1024
 /** `tiny` has a monthly quota small enough to be cut by one transfer */
@@ -106,34 +111,6 @@ function assertCliHasOperator (): void {
   assert.match(help, /^\s+operator\b/m, `pos-relay --help lists no operator command:\n${help}`)
 }
 
-// ------------------------------------------------------------------ dashboards
-
-interface Expr { dashboard: string, panel: string, expr: string }
-
-/** Every PromQL expression of a dashboard: panel targets, and the metric queries inside label_values(...) variables. */
-export function dashboardExpressions (file: string): Expr[] {
-  const d = JSON.parse(readFileSync(join(CHART_DIR, 'dashboards', file), 'utf8'))
-  const out: Expr[] = []
-  const walk = (panels: any[]): void => {
-    for (const p of panels) {
-      for (const t of p.targets ?? []) out.push({ dashboard: d.title, panel: p.title, expr: t.expr })
-      walk(p.panels ?? [])
-    }
-  }
-  walk(d.panels)
-  for (const v of d.templating?.list ?? []) {
-    const q: string | undefined = typeof v.query === 'string' ? v.query : v.query?.query
-    const m = q != null ? /^label_values\((.+),\s*([a-zA-Z_]\w*)\)$/.exec(q) : null
-    if (m != null) out.push({ dashboard: d.title, panel: `variable $${v.name}`, expr: `count by (${m[2]}) (${m[1]})` })
-  }
-  return out
-}
-
-/** Grafana's variables → values that select everything. */
-function substitute (expr: string): string {
-  return expr.replaceAll('$__rate_interval', RATE_INTERVAL).replaceAll('$__interval', '5s').replace(/\$\{?(namespace|pool)\}?/g, '.*')
-}
-
 // ------------------------------------------------------------------ test
 
 assertCliHasOperator()
@@ -156,6 +133,9 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
   let relayAddr: ReturnType<typeof multiaddr>
   let authRelayAddr: ReturnType<typeof multiaddr>
   let discoveryApi: string
+  /** pod label → the relay's metrics port, where its /readyz answers too */
+  const relayPorts: Record<string, number> = {}
+  let otherController: Server | undefined
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pos-relay-dashboards-'))
@@ -218,7 +198,18 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
       await waitFor(async () => (await fetch(`http://${operatorTarget}/metrics`).catch(() => undefined))?.ok === true, { timeoutMs: 30_000, message: 'operator /metrics' })
     }
 
-    // Prometheus, scraping all three every second
+    // another controller in the cluster, with controller-runtime's metric names (what cert-manager exports)
+    otherController = createServer((_req, res) => {
+      res.setHeader('content-type', 'text/plain; version=0.0.4')
+      res.end(['leader_election_master_status{name="cert-manager-controller"} 1', 'workqueue_depth{name="certificates"} 7',
+        'controller_runtime_reconcile_total{controller="certificates",result="success"} 40', 'controller_runtime_reconcile_errors_total{controller="certificates"} 3',
+        'process_resident_memory_bytes 123456789', ''].join('\n'))
+    })
+    const otherPort = await freePort()
+    await new Promise<void>((resolve) => otherController!.listen(otherPort, '127.0.0.1', resolve))
+    Object.assign(relayPorts, { 'relays-0': relayMetricsPort, 'relays-1': authMetricsPort, 'relays-2': keylessMetricsPort })
+
+    // Prometheus, scraping all of them every second
     const promPort = await freePort()
     promUrl = `http://127.0.0.1:${promPort}`
     const scrape = (job: string, target: string, labels: Record<string, string>): unknown => ({ job_name: job, scrape_interval: '1s', scrape_timeout: '1s', static_configs: [{ targets: [target], labels }] })
@@ -235,7 +226,8 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
         scrape('pos-relay-relays-auth', `127.0.0.1:${authMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-1', node: 'node-b' }),
         scrape('pos-relay-relays-keyless', `127.0.0.1:${keylessMetricsPort}`, { namespace: 'pos-relay', pool: 'relays', pod: 'relays-2', node: 'node-c' }),
         scrape('pos-relay-discovery', `127.0.0.1:${discoveryPort}`, { namespace: 'pos-relay', pod: 'pos-relay-discovery-0' }),
-        ...(operatorTarget != null ? [scrape('pos-relay-operator', operatorTarget, { namespace: 'pos-relay', pod: 'pos-relay-operator-0' })] : [])
+        ...(operatorTarget != null ? [scrape('pos-relay-operator', operatorTarget, { namespace: 'pos-relay', pod: 'pos-relay-operator-0' })] : []),
+        scrape('cert-manager', `127.0.0.1:${otherPort}`, { namespace: 'cert-manager', pod: 'cert-manager-0' })
       ]
     }
     writeFileSync(join(dir, 'prometheus.yml'), JSON.stringify(promConfig, null, 2))
@@ -318,6 +310,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     await stop(operator)
     await stop(relay)
     await stop(discovery)
+    await new Promise((resolve) => otherController?.close(resolve) ?? resolve(undefined))
     await cp?.stop()
     await redis?.stop()
     if (dir != null) rmSync(dir, { recursive: true, force: true })
@@ -330,30 +323,37 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     return body.data.result
   }
 
-  /**
-   * Polls until every expression returns at least one sample (rate() needs a
-   * few scrapes after the traffic), then fails listing all that never did.
-   */
-  async function assertAllData (exprs: Expr[], timeoutMs = 45_000): Promise<void> {
-    let pending = exprs
-    const deadline = Date.now() + timeoutMs
-    while (pending.length > 0 && Date.now() < deadline) {
-      const still: Expr[] = []
-      for (const e of pending) if ((await query(substitute(e.expr))).length === 0) still.push(e)
-      pending = still
-      if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 1000))
-    }
-    assert.equal(pending.length, 0, `no data for ${pending.length} of ${exprs.length} expressions:\n` +
-      pending.map((e) => `  ${e.dashboard} / ${e.panel}: ${substitute(e.expr)}`).join('\n'))
-  }
-
-  it('the fleet overview dashboard: every expression returns data', async () => {
+  it('the fleet overview dashboard: every expression returns data, its variables resolve', async () => {
     const exprs = dashboardExpressions('fleet-overview.json')
-    assert.ok(exprs.length >= 20, `only ${exprs.length} expressions`)
-    await assertAllData(exprs)
-    // the variables resolve to the labels the PodMonitor sets
-    assert.deepEqual((await query('count by (namespace) (pos_relay_draining)')).map((r) => r.metric.namespace), ['pos-relay'])
-    assert.deepEqual((await query('count by (pool) (pos_relay_draining)')).map((r) => r.metric.pool), ['relays'])
+    assert.ok(exprs.length >= 30, `only ${exprs.length} expressions`)
+    const { values, found } = await resolveVariables(dashboardVariables('fleet-overview.json'), query)
+    // the labels the PodMonitor sets; discovery: its job only
+    assert.deepEqual(found, { namespace: ['pos-relay'], pool: ['relays'], pod: ['relays-0', 'relays-1', 'relays-2'], discovery: ['pos-relay-discovery'] })
+    await assertAllData(exprs, values, query)
+  })
+
+  it('the fleet overview\'s relay table: one row per relay, Ready as its /readyz says; a pod picked drills down to it', async () => {
+    const tableExprs = dashboardExpressions('fleet-overview.json').filter((e) => e.table === true)
+    assert.deepEqual(tableExprs.map((e) => e.refId), ['A', 'B', 'C', 'D', 'E', 'F', 'G'])
+    const vars = dashboardVariables('fleet-overview.json')
+    const { values } = await resolveVariables(vars, query)
+    const column = async (refId: string, v: Values): Promise<Record<string, number>> => Object.fromEntries((await query(substitute(tableExprs.find((e) => e.refId === refId)!.expr, v)))
+      .map((r) => [r.metric.pod as string, Number(r.value[1])]))
+    // A: Ready, B: registered, C: draining, D: reservations
+    const readyz = async (pod: string): Promise<number> => (await fetch(`http://127.0.0.1:${relayPorts[pod]}/readyz`)).status === 200 ? 1 : 0
+    const expected = Object.fromEntries(await Promise.all(Object.keys(relayPorts).map(async (pod) => [pod, await readyz(pod)])))
+    assert.deepEqual(expected, { 'relays-0': 1, 'relays-1': 1, 'relays-2': 0 }, 'the keyless relay is the one not Ready')
+    assert.deepEqual(await column('A', values), expected)
+    assert.deepEqual(await column('B', values), { 'relays-0': 1, 'relays-1': 0, 'relays-2': 0 }, 'only the relay that registers itself is registered')
+    assert.deepEqual(await column('C', values), { 'relays-0': 0, 'relays-1': 0, 'relays-2': 0 })
+    assert.ok(((await column('D', values))['relays-0'] ?? 0) >= 1, 'the SDK peers\' reservations are on relays-0')
+    // drill-down: the pod picked, every table column and every per-relay panel has that pod only
+    const one = (await resolveVariables(vars, query, { pod: 'relays-1' })).values
+    for (const e of tableExprs) assert.deepEqual(Object.keys(await column(e.refId!, one)), ['relays-1'], e.expr)
+    for (const e of dashboardExpressions('fleet-overview.json').filter((x) => / by relay$/.test(x.panel))) {
+      const pods = new Set((await query(substitute(e.expr, one))).map((r) => r.metric.pod))
+      assert.deepEqual([...pods], ['relays-1'], `${e.panel}: ${substitute(e.expr, one)}`)
+    }
   })
 
   it('the traffic shows up in the numbers the dashboard plots', async () => {
@@ -375,12 +375,24 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     assert.deepEqual(await query('count({__name__=~"pos_relay_.*", account!=""})'), [], 'no series has an account label')
   })
 
-  it('the operator dashboard: every expression returns data', async () => {
+  it('the operator dashboard: every expression returns data, scoped to the operator (another controller is never counted)', async () => {
     const exprs = dashboardExpressions('operator.json')
-    assert.ok(exprs.length >= 10, `only ${exprs.length} expressions`)
-    await assertAllData(exprs)
-    const leaders = await query('sum(leader_election_master_status)')
-    assert.equal(Number(leaders[0].value[1]), 1, 'exactly one leader')
+    assert.ok(exprs.length >= 14, `only ${exprs.length} expressions`)
+    const { values, found } = await resolveVariables(dashboardVariables('operator.json'), query)
+    assert.deepEqual(found, { namespace: ['pos-relay'], job: ['pos-relay-operator'], pod: ['pos-relay-operator-0'] })
+    await assertAllData(exprs, values, query)
+    // cert-manager's leader is scraped too (unscoped, the stat would read 2)
+    assert.equal(Number((await query('sum(leader_election_master_status)'))[0].value[1]), 2, 'the other controller\'s leader is in Prometheus')
+    const stat = async (panel: string): Promise<number> => Number((await query(substitute(exprs.find((e) => e.panel === panel)!.expr, values)))[0].value[1])
+    assert.equal(await stat('Leaders'), 1, 'exactly one leader: the operator\'s')
+    assert.equal(await stat('Replicas scraped'), 1)
+    assert.ok(await stat('Queue depth') < 7, 'cert-manager\'s queue is not counted')
+    for (const e of exprs) {
+      for (const r of await query(substitute(e.expr, values))) {
+        assert.notEqual(r.metric.job, 'cert-manager', `${e.panel}: ${e.expr}`)
+        assert.notEqual(r.metric.controller, 'certificates', `${e.panel}: ${e.expr}`)
+      }
+    }
   })
 
   // last: it kills Redis
@@ -414,5 +426,12 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     // exactly one leader: the scoped leader alert stays quiet
     assert.ok(!now.has('PosRelayOperatorNoLeader'), 'the operator has a leader')
     assert.deepEqual(await query('count(ALERTS{peer!=""} or ALERTS{account!=""})'), [], 'no alert carries a peer or account')
+    // each firing alert's dashboard_url opens a panel whose queries, with the variables the URL sets, return data
+    const active = ((await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as any).data.alerts.filter((a: any) => a.state === 'firing')
+    for (const name of expected) {
+      const a = active.find((x: any) => x.labels.alertname === name)
+      const { panel, values } = await followDashboardUrl(a.annotations.dashboard_url, query)
+      await assertAllData(panel, values, query, 15_000)
+    }
   })
 })

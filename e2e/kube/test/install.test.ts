@@ -112,18 +112,37 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
   })
 
   let secretBefore: any
-  it('generates the p2p secret and the Redis password, wires them together, and keeps them across helm upgrade', async () => {
-    secretBefore = (await kJson(cp, ['get', 'secret', 'pos-relay-discovery', '-n', NS])).data
-    const redis = (await kJson(cp, ['get', 'secret', 'pos-relay-redis', '-n', NS])).data
-    const password = b64(redis.password)
-    assert.ok(password.length >= 32)
-    assert.ok(b64(secretBefore['p2p-secret']).length >= 48)
+  it('the hook creates the p2p secret and the Redis password (not Helm), wires them together, and keeps them across helm upgrade', async () => {
+    const discovery = await kJson(cp, ['get', 'secret', 'pos-relay-discovery', '-n', NS])
+    secretBefore = discovery.data
+    const redisSecret = await kJson(cp, ['get', 'secret', 'pos-relay-redis', '-n', NS])
+    const password = b64(redisSecret.data.password)
+    assert.match(password, /^[A-Za-z0-9]{32}$/)
+    assert.match(b64(secretBefore['p2p-secret']), /^[A-Za-z0-9]{48}$/)
     assert.equal(b64(secretBefore['redis-url']), `redis://:${password}@pos-relay-redis.pos-relay.svc:6379`)
-    assert.match(b64(redis['redis.conf']), new RegExp(`^requirepass ${password}$`, 'm'))
+    assert.equal(b64(secretBefore['api-url']), 'http://pos-relay-discovery.pos-relay.svc:8080')
+    // not in the release: neither in its manifest nor owned by Helm
+    for (const s of [discovery, redisSecret]) assert.equal(s.metadata.annotations?.['meta.helm.sh/release-name'], undefined)
+    assert.doesNotMatch((await cp.helm(['get', 'manifest', 'pos-relay', '-n', NS])).stdout, /kind: Secret/)
+    // Redis gets the password from the Secret (env), its config from a ConfigMap without it
+    const redisDeployment = await kJson(cp, ['get', 'deployment', 'pos-relay-redis', '-n', NS])
+    const env = redisDeployment.spec.template.spec.containers[0].env
+    assert.deepEqual(env, [{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'pos-relay-redis', key: 'password' } } }])
+    assert.doesNotMatch((await kJson(cp, ['get', 'configmap', 'pos-relay-redis', '-n', NS])).data['redis.conf'], /requirepass/)
     const { helm: r } = await helmWithAccountsHook(cp, ['upgrade', 'pos-relay', CHART_DIR, '--namespace', NS, '--set', 'discovery.replicas=3'], { namespace: NS, tmp })
     assert.equal(r.code, 0, r.stderr)
     assert.deepEqual((await kJson(cp, ['get', 'secret', 'pos-relay-discovery', '-n', NS])).data, secretBefore)
+    assert.deepEqual((await kJson(cp, ['get', 'secret', 'pos-relay-redis', '-n', NS])).data, redisSecret.data)
     assert.equal((await kJson(cp, ['get', 'deployment', 'pos-relay-discovery', '-n', NS])).spec.replicas, 3)
+    // a changed Service port reaches the Secret's api-url at the next upgrade, the p2p secret stays
+    const { helm: r2 } = await helmWithAccountsHook(cp, ['upgrade', 'pos-relay', CHART_DIR, '--namespace', NS, '--set', 'discovery.replicas=3', '--set', 'discovery.service.port=8081'], { namespace: NS, tmp })
+    assert.equal(r2.code, 0, r2.stderr)
+    const after = (await kJson(cp, ['get', 'secret', 'pos-relay-discovery', '-n', NS])).data
+    assert.equal(b64(after['api-url']), 'http://pos-relay-discovery.pos-relay.svc:8081')
+    assert.equal(after['p2p-secret'], secretBefore['p2p-secret'])
+    const { helm: r3 } = await helmWithAccountsHook(cp, ['upgrade', 'pos-relay', CHART_DIR, '--namespace', NS, '--set', 'discovery.replicas=3'], { namespace: NS, tmp })
+    assert.equal(r3.code, 0, r3.stderr)
+    assert.deepEqual((await kJson(cp, ['get', 'secret', 'pos-relay-discovery', '-n', NS])).data, secretBefore)
   })
 
   it('gives the operator what it needs and nothing more (RBAC)', async () => {
@@ -133,7 +152,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
       ['list', 'relaypools.pos-relay.io', '-A'], ['watch', 'relaypools.pos-relay.io', '-A'], ['patch', 'relaypools.pos-relay.io', '-n', 'default'],
       ['patch', 'relaypools.pos-relay.io', '--subresource=status', '-n', 'default'], ['update', 'relaypools.pos-relay.io', '--subresource=finalizers', '-n', 'default'],
       ['create', 'pods', '-n', 'default'], ['patch', 'pods', '-n', 'default'], ['delete', 'pods', '-n', 'apps'], ['list', 'pods', '-A'], ['watch', 'pods', '-A'],
-      ['get', 'secrets', '-n', 'default'], ['get', 'configmaps', '-n', 'default'], ['list', 'secrets', '-A'], ['watch', 'secrets', '-A'], ['create', 'secrets', '-n', 'default'], ['patch', 'secrets', '-n', 'default'], ['delete', 'secrets', '-n', 'default'],
+      ['get', 'secrets', '-n', 'default'], ['get', 'configmaps', '-n', 'default'], ['create', 'configmaps', '-n', 'default'], ['patch', 'configmaps', '-n', 'default'], ['list', 'secrets', '-A'], ['watch', 'secrets', '-A'], ['create', 'secrets', '-n', 'default'], ['patch', 'secrets', '-n', 'default'], ['delete', 'secrets', '-n', 'default'],
       ['list', 'nodes'], ['watch', 'nodes'], ['create', 'events.events.k8s.io', '-n', 'default'], ['patch', 'events.events.k8s.io', '-n', 'default'],
       ['create', 'leases.coordination.k8s.io', '-n', NS], ['get', 'leases.coordination.k8s.io/pos-relay-operator', '-n', NS], ['update', 'leases.coordination.k8s.io/pos-relay-operator', '-n', NS]
     ]
@@ -144,7 +163,7 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
       ['create', 'events', '-n', 'default'], ['delete', 'events.events.k8s.io', '-n', 'default'],
       ['update', 'leases.coordination.k8s.io', '-n', 'default'], ['update', 'leases.coordination.k8s.io/another-lease', '-n', NS], ['list', 'leases.coordination.k8s.io', '-n', NS],
       ['delete', 'leases.coordination.k8s.io/pos-relay-operator', '-n', NS], ['patch', 'nodes'], ['delete', 'nodes'],
-      ['create', 'deployments.apps', '-n', NS], ['list', 'configmaps', '-A'], ['watch', 'configmaps', '-A'], ['patch', 'configmaps', '-n', 'default'], ['create', 'pods', '--subresource=exec', '-n', 'default'],
+      ['create', 'deployments.apps', '-n', NS], ['list', 'configmaps', '-A'], ['watch', 'configmaps', '-A'], ['delete', 'configmaps', '-n', 'default'], ['update', 'configmaps', '-n', 'default'], ['create', 'pods', '--subresource=exec', '-n', 'default'],
       ['update', 'pods', '--subresource=status', '-n', 'default'], ['create', 'clusterroles.rbac.authorization.k8s.io'],
       ['delete', 'customresourcedefinitions.apiextensions.k8s.io']
     ]
@@ -260,10 +279,12 @@ describe('helm install into a real API server', { timeout: 400_000 }, () => {
     const uninstall = await helmDone
     assert.equal(uninstall.code, 0, uninstall.stderr)
     assert.match(uninstall.stdout, /release "pos-relay" uninstalled/)
-    for (const what of ['deployment/pos-relay-operator', 'deployment/pos-relay-discovery', 'secret/pos-relay-discovery', 'job/pos-relay-cleanup']) {
+    for (const what of ['deployment/pos-relay-operator', 'deployment/pos-relay-discovery', 'job/pos-relay-cleanup']) {
       await poll(`${what} deleted`, async () => (await cp.kubectl(['get', what, '-n', NS])).code === 1)
     }
     await poll('cluster roles deleted', async () => (await cp.kubectl(['get', 'clusterrole', 'pos-relay-operator'])).code === 1)
+    // the Secrets the hook created are not the release's: they stay (a reinstall keeps its p2p secret and keys)
+    for (const what of ['secret/pos-relay-discovery', 'secret/pos-relay-redis', 'secret/pos-relay-ticket-keys', 'secret/pos-relay-admin']) await k(cp, ['get', what, '-n', NS])
     // Helm never deletes CRDs from crds/
     await k(cp, ['get', 'crd', 'relaypools.pos-relay.io'])
   })

@@ -17,6 +17,8 @@ export interface RelaySetting {
   maximum: number
   /** 0 is accepted too (a documented "off" or "unlimited") */
   zeroToo: boolean
+  /** applied by running relays: written into the pool's limits ConfigMap, not passed as a flag (a change restarts no relay) */
+  reloadable: boolean
   /** the CRD default (the API server fills it in) */
   default?: number
   description: string
@@ -31,6 +33,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 1,
     maximum: 1000000,
     zeroToo: false,
+    reloadable: true,
     description: "Reservations held at once (relay default 4096).",
     value: (spec) => spec.limits?.maxReservations
   },
@@ -41,6 +44,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 30,
     maximum: 86400,
     zeroToo: false,
+    reloadable: false,
     description: "Reservation lifetime; clients refresh before it ends (relay default 3600).",
     value: (spec) => spec.limits?.reservationTtlSeconds
   },
@@ -51,6 +55,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 1,
     maximum: 1000000,
     zeroToo: false,
+    reloadable: true,
     description: "Circuits relayed at once (relay default 1024).",
     value: (spec) => spec.limits?.maxCircuits
   },
@@ -61,6 +66,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 65536,
     maximum: 1099511627776,
     zeroToo: true,
+    reloadable: true,
     description: "Bytes per circuit, both directions together; 0 = unlimited (relay default 4 GiB).",
     value: (spec) => spec.limits?.circuitDataLimitBytes
   },
@@ -71,6 +77,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 10,
     maximum: 86400,
     zeroToo: true,
+    reloadable: true,
     description: "Seconds per circuit; 0 = unlimited (relay default 3600).",
     value: (spec) => spec.limits?.circuitDurationSeconds
   },
@@ -81,6 +88,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 0,
     maximum: 10000000,
     zeroToo: false,
+    reloadable: true,
     description: "Connections at once; 0 = maxReservations + 2 × maxCircuits + 256 (relay default 0).",
     value: (spec) => spec.limits?.maxConnections
   },
@@ -91,6 +99,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 1,
     maximum: 100000,
     zeroToo: false,
+    reloadable: false,
     description: "Connections still in their Noise/Yamux handshake at once; when full, the oldest handshake of the busiest address is evicted (relay default 256).",
     value: (spec) => spec.limits?.maxPendingConnections
   },
@@ -101,6 +110,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 1,
     maximum: 120,
     zeroToo: false,
+    reloadable: false,
     description: "Seconds a new connection has to finish its handshake (relay default 5).",
     value: (spec) => spec.limits?.handshakeTimeoutSeconds
   },
@@ -111,6 +121,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 0,
     maximum: 1000000,
     zeroToo: false,
+    reloadable: true,
     description: "Connections at once from one IP address, on each relay; 0 = unlimited (relay default 64).",
     value: (spec) => spec.limits?.ipMaxConnections
   },
@@ -121,6 +132,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 0,
     maximum: 1000000,
     zeroToo: false,
+    reloadable: true,
     description: "Circuits at once from one source peer, on each relay; 0 = unlimited (relay default 16).",
     value: (spec) => spec.limits?.peerMaxCircuits
   },
@@ -131,6 +143,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 0,
     maximum: 1000000,
     zeroToo: false,
+    reloadable: true,
     description: "Circuits at once from one source IP address, on each relay; 0 = unlimited (relay default 64).",
     value: (spec) => spec.limits?.ipMaxCircuits
   },
@@ -141,6 +154,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 10,
     maximum: 86400,
     zeroToo: true,
+    reloadable: true,
     description: "Seconds without a byte in either direction after which a circuit is closed; 0 = never (relay default 300).",
     value: (spec) => spec.limits?.circuitIdleTimeoutSeconds
   },
@@ -151,6 +165,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 16777216,
     maximum: 1099511627776,
     zeroToo: true,
+    reloadable: true,
     description: "Bytes buffered in all circuits of a relay together; at it the circuits stop reading and new circuits are refused; 0 = unlimited (relay default 256 MiB).",
     value: (spec) => spec.limits?.maxBufferedBytes
   },
@@ -161,6 +176,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 0,
     maximum: 100000,
     zeroToo: false,
+    reloadable: false,
     description: "New connections per second per source IP, checked before the handshake; 0 = off (relay default 20).",
     value: (spec) => spec.rateLimits?.ipConnectionsPerSecond
   },
@@ -171,6 +187,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 0,
     maximum: 100000,
     zeroToo: false,
+    reloadable: true,
     description: "Reservations per minute per peer; 0 = off (relay default 30).",
     value: (spec) => spec.rateLimits?.peerReservationsPerMinute
   },
@@ -181,6 +198,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 0,
     maximum: 100000,
     zeroToo: false,
+    reloadable: true,
     description: "Circuits per minute per source peer; 0 = off (relay default 120).",
     value: (spec) => spec.rateLimits?.peerCircuitsPerMinute
   },
@@ -191,6 +209,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 0,
     maximum: 1000000,
     zeroToo: false,
+    reloadable: true,
     description: "Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0).",
     value: (spec) => spec.auth?.accountCircuitsPerMinute
   },
@@ -201,6 +220,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 1,
     maximum: 300,
     zeroToo: false,
+    reloadable: false,
     description: "Seconds between usage flushes to Redis; a crashed relay loses at most this much metering (relay default 5).",
     value: (spec) => spec.auth?.meteringIntervalSeconds
   },
@@ -211,6 +231,7 @@ export const RELAY_SETTINGS: readonly RelaySetting[] = [
     minimum: 0,
     maximum: 3600,
     zeroToo: false,
+    reloadable: false,
     default: 30,
     description: "After a relay pod is told to stop, how long open circuits may keep running (the relay's drain_seconds). The pod's terminationGracePeriodSeconds is drainSeconds plus a margin.",
     value: (spec) => spec.drainSeconds

@@ -14,6 +14,13 @@ export interface RelaySetting {
   flag: string
   /** the relay config key it sets, e.g. limits.max_reservations */
   config: string
+  /**
+   * the relays apply a change without a restart: the operator writes it into the
+   * pool's limits ConfigMap (the relay's --limits-file) instead of a flag, so a
+   * change leaves the pod template, and every running relay, as it is. The relay
+   * must list the config key in its RELOADABLE_LIMITS / RELOADABLE_RATE_LIMITS.
+   */
+  reloadable?: boolean
 }
 
 /** the field's row in crds/README.md */
@@ -136,6 +143,8 @@ export interface IntSetting {
   config: string
   /** int64 instead of int32 (byte counts) */
   int64?: boolean
+  /** applied by running relays (limits ConfigMap), see RelaySetting.reloadable */
+  reloadable?: boolean
 }
 
 export function intSetting (s: IntSetting): Prop {
@@ -146,6 +155,6 @@ export function intSetting (s: IntSetting): Prop {
     description: s.description,
     ...range,
     doc: { type: s.int64 === true ? 'int64' : 'int', default: s.default, ...(s.text != null ? { text: s.text } : {}) },
-    relay: { flag: s.flag, config: s.config }
+    relay: { flag: s.flag, config: s.config, ...(s.reloadable === true ? { reloadable: true } : {}) }
   }
 }

@@ -100,7 +100,7 @@ const auth: Prop = {
         leaf: true
       }
     },
-    accountCircuitsPerMinute: intSetting({ description: 'Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0).', range: [0, 1_000_000], default: '0 (off)', text: 'circuits per minute per account', flag: '--account-circuits-per-minute', config: 'rate_limits.account_circuits_per_minute' }),
+    accountCircuitsPerMinute: intSetting({ description: 'Circuits per minute per account, across the fleet when the relays share Redis; 0 = off (relay default 0).', range: [0, 1_000_000], default: '0 (off)', text: 'circuits per minute per account', flag: '--account-circuits-per-minute', config: 'rate_limits.account_circuits_per_minute', reloadable: true }),
     meteringIntervalSeconds: intSetting({ description: 'Seconds between usage flushes to Redis; a crashed relay loses at most this much metering (relay default 5).', range: [1, 300], default: '5', flag: '--metering-interval', config: 'auth.metering_interval_seconds' })
   }
 }
@@ -342,8 +342,8 @@ export const RELAYPOOL_CRD: CrdSource = {
   header: [
     'RelayPool: a fleet of pos-relay relays on hostPort, run by the pos-relay operator.',
     'Generated from operator/src/schema/relaypool.ts by `npm run generate:crd`: do not edit.',
-    'Field reference: crds/README.md. The Helm chart ships a byte-identical copy in',
-    'charts/pos-relay/crds/ (operator/test/generated.test.ts fails when either differs).'
+    'Field reference: crds/README.md. The Helm chart templates a byte-identical copy in',
+    'charts/pos-relay/files/crds/ (operator/test/generated.test.ts fails when either differs).'
   ],
   labels: { 'app.kubernetes.io/name': 'pos-relay', 'app.kubernetes.io/part-of': 'pos-relay' },
   scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },

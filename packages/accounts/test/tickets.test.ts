@@ -186,7 +186,7 @@ describe('rejections', () => {
       { nbf: 'soon' },
     ]
     for (const over of cases) {
-      await rejects(verifier, await signRaw(key, { kid: key.kid }, claims(over)), 'bad_claims')
+      await rejects(verifier, await signRaw(key, { kid: key.kid }, claims(over, now)), 'bad_claims')
     }
     // the payload is not a claims object at all
     for (const payload of ['[1,2]', '"str"', '42', 'null', 'not json']) {

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander'
 import { accountsCommand } from './commands/accounts.js'
+import { checkCommand } from './commands/check.js'
 import { devCommand } from './commands/dev.js'
 import { discoveryCommand } from './commands/discovery.js'
 import { initCommand } from './commands/init.js'
@@ -27,6 +28,7 @@ export function program (): Command {
     .addCommand(keysCommand())
     .addCommand(accountsCommand())
     .addCommand(usageCommand())
+    .addCommand(checkCommand())
   // `run` is the default command, so commander hands it any unknown word and says "too many arguments
   // for 'run'": a word where a command name goes is refused here, naming the closest command
   cmd.hook('preSubcommand', (parent, sub) => {

@@ -16,3 +16,4 @@ export { relayRegistrationSchema, relayRecordSchema, normaliseAddr } from './sch
 export { type AccountsOptions, ADMIN_ACCOUNTS, ADMIN_USAGE, TICKET_KEYS, TICKETS } from './accounts-routes.js'
 export { peerIdSchema } from './schemas.js'
 export { createRelayListCache, negotiateEncoding, etagMatches, relayListEtag, type RelayListSnapshot, type ListEncoding } from './relay-list-cache.js'
+export { createRankedCache, type RankedCacheOptions } from './ranked-cache.js'

@@ -14,6 +14,7 @@ export interface DiscoveryMetrics {
   registrations: Counter<'result'>
   ticketRequests: Counter<'result'>
   relaysListed: Gauge
+  rankedLookups: Counter<'result'>
 }
 
 /**
@@ -56,7 +57,15 @@ export function createMetrics (registry: Registry, store: RelayStore): Discovery
   for (const result of ['ok', 'unauthorized', 'tier_unknown', 'throttled', 'invalid', 'unavailable'] satisfies TicketRequestResult[]) {
     ticketRequests.inc({ result }, 0)
   }
+  const rankedLookups = new Counter({
+    name: `${PREFIX}ranked_cache_lookups_total`,
+    help: 'GET /api/p2p/relays?for= answers by whether they came from the ranked-answer cache (hit) or were ranked (miss); hit rate = hit / (hit + miss); peer ids are never labels',
+    labelNames: ['result'],
+    registers,
+  })
+  for (const result of ['hit', 'miss']) rankedLookups.inc({ result }, 0)
   return {
+    rankedLookups,
     registrations,
     ticketRequests,
     httpRequests: new Counter({

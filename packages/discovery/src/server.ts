@@ -13,10 +13,11 @@ import { pino, type Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { z } from 'zod'
 import { AccountsUnavailableError } from '@pos-relay/accounts'
-import { REDACTED_PATHS, topRelays } from '@pos-relay/shared'
+import { REDACTED_PATHS } from '@pos-relay/shared'
 import { registerAccountRoutes, ticketResult, TICKETS, type AccountsOptions } from './accounts-routes.js'
 import { createAuthThrottle, DEFAULT_AUTH_FAILURES_PER_MINUTE, sendThrottled } from './auth-throttle.js'
 import { createMetrics, type RegistrationResult } from './metrics.js'
+import { createRankedCache } from './ranked-cache.js'
 import { createRelayListCache, etagMatches, negotiateEncoding } from './relay-list-cache.js'
 import {
   errorBody,
@@ -30,7 +31,7 @@ import {
   signedDeletionSchema,
   type ErrorBody,
 } from './schemas.js'
-import { NotListedError, RegistrationConflictError, RegistrationForbiddenError, StoreUnavailableError, type RelayStore } from './types.js'
+import { NotListedError, RegistrationConflictError, RegistrationForbiddenError, StoreUnavailableError, type RelayRecord, type RelayStore } from './types.js'
 
 export interface DiscoveryServerOptions {
   store: RelayStore
@@ -62,6 +63,8 @@ export interface DiscoveryServerOptions {
   logger?: Logger | false
   /** the longest a served relay list may have been read before its request; default 1000 ms */
   listMaxAgeMs?: number
+  /** ?for= answers remembered per list version (least recently used dropped beyond); default 10000; 0 = none */
+  rankedCacheSize?: number
   /** default: a fresh Registry (never prom-client's global one); one server per registry */
   metricsRegistry?: Registry
   /**
@@ -259,6 +262,7 @@ export async function createDiscoveryServer (opts: DiscoveryServerOptions): Prom
   const errors = { 400: errorSchema, 401: errorSchema, 413: errorSchema, 415: errorSchema, 429: errorSchema, 503: errorSchema }
 
   const relayList = createRelayListCache({ store, maxAgeMs: opts.listMaxAgeMs ?? 1000, onRefresh: (relays) => metrics.relaysListed.set(relays.length) })
+  const ranked = createRankedCache<RelayRecord>({ maxEntries: opts.rankedCacheSize ?? 10_000, onLookup: (hit) => metrics.rankedLookups.inc({ result: hit ? 'hit' : 'miss' }) })
 
   api.get(
     RELAYS,
@@ -292,7 +296,7 @@ export async function createDiscoveryServer (opts: DiscoveryServerOptions): Prom
       reply.header('cache-control', 'no-cache')
       const { for: key, count } = req.query
       if (key !== undefined) {
-        return reply.type('application/json; charset=utf-8').send(JSON.stringify(topRelays(snapshot.relays, key, count)))
+        return reply.type('application/json; charset=utf-8').send(JSON.stringify(ranked.get(snapshot, key, count)))
       }
       reply.header('etag', snapshot.etag).header('vary', 'accept-encoding')
       if (etagMatches(req.headers['if-none-match'], snapshot.etag)) return reply.code(304).send()

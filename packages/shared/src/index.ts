@@ -16,4 +16,4 @@ export {
   type RegistrationProof
 } from './registration-signature.js'
 export { FileConfigError, readJsonFile, readNamedFile, readSecretFile } from './files.js'
-export { rankRelays, topRelays, rendezvousScore, compareUtf8 } from './rendezvous.js'
+export { rankRelays, topRelays, topRelayPositions, rendezvousScore, compareUtf8 } from './rendezvous.js'

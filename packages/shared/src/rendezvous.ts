@@ -27,37 +27,107 @@ export function rankRelays<T extends { peer_id: string }> (relays: readonly T[],
     .map(({ relay }) => relay)
 }
 
-/** Per relay list (the discovery snapshot's array): utf8(peer_id) || 0x00 of each relay, built once. */
-const prefixesOf = new WeakMap<readonly unknown[], Buffer[]>()
+/** Per relay list (the discovery snapshot's array): what topRelays needs, built once per list. */
+interface RankIndex {
+  /** utf8(peer_id) || 0x00 of each relay */
+  prefixes: Buffer[]
+  /** per key length in bytes: every relay's message (prefix || room for the key) in one buffer, and a view on each */
+  slabs: Map<number, Slab>
+}
+interface Slab { slab: Buffer, keyAt: Int32Array, views: Buffer[] }
+const indexes = new WeakMap<readonly unknown[], RankIndex>()
+/** key lengths kept per list (base58btc peer ids come in a few: 46, 52, 53); the oldest is dropped beyond */
+const MAX_SLABS = 4
+
+function indexOf (relays: readonly { peer_id: string }[]): RankIndex {
+  let index = indexes.get(relays)
+  if (index === undefined) {
+    index = { prefixes: relays.map((r) => Buffer.concat([Buffer.from(r.peer_id, 'utf8'), SEPARATOR])), slabs: new Map() }
+    indexes.set(relays, index)
+  }
+  return index
+}
+
+function slabFor (index: RankIndex, keyLength: number): Slab {
+  const cached = index.slabs.get(keyLength)
+  if (cached !== undefined) return cached
+  const { prefixes } = index
+  let size = 0
+  for (const p of prefixes) size += p.length + keyLength
+  const slab = Buffer.alloc(size)
+  const keyAt = new Int32Array(prefixes.length)
+  const views: Buffer[] = []
+  let at = 0
+  for (let i = 0; i < prefixes.length; i++) {
+    const p = prefixes[i]!
+    p.copy(slab, at)
+    keyAt[i] = at + p.length
+    views.push(slab.subarray(at, at + p.length + keyLength))
+    at += p.length + keyLength
+  }
+  if (index.slabs.size >= MAX_SLABS) index.slabs.delete(index.slabs.keys().next().value!)
+  const made = { slab, keyAt, views }
+  index.slabs.set(keyLength, made)
+  return made
+}
+
+/** the first 4 bytes of a digest returned as a 'binary' (latin1) string (one char per byte), big-endian */
+const word = (d: string, at: number): number =>
+  ((d.charCodeAt(at) << 24) | (d.charCodeAt(at + 1) << 16) | (d.charCodeAt(at + 2) << 8) | d.charCodeAt(at + 3)) >>> 0
 
 /**
- * The first `count` of rankRelays(relays, key), without sorting the whole list: one SHA-256 per
- * relay into a reused buffer (crypto.hash, no Hash object, no BigInt), the prefixes cached per
- * list array; the hot path of discovery's ?for=.
+ * The first `count` of rankRelays(relays, key), the hot path of discovery's ?for=: one one-shot
+ * SHA-256 per relay (crypto.hash, no Hash object), over a per-list buffer that already holds each
+ * relay's utf8(peer_id) || 0x00 (the key is written after it), the digest taken as a 'binary' (latin1)
+ * string (a Buffer result costs an allocation: ~2.5x the hash), the score compared as two uint32
+ * (no BigInt), and a partial selection of the best `count` instead of a sort.
  */
 export function topRelays<T extends { peer_id: string }> (relays: readonly T[], key: string, count: number): T[] {
-  let prefixes = prefixesOf.get(relays)
-  if (prefixes === undefined) {
-    prefixes = relays.map((r) => Buffer.concat([Buffer.from(r.peer_id, 'utf8'), SEPARATOR]))
-    prefixesOf.set(relays, prefixes)
-  }
+  const out: T[] = []
+  for (const i of topRelayPositions(relays, key, count)) out.push(relays[i]!)
+  return out
+}
+
+/** topRelays(relays, key, count) as positions in `relays`. */
+export function topRelayPositions (relays: readonly { peer_id: string }[], key: string, count: number): Int32Array {
+  const n = Math.min(Math.floor(count), relays.length)
+  if (!(n > 0)) return new Int32Array(0)
+  const index = indexOf(relays)
+  const { prefixes } = index
   const k = Buffer.from(key, 'utf8')
-  const buf = Buffer.allocUnsafe(Math.max(0, ...prefixes.map((p) => p.length)) + k.length)
-  const best: Array<{ i: number, hi: number, lo: number }> = []
-  // a before b in rank order
-  const before = (a: { i: number, hi: number, lo: number }, b: { i: number, hi: number, lo: number }): boolean =>
-    a.hi !== b.hi ? a.hi > b.hi : a.lo !== b.lo ? a.lo > b.lo : Buffer.compare(prefixes[a.i]!, prefixes[b.i]!) <= 0
-  for (let i = 0; i < relays.length && count > 0; i++) {
-    const p = prefixes[i]!
-    p.copy(buf, 0)
-    k.copy(buf, p.length)
-    const d = hash('sha256', buf.subarray(0, p.length + k.length), 'buffer') as unknown as Buffer
-    const entry = { i, hi: d.readUInt32BE(0), lo: d.readUInt32BE(4) }
-    if (best.length === count && !before(entry, best[count - 1]!)) continue
-    let at = best.length
-    while (at > 0 && !before(best[at - 1]!, entry)) at--
-    best.splice(at, 0, entry)
-    if (best.length > count) best.pop()
+  const { slab, keyAt, views } = slabFor(index, k.length)
+  // the best n so far, best first: relay index and score (hi, lo)
+  const bi = new Int32Array(n)
+  const bh = new Float64Array(n)
+  const bl = new Float64Array(n)
+  let filled = 0
+  for (let i = 0; i < relays.length; i++) {
+    k.copy(slab, keyAt[i]!)
+    const d = hash('sha256', views[i]!, 'binary')
+    const hi = word(d, 0)
+    if (filled === n && hi < bh[n - 1]!) continue
+    const lo = word(d, 4)
+    // position: after every entry ranked before or equal to this one (equal peer ids keep input order)
+    let at = filled === n ? n - 1 : filled
+    if (filled === n && !ranksBefore(hi, lo, i, bh[at]!, bl[at]!, bi[at]!, prefixes)) continue
+    while (at > 0 && ranksBefore(hi, lo, i, bh[at - 1]!, bl[at - 1]!, bi[at - 1]!, prefixes)) {
+      bi[at] = bi[at - 1]!
+      bh[at] = bh[at - 1]!
+      bl[at] = bl[at - 1]!
+      at--
+    }
+    bi[at] = i
+    bh[at] = hi
+    bl[at] = lo
+    if (filled < n) filled++
   }
-  return best.map(({ i }) => relays[i]!)
+  return bi
+}
+
+/** whether relay i (score hi, lo) ranks strictly before relay j: higher score, else smaller peer id bytes */
+function ranksBefore (hi: number, lo: number, i: number, hj: number, lj: number, j: number, prefixes: Buffer[]): boolean {
+  if (hi !== hj) return hi > hj
+  if (lo !== lj) return lo > lj
+  // utf8(a) || 0x00 orders like utf8(a); equal peer ids: the earlier (j, already placed) stays first
+  return Buffer.compare(prefixes[i]!, prefixes[j]!) < 0
 }

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander'
 import { createLogger, MAX_TIMER_SECONDS, readJsonFile } from '@pos-relay/shared'
-import { DEFAULT_LIMITS, DEFAULT_METRICS_PORT, DEFAULT_PORT, loadConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
+import { DEFAULT_LIMITS, DEFAULT_METRICS_PORT, DEFAULT_PORT, LIMITS_POLL_MS, loadConfig, parseConfig, RelayServer, RELOADABLE_LIMITS, RELOADABLE_RATE_LIMITS, type RelayConfig } from '@pos-relay/relay'
 import { boolEnv, checkRedisUrl, collect, intArg, LOG_LEVEL_HELP, logLevelArg, option } from '../options.js'
 import { quicOrTcp } from '../quic-fallback.js'
 import { handleShutdown } from '../shutdown.js'
@@ -40,6 +40,7 @@ interface RunOptions {
   tiersFile?: string
   meteringInterval?: number
   refreshOnly?: boolean
+  limitsFile?: string
   /** from the environment only (POS_RELAY_P2P_SECRET): a secret is never a flag, flags show in `ps` */
   p2pSecret?: string
   logLevel?: string
@@ -114,6 +115,7 @@ export async function applyOverrides (file: RelayConfig, o: RunOptions): Promise
     ...(o.metricsHost != null ? { metrics_host: o.metricsHost } : {}),
     ...(o.drainSeconds != null ? { drain_seconds: o.drainSeconds } : {}),
     ...(refreshOnly != null ? { refresh_only: refreshOnly } : {}),
+    ...(o.limitsFile != null ? { limits_file: o.limitsFile } : {}),
     ...(o.p2pSecret != null && o.p2pSecret !== '' ? { p2p_secret: o.p2pSecret } : {}),
     limits,
     rate_limits: rateLimits,
@@ -149,6 +151,7 @@ export function runCommand (): Command {
     .addOption(option('--max-pending-connections <n>', 'connections still handshaking at once (config: limits.max_pending_connections)', 'POS_RELAY_MAX_PENDING_CONNECTIONS', 'MAX_PENDING_CONNECTIONS').argParser(intArg('--max-pending-connections')))
     .addOption(option('--handshake-timeout <s>', 'seconds a new connection has to finish Noise + Yamux (config: limits.handshake_timeout_seconds)', 'POS_RELAY_HANDSHAKE_TIMEOUT_SECONDS', 'HANDSHAKE_TIMEOUT_SECONDS').argParser(intArg('--handshake-timeout')))
     .addOption(option('--ip-max-connections <n>', 'connections at once from one IP, 0 = unlimited (config: limits.ip_max_connections)', 'POS_RELAY_IP_MAX_CONNECTIONS', 'IP_MAX_CONNECTIONS').argParser(intArg('--ip-max-connections')))
+    .addOption(option('--limits-file <file>', `JSON file of the limits that apply without a restart, {"limits": {...}, "rate_limits": {...}} in the config file's shape; read at start and every ${LIMITS_POLL_MS / 1000} s, a bad file is logged and the previous limits stay (config: limits_file; fields: ${[...RELOADABLE_LIMITS.map((k) => `limits.${k}`), ...RELOADABLE_RATE_LIMITS.map((k) => `rate_limits.${k}`)].join(', ')})`, 'POS_RELAY_LIMITS_FILE'))
     .addOption(option('--redis <url>', 'Redis shared by the fleet for rate limits; without it this relay limits alone (config: rate_limits.redis_url)', 'POS_RELAY_RATE_LIMIT_REDIS_URL', 'REDIS_URL'))
     .addOption(option('--ip-connections-per-second <n>', 'new connections per second per source IP, 0 = off (config: rate_limits.ip_connections_per_second)', 'POS_RELAY_IP_CONNECTIONS_PER_SECOND', 'IP_CONNECTIONS_PER_SECOND').argParser(intArg('--ip-connections-per-second')))
     .addOption(option('--peer-reservations-per-minute <n>', 'reservations per minute per peer across the fleet, 0 = off (config: rate_limits.peer_reservations_per_minute)', 'POS_RELAY_PEER_RESERVATIONS_PER_MINUTE', 'PEER_RESERVATIONS_PER_MINUTE').argParser(intArg('--peer-reservations-per-minute')))

@@ -19,11 +19,10 @@
 //! Progress goes to stderr.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::StreamExt;
 use libp2p::{
     identify, identity,
     multiaddr::{Multiaddr, Protocol},
@@ -31,8 +30,12 @@ use libp2p::{
     swarm::{NetworkBehaviour, SwarmEvent},
     tcp, yamux, PeerId, StreamProtocol, Swarm,
 };
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+mod args;
+mod transfer;
+
+use args::{parse_args, readable_file, usage, usage_error, writable_dir, Args};
+use transfer::{receive, send_file};
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new("/pos-relay-example/file/2.0.0");
 
@@ -43,129 +46,6 @@ struct AppBehaviour {
     ping: ping::Behaviour,
     pos_relay: pos_relay_client::Behaviour,
     files: libp2p_stream::Behaviour,
-}
-
-struct Args {
-    command: String,
-    discovery: String,
-    api_key: Option<String>,
-    out: PathBuf,
-    peer: Option<String>,
-    file: Option<PathBuf>,
-    relay_count: usize,
-}
-
-fn usage() -> ! {
-    eprintln!(
-        "usage: file-transfer listen|send --discovery URL [--api-key KEY] [--relay-count N] [--out DIR] [--peer ID --file PATH]"
-    );
-    std::process::exit(2)
-}
-
-fn parse_args() -> Args {
-    let mut args = Args {
-        command: String::new(),
-        discovery: std::env::var("DISCOVERY_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
-        // the account's API key, when the relays require tickets (pos-relay dev prints one)
-        api_key: std::env::var("API_KEY").ok(),
-        out: PathBuf::from("."),
-        peer: None,
-        file: None,
-        relay_count: 2,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| usage());
-        match arg.as_str() {
-            "--discovery" => args.discovery = value(),
-            "--api-key" => args.api_key = Some(value()),
-            "--out" => args.out = PathBuf::from(value()),
-            "--peer" => args.peer = Some(value()),
-            "--file" => args.file = Some(PathBuf::from(value())),
-            "--relay-count" => {
-                let v = value();
-                args.relay_count = match v.parse::<usize>() {
-                    Ok(n) if n >= 1 => n,
-                    _ => {
-                        eprintln!("--relay-count must be a positive integer, not {v}");
-                        std::process::exit(2)
-                    }
-                }
-            }
-            "--help" | "-h" => usage(),
-            a if !a.starts_with('-') && args.command.is_empty() => args.command = a.to_string(),
-            _ => usage(),
-        }
-    }
-    args
-}
-
-/// A user's mistake: one line on stderr, exit code 2, never a backtrace.
-fn usage_error(message: String) -> ! {
-    eprintln!("file-transfer: {message}");
-    std::process::exit(2)
-}
-
-fn reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}
-
-/// `p` against the working directory, without `.` components (what the user reads in an error).
-fn absolute(p: &Path) -> PathBuf {
-    let joined = std::env::current_dir()
-        .map(|d| d.join(p))
-        .unwrap_or_else(|_| p.to_path_buf());
-    joined
-        .components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect()
-}
-
-/// `--file`, checked before any network work: a readable regular file.
-fn readable_file(given: &Path) -> PathBuf {
-    let path = absolute(given);
-    let checked = std::fs::File::open(&path)
-        .and_then(|f| f.metadata())
-        .map_err(|e| reason(&e))
-        .and_then(|m| {
-            if m.is_dir() {
-                Err("is a directory".to_string())
-            } else {
-                Ok(())
-            }
-        });
-    if let Err(r) = checked {
-        usage_error(format!(
-            "cannot read --file {} ({}): {r}",
-            given.display(),
-            path.display()
-        ));
-    }
-    path
-}
-
-/// `--out`, created if missing: a writable directory.
-fn writable_dir(given: &Path) -> PathBuf {
-    let path = absolute(given);
-    let checked = match std::fs::metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&path).map_err(|e| reason(&e)),
-        Err(e) => Err(reason(&e)),
-        Ok(m) if !m.is_dir() => Err("not a directory".to_string()),
-        Ok(m) if m.permissions().readonly() => Err("permission denied".to_string()),
-        Ok(_) => Ok(()),
-    };
-    if let Err(r) = checked {
-        usage_error(format!(
-            "cannot write to --out {} ({}): {r}",
-            given.display(),
-            path.display()
-        ));
-    }
-    path
 }
 
 fn print(value: serde_json::Value) {
@@ -265,146 +145,6 @@ fn log_event(event: &pos_relay_client::Event) {
         _ => serde_json::json!({ "event": format!("{event:?}") }),
     };
     progress(line);
-}
-
-/// One incoming file: header `<sha256> <name>`, then the bytes into a part
-/// file renamed to `received-<name>` only when their SHA-256 is the announced
-/// one; on any failure the part file goes and `receive_failed` is printed.
-/// Answers with the SHA-256 computed here (when all bytes came).
-async fn receive(
-    mut stream: libp2p::Stream,
-    out_dir: &Path,
-) -> Result<(String, u64, String), (Option<String>, u64, String)> {
-    // header: up to the first newline
-    let mut header = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        stream
-            .read_exact(&mut byte)
-            .await
-            .map_err(|e| (None, 0, format!("reading the header: {e}")))?;
-        if byte[0] == b'\n' {
-            break;
-        }
-        if header.len() > 4096 {
-            return Err((None, 0, "header too long".into()));
-        }
-        header.push(byte[0]);
-    }
-    let header = String::from_utf8(header).map_err(|_| (None, 0, "bad header: not UTF-8".to_string()))?;
-    let (announced, name) = match header.split_once(' ') {
-        Some((sha, name))
-            if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
-        {
-            (sha.to_string(), name)
-        }
-        _ => return Err((None, 0, "bad header: expected \"<sha256> <name>\"".into())),
-    };
-    let base = match Path::new(name).file_name() {
-        Some(b) => b.to_string_lossy().into_owned(),
-        None => return Err((None, 0, "bad header: empty file name".into())),
-    };
-    let final_path = out_dir.join(format!("received-{base}"));
-    let part_path = out_dir.join(format!(".received-{base}.{:08x}.part", rand::random::<u32>()));
-    let mut bytes = 0u64;
-    let result: Result<String, String> = async {
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&part_path)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut hash = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-            file.write_all(&buf[..n]).await.map_err(|e| e.to_string())?;
-            bytes += n as u64;
-        }
-        file.flush().await.map_err(|e| e.to_string())?;
-        file.sync_all().await.map_err(|e| e.to_string())?;
-        Ok(hex(&hash.finalize()))
-    }
-    .await;
-    let sha256 = match result {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&part_path).await;
-            return Err((Some(base), bytes, e));
-        }
-    };
-    let kept = if sha256 == announced {
-        tokio::fs::rename(&part_path, &final_path)
-            .await
-            .map_err(|e| e.to_string())
-    } else {
-        Err(format!(
-            "SHA-256 mismatch after {bytes} bytes: got {sha256}, the sender announced {announced}"
-        ))
-    };
-    if kept.is_err() {
-        let _ = tokio::fs::remove_file(&part_path).await;
-    }
-    // the answer in every case: the sender compares it with what it sent
-    let _ = stream.write_all(sha256.as_bytes()).await;
-    let _ = stream.close().await;
-    kept.map(|_| (base, bytes, sha256.clone()))
-        .map_err(|e| (Some(name.to_string()), bytes, e))
-}
-
-async fn send_file(
-    mut stream: libp2p::Stream,
-    path: &Path,
-) -> Result<(u64, String, String), Box<dyn std::error::Error + Send + Sync>> {
-    let name = path
-        .file_name()
-        .ok_or("--file has no file name")?
-        .to_string_lossy()
-        .into_owned();
-    let announced = {
-        let mut file = tokio::fs::File::open(path).await?;
-        let mut hash = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-        }
-        hex(&hash.finalize())
-    };
-    // the header carries the SHA-256: the receiver keeps the file only if it matches
-    stream.write_all(format!("{announced} {name}\n").as_bytes()).await?;
-    let mut file = tokio::fs::File::open(path).await?;
-    let mut hash = Sha256::new();
-    let mut bytes = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-        stream.write_all(&buf[..n]).await?;
-        bytes += n as u64;
-    }
-    stream.close().await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    Ok((
-        bytes,
-        hex(&hash.finalize()),
-        String::from_utf8_lossy(&answer).into_owned(),
-    ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn listen(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
