@@ -3,7 +3,8 @@
  * (relay-cpu.ts): production defaults, on 127.0.0.1, with the data-path
  * levers named in BENCH_LEVERS (comma-separated: writev, tickWrites,
  * noiseBatch, noiseDecrypt, and yamux=<max frame bytes>). No levers = the
- * unchanged relay. The per-peer and per-IP rate limits are off (every
+ * unchanged relay: upstream's data path, so `tickWrites: false` over the
+ * relay's default (tickWrites on since this A/B, relay-image/src/data-path.ts). The per-peer and per-IP rate limits are off (every
  * client is 127.0.0.1). SIGUSR2 starts V8's sampling profiler (through
  * node:inspector, so a profile covers one warm transfer, not the start-up);
  * the next SIGUSR2 writes it to BENCH_PROFILE_DIR/<n>.cpuprofile and prints
@@ -17,7 +18,7 @@ import { writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-const levers: DataPathLevers & { yamuxMaxMessageBytes?: number } = {}
+const levers: DataPathLevers & { yamuxMaxMessageBytes?: number } = { tickWrites: false }
 for (const name of (process.env.BENCH_LEVERS ?? '').split(',').filter((s) => s !== '')) {
   const yamux = /^yamux=(\d+)$/.exec(name)
   if (yamux != null) levers.yamuxMaxMessageBytes = Number(yamux[1])

@@ -21,7 +21,7 @@ import { createAccountPolicy } from './account-policy.js'
 import { accountServicesFromConfig, type RelayAccountServices } from './account-services.js'
 import { DiscoveryRegistration } from './registration.js'
 import { linearGetConnections } from '@pos-relay/upstream-patches/libp2p-get-connections'
-import type { DataPathLevers } from '@pos-relay/upstream-patches/noise-tcp-datapath'
+import { relayDataPath, type RelayDataPath } from './data-path.js'
 
 export interface RelayServerOptions {
   config: RelayConfig
@@ -32,8 +32,8 @@ export interface RelayServerOptions {
    * (the one-process dev mode shares in-memory ones with its discovery API).
    */
   accounts?: RelayAccountServices
-  /** benchmarks' A/B only (bench/src/relay-cpu.ts): data-path levers and the yamux frame size; default off / 65519 B */
-  dataPath?: DataPathLevers & { yamuxMaxMessageBytes?: number }
+  /** data-path levers over the relay's defaults (tickWrites on: data-path.ts) and the yamux frame size (65519 B); benchmarks' A/B */
+  dataPath?: RelayDataPath
 }
 
 /** `/ip4/a/tcp/p` (or `/ip4/a/udp/p/quic-v1`) of an address, without any `/p2p/...` suffix: one key per connection. */
@@ -81,7 +81,7 @@ export class RelayServer {
   private draining = false
   private rateLimiter?: RelayRateLimiter
   private readonly accountServices?: RelayAccountServices
-  private readonly dataPath: RelayServerOptions['dataPath']
+  private readonly dataPath: RelayDataPath
   private gate?: TicketGate
   private meteringTimer?: NodeJS.Timeout
   private builtServices?: RelayAccountServices
@@ -102,7 +102,7 @@ export class RelayServer {
     this.logger = opts.logger
     this.metrics = opts.metrics ?? new RelayMetrics()
     this.accountServices = opts.accounts
-    this.dataPath = opts.dataPath
+    this.dataPath = relayDataPath(opts.dataPath)
   }
 
   get libp2p (): Libp2p {
@@ -162,7 +162,7 @@ export class RelayServer {
       connectionEncrypters: [noise()],
       // a spliced circuit pauses its reading side while the other side is
       // backed up; the yamux window (CIRCUIT_WINDOW_BYTES) bounds what it holds
-      streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES }, maxMessageSize: this.dataPath?.yamuxMaxMessageBytes, dataPath: this.dataPath })],
+      streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES }, maxMessageSize: this.dataPath.yamuxMaxMessageBytes, dataPath: this.dataPath })],
       connectionManager: {
         // every reservation holds a connection, every circuit up to two more
         maxConnections: connectionCap(limits),

@@ -41,8 +41,9 @@ export interface BoundedYamuxInit extends YamuxMuxerInit {
   maxMessageSize?: number
   /**
    * Opt-in levers on the connection under the muxer (Noise over TCP only):
-   * patch noise-tcp-datapath of @pos-relay/upstream-patches. Off by default;
-   * see docs/benchmarks.md "Relay CPU per GiB" for what each one measured.
+   * patch noise-tcp-datapath of @pos-relay/upstream-patches. Off by default
+   * here (clients, SDK); the relay turns tickWrites on (relay-image/src/data-path.ts).
+   * See docs/benchmarks.md "Relay CPU per GiB" for what each one measured.
    */
   dataPath?: DataPathLevers
 }

@@ -53,8 +53,12 @@ const TAG = 16
 const NOISE_PLAIN_MAX = NOISE_MSG_MAX - TAG
 /** below this, upstream's crypto uses its wasm implementation, which does use `dst` */
 const NODE_CRYPTO_MIN_BYTES = 1200
-/** tickWrites: backpressure once this much is queued on the socket */
-const TICK_WRITES_HIGH_WATER = 1024 * 1024
+/**
+ * tickWrites: backpressure once this much is queued on the socket (upstream:
+ * the socket's 16 KiB high-water mark). What sits there has left the streams'
+ * buffers: a relay's buffer budget does not see it (relay-image/src/data-path.ts).
+ */
+export const TICK_WRITES_HIGH_WATER = 1024 * 1024
 
 interface SendResult { sentBytes: number, canSendMore: boolean }
 interface Socket {
@@ -75,6 +79,14 @@ interface NoiseConn {
   sendReset: (err: Error) => void
   writableNeedsDrain?: boolean
   writeStatus?: string
+}
+
+/** the levers applied to each patched connection (the muxer's maConn) */
+const applied = new WeakMap<object, DataPathLevers>()
+
+/** The levers `patchDataPath` applied to this connection (the muxer's maConn, or the TCP connection under it: a libp2p Connection's `maConn`), or undefined. */
+export function appliedDataPath (maConn: unknown): DataPathLevers | undefined {
+  return typeof maConn === 'object' && maConn != null ? applied.get(maConn) : undefined
 }
 
 let checked = false
@@ -108,6 +120,9 @@ export function patchDataPath (maConn: unknown, levers: DataPathLevers): boolean
   else if (levers.writev === true) writev(tcp)
   if (levers.noiseDecrypt === true) noiseDecrypt(conn)
   if (levers.noiseBatch === true) noiseBatch(conn)
+  const on = Object.fromEntries(DATAPATH_LEVERS.filter((k) => levers[k] === true && !(k === 'writev' && levers.tickWrites === true)).map((k) => [k, true]))
+  applied.set(conn, on)
+  applied.set(tcp, on)
   return true
 }
 
