@@ -12,7 +12,7 @@ export type RelayDataPath = DataPathLevers & { yamuxMaxMessageBytes?: number }
  * (one writev per tick instead of four writes per Noise message). Measured on
  * a quiet machine (docs/benchmarks.md "Relay CPU per GiB", 7 rounds): relay
  * CPU 12.04 -> 8.36 s per GiB, lower than the unchanged relay in 7 of 7
- * paired rounds, beyond the A/A noise (2.4 %); noise-batch (10.76) and
+ * paired rounds, beyond the A/A noise (2.3 %); noise-batch (10.76) and
  * noise-decrypt did not pay on their own, so they stay opt-in.
  *
  * Memory: tickWrites reports backpressure at TICK_WRITES_HIGH_WATER (1 MiB)
