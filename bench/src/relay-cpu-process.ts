@@ -21,8 +21,9 @@ import { join } from 'node:path'
 const levers: DataPathLevers & { yamuxMaxMessageBytes?: number } = { tickWrites: false }
 for (const name of (process.env.BENCH_LEVERS ?? '').split(',').filter((s) => s !== '')) {
   const yamux = /^yamux=(\d+)$/.exec(name)
+  const tick = /^tickWrites=(\d+)$/.exec(name)
   if (yamux != null) levers.yamuxMaxMessageBytes = Number(yamux[1])
-  else if ((DATAPATH_LEVERS as readonly string[]).includes(name)) levers[name as keyof DataPathLevers] = true
+  else if (tick != null) { levers.tickWrites = true; levers.tickWritesHighWaterBytes = Number(tick[1]) } else if ((DATAPATH_LEVERS as readonly string[]).includes(name)) levers[name as (typeof DATAPATH_LEVERS)[number]] = true
   else throw new Error(`unknown lever ${name}`)
 }
 

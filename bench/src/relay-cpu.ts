@@ -49,7 +49,9 @@ const ALL_ARMS: Arm[] = [
   { name: 'A', levers: '', note: 'upstream\'s data path (the relay before tick-writes became its default)' },
   { name: "A'", levers: '', note: 'the same again (A/A noise)' },
   { name: 'writev', levers: 'writev', note: '(a) TCP: socket corked around each sendData(), one writev per Noise message instead of a write per piece' },
-  { name: 'tick-writes', levers: 'tickWrites', note: '(a) TCP: socket corked for the whole tick, one writev per tick, backpressure at 1 MiB queued' },
+  { name: 'tick-writes', levers: 'tickWrites=1048576', note: '(a) TCP: socket corked for the whole tick, one writev per tick, backpressure at 1 MiB queued' },
+  { name: 'tick-writes-64k', levers: 'tickWrites=65536', note: '(a) tick-writes with backpressure at 64 KiB queued' },
+  { name: 'tick-writes-256k', levers: 'tickWrites=262144', note: '(a) tick-writes with backpressure at 256 KiB queued' },
   { name: 'noise-decrypt', levers: 'noiseDecrypt', note: '(b) Noise: no flattening copy (`dst`) of messages that span socket reads' },
   { name: 'noise-batch', levers: 'noiseBatch', note: '(b) Noise: what one tick sends encrypted as full 65519-byte messages, not one message per yamux frame' },
   { name: 'yamux-256k', levers: 'yamux=262156', note: '(c) yamux: frames up to 256 KiB (default 65519 B, one Noise message)' },
@@ -266,8 +268,10 @@ function reading ({ arms, med, belowA, rounds, pays, base, aa, rust, profiles }:
   const all = profiles.get('all')
   const a = profiles.get('A')
   const cat = (p: Profiled | undefined, prefix: string): number => { const c = p?.categories.find((x) => x.name.startsWith(prefix)); return p != null && c != null ? sPerGiB(p, c) : NaN }
-  if (has('tick-writes')) {
-    out.push(`- **tick-writes pays**: ${f(med('tick-writes'), 2)} s per GiB against A's ${f(base, 2)} (${less('tick-writes')} less; A/A noise ${f(aa * 100)} %), below A in ${belowA('tick-writes')} of ${rounds('tick-writes')} rounds, where A' was below A in ${belowA("A'")} of ${rounds("A'")}. One writev per tick instead of a write per piece of each Noise message (length, header, body, tag): in the profiles socket writes fall from ${f(cat(a, 'socket writes'), 2)} (A) to ${f(cat(all, 'socket writes'), 2)} s per GiB (all levers). It is now the relay's default. Its cost is memory: backpressure at 1 MiB queued per connection instead of the socket's 16 KiB, bytes the buffer budget (\`max_buffered_bytes\`) does not count, so a relay near its memory limit with many slow readers holds up to about 1 MiB more per such connection; the budget should count sockets' queued bytes (not done yet; relay-image/src/data-path.ts).`)
+  if (has('tick-writes') && !pays('tick-writes')) {
+    out.push(`- **tick-writes did not pay beyond the noise in this run**: ${f(med('tick-writes'), 2)} s per GiB against A's ${f(base, 2)} (A/A noise ${f(aa * 100)} %), below A in ${belowA('tick-writes')} of ${rounds('tick-writes')} rounds.`)
+  } else if (has('tick-writes')) {
+    out.push(`- **tick-writes pays**: ${f(med('tick-writes'), 2)} s per GiB against A's ${f(base, 2)} (${less('tick-writes')} less; A/A noise ${f(aa * 100)} %), below A in ${belowA('tick-writes')} of ${rounds('tick-writes')} rounds, where A' was below A in ${belowA("A'")} of ${rounds("A'")}. One writev per tick instead of a write per piece of each Noise message (length, header, body, tag): in the profiles socket writes fall from ${f(cat(a, 'socket writes'), 2)} (A) to ${f(cat(all, 'socket writes'), 2)} s per GiB (all levers). It is now the relay's default. Its cost is memory: backpressure at 1 MiB queued per connection instead of the socket's 16 KiB, bytes the buffer budget (\`max_buffered_bytes\`) does not count, so the relay's buffer budget now counts what sockets queue beyond 16 KiB (tickWritesQueuedBytes, relay-image/src/buffer-budget.ts): a relay at its budget holds its circuits' reading whether the bytes wait in streams or in sockets.`)
   }
   if (has('noise-batch')) {
     const above = rounds('noise-batch') - belowA('noise-batch')

@@ -15,20 +15,12 @@ export type RelayDataPath = DataPathLevers & { yamuxMaxMessageBytes?: number }
  * paired rounds, beyond the A/A noise (2.3 %); noise-batch (10.76) and
  * noise-decrypt did not pay on their own, so they stay opt-in.
  *
- * Memory: tickWrites reports backpressure at TICK_WRITES_HIGH_WATER (1 MiB)
- * queued on the socket, upstream at the socket's 16 KiB. Those bytes have
- * left the circuits' stream buffers, so BufferBudget (max_buffered_bytes)
- * does not see them: per connection whose reader is slower than the relay,
- * up to ~1 MiB more (plus one tick's writes) than upstream, outside the
- * budget. A connection only queues what its streams' send windows allow (a
- * stalled js or rust reader grants 256 KiB per stream until it reads), so the
- * full 1 MiB needs a slow connection carrying several busy circuits. Worst
- * case: (connections with a slow reader) × 1 MiB; with the default budget
- * (256 MiB) and 1,024 stalled circuits to distinct listeners, about 256 KiB
- * each, i.e. up to the budget again. 1 MiB is kept because it is what was
- * measured; the budget should account for it (count sockets' writableLength
- * per connection, or reserve connections × high-water) before relays run
- * close to their memory limit: see docs/benchmarks.md.
+ * Memory: tickWrites reports backpressure at TICK_WRITES_HIGH_WATER (1 MiB,
+ * the value measured) queued on the socket, upstream at the socket's 16 KiB.
+ * Those bytes have left the circuits' stream buffers, so the relay's
+ * BufferBudget (max_buffered_bytes) counts them separately
+ * (tickWritesQueuedBytes: every tickWrites socket's queue beyond 16 KiB):
+ * at the budget, circuits hold their reading wherever the bytes wait.
  */
 export const RELAY_DATA_PATH: Readonly<DataPathLevers> = { tickWrites: true }
 

@@ -40,6 +40,8 @@ export const UTILS_DATAPATH: UpstreamTarget = { patch: 'noise-tcp-datapath', pac
 
 export interface DataPathLevers {
   writev?: boolean
+  /** tickWrites: report backpressure once this much is queued on the socket (default TICK_WRITES_HIGH_WATER) */
+  tickWritesHighWaterBytes?: number
   tickWrites?: boolean
   noiseBatch?: boolean
   noiseDecrypt?: boolean
@@ -67,6 +69,7 @@ interface Socket {
   uncork: () => void
   writableLength: number
   destroyed: boolean
+  once: (event: 'close', listener: () => void) => unknown
 }
 interface TcpConn { socket?: Socket, sendData: (data: Uint8ArrayList) => SendResult }
 interface NoiseConn {
@@ -116,7 +119,7 @@ export function patchDataPath (maConn: unknown, levers: DataPathLevers): boolean
   const conn = maConn as NoiseConn
   if (!isNoiseOverTcp(conn)) return false
   const tcp = conn.stream!
-  if (levers.tickWrites === true) tickWrites(tcp)
+  if (levers.tickWrites === true) tickWrites(tcp, levers.tickWritesHighWaterBytes ?? TICK_WRITES_HIGH_WATER)
   else if (levers.writev === true) writev(tcp)
   if (levers.noiseDecrypt === true) noiseDecrypt(conn)
   if (levers.noiseBatch === true) noiseBatch(conn)
@@ -135,8 +138,26 @@ function writev (tcp: TcpConn): void {
   }
 }
 
-function tickWrites (tcp: TcpConn): void {
+/** upstream's bound on a socket's queue: Node's default writableHighWaterMark, past which write() says "wait" */
+const UPSTREAM_HIGH_WATER = 16 * 1024
+/** the open sockets under tickWrites, for tickWritesQueuedBytes() */
+const tickSockets = new Set<Socket>()
+
+/**
+ * Bytes queued on tickWrites sockets beyond upstream's 16 KiB each: the
+ * memory the lever adds, outside any stream buffer, for the relay's buffer
+ * budget (max_buffered_bytes) to count.
+ */
+export function tickWritesQueuedBytes (): number {
+  let total = 0
+  for (const socket of tickSockets) total += Math.max(0, socket.writableLength - UPSTREAM_HIGH_WATER)
+  return total
+}
+
+function tickWrites (tcp: TcpConn, highWater: number): void {
   const socket = tcp.socket!
+  tickSockets.add(socket)
+  socket.once('close', () => { tickSockets.delete(socket) })
   let corked = false
   const uncork = (): void => { corked = false; socket.uncork() }
   // upstream's loop, with socket.write()'s verdict (false above 16 KiB queued, which a
@@ -146,7 +167,7 @@ function tickWrites (tcp: TcpConn): void {
     if (!corked && !socket.destroyed) { corked = true; socket.cork(); process.nextTick(uncork) }
     let sentBytes = 0
     for (const buf of data) { socket.write(buf); sentBytes += buf.byteLength }
-    return { sentBytes, canSendMore: socket.writableLength < TICK_WRITES_HIGH_WATER }
+    return { sentBytes, canSendMore: socket.writableLength < highWater }
   }
 }
 
