@@ -21,6 +21,7 @@ import { createAccountPolicy } from './account-policy.js'
 import { accountServicesFromConfig, type RelayAccountServices } from './account-services.js'
 import { DiscoveryRegistration } from './registration.js'
 import { linearGetConnections } from '@pos-relay/upstream-patches/libp2p-get-connections'
+import { relayDataPath, type RelayDataPath } from './data-path.js'
 
 export interface RelayServerOptions {
   config: RelayConfig
@@ -31,6 +32,8 @@ export interface RelayServerOptions {
    * (the one-process dev mode shares in-memory ones with its discovery API).
    */
   accounts?: RelayAccountServices
+  /** data-path levers over the relay's defaults (tickWrites on: data-path.ts) and the yamux frame size (65519 B); benchmarks' A/B */
+  dataPath?: RelayDataPath
 }
 
 /** `/ip4/a/tcp/p` (or `/ip4/a/udp/p/quic-v1`) of an address, without any `/p2p/...` suffix: one key per connection. */
@@ -40,8 +43,7 @@ function transportKey (ma: Multiaddr): string {
 
 /** Appends `/p2p/<peer>` unless the address already names a peer. */
 export function withPeerId (ma: Multiaddr, peerId: string): string {
-  const s = ma.toString()
-  return s.includes('/p2p/') ? s : `${s}/p2p/${peerId}`
+  return ma.toString().includes('/p2p/') ? ma.toString() : `${ma.toString()}/p2p/${peerId}`
 }
 
 /** The relay's listen addresses: TCP, and QUIC on the same UDP port number when on. */
@@ -53,10 +55,7 @@ export function listenAddresses (config: Pick<RelayConfig, 'host' | 'port' | 'qu
   ]
 }
 
-/**
- * TCP addresses first: a client that takes a relay's first address (as many
- * do, and TCP-only clients such as our SDK must) gets one it can dial.
- */
+/** TCP addresses first: a client that takes a relay's first address (as many do, and TCP-only clients such as our SDK must) gets one it can dial. */
 function tcpFirst (addrs: string[]): string[] {
   return [...addrs.filter((a) => !isQuicAddr(a)), ...addrs.filter(isQuicAddr)]
 }
@@ -82,6 +81,7 @@ export class RelayServer {
   private draining = false
   private rateLimiter?: RelayRateLimiter
   private readonly accountServices?: RelayAccountServices
+  private readonly dataPath: RelayDataPath
   private gate?: TicketGate
   private meteringTimer?: NodeJS.Timeout
   private builtServices?: RelayAccountServices
@@ -102,6 +102,7 @@ export class RelayServer {
     this.logger = opts.logger
     this.metrics = opts.metrics ?? new RelayMetrics()
     this.accountServices = opts.accounts
+    this.dataPath = relayDataPath(opts.dataPath)
   }
 
   get libp2p (): Libp2p {
@@ -161,7 +162,7 @@ export class RelayServer {
       connectionEncrypters: [noise()],
       // a spliced circuit pauses its reading side while the other side is
       // backed up; the yamux window (CIRCUIT_WINDOW_BYTES) bounds what it holds
-      streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES } })],
+      streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES }, maxMessageSize: this.dataPath.yamuxMaxMessageBytes, dataPath: this.dataPath })],
       connectionManager: {
         // every reservation holds a connection, every circuit up to two more
         maxConnections: connectionCap(limits),
