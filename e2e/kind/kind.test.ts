@@ -25,9 +25,10 @@ import { run } from '../kube/harness.ts'
 import { createAccount } from '../test/helpers/accounts-stack.ts'
 import { sendToSink, serveSink } from '../test/helpers/transfer.ts'
 import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
+import { CI_FILES, installCiValuesFile, PROMETHEUS_OPERATOR_MODULE, prometheusOperatorCrds } from './ci-values.ts'
 import { AUTH_POOL, authPoolManifest, meteredUsage, multiaddr, plainPeer, relayCounters, reserveOn, secretValue, ticketedPeer } from './auth-pool.ts'
 import {
-  AUTH_HOST_PORT, CACHE_ROOT, checkPrerequisites, DISCOVERY_URL, ensureDocker, IMAGE, KindCluster, NAMESPACE, prepareSupply, readKindConfig, RELAY_HOST_PORT, RELEASE, rustPeerBinary, rustRelayedTransfer, WORKER_ADDRESSES
+  AUTH_HOST_PORT, CACHE_ROOT, checkPrerequisites, DISCOVERY_URL, ensureDocker, helmValues, IMAGE, KindCluster, NAMESPACE, prepareSupply, readKindConfig, RELAY_HOST_PORT, RELEASE, rustPeerBinary, rustRelayedTransfer, WORKER_ADDRESSES
 } from './kind.ts'
 
 const log = (line: string): void => { process.stderr.write(`kind: ${line}\n`) }
@@ -106,6 +107,7 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
   const cluster = new KindCluster(tools, supply)
   let workers: string[] = []
   let pool: any
+  let chart = ''
   let failed = false
 
   before(async () => {
@@ -114,7 +116,7 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
       await cluster.create()
       log('building the image (make image) and loading it into the nodes')
       await cluster.buildAndLoadImages()
-      const chart = await cluster.packageChart()
+      chart = await cluster.packageChart()
       log(`helm install ${RELEASE} ${chart} --wait`)
       await cluster.installChart(chart)
       workers = await cluster.workers()
@@ -483,5 +485,16 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
       const pods = await k(cluster.kubectl, ['get', 'pods', '-A', '-l', 'app.kubernetes.io/component=relay', '-o', 'name'])
       return pods.trim() === '' ? true : undefined
     }, 120_000)
+  }, { skip: KEEP ? 'E2E_KIND_KEEP=1: the release stays installed' : false })
+
+  step(`charts/pos-relay/ci/*.yaml (${CI_FILES.length} files), each its own release: install, helm test, upgrade, helm test, uninstall (monitoring against ${PROMETHEUS_OPERATOR_MODULE.split('@')[1]!} of the Prometheus Operator's CRDs)`, async () => {
+    for (const crd of await prometheusOperatorCrds()) await k(cluster.kubectl, ['apply', '--server-side', '-f', crd])
+    // the images built here (no registry); not the main release's NodePort, which a second release would take again
+    const { discovery: _, ...base } = helmValues(IMAGE, supply.overrides)
+    for (const file of CI_FILES) {
+      const t0 = Date.now()
+      await installCiValuesFile(cluster, chart, base, file)
+      log(`${file}: installed, tested, upgraded, tested, uninstalled in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    }
   }, { skip: KEEP ? 'E2E_KIND_KEEP=1: the release stays installed' : false })
 })

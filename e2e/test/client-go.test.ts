@@ -42,15 +42,10 @@ if (example.why != null && process.env.POS_RELAY_REQUIRE_CLIENTS === '1') throw 
 describe('Go client: tickets, reservation and a file through a relay with --auth', { timeout: 180_000, skip: example.why ?? false }, () => {
   const bin = example.bin!
   let stack: AccountsStack
-  let dir: string
-  let api: string
-  let apiKey: string
-  let metricsPort: number
   const examples: Example[] = []
 
   before(async () => {
-    stack = await startAccountsStack({ account: 'go-app', listedTimeoutMs: 20_000 });
-    ({ dir, api, apiKey, metricsPort } = stack)
+    stack = await startAccountsStack({ account: 'go-app', listedTimeoutMs: 20_000 })
   })
 
   after(async () => {
@@ -59,26 +54,26 @@ describe('Go client: tickets, reservation and a file through a relay with --auth
   })
 
   it('a Go listener and a Go sender with tickets exchange a 3 MiB file intact through the relay; without an API key the sender is refused', async () => {
-    const out = join(dir, 'out')
+    const out = join(stack.dir, 'out')
     await mkdir(out)
-    const listener = runExample(bin, ['listen', '--discovery', api, '--api-key', apiKey, '--out', out])
+    const listener = runExample(bin, ['listen', '--discovery', stack.api, '--api-key', stack.apiKey, '--out', out])
     examples.push(listener)
     await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `Go listener not up:\n${listener.stderr.join('\n')}` })
     const listening = listener.lines.find((l) => l.event === 'listening')
     assert.ok(listening.addrs.length > 0 && listening.addrs.every((a: string) => a.includes('/p2p-circuit/p2p/' + String(listening.peer_id))), 'the listener reports its circuit addrs')
 
-    const file = join(dir, 'photo.bin')
+    const file = join(stack.dir, 'photo.bin')
     const content = randomBytes(3 * 1024 * 1024)
     await writeFile(file, content)
 
     // no API key: the relay wants a ticket before it opens a circuit
-    const refused = runExample(bin, ['send', '--discovery', api, '--peer', listening.peer_id, '--file', file, '--timeout', '20s'])
+    const refused = runExample(bin, ['send', '--discovery', stack.api, '--peer', listening.peer_id, '--file', file, '--timeout', '20s'])
     examples.push(refused)
     assert.notEqual(await refused.exited, 0, 'a sender without a ticket got through')
     assert.equal(refused.lines.find((l) => l.event === 'sent'), undefined)
     assert.match(refused.stderr.join('\n'), /PERMISSION_DENIED/, 'refused for another reason than the missing ticket')
 
-    const sender = runExample(bin, ['send', '--discovery', api, '--api-key', apiKey, '--peer', listening.peer_id, '--file', file])
+    const sender = runExample(bin, ['send', '--discovery', stack.api, '--api-key', stack.apiKey, '--peer', listening.peer_id, '--file', file])
     examples.push(sender)
     assert.equal(await sender.exited, 0, `Go sender failed:\n${sender.stderr.join('\n')}`)
     const sent = sender.lines.find((l) => l.event === 'sent')
@@ -91,7 +86,7 @@ describe('Go client: tickets, reservation and a file through a relay with --auth
     const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
     assert.equal(sha(await readFile(join(out, 'received-photo.bin'))), sha(content))
     // both Go peers presented an accepted ticket to the relay
-    assert.ok(await scrapeMetric(metricsPort, /^pos_relay_tickets_total\{result="ok"\} (\d+)/m) >= 2, 'the relay counted fewer than 2 accepted tickets')
+    assert.ok(await scrapeMetric(stack.metricsPort, /^pos_relay_tickets_total\{result="ok"\} (\d+)/m) >= 2, 'the relay counted fewer than 2 accepted tickets')
   })
 
   const js = { name: 'js' }
@@ -99,7 +94,7 @@ describe('Go client: tickets, reservation and a file through a relay with --auth
   for (const [listener, sender] of [[js, native], [native, js]] satisfies Array<[ExampleSide, ExampleSide]>) {
     const name = `${listener === js ? 'JavaScript' : 'Go'} listener, ${sender === js ? 'JavaScript' : 'Go'} sender`
     it(`${name}: the file arrives intact through the relay with tickets`, async () => {
-      await exchangeAcrossLanguages({ listener, sender, api, apiKey, dir, started: examples })
+      await exchangeAcrossLanguages({ listener, sender, api: stack.api, apiKey: stack.apiKey, dir: stack.dir, started: examples })
     })
   }
 
@@ -110,9 +105,9 @@ describe('Go client: tickets, reservation and a file through a relay with --auth
     const skipRust = rustBin == null && process.env.POS_RELAY_REQUIRE_CLIENTS !== '1' ? 'the Rust example is not built: run scripts/build-clients.sh rust-file-transfer' : false
     it(`${listener === rust ? 'Rust' : 'Go'} listener, ${sender === rust ? 'Rust' : 'Go'} sender: the file arrives intact through the relay with tickets`, { skip: skipRust }, async () => {
       assert.ok(rustBin != null, 'POS_RELAY_REQUIRE_CLIENTS=1 but the Rust example is not built')
-      await exchangeAcrossLanguages({ listener, sender, api, apiKey, dir, started: examples })
+      await exchangeAcrossLanguages({ listener, sender, api: stack.api, apiKey: stack.apiKey, dir: stack.dir, started: examples })
     })
   }
 
-  exampleFailureCases(() => ({ api, apiKey, dir, started: examples }), (args, opts) => runExample(bin, args, opts))
+  exampleFailureCases(() => ({ api: stack.api, apiKey: stack.apiKey, dir: stack.dir, started: examples }), (args, opts) => runExample(bin, args, opts))
 })

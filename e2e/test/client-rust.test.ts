@@ -26,15 +26,10 @@ const example = (args: string[]): Example => runExample(binary!, args)
 
 describe('Rust client: file transfer through a relay with accounts on', { timeout: 180_000, skip }, () => {
   let stack: AccountsStack
-  let dir: string
-  let api: string
-  let apiKey: string
-  let metricsPort: number
   const children: Example[] = []
 
   before(async () => {
-    stack = await startAccountsStack({ account: 'rust-app', listedTimeoutMs: 15_000 });
-    ({ dir, api, apiKey, metricsPort } = stack)
+    stack = await startAccountsStack({ account: 'rust-app', listedTimeoutMs: 15_000 })
   })
 
   after(async () => {
@@ -43,15 +38,15 @@ describe('Rust client: file transfer through a relay with accounts on', { timeou
   })
 
   it('a Rust listener and a Rust sender with tickets exchange a 3 MiB file intact through the relay', async () => {
-    const listener = example(['listen', '--discovery', api, '--api-key', apiKey, '--out', dir])
+    const listener = example(['listen', '--discovery', stack.api, '--api-key', stack.apiKey, '--out', stack.dir])
     children.push(listener)
     await waitFor(() => listener.lines.some((l) => l.event === 'listening'), { timeoutMs: 30_000, message: `listener not up:\n${listener.stderr.join('\n')}` })
     const listening = listener.lines.find((l) => l.event === 'listening')
     assert.ok(listening.addrs.some((a: string) => a.includes('/p2p-circuit/')), 'the listener holds a circuit address')
-    const file = join(dir, 'photo.bin')
+    const file = join(stack.dir, 'photo.bin')
     const content = randomBytes(3 * 1024 * 1024)
     await writeFile(file, content)
-    const sender = example(['send', '--discovery', api, '--api-key', apiKey, '--peer', listening.peer_id, '--file', file])
+    const sender = example(['send', '--discovery', stack.api, '--api-key', stack.apiKey, '--peer', listening.peer_id, '--file', file])
     children.push(sender)
     assert.equal(await sender.exited, 0, `sender failed:\n${sender.stderr.join('\n')}`)
     const sent = sender.lines.find((l) => l.event === 'sent')
@@ -60,17 +55,17 @@ describe('Rust client: file transfer through a relay with accounts on', { timeou
     await waitFor(() => listener.lines.some((l) => l.event === 'received'), { timeoutMs: 10_000 })
     const received = listener.lines.find((l) => l.event === 'received')
     assert.deepEqual({ file: received.file, bytes: received.bytes, sha256: received.sha256, relayed: received.relayed }, { file: 'photo.bin', bytes: content.length, sha256, relayed: true })
-    assert.equal(createHash('sha256').update(await readFile(join(dir, 'received-photo.bin'))).digest('hex'), sha256)
+    assert.equal(createHash('sha256').update(await readFile(join(stack.dir, 'received-photo.bin'))).digest('hex'), sha256)
     // both presented tickets the relay accepted
-    assert.ok(await scrapeMetric(metricsPort, /^pos_relay_tickets_total\{result="ok"\} (\d+)/m) >= 2)
+    assert.ok(await scrapeMetric(stack.metricsPort, /^pos_relay_tickets_total\{result="ok"\} (\d+)/m) >= 2)
   })
 
   it('a Rust sender without an API key is refused by the relay and says so', async () => {
     const listening = children[0]?.lines.find((l) => l.event === 'listening')
     assert.ok(listening != null, 'needs the listener of the previous test')
-    const file = join(dir, 'small.bin')
+    const file = join(stack.dir, 'small.bin')
     await writeFile(file, randomBytes(1024))
-    const sender = example(['send', '--discovery', api, '--peer', listening.peer_id, '--file', file])
+    const sender = example(['send', '--discovery', stack.api, '--peer', listening.peer_id, '--file', file])
     children.push(sender)
     assert.equal(await sender.exited, 1)
     assert.equal(sender.lines.find((l) => l.event === 'sent'), undefined)
@@ -82,9 +77,9 @@ describe('Rust client: file transfer through a relay with accounts on', { timeou
   for (const [listener, sender] of [[js, native], [native, js]] satisfies Array<[ExampleSide, ExampleSide]>) {
     const name = `${listener === js ? 'JavaScript' : 'Rust'} listener, ${sender === js ? 'JavaScript' : 'Rust'} sender`
     it(`${name}: the file arrives intact through the relay with tickets`, async () => {
-      await exchangeAcrossLanguages({ listener, sender, api, apiKey, dir, started: children })
+      await exchangeAcrossLanguages({ listener, sender, api: stack.api, apiKey: stack.apiKey, dir: stack.dir, started: children })
     })
   }
 
-  exampleFailureCases(() => ({ api, apiKey, dir, started: children }), (args, opts) => runExample(binary!, args, opts))
+  exampleFailureCases(() => ({ api: stack.api, apiKey: stack.apiKey, dir: stack.dir, started: children }), (args, opts) => runExample(binary!, args, opts))
 })

@@ -18,11 +18,11 @@ import { noise } from '@pos-relay/shared/noise'
 import { yamux } from '@pos-relay/shared/yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { type Multiaddr } from '@multiformats/multiaddr'
 import { freePort, waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p } from 'libp2p'
 import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
-import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+import { startLocalDiscovery, startLocalRelay, type LocalDiscovery, type LocalRelay } from './helpers/relay.ts'
 
 const FLOOD_MS = 8_000
 const CONNECT_ATTEMPTS = 4_000
@@ -61,40 +61,29 @@ async function legitReservation (relay: Multiaddr): Promise<{ ms: number, status
 
 describe('flood resistance', { timeout: 120_000 }, () => {
   let dir: string
-  let relay: CliProcess
-  let discovery: CliProcess
-  let relayAddr: Multiaddr
-  let relayPort: number
-  let metricsPort: number
-  let discoveryPort: number
+  let relay: LocalRelay
+  let discovery: LocalDiscovery
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pos-relay-flood-'))
-    const config = join(dir, 'relay.json')
-    assert.equal((await runCli(['init', '--config', config], { input: 's\n' })).code, 0)
-    relayPort = await freePort(); metricsPort = await freePort(); discoveryPort = await freePort()
-    relay = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', String(relayPort), '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
-      '--ip-connections-per-second', '100', '--max-pending-connections', String(MAX_PENDING), '--handshake-timeout', String(HANDSHAKE_TIMEOUT_S)])
-    const ready = await relay.waitForJson((o) => o.event === 'relay_ready')
-    relayAddr = multiaddr(ready.addrs[0])
-    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(discoveryPort)], { env: { P2P_SECRET: 's' } })
-    await discovery.waitForJson((o) => o.event === 'discovery_ready')
+    relay = await startLocalRelay({ dir, port: await freePort(), args: ['--ip-connections-per-second', '100', '--max-pending-connections', String(MAX_PENDING), '--handshake-timeout', String(HANDSHAKE_TIMEOUT_S)] })
+    discovery = await startLocalDiscovery({ secret: 's' })
   })
 
   after(async () => {
-    await relay?.kill('SIGKILL')
-    await discovery?.kill('SIGKILL')
+    await relay?.proc.kill('SIGKILL')
+    await discovery?.proc.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true })
   })
 
   it('keeps serving a legitimate peer during connect, half-open and slow-HTTP floods, and recovers', async () => {
     // warm up, then the baseline without flood
-    await legitReservation(relayAddr)
-    const baselineConnections = await metric(metricsPort, /^pos_relay_connections_active (\d+)/m)
-    const rssBefore = await rssMiB(relay.child.pid!)
+    await legitReservation(relay.addr)
+    const baselineConnections = await metric(relay.metricsPort, /^pos_relay_connections_active (\d+)/m)
+    const rssBefore = await rssMiB(relay.proc.child.pid!)
     const quiet: number[] = []
     for (let i = 0; i < 15; i++) {
-      const r = await legitReservation(relayAddr)
+      const r = await legitReservation(relay.addr)
       assert.equal(r.status, 100)
       quiet.push(r.ms)
     }
@@ -114,20 +103,20 @@ describe('flood resistance', { timeout: 120_000 }, () => {
     // legitimate peer would be locked out for the whole timeout)
     const halfOpen: Array<Promise<void>> = []
     for (let i = 0; i < HALF_OPEN; i++) {
-      const s = open('127.0.0.1', relayPort, ip(20, i + 1))
+      const s = open('127.0.0.1', relay.port, ip(20, i + 1))
       halfOpen.push(new Promise<void>((resolve) => { s.once('connect', () => { resolve() }); s.once('close', () => { resolve() }) }))
     }
     await Promise.all(halfOpen)
-    await waitFor(async () => await metric(metricsPort, /^pos_relay_denials_total\{reason="handshake_evicted"\} (\d+)/m) >= HALF_OPEN - MAX_PENDING,
+    await waitFor(async () => await metric(relay.metricsPort, /^pos_relay_denials_total\{reason="handshake_evicted"\} (\d+)/m) >= HALF_OPEN - MAX_PENDING,
       { timeoutMs: 20_000, intervalMs: 250, message: `the relay did not evict the oldest of ${HALF_OPEN} idle handshakes beyond its queue of ${MAX_PENDING}` })
     // the queue is full of idle handshakes now: a legitimate peer still gets in and reserves
-    for (let i = 0; i < 5; i++) assert.equal((await legitReservation(relayAddr)).status, 100, 'a legitimate reservation failed with the handshake queue full')
+    for (let i = 0; i < 5; i++) assert.equal((await legitReservation(relay.addr)).status, 100, 'a legitimate reservation failed with the handshake queue full')
 
     const stopAt = Date.now() + FLOOD_MS
     // slowloris: a header byte every 500 ms to the metrics port and the discovery API
     const slow: Socket[] = []
     for (let i = 0; i < SLOW_HTTP; i++) {
-      const port = i % 2 === 0 ? metricsPort : discoveryPort
+      const port = i % 2 === 0 ? relay.metricsPort : discovery.port
       const s = open('127.0.0.1', port, ip(30, i + 1))
       s.write('GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ')
       slow.push(s)
@@ -138,7 +127,7 @@ describe('flood resistance', { timeout: 120_000 }, () => {
       let n = 0
       while (n < CONNECT_ATTEMPTS && Date.now() < stopAt) {
         for (let j = 0; j < 40 && n < CONNECT_ATTEMPTS; j++, n++) {
-          const s = open('127.0.0.1', relayPort, ip(10, (n % 5) + 1))
+          const s = open('127.0.0.1', relay.port, ip(10, (n % 5) + 1))
           s.on('connect', () => { s.destroy() })
         }
         await new Promise((resolve) => setTimeout(resolve, 20))
@@ -150,32 +139,32 @@ describe('flood resistance', { timeout: 120_000 }, () => {
     let attempts: number
     try {
       while (Date.now() < stopAt) {
-        const r = await legitReservation(relayAddr)
+        const r = await legitReservation(relay.addr)
         assert.equal(r.status, 100, 'a legitimate reservation failed under flood')
         flooded.push(r.ms)
         // a legitimate peer stays well under the per-IP limit (100/s here)
         await new Promise((resolve) => setTimeout(resolve, 40))
       }
       // the metrics endpoint and the discovery API answer while slow clients hold sockets
-      assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200)
-      assert.equal((await fetch(`http://127.0.0.1:${discoveryPort}/healthz`)).status, 200)
+      assert.equal((await fetch(`http://127.0.0.1:${relay.metricsPort}/healthz`)).status, 200)
+      assert.equal((await fetch(`http://127.0.0.1:${discovery.port}/healthz`)).status, 200)
     } finally {
       attempts = await connectFlood
       clearInterval(drip)
       for (const s of sockets) s.destroy()
     }
 
-    const denials = await metric(metricsPort, /^pos_relay_denials_total\{reason="ip_rate"\} (\d+)/m)
-    const evicted = await metric(metricsPort, /^pos_relay_denials_total\{reason="handshake_evicted"\} (\d+)/m)
+    const denials = await metric(relay.metricsPort, /^pos_relay_denials_total\{reason="ip_rate"\} (\d+)/m)
+    const evicted = await metric(relay.metricsPort, /^pos_relay_denials_total\{reason="handshake_evicted"\} (\d+)/m)
     assert.ok(denials > 0, 'the connect flood was not rate limited')
     assert.ok(evicted >= HALF_OPEN - MAX_PENDING, `${evicted} handshakes evicted`)
     // sampled logging: a handful of lines, not one per refused connection
-    const deniedLines = relay.stderr.filter((l) => l.includes('"event":"denied"')).length
+    const deniedLines = relay.proc.stderr.filter((l) => l.includes('"event":"denied"')).length
     assert.ok(deniedLines <= 10, `${deniedLines} denial log lines for ${denials} denials`)
 
-    await waitFor(async () => await metric(metricsPort, /^pos_relay_connections_active (\d+)/m) <= baselineConnections,
+    await waitFor(async () => await metric(relay.metricsPort, /^pos_relay_connections_active (\d+)/m) <= baselineConnections,
       { timeoutMs: 15_000, intervalMs: 250, message: 'connections did not return to baseline after the flood' })
-    const rssAfter = await rssMiB(relay.child.pid!)
+    const rssAfter = await rssMiB(relay.proc.child.pid!)
     process.stdout.write(`# reservation ms without flood p50 ${percentile(quiet, 50).toFixed(1)} p99 ${percentile(quiet, 99).toFixed(1)} (n=${quiet.length}); ` +
       `under flood p50 ${percentile(flooded, 50).toFixed(1)} p99 ${percentile(flooded, 99).toFixed(1)} (n=${flooded.length}); ` +
       `${attempts} connect attempts, ${HALF_OPEN} half-open, ${SLOW_HTTP} slow HTTP; ip_rate denials ${denials}, handshakes evicted ${evicted}; relay RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB\n`)

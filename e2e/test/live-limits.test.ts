@@ -14,11 +14,10 @@ import { noise } from '@pos-relay/shared/noise'
 import { yamux } from '@pos-relay/shared/yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { freePort, waitFor, scrapeMetric } from '@pos-relay/testing'
+import { waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
-import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+import { startLocalRelay, type LocalRelay } from './helpers/relay.ts'
 
 const OK = 100
 const RESERVATION_REFUSED = 200
@@ -28,37 +27,30 @@ const POLL_WAIT_MS = 45_000
 describe('pos-relay run --limits-file: limits reloaded by the running process', { timeout: 180_000 }, () => {
   let dir: string
   let file: string
-  let proc: CliProcess
-  let addr: Multiaddr
-  let metricsPort: number
+  let relay: LocalRelay
   const nodes: Libp2p[] = []
 
   const write = async (content: unknown): Promise<void> => {
     await writeFile(`${file}.new`, typeof content === 'string' ? content : JSON.stringify(content))
     await rename(`${file}.new`, file)
   }
-  const reloads = async (result: string): Promise<number> => await scrapeMetric(metricsPort, new RegExp(`^pos_relay_limits_reloads_total\\{result="${result}"\\} (\\d+)`, 'm'))
+  const reloads = async (result: string): Promise<number> => await scrapeMetric(relay.metricsPort, new RegExp(`^pos_relay_limits_reloads_total\\{result="${result}"\\} (\\d+)`, 'm'))
   const reserve = async (): Promise<number | undefined> => {
     const node = await createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
     nodes.push(node)
-    return (await hopRequest(node, addr, RESERVE)).status
+    return (await hopRequest(node, relay.addr, RESERVE)).status
   }
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pos-relay-live-'))
     file = join(dir, 'limits.json')
     await write({ limits: { max_reservations: 1 } })
-    const config = join(dir, 'relay.json')
-    assert.equal((await runCli(['init', '--config', config], { input: 's\n' })).code, 0)
-    metricsPort = await freePort()
-    proc = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', '0', '--no-quic', '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort), '--max-reservations', '100'],
-      { env: { POS_RELAY_LIMITS_FILE: file } })
-    addr = multiaddr((await proc.waitForJson((o) => o.event === 'relay_ready')).addrs[0])
+    relay = await startLocalRelay({ dir, args: ['--no-quic', '--max-reservations', '100'], env: { POS_RELAY_LIMITS_FILE: file } })
   })
 
   after(async () => {
     for (const n of nodes) await n.stop()
-    await proc?.kill('SIGKILL')
+    await relay?.proc.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true })
   })
 
@@ -74,11 +66,11 @@ describe('pos-relay run --limits-file: limits reloaded by the running process', 
 
     await write({ limits: { max_reservations: 5, handshake_timeout_seconds: 2 } })
     await waitFor(async () => await reloads('invalid') === 1, { timeoutMs: POLL_WAIT_MS, message: 'the bad limits file was not refused' })
-    const failed = proc.stderr.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).find((o) => o?.event === 'limits_reload_failed')
+    const failed = relay.proc.stderr.map((l) => { try { return JSON.parse(l) } catch { return undefined } }).find((o) => o?.event === 'limits_reload_failed')
     assert.match(failed.err, /limits: Unrecognized key: "handshake_timeout_seconds"/)
     assert.equal(await reserve(), RESERVATION_REFUSED, 'the previous limit (2) stays')
     // still the one process that started
-    assert.equal(proc.stdout.filter((l) => l.includes('"relay_ready"')).length, 1)
+    assert.equal(relay.proc.stdout.filter((l) => l.includes('"relay_ready"')).length, 1)
     assert.equal(await reloads('applied'), 2)
   })
 })

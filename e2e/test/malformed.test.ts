@@ -16,11 +16,10 @@ import { noise } from '@pos-relay/shared/noise'
 import { yamux } from '@pos-relay/shared/yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { freePort, waitFor, scrapeMetric } from '@pos-relay/testing'
+import { waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { connectMessage, HOP, hopRequest, RESERVE, varintFields } from '../../relay-image/test/hop-client.ts'
-import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+import { startLocalRelay, type LocalRelay } from './helpers/relay.ts'
 
 const STOP = '/libp2p/circuit/relay/0.2.0/stop'
 const ROUNDS = Number(process.env.MALFORMED_ROUNDS ?? 400)
@@ -108,33 +107,26 @@ async function node (): Promise<Libp2p> {
 
 describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
   let dir: string
-  let relay: CliProcess
-  let addr: Multiaddr
-  let metricsPort: number
+  let relay: LocalRelay
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pos-relay-malformed-'))
-    const config = join(dir, 'relay.json')
-    assert.equal((await runCli(['init', '--config', config], { input: 's\n' })).code, 0)
-    metricsPort = await freePort()
-    relay = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
-      '--peer-reservations-per-minute', '0', '--peer-circuits-per-minute', '0', '--ip-connections-per-second', '0'])
-    addr = multiaddr((await relay.waitForJson((o) => o.event === 'relay_ready')).addrs[0])
+    relay = await startLocalRelay({ dir, args: ['--peer-reservations-per-minute', '0', '--peer-circuits-per-minute', '0', '--ip-connections-per-second', '0'] })
   })
 
   after(async () => {
     for (const n of nodes) await Promise.resolve(n.stop()).catch(() => {})
-    await relay?.kill('SIGKILL')
+    await relay?.proc.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true })
   })
 
   it(`survives ${ROUNDS} rounds of malformed HOP and STOP traffic and keeps no state for it`, async () => {
     const legit = await node()
-    assert.equal((await hopRequest(legit, addr, RESERVE)).status, 100)
+    assert.equal((await hopRequest(legit, relay.addr, RESERVE)).status, 100)
     const baseline = {
-      fds: await openFds(relay.child.pid!),
-      reservations: await metric(metricsPort, /^pos_relay_reservations_active (\d+)/m),
-      connections: await metric(metricsPort, /^pos_relay_connections_active (\d+)/m)
+      fds: await openFds(relay.proc.child.pid!),
+      reservations: await metric(relay.metricsPort, /^pos_relay_reservations_active (\d+)/m),
+      connections: await metric(relay.metricsPort, /^pos_relay_connections_active (\d+)/m)
     }
 
     // a destination with a reservation that answers STOP with garbage, or not at all
@@ -147,12 +139,12 @@ describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
       if (r % 3 !== 2) await stream.close().catch(() => {})
       else stream.abort(new Error('abandoned'))
     }, { runOnLimitedConnection: true })
-    assert.equal((await hopRequest(evilDestination, addr, RESERVE)).status, 100)
+    assert.equal((await hopRequest(evilDestination, relay.addr, RESERVE)).status, 100)
 
     const attacker = await node()
     const outcomes = new Map<string, number>()
     for (let i = 0; i < ROUNDS; i++) {
-      const stream = await attacker.dialProtocol(addr, HOP, { runOnLimitedConnection: true })
+      const stream = await attacker.dialProtocol(relay.addr, HOP, { runOnLimitedConnection: true })
       const payload = i % 10 === 9 ? connectMessage(evilDestination.peerId) : malformed(i, evilDestination)
       const framed = i % 10 === 9 ? Uint8Array.from([...varint(payload.length), ...payload]) : payload
       stream.send(framed)
@@ -175,17 +167,17 @@ describe('malformed relay protocol traffic', { timeout: 180_000 }, () => {
     await evilDestination.stop()
 
     // still serving
-    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200)
+    assert.equal((await fetch(`http://127.0.0.1:${relay.metricsPort}/healthz`)).status, 200)
     const fresh = await node()
-    assert.equal((await hopRequest(fresh, addr, RESERVE)).status, 100)
+    assert.equal((await hopRequest(fresh, relay.addr, RESERVE)).status, 100)
     await fresh.stop()
 
     // nothing left behind (the evil destination's reservation goes with its connection)
-    await waitFor(async () => await metric(metricsPort, /^pos_relay_reservations_active (\d+)/m) === baseline.reservations &&
-      await metric(metricsPort, /^pos_relay_connections_active (\d+)/m) === baseline.connections &&
-      await metric(metricsPort, /^pos_relay_circuits_active (\d+)/m) === 0,
+    await waitFor(async () => await metric(relay.metricsPort, /^pos_relay_reservations_active (\d+)/m) === baseline.reservations &&
+      await metric(relay.metricsPort, /^pos_relay_connections_active (\d+)/m) === baseline.connections &&
+      await metric(relay.metricsPort, /^pos_relay_circuits_active (\d+)/m) === 0,
     { timeoutMs: 15_000, intervalMs: 250, message: 'reservations, connections or circuits stayed above baseline' })
-    const fds = await openFds(relay.child.pid!)
+    const fds = await openFds(relay.proc.child.pid!)
     assert.ok(fds <= baseline.fds + 2, `open file descriptors grew from ${baseline.fds} to ${fds}`)
     await legit.stop()
     process.stdout.write(`# ${ROUNDS} malformed rounds: ${[...outcomes].map(([k, n]) => `${k}: ${n}`).join(', ')}, ${stopRound} garbage STOP replies; relay fds ${baseline.fds} -> ${fds}\n`)

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { waitFor } from '@pos-relay/testing'
+import { assertEchoes, serveEcho } from '../../packages/client/test/echo.ts'
 import { startAccountsStack, type AccountsStack } from './helpers/accounts-stack.ts'
 import { cachedExample, runExample, type Example } from './helpers/examples.ts'
 
@@ -77,20 +78,11 @@ describe('client SDK: relays ranked by discovery (?for=)', { timeout: 120_000 },
       const relayCount = 2
       const listener = await createRelayPeer({ discoveryUrl: proxy.url, apiKey: stack.apiKey, relayCount, listen: ['/ip4/127.0.0.1/tcp/0'] })
       peers.push(listener)
-      await listener.node.handle('/echo/1', async (stream) => {
-        for await (const chunk of stream) stream.send(chunk)
-        await stream.close()
-      }, { runOnLimitedConnection: true })
+      await serveEcho(listener.node)
       const dialer = await createRelayPeer({ discoveryUrl: proxy.url, apiKey: stack.apiKey, relayCount, listen: ['/ip4/127.0.0.1/tcp/0'] })
       peers.push(dialer)
       const lookupsBefore = proxy.seen.length
-      const conn = await dialer.relays.dial(listener.node.peerId)
-      const stream = await conn.newStream('/echo/1', { runOnLimitedConnection: true })
-      stream.send(new TextEncoder().encode('ping'))
-      await stream.close()
-      let answer = ''
-      for await (const chunk of stream) answer += new TextDecoder().decode(chunk.subarray())
-      assert.equal(answer, 'ping')
+      await assertEchoes(await dialer.relays.dial(listener.node.peerId))
 
       const count = String(rankedCount(relayCount))
       assert.equal(count, '4')

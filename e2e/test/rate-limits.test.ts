@@ -12,13 +12,12 @@ import { noise } from '@pos-relay/shared/noise'
 import { yamux } from '@pos-relay/shared/yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { freePort, startRedis, waitFor, type RedisServer, scrapeMetric } from '@pos-relay/testing'
+import { startRedis, waitFor, type RedisServer, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { hopRequest, RESERVE } from '../../relay-image/test/hop-client.ts'
 import { sendToSink, serveSink } from './helpers/transfer.ts'
-import { runCli, spawnCli, type CliProcess } from './helpers/cli.ts'
+import { startLocalRelay, type LocalRelay } from './helpers/relay.ts'
 
 const OK = 100
 const RESOURCE_LIMIT_EXCEEDED = 201
@@ -33,20 +32,14 @@ const metric = scrapeMetric
 describe('rate limits shared through Redis', { timeout: 120_000 }, () => {
   let redis: RedisServer
   let dir: string
-  const relays: Array<{ proc: CliProcess, addr: Multiaddr, metricsPort: number }> = []
+  const relays: LocalRelay[] = []
   const nodes: Libp2p[] = []
 
   before(async () => {
     redis = await startRedis()
     dir = await mkdtemp(join(tmpdir(), 'pos-relay-rl-'))
     for (const name of ['r1', 'r2']) {
-      const config = join(dir, `${name}.json`)
-      assert.equal((await runCli(['init', '--config', config], { input: 's\n' })).code, 0)
-      const metricsPort = await freePort()
-      const proc = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
-        '--redis', redis.url, '--peer-reservations-per-minute', String(N), '--peer-circuits-per-minute', String(N)])
-      const ready = await proc.waitForJson((o) => o.event === 'relay_ready')
-      relays.push({ proc, addr: multiaddr(ready.addrs[0]), metricsPort })
+      relays.push(await startLocalRelay({ dir, name, args: ['--redis', redis.url, '--peer-reservations-per-minute', String(N), '--peer-circuits-per-minute', String(N)] }))
     }
     await waitFor(async () => await metric(relays[0]!.metricsPort, /^pos_relay_rate_limit_redis_up (\d)/m) === 1, { timeoutMs: 5000 })
   })

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -202,4 +204,74 @@ func (d *countingDiscovery) count(forID string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.requests[forID]
+}
+
+// testContext: a context that ends after d, cancelled when the test ends.
+func testContext(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newManager: a Manager for h against the discovery at url, closed when the
+// test ends. t.Cleanup runs last-registered first, so the manager is closed
+// before the hosts and httptest servers the test made before it; tests register
+// their servers' Close with t.Cleanup (not defer) for the same order.
+func newManager(t *testing.T, h host.Host, url string, opts ...Option) *Manager {
+	t.Helper()
+	m, err := New(h, url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// startWithin starts m with a context that ends after d (cancelled before m
+// is closed) and returns that context.
+func startWithin(t *testing.T, m *Manager, d time.Duration) context.Context {
+	t.Helper()
+	ctx := testContext(t, d)
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// startManager: newManager, started within d.
+func startManager(t *testing.T, h host.Host, url string, d time.Duration, opts ...Option) (*Manager, context.Context) {
+	t.Helper()
+	m := newManager(t, h, url, opts...)
+	return m, startWithin(t, m, d)
+}
+
+// answerTickets: h answers each ticket presented on TicketProtocol with the
+// status JSON answer returns for it, as the relay does.
+func answerTickets(h host.Host, answer func(token string) string) {
+	h.SetStreamHandler(TicketProtocol, func(s network.Stream) {
+		defer s.Close()
+		token, err := readFrame(s)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		body := answer(string(token))
+		s.Write(append(varint.ToUvarint(uint64(len(body))), body...))
+	})
+}
+
+// ticketDiscovery: a discovery API that lists relays and issues tickets that
+// last life to the API key "key".
+func ticketDiscovery(t *testing.T, relays []Relay, life time.Duration) *httptest.Server {
+	t.Helper()
+	var issued atomic.Int32
+	tickets := ticketServer(t, "key", life, &issued)
+	t.Cleanup(tickets.Close)
+	mux := http.NewServeMux()
+	mux.Handle("/api/p2p/tickets", tickets.Config.Handler)
+	mux.HandleFunc("/api/p2p/relays", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(relays) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
 }

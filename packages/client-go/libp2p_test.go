@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
-	"github.com/multiformats/go-varint"
 )
 
 // Tickets, dialing, reserving and renewing with real go-libp2p hosts on
@@ -91,13 +87,8 @@ func TestDialTriesTheTargetsRankedRelaysUpToNPlusTwo(t *testing.T) {
 			if _, err := client.Reserve(context.Background(), target, peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}); err != nil {
 				t.Fatal(err)
 			}
-			m, err := New(dialer, srv.URL, WithRelayCount(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
+			m := newManager(t, dialer, srv.URL, WithRelayCount(1))
+			ctx := testContext(t, 30*time.Second)
 			conn, err := m.Dial(ctx, target.ID())
 			if !tc.ok {
 				if !errors.Is(err, ErrDialFailed) {
@@ -124,7 +115,7 @@ func TestManagerReservesOnTheTopNAndReReservesAfterADrop(t *testing.T) {
 	relays, entries := rankedRelays(t, 4, self.ID().String())
 	srv := discovery(t, entries)
 	var reserved, lost atomic.Int32
-	m, err := New(self, srv.URL, WithRelayCount(2), WithCheckInterval(100*time.Millisecond), WithEventHandler(func(e Event) {
+	m, ctx := startManager(t, self, srv.URL, 30*time.Second, WithRelayCount(2), WithCheckInterval(100*time.Millisecond), WithEventHandler(func(e Event) {
 		switch e.Type {
 		case EventReserved:
 			reserved.Add(1)
@@ -132,15 +123,6 @@ func TestManagerReservesOnTheTopNAndReReservesAfterADrop(t *testing.T) {
 			lost.Add(1)
 		}
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	waitUntil(t, ctx, "reservations on the top 2", func() bool { return m.HasReservation(relays[0].ID()) && m.HasReservation(relays[1].ID()) })
 	chosen := m.Chosen()
 	if len(chosen) != 2 || chosen[0].PeerID != relays[0].ID().String() || chosen[1].PeerID != relays[1].ID().String() {
@@ -156,11 +138,7 @@ func TestManagerReservesOnTheTopNAndReReservesAfterADrop(t *testing.T) {
 	waitUntil(t, ctx, "reserved again", func() bool { return reserved.Load() > before && m.HasReservation(relays[0].ID()) })
 	// and another peer can reach us through it
 	other := newHost(t)
-	od, err := New(other, srv.URL, WithRelayCount(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer od.Close()
+	od := newManager(t, other, srv.URL, WithRelayCount(2))
 	if _, err := od.Dial(ctx, self.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -179,45 +157,21 @@ func TestManagerRenewsTicketsAndReservationsAtEightyPercent(t *testing.T) {
 	t.Cleanup(func() { svc.Close() })
 	var mu sync.Mutex
 	var presented []string
-	relay.SetStreamHandler(TicketProtocol, func(s network.Stream) {
-		defer s.Close()
-		token, err := readFrame(s)
-		if err != nil {
-			s.Reset()
-			return
-		}
+	answerTickets(relay, func(token string) string {
 		mu.Lock()
-		presented = append(presented, string(token))
+		presented = append(presented, token)
 		mu.Unlock()
-		s.Write(append(varint.ToUvarint(15), `{"status":"OK"}`...))
+		return `{"status":"OK"}`
 	})
-	var issued atomic.Int32
-	tickets := ticketServer(t, "key", 2*time.Second, &issued)
-	defer tickets.Close()
-	mux := http.NewServeMux()
-	mux.Handle("/api/p2p/tickets", tickets.Config.Handler)
-	mux.HandleFunc("/api/p2p/relays", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode([]Relay{relayEntry(relay, "r")})
-	})
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	srv := ticketDiscovery(t, []Relay{relayEntry(relay, "r")}, 2*time.Second)
 
 	var reserved atomic.Int32
-	m, err := New(self, srv.URL, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond),
+	m, ctx := startManager(t, self, srv.URL, 30*time.Second, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond),
 		WithEventHandler(func(e Event) {
 			if e.Type == EventReserved {
 				reserved.Add(1)
 			}
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// after 80 % of 2 s: a second ticket, presented on the same connection, and a renewed reservation
 	waitUntil(t, ctx, "a renewed ticket presented and the reservation renewed", func() bool {
 		mu.Lock()

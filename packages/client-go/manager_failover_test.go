@@ -2,19 +2,13 @@ package posrelay
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/multiformats/go-varint"
 )
 
 // The failover rule (docs/protocol.md section 4) with real relays on
@@ -51,7 +45,7 @@ func TestManagerFailsOverAtOnceAndMovesBack(t *testing.T) {
 			var m *Manager
 			var mu sync.Mutex
 			var releasedWhileBackHeld, releasedEarly bool
-			m, err := New(self, disc.srv.URL, WithRelayCount(n), WithEventHandler(func(e Event) {
+			m = newManager(t, self, disc.srv.URL, WithRelayCount(n), WithEventHandler(func(e Event) {
 				if e.Type != EventReleased {
 					return
 				}
@@ -63,15 +57,7 @@ func TestManagerFailsOverAtOnceAndMovesBack(t *testing.T) {
 					releasedEarly = true
 				}
 			}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			if err := m.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
+			ctx := startWithin(t, m, 60*time.Second)
 			holdsFirst := func(idx ...int) func() bool {
 				return func() bool {
 					for _, i := range idx {
@@ -96,11 +82,7 @@ func TestManagerFailsOverAtOnceAndMovesBack(t *testing.T) {
 			defer moveCancel()
 			waitUntil(t, moveCtx, "a reservation on the next relay", holdsFirst(n))
 			dialer := newHost(t)
-			dm, err := New(dialer, disc.srv.URL, WithRelayCount(n))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dm.Close()
+			dm := newManager(t, dialer, disc.srv.URL, WithRelayCount(n))
 			conn, err := dm.Dial(moveCtx, self.ID())
 			if err != nil {
 				t.Fatalf("a new dialer (its list names the dead relay) did not reach the listener: %v", err)
@@ -145,16 +127,7 @@ func TestManagerForgetsAFailedRelayMissingFromAFreshList(t *testing.T) {
 	self := newHost(t)
 	relays, entries := rankedRelays(t, 3, self.ID().String())
 	disc := newCountingDiscovery(t, entries)
-	m, err := New(self, disc.srv.URL, WithRelayCount(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := startManager(t, self, disc.srv.URL, 30*time.Second, WithRelayCount(1))
 	waitUntil(t, ctx, "a reservation on the first relay", func() bool { return m.HasReservation(relays[0].ID()) })
 	// the relay dies and leaves discovery's list: the refresh the failure schedules forgets it
 	disc.mu.Lock()
@@ -176,41 +149,17 @@ func TestManagerForgetsAFailedRelayMissingFromAFreshList(t *testing.T) {
 func TestManagerMovesWhenARelayRejectsTheRenewedTicket(t *testing.T) {
 	self := newHost(t)
 	relays, entries := rankedRelays(t, 2, self.ID().String())
-	reply := func(s network.Stream, body string) { s.Write(append(varint.ToUvarint(uint64(len(body))), body...)) }
 	for i, r := range relays {
 		rejectRenewed := i == 0
-		r.SetStreamHandler(TicketProtocol, func(s network.Stream) {
-			defer s.Close()
-			token, err := readFrame(s)
-			if err != nil {
-				s.Reset()
-				return
+		answerTickets(r, func(token string) string {
+			if rejectRenewed && !strings.HasPrefix(token, "ticket-1-") {
+				return `{"status":"REJECTED","reason":"revoked"}`
 			}
-			if rejectRenewed && !strings.HasPrefix(string(token), "ticket-1-") {
-				reply(s, `{"status":"REJECTED","reason":"revoked"}`)
-				return
-			}
-			reply(s, `{"status":"OK"}`)
+			return `{"status":"OK"}`
 		})
 	}
-	var issued atomic.Int32
-	tickets := ticketServer(t, "key", 2*time.Second, &issued)
-	defer tickets.Close()
-	mux := http.NewServeMux()
-	mux.Handle("/api/p2p/tickets", tickets.Config.Handler)
-	mux.HandleFunc("/api/p2p/relays", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(entries) })
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	m, err := New(self, srv.URL, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv := ticketDiscovery(t, entries, 2*time.Second)
+	m, ctx := startManager(t, self, srv.URL, 30*time.Second, WithAPIKey("key"), WithRelayCount(1), WithCheckInterval(100*time.Millisecond))
 	waitUntil(t, ctx, "a reservation on the first relay", func() bool { return m.HasReservation(relays[0].ID()) })
 	// at 80 % of the ticket's 2 s the renewed ticket is presented and rejected
 	waitUntil(t, ctx, "the move to the second relay", func() bool {

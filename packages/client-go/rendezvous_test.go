@@ -107,27 +107,14 @@ func TestListenerPollsForItsOwnIDAndADialLooksUpTheTarget(t *testing.T) {
 			// 5 relays, N = 1: each answer holds the 3 ranked first, the whole list when older
 			relays, entries := rankedRelays(t, 5, self.ID().String())
 			d := newRankingDiscovery(t, entries, older)
-			m, err := New(self, d.srv.URL, WithRelayCount(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := m.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
+			m, ctx := startManager(t, self, d.srv.URL, 30*time.Second, WithRelayCount(1))
 			waitUntil(t, ctx, "a reservation on the relay ranked first", func() bool { return m.HasReservation(relays[0].ID()) })
 			want := map[bool]int{false: 3, true: 5}[older]
 			if got := len(m.Relays()); got != want {
 				t.Errorf("the listener knows %d relays, want %d", got, want)
 			}
 			polls := d.seen(0)
-			dm, err := New(dialer, d.srv.URL, WithRelayCount(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dm.Close()
+			dm := newManager(t, dialer, d.srv.URL, WithRelayCount(1))
 			conn, err := dm.Dial(ctx, self.ID())
 			if err != nil {
 				t.Fatal(err)
@@ -160,19 +147,14 @@ func TestDialFallsBackToTheLastPolledListWhenTheLookupFails(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var failures []error
-	dm, err := New(dialer, d.srv.URL, WithRelayCount(1), WithEventHandler(func(e Event) {
+	dm := newManager(t, dialer, d.srv.URL, WithRelayCount(1), WithEventHandler(func(e Event) {
 		if e.Type == EventDiscoveryFailed {
 			mu.Lock()
 			failures = append(failures, e.Err)
 			mu.Unlock()
 		}
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dm.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testContext(t, 30*time.Second)
 	// no list polled yet: nothing to fall back on
 	if _, err := dm.Dial(ctx, target.ID()); !errors.Is(err, ErrNoRelays) || !errors.Is(err, ErrDiscovery) {
 		t.Fatalf("got %v, want ErrNoRelays wrapping the lookup's ErrDiscovery", err)

@@ -49,8 +49,13 @@ export class BufferBudget {
   /** the receive window last given to every circuit */
   private window = 0
 
-  /** `limitBytes` 0: no budget (measured all the same, for the metric) */
-  constructor (private limitBytes: number) {}
+  /**
+   * `limitBytes` 0: no budget (measured all the same, for the metric).
+   * `outside`: bytes held for circuits outside their stream buffers, counted
+   * in the sum (the sockets' queues the tickWrites data path lets grow past
+   * upstream's 16 KiB: tickWritesQueuedBytes).
+   */
+  constructor (private limitBytes: number, private readonly outside: () => number = () => 0) {}
 
   /** a new budget (limits file): applied at once, holding or releasing reading as the sum now stands */
   setLimit (bytes: number): void {
@@ -97,7 +102,7 @@ export class BufferBudget {
     const window = circuitWindowBytes(this.limitBytes, this.circuits.size)
     const rewindow = window !== this.window
     this.window = window
-    let total = 0
+    let total = this.outside()
     for (const circuit of this.circuits) {
       if (rewindow) circuit.setWindow(window)
       total += circuit.buffered()

@@ -4,6 +4,7 @@ import { closeHopStream, HopMessage, patchHopServer, type HopContext, type HopHa
 import { hopStatusCodec, HopStatus, type HopStatusCode } from './hop-status.js'
 import { spliceStreams, type CircuitEnd, type Splice } from './splice.js'
 import { BufferBudget } from './buffer-budget.js'
+import { tickWritesQueuedBytes } from '@pos-relay/upstream-patches/noise-tcp-datapath'
 import { isRelayed } from './connection-ip.js'
 import { HopAdmission, type AdmissionAccounts, type ConnectAdmitted, type DataLimit } from './hop-admission.js'
 import { HopAccounting, type AccountingMeter, type BilledCircuit } from './hop-accounting.js'
@@ -98,7 +99,7 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
   })
   const store = server.reservationStore
   const circuits = new Set<Circuit>()
-  const budget = new BufferBudget(limits.max_buffered_bytes)
+  const budget = new BufferBudget(limits.max_buffered_bytes, tickWritesQueuedBytes)
   const admission = new HopAdmission({
     limits,
     isDraining: opts.isDraining,

@@ -5,6 +5,7 @@ export { SampledLog } from './rate-limits.js'
 export { DiscoveryRegistration, MAX_REGISTRATION_REPLY_BYTES, sendsSecretInClear, type RegistrationRecord } from './registration.js'
 export { HopStatus, encodeHopStatus, type HopStatusCode } from './hop-status.js'
 export { BufferBudget, circuitWindowBytes, type BudgetedCircuit } from './buffer-budget.js'
+export { RELAY_DATA_PATH, relayDataPath, type RelayDataPath } from './data-path.js'
 export {
   relayConfigSchema, parseConfig, loadConfig, writeConfig, newConfig, newKeypairHex, decodeKeypair, peerIdOfKeypair, formatIssues,
   effectiveAnnounce, quicTwin, isQuicAddr,

@@ -21,6 +21,7 @@ import { createAccountPolicy } from './account-policy.js'
 import { accountServicesFromConfig, type RelayAccountServices } from './account-services.js'
 import { DiscoveryRegistration } from './registration.js'
 import { linearGetConnections } from '@pos-relay/upstream-patches/libp2p-get-connections'
+import { relayDataPath, type RelayDataPath } from './data-path.js'
 
 export interface RelayServerOptions {
   config: RelayConfig
@@ -33,6 +34,8 @@ export interface RelayServerOptions {
   accounts?: RelayAccountServices
   /** with `--workers N`: this process is one worker (workers/worker-link.ts) */
   remote?: RemoteHop
+  /** data-path levers over the relay's defaults (tickWrites on: data-path.ts) and the yamux frame size (65519 B); benchmarks' A/B */
+  dataPath?: RelayDataPath
 }
 
 /** `/ip4/a/tcp/p` (or `/ip4/a/udp/p/quic-v1`) of an address, without any `/p2p/...` suffix: one key per connection. */
@@ -42,8 +45,7 @@ function transportKey (ma: Multiaddr): string {
 
 /** Appends `/p2p/<peer>` unless the address already names a peer. */
 export function withPeerId (ma: Multiaddr, peerId: string): string {
-  const s = ma.toString()
-  return s.includes('/p2p/') ? s : `${s}/p2p/${peerId}`
+  return ma.toString().includes('/p2p/') ? ma.toString() : `${ma.toString()}/p2p/${peerId}`
 }
 
 /** The relay's listen addresses: TCP, and QUIC on the same UDP port number when on. */
@@ -55,10 +57,7 @@ export function listenAddresses (config: Pick<RelayConfig, 'host' | 'port' | 'qu
   ]
 }
 
-/**
- * TCP addresses first: a client that takes a relay's first address (as many
- * do, and TCP-only clients such as our SDK must) gets one it can dial.
- */
+/** TCP addresses first: a client that takes a relay's first address (as many do, and TCP-only clients such as our SDK must) gets one it can dial. */
 function tcpFirst (addrs: string[]): string[] {
   return [...addrs.filter((a) => !isQuicAddr(a)), ...addrs.filter(isQuicAddr)]
 }
@@ -85,6 +84,7 @@ export class RelayServer {
   private rateLimiter?: RelayRateLimiter
   private readonly accountServices?: RelayAccountServices
   private readonly remote?: RemoteHop
+  private readonly dataPath: RelayDataPath
   private gate?: TicketGate
   private meteringTimer?: NodeJS.Timeout
   private builtServices?: RelayAccountServices
@@ -106,6 +106,7 @@ export class RelayServer {
     this.metrics = opts.metrics ?? new RelayMetrics()
     this.accountServices = opts.accounts
     this.remote = opts.remote
+    this.dataPath = relayDataPath(opts.dataPath)
   }
 
   get libp2p (): Libp2p {
@@ -170,7 +171,7 @@ export class RelayServer {
       connectionEncrypters: [noise()],
       // a spliced circuit pauses its reading side while the other side is
       // backed up; the yamux window (CIRCUIT_WINDOW_BYTES) bounds what it holds
-      streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES } })],
+      streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: CIRCUIT_WINDOW_BYTES }, maxMessageSize: this.dataPath.yamuxMaxMessageBytes, dataPath: this.dataPath })],
       connectionManager: {
         // every reservation holds a connection, every circuit up to two more
         maxConnections: connectionCap(limits),

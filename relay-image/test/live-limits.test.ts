@@ -150,4 +150,21 @@ describe('BufferBudget.setLimit (limits.max_buffered_bytes reloaded)', () => {
     assert.deepEqual(held, [true, false])
     budget.delete([...(budget as any).circuits][0])
   })
+
+  it('counts what circuits hold outside their stream buffers (sockets\' queues under tickWrites): over the budget with nothing buffered in streams', () => {
+    const held: boolean[] = []
+    let outside = 0
+    const budget = new BufferBudget(1024 * 1024, () => outside)
+    budget.add({ buffered: () => 0, hold: (h) => { held.push(h) }, setWindow: () => {} })
+    budget.measure()
+    assert.equal(budget.exhausted, false)
+    outside = 1024 * 1024
+    budget.measure()
+    assert.equal(budget.exhausted, true, 'a full socket queue did not count')
+    assert.equal(budget.bytes, 1024 * 1024)
+    outside = 0
+    budget.measure()
+    assert.deepEqual(held, [true, false])
+    budget.delete([...(budget as any).circuits][0])
+  })
 })

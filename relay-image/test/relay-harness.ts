@@ -9,7 +9,7 @@ import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { newConfig, parseConfig, RelayServer } from '@pos-relay/relay'
+import { newConfig, parseConfig, RelayServer, type RelayDataPath } from '@pos-relay/relay'
 import { createLogger } from '@pos-relay/shared'
 import { waitFor, scrapeMetric } from '@pos-relay/testing'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -20,10 +20,10 @@ export async function runCleanups (): Promise<void> {
   while (cleanups.length > 0) await cleanups.pop()!()
 }
 
-export async function startRelay (overrides: Record<string, unknown> = {}, limits: Record<string, number> = {}): Promise<RelayServer> {
+export async function startRelay (overrides: Record<string, unknown> = {}, limits: Record<string, number> = {}, dataPath?: RelayDataPath): Promise<RelayServer> {
   const base = await newConfig({ p2p_secret: 'test-secret', port: 0 })
   const config = parseConfig({ ...base, host: '127.0.0.1', metrics_host: '127.0.0.1', metrics_port: 0, drain_seconds: 2, ...overrides, limits: { ...base.limits, ...limits } })
-  const relay = new RelayServer({ config, logger })
+  const relay = new RelayServer({ config, logger, dataPath })
   await relay.start()
   cleanups.push(async () => { await relay.stop() })
   return relay

@@ -61,3 +61,49 @@ export function summariseProfile (file: string, top = 15): ProfileSummary {
     .map(([name, selfMs]) => ({ name, selfMs, pct: (100 * selfMs) / busyMs }))
   return { totalMs, idleMs, busyMs, functions: rows(fn), packages: rows(pkg) }
 }
+
+/** Node's native cipher methods (no url in the profile) */
+const NATIVE_CRYPTO = new Set(['update', 'final', 'CipherBase', 'setAAD', 'setAuthTag', 'getAuthTag', 'initiv'])
+/** the profiler's own start/stop calls (node:inspector), not part of what is measured */
+const isProfilerItself = (fn: string, url: string): boolean => url === 'node:inspector' || url.startsWith('node:internal/inspector')
+
+/** What a relay's data path spends its time on: the categories of categoriseProfile, first match wins. */
+const CATEGORIES: Array<[string, (fn: string, url: string) => boolean]> = [
+  ['garbage collector', (fn) => fn === '(garbage collector)'],
+  ['ChaCha20-Poly1305: Node crypto (cipher objects, update, final, tag)', (fn, url) => url.startsWith('node:internal/crypto') || url === 'node:crypto' || (url === '' && NATIVE_CRYPTO.has(fn))],
+  ['ChaCha20-Poly1305: wasm (upstream\'s small-message path)', (fn, url) => url.includes('as-chacha20poly1305') || url.startsWith('wasm://')],
+  ['Noise framing (@chainsafe/libp2p-noise, our noise.ts)', (fn, url) => url.includes('libp2p-noise') || url.includes('/shared/dist/noise.js')],
+  ['yamux framing (@chainsafe/libp2p-yamux, frame-size patch)', (fn, url) => url.includes('libp2p-yamux') || url.includes('yamux-frame-size') || url.includes('/shared/dist/yamux.js')],
+  ['Uint8ArrayList', (fn, url) => url.includes('uint8arraylist')],
+  ['stream plumbing (@libp2p/utils message streams, events)', (fn, url) => url.includes('@libp2p/utils') || url.includes('@libp2p/interface') || url.startsWith('node:internal/event_target') || url.includes('main-event') || url.includes('progress-events')],
+  ['socket writes (write/writev syscalls, Writable)', (fn, url) => fn === 'writeBuffer' || fn === 'writev' || fn === 'writeLatin1String' || url.startsWith('node:internal/streams/writable') || url === 'node:net' || (url.startsWith('node:internal/stream_base_commons') && fn !== 'onStreamRead')],
+  ['socket reads (onStreamRead, Readable)', (fn, url) => fn === 'onStreamRead' || url.startsWith('node:internal/streams/readable') || url.startsWith('node:internal/streams/')],
+  ['libp2p TCP, connection (@libp2p/tcp, libp2p)', (fn, url) => url.includes('@libp2p/tcp') || /node_modules\/libp2p\//.test(url)],
+  ['relay (splice, accounting, metrics)', (fn, url) => url.includes('/relay-image/') || url.includes('prom-client') || url.includes('upstream-patches')],
+  ['Node core, other (timers, nextTick, Buffer)', (fn, url) => url.startsWith('node:')],
+  ['V8 / native, other ((program), runtime)', (fn, url) => url === ''],
+  ['other JS', () => true]
+]
+
+/** Self time of a .cpuprofile grouped into the data path's categories (CATEGORIES), largest first; `pct` of busy time. */
+export function categoriseProfile (file: string): { busyMs: number, totalMs: number, categories: ProfileRow[] } {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile
+  const byId = new Map(p.nodes.map((n) => [n.id, n]))
+  const self = new Map<number, number>()
+  for (let i = 0; i < p.samples.length; i++) self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000)
+  let totalMs = 0
+  let busyMs = 0
+  const cat = new Map<string, number>()
+  for (const [id, ms] of self) {
+    const node = byId.get(id)
+    if (node == null) continue
+    totalMs += ms
+    const { functionName, url } = node.callFrame
+    if (functionName === '(idle)' || isProfilerItself(functionName, url)) continue
+    busyMs += ms
+    const name = CATEGORIES.find(([, match]) => match(functionName, url))![0]
+    cat.set(name, (cat.get(name) ?? 0) + ms)
+  }
+  const categories = [...cat].sort((a, b) => b[1] - a[1]).map(([name, selfMs]) => ({ name, selfMs, pct: (100 * selfMs) / busyMs }))
+  return { busyMs, totalMs, categories }
+}

@@ -20,7 +20,8 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
   'monitoring, network policies, dashboards elsewhere': {
     monitoring: {
       podMonitor: { enabled: true, interval: '15s', additionalLabels: { release: 'kube-prometheus-stack' } },
-      serviceMonitor: { enabled: true, additionalLabels: { release: 'kube-prometheus-stack' } }
+      serviceMonitor: { enabled: true, additionalLabels: { release: 'kube-prometheus-stack' } },
+      prometheusRule: { enabled: true, namespace: 'monitoring', additionalLabels: { release: 'kube-prometheus-stack' } }
     },
     networkPolicy: { enabled: true },
     dashboards: { namespace: 'monitoring', annotations: { grafana_folder: 'pos-relay' } }
@@ -391,6 +392,10 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
       assert.equal(scrapeEnv(pm), 'false')
       assert.equal(scrapeEnv(objects), 'true')
       assert.ok(pm.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1').every((o) => o.metadata.namespace === 'monitoring'))
+      // the alerts, accepted under the PrometheusRule CRD's strict fields, in the namespace asked for
+      const rule = pm.find((o) => o.kind === 'PrometheusRule')
+      assert.equal(rule.metadata.namespace, 'monitoring')
+      assert.ok(rule.spec.groups.flatMap((g: any) => g.rules).some((r: any) => r.alert === 'PosRelayLimitsReloadRefused'))
     })
   })
 })

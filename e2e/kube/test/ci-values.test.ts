@@ -5,16 +5,19 @@
  * first); the others render it off (`crds.enabled=false`), as a second release in one cluster must.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { parse } from 'yaml'
 import { CHART_DIR, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
 import { helmWithAccountsHook, k, kJson } from './helpers.ts'
 
 const MONITORING_CRDS = new URL('./fixtures/monitoring-crds.yaml', import.meta.url).pathname
 const CI_DIR = join(CHART_DIR, 'ci')
 const FILES = readdirSync(CI_DIR).filter((f) => f.endsWith('-values.yaml')).sort()
+/** the chart's alerts, the PrometheusRule's one source */
+const ALERT_GROUPS: Array<{ name: string, rules: Array<{ alert: string }> }> = parse(readFileSync(join(CHART_DIR, 'files', 'alerts.yaml'), 'utf8')).groups
 
 await ensureKubeBinaries()
 
@@ -57,6 +60,14 @@ describe('charts/pos-relay/ci/*.yaml: install and upgrade', { timeout: 400_000 }
       await k(cp, ['get', 'podmonitor', `${release}-relays`, '-n', ns])
       await k(cp, ['get', 'servicemonitor', `${release}-discovery`, '-n', ns])
       assert.ok((await kJson(cp, ['get', 'networkpolicies', '-n', ns])).items.length > 0)
+      // the PrometheusRule, stored by the API server (fixture CRD, strict fields), with every alert of files/alerts.yaml
+      const rules = (await kJson(cp, ['get', 'prometheusrules', '-n', ns])).items
+      assert.equal(rules.length, 1)
+      assert.equal(rules[0].metadata.labels.release, 'kube-prometheus-stack')
+      assert.deepEqual(rules[0].spec.groups, ALERT_GROUPS)
+      assert.ok(ALERT_GROUPS.flatMap((g) => g.rules).some((r) => r.alert === 'PosRelayLimitsReloadRefused'))
+      const dashboards = (await kJson(cp, ['get', 'configmaps', '-n', ns, '-l', 'grafana_dashboard=1'])).items
+      assert.ok(dashboards.length >= 2, 'the dashboards ConfigMaps')
     },
     'existing-secrets-values.yaml': async (ns, release) => {
       // no hook ran and nothing was created besides the user's Secrets

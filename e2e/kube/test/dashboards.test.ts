@@ -18,8 +18,9 @@
  * The chart's alerts (files/alerts.yaml) are loaded too, with every `for`
  * set to 0 (the promtool unit tests cover the durations), and the last test
  * fires those it can provoke here for real: a relay without ticket keys, a full relay, the discovery
- * Redis killed (5xx, store down, relays limiting rates alone), and the
- * example pool whose relays never become Ready (no kubelet).
+ * Redis killed (5xx, store down, relays limiting rates alone), the
+ * example pool whose relays never become Ready (no kubelet), and a limits
+ * file the first relay refuses (it started with a good one: applied).
  */
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -131,6 +132,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
   let promUrl: string
   const peers: RelayPeer[] = []
   let relayAddr: ReturnType<typeof multiaddr>
+  let limitsFile: string // the first relay's --limits-file (good at start; the last test writes one it refuses)
   let authRelayAddr: ReturnType<typeof multiaddr>
   let discoveryApi: string
   /** pod label → the relay's metrics port, where its /readyz answers too */
@@ -159,10 +161,14 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     const relayMetricsPort = await freePort()
     const config = join(dir, 'relay.json')
     execFileSync(process.execPath, [CLI, 'init', '--config', config, '--api-url', discoveryUrl, '--port', String(relayPort)], { input: `${SECRET}\n` })
-    // room for the two SDK peers' reservations only: a third is refused at capacity (PosRelayReservationsRefusedAtCapacity)
+    // room for the two SDK peers' reservations only: a third is refused at capacity (PosRelayReservationsRefusedAtCapacity);
+    // a limits file as a RelayPool's relays have (applied at start; PosRelayLimitsReloadRefused when the last test breaks it)
+    limitsFile = join(dir, 'limits.json')
+    writeFileSync(limitsFile, JSON.stringify({ limits: { max_circuits: 64 }, rate_limits: {} }))
     relay = start('relay', process.execPath, [CLI, 'run', '--config', config, '--host', '127.0.0.1', '--announce', `/ip4/127.0.0.1/tcp/${relayPort}`,
-      '--metrics-host', '127.0.0.1', '--metrics-port', String(relayMetricsPort), '--drain-seconds', '1', '--max-reservations', '2'])
+      '--metrics-host', '127.0.0.1', '--metrics-port', String(relayMetricsPort), '--drain-seconds', '1', '--max-reservations', '2', '--limits-file', limitsFile])
     const ready = await waitLine(relay, (o) => o.event === 'relay_ready')
+    await waitLine(relay, (o) => o.event === 'limits_reloaded')
     relayAddr = multiaddr(`/ip4/127.0.0.1/tcp/${relayPort}/p2p/${ready.peer_id as string}`)
     // a second relay with auth on (tickets, metering and quotas in the same Redis); not registered with
     // discovery, so the SDK peers below keep to the first one
@@ -412,7 +418,11 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     for (let i = 0; i < 200; i++) await fetch(`${discoveryApi}/api/p2p/relays`).then(async (r) => { await r.arrayBuffer() }, () => {})
     const noTicket = await plainNode()
     await (noTicket as any).components.transportManager.listen([authRelayAddr.encapsulate('/p2p-circuit')]).catch(() => {})
-    const expected = ['PosRelayTicketKeysMissing', 'PosRelayReservationsRefusedAtCapacity', 'PosRelayDiscoveryErrors', 'PosRelayDiscoveryStoreDown', 'PosRelayRateLimitRedisDown', 'PosRelayPoolBelowDesired']
+    // a limits file that sets a field which needs a restart: refused, the previous limits stay (read within 10 s)
+    writeFileSync(limitsFile, JSON.stringify({ limits: { reservation_ttl_seconds: 60 } }))
+    const refused = await waitLine(relay, (o) => o.event === 'limits_reload_failed')
+    assert.match(refused.err, /reservation_ttl_seconds/, 'the log line names the field')
+    const expected = ['PosRelayTicketKeysMissing', 'PosRelayReservationsRefusedAtCapacity', 'PosRelayDiscoveryErrors', 'PosRelayDiscoveryStoreDown', 'PosRelayRateLimitRedisDown', 'PosRelayPoolBelowDesired', 'PosRelayLimitsReloadRefused']
     let now = new Set<string>()
     await waitFor(async () => { now = await firing(); return expected.every((a) => now.has(a)) },
       { timeoutMs: 60_000, intervalMs: 1000, message: 'alerts firing' }).catch((err: Error) => {
@@ -422,6 +432,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     assert.equal((await labels('PosRelayReservationsRefusedAtCapacity')).pool, 'relays')
     assert.equal((await labels('PosRelayRateLimitRedisDown')).pod, 'relays-1')
     assert.equal((await labels('PosRelayTicketKeysMissing')).pod, 'relays-2')
+    assert.deepEqual((await query('ALERTS{alertstate="firing", alertname="PosRelayLimitsReloadRefused"}')).map((r) => r.metric.pod), ['relays-0'], 'only the relay given the bad file')
     assert.equal((await labels('PosRelayDiscoveryErrors')).severity, 'critical')
     // exactly one leader: the scoped leader alert stays quiet
     assert.ok(!now.has('PosRelayOperatorNoLeader'), 'the operator has a leader')

@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, it } from 'node:test'
 import { freePort, startRedis, type RedisServer } from '@pos-relay/testing'
 import { kubelet, runRelayContainer, startOperator, until, type CliProcess, type OperatorProc } from '../../../operator/test/kube-helpers.ts'
-import { spawnCli, type CliProcess as E2eProcess } from '../../test/helpers/cli.ts'
+import { startLocalDiscovery, type LocalDiscovery } from '../../test/helpers/relay.ts'
 import { applyExamplePool, EXAMPLE_POOL, listRelays, waitForPoolReady } from '../../shared/relaypool.ts'
 import { CRD_FILE, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
 import { k, kJson, poolFixture } from './helpers.ts'
@@ -34,8 +34,7 @@ await ensureKubeBinaries()
 describe('relays stay listed while the operator is down (registry contract)', { timeout: 300_000 }, () => {
   let cp: ControlPlane
   let redis: RedisServer
-  let discovery: E2eProcess
-  let discoveryUrl: string
+  let discovery: LocalDiscovery
   let operator: OperatorProc | undefined
   const relays = new Map<number, CliProcess & { ready: any }>()
 
@@ -56,7 +55,7 @@ describe('relays stay listed while the operator is down (registry contract)', { 
   }
 
   /** ids listed by discovery now */
-  const listed = async (): Promise<Set<string>> => new Set((await listRelays(discoveryUrl)).map((r) => r.id))
+  const listed = async (): Promise<Set<string>> => new Set((await listRelays(discovery.url)).map((r) => r.id))
 
   /**
    * Polls discovery every 100 ms for `ms` and returns every moment one of
@@ -82,16 +81,13 @@ describe('relays stay listed while the operator is down (registry contract)', { 
   before(async () => {
     cp = await startControlPlane({ crds: [CRD_FILE] })
     redis = await startRedis()
-    const port = await freePort()
-    discoveryUrl = `http://127.0.0.1:${port}`
-    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', redis.url, '--ttl', String(TTL_S)], { env: { P2P_SECRET: SECRET } })
-    await discovery.waitForJson((o) => o.event === 'discovery_ready')
+    discovery = await startLocalDiscovery({ secret: SECRET, redisUrl: redis.url, args: ['--ttl', String(TTL_S)] })
     // the chart's discovery Secret, with the URL relays refresh their entries through
     await poolFixture(cp, {
       namespace: NS,
       redisUrl: redis.url,
       p2pSecret: SECRET,
-      apiUrl: discoveryUrl,
+      apiUrl: discovery.url,
       nodes: ['127.0.0.1', '127.0.0.2'].map((address, i) => ({ name: `node-${i + 1}`, internalIP: `10.89.0.${i + 2}`, publicAddress: address }))
     })
     operator = await startTheOperator()
@@ -104,7 +100,7 @@ describe('relays stay listed while the operator is down (registry contract)', { 
   after(async () => {
     for (const r of relays.values()) await r.kill('SIGKILL')
     await operator?.kill('SIGKILL')
-    await discovery?.kill('SIGKILL')
+    await discovery?.proc.kill('SIGKILL')
     await redis?.stop()
     await cp?.stop()
   })

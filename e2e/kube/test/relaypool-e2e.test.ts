@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { freePort, startRedis, type RedisServer } from '@pos-relay/testing'
 import { kubelet, runRelayContainer, startOperator, until, type CliProcess, type OperatorProc } from '../../../operator/test/kube-helpers.ts'
-import { spawnCli, type CliProcess as E2eProcess } from '../../test/helpers/cli.ts'
+import { startLocalDiscovery, type LocalDiscovery } from '../../test/helpers/relay.ts'
 import {
   applyExamplePool, deletePool, EXAMPLE_POOL, listRelays, relayedTransfer, setNodesPublicAddress, transferThrough, waitForDeregistered, waitForDiscovery, waitForPoolEvents, waitForPoolReady
 } from '../../shared/relaypool.ts'
@@ -35,8 +35,7 @@ await ensureKubeBinaries()
 describe('RelayPool end to end on a real API server (the kind scenario, hermetic)', { timeout: 300_000 }, () => {
   let cp: ControlPlane
   let redis: RedisServer
-  let discovery: E2eProcess
-  let discoveryUrl: string
+  let discovery: LocalDiscovery
   let operator: OperatorProc
   let relay: (CliProcess & { ready: any }) | undefined
   let hostPort: number
@@ -45,10 +44,7 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
   before(async () => {
     cp = await startControlPlane({ controllerManager: true, crds: [CRD_FILE] })
     redis = await startRedis()
-    const port = await freePort()
-    discoveryUrl = `http://127.0.0.1:${port}`
-    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', redis.url, '--ttl', '30'], { env: { P2P_SECRET: SECRET } })
-    await discovery.waitForJson((o) => o.event === 'discovery_ready')
+    discovery = await startLocalDiscovery({ secret: SECRET, redisUrl: redis.url, args: ['--ttl', '30'] })
     // what the chart creates: the Secret the example pool references; one node, like the kind cluster
     await poolFixture(cp, { namespace: NAMESPACE, redisUrl: redis.url, p2pSecret: SECRET, nodes: [{ name: 'node-1', internalIP: '10.89.0.2' }] })
     await setNodesPublicAddress(cp.kubectl, PUBLIC_ADDRESS)
@@ -60,7 +56,7 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
   after(async () => {
     await relay?.kill('SIGKILL')
     await operator?.kill('SIGKILL')
-    await discovery?.kill('SIGKILL')
+    await discovery?.proc.kill('SIGKILL')
     await redis?.stop()
     await cp?.stop()
   })
@@ -93,7 +89,7 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
   })
 
   it('the discovery API lists the relay at the address peers can dial', async () => {
-    const [entry] = await waitForDiscovery(discoveryUrl, pool)
+    const [entry] = await waitForDiscovery(discovery.url, pool)
     assert.deepEqual(entry!.addrs, [`/ip4/127.0.0.1/tcp/${hostPort}/p2p/${relay!.ready.peer_id}`, `/ip4/127.0.0.1/udp/${hostPort}/quic-v1/p2p/${relay!.ready.peer_id}`])
   })
 
@@ -102,7 +98,7 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
   })
 
   it('two SDK peers exchange 4 MiB through the relay', async () => {
-    const r = await relayedTransfer(discoveryUrl, [relay!.ready.peer_id], 4 * 1024 * 1024)
+    const r = await relayedTransfer(discovery.url, [relay!.ready.peer_id], 4 * 1024 * 1024)
     assert.equal(r.relayPeerId, relay!.ready.peer_id)
   })
 
@@ -114,7 +110,7 @@ describe('RelayPool end to end on a real API server (the kind scenario, hermetic
 
   it('deleting the pool removes its relay from discovery (finalizer)', async () => {
     await deletePool(cp.kubectl, NAMESPACE, EXAMPLE_POOL)
-    await waitForDeregistered(discoveryUrl, NAMESPACE, EXAMPLE_POOL)
-    assert.deepEqual(await listRelays(discoveryUrl), [])
+    await waitForDeregistered(discovery.url, NAMESPACE, EXAMPLE_POOL)
+    assert.deepEqual(await listRelays(discovery.url), [])
   })
 })

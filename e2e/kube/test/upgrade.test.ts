@@ -25,9 +25,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import YAML from 'yaml'
-import { freePort, startRedis, type RedisServer } from '@pos-relay/testing'
+import { startRedis, type RedisServer } from '@pos-relay/testing'
 import { kubelet, startOperator, type OperatorProc } from '../../../operator/test/kube-helpers.ts'
-import { spawnCli, type CliProcess } from '../../test/helpers/cli.ts'
+import { startLocalDiscovery, type LocalDiscovery } from '../../test/helpers/relay.ts'
 import { applyExamplePool, EXAMPLE_POOL, listRelays } from '../../shared/relaypool.ts'
 import { CHART_DIR, CRD_FILE, REPO_ROOT, ensureKubeBinaries, startControlPlane, type ControlPlane } from '../harness.ts'
 import { helmWithAccountsHook, k, kJson, poll, poolFixture } from './helpers.ts'
@@ -46,8 +46,7 @@ describe(`helm upgrade from the chart at ${OLD_COMMIT} to this one, with a live 
   let tmp: string
   let oldChart: string
   let redis: RedisServer
-  let discovery: CliProcess
-  let discoveryUrl: string
+  let discovery: LocalDiscovery
   let operator: OperatorProc | undefined
   let sampling = true
   let kubeletLoop: Promise<void> | undefined
@@ -62,10 +61,7 @@ describe(`helm upgrade from the chart at ${OLD_COMMIT} to this one, with a live 
     execFileSync('tar', ['-x', '-C', tmp], { input: tar })
     oldChart = join(tmp, 'charts', 'pos-relay')
     redis = await startRedis()
-    const port = await freePort()
-    discoveryUrl = `http://127.0.0.1:${port}`
-    discovery = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', redis.url, '--ttl', '30'], { env: { P2P_SECRET: SECRET } })
-    await discovery.waitForJson((o) => o.event === 'discovery_ready')
+    discovery = await startLocalDiscovery({ secret: SECRET, redisUrl: redis.url, args: ['--ttl', '30'] })
   }, { timeout: 120_000 })
 
   after(async () => {
@@ -73,7 +69,7 @@ describe(`helm upgrade from the chart at ${OLD_COMMIT} to this one, with a live 
     await sampler
     await kubeletLoop
     await operator?.kill('SIGKILL')
-    await discovery?.kill('SIGKILL')
+    await discovery?.proc.kill('SIGKILL')
     await redis?.stop()
     await cp?.stop()
     if (tmp != null) rmSync(tmp, { recursive: true, force: true })
@@ -119,10 +115,10 @@ describe(`helm upgrade from the chart at ${OLD_COMMIT} to this one, with a live 
     operator = await startOperator(cp, [], await operatorEnv())
     kubeletLoop = runKubelet()
     await applyExamplePool(cp.kubectl, APPS, { replicas: REPLICAS })
-    await poll('3 relays listed', async () => (await listRelays(discoveryUrl)).length === REPLICAS, 60_000)
+    await poll('3 relays listed', async () => (await listRelays(discovery.url)).length === REPLICAS, 60_000)
     sampler = (async () => {
       while (sampling) {
-        counts.push((await listRelays(discoveryUrl)).length)
+        counts.push((await listRelays(discovery.url)).length)
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     })()
@@ -181,7 +177,7 @@ describe(`helm upgrade from the chart at ${OLD_COMMIT} to this one, with a live 
       const pods = (await kJson(cp, ['get', 'pods', '-n', APPS])).items as any[]
       const st = pool.status ?? {}
       return st.observedGeneration === pool.metadata.generation && st.readyRelays === REPLICAS && st.registeredRelays === REPLICAS && pods.length === REPLICAS && pods.every((p) => p.metadata.deletionTimestamp == null) &&
-        (await listRelays(discoveryUrl)).length === REPLICAS
+        (await listRelays(discovery.url)).length === REPLICAS
     }, 120_000, 500)
     // a few more samples after settling
     const n = counts.length

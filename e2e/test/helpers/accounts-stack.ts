@@ -4,7 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, startRedis, waitFor } from '@pos-relay/testing'
-import { runCli, spawnCli, type CliProcess } from './cli.ts'
+import { runCli, type CliProcess } from './cli.ts'
+import { startLocalDiscovery, startLocalRelay } from './relay.ts'
 
 /** the tiers of the accounts fixtures (discovery and relays must agree on them) */
 export const TIERS = { free: { name: 'free', max_reservations: 8, circuit_data_limit_bytes: 0, circuit_duration_seconds: 0, monthly_bytes: 0 } }
@@ -31,16 +32,7 @@ export async function startAccountsDiscovery (opts: { dir: string, redisUrl: str
   assert.equal((await runCli(['keys', 'generate', '--out', keysFile])).code, 0)
   const tiersFile = join(opts.dir, 'tiers.json')
   await writeFile(tiersFile, JSON.stringify(opts.tiers ?? TIERS))
-  const port = await freePort()
-  const api = `http://127.0.0.1:${port}`
-  const proc = spawnCli(['discovery', '--host', '127.0.0.1', '--port', String(port), '--redis', opts.redisUrl, '--ticket-keys-file', keysFile, '--tiers-file', tiersFile],
-    { env: { P2P_SECRET: opts.p2pSecret, ADMIN_SECRET: admin } })
-  try {
-    await proc.waitForJson((o) => o.event === 'discovery_ready')
-  } catch (err) {
-    await proc.kill('SIGKILL')
-    throw err
-  }
+  const { url: api, proc } = await startLocalDiscovery({ secret: opts.p2pSecret, redisUrl: opts.redisUrl, args: ['--ticket-keys-file', keysFile, '--tiers-file', tiersFile], env: { ADMIN_SECRET: admin } })
   return { api, admin, keysFile, tiersFile, proc }
 }
 
@@ -90,13 +82,9 @@ export async function startAccountsStack (opts: { account: string, listedTimeout
     const discovery = await startAccountsDiscovery({ dir, redisUrl: redis.url, p2pSecret: 'p2p' })
     started.push(discovery.proc)
     const { api } = discovery
-    const config = join(dir, 'relay.json')
-    assert.equal((await runCli(['init', '--config', config, '--api-url', api], { input: 'p2p\n' })).code, 0)
-    const metricsPort = await freePort()
-    const relay = spawnCli(['run', '--config', config, '--host', '127.0.0.1', '--port', String(await freePort()), '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort),
-      '--auth', '--redis', redis.url, '--tiers-file', discovery.tiersFile])
+    const args = ['--auth', '--redis', redis.url, '--tiers-file', discovery.tiersFile]
+    const { proc: relay, metricsPort } = await startLocalRelay({ dir, secret: 'p2p', initArgs: ['--api-url', api], port: await freePort(), args })
     started.push(relay)
-    await relay.waitForJson((o) => o.event === 'relay_ready')
     const { apiKey } = await createAccount(discovery, opts.account)
     // the relay registers itself; wait until discovery lists it
     await waitFor(async () => ((await (await fetch(`${api}/api/p2p/relays`)).json()) as unknown[]).length > 0, { timeoutMs: opts.listedTimeoutMs, message: 'relay not listed' })

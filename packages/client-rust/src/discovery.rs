@@ -123,8 +123,36 @@ fn parse_entry(entry: &serde_json::Value, policy: AddressPolicy) -> Option<Relay
     })
 }
 
+/// Sends `req` to the discovery API at `shown` (its URL, for errors) with
+/// `timeout`; not reaching it is [`DiscoveryError::Unreachable`].
+pub(crate) async fn send(
+    req: reqwest::RequestBuilder,
+    shown: &str,
+    timeout: Duration,
+) -> Result<reqwest::Response, DiscoveryError> {
+    req.timeout(timeout)
+        .send()
+        .await
+        .map_err(|source| DiscoveryError::Unreachable {
+            url: shown.to_string(),
+            source,
+        })
+}
+
+/// The body of `res` from `shown`, [`DiscoveryError::TooLarge`] (without
+/// buffering it) when larger than `max_bytes`.
+pub(crate) async fn read_body(
+    res: reqwest::Response,
+    shown: String,
+    max_bytes: usize,
+) -> Result<Vec<u8>, DiscoveryError> {
+    read_capped(res, max_bytes)
+        .await
+        .map_err(|max_bytes| DiscoveryError::TooLarge { url: shown, max_bytes })
+}
+
 /// Reads a response body, refusing (without buffering it) one larger than `max_bytes`.
-pub(crate) async fn read_capped(mut res: reqwest::Response, max_bytes: usize) -> Result<Vec<u8>, usize> {
+async fn read_capped(mut res: reqwest::Response, max_bytes: usize) -> Result<Vec<u8>, usize> {
     if res.content_length().is_some_and(|n| n > max_bytes as u64) {
         return Err(max_bytes);
     }
@@ -206,25 +234,14 @@ async fn fetch_list(
     timeout: Duration,
 ) -> Result<Vec<RelayInfo>, DiscoveryError> {
     let shown = url.to_string();
-    let res = http
-        .get(url)
-        .header("accept", "application/json")
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|source| DiscoveryError::Unreachable {
-            url: shown.clone(),
-            source,
-        })?;
+    let res = send(http.get(url).header("accept", "application/json"), &shown, timeout).await?;
     if !res.status().is_success() {
         return Err(DiscoveryError::Status {
             url: shown,
             status: res.status().as_u16(),
         });
     }
-    let body = read_capped(res, max_bytes)
-        .await
-        .map_err(|max_bytes| DiscoveryError::TooLarge { url: shown, max_bytes })?;
+    let body = read_body(res, shown, max_bytes).await?;
     parse_relay_list(&body, policy)
 }
 

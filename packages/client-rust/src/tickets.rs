@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{PeerId, StreamProtocol};
 
-use crate::discovery::{api_url, read_capped, DiscoveryError};
+use crate::discovery::{api_url, read_body, send, DiscoveryError};
 
 /// The relay's protocol for presenting an account ticket.
 pub const TICKET_PROTOCOL: StreamProtocol = StreamProtocol::new("/pos-relay/ticket/1.0.0");
@@ -86,23 +86,15 @@ pub async fn fetch_ticket(
 ) -> Result<Ticket, TicketFetchError> {
     let url = api_url(discovery_url, "api/p2p/tickets")?;
     let shown = url.to_string();
-    let res = http
+    let req = http
         .post(url)
         .bearer_auth(api_key)
         .header("content-type", "application/json")
-        .body(serde_json::json!({ "peer_id": peer.to_base58() }).to_string())
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|source| DiscoveryError::Unreachable {
-            url: shown.clone(),
-            source,
-        })?;
+        .body(serde_json::json!({ "peer_id": peer.to_base58() }).to_string());
+    let res = send(req, &shown, Duration::from_secs(10)).await?;
     let status = res.status();
     // a ticket answer is a few hundred bytes; whoever answers must not make us buffer more than 1 MiB
-    let body = read_capped(res, crate::discovery::MAX_RESPONSE_BYTES)
-        .await
-        .map_err(|max_bytes| DiscoveryError::TooLarge { url: shown, max_bytes })?;
+    let body = read_body(res, shown, crate::discovery::MAX_RESPONSE_BYTES).await?;
     if !status.is_success() {
         let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
         return Err(TicketFetchError::Refused {

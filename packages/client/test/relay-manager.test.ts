@@ -11,6 +11,7 @@ import { createRelayPeer, rankRelays, type RelayInfo, type RelayManagerEvent, ty
 import { newConfig, parseConfig, RelayServer, type RelayConfig } from '@pos-relay/relay'
 import { createLogger } from '@pos-relay/shared'
 import { freePort, waitFor } from '@pos-relay/testing'
+import { assertEchoes, serveEcho } from './echo.ts'
 
 const logger = createLogger({ name: 'relay-manager-test', level: process.env.LOG_LEVEL ?? 'silent' })
 
@@ -79,10 +80,7 @@ async function listener (relayCount: number, events: RelayManagerEvent[] = []): 
   // random 0: retries after 0.8 x the backoff base, the failure refresh at once
   const peer = await createRelayPeer({ discoveryUrl: url, relayCount, listen: ['/ip4/127.0.0.1/tcp/0'], random: () => 0, onEvent: (e) => events.push(e) })
   peers.push(peer)
-  await peer.node.handle('/echo/1', async (stream) => {
-    for await (const chunk of stream) stream.send(chunk)
-    await stream.close()
-  }, { runOnLimitedConnection: true })
+  await serveEcho(peer.node)
   return peer
 }
 
@@ -90,13 +88,7 @@ async function listener (relayCount: number, events: RelayManagerEvent[] = []): 
 async function reach (target: RelayPeer, relayCount: number): Promise<void> {
   const dialer = await createRelayPeer({ discoveryUrl: url, relayCount, listen: ['/ip4/127.0.0.1/tcp/0'] })
   peers.push(dialer)
-  const conn = await dialer.relays.dial(target.node.peerId)
-  const stream = await conn.newStream('/echo/1', { runOnLimitedConnection: true })
-  stream.send(new TextEncoder().encode('ping'))
-  await stream.close()
-  let answer = ''
-  for await (const chunk of stream) answer += new TextDecoder().decode(chunk.subarray())
-  assert.equal(answer, 'ping')
+  await assertEchoes(await dialer.relays.dial(target.node.peerId))
 }
 
 const byPeer = (id: string): TestRelay => relays.find((r) => r.peerId === id)!

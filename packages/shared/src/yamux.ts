@@ -19,6 +19,7 @@
  */
 import { yamux as upstreamYamux, type YamuxMuxerInit } from '@chainsafe/libp2p-yamux'
 import { boundFrameSize } from '@pos-relay/upstream-patches/yamux-frame-size'
+import { patchDataPath, type DataPathLevers } from '@pos-relay/upstream-patches/noise-tcp-datapath'
 import type { StreamMuxerFactory } from '@libp2p/interface'
 
 /** yamux frame header (version, type, flags, stream id, length) */
@@ -38,11 +39,29 @@ export const DEFAULT_YAMUX_MAX_MESSAGE_BYTES = 65535 - 16
 export interface BoundedYamuxInit extends YamuxMuxerInit {
   /** largest yamux frame sent, header included (default 65519 bytes, one Noise message; at most 1 MiB + 12 for rust peers) */
   maxMessageSize?: number
+  /**
+   * Opt-in levers on the connection under the muxer (Noise over TCP only):
+   * patch noise-tcp-datapath of @pos-relay/upstream-patches. Off by default
+   * here (clients, SDK); the relay turns tickWrites on (relay-image/src/data-path.ts).
+   * See docs/benchmarks.md "Relay CPU per GiB" for what each one measured.
+   */
+  dataPath?: DataPathLevers
 }
 
 export function yamux (init: BoundedYamuxInit = {}): () => StreamMuxerFactory {
   const maxMessageSize = init.maxMessageSize ?? DEFAULT_YAMUX_MAX_MESSAGE_BYTES
   const maxBody = maxMessageSize - YAMUX_HEADER_BYTES
   if (!Number.isInteger(maxBody) || maxBody < 1024) throw new Error(`yamux maxMessageSize must be an integer of at least ${1024 + YAMUX_HEADER_BYTES} bytes`)
-  return boundFrameSize(upstreamYamux({ ...init, maxMessageSize }), maxBody)
+  const { dataPath, ...upstreamInit } = init
+  const bounded = boundFrameSize(upstreamYamux({ ...upstreamInit, maxMessageSize }), maxBody)
+  if (dataPath == null || !Object.values(dataPath).some((on) => on === true)) return bounded
+  return () => {
+    const factory = bounded()
+    const createStreamMuxer = factory.createStreamMuxer.bind(factory)
+    factory.createStreamMuxer = (maConn) => {
+      patchDataPath(maConn, dataPath)
+      return createStreamMuxer(maConn)
+    }
+    return factory
+  }
 }

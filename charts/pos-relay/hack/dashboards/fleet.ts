@@ -134,5 +134,9 @@ export function fleetDashboard (): dashboard.Dashboard {
       [`sum(rate(pos_relay_circuit_ends_total{${R}, reason="quota"}[${RATE}]))`, 'circuits cut'],
       [`sum(rate(pos_relay_denials_total{${R}, reason="quota"}[${RATE}]))`, 'circuits refused']
     ], { unit: 'ops' }))
+
+    // last, so the ids above (which alerts link to) stay as they were
+    .withRow(row(ids, 'Limits reloaded without a restart'))
+    .withPanel(ts(ids, 'Limit reloads by relay', 'Per relay: reads of its limits file (the RelayPool\'s <pool>-limits ConfigMap) that changed it, by result: applied (new limits in effect) or invalid (refused, the previous limits stay; its log line limits_reload_failed names the field)', [[`sum by (pod, result) (increase(pos_relay_limits_reloads_total{${R}}[${RATE}]))`, '{{pod}} {{result}}']], { span: 24, alerts: ['PosRelayLimitsReloadRefused'] }))
   return d.build()
 }

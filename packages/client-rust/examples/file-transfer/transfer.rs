@@ -104,21 +104,19 @@ pub async fn send_file(
         .ok_or("--file has no file name")?
         .to_string_lossy()
         .into_owned();
-    let announced = {
-        let mut file = tokio::fs::File::open(path).await?;
-        let mut hash = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-        }
-        hex(&hash.finalize())
-    };
+    let (_, announced) = read_file(path, None).await?;
     // the header carries the SHA-256: the receiver keeps the file only if it matches
     stream.write_all(format!("{announced} {name}\n").as_bytes()).await?;
+    let (bytes, sent) = read_file(path, Some(&mut stream)).await?;
+    stream.close().await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok((bytes, sent, String::from_utf8_lossy(&answer).into_owned()))
+}
+
+/// Reads the file at `path` in 64 KiB chunks, writing each to `copy_to` when
+/// given: its size and SHA-256 (hex).
+async fn read_file(path: &Path, mut copy_to: Option<&mut libp2p::Stream>) -> std::io::Result<(u64, String)> {
     let mut file = tokio::fs::File::open(path).await?;
     let mut hash = Sha256::new();
     let mut bytes = 0u64;
@@ -129,17 +127,12 @@ pub async fn send_file(
             break;
         }
         hash.update(&buf[..n]);
-        stream.write_all(&buf[..n]).await?;
+        if let Some(out) = copy_to.as_deref_mut() {
+            out.write_all(&buf[..n]).await?;
+        }
         bytes += n as u64;
     }
-    stream.close().await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    Ok((
-        bytes,
-        hex(&hash.finalize()),
-        String::from_utf8_lossy(&answer).into_owned(),
-    ))
+    Ok((bytes, hex(&hash.finalize())))
 }
 
 fn hex(bytes: &[u8]) -> String {
