@@ -25,16 +25,15 @@
  */
 import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { categoriseProfile, summariseProfile, type ProfileRow } from './lib/cpuprofile.ts'
 import { loadavg, machineInfo, type LoadAvg } from './lib/machine.ts'
 import { jsonLines, waitForValue } from './lib/poll.ts'
+import { rustRelayedTransfer } from './lib/rust-transfer.ts'
 import { killAllProcesses, startProcess, type Process } from './lib/processes.ts'
-import { readCpuSeconds } from './lib/proc.ts'
 import { BENCH_DOC, f, machineTable, signed, writeSection } from './lib/report.ts'
 import { median } from './lib/stats.ts'
 
@@ -86,24 +85,8 @@ async function signalProfiler (relay: Relay, answer: (o: any) => boolean): Promi
 
 /** One rust listener + one rust dialer through `relay`, DCUtR off; the relay's CPU seconds over the transfer. */
 async function transfer (relay: Relay, bins: Bins): Promise<Transfer> {
-  const dir = await mkdtemp(join(tmpdir(), 'pos-relay-cpu-pair-'))
-  const ready = join(dir, 'ready.json')
-  const common = ['--relay', relay.addr, '--no-dcutr', '--timeout-ms', '60000', '--listen', '/ip4/127.0.0.1/tcp/0']
-  const listener = startProcess(bins['rust-peer'], [...common, '--mode', 'listen', '--ready-file', ready], { timeoutMs: 70_000 })
-  try {
-    const info = await waitForValue('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
-      .catch((err: Error) => { throw new Error(`${err.message}; listener: ${listener.stdout.slice(-3).join(' | ')} ${listener.stderr.slice(-3).join(' | ')}; relay: ${relay.proc.stderr.slice(-3).join(' | ')}`) })
-    const cpu0 = readCpuSeconds(relay.proc.pid)
-    const dialer = startProcess(bins['rust-peer'], [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB << 20)], { timeoutMs: 70_000 })
-    await dialer.exited
-    const cpuS = readCpuSeconds(relay.proc.pid) - cpu0
-    const res = jsonLines(dialer.stdout).find((o) => o.impl === 'rust')
-    if (res?.ok !== true || res.connection !== 'relayed') throw new Error(`${relay.arm.name}: transfer failed: ${res?.error ?? dialer.stderr.slice(-3).join(' | ')}`)
-    return { cpuS, mibPerS: MIB / (Number(res.transfer_ms) / 1000) }
-  } finally {
-    await listener.stop('SIGKILL')
-    await rm(dir, { recursive: true, force: true })
-  }
+  const t = await rustRelayedTransfer({ name: relay.arm.name, addr: relay.addr, proc: relay.proc }, bins['rust-peer'], MIB)
+  return { cpuS: t.relayCpuS, mibPerS: t.mibPerS }
 }
 
 interface Profiled { categories: ProfileRow[], functions: ProfileRow[], busyMs: number, cpuS: number }

@@ -24,6 +24,7 @@
  */
 import { freePort, pollUntil } from '@pos-relay/testing'
 import { jsonLines, waitForValue } from './lib/poll.ts'
+import { rustRelayedTransfer } from './lib/rust-transfer.ts'
 import { killAllProcesses, startProcess, type Process } from './lib/processes.ts'
 import { execFile, execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -35,7 +36,7 @@ import { promisify } from 'node:util'
 import { peerIdOfKeypair } from '@pos-relay/relay'
 import { summariseProfile, type ProfileSummary } from './lib/cpuprofile.ts'
 import { loadavg, machineInfo, type LoadAvg } from './lib/machine.ts'
-import { readCpuSeconds, readMem } from './lib/proc.ts'
+import { readMem } from './lib/proc.ts'
 import { BENCH_DOC, f, machineTable, writeSection } from './lib/report.ts'
 import { median } from './lib/stats.ts'
 
@@ -105,24 +106,7 @@ interface Transfer { mibPerS: number, relayCpuS: number, ms: number }
 
 /** One rust listener + one rust dialer through `relay`, DCUtR off. Rejects when the transfer fails or stalls (60 s). */
 async function transfer (relay: Relay, bins: Bins): Promise<Transfer> {
-  const dir = await mkdtemp(join(tmpdir(), 'pos-relay-cmp-pair-'))
-  const ready = join(dir, 'ready.json')
-  const common = ['--relay', relay.addr, '--no-dcutr', '--timeout-ms', '60000', '--listen', '/ip4/127.0.0.1/tcp/0']
-  const listener = startProcess(bins['rust-peer'], [...common, '--mode', 'listen', '--ready-file', ready], { timeoutMs: 70_000 })
-  try {
-    const info = await waitForValue('listener reservation', () => { try { return JSON.parse(readFileSync(ready, 'utf8')) } catch { return undefined } }, 30_000)
-    const cpu0 = readCpuSeconds(relay.proc.pid)
-    const dialer = startProcess(bins['rust-peer'], [...common, '--mode', 'dial', '--peer', info.peer_id, '--payload-bytes', String(MIB << 20)], { timeoutMs: 70_000 })
-    await dialer.exited
-    const cpu1 = readCpuSeconds(relay.proc.pid)
-    const res = jsonLines(dialer.stdout).find((o) => o.impl === 'rust')
-    if (res?.ok !== true || res.connection !== 'relayed') throw new Error(`${relay.kind}: transfer failed: ${res?.error ?? dialer.stderr.slice(-3).join(' | ')}`)
-    const ms = Number(res.transfer_ms)
-    return { mibPerS: MIB / (ms / 1000), relayCpuS: cpu1 - cpu0, ms }
-  } finally {
-    await listener.stop('SIGKILL')
-    await rm(dir, { recursive: true, force: true })
-  }
+  return await rustRelayedTransfer({ name: relay.kind, addr: relay.addr, proc: relay.proc }, bins['rust-peer'], MIB)
 }
 
 interface RssResult { idleMiB: number, steps: Array<{ reservations: number, rssMiB: number, seconds: number }> }
