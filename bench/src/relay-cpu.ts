@@ -23,21 +23,18 @@
  * default all), BENCH_OUT (document, default docs/benchmarks.md; '-' = stdout),
  * BENCH_SAVE (write the raw results there), BENCH_FROM (only re-render them).
  */
-import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { categoriseProfile, summariseProfile, type ProfileRow } from './lib/cpuprofile.ts'
 import { loadavg, machineInfo, type LoadAvg } from './lib/machine.ts'
 import { jsonLines, waitForValue } from './lib/poll.ts'
-import { rustRelayedTransfer } from './lib/rust-transfer.ts'
+import { interopBinaries, rustRelayedTransfer } from './lib/rust-transfer.ts'
 import { killAllProcesses, startProcess, type Process } from './lib/processes.ts'
 import { BENCH_DOC, f, machineTable, signed, writeSection } from './lib/report.ts'
 import { median } from './lib/stats.ts'
 
-const run = promisify(execFile)
 const REPO = fileURLToPath(new URL('../../', import.meta.url))
 const MIB = Number(process.env.BENCH_MIB ?? 256)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -130,9 +127,7 @@ async function main (): Promise<void> {
   // BENCH_FROM=<file>: the section again from a run's saved results (BENCH_SAVE), stamped with that run's commit
   if (process.env.BENCH_FROM != null) { write(JSON.parse(readFileSync(process.env.BENCH_FROM, 'utf8'))); return }
   const t0 = Date.now()
-  process.stderr.write('building / reusing interop binaries (e2e/interop/build.sh) ...\n')
-  const { stdout } = await run('bash', [join(REPO, 'e2e/interop/build.sh')], { maxBuffer: 16 << 20, timeout: 60 * 60_000 })
-  const bins = JSON.parse(stdout.trim().split('\n').pop()!) as Bins
+  const bins = await interopBinaries<Bins>()
   const machine = machineInfo()
   const load: Record<string, LoadAvg> = { start: loadavg() }
   const relays = new Map<string, Relay>()

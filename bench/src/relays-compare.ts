@@ -24,7 +24,7 @@
  */
 import { freePort, pollUntil } from '@pos-relay/testing'
 import { jsonLines, waitForValue } from './lib/poll.ts'
-import { rustRelayedTransfer } from './lib/rust-transfer.ts'
+import { interopBinaries, rustRelayedTransfer } from './lib/rust-transfer.ts'
 import { killAllProcesses, startProcess, type Process } from './lib/processes.ts'
 import { execFile, execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -187,9 +187,7 @@ function gitRev (): string {
 
 async function main (): Promise<void> {
   const t0 = Date.now()
-  process.stderr.write('building / reusing interop binaries (e2e/interop/build.sh) ...\n')
-  const { stdout } = await run('bash', [join(REPO, 'e2e/interop/build.sh')], { maxBuffer: 16 << 20, timeout: 60 * 60_000 })
-  const bins = JSON.parse(stdout.trim().split('\n').pop()!) as Bins
+  const bins = await interopBinaries<Bins>()
   const machine = machineInfo()
   const load: Record<string, LoadAvg> = { start: loadavg() }
   const rustc = await run('rustc', ['--version']).then((r) => r.stdout.trim(), () => '?')

@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { jsonLines, waitForValue } from './poll.ts'
 import { startProcess, type Process } from './processes.ts'
 import { readCpuSeconds } from './proc.ts'
@@ -37,4 +40,11 @@ export async function rustRelayedTransfer (relay: MeasuredRelay, rustPeer: strin
     await listener.stop('SIGKILL')
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** e2e/interop/build.sh: builds (or reuses, from ~/.cache/pos-relay) the interop peers and relays; their paths by name */
+export async function interopBinaries<Bins> (): Promise<Bins> {
+  process.stderr.write('building / reusing interop binaries (e2e/interop/build.sh) ...\n')
+  const { stdout } = await promisify(execFile)('bash', [fileURLToPath(new URL('../../../e2e/interop/build.sh', import.meta.url))], { maxBuffer: 16 << 20, timeout: 60 * 60_000 })
+  return JSON.parse(stdout.trim().split('\n').pop()!) as Bins
 }
