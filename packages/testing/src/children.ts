@@ -87,6 +87,8 @@ export interface SpawnLinesOptions {
   keepStderr?: number
   /** SIGKILL the child after this long */
   timeoutMs?: number
+  /** waitForJson looks at stderr lines too (pino logs there, a CLI's result lines on stdout) */
+  jsonOnStderr?: boolean
 }
 
 const parseJson = (line: string): any => { try { return JSON.parse(line) } catch { return undefined } }
@@ -109,6 +111,7 @@ export function spawnLines (cmd: string, args: string[], opts: SpawnLinesOptions
     stderr.push(line)
     if (opts.keepStderr != null && stderr.length > opts.keepStderr) stderr.shift()
     if (opts.echo === true) process.stderr.write(`[${label}!] ${line}\n`)
+    if (opts.jsonOnStderr === true) for (const w of waiters) w(line)
   })
   const exited = new Promise<number | string>((resolve) => { child.once('exit', (code, signal) => { resolve(code ?? signal ?? -1) }) })
   if (opts.timeoutMs != null) {
@@ -121,7 +124,7 @@ export function spawnLines (cmd: string, args: string[], opts: SpawnLinesOptions
     stderr,
     exited,
     async waitForJson (match, timeoutMs = 20_000) {
-      const found = stdout.map(parseJson).find((o) => o != null && match(o))
+      const found = [...stdout, ...(opts.jsonOnStderr === true ? stderr : [])].map(parseJson).find((o) => o != null && match(o))
       if (found != null) return found
       return await new Promise((resolve, reject) => {
         const onLine = (line: string): void => {
