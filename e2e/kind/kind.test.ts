@@ -124,10 +124,12 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     assert.equal(user, '10001:10001')
   })
 
-  step('helm test pos-relay passes (discovery answers from inside the cluster)', async () => {
+  step('helm test pos-relay passes (discovery answers from inside the cluster; no pool yet, so the relay check says it is skipped)', async () => {
     const out = await cluster.helm(['test', RELEASE, '--namespace', NAMESPACE, '--logs', '--timeout', '3m'])
     assert.match(out, /Phase:\s+Succeeded/)
     assert.match(out, /GET \/api\/p2p\/relays: 200/)
+    // the ci/*.yaml step checks a relay for real (tests.requireRelays, a pool announcing an in-cluster address)
+    assert.match(out, /no relay listed: the relay check is skipped/)
   })
 
   step('kubectl apply -f examples/relaypool.yaml → one relay on each worker, Ready and registered; kubectl get rp shows 2/2', async () => {
@@ -395,14 +397,14 @@ describe(`kind: chart, RelayPool and relayed peers on a real cluster (${supply.o
     }, 120_000)
   }, { skip: KEEP ? 'E2E_KIND_KEEP=1: the release stays installed' : false })
 
-  step(`charts/pos-relay/ci/*.yaml (${CI_FILES.length} files), each its own release: install, helm test, upgrade, helm test, uninstall (monitoring against ${PROMETHEUS_OPERATOR_MODULE.split('@')[1]!} of the Prometheus Operator's CRDs)`, async () => {
+  step(`charts/pos-relay/ci/*.yaml (${CI_FILES.length} files), each its own release with a one-relay pool: install, helm test (fails without a relay listed, then checks the relay), upgrade, helm test, uninstall (monitoring against ${PROMETHEUS_OPERATOR_MODULE.split('@')[1]!} of the Prometheus Operator's CRDs)`, async () => {
     for (const crd of await prometheusOperatorCrds()) await k(cluster.kubectl, ['apply', '--server-side', '-f', crd])
     // the images built here (no registry); not the main release's NodePort, which a second release would take again
     const { discovery: _, ...base } = helmValues(IMAGE, supply.overrides)
     for (const file of CI_FILES) {
       const t0 = Date.now()
-      await installCiValuesFile(cluster, chart, base, file)
-      log(`${file}: installed, tested, upgraded, tested, uninstalled in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+      const tests = await installCiValuesFile(cluster, chart, base, file)
+      log(`${file}: installed, tested, upgraded, tested, uninstalled in ${((Date.now() - t0) / 1000).toFixed(1)} s; helm test: ${/^relay .*$/m.exec(tests[0] ?? '')?.[0] ?? '?'}`)
     }
   }, { skip: KEEP ? 'E2E_KIND_KEEP=1: the release stays installed' : false })
 })
