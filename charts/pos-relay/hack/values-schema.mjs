@@ -124,7 +124,8 @@ const schema = {
     }),
     dashboards: obj({ enabled: bool(), label: str(null, { minLength: 1 }), labelValue: str(), namespace: dnsName, annotations: stringMap() }),
     networkPolicy: obj({ enabled: bool() }),
-    cleanup: obj({ enabled: bool(), timeoutSeconds: int(10, 3600), removeFinalizersOnTimeout: bool(), resources, ...security })
+    cleanup: obj({ enabled: bool(), timeoutSeconds: int(10, 3600), removeFinalizersOnTimeout: bool(), resources, ...security }),
+    tests: obj({ requireRelays: bool() }, '`helm test`: pos-relay check from inside the cluster')
   },
   // bundled Redis or an external URL (or an existing Secret that carries the URL)
   if: { properties: { redis: { properties: { enabled: { const: false } } } } },

@@ -247,6 +247,14 @@ describe('Helm chart pos-relay', { timeout: 600_000 }, () => {
     }
   })
 
+  it('helm test hook: pos-relay check of discovery and one relay; --require-relays only with tests.requireRelays', async () => {
+    const hook = async (set: string[]): Promise<string> => (await renderChart([...set, '--show-only', 'templates/tests/discovery-test.yaml']))
+    const plain = await hook([])
+    assert.match(plain, /helm\.sh\/hook: test/)
+    assert.match(plain, /args:\n\s+- check\n\s+- http:\/\/pos-relay-discovery\.pos-relay\.svc:8080\n\s+- --relays\n\s+- "1"\n\s+securityContext:/)
+    assert.match(await hook(['--set', 'tests.requireRelays=true']), /- --relays\n\s+- "1"\n\s+- --require-relays\n\s+securityContext:/)
+  })
+
   it('refuses to render without a registry: redis disabled and neither an external URL nor an existing Secret', async () => {
     const r = await helmOffline(['template', 'x', CHART_DIR, '--set', 'redis.enabled=false'])
     assert.notEqual(r.code, 0)
