@@ -25,6 +25,7 @@ step run        node bench/src/run.ts
 step limits     node bench/src/limits.ts
 step relays     node bench/src/relays-compare.ts
 step relay-cpu  node bench/src/relay-cpu.ts
+step reservations node bench/src/reservations.ts
 step auth       node bench/src/auth.ts
 step auth-pool  env AUTH_RELAYS=pool node bench/src/auth.ts
 step quic       node bench/src/quic-vs-tcp.ts

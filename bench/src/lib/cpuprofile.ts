@@ -68,7 +68,7 @@ const NATIVE_CRYPTO = new Set(['update', 'final', 'CipherBase', 'setAAD', 'setAu
 const isProfilerItself = (fn: string, url: string): boolean => url === 'node:inspector' || url.startsWith('node:internal/inspector')
 
 /** What a relay's data path spends its time on: the categories of categoriseProfile, first match wins. */
-const CATEGORIES: Array<[string, (fn: string, url: string) => boolean]> = [
+const CATEGORIES: Categories = [
   ['garbage collector', (fn) => fn === '(garbage collector)'],
   ['ChaCha20-Poly1305: Node crypto (cipher objects, update, final, tag)', (fn, url) => url.startsWith('node:internal/crypto') || url === 'node:crypto' || (url === '' && NATIVE_CRYPTO.has(fn))],
   ['ChaCha20-Poly1305: wasm (upstream\'s small-message path)', (fn, url) => url.includes('as-chacha20poly1305') || url.startsWith('wasm://')],
@@ -85,8 +85,32 @@ const CATEGORIES: Array<[string, (fn: string, url: string) => boolean]> = [
   ['other JS', () => true]
 ]
 
-/** Self time of a .cpuprofile grouped into the data path's categories (CATEGORIES), largest first; `pct` of busy time. */
-export function categoriseProfile (file: string): { busyMs: number, totalMs: number, categories: ProfileRow[] } {
+type Categories = Array<[string, (fn: string, url: string) => boolean]>
+
+const KEY_OBJECTS = new Set(['createPrivateKey', 'createPublicKey', 'getKeyObjectSlots', 'getSlots', 'prepareAsymmetricKey', 'export', 'generateKeyPairSync'])
+
+/** What a relay spends on accepting connections and reservations (Noise XX handshakes, identify, RESERVE): first match wins. */
+export const CONNECTION_CATEGORIES: Categories = [
+  ['garbage collector', (fn) => fn === '(garbage collector)'],
+  ['crypto: key objects (import/export of X25519 and Ed25519 keys, key generation)', (fn, url) => url.startsWith('node:internal/crypto') && KEY_OBJECTS.has(fn)],
+  ['crypto: signatures (Ed25519 sign/verify)', (fn, url) => url.startsWith('node:internal/crypto/sig')],
+  ['crypto: X25519 diffieHellman', (fn, url) => url.startsWith('node:internal/crypto/diffiehellman')],
+  ['crypto: other (AEAD, hashes)', (fn, url) => url.startsWith('node:internal/crypto') || url === 'node:crypto' || url.includes('@noble/hashes') || (url === '' && NATIVE_CRYPTO.has(fn))],
+  ['socket writes (write/writev syscalls, Writable)', (fn, url) => fn === 'writeBuffer' || fn === 'writev' || fn === 'writeLatin1String' || url.startsWith('node:internal/streams/writable') || url === 'node:net' || (url.startsWith('node:internal/stream_base_commons') && fn !== 'onStreamRead')],
+  ['peer store, protobuf, multiaddr/multiformats (identify results)', (fn, url) => /@libp2p\/peer-store|protons-runtime|@multiformats\/multiaddr|\/multiformats\/|@libp2p\/peer-record|@libp2p\/peer-id/.test(url)],
+  ['debug loggers created per connection (weald, isatty)', (fn, url) => url.includes('weald') || url.includes('@libp2p/logger') || fn === 'isatty'],
+  ['Noise handshake and framing', (fn, url) => url.includes('libp2p-noise') || url.includes('/shared/dist/noise.js')],
+  ['yamux', (fn, url) => url.includes('libp2p-yamux') || url.includes('/shared/dist/yamux.js')],
+  ['stream plumbing (@libp2p/utils, events, abort signals)', (fn, url) => /@libp2p\/utils|@libp2p\/interface|main-event|progress-events|race-signal|abort-error|it-[a-z-]+\//.test(url) || url.startsWith('node:internal/event_target') || url.startsWith('node:internal/abort_controller')],
+  ['libp2p core (upgrader, connection manager, registrar), TCP, circuit relay', (fn, url) => /node_modules\/libp2p\/|@libp2p\/tcp|@libp2p\/circuit-relay-v2|@libp2p\/identify|@libp2p\/ping|@libp2p\/multistream-select/.test(url)],
+  ['relay (hop hooks, limits, metrics, patches)', (fn, url) => url.includes('/relay-image/') || url.includes('prom-client') || url.includes('upstream-patches') || url.includes('/packages/')],
+  ['socket reads, timers, other Node core', (fn, url) => url.startsWith('node:')],
+  ['V8 / native, other ((program), runtime, microtasks)', (fn, url) => url === ''],
+  ['other JS', () => true]
+]
+
+/** Self time of a .cpuprofile grouped into categories (the data path's by default), largest first; `pct` of busy time. */
+export function categoriseProfile (file: string, table: Categories = CATEGORIES): { busyMs: number, totalMs: number, categories: ProfileRow[] } {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile
   const byId = new Map(p.nodes.map((n) => [n.id, n]))
   const self = new Map<number, number>()
@@ -101,7 +125,7 @@ export function categoriseProfile (file: string): { busyMs: number, totalMs: num
     const { functionName, url } = node.callFrame
     if (functionName === '(idle)' || isProfilerItself(functionName, url)) continue
     busyMs += ms
-    const name = CATEGORIES.find(([, match]) => match(functionName, url))![0]
+    const name = table.find(([, match]) => match(functionName, url))![0]
     cat.set(name, (cat.get(name) ?? 0) + ms)
   }
   const categories = [...cat].sort((a, b) => b[1] - a[1]).map(([name, selfMs]) => ({ name, selfMs, pct: (100 * selfMs) / busyMs }))
