@@ -11,7 +11,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { newConfig, parseConfig, RelayCluster } from '@pos-relay/relay'
 import { scrapeMetric, waitFor } from '@pos-relay/testing'
 import { cleanups, logger, peer, runCleanups } from './relay-harness.ts'
-import { hopRequest, RESERVE } from './hop-client.ts'
+import { connectMessage, HOP, hopRequest, RESERVE, varintFields } from './hop-client.ts'
+import { pbStream } from '@libp2p/utils'
 import type { Libp2p } from 'libp2p'
 
 afterEach(runCleanups)
@@ -134,6 +135,7 @@ test('--workers 2: a drain lets a cross-worker circuit run on (the reservation\'
 
 const OK = 100
 const RESERVATION_REFUSED = 200
+const RESOURCE_LIMIT_EXCEEDED = 201
 
 test('--workers 2: max_reservations holds across workers (the primary counts; a refresh counts once; a lost reservation frees its slot)', async () => {
   const relay = await startCluster({}, { max_reservations: 2 })
@@ -158,24 +160,47 @@ test('--workers 2: max_reservations holds across workers (the primary counts; a 
   assert.equal(relay.slotCounts().reservations, 2)
 })
 
-test('--workers 2: max_circuits holds across workers (each circuit counted once, by the worker that admitted it; its end frees the slot)', async () => {
-  const relay = await startCluster({}, { max_circuits: 2 })
+for (const [limit, reason] of [['max_circuits', 'circuit_limit'], ['ip_max_circuits', 'ip_circuit_limit']] as const) {
+  test(`--workers 2: ${limit} holds across workers (each circuit counted once, by the worker that admitted it; its end frees the slot)`, async () => {
+    const relay = await startCluster({}, { [limit]: 2 })
+    const listener = await echoListener(relay)
+    const target = multiaddr(`${relay.addresses[0]!}/p2p-circuit/p2p/${listener.peerId.toString()}`)
+    const open = async (): Promise<Libp2p> => {
+      const dialer = await peer()
+      await dialer.dialProtocol(target, '/echo/1', { runOnLimitedConnection: true })
+      return dialer
+    }
+    const dialers = [await open(), await open()]
+    // two dialers on two workers (one of them cross-worker): per worker, a third would pass
+    assert.equal(await metric(relay, /pos_relay_circuits_total\{result="opened"\} (\d+)/), 2)
+    assert.equal(await metric(relay, CROSS), 1, 'the two dialers are not on two workers')
+    await assert.rejects(open(), /RESOURCE_LIMIT_EXCEEDED/)
+    assert.equal(relay.slotCounts().circuits, 2)
+    assert.equal(await metric(relay, new RegExp(`pos_relay_denials_total\\{reason="${reason}"\\} (\\d+)`)), 1)
+    await dialers[0]!.hangUp(listener.peerId)
+    await waitFor(() => relay.slotCounts().circuits === 1, { timeoutMs: 10_000, message: 'the ended circuit kept its slot' })
+    await open()
+    assert.equal(relay.slotCounts().circuits, 2)
+  })
+}
+
+const raw = { encode: (b: Uint8Array) => b, decode: (b: Uint8Array | { subarray: () => Uint8Array }) => (b instanceof Uint8Array ? b : b.subarray()) }
+
+test('--workers 2: peer_max_circuits holds across workers (one peer, one connection on each worker)', async () => {
+  const relay = await startCluster({}, { peer_max_circuits: 1 })
   const listener = await echoListener(relay)
-  const target = multiaddr(`${relay.addresses[0]!}/p2p-circuit/p2p/${listener.peerId.toString()}`)
-  const open = async (): Promise<Libp2p> => {
-    const dialer = await peer()
-    await dialer.dialProtocol(target, '/echo/1', { runOnLimitedConnection: true })
-    return dialer
+  const dialer = await peer()
+  const addr = multiaddr(relay.addresses[0]!)
+  const statuses: Array<number | undefined> = []
+  // two connections of one peer (force: a new one each), handed to the workers in turn
+  for (let i = 0; i < 2; i++) {
+    const connection = await dialer.dial(addr, { force: true })
+    const pb = pbStream(await connection.newStream(HOP, { runOnLimitedConnection: true }))
+    await pb.write(connectMessage(listener.peerId), raw)
+    statuses.push(varintFields(await pb.read(raw, { signal: AbortSignal.timeout(10_000) })).get(5))
   }
-  const dialers = [await open(), await open()]
-  // two dialers on two workers (one of them cross-worker): per worker, a third would pass
-  assert.equal(await metric(relay, /pos_relay_circuits_total\{result="opened"\} (\d+)/), 2)
-  assert.equal(await metric(relay, CROSS), 1, 'the two dialers are not on two workers')
-  await assert.rejects(open(), /RESOURCE_LIMIT_EXCEEDED/)
-  assert.equal(relay.slotCounts().circuits, 2)
-  assert.equal(await metric(relay, /pos_relay_denials_total\{reason="circuit_limit"\} (\d+)/), 1)
-  await dialers[0]!.hangUp(listener.peerId)
-  await waitFor(() => relay.slotCounts().circuits === 1, { timeoutMs: 10_000, message: 'the ended circuit kept its slot' })
-  await open()
-  assert.equal(relay.slotCounts().circuits, 2)
+  assert.equal(dialer.getConnections().length, 2)
+  assert.deepEqual(statuses, [OK, RESOURCE_LIMIT_EXCEEDED])
+  assert.equal(await metric(relay, CROSS), 1, 'the first CONNECT was not on the worker without the reservation')
+  assert.equal(await metric(relay, /pos_relay_denials_total\{reason="peer_circuit_limit"\} (\d+)/), 1)
 })
