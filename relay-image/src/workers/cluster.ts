@@ -117,7 +117,8 @@ export class RelayCluster {
         const answer = m.kind === 'reservation'
           ? (this.slots.takeReservation(index, m.peer, m.max) ? { ok: true as const } : { ok: false as const, reason: 'reservation_limit' as const })
           : this.slots.takeCircuit(index, m.id, m.peer, m.ip, m.limits)
-        worker.send({ pr: 'slot', id: m.id, ...answer } satisfies ToWorker)
+        // a worker gone meanwhile: its slots go with it (exit -> dropWorker)
+        if (worker.isConnected()) worker.send({ pr: 'slot', id: m.id, ...answer } satisfies ToWorker)
         break
       }
       case 'unslot':
