@@ -5,7 +5,8 @@ export interface CircuitSlotLimits {
   ip_max_circuits: number
 }
 
-export type SlotRefusal = 'circuit_limit' | 'peer_circuit_limit' | 'ip_circuit_limit'
+/** `primary_unreachable`: with `--workers N`, the primary that counts the slots cannot be asked (fail closed) */
+export type SlotRefusal = 'circuit_limit' | 'peer_circuit_limit' | 'ip_circuit_limit' | 'primary_unreachable'
 
 export type SlotResult = { ok: true, release: () => void } | { ok: false, reason: SlotRefusal }
 
@@ -25,14 +26,23 @@ export class CircuitSlots {
 
   constructor (private readonly limits: CircuitSlotLimits) {}
 
+  /** SlotLedger's circuit slot, in process: synchronous (no await between the check and the count) */
+  takeCircuit (peer: string, ip: string | undefined): SlotResult {
+    return this.take(peer, ip)
+  }
+
   /** slots taken: circuits open plus circuits being set up */
   get size (): number {
     return this.total
   }
 
-  /** `ip` undefined: a source without an IP address (not counted per IP) */
-  take (peer: string, ip: string | undefined): SlotResult {
-    const { max_circuits: max, peer_max_circuits: perPeer, ip_max_circuits: perIp } = this.limits
+  /**
+   * `ip` undefined: a source without an IP address (not counted per IP).
+   * `limits`: the ones in effect for this request (the primary of `--workers N`
+   * counts for all workers, each sending the limits it reads at its decision).
+   */
+  take (peer: string, ip: string | undefined, limits: CircuitSlotLimits = this.limits): SlotResult {
+    const { max_circuits: max, peer_max_circuits: perPeer, ip_max_circuits: perIp } = limits
     if (max > 0 && this.total >= max) return { ok: false, reason: 'circuit_limit' }
     if (perPeer > 0 && (this.perPeer.get(peer) ?? 0) >= perPeer) return { ok: false, reason: 'peer_circuit_limit' }
     if (ip != null && perIp > 0 && (this.perIp.get(ip) ?? 0) >= perIp) return { ok: false, reason: 'ip_circuit_limit' }

@@ -2,6 +2,7 @@ import { HopStatus, type HopStatusCode } from './hop-status.js'
 import { CircuitSlots } from './circuit-slots.js'
 import { ipOf, isRelayed } from './connection-ip.js'
 import type { RelayLimits } from './config.js'
+import type { SlotLedger } from './slot-ledger.js'
 import type { LimitKind } from './rate-limits.js'
 import type { Connection, PeerId } from '@libp2p/interface'
 import type { Tier } from '@pos-relay/accounts'
@@ -28,7 +29,7 @@ export interface AdmissionAccounts {
 }
 
 export interface HopAdmissionOptions {
-  limits: Pick<RelayLimits, 'max_circuits' | 'peer_max_circuits' | 'ip_max_circuits' | 'circuit_data_limit_bytes' | 'circuit_duration_seconds'>
+  limits: Pick<RelayLimits, 'max_reservations' | 'max_circuits' | 'peer_max_circuits' | 'ip_max_circuits' | 'circuit_data_limit_bytes' | 'circuit_duration_seconds'>
   isDraining: () => boolean
   rateLimiter: { allow: (kind: LimitKind, key: string) => Promise<boolean> }
   /** with auth on: tickets, tiers, fleet reservation counts and quotas */
@@ -39,6 +40,11 @@ export interface HopAdmissionOptions {
   hasReservation: (peer: PeerId) => boolean
   /** circuit buffers are at the relay-wide budget */
   buffersExhausted: () => boolean
+  /**
+   * `--workers N`: the relay-wide counts kept by the primary (workers/remote-slots.ts).
+   * Unset (one process): circuit slots counted here, synchronously; reservations by upstream's store.
+   */
+  ledger?: SlotLedger
 }
 
 export interface ReserveAdmitted {
@@ -74,10 +80,13 @@ export interface ConnectAdmitted {
  */
 export class HopAdmission {
   private readonly slots: CircuitSlots
+  private readonly ledger: SlotLedger
 
   /** `opts.limits` is read at each decision: a relay that reloads its limits changes that object in place */
   constructor (private readonly opts: HopAdmissionOptions) {
     this.slots = new CircuitSlots(opts.limits)
+    // one process: the reservation count is upstream's store's size, checked in hop-hooks' reserve (synchronous)
+    this.ledger = opts.ledger ?? { takeReservation: () => true, releaseReservation: () => {}, takeCircuit: (peer, ip) => this.slots.take(peer, ip) }
   }
 
   /**
@@ -107,7 +116,7 @@ export class HopAdmission {
     if (!(await this.opts.rateLimiter.allow('peer_reservation', peer.toString()))) {
       return { ok: false, status: HopStatus.RESOURCE_LIMIT_EXCEEDED, reason: 'peer_reservation_rate', result: 'refused' }
     }
-    if (accounts == null) return { ok: true, limit: this.relayLimit, release: () => {} }
+    if (accounts == null) return await this.reservationSlot(peer, { ok: true, limit: this.relayLimit, release: () => {} })
     const who = accounts.identify(peer)
     if (who == null) return { ok: false, status: HopStatus.PERMISSION_DENIED, reason: 'no_ticket', result: 'denied' }
     // a refresh keeps the slot the reservation already holds
@@ -115,12 +124,29 @@ export class HopAdmission {
     if (!refreshing && !(await accounts.admitReservation(who.account, peer, who.tier))) {
       return { ok: false, status: HopStatus.RESOURCE_LIMIT_EXCEEDED, reason: 'account_reservations', result: 'refused' }
     }
-    return {
+    return await this.reservationSlot(peer, {
       ok: true,
       who,
       limit: this.dataLimit(who.tier),
       release: () => { if (!refreshing) accounts.releaseReservation(who.account, peer) }
+    })
+  }
+
+  /**
+   * The relay-wide reservation slot, last (as upstream's store checks its cap
+   * last in one process): refused as the store refuses, RESERVATION_REFUSED.
+   * Synchronous in one process (always granted here: the store's size is checked in hop-hooks' reserve).
+   */
+  private async reservationSlot (peer: PeerId, admitted: ReserveAdmitted): Promise<ReserveAdmitted | Refusal & { result: 'refused' }> {
+    const id = peer.toString()
+    const answer = this.ledger.takeReservation(id, this.opts.limits.max_reservations)
+    const slot = answer === true ? true : await answer
+    if (slot !== true) {
+      admitted.release()
+      return { ok: false, status: HopStatus.RESERVATION_REFUSED, reason: slot, result: 'refused' }
     }
+    if (this.opts.ledger == null) return admitted
+    return { ...admitted, release: () => { admitted.release(); this.ledger.releaseReservation(id) } }
   }
 
   /**
@@ -132,7 +158,9 @@ export class HopAdmission {
     if (isRelayed(connection)) return refusal(HopStatus.PERMISSION_DENIED, 'relayed_source')
     // a circuit would add to buffers already at the relay-wide budget
     if (this.opts.buffersExhausted()) return refusal(HopStatus.RESOURCE_LIMIT_EXCEEDED, 'buffer_budget')
-    const slot = this.slots.take(connection.remotePeer.toString(), ipOf(connection))
+    // one process: taken synchronously (no await between the check and the count); workers: the primary's answer
+    const taken = this.ledger.takeCircuit(connection.remotePeer.toString(), ipOf(connection), this.opts.limits)
+    const slot = taken instanceof Promise ? await taken : taken
     if (!slot.ok) return refusal(HopStatus.RESOURCE_LIMIT_EXCEEDED, slot.reason)
     let admitted: ConnectAdmitted | Refusal | undefined
     try {

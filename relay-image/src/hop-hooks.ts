@@ -11,6 +11,7 @@ import { HopAccounting, type AccountingMeter, type BilledCircuit } from './hop-a
 import type { RelayMetrics } from './metrics.js'
 import type { RelayRateLimiter, SampledLog } from './rate-limits.js'
 import type { RelayLimits } from './config.js'
+import type { SlotLedger } from './slot-ledger.js'
 import type { Logger } from '@pos-relay/shared'
 import type { PeerId, Stream } from '@libp2p/interface'
 import type { UpstreamReservation } from '@pos-relay/upstream-patches/circuit-relay-server'
@@ -41,6 +42,8 @@ export interface RemoteHop {
   released: (peer: PeerId) => void
   /** the destination end of a circuit opened by the worker holding `dst`'s reservation; a refusal when none does */
   connect: (dst: PeerId, src: PeerId, limit: DataLimit, options: any) => Promise<Destination>
+  /** the relay-wide reservation and circuit counts, kept by the primary for all workers */
+  slots: SlotLedger
   /** whether `peer` is the destination of a circuit another worker admitted (drain: its reservation is not idle) */
   carries: (peer: string) => boolean
   /** resolves when no circuit another worker admitted runs through this one, or at the signal */
@@ -107,7 +110,8 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
     ...(accounts != null ? { accounts } : {}),
     ...(opts.accountOf != null ? { accountOf: opts.accountOf } : {}),
     hasReservation: (peer) => store.reservations.get(peer) != null,
-    buffersExhausted: () => budget.exhausted
+    buffersExhausted: () => budget.exhausted,
+    ...(opts.remote != null ? { ledger: opts.remote.slots } : {})
   })
   const accounting = new HopAccounting({
     bytes: { toDestination: metrics.relayedBytesTotal.labels('to_destination'), toSource: metrics.relayedBytesTotal.labels('to_source') },
@@ -137,16 +141,18 @@ export function installHopHooks (service: unknown, opts: HopHooksOptions): HopHo
       await refuse(ctx, options, admitted.status, admitted.reason)
       return
     }
-    if (admitted.who == null) { await upstream(ctx, options); await closeHopStream(ctx.stream, options); return }
-    limitOf.set(peer.toString(), admitted.limit)
+    if (admitted.who != null) limitOf.set(peer.toString(), admitted.limit)
+    let made = false
     try {
       await upstream(ctx, options)
       await closeHopStream(ctx.stream, options)
     } finally {
       limitOf.delete(peer.toString())
+      made = store.reservations.get(peer) != null
+      // not made after all: gives back the account's slot and (workers) the relay-wide one
+      if (!made) admitted.release()
     }
-    if (store.reservations.get(peer) != null) accounting.reservationMade(peer, admitted.who.account)
-    else admitted.release()
+    if (made && admitted.who != null) accounting.reservationMade(peer, admitted.who.account)
   }
 
   const reserve = (peer: PeerId, addr: unknown, upstream: (peer: PeerId, addr: unknown) => ReserveResult): ReserveResult => {

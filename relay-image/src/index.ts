@@ -19,3 +19,6 @@ export { HopAccounting, type HopAccountingOptions, type AccountingMeter, type Bi
 export { installHopHooks, QuotaExceededError, type HopHooks, type HopHooksOptions, type AccountPolicy } from './hop-hooks.js'
 export { LimitsFileWatcher, parseLimitsFile, effectiveLimits, limitsFileSchema, LIMITS_POLL_MS, RELOADABLE_LIMITS, RELOADABLE_RATE_LIMITS, type LimitsFile } from './live-limits.js'
 export { RelayCluster, type RelayClusterOptions } from './workers/cluster.js'
+export { SlotTable } from './workers/slot-table.js'
+export { RemoteSlots } from './workers/remote-slots.js'
+export type { SlotLedger, ReservationSlotRefusal } from './slot-ledger.js'

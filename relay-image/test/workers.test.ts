@@ -11,13 +11,15 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { newConfig, parseConfig, RelayCluster } from '@pos-relay/relay'
 import { scrapeMetric, waitFor } from '@pos-relay/testing'
 import { cleanups, logger, peer, runCleanups } from './relay-harness.ts'
+import { connectMessage, HOP, hopRequest, RESERVE, varintFields } from './hop-client.ts'
+import { pbStream } from '@libp2p/utils'
 import type { Libp2p } from 'libp2p'
 
 afterEach(runCleanups)
 
-async function startCluster (overrides: Record<string, unknown> = {}): Promise<RelayCluster> {
+async function startCluster (overrides: Record<string, unknown> = {}, limits: Record<string, number> = {}): Promise<RelayCluster> {
   const base = await newConfig({ p2p_secret: 'test-secret', port: 0 })
-  const config = parseConfig({ ...base, host: '127.0.0.1', metrics_host: '127.0.0.1', metrics_port: 0, quic: false, drain_seconds: 2, ...overrides })
+  const config = parseConfig({ ...base, limits: { ...(base as any).limits, ...limits }, host: '127.0.0.1', metrics_host: '127.0.0.1', metrics_port: 0, quic: false, drain_seconds: 2, ...overrides })
   const relay = new RelayCluster({ config, workers: 2, logger, logLevel: process.env.LOG_LEVEL ?? 'silent' })
   cleanups.push(async () => { await relay.stop() })
   await relay.start()
@@ -129,4 +131,76 @@ test('--workers 2: a drain lets a cross-worker circuit run on (the reservation\'
   // without waiting for its 60 s
   await dialer.hangUp(listener.peerId)
   await drained
+})
+
+const OK = 100
+const RESERVATION_REFUSED = 200
+const RESOURCE_LIMIT_EXCEEDED = 201
+
+test('--workers 2: max_reservations holds across workers (the primary counts; a refresh counts once; a lost reservation frees its slot)', async () => {
+  const relay = await startCluster({}, { max_reservations: 2 })
+  const addr = multiaddr(relay.addresses[0]!)
+  const peers = [await peer(), await peer(), await peer()]
+  const statuses: Array<number | undefined> = []
+  // one new TCP connection each: the primary hands them to the workers in turn
+  for (const p of peers) statuses.push((await hopRequest(p, addr, RESERVE)).status)
+  assert.deepEqual(statuses, [OK, OK, RESERVATION_REFUSED])
+  const holders = new Set(peers.slice(0, 2).map((p) => relay.reservationWorker(p.peerId.toString())))
+  assert.equal(holders.size, 2, 'the two reservations are not on two workers')
+  assert.equal(await metric(relay, /pos_relay_denials_total\{reason="reservation_limit"\} (\d+)/), 1)
+  assert.equal(await metric(relay, /pos_relay_reservations_total\{result="refused"\} (\d+)/), 1)
+  // a refresh by a peer holding a slot passes and takes no second slot
+  assert.equal((await hopRequest(peers[0]!, addr, RESERVE)).status, OK)
+  assert.equal((await hopRequest(peers[2]!, addr, RESERVE)).status, RESERVATION_REFUSED)
+  assert.equal(relay.slotCounts().reservations, 2)
+  // a reservation lost with its peer's connection gives its slot back
+  await peers[1]!.stop()
+  await waitFor(() => relay.slotCounts().reservations === 1, { timeoutMs: 10_000, message: 'the lost reservation kept its slot' })
+  assert.equal((await hopRequest(peers[2]!, addr, RESERVE)).status, OK)
+  assert.equal(relay.slotCounts().reservations, 2)
+})
+
+for (const [limit, reason] of [['max_circuits', 'circuit_limit'], ['ip_max_circuits', 'ip_circuit_limit']] as const) {
+  test(`--workers 2: ${limit} holds across workers (each circuit counted once, by the worker that admitted it; its end frees the slot)`, async () => {
+    const relay = await startCluster({}, { [limit]: 2 })
+    const listener = await echoListener(relay)
+    const target = multiaddr(`${relay.addresses[0]!}/p2p-circuit/p2p/${listener.peerId.toString()}`)
+    const open = async (): Promise<Libp2p> => {
+      const dialer = await peer()
+      await dialer.dialProtocol(target, '/echo/1', { runOnLimitedConnection: true })
+      return dialer
+    }
+    const dialers = [await open(), await open()]
+    // two dialers on two workers (one of them cross-worker): per worker, a third would pass
+    assert.equal(await metric(relay, /pos_relay_circuits_total\{result="opened"\} (\d+)/), 2)
+    assert.equal(await metric(relay, CROSS), 1, 'the two dialers are not on two workers')
+    await assert.rejects(open(), /RESOURCE_LIMIT_EXCEEDED/)
+    assert.equal(relay.slotCounts().circuits, 2)
+    assert.equal(await metric(relay, new RegExp(`pos_relay_denials_total\\{reason="${reason}"\\} (\\d+)`)), 1)
+    await dialers[0]!.hangUp(listener.peerId)
+    await waitFor(() => relay.slotCounts().circuits === 1, { timeoutMs: 10_000, message: 'the ended circuit kept its slot' })
+    await open()
+    assert.equal(relay.slotCounts().circuits, 2)
+  })
+}
+
+const raw = { encode: (b: Uint8Array) => b, decode: (b: Uint8Array | { subarray: () => Uint8Array }) => (b instanceof Uint8Array ? b : b.subarray()) }
+
+test('--workers 2: peer_max_circuits holds across workers (one peer, one connection on each worker)', async () => {
+  const relay = await startCluster({}, { peer_max_circuits: 1 })
+  const listener = await echoListener(relay)
+  const dialer = await peer()
+  const addr = multiaddr(relay.addresses[0]!)
+  const statuses: Array<number | undefined> = []
+  // two connections of one peer (force: a new one each), handed to the workers in turn
+  for (let i = 0; i < 2; i++) {
+    const connection = await dialer.dial(addr, { force: true })
+    const pb = pbStream(await connection.newStream(HOP, { runOnLimitedConnection: true }))
+    await pb.write(connectMessage(listener.peerId), raw)
+    statuses.push(varintFields(await pb.read(raw, { signal: AbortSignal.timeout(10_000) })).get(5))
+  }
+  assert.equal(dialer.getConnections().length, 2)
+  assert.deepEqual(statuses, [OK, RESOURCE_LIMIT_EXCEEDED])
+  assert.equal(await metric(relay, CROSS), 1, 'the first CONNECT was not on the worker without the reservation')
+  assert.equal(await metric(relay, /pos_relay_denials_total\{reason="peer_circuit_limit"\} (\d+)/), 1)
 })

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { AggregatorRegistry } from 'prom-client'
 import { HttpServer, send, type Logger } from '@pos-relay/shared'
 import type { RelayConfig } from '../config.js'
+import { SlotTable } from './slot-table.js'
 import type { ToPrimary, ToWorker } from './worker-link.js'
 
 export interface RelayClusterOptions {
@@ -36,6 +37,8 @@ export interface RelayClusterOptions {
  */
 export class RelayCluster {
   private readonly reservations = new Map<string, number>()
+  /** max_reservations and the circuit limits across workers */
+  private readonly slots = new SlotTable()
   private readonly workers: Array<Worker | undefined> = []
   private readonly ready = new Set<number>()
   private readonly http = new HttpServer()
@@ -95,6 +98,7 @@ export class RelayCluster {
     worker.on('exit', (code, signal) => {
       this.ready.delete(index)
       for (const [peer, w] of this.reservations) if (w === index) this.reservations.delete(peer)
+      this.slots.dropWorker(index)
       if (this.stopping) return
       // its peers lost their connections (and reservations) with it; they reconnect to the others or to the new one
       logger.error({ event: 'worker_exited', worker: index, code, signal }, 'a relay worker exited: starting another')
@@ -104,8 +108,23 @@ export class RelayCluster {
 
   private onMessage (index: number, worker: Worker, m: ToPrimary): void {
     switch (m?.pr) {
-      case 'reserved': this.reservations.set(m.peer, index); break
-      case 'released': if (this.reservations.get(m.peer) === index) this.reservations.delete(m.peer); break
+      case 'reserved': this.reservations.set(m.peer, index); this.slots.holdReservation(index, m.peer); break
+      case 'released':
+        if (this.reservations.get(m.peer) === index) this.reservations.delete(m.peer)
+        this.slots.releaseReservation(index, m.peer)
+        break
+      case 'slot': {
+        const answer = m.kind === 'reservation'
+          ? (this.slots.takeReservation(index, m.peer, m.max) ? { ok: true as const } : { ok: false as const, reason: 'reservation_limit' as const })
+          : this.slots.takeCircuit(index, m.id, m.peer, m.ip, m.limits)
+        // a worker gone meanwhile: its slots go with it (exit -> dropWorker)
+        if (worker.isConnected()) worker.send({ pr: 'slot', id: m.id, ...answer } satisfies ToWorker)
+        break
+      }
+      case 'unslot':
+        if (m.kind === 'reservation') this.slots.releaseReservation(index, m.peer)
+        else this.slots.releaseCircuit(index, m.id)
+        break
       case 'where': worker.send({ pr: 'where', id: m.id, worker: this.reservations.get(m.peer) ?? null } satisfies ToWorker); break
       case 'ready':
         if (index === 0) { this.peerId = m.peerId; this.addresses = m.addresses }
@@ -118,6 +137,11 @@ export class RelayCluster {
   /** which worker holds `peer`'s reservation (tests, diagnostics) */
   reservationWorker (peer: string): number | undefined {
     return this.reservations.get(peer)
+  }
+
+  /** relay-wide reservation slots and circuit slots the primary counts (tests, diagnostics) */
+  slotCounts (): { reservations: number, circuits: number } {
+    return { reservations: this.slots.reservationCount, circuits: this.slots.circuitCount }
   }
 
   /** Graceful (SIGTERM): every worker drains (relay.drain) and exits. */

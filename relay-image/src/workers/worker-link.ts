@@ -11,6 +11,8 @@ import type { DataLimit } from '../hop-admission.js'
 import type { RelayMetrics } from '../metrics.js'
 import type { Logger } from '@pos-relay/shared'
 import type { PeerId } from '@libp2p/interface'
+import type { CircuitSlotLimits, SlotRefusal } from '../circuit-slots.js'
+import { RemoteSlots } from './remote-slots.js'
 
 /** Messages between the primary and its workers (cluster IPC); `pr` tells them from prom-client's own. */
 export type ToPrimary =
@@ -18,7 +20,14 @@ export type ToPrimary =
   | { pr: 'reserved', peer: string }
   | { pr: 'released', peer: string }
   | { pr: 'where', id: number, peer: string }
+  // relay-wide counts (workers/slot-table.ts): a slot asked, answered by a SlotAnswer; one given back
+  | { pr: 'slot', id: number, kind: 'reservation', peer: string, max: number }
+  | { pr: 'slot', id: number, kind: 'circuit', peer: string, ip?: string, limits: CircuitSlotLimits }
+  | { pr: 'unslot', kind: 'reservation', peer: string }
+  | { pr: 'unslot', kind: 'circuit', id: number }
+export type SlotAnswer = { pr: 'slot', id: number, ok: true } | { pr: 'slot', id: number, ok: false, reason: SlotRefusal | 'reservation_limit' }
 export type ToWorker =
+  | SlotAnswer
   | { pr: 'init', index: number, socketDir: string, config: unknown, logLevel: string }
   | { pr: 'where', id: number, worker: number | null }
   | { pr: 'drain' }
@@ -52,8 +61,11 @@ export class WorkerLink implements RemoteHop {
   private readonly remoteCircuits = new Map<Splice, string>()
   private readonly idleWaiters = new Set<() => void>()
   private readonly crossWorker: Counter<'side'>
+  /** max_reservations and the circuit limits, counted by the primary for all workers */
+  readonly slots: RemoteSlots
 
-  constructor (private readonly opts: { index: number, socketDir: string, logger: Logger, metrics: RelayMetrics, send: (m: ToPrimary) => void }) {
+  constructor (private readonly opts: { index: number, socketDir: string, logger: Logger, metrics: RelayMetrics, send: (m: ToPrimary) => void, connected: () => boolean }) {
+    this.slots = new RemoteSlots({ send: opts.send, connected: opts.connected, logger: opts.logger })
     this.crossWorker = new Counter({
       name: 'pos_relay_cross_worker_circuits_total',
       help: 'Circuits between two workers (--workers N), by side: dialer (this worker admitted the CONNECT) or listener (this worker held the reservation)',
@@ -62,8 +74,9 @@ export class WorkerLink implements RemoteHop {
     })
   }
 
-  /** a primary's message for this link (answers to `where`) */
+  /** a primary's message for this link (answers to `where` and `slot`) */
   onMessage (m: ToWorker): void {
+    if (m.pr === 'slot') { this.slots.onAnswer(m); return }
     if (m.pr !== 'where') return
     const resolve = this.waiting.get(m.id)
     this.waiting.delete(m.id)

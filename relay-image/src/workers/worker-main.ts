@@ -10,7 +10,8 @@ import { RelayMetrics } from '../metrics.js'
 import { RelayServer } from '../relay.js'
 import { WorkerLink, type ToPrimary, type ToWorker } from './worker-link.js'
 
-const send = (m: ToPrimary): void => { process.send?.(m) }
+// a send on a closed channel would emit 'error' (an uncaught exception): the link fails closed instead (remote-slots.ts)
+const send = (m: ToPrimary): void => { if (process.connected) process.send?.(m) }
 
 process.on('message', (m: ToWorker) => {
   if (m?.pr !== 'init') return
@@ -28,7 +29,7 @@ async function start (init: Extract<ToWorker, { pr: 'init' }>): Promise<void> {
   AggregatorRegistry.setRegistries([metrics.registry])
   // prom-client answers those requests only once an AggregatorRegistry was made in the worker (its constructor adds the IPC listener)
   void new AggregatorRegistry()
-  const link = new WorkerLink({ index: init.index, socketDir: init.socketDir, logger, metrics, send })
+  const link = new WorkerLink({ index: init.index, socketDir: init.socketDir, logger, metrics, send, connected: () => process.connected })
   process.on('message', (m: ToWorker) => { link.onMessage(m) })
   const relay = new RelayServer({ config, logger, metrics, remote: link })
   let stopping = false
@@ -47,7 +48,11 @@ async function start (init: Extract<ToWorker, { pr: 'init' }>): Promise<void> {
   // the primary handles signals; a worker only stops when told (or when the primary goes)
   process.on('SIGTERM', () => {})
   process.on('SIGINT', () => {})
-  process.on('disconnect', () => { stopWith(async () => { await relay.stop() }) })
+  process.on('disconnect', () => {
+    logger.error({ event: 'primary_disconnected' }, 'the IPC channel to the primary closed: refusing new reservations and circuits, stopping')
+    link.slots.disconnected()
+    stopWith(async () => { await relay.stop() })
+  })
   await relay.start()
   await link.serve(relay.hopHooks)
   send({ pr: 'ready', peerId: relay.peerId, addresses: relay.addresses })
