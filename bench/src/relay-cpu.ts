@@ -40,12 +40,14 @@ const MIB = Number(process.env.BENCH_MIB ?? 256)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const GIB = MIB / 1024
 
-interface Arm { name: string, levers?: string, rust?: true, note: string }
+/** `nodeArgs`: Node/V8 flags of the relay process */
+interface Arm { name: string, levers?: string, nodeArgs?: string[], rust?: true, note: string }
 const ALL_ARMS: Arm[] = [
   { name: 'A', levers: '', note: 'upstream\'s data path (the relay before tick-writes became its default)' },
   { name: "A'", levers: '', note: 'the same again (A/A noise)' },
   { name: 'writev', levers: 'writev', note: '(a) TCP: socket corked around each sendData(), one writev per Noise message instead of a write per piece' },
   { name: 'tick-writes', levers: 'tickWrites=1048576', note: '(a) TCP: socket corked for the whole tick, one writev per tick, backpressure at 1 MiB queued' },
+  { name: 'tick-writes-ofs', levers: 'tickWrites=1048576', nodeArgs: ['--optimize-for-size'], note: '(d) tick-writes with V8\'s --optimize-for-size (a smaller heap: half the RSS per idle reservation, section "reservations")' },
   { name: 'tick-writes-64k', levers: 'tickWrites=65536', note: '(a) tick-writes with backpressure at 64 KiB queued' },
   { name: 'tick-writes-256k', levers: 'tickWrites=262144', note: '(a) tick-writes with backpressure at 256 KiB queued' },
   { name: 'noise-decrypt', levers: 'noiseDecrypt', note: '(b) Noise: no flattening copy (`dst`) of messages that span socket reads' },
@@ -67,7 +69,7 @@ async function startRelay (arm: Arm, bins: Bins): Promise<Relay> {
     const line = await waitForValue('rust relay address', () => jsonLines(proc.stdout).find((o) => o.role === 'relay'), 30_000)
     return { arm, addr: line.addrs[0], proc }
   }
-  const proc = startProcess(process.execPath, [join(REPO, 'bench/src/relay-cpu-process.ts')], { timeoutMs: 60 * 60_000, env: { BENCH_LEVERS: arm.levers ?? '' } })
+  const proc = startProcess(process.execPath, [...(arm.nodeArgs ?? []), join(REPO, 'bench/src/relay-cpu-process.ts')], { timeoutMs: 60 * 60_000, env: { BENCH_LEVERS: arm.levers ?? '' } })
   const line = await waitForValue(`relay ${arm.name}`, () => jsonLines(proc.stdout).find((o) => o.ready === true), 30_000)
   const addr = String(line.addrs.find((a: string) => a.includes('/tcp/')))
   return { arm, addr: addr.includes('/p2p/') ? addr : `${addr}/p2p/${line.peerId}`, proc }

@@ -23,7 +23,7 @@ import { KINDS, startRelay, versions, type Bins, type Relay, type RelayKind } fr
 import { categoriseProfile, CONNECTION_CATEGORIES, summariseProfile } from './lib/cpuprofile.ts'
 import { loadavg, machineInfo } from './lib/machine.ts'
 import { jsonLines, waitForValue } from './lib/poll.ts'
-import { readCpuSeconds } from './lib/proc.ts'
+import { readCpuSeconds, readMem } from './lib/proc.ts'
 import { killAllProcesses, startProcess } from './lib/processes.ts'
 import { BENCH_DOC, benchSection, errorsSection, f, machineTable, mdTable, writeSection } from './lib/report.ts'
 import { interopBinaries } from './lib/rust-transfer.ts'
@@ -32,11 +32,18 @@ import { median } from './lib/stats.ts'
 const COUNT = Number(process.env.BENCH_RES_COUNT ?? 2000)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 
-interface Sample { seconds: number, cpuS: number }
+interface Sample { seconds: number, cpuS: number, rssKiB: number }
+/** a relay and the Node/V8 flags of its process (ours only) */
+interface Arm { name: string, kind: RelayKind, nodeArgs?: string[] }
+const ARMS: Arm[] = [
+  ...KINDS.map((kind) => ({ name: kind, kind })),
+  { name: 'pos-relay --optimize-for-size', kind: 'pos-relay', nodeArgs: ['--optimize-for-size'] }
+]
 
 /** `COUNT` reservations on `relay` by one rust-peer process; the wall time and the relay's CPU over it */
 async function reserve (relay: Relay, bins: Bins): Promise<Sample> {
   await new Promise((resolve) => setTimeout(resolve, 500))
+  const rss0 = readMem(relay.proc.pid).rssMiB
   const cpu0 = readCpuSeconds(relay.proc.pid)
   const t0 = Date.now()
   const holder = startProcess(bins['rust-peer'], ['--mode', 'reserve-many', '--relay', relay.addr, '--count', String(COUNT), '--timeout-ms', '240000'], { timeoutMs: 5 * 60_000 })
@@ -45,7 +52,8 @@ async function reserve (relay: Relay, bins: Bins): Promise<Sample> {
     const seconds = (Date.now() - t0) / 1000
     const cpuS = readCpuSeconds(relay.proc.pid) - cpu0
     if (line.reserved !== COUNT) throw new Error(`${relay.kind}: only ${line.reserved}/${COUNT} reservations (${line.error})`)
-    return { seconds, cpuS }
+    await new Promise((resolve) => setTimeout(resolve, 3000)) // settle, as bench:relays
+    return { seconds, cpuS, rssKiB: (readMem(relay.proc.pid).rssMiB - rss0) * 1024 / COUNT }
   } finally {
     await holder.stop('SIGINT')
   }
@@ -54,17 +62,17 @@ async function reserve (relay: Relay, bins: Bins): Promise<Sample> {
 async function main (): Promise<void> {
   const bins = await interopBinaries<Bins>()
   const loadBefore = loadavg()
-  const samples = new Map<RelayKind, Sample[]>(KINDS.map((k) => [k, []]))
+  const samples = new Map<string, Sample[]>(ARMS.map((a) => [a.name, []]))
   const errors: string[] = []
   for (let round = 0; round < ROUNDS; round++) {
-    for (const k of KINDS.map((_, i) => KINDS[(i + round) % KINDS.length]!)) {
-      const relay = await startRelay(k, bins, [], COUNT + 1000)
+    for (const arm of ARMS.map((_, i) => ARMS[(i + round) % ARMS.length]!)) {
+      const relay = await startRelay(arm.kind, bins, arm.nodeArgs ?? [], COUNT + 1000)
       try {
         const s = await reserve(relay, bins)
-        samples.get(k)!.push(s)
-        process.stderr.write(`  round ${round + 1} ${k}: ${COUNT} reservations in ${f(s.seconds, 2)} s, relay CPU ${f(s.cpuS, 2)} s\n`)
+        samples.get(arm.name)!.push(s)
+        process.stderr.write(`  round ${round + 1} ${arm.name}: ${COUNT} reservations in ${f(s.seconds, 2)} s, relay CPU ${f(s.cpuS, 2)} s, RSS +${f(s.rssKiB)} KiB each\n`)
       } catch (err: any) {
-        errors.push(`round ${round + 1} ${k}: ${String(err.message).slice(0, 200)}`)
+        errors.push(`round ${round + 1} ${arm.name}: ${String(err.message).slice(0, 200)}`)
       } finally {
         await relay.proc.stop('SIGINT')
       }
@@ -91,15 +99,15 @@ async function main (): Promise<void> {
 
   const m = machineInfo()
   const v = versions()
-  const med = (k: RelayKind, key: keyof Sample): number => median(samples.get(k)!.map((s) => s[key]))
+  const med = (arm: string, key: keyof Sample): number => median(samples.get(arm)!.map((s) => s[key]))
   const per1000 = (x: number): number => x * 1000 / COUNT
-  const rows = KINDS.map((k) => [k, samples.get(k)!.length, f(per1000(med(k, 'seconds')), 2), f(per1000(med(k, 'cpuS')), 2), f(med(k, 'seconds') / med('rust-libp2p', 'seconds'), 2) + '×'])
+  const rows = ARMS.map((a) => [a.name, samples.get(a.name)!.length, f(per1000(med(a.name, 'seconds')), 2), f(per1000(med(a.name, 'cpuS')), 2), f(med(a.name, 'seconds') / med('rust-libp2p', 'seconds'), 2) + '×', f(med(a.name, 'rssKiB'))])
   const body = [
     ...machineTable(m, { coresNote: 'shared by the relay and the rust reserver (and other work on this machine)', noRedis: true, loadavg: { before: loadBefore, after: loadavg() }, extraRows: KINDS.map((k): [string, string] => [`${k} relay`, v[k]]) }),
     '',
     ...mdTable(['relay', 'rounds', 'wall s per 1,000 reservations (median)', 'relay CPU s per 1,000 reservations (median)', 'wall time / rust-libp2p\'s'], rows),
     '',
-    `Method: a fresh process of each relay per round, ${ROUNDS} rounds interleaved (the order rotating); \`rust-peer --mode reserve-many --count ${COUNT}\` makes the reservations (each its own identity, TCP connection, Noise XX handshake, Yamux session, identify and RESERVE); wall time until it reports all held, relay CPU = utime + stime over the same span. The relays' limits are \`bench:relays\`'s (section "relays"). The reserver shares the 2 cores, so the wall time of a relay that needs less CPU is partly the reserver's.`,
+    `Method: a fresh process of each relay per round, ${ROUNDS} rounds interleaved (the order rotating); \`rust-peer --mode reserve-many --count ${COUNT}\` makes the reservations (each its own identity, TCP connection, Noise XX handshake, Yamux session, identify and RESERVE); wall time until it reports all held, relay CPU = utime + stime over the same span; RSS per reservation = (VmRSS 3 s after the last one − VmRSS before the first) / count. V8's flag --optimize-for-size (a smaller heap, collected more eagerly) is given to our relay's process in its own row. The relays' limits are \`bench:relays\`'s (section "relays"). The reserver shares the 2 cores, so the wall time of a relay that needs less CPU is partly the reserver's.`,
     '',
     ...(profile != null
       ? [
@@ -112,8 +120,12 @@ async function main (): Promise<void> {
       : []),
     ...(errors.length > 0 ? ['', ...errorsSection(errors)] : [])
   ].join('\n')
-  const ours = samples.get('pos-relay')!.length > 0 && samples.get('rust-libp2p')!.length > 0
-  const parts = ours ? [`wall s per 1,000 reservations: ours ${f(per1000(med('pos-relay', 'seconds')), 2)}, rust ${f(per1000(med('rust-libp2p', 'seconds')), 2)}, go ${f(per1000(med('go-libp2p', 'seconds')), 2)} (${f(med('pos-relay', 'seconds') / med('rust-libp2p', 'seconds'), 2)}× rust; goal ≤ 2×); our relay CPU ${f(per1000(med('pos-relay', 'cpuS')), 2)} s per 1,000`] : []
+  const ofs = 'pos-relay --optimize-for-size'
+  const ours = samples.get('pos-relay')!.length > 0 && samples.get('rust-libp2p')!.length > 0 && samples.get('go-libp2p')!.length > 0
+  const parts = ours
+    ? [`wall s per 1,000 reservations: ours ${f(per1000(med('pos-relay', 'seconds')), 2)}, rust ${f(per1000(med('rust-libp2p', 'seconds')), 2)}, go ${f(per1000(med('go-libp2p', 'seconds')), 2)} (${f(med('pos-relay', 'seconds') / med('rust-libp2p', 'seconds'), 2)}× rust; goal ≤ 2×); our relay CPU ${f(per1000(med('pos-relay', 'cpuS')), 2)} s per 1,000`,
+        `RSS per reservation: ours ${f(med('pos-relay', 'rssKiB'))} KiB, with --optimize-for-size ${samples.get(ofs)!.length > 0 ? f(med(ofs, 'rssKiB')) : 'n/a'}, rust ${f(med('rust-libp2p', 'rssKiB'))}, go ${f(med('go-libp2p', 'rssKiB'))} (goal ≤ go's)`]
+    : []
   process.stderr.write(writeSection(process.env.BENCH_OUT ?? BENCH_DOC, benchSection({ id: 'reservations', title: 'Reservations: time and relay CPU per 1,000, and where ours goes', command: 'npx node bench/src/reservations.ts', machine: m, parts, body })) + '\n')
 }
 

@@ -24,7 +24,8 @@ export const KINDS: RelayKind[] = ['pos-relay', 'rust-libp2p', 'go-libp2p']
 
 export interface Bins { 'rust-peer': string, 'rust-relay': string, 'go-peer': string, 'go-relay': string }
 
-export interface Relay { kind: RelayKind, addr: string, proc: Process }
+/** `metricsPort`: ours only (its /metrics and /readyz) */
+export interface Relay { kind: RelayKind, addr: string, proc: Process, metricsPort?: number }
 
 export async function startRelay (kind: RelayKind, bins: Bins, extraNodeArgs: string[] = [], maxReservations = 6000): Promise<Relay> {
   if (kind === 'pos-relay') {
@@ -61,7 +62,7 @@ export async function startRelay (kind: RelayKind, bins: Bins, extraNodeArgs: st
       giveUp: () => proc.child.exitCode != null ? `pos-relay exited before it got ready: ${proc.stderr.slice(-10).join('\n')}` : undefined,
       describe: () => proc.stderr.slice(-10).join('\n')
     })
-    return { kind, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${peerIdOfKeypair(cfg.keypair)}`, proc }
+    return { kind, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${peerIdOfKeypair(cfg.keypair)}`, proc, metricsPort }
   }
   const bin = kind === 'rust-libp2p' ? bins['rust-relay'] : bins['go-relay']
   const proc = startProcess(bin, ['--listen', '/ip4/127.0.0.1/tcp/0', '--max-reservations', String(maxReservations)], { timeoutMs: 30 * 60_000 })
