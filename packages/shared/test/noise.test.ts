@@ -35,3 +35,18 @@ test('a tampered message or another key is refused', () => {
   assert.throws(() => keyObjectCrypto.chaCha20Poly1305Decrypt(sealed, nonce, Buffer.alloc(0), randomBytes(32)))
   assert.equal(bytes(keyObjectCrypto.chaCha20Poly1305Decrypt(sealed, nonce, Buffer.alloc(0), k)).length, 4096)
 })
+
+test('X25519 with kept KeyObjects: the same shared secrets as upstream\'s, either side; keys from elsewhere still work', () => {
+  for (let n = 0; n < 20; n++) {
+    const a = keyObjectCrypto.generateX25519KeyPair()
+    const b = defaultCrypto.generateX25519KeyPair()
+    assert.equal(a.publicKey.byteLength, 32)
+    assert.equal(a.privateKey.byteLength, 32)
+    const ours = bytes(keyObjectCrypto.generateX25519SharedKey(a.privateKey, b.publicKey))
+    assert.deepEqual(ours, bytes(defaultCrypto.generateX25519SharedKey(a.privateKey, b.publicKey)), 'our key pair, upstream\'s DH')
+    assert.deepEqual(ours, bytes(defaultCrypto.generateX25519SharedKey(b.privateKey, a.publicKey)), 'the other side agrees')
+    // a private key not generated here (e.g. from a seed, or a copy) takes upstream's path
+    assert.deepEqual(bytes(keyObjectCrypto.generateX25519SharedKey(Buffer.from(a.privateKey), b.publicKey)), ours)
+    assert.deepEqual(bytes(keyObjectCrypto.generateX25519SharedKey(b.privateKey, new Uint8ArrayList(a.publicKey.subarray(0, 7), a.publicKey.subarray(7)))), ours)
+  }
+})
