@@ -7,7 +7,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { MultiaddrConnection } from '@libp2p/interface'
-import { HttpServer, send, type Logger } from '@pos-relay/shared'
+import { HttpServer, keyObjectSigning, send, type Logger } from '@pos-relay/shared'
 import { isIP } from 'node:net'
 import { decodeKeypair, effectiveAnnounce, isQuicAddr, type RelayConfig, type RelayLimits, type RelayRateLimits } from './config.js'
 import { applyLiveLimits, connectionCap, LimitsFileWatcher, type ReloadResult } from './live-limits.js'
@@ -156,7 +156,8 @@ export class RelayServer {
       return true
     }
     const node = await createLibp2p({
-      privateKey: decodeKeypair(config.keypair),
+      // signs (handshakes, peer records, vouchers) with a KeyObject made once
+      privateKey: keyObjectSigning(decodeKeypair(config.keypair)),
       addresses: {
         listen: listenAddresses(config),
         announce: effectiveAnnounce(config)

@@ -17,3 +17,4 @@ export {
 } from './registration-signature.js'
 export { FileConfigError, readJsonFile, readNamedFile, readSecretFile } from './files.js'
 export { rankRelays, topRelays, topRelayPositions, rendezvousScore, compareUtf8 } from './rendezvous.js'
+export { keyObjectSigning } from './signing-key.js'
