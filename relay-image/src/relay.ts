@@ -8,6 +8,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { MultiaddrConnection } from '@libp2p/interface'
 import { HttpServer, keyObjectSigning, send, type Logger } from '@pos-relay/shared'
+import { quietComponentLogger } from './libp2p-logger.js'
 import { isIP } from 'node:net'
 import { decodeKeypair, effectiveAnnounce, isQuicAddr, type RelayConfig, type RelayLimits, type RelayRateLimits } from './config.js'
 import { applyLiveLimits, connectionCap, LimitsFileWatcher, type ReloadResult } from './live-limits.js'
@@ -158,6 +159,8 @@ export class RelayServer {
     const node = await createLibp2p({
       // signs (handshakes, peer records, vouchers) with a KeyObject made once
       privateKey: keyObjectSigning(decodeKeypair(config.keypair)),
+      // per-connection loggers only for what DEBUG enables
+      logger: quietComponentLogger(),
       addresses: {
         listen: listenAddresses(config),
         announce: effectiveAnnounce(config)
