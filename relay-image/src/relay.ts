@@ -214,7 +214,9 @@ export class RelayServer {
         }
       },
       services: {
-        identify: identify(),
+        // answers its peers' identify; does not ask each peer in turn (nothing here uses their protocols or
+        // addresses): a stream, a signed record to verify and peer-store writes less per accepted peer
+        identify: identify({ runOnConnectionOpen: false }),
         ping: ping(),
         // the one seam to change libp2p's connection cap at run time (limits file)
         connections: (components: { connectionManager: { setMaxConnections: (n: number) => void } }) => ({ setMaxConnections: (n: number) => { components.connectionManager.setMaxConnections(n) } }),
