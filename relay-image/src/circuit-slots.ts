@@ -49,18 +49,24 @@ export class CircuitSlots {
     this.total++
     increment(this.perPeer, peer)
     if (ip != null) increment(this.perIp, ip)
-    let released = false
     return {
       ok: true,
-      release: () => {
-        // failure paths and the circuit's end may both release: count once
-        if (released) return
-        released = true
+      release: releaseOnce(() => {
         this.total--
         decrement(this.perPeer, peer)
         if (ip != null) decrement(this.perIp, ip)
-      }
+      })
     }
+  }
+}
+
+/** `release` that runs once: failure paths and the circuit's end may both release a slot */
+export function releaseOnce (release: () => void): () => void {
+  let released = false
+  return () => {
+    if (released) return
+    released = true
+    release()
   }
 }
 

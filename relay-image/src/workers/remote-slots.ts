@@ -1,4 +1,4 @@
-import type { CircuitSlotLimits, SlotResult } from '../circuit-slots.js'
+import { releaseOnce, type CircuitSlotLimits, type SlotResult } from '../circuit-slots.js'
 import type { ReservationSlotRefusal, SlotLedger } from '../slot-ledger.js'
 import type { Logger } from '@pos-relay/shared'
 import type { SlotAnswer, ToPrimary } from './worker-link.js'
@@ -56,15 +56,11 @@ export class RemoteSlots implements SlotLedger {
       return { pr: 'slot', id: n, kind: 'circuit', peer, ...(ip != null ? { ip } : {}), limits: { max_circuits: maxCircuits, peer_max_circuits: peerMax, ip_max_circuits: ipMax } }
     })
     if (!answer.ok) return { ok: false, reason: answer.reason as Extract<SlotResult, { ok: false }>['reason'] }
-    let released = false
     return {
       ok: true,
-      release: () => {
-        // failure paths and the circuit's end may both release: once
-        if (released) return
-        released = true
+      release: releaseOnce(() => {
         if (this.opts.connected()) this.opts.send({ pr: 'unslot', kind: 'circuit', id })
-      }
+      })
     }
   }
 }
