@@ -54,12 +54,15 @@ export function runExample (bin: string, args: string[], opts: RunOptions = {}):
     : spawn(bin, args, spawnOpts)
   const lines: any[] = []
   const stderr: string[] = []
-  createInterface({ input: child.stdout }).on('line', (l) => { try { lines.push(JSON.parse(l)) } catch {} })
-  createInterface({ input: child.stderr }).on('line', (l) => {
+  const out = createInterface({ input: child.stdout }).on('line', (l) => { try { lines.push(JSON.parse(l)) } catch {} })
+  const err = createInterface({ input: child.stderr }).on('line', (l) => {
     stderr.push(l)
     if (process.env.E2E_VERBOSE != null) process.stderr.write(`[${opts.js === true ? 'js' : 'native'} ${args[0]}] ${l}\n`)
   })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  // 'exit' can come before the last output is read (a CI run saw an empty stderr after exit code 2): the
+  // exit code, once both streams have been read to their end
+  const closed = (rl: ReturnType<typeof createInterface>): Promise<void> => new Promise((resolve) => rl.once('close', resolve))
+  const exited = Promise.all([new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) })), closed(out), closed(err)]).then(([code]) => code)
   return { lines, stderr, exited, kill: () => { if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL') } }
 }
 
