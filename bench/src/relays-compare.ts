@@ -22,9 +22,8 @@
  * default docs/benchmarks.md; '-' = stdout only). Bounded: every child has a timeout, and all are
  * stopped at the end, on error and on Ctrl-C.
  */
-import { jsonLines, waitForValue } from './lib/poll.ts'
 import { interopBinaries, rustRelayedTransfer } from './lib/rust-transfer.ts'
-import { killAllProcesses, startProcess, type Process } from './lib/processes.ts'
+import { killAllProcesses, type Process } from './lib/processes.ts'
 import { execFile } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -34,7 +33,7 @@ import { summariseProfile, type ProfileSummary } from './lib/cpuprofile.ts'
 import { loadavg, machineInfo, type LoadAvg } from './lib/machine.ts'
 import { readMem } from './lib/proc.ts'
 import { BENCH_DOC, f, machineTable, writeSection } from './lib/report.ts'
-import { KINDS, startRelay as startComparedRelay, versions, type Bins, type Relay, type RelayKind } from './lib/compared-relays.ts'
+import { KINDS, reserveMany, startRelay as startComparedRelay, versions, type Bins, type Relay, type RelayKind } from './lib/compared-relays.ts'
 import { median } from './lib/stats.ts'
 
 const run = promisify(execFile)
@@ -65,10 +64,7 @@ async function reservations (relay: Relay, bins: Bins): Promise<RssResult> {
     for (const target of RESERVATION_STEPS) {
       const count = target - held
       const t0 = Date.now()
-      const holder = startProcess(bins['rust-peer'], ['--mode', 'reserve-many', '--relay', relay.addr, '--count', String(count), '--timeout-ms', '240000'], { timeoutMs: 15 * 60_000 })
-      holders.push(holder)
-      const line = await waitForValue(`${count} reservations on ${relay.kind}`, () => jsonLines(holder.stdout).find((o) => o.role === 'reserver'), 250_000)
-      if (line.reserved !== count) throw new Error(`${relay.kind}: only ${line.reserved}/${count} reservations (${line.error})`)
+      holders.push(await reserveMany(relay, bins, count))
       held = target
       const seconds = (Date.now() - t0) / 1000
       await new Promise((resolve) => setTimeout(resolve, 3000)) // settle

@@ -19,12 +19,11 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { KINDS, startRelay, versions, type Bins, type Relay, type RelayKind } from './lib/compared-relays.ts'
+import { KINDS, reserveMany, startRelay, versions, type Bins, type Relay, type RelayKind } from './lib/compared-relays.ts'
 import { categoriseProfile, CONNECTION_CATEGORIES, summariseProfile } from './lib/cpuprofile.ts'
 import { loadavg, machineInfo } from './lib/machine.ts'
-import { jsonLines, waitForValue } from './lib/poll.ts'
 import { readCpuSeconds, readMem } from './lib/proc.ts'
-import { killAllProcesses, startProcess } from './lib/processes.ts'
+import { killAllProcesses } from './lib/processes.ts'
 import { BENCH_DOC, benchSection, errorsSection, f, machineTable, mdTable, writeSection } from './lib/report.ts'
 import { interopBinaries } from './lib/rust-transfer.ts'
 import { median } from './lib/stats.ts'
@@ -46,12 +45,10 @@ async function reserve (relay: Relay, bins: Bins): Promise<Sample> {
   const rss0 = readMem(relay.proc.pid).rssMiB
   const cpu0 = readCpuSeconds(relay.proc.pid)
   const t0 = Date.now()
-  const holder = startProcess(bins['rust-peer'], ['--mode', 'reserve-many', '--relay', relay.addr, '--count', String(COUNT), '--timeout-ms', '240000'], { timeoutMs: 5 * 60_000 })
+  const holder = await reserveMany(relay, bins, COUNT)
   try {
-    const line = await waitForValue(`${COUNT} reservations on ${relay.kind}`, () => jsonLines(holder.stdout).find((o) => o.role === 'reserver'), 250_000)
     const seconds = (Date.now() - t0) / 1000
     const cpuS = readCpuSeconds(relay.proc.pid) - cpu0
-    if (line.reserved !== COUNT) throw new Error(`${relay.kind}: only ${line.reserved}/${COUNT} reservations (${line.error})`)
     await new Promise((resolve) => setTimeout(resolve, 3000)) // settle, as bench:relays
     return { seconds, cpuS, rssKiB: (readMem(relay.proc.pid).rssMiB - rss0) * 1024 / COUNT }
   } finally {

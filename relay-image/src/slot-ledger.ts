@@ -7,9 +7,9 @@ export type ReservationSlotRefusal = 'reservation_limit' | 'primary_unreachable'
  * Where the relay-wide counts live: reservations (`max_reservations`) and
  * circuits (`max_circuits`, `peer_max_circuits`, `ip_max_circuits`).
  *
- * One process: in process and synchronous (`localSlotLedger`: the circuit
- * slots of CircuitSlots; reservations counted by upstream's store, checked in
- * hop-hooks' reserve), no IPC and no await. `--workers N`: the primary counts
+ * One process: in process and synchronous (HopAdmission's default: the
+ * circuit slots of CircuitSlots; reservations counted by upstream's store,
+ * checked in hop-hooks' reserve), no IPC and no await. `--workers N`: the primary counts
  * for all workers (workers/slot-table.ts), one IPC round trip per RESERVE or
  * CONNECT (workers/remote-slots.ts); the answers are then promises.
  */

@@ -70,6 +70,23 @@ export async function startRelay (kind: RelayKind, bins: Bins, extraNodeArgs: st
   return { kind, addr: line.addrs[0], proc }
 }
 
+/**
+ * `count` reservations on `relay` held by one `rust-peer --mode reserve-many` process (an identity,
+ * TCP connection, Noise + Yamux session and reservation each). Resolves once all are held, with the
+ * process that holds them (the caller stops it); rejects, the process stopped, when fewer are.
+ */
+export async function reserveMany (relay: Relay, bins: Bins, count: number): Promise<Process> {
+  const holder = startProcess(bins['rust-peer'], ['--mode', 'reserve-many', '--relay', relay.addr, '--count', String(count), '--timeout-ms', '240000'], { timeoutMs: 15 * 60_000 })
+  try {
+    const line = await waitForValue(`${count} reservations on ${relay.kind}`, () => jsonLines(holder.stdout).find((o) => o.role === 'reserver'), 250_000)
+    if (line.reserved !== count) throw new Error(`${relay.kind}: only ${line.reserved}/${count} reservations (${line.error})`)
+    return holder
+  } catch (err) {
+    await holder.stop('SIGINT')
+    throw err
+  }
+}
+
 export function versions (): Record<RelayKind, string> {
   const lock = readFileSync(join(REPO, 'e2e/interop/rust-relay/Cargo.lock'), 'utf8')
   const crate = (name: string): string => lock.match(new RegExp(`name = "${name}"\\nversion = "([^"]+)"`))?.[1] ?? '?'
