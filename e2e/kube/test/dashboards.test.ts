@@ -98,7 +98,6 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
   /** what Prometheus scrapes (the last test adds a target) */
   const targets: ScrapeTarget[] = []
   let cp: ControlPlane | undefined
-  let promUrl: string
   const peers: RelayPeer[] = []
   let relayAddr: ReturnType<typeof multiaddr>
   let limitsFile: string // the first relay's --limits-file (good at start; the last test writes one it refuses)
@@ -205,7 +204,6 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
       target('pos-relay-operator', operatorTarget, { namespace: 'pos-relay', pod: 'pos-relay-operator-0' }),
       target('cert-manager', otherPort, { namespace: 'cert-manager', pod: 'cert-manager-0' }))
     prometheus = await startPrometheus({ dir, port: await freePort(), ruleFiles: [join(dir, 'alerts.yaml')], targets })
-    promUrl = prometheus.url
 
     // traffic: a reservation, a relayed transfer, a denied dial, a closed circuit
     const a = await createRelayPeer({ discoveryUrl, listen: ['/ip4/127.0.0.1/tcp/0'] })
@@ -434,7 +432,7 @@ describe('Grafana dashboards against a real Prometheus', { timeout: 420_000 }, (
     assert.deepEqual((await query('ALERTS{alertstate="firing", alertname="PosRelayOperatorNoLeader"}')).map((r) => r.metric.namespace), ['pos-relay-standby'])
     assert.deepEqual(await query('count(ALERTS{peer!=""} or ALERTS{account!=""})'), [], 'no alert carries a peer or account')
     // each firing alert's dashboard_url opens a panel whose queries, with the variables the URL sets, return data
-    const active = ((await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as any).data.alerts.filter((a: any) => a.state === 'firing')
+    const active = ((await (await fetch(`${prometheus.url}/api/v1/alerts`)).json()) as any).data.alerts.filter((a: any) => a.state === 'firing')
     for (const name of expected) {
       const a = active.find((x: any) => x.labels.alertname === name)
       const { panel, values } = await followDashboardUrl(a.annotations.dashboard_url, query)
